@@ -62,6 +62,45 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+STAGES = ("codec", "diffusion", "wavenet")
+
+
+def load_stage_config(stage: str, config_file: str | None, overrides: list[str], store: str | None = None,
+                      output_dir: str | None = None, codec: str | None = None):
+    """Stage config from YAML + ``--set`` overrides + the common flags."""
+    from tsvq.config import apply_overrides, from_dict, load_yaml
+
+    values = load_yaml(config_file) if config_file else {}
+    values.pop("data", None)  # a recipe may keep its prepare settings in the same file
+    if store:
+        values["store"] = store
+    if codec:
+        values["codec"] = codec
+    if output_dir:
+        values.setdefault("training", {})["output_dir"] = output_dir
+    values = apply_overrides(values, overrides)
+    if stage == "codec":
+        from tsvq.training.codec import CodecStageConfig as Config
+    elif stage == "diffusion":
+        from tsvq.training.diffusion import DiffusionStageConfig as Config
+    else:
+        from tsvq.training.wavenet import WaveNetStageConfig as Config
+    return from_dict(Config, values, f"{config_file or 'defaults'} ({stage} stage)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = load_stage_config(args.stage, args.config, args.set, args.store, args.output_dir, getattr(args, "codec", None))
+    if args.stage == "codec":
+        from tsvq.training.codec import train_codec as run
+    elif args.stage == "diffusion":
+        from tsvq.training.diffusion import train_diffusion as run
+    else:
+        from tsvq.training.wavenet import train_wavenet as run
+    folder = run(config)
+    print(f"{args.stage} saved to {folder}")
+    return 0
+
+
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
@@ -93,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder of the window store")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with another config")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)")
+    p.add_argument("stage", choices=STAGES)
+    p.add_argument("--config", help="YAML file of the stage config (see recipes/)")
+    p.add_argument("--store", help="window store folder (overrides the config)")
+    p.add_argument("--codec", help="trained codec folder, for the prior stages")
+    p.add_argument("--output-dir", help="where checkpoints, logs and the model folder go")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any field, e.g. training.max_steps=500")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

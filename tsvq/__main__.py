@@ -1,0 +1,5 @@
+import sys
+
+from tsvq.cli import main
+
+sys.exit(main())

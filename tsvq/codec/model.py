@@ -1,0 +1,219 @@
+"""The VQ-VAE codec: ``(B, L, C)`` signals in physical units <-> ``(B, L', D)`` codebook vectors and codes.
+
+Normalisation statistics and the sampling rate live in the config, so ``decode`` returns physical units at the
+right rate, and a saved folder (``config.json`` + safetensors, through diffusers' ``ModelMixin``) is all a later
+stage needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from tsvq.codec.modules import Decoder, Encoder
+from tsvq.codec.quantizer import QuantizerOutput, ResidualVectorQuantizer
+from tsvq.errors import DataError
+
+
+@dataclass
+class CodecOutput:
+    """What a training forward pass returns; tensors are channels-first, in normalised units."""
+
+    reconstruction: torch.Tensor
+    loss: torch.Tensor
+    reconstruction_loss: torch.Tensor
+    quantizer_loss: torch.Tensor
+    quantizer: QuantizerOutput
+    stages: list[QuantizerOutput]
+
+
+@dataclass
+class Encoded:
+    """``vectors`` (B, L', D) float32 codebook vectors; ``codes`` (B, L') int64, or (B, L', Q) with residual VQ."""
+
+    vectors: torch.Tensor
+    codes: torch.Tensor
+
+
+def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Tensor:
+    """Check and convert user input to a float32 ``(B, L, C)`` tensor, with errors that say what is wrong."""
+    if isinstance(signals, np.ndarray):
+        if not np.issubdtype(signals.dtype, np.floating) and not np.issubdtype(signals.dtype, np.integer):
+            raise DataError(f"{what}: expected a numeric array, got dtype {signals.dtype}")
+        signals = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+    if not isinstance(signals, torch.Tensor):
+        raise DataError(f"{what}: expected a NumPy array or torch tensor of shape (B, L, C), got {type(signals).__name__}")
+    if signals.is_complex() or signals.dtype == torch.bool:
+        raise DataError(f"{what}: expected real-valued samples, got dtype {signals.dtype}")
+    if signals.ndim == 2 and channels == 1:
+        raise DataError(f"{what}: expected shape (B, L, C); got {tuple(signals.shape)}. Add the channel axis: x[..., None]")
+    if signals.ndim != 3:
+        raise DataError(f"{what}: expected shape (B, L, C), got {tuple(signals.shape)}")
+    if signals.shape[-1] != channels:
+        raise DataError(f"{what}: the codec expects C = {channels} channel(s) in the last axis, got shape {tuple(signals.shape)}")
+    signals = signals.float()
+    if not torch.isfinite(signals).all():
+        raise DataError(f"{what}: contains NaN or Inf samples; clean or split the signal first (tsvq.data.preprocess)")
+    return signals
+
+
+class VQVAE(ModelMixin, ConfigMixin):
+    """1D convolutional VQ-VAE. Public methods take and return ``(B, L, C)``; the networks run channels-first."""
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channel_names: tuple[str, ...] = ("ECG",),
+        units: tuple[str, ...] = ("mV",),
+        sampling_rate_hz: float = 250.0,
+        window_length: int = 1024,
+        norm_mean: tuple[float, ...] = (0.0,),
+        norm_std: tuple[float, ...] = (1.0,),
+        hidden_channels: int = 64,
+        num_res_blocks: int = 2,
+        downsample_factor: int = 8,
+        latent_dim: int = 64,
+        code_dim: int | None = None,
+        num_codes: int = 512,
+        num_quantizers: int = 1,
+        quantizer_dropout: float = 0.0,
+        codebook_mode: str = "ema",
+        beta: float = 0.25,
+        decay: float = 0.99,
+        kmeans_init: bool = True,
+        restart_dead_codes: bool = True,
+        dead_code_threshold: float = 0.03,
+        cosine_codes: bool = False,
+        input_bits: int = 11,
+    ):
+        super().__init__()
+        if downsample_factor < 1 or 2 ** int(math.log2(downsample_factor)) != downsample_factor:
+            raise ValueError(f"downsample_factor must be a power of two, got {downsample_factor}")
+        if window_length % downsample_factor:
+            raise ValueError(f"window_length {window_length} must be divisible by downsample_factor {downsample_factor}")
+        if len(norm_mean) != in_channels or len(norm_std) != in_channels:
+            raise ValueError(f"norm_mean/norm_std need {in_channels} value(s)")
+        code_dim = code_dim or latent_dim
+        self.encoder = Encoder(in_channels, hidden_channels, latent_dim, downsample_factor, num_res_blocks)
+        self.decoder = Decoder(in_channels, hidden_channels, latent_dim, downsample_factor, num_res_blocks)
+        # Low-dimensional codes (ViT-VQGAN's factorised codes): look up in a small space, project back out.
+        self.project_in = nn.Conv1d(latent_dim, code_dim, 1) if code_dim != latent_dim else nn.Identity()
+        self.project_out = nn.Conv1d(code_dim, latent_dim, 1) if code_dim != latent_dim else nn.Identity()
+        self.quantizer = ResidualVectorQuantizer(
+            num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout, num_codes=num_codes, dim=code_dim,
+            mode=codebook_mode, beta=beta, decay=decay, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
+            dead_code_threshold=dead_code_threshold, cosine=cosine_codes,
+        )
+        self.register_buffer("_mean", torch.tensor(norm_mean, dtype=torch.float32).view(1, -1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(norm_std, dtype=torch.float32).view(1, -1, 1), persistent=False)
+
+    # ----- sizes and rates -------------------------------------------------------------------------------
+    @property
+    def code_dim(self) -> int:
+        return self.config.code_dim or self.config.latent_dim
+
+    @property
+    def latent_length(self) -> int:
+        return self.config.window_length // self.config.downsample_factor
+
+    def bits_per_second(self) -> float:
+        """Bit rate of the codes: codes per second x quantizers x log2(K)."""
+        c = self.config
+        return c.sampling_rate_hz / c.downsample_factor * c.num_quantizers * math.log2(c.num_codes)
+
+    def compression_ratio(self) -> float:
+        """Input bit rate (``input_bits`` per sample per channel; 11 for MIT-BIH) over the code bit rate."""
+        c = self.config
+        return c.sampling_rate_hz * c.in_channels * c.input_bits / self.bits_per_second()
+
+    # ----- normalisation ---------------------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) physical units -> unit scale."""
+        return (x - self._mean) / self._std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self._std + self._mean
+
+    # ----- training --------------------------------------------------------------------------------------
+    def forward(self, signals: torch.Tensor) -> CodecOutput:
+        """Training pass on ``(B, L, C)`` physical-unit windows; the loss is on the normalised scale."""
+        x = self.normalize(signals.transpose(1, 2))
+        z = self.project_in(self.encoder(x))
+        b, d, length = z.shape
+        summary, stages = self.quantizer(z.transpose(1, 2).reshape(-1, d))
+        quantized = summary.quantized.view(b, length, d).transpose(1, 2).to(z.dtype)
+        reconstruction = self.decoder(self.project_out(quantized))
+        reconstruction_loss = F.mse_loss(reconstruction.float(), x.float())
+        loss = reconstruction_loss + summary.loss
+        return CodecOutput(reconstruction, loss, reconstruction_loss.detach(), summary.loss.detach(), summary, stages)
+
+    # ----- public API ------------------------------------------------------------------------------------
+    def _check_length(self, length: int) -> None:
+        if length % self.config.downsample_factor:
+            raise DataError(f"signal length {length} must be a multiple of the codec's downsample factor {self.config.downsample_factor}")
+
+    @torch.no_grad()
+    def encode(self, signals) -> Encoded:
+        """``(B, L, C)`` physical units -> vectors ``(B, L', D)`` and codes ``(B, L')`` (``(B, L', Q)`` for residual VQ)."""
+        x = as_signal_tensor(signals, self.config.in_channels).to(self.device)
+        self._check_length(x.shape[1])
+        was_training = self.training
+        self.eval()
+        z = self.project_in(self.encoder(self.normalize(x.transpose(1, 2))))
+        b, d, length = z.shape
+        summary, _ = self.quantizer(z.transpose(1, 2).reshape(-1, d))
+        self.train(was_training)
+        codes = summary.codes.view(b, length, -1)
+        vectors = summary.quantized.view(b, length, d)
+        return Encoded(vectors.float(), codes[..., 0] if self.config.num_quantizers == 1 else codes)
+
+    def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """Integer codes ``(B, L')`` or ``(B, L', Q)`` -> codebook vectors ``(B, L', D)``."""
+        codes = torch.as_tensor(codes, device=self.device)
+        if codes.is_floating_point():
+            raise DataError(f"codes must be integers, got dtype {codes.dtype}")
+        if codes.ndim == 2:
+            codes = codes[..., None]
+        if codes.ndim != 3:
+            raise DataError(f"codes must have shape (B, L') or (B, L', Q), got {tuple(codes.shape)}")
+        try:
+            return self.quantizer.lookup(codes.long())
+        except IndexError as error:
+            raise DataError(f"codes: {error}") from error
+
+    @torch.no_grad()
+    def snap(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest codebook vectors and codes for arbitrary ``(B, L', D)`` vectors (e.g. a diffusion sample)."""
+        b, length, d = vectors.shape
+        snapped, codes = self.quantizer.snap(vectors.reshape(-1, d).to(self.device))
+        codes = codes.view(b, length, -1)
+        return snapped.view(b, length, d), codes[..., 0] if self.config.num_quantizers == 1 else codes
+
+    @torch.no_grad()
+    def decode(self, codes_or_vectors) -> torch.Tensor:
+        """Integer codes or float codebook vectors ``(B, L', D)`` -> signals ``(B, L, C)`` float32 in physical units."""
+        latent = torch.as_tensor(codes_or_vectors, device=self.device)
+        if not latent.is_floating_point():
+            latent = self.codes_to_vectors(latent)
+        elif latent.ndim != 3 or latent.shape[-1] != self.code_dim:
+            raise DataError(f"vectors must have shape (B, L', {self.code_dim}), got {tuple(latent.shape)}")
+        was_training = self.training
+        self.eval()
+        out = self.decoder(self.project_out(latent.float().transpose(1, 2)))
+        self.train(was_training)
+        return self.denormalize(out).transpose(1, 2).float()
+
+    @torch.no_grad()
+    def reconstruct(self, signals) -> torch.Tensor:
+        """Encode then decode; ``(B, L, C)`` in, ``(B, L, C)`` out, physical units."""
+        return self.decode(self.encode(signals).vectors)

@@ -1,0 +1,249 @@
+"""One accelerate training loop for every stage (codec, diffusion prior, WaveNet prior).
+
+It reads like plain PyTorch, in the manner of accelerate's examples: ``prepare``, ``accumulate``, ``clip``,
+``save_state``/``load_state``. The same code runs on CPU, one GPU or many (``accelerate launch``), with bf16/fp16
+autocast and gradient accumulation. A stage supplies a :class:`Task`: its model, datasets, loss, validation
+and how to save its folder.
+
+Crash safety: checkpoints are written under a temporary name and renamed when complete, so a process killed
+at any moment leaves only finished checkpoints; the next run of the same command resumes from the newest, with
+model, optimiser, LR schedule, EMA, RNG states and data order restored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from tsvq.errors import CheckpointError
+from tsvq.io import write_json
+from tsvq.training.trackers import JSONLinesTracker
+
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation and bookkeeping, shared by every stage."""
+
+    output_dir: str = "runs/stage"
+    max_steps: int = 2000
+    batch_size: int = 32
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.99)
+    lr_schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 100
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    seed: int = 0
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    checkpoints_to_keep: int = 2
+    log_every: int = 10
+    num_workers: int = 0
+    log_with: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])  # tensorboard only if installed
+    resume: bool = True
+    progress: bool = True
+
+
+class Task(Protocol):
+    """What a stage gives the loop."""
+
+    model: torch.nn.Module
+    train_dataset: Dataset
+    best_metric: str  # validation figure to minimise; the best model folder is kept by it
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]: ...
+
+    def save(self, model: torch.nn.Module, folder: Path) -> None: ...
+
+    def after_step(self, model: torch.nn.Module) -> None: ...
+
+    def checkpoint_objects(self) -> list[Any]: ...
+
+
+class TrainingState:
+    """Step counter and best validation figure, saved in every checkpoint."""
+
+    def __init__(self):
+        self.step = 0
+        self.best = math.inf
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.best = int(state["step"]), float(state["best"])
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Finished checkpoints, oldest first (folders being written have a temporary name and are ignored)."""
+    folder = Path(output_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _trackers(names: list[str], logging_dir: Path) -> list:
+    trackers: list = []
+    for name in names:
+        if name == "jsonl":
+            trackers.append(JSONLinesTracker("tsvq", logging_dir))
+        elif name == "tensorboard":
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                continue
+            trackers.append("tensorboard")
+        else:
+            trackers.append(name)
+    return trackers
+
+
+def _scheduler(optimizer, config: TrainingConfig, num_processes: int):
+    from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+
+    # accelerate steps a prepared scheduler once per process per optimiser step; scale the horizon to match.
+    warmup, total = config.warmup_steps * num_processes, config.max_steps * num_processes
+    if config.lr_schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total)
+    if config.lr_schedule == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    raise CheckpointError(f"unknown lr_schedule '{config.lr_schedule}' (cosine or constant)")
+
+
+def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
+    folder = output_dir / "checkpoints"
+    final = folder / f"checkpoint-{step:07d}"
+    temporary = folder / f".checkpoint-{step:07d}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(temporary, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(temporary), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(temporary, final)
+        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def train(task: Task, config: TrainingConfig) -> Path:
+    """Train ``task.model``; returns the stage folder (``<output_dir>/model``) holding the best model."""
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=_trackers(config.log_with, output_dir / "logs"),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+    )
+    set_seed(config.seed)
+    # The loader draws its worker seeds from its own generator, so resuming does not shift the global RNG.
+    loader = DataLoader(task.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                        num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
+    if len(loader) < config.gradient_accumulation_steps:
+        raise CheckpointError(f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
+                              f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation steps")
+    optimizer = torch.optim.AdamW(task.model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
+                                  weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config, accelerator.num_processes)
+    model, optimizer, loader, scheduler = accelerator.prepare(task.model, optimizer, loader, scheduler)
+    state = TrainingState()
+    accelerator.register_for_checkpointing(state, *task.checkpoint_objects())
+    accelerator.init_trackers("tsvq", config={k: str(v) for k, v in asdict(config).items()})
+
+    checkpoints = list_checkpoints(output_dir)
+    if config.resume and checkpoints:
+        try:
+            accelerator.load_state(str(checkpoints[-1]))
+        except Exception as error:
+            raise CheckpointError(f"{checkpoints[-1]}: cannot resume from this checkpoint ({error}); "
+                                  "delete it or train with resume=False") from error
+        accelerator.print(f"resumed from {checkpoints[-1]} at step {state.step}")
+
+    steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
+    started, windows_seen = time.time(), 0
+    progress = tqdm(total=config.max_steps, initial=state.step, desc=f"train {output_dir.name}", unit="step",
+                    disable=not (config.progress and accelerator.is_local_main_process))
+    model.train()
+    logs: dict[str, float] = {}
+    while state.step < config.max_steps:
+        epoch, done_in_epoch = divmod(state.step, steps_per_epoch)
+        batches = accelerator.skip_first_batches(loader, done_in_epoch * config.gradient_accumulation_steps) if done_in_epoch else loader
+        batches.set_epoch(epoch)  # the seeded shuffle of this epoch, also on a resumed (skipping) loader
+        for batch in batches:
+            with accelerator.accumulate(model):
+                loss, logs = task.loss(model, batch)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.max_grad_norm:
+                    logs["grad_norm"] = float(accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm))
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            windows_seen += config.batch_size * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            task.after_step(accelerator.unwrap_model(model))
+            state.step += 1
+            progress.update(1)
+            if state.step % config.log_every == 0 or state.step == config.max_steps:
+                logs |= {"loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
+                         "windows_per_s": windows_seen / max(time.time() - started, 1e-9)}
+                accelerator.log(logs, step=state.step)
+                progress.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss", "perplexity", "usage")})
+            if state.step % config.eval_every == 0 or state.step == config.max_steps:
+                _validate_and_keep_best(accelerator, task, model, state, output_dir)
+            if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
+                _save_checkpoint(accelerator, output_dir, state.step, config.checkpoints_to_keep)
+            if state.step >= config.max_steps:
+                break
+    progress.close()
+    if accelerator.is_main_process and not (output_dir / "model").exists():
+        task.save(accelerator.unwrap_model(model), output_dir / "model")
+    if accelerator.is_main_process:
+        write_json(output_dir / "training_summary.json", {
+            "steps": state.step, "best_" + task.best_metric: state.best, "seconds": round(time.time() - started, 2),
+            "windows_per_s": round(windows_seen / max(time.time() - started, 1e-9), 2),
+            "num_processes": accelerator.num_processes, "device": str(accelerator.device),
+            "mixed_precision": config.mixed_precision, "config": asdict(config),
+        })
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return output_dir / "model"
+
+
+def _validate_and_keep_best(accelerator, task, model, state, output_dir) -> None:
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        unwrapped.eval()
+        metrics = task.evaluate(unwrapped)
+        unwrapped.train()
+        accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=state.step)
+        figure = metrics.get(task.best_metric, math.inf)
+        if figure <= state.best or not (output_dir / "model").exists():
+            state.best = min(figure, state.best)
+            task.save(unwrapped, output_dir / "model")
+    accelerator.wait_for_everyone()
+    # every rank keeps the same notion of "best" so the next checkpoint is identical everywhere
+    best = torch.tensor([state.best], device=accelerator.device)
+    state.best = float(accelerator.reduce(best, reduction="mean")) if accelerator.num_processes > 1 else state.best
