@@ -45,11 +45,23 @@ def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def kmeans(samples: torch.Tensor, k: int, iterations: int = 10, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on ``samples`` (N, d); returns centroids (k, d) and cluster sizes (k,)."""
+    """Lloyd's k-means on ``samples`` (N, d) with k-means++ seeding; returns centroids (k, d) and cluster sizes (k,)."""
     n = samples.shape[0]
-    pick = torch.randperm(n, generator=generator, device="cpu")[:k] if n >= k else torch.randint(0, n, (k,), generator=generator)
-    centroids = samples[pick.to(samples.device)].clone()
-    counts = torch.zeros(k, device=samples.device)
+    device = samples.device
+    # k-means++: each new seed is drawn with probability proportional to its squared distance to the seeds so far.
+    first = int(torch.randint(0, n, (1,), generator=generator))
+    centroids = [samples[first]]
+    closest = (samples - samples[first]).pow(2).sum(1)
+    for _ in range(1, k):
+        weights = closest.cpu().double()
+        if weights.sum() <= 0:  # fewer distinct points than codes: reuse points
+            index = int(torch.randint(0, n, (1,), generator=generator))
+        else:
+            index = int(torch.multinomial(weights, 1, generator=generator))
+        centroids.append(samples[index])
+        closest = torch.minimum(closest, (samples - samples[index]).pow(2).sum(1))
+    centroids = torch.stack(centroids).clone().to(device)
+    counts = torch.zeros(k, device=device)
     for _ in range(iterations):
         assign = nearest_codes(samples, centroids)
         counts = torch.bincount(assign, minlength=k).float()

@@ -1,0 +1,194 @@
+"""Codec: quantizer math, codebook health mechanisms, shapes, training signal, save/load, multi-process sync."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tsvq.codec import VQVAE, VectorQuantizer, kmeans, nearest_codes
+from tsvq.codec.metrics import codebook_report, prd, prdn, snr_db
+from tsvq.codec.quantizer import ResidualVectorQuantizer
+from tsvq.errors import DataError
+
+
+def test_nearest_codes_equals_brute_force():
+    z, codebook = torch.randn(500, 16), torch.randn(64, 16)
+    brute = torch.cdist(z, codebook).argmin(dim=1)
+    assert torch.equal(nearest_codes(z, codebook), brute)
+
+
+@pytest.mark.parametrize("mode", ["ema", "loss"])
+def test_straight_through_gradient_reaches_the_encoder(mode):
+    model = VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, codebook_mode=mode)
+    out = model(torch.randn(4, 64, 1))
+    out.loss.backward()
+    assert model.encoder.net[0].weight.grad is not None and model.encoder.net[0].weight.grad.abs().sum() > 0
+    if mode == "loss":
+        assert model.quantizer.quantizers[0].codebook.grad.abs().sum() > 0
+
+
+def test_ema_update_matches_hand_computation():
+    q = VectorQuantizer(num_codes=3, dim=2, mode="ema", decay=0.9, epsilon=0.0, kmeans_init=False, restart_dead_codes=False)
+    q.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
+    q.ema_embed_sum.copy_(q.codebook.clone())
+    q.ema_cluster_size.fill_(1.0)
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [9.0, 1.0]])
+    q.train()
+    out = q(z)
+    assert out.codes.tolist() == [0, 0, 1]
+    size = 0.9 * torch.ones(3) + 0.1 * torch.tensor([2.0, 1.0, 0.0])
+    embed_sum = 0.9 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.1 * torch.tensor([[0.0, 0.0], [9.0, 1.0], [0.0, 0.0]])
+    expected = embed_sum / size[:, None]  # epsilon = 0: Laplace smoothing leaves sizes as they are
+    assert torch.allclose(q.codebook, expected, atol=1e-6)
+    assert torch.allclose(q.ema_cluster_size, size)
+
+
+def test_dead_codes_are_revived_from_encoder_outputs():
+    q = VectorQuantizer(num_codes=8, dim=2, mode="ema", kmeans_init=False, dead_code_threshold=0.5)
+    q.codebook.copy_(torch.tensor([[0.0, 0.0]] + [[100.0 + i, 100.0] for i in range(7)]))
+    q.ema_embed_sum.copy_(q.codebook.clone())
+    q.usage_ema[1:] = 0.0  # seven codes never used
+    q.train()
+    z = torch.randn(256, 2)
+    out = q(z)
+    assert int(out.dead_codes) == 7
+    assert q.codebook[1:].abs().max() < 10  # moved onto the data
+    assert (q.usage_ema[1:] == 1.0).all() and (q.ema_cluster_size[1:] == 1.0).all()
+
+
+def test_kmeans_init_places_codes_on_the_data():
+    centres = torch.tensor([[5.0, 5.0], [-5.0, 5.0], [0.0, -5.0]])
+    data = torch.cat([c + 0.1 * torch.randn(100, 2) for c in centres])
+    centroids, counts = kmeans(data, 3, iterations=10, generator=torch.Generator().manual_seed(0))
+    assert counts.sum() == 300
+    assert torch.cdist(centres, centroids).min(dim=1).values.max() < 0.5
+    q = VectorQuantizer(num_codes=3, dim=2, kmeans_init=True)
+    q.train()
+    q(data)
+    assert bool(q.initialized) and torch.cdist(centres, q.codebook).min(dim=1).values.max() < 1.0
+
+
+@pytest.mark.parametrize("channels,quantizers", [(1, 1), (3, 1), (1, 3)])
+def test_shapes_at_the_public_api(channels, quantizers):
+    model = VQVAE(in_channels=channels, channel_names=tuple(f"c{i}" for i in range(channels)), units=("mV",) * channels,
+                  norm_mean=(0.0,) * channels, norm_std=(1.0,) * channels, window_length=128, hidden_channels=8,
+                  num_res_blocks=1, latent_dim=16, code_dim=4, num_codes=32, num_quantizers=quantizers, downsample_factor=4)
+    x = np.random.default_rng(0).normal(size=(5, 128, channels)).astype(np.float32)
+    encoded = model.encode(x)
+    assert encoded.vectors.shape == (5, 32, 4)
+    assert encoded.codes.shape == ((5, 32) if quantizers == 1 else (5, 32, quantizers)) and encoded.codes.dtype == torch.int64
+    assert model.decode(encoded.codes).shape == (5, 128, channels)
+    assert torch.allclose(model.decode(encoded.codes), model.decode(encoded.vectors), atol=1e-5)
+    assert torch.allclose(model.codes_to_vectors(encoded.codes), encoded.vectors, atol=1e-5)
+
+
+def test_bad_input_to_encode_and_decode_is_named():
+    model = VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16)
+    with pytest.raises(DataError, match=r"shape \(B, L, C\)"):
+        model.encode(np.zeros((2, 64)))
+    with pytest.raises(DataError, match="C = 1"):
+        model.encode(np.zeros((2, 64, 3)))
+    with pytest.raises(DataError, match="NaN"):
+        model.encode(np.full((1, 64, 1), np.nan))
+    with pytest.raises(DataError, match="multiple of the codec's downsample factor"):
+        model.encode(np.zeros((1, 60, 1)))
+    with pytest.raises(DataError, match=r"code indices must lie in \[0, 16\)"):
+        model.decode(torch.tensor([[0, 16]]))
+    with pytest.raises(DataError, match="expected a NumPy array"):
+        model.encode([[0.0]])
+
+
+def test_overfitting_one_batch_drives_the_loss_down():
+    torch.manual_seed(0)
+    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4)
+    t = torch.linspace(0, 8 * np.pi, 128)
+    x = torch.stack([torch.sin(t * (1 + 0.1 * i))[:, None] for i in range(8)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(150):
+        out = model(x)
+        optimizer.zero_grad()
+        out.reconstruction_loss.requires_grad_(False)
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.reconstruction_loss))
+    assert np.mean(losses[-10:]) < 0.1 * np.mean(losses[:5])
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    model = VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, norm_mean=(0.3,), norm_std=(2.0,))
+    model.train()
+    model(torch.randn(4, 64, 1))  # k-means init and EMA buffers change
+    model.save_pretrained(tmp_path / "codec")
+    loaded = VQVAE.from_pretrained(tmp_path / "codec")
+    assert loaded.config.norm_mean == [0.3] or tuple(loaded.config.norm_mean) == (0.3,)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = torch.randn(3, 64, 1)
+    assert torch.equal(model.reconstruct(x), loaded.reconstruct(x))
+
+
+def test_metrics_known_values():
+    x = np.sin(np.linspace(0, 20, 400))[None, :, None] + 5.0
+    noisy = x + 0.01 * np.sign(np.random.default_rng(0).normal(size=x.shape))
+    assert prd(x, x)[0] == 0 and prdn(x, x)[0] == 0
+    assert prdn(x, noisy)[0] > prd(x, noisy)[0]  # the DC offset flatters PRD, not PRDN
+    assert snr_db(x, noisy)[0] == pytest.approx(-20 * np.log10(prdn(x, noisy)[0] / 100))
+    report = codebook_report(np.array([[0, 0, 1, 1]]), 4)
+    assert report["usage_percent"] == 50 and report["perplexity"] == pytest.approx(2.0) and report["dead_codes"] == 2
+
+
+def test_residual_vq_refines_and_dropout_trains_prefixes():
+    torch.manual_seed(0)
+    z = torch.randn(2000, 4)
+    rvq = ResidualVectorQuantizer(num_quantizers=3, num_codes=16, dim=4, kmeans_init=True)
+    rvq.train()
+    for _ in range(20):
+        rvq(z)
+    rvq.eval()
+    errors = []
+    for stages in (1, 2, 3):
+        partial = sum(rvq.quantizers[i].lookup(rvq(z)[0].codes[:, i]) for i in range(stages))
+        errors.append(float((partial - z).pow(2).mean()))
+    assert errors[0] > errors[1] > errors[2]
+    snapped, codes = rvq.snap(z)
+    assert torch.allclose(snapped, rvq.lookup(codes), atol=1e-5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sync_worker(rank: int, world: int, port: int, folder: str, mode: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(rank)  # different data and different random draws on each rank
+    q = VectorQuantizer(num_codes=16, dim=4, mode=mode, kmeans_init=True, dead_code_threshold=0.5)
+    q.train()
+    optimizer = torch.optim.SGD(q.parameters(), lr=0.1) if mode == "loss" else None
+    for step in range(30):
+        out = q(torch.randn(64, 4) + rank)
+        if optimizer:
+            optimizer.zero_grad()
+            out.loss.backward()
+            for p in q.parameters():  # what DDP does to gradients
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= world
+            optimizer.step()
+    torch.save(q.codebook.detach().clone(), os.path.join(folder, f"codebook_{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("mode", ["ema", "loss"])
+def test_two_process_gloo_training_keeps_identical_codebooks(tmp_path, mode):
+    mp.spawn(_sync_worker, args=(2, _free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    a = torch.load(tmp_path / "codebook_0.pt", weights_only=True)
+    b = torch.load(tmp_path / "codebook_1.pt", weights_only=True)
+    assert torch.equal(a, b)
