@@ -101,6 +101,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from tsvq.pipeline import Pipeline
+    from tsvq.sampling import write_samples
+
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    labels = args.labels[0] if args.labels and len(args.labels) == 1 else args.labels  # one label: for every sample
+    output = pipe.sample(args.n, prior=args.prior, steps=args.steps, sampler=args.sampler, labels=labels,
+                         guidance=args.guidance, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                         top_p=args.top_p, batch_size=args.batch_size)
+    folder = write_samples(output, args.out, wfdb_records=not args.no_wfdb)
+    print(f"{args.n} samples ({pipe.window_length} samples at {pipe.sampling_rate_hz:g} Hz, {pipe.channel_names}) -> {folder}")
+    print(json.dumps(output.info))
+    return 0
+
+
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
@@ -141,6 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="where checkpoints, logs and the model folder go")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any field, e.g. training.max_steps=500")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid")
+    p.add_argument("--pipeline", required=True, help="pipeline folder (see `tsvq demo` or Pipeline.save_pretrained)")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion")
+    p.add_argument("--steps", type=int, default=20, help="diffusion sampling steps")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm")
+    p.add_argument("--labels", nargs="+", help="class labels (one, or one per sample) for a conditional prior")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (conditional priors)")
+    p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
+    p.add_argument("--top-k", type=int, help="WaveNet top-k sampling")
+    p.add_argument("--top-p", type=float, help="WaveNet nucleus sampling")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-wfdb", action="store_true", help="skip writing WFDB records")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_sample)
     return parser
 
 

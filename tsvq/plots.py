@@ -1,0 +1,116 @@
+"""Figures people would rather look at than read. Headless (Agg); every function writes one PNG atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tsvq.io import atomic_file  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def signal_grid(signals: np.ndarray, rate_hz: float, path: str | Path, title: str = "", units: str = "mV",
+                columns: int = 2, max_rows: int = 6, reference: np.ndarray | None = None, labels=("real", "generated")) -> Path:
+    """Grid of windows ``(n, L, C)`` (first channel). With ``reference``, real windows are drawn in a first column."""
+    if reference is not None:
+        count = min(max_rows, len(signals), len(reference))
+        fig, axes = plt.subplots(count, 2, figsize=(12, 1.6 * count + 0.6), squeeze=False, sharey=True)
+        for row in range(count):
+            for col, (data, name) in enumerate(((reference, labels[0]), (signals, labels[1]))):
+                t = np.arange(data.shape[1]) / rate_hz
+                axes[row, col].plot(t, data[row, :, 0], lw=0.8, color="C0" if col == 0 else "C3")
+                if row == 0:
+                    axes[row, col].set_title(name)
+    else:
+        count = min(len(signals), columns * max_rows)
+        rows = int(np.ceil(count / columns))
+        fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 1.6 * rows + 0.6), squeeze=False, sharey=True)
+        for i in range(rows * columns):
+            ax = axes[i // columns, i % columns]
+            if i >= count:
+                ax.axis("off")
+                continue
+            t = np.arange(signals.shape[1]) / rate_hz
+            ax.plot(t, signals[i, :, 0], lw=0.8)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(units)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def overlay(reference: np.ndarray, reconstruction: np.ndarray, rate_hz: float, path: str | Path, titles: list[str], units: str = "mV") -> Path:
+    """Original vs reconstruction, one row per window (first channel)."""
+    fig, axes = plt.subplots(len(reference), 1, figsize=(12, 2.0 * len(reference) + 0.5), squeeze=False)
+    t = np.arange(reference.shape[1]) / rate_hz
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(t, reference[i, :, 0], lw=0.9, label="original")
+        ax.plot(t, reconstruction[i, :, 0], lw=0.9, label="reconstruction", alpha=0.8)
+        ax.set_title(titles[i], fontsize=9)
+        ax.set_ylabel(units)
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)")
+    return _save(fig, path)
+
+
+def spectra(frequencies: np.ndarray, curves: dict[str, np.ndarray], path: str | Path) -> Path:
+    """Mean Welch power spectra (log scale), one curve per set."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, power in curves.items():
+        ax.semilogy(frequencies, power, label=name, lw=1.2)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("power spectral density")
+    ax.legend()
+    return _save(fig, path)
+
+
+def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bins: int = 30) -> Path:
+    """Overlaid normalised histograms."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    finite = [v[np.isfinite(v)] for v in values.values() if len(v)]
+    if finite and sum(len(v) for v in finite):
+        edges = np.histogram_bin_edges(np.concatenate(finite), bins=bins)
+        for name, v in values.items():
+            v = v[np.isfinite(v)]
+            if len(v):
+                ax.hist(v, bins=edges, density=True, alpha=0.45, label=f"{name} (n={len(v)})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend()
+    return _save(fig, path)
+
+
+def codebook_usage(counts: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Code counts sorted by frequency: a healthy codebook has a long, flat curve and few zeros."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ordered = np.sort(np.asarray(counts))[::-1]
+    ax.bar(np.arange(len(ordered)), ordered, width=1.0)
+    ax.set_xlabel("code (sorted by use)")
+    ax.set_ylabel("count")
+    ax.set_title(title or f"codebook usage: {(ordered > 0).sum()} of {len(ordered)} codes used")
+    return _save(fig, path)
+
+
+def scatter_2d(points: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
+    """2D projections of feature sets."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, p in points.items():
+        ax.scatter(p[:, 0], p[:, 1], s=8, alpha=0.5, label=name)
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,80 @@
+"""A 1D UNet denoiser for latent sequences ``(B, D, L')``, assembled from diffusers' own 1D blocks.
+
+Why not ``diffusers.UNet1DModel`` as is: it has no class conditioning, which classifier-free guidance needs, and
+its Dance-Diffusion configuration concatenates a Fourier time embedding to the input channels instead of
+feeding it to every block. Here the time embedding (plus an optional class embedding, whose last index is the
+"no label" token for guidance) reaches every residual block through diffusers' ``ResidualTemporalBlock1D``s
+(inside ``DownResnetBlock1D``/``UpResnetBlock1D``), and ``ModelMixin``/``ConfigMixin`` give save/load.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from diffusers.models.unets.unet_1d_blocks import DownResnetBlock1D, MidResTemporalBlock1D, OutConv1DBlock, UpResnetBlock1D
+from torch import nn
+
+
+class LatentUNet1D(ModelMixin, ConfigMixin):
+    """Predicts noise, velocity or the clean latent (per the scheduler's prediction type) from a noisy latent."""
+
+    @register_to_config
+    def __init__(
+        self,
+        latent_channels: int = 64,
+        latent_length: int = 128,
+        block_out_channels: tuple[int, ...] = (64, 128, 256),
+        layers_per_block: int = 1,
+        time_embedding_dim: int = 128,
+        num_classes: int = 0,
+    ):
+        super().__init__()
+        levels = len(block_out_channels)
+        if latent_length % 2 ** (levels - 1):
+            raise ValueError(f"latent_length {latent_length} must be divisible by 2^{levels - 1} for {levels} UNet levels")
+        if any(c % 8 for c in block_out_channels):
+            raise ValueError(f"block_out_channels {block_out_channels} must be multiples of 8 (GroupNorm of 8 groups)")
+        self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(block_out_channels[0], time_embedding_dim)
+        self.class_embedding = nn.Embedding(num_classes + 1, time_embedding_dim) if num_classes else None
+        widths = list(block_out_channels)
+        self.down_blocks = nn.ModuleList(
+            DownResnetBlock1D(latent_channels if i == 0 else widths[i - 1], widths[i], num_layers=layers_per_block,
+                              temb_channels=time_embedding_dim, add_downsample=i < levels - 1)
+            for i in range(levels)
+        )
+        self.mid_block = MidResTemporalBlock1D(widths[-1], widths[-1], time_embedding_dim, num_layers=layers_per_block)
+        self.up_blocks = nn.ModuleList(
+            UpResnetBlock1D(widths[i], widths[max(i - 1, 0)], num_layers=layers_per_block,
+                            temb_channels=time_embedding_dim, add_upsample=i > 0)
+            for i in reversed(range(levels))
+        )
+        self.out_block = OutConv1DBlock(8, latent_channels, widths[0], "mish")
+
+    @property
+    def null_class(self) -> int:
+        """Label index meaning "unconditional" (used for classifier-free guidance)."""
+        return self.config.num_classes
+
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
+        batch = sample.shape[0]
+        timestep = torch.as_tensor(timestep, device=sample.device)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(batch)
+        embedding = self.time_embedding(self.time_proj(timestep).to(sample.dtype))
+        if self.class_embedding is not None:
+            if class_labels is None:
+                class_labels = torch.full((batch,), self.null_class, device=sample.device, dtype=torch.long)
+            embedding = embedding + self.class_embedding(class_labels)
+        skips = []
+        hidden = sample
+        for block in self.down_blocks:
+            hidden, states = block(hidden, embedding)
+            skips.append(states[-1])
+        hidden = self.mid_block(hidden, embedding)
+        for block in self.up_blocks:
+            hidden = block(hidden, (skips.pop(),), embedding)
+        return self.out_block(hidden, embedding)

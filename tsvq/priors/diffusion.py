@@ -1,0 +1,147 @@
+"""Diffusion prior over the codec's codebook vectors ``(B, L', D)`` (channels-first inside: ``(B, D, L')``).
+
+The denoiser trains with diffusers' ``DDPMScheduler``; sampling swaps in DDPM, DDIM or DPM-Solver++ from the
+same scheduler config, without retraining. Latents are standardised with statistics of the training latents,
+saved with the prior. Samples are continuous; the pipeline snaps them to the nearest codebook entries.
+
+A saved prior is a folder: ``denoiser/`` (config.json + safetensors), ``scheduler/scheduler_config.json`` and
+``prior.json`` (latent statistics, label vocabulary, and the signature of the codec it belongs to).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from tqdm.auto import tqdm
+
+from tsvq.errors import CheckpointError, ConfigError, DataError
+from tsvq.io import atomic_directory, read_json, write_json
+from tsvq.priors.denoiser import LatentUNet1D
+from tsvq.priors.signature import as_long
+from tsvq.safe_loading import load_model
+
+logger = logging.getLogger(__name__)
+
+PRIOR_FORMAT_VERSION = 1
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
+
+
+def training_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
+                       prediction_type: str = "v_prediction") -> DDPMScheduler:
+    """The training noise schedule. ``clip_sample`` is off: latents are standardised, not bounded to [-1, 1]."""
+    if prediction_type not in ("epsilon", "v_prediction", "sample"):
+        raise ConfigError(f"prediction_type must be epsilon, v_prediction or sample, got '{prediction_type}'")
+    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                         prediction_type=prediction_type, clip_sample=False)
+
+
+def terminal_snr(scheduler) -> float:
+    """Signal-to-noise ratio at the last training step; far above 0, sampling from pure noise is biased."""
+    alpha_bar = float(scheduler.alphas_cumprod[-1])
+    return alpha_bar / max(1 - alpha_bar, 1e-12)
+
+
+def sampling_scheduler(name: str, config) -> object:
+    """A sampler built from the training scheduler's config: 'ddpm', 'ddim' or 'dpm' (DPM-Solver++ 2M)."""
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}")
+    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm" else {}
+    if name == "ddim":
+        extra = {"clip_sample": False}
+    return SAMPLERS[name].from_config(config, **extra)
+
+
+class DiffusionPrior:
+    """Denoiser + scheduler config + latent statistics; ``sample`` returns latents in codebook-vector units."""
+
+    def __init__(self, denoiser: LatentUNet1D, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
+                 labels: list[str] | None = None, codec_signature: dict | None = None):
+        self.denoiser = denoiser
+        self.scheduler_config = dict(scheduler_config)
+        self.latent_mean = latent_mean.float().view(1, -1, 1)
+        self.latent_std = latent_std.float().view(1, -1, 1)
+        self.labels = list(labels or [])
+        self.codec_signature = dict(codec_signature or {})
+        snr = terminal_snr(DDPMScheduler.from_config(self.scheduler_config))
+        if snr > 1e-3:
+            logger.warning("the noise schedule ends at SNR %.3g > 1e-3: samples start from noise the model never "
+                           "saw pure; prefer beta_schedule='squaredcos_cap_v2' or rescale_betas_zero_snr", snr)
+
+    @property
+    def device(self) -> torch.device:
+        return self.denoiser.device
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.scheduler_config["num_train_timesteps"])
+
+    def standardize(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(B, L', D) codebook vectors -> (B, D, L') unit-scale latents."""
+        return (vectors.transpose(1, 2) - self.latent_mean.to(vectors.device)) / self.latent_std.to(vectors.device)
+
+    def unstandardize(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, D, L') -> (B, L', D)."""
+        return (latents * self.latent_std.to(latents.device) + self.latent_mean.to(latents.device)).transpose(1, 2)
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 20, sampler: str = "dpm", labels=None, guidance: float = 1.0,
+               seed: int | None = 0, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+        """``n`` latents ``(n, L', D)`` (unsnapped). ``guidance`` > 1 applies classifier-free guidance to ``labels``."""
+        if not 1 <= steps <= self.max_steps:
+            raise ConfigError(f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got {steps}")
+        label_ids = as_long(labels, n, self.labels, "diffusion prior")
+        if label_ids is not None and self.denoiser.class_embedding is None:
+            raise DataError("diffusion prior: labels given, but this prior was trained without class conditioning")
+        generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed())
+        self.denoiser.eval()
+        config = self.denoiser.config
+        out = []
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            scheduler = sampling_scheduler(sampler, self.scheduler_config)
+            scheduler.set_timesteps(steps, device=self.device)
+            shape = (count, config.latent_channels, config.latent_length)
+            x = torch.randn(shape, generator=generator).to(self.device) * scheduler.init_noise_sigma
+            cond = label_ids[start : start + count].to(self.device) if label_ids is not None else None
+            for t in tqdm(scheduler.timesteps, desc=f"sample {sampler}", leave=False, disable=not progress):
+                model_input = scheduler.scale_model_input(x, t)
+                if cond is not None and guidance != 1.0:
+                    null = torch.full_like(cond, self.denoiser.null_class)
+                    both = self.denoiser(torch.cat([model_input, model_input]), t, torch.cat([cond, null]))
+                    conditional, unconditional = both.chunk(2)
+                    prediction = unconditional + guidance * (conditional - unconditional)
+                else:
+                    prediction = self.denoiser(model_input, t, cond)
+                step_kwargs = {"generator": generator} if sampler == "ddpm" else {}
+                if sampler == "ddpm":
+                    x = scheduler.step(prediction.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(self.device)
+                else:
+                    x = scheduler.step(prediction, t, x).prev_sample
+            out.append(self.unstandardize(x))
+        return torch.cat(out)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        with atomic_directory(folder) as tmp:
+            self.denoiser.save_pretrained(tmp / "denoiser")
+            DDPMScheduler.from_config(self.scheduler_config).save_pretrained(tmp / "scheduler")
+            write_json(tmp / "prior.json", {
+                "kind": "diffusion", "format_version": PRIOR_FORMAT_VERSION, "models": "codebook vectors (B, L', D)",
+                "latent_mean": self.latent_mean.flatten().tolist(), "latent_std": self.latent_std.flatten().tolist(),
+                "labels": self.labels, "codec_signature": self.codec_signature,
+            })
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DiffusionPrior":
+        folder = Path(folder)
+        info = read_json(folder / "prior.json", "diffusion prior description")
+        if info.get("kind") != "diffusion":
+            raise CheckpointError(f"{folder / 'prior.json'}: not a diffusion prior (kind = {info.get('kind')})")
+        if info.get("format_version", 0) > PRIOR_FORMAT_VERSION:
+            raise CheckpointError(f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq")
+        denoiser = load_model(LatentUNet1D, folder / "denoiser").to(device)
+        scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
+        return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),
+                   info.get("labels"), info.get("codec_signature"))

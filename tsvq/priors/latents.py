@@ -1,0 +1,48 @@
+"""Encode a store's windows once and cache their codes: priors train on codes (or their codebook vectors).
+
+Codes are cached rather than vectors: a (L',) int16 row is far smaller than its (L', D) float vectors, and the
+vectors are one codebook lookup away.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tsvq.io import atomic_file, read_json, write_json
+from tsvq.priors.signature import codec_signature
+
+
+@torch.no_grad()
+def encode_windows(codec, windows: np.ndarray, batch_size: int = 256, progress: bool = True, desc: str = "encode") -> np.ndarray:
+    """Codes of ``(N, L, C)`` windows: ``(N, L')`` or ``(N, L', Q)`` int64."""
+    codes = []
+    for start in tqdm(range(0, len(windows), batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
+        codes.append(codec.encode(np.asarray(windows[start : start + batch_size])).codes.cpu().numpy())
+    return np.concatenate(codes)
+
+
+def cached_codes(codec, store, split: str, cache_dir: str | Path, max_windows: int | None = None,
+                 progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a store split (a seeded subset of ``max_windows`` if set) and the window indices they belong to,
+    computed once per (codec, store) and reused from ``cache_dir``."""
+    cache_dir = Path(cache_dir)
+    key = {"codec": codec_signature(codec), "store": store.manifest["config_hash"], "split": split, "max_windows": max_windows}
+    indices = store.split_indices(split)
+    if max_windows is not None and len(indices) > max_windows:
+        indices = np.sort(np.random.default_rng(0).choice(indices, max_windows, replace=False))
+    codes_file, key_file = cache_dir / f"codes-{split}.npy", cache_dir / f"codes-{split}.json"
+    if codes_file.exists() and key_file.exists() and read_json(key_file) == key:
+        return np.load(codes_file), indices
+    codes = []
+    for start in tqdm(range(0, len(indices), 256), desc=f"encode {split}", unit="batch", disable=not progress, leave=False):
+        codes.append(codec.encode(np.asarray(store.windows[indices[start : start + 256]])).codes.cpu().numpy())
+    codes = np.concatenate(codes) if codes else np.zeros((0, codec.latent_length), dtype=np.int64)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_file(codes_file, "wb") as handle:
+        np.save(handle, codes)
+    write_json(key_file, key)
+    return codes, indices

@@ -1,0 +1,151 @@
+"""The diffusion-prior stage: learn the distribution of the codec's codebook vectors of the training windows."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from diffusers.training_utils import EMAModel
+from torch.utils.data import Dataset
+
+from tsvq.codec import VQVAE
+from tsvq.data import WindowStore
+from tsvq.errors import ConfigError
+from tsvq.priors.denoiser import LatentUNet1D
+from tsvq.priors.diffusion import DiffusionPrior, terminal_snr, training_scheduler
+from tsvq.priors.latents import cached_codes
+from tsvq.priors.signature import codec_signature
+from tsvq.safe_loading import load_model
+from tsvq.training.loop import TrainingConfig, train
+
+
+@dataclass
+class DiffusionStageConfig:
+    store: str = "runs/store"
+    codec: str = "runs/codec/model"
+    model: dict[str, Any] = field(default_factory=dict)  # LatentUNet1D arguments (block_out_channels, ...)
+    scheduler: dict[str, Any] = field(default_factory=dict)  # num_train_timesteps, beta_schedule, prediction_type
+    conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
+    label_dropout: float = 0.1
+    ema_decay: float = 0.999
+    val_max_windows: int = 512
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4))
+
+
+class LatentDataset(Dataset):
+    """Standardised codebook vectors ``(D, L')`` of cached codes, with labels (``null`` index when unlabelled)."""
+
+    def __init__(self, codes: np.ndarray, codec: VQVAE, mean: torch.Tensor, std: torch.Tensor, labels: np.ndarray):
+        self.codes = torch.from_numpy(codes.astype(np.int64))
+        self.codec, self.mean, self.std = codec, mean.view(-1, 1), std.view(-1, 1)
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            vectors = self.codec.codes_to_vectors(self.codes[i : i + 1])[0].t()  # (D, L')
+        return {"latent": (vectors - self.mean) / self.std, "label": self.labels[i]}
+
+
+def label_vocabulary(store: WindowStore) -> list[str]:
+    return sorted({str(l) for l in store.labels("train") if str(l)})
+
+
+class DiffusionTask:
+    best_metric = "val_loss"
+
+    def __init__(self, config: DiffusionStageConfig):
+        self.config = config
+        self.store = WindowStore(config.store)
+        self.codec = load_model(VQVAE, config.codec)
+        if self.codec.config.window_length != self.store.window_length:
+            raise ConfigError(f"{config.codec}: codec windows are {self.codec.config.window_length} samples, "
+                              f"the store's are {self.store.window_length}")
+        cache = Path(config.training.output_dir) / "cache"
+        train_codes, train_index = cached_codes(self.codec, self.store, "train", cache)
+        val_split = "val" if len(self.store.split_indices("val")) else "train"
+        val_codes, val_index = cached_codes(self.codec, self.store, val_split, cache, config.val_max_windows)
+        with torch.no_grad():
+            vectors = self.codec.codes_to_vectors(torch.from_numpy(train_codes)).reshape(-1, self.codec.code_dim)
+        self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
+        self.labels = label_vocabulary(self.store) if config.conditional else []
+        if config.conditional and not self.labels:
+            raise ConfigError(f"{config.store}: conditional=True but the train split has no window labels")
+        null = len(self.labels)
+        label_ids = np.array([self.labels.index(n) if n in self.labels else null for n in self.store.index["label"]])
+        self.train_dataset = LatentDataset(train_codes, self.codec, self.mean, self.std, label_ids[train_index])
+        self.val_dataset = LatentDataset(val_codes, self.codec, self.mean, self.std, label_ids[val_index])
+        self.noise_scheduler = training_scheduler(**config.scheduler)
+        self.terminal_snr = terminal_snr(self.noise_scheduler)
+        model_kwargs = {"block_out_channels": (64, 128, 256)} | dict(config.model)
+        model_kwargs["block_out_channels"] = tuple(model_kwargs["block_out_channels"])
+        self.model = LatentUNet1D(latent_channels=self.codec.code_dim, latent_length=self.codec.latent_length,
+                                  num_classes=len(self.labels), **model_kwargs)
+        self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=LatentUNet1D, model_config=self.model.config)
+
+    def _target(self, latents, noise, timesteps):
+        kind = self.noise_scheduler.config.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        return latents
+
+    def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None):
+        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+        if timesteps is None:
+            timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        prediction = model(noisy, timesteps, labels if self.labels else None)
+        return F.mse_loss(prediction.float(), self._target(latents, noise, timesteps).float())
+
+    def loss(self, model, batch):
+        labels = batch["label"]
+        if self.labels:  # classifier-free guidance: sometimes hide the label
+            drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
+            labels = torch.where(drop, torch.full_like(labels, len(self.labels)), labels)
+        loss = self._denoising_loss(model, batch["latent"], labels)
+        return loss, {}
+
+    def after_step(self, model) -> None:
+        self.ema.step(model.parameters())
+
+    def checkpoint_objects(self) -> list:
+        return [self.ema]
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        """Denoising loss on validation latents with the EMA weights, fixed noise and timesteps (comparable across steps)."""
+        self.ema.store(model.parameters())
+        self.ema.copy_to(model.parameters())
+        generator = torch.Generator().manual_seed(1234)
+        latents = torch.stack([self.val_dataset[i]["latent"] for i in range(len(self.val_dataset))]).to(model.device)
+        labels = self.val_dataset.labels.to(model.device)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.linspace(0, steps - 1, len(latents)).long().to(model.device)
+        loss = float(self._denoising_loss(model, latents, labels, generator, timesteps))
+        self.ema.restore(model.parameters())
+        return {"val_loss": loss}
+
+    def prior(self, model) -> DiffusionPrior:
+        """The prior with EMA weights, ready to sample or save."""
+        ema_model = copy.deepcopy(model)
+        self.ema.copy_to(ema_model.parameters())
+        return DiffusionPrior(ema_model, dict(self.noise_scheduler.config), self.mean, self.std, self.labels, codec_signature(self.codec))
+
+    def save(self, model, folder: Path) -> None:
+        self.prior(model).save_pretrained(folder)
+
+
+def train_diffusion(config: DiffusionStageConfig) -> Path:
+    """Train the diffusion prior stage; returns the folder of the best prior (EMA weights)."""
+    set_seed(config.training.seed)
+    return train(DiffusionTask(config), config.training)

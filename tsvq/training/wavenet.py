@@ -1,0 +1,102 @@
+"""The WaveNet-prior stage: teacher-forced cross-entropy on the cached codes of the training windows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+from torch.utils.data import Dataset
+
+from tsvq.codec import VQVAE
+from tsvq.codec.metrics import codebook_report
+from tsvq.data import WindowStore
+from tsvq.errors import ConfigError
+from tsvq.priors.latents import cached_codes
+from tsvq.priors.signature import codec_signature
+from tsvq.priors.wavenet import WaveNetCodePrior, WaveNetPrior, check_single_codebook
+from tsvq.safe_loading import load_model
+from tsvq.training.diffusion import label_vocabulary
+from tsvq.training.loop import TrainingConfig, train
+
+
+@dataclass
+class WaveNetStageConfig:
+    store: str = "runs/store"
+    codec: str = "runs/codec/model"
+    model: dict[str, Any] = field(default_factory=dict)  # WaveNetPrior arguments (residual_channels, num_cycles, ...)
+    conditional: bool = False
+    val_max_windows: int = 512
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3))
+
+
+class CodeDataset(Dataset):
+    def __init__(self, codes: np.ndarray, labels: np.ndarray):
+        self.codes = torch.from_numpy(codes.astype(np.int64))
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"codes": self.codes[i], "label": self.labels[i]}
+
+
+class WaveNetTask:
+    best_metric = "val_bits_per_code"
+
+    def __init__(self, config: WaveNetStageConfig):
+        self.config = config
+        self.store = WindowStore(config.store)
+        self.codec = load_model(VQVAE, config.codec)
+        check_single_codebook(self.codec)
+        cache = Path(config.training.output_dir) / "cache"
+        train_codes, train_index = cached_codes(self.codec, self.store, "train", cache)
+        val_split = "val" if len(self.store.split_indices("val")) else "train"
+        val_codes, val_index = cached_codes(self.codec, self.store, val_split, cache, config.val_max_windows)
+        self.labels = label_vocabulary(self.store) if config.conditional else []
+        if config.conditional and not self.labels:
+            raise ConfigError(f"{config.store}: conditional=True but the train split has no window labels")
+        # unlabelled windows of a conditional prior fall back to the first class; unconditional priors ignore labels
+        ids = np.array([self.labels.index(n) if n in self.labels else 0 for n in self.store.index["label"]])
+        self.train_dataset = CodeDataset(train_codes, ids[train_index])
+        self.val_dataset = CodeDataset(val_codes, ids[val_index])
+        self.unigram_bits = codebook_report(train_codes, self.codec.config.num_codes)["entropy_bits"]
+        self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
+        self.model = WaveNetPrior(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
+                                  num_classes=len(self.labels), **config.model)
+
+    def loss(self, model, batch):
+        logits = model(batch["codes"], batch["label"] if self.labels else None)
+        loss = F.cross_entropy(logits.float(), batch["codes"])
+        return loss, {"bits_per_code": float(loss.detach()) / math.log(2)}
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        codes = self.val_dataset.codes.to(model.device)
+        labels = self.val_dataset.labels.to(model.device) if self.labels else None
+        bits = float(torch.cat([model.nll_bits(codes[i : i + 256], None if labels is None else labels[i : i + 256])
+                                for i in range(0, len(codes), 256)]).mean())
+        return {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codes_per_second,
+                "unigram_bits_per_code": self.unigram_bits}
+
+    def save(self, model, folder: Path) -> None:
+        statistics = self.evaluate(model) | {"codes_per_second": self.codes_per_second}
+        WaveNetCodePrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
+
+    def after_step(self, model) -> None:
+        pass
+
+    def checkpoint_objects(self) -> list:
+        return []
+
+
+def train_wavenet(config: WaveNetStageConfig) -> Path:
+    """Train the WaveNet prior stage; returns the folder of the best prior (by validation bits per code)."""
+    set_seed(config.training.seed)
+    return train(WaveNetTask(config), config.training)
