@@ -62,3 +62,44 @@ def small_database(tmp_path) -> Path:
     for j in range(2):
         write_record(root / "p4", f"seg{j}", ecg_like(60, rate, seed=10 + j), rate, ["II"])
     return root
+
+
+TINY_CODEC = dict(hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4)
+
+
+def tiny_training(output_dir: Path, steps: int = 30, **extra):
+    from tsvq.training.loop import TrainingConfig
+
+    values = dict(output_dir=str(output_dir), max_steps=steps, batch_size=16, eval_every=steps, checkpoint_every=steps,
+                  log_every=10, warmup_steps=2, learning_rate=2e-3, progress=False, log_with=["jsonl"])
+    return TrainingConfig(**(values | extra))
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """A small store of synthetic subjects and codec, diffusion and WaveNet stages trained on it briefly."""
+    from tsvq.data import PrepareConfig, prepare
+    from tsvq.data.synthetic import write_synthetic_database
+    from tsvq.training.codec import CodecStageConfig, train_codec
+    from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
+    from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
+
+    root = tmp_path_factory.mktemp("tiny")
+    source = write_synthetic_database(root / "synthetic", n_subjects=4, records_per_subject=1, minutes_per_record=1.0, rate_hz=125)
+    store = prepare(PrepareConfig(source=str(source), rate_hz=125, window_samples=256, val_fraction=0.25, test_fraction=0.25),
+                    root / "store", progress=False)
+    codec = train_codec(CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(root / "codec", 40)))
+    diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model={"block_out_channels": [16, 32]},
+                                                     training=tiny_training(root / "diffusion", 30)))
+    wavenet = train_wavenet(WaveNetStageConfig(store=str(store.path), codec=str(codec),
+                                               model={"residual_channels": 16, "skip_channels": 16, "dilation_cycle": [1, 2, 4, 8]},
+                                               training=tiny_training(root / "wavenet", 30)))
+    return {"root": root, "store": store.path, "codec": codec, "diffusion": diffusion, "wavenet": wavenet}
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_runs) -> Path:
+    from tsvq.pipeline import Pipeline
+
+    pipe = Pipeline.from_stages(tiny_runs["codec"], tiny_runs["diffusion"], tiny_runs["wavenet"])
+    return pipe.save_pretrained(tiny_runs["root"] / "pipeline")

@@ -227,6 +227,9 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
         raise DataError(f"{record.path}.hea: no usable samples ({', '.join(dropped)})")
     scale = rate / native
     label_ann = record.annotations.get(config.label_extension)
+    if config.beat_centred and label_ann is None:
+        raise DataError(f"{record.path}.hea: beat-centred windows need beat annotations "
+                        f"('{record.path.name}.{config.label_extension}' not found)")
     beat_samples = np.round(label_ann.sample * scale).astype(np.int64) if label_ann else np.zeros(0, np.int64)
     beat_symbols = np.array(label_ann.symbol if label_ann else [], dtype=object)
     total = int(round(signal.shape[0] * scale))

@@ -48,7 +48,9 @@ def sampling_scheduler(name: str, config) -> object:
     """A sampler built from the training scheduler's config: 'ddpm', 'ddim' or 'dpm' (DPM-Solver++ 2M)."""
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}")
-    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm" else {}
+    # lambda_min_clipped: diffusers advises it for cosine schedules, whose last steps have ~zero SNR and would make
+    # the solver divide by ~0 when it converts an epsilon prediction into a clean-latent estimate.
+    extra = {"algorithm_type": "dpmsolver++", "solver_order": 2, "lambda_min_clipped": -5.1} if name == "dpm" else {}
     if name == "ddim":
         extra = {"clip_sample": False}
     return SAMPLERS[name].from_config(config, **extra)

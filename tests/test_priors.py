@@ -1,0 +1,195 @@
+"""Diffusion and WaveNet priors, the pipeline object, and `tsvq sample`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import wfdb
+
+from tests.conftest import TINY_CODEC, tiny_training
+from tsvq.cli import main as cli_main
+from tsvq.errors import CheckpointError, ConfigError, DataError
+from tsvq.pipeline import Pipeline
+from tsvq.priors import DiffusionPrior, LatentUNet1D, WaveNetPrior, sampling_scheduler, training_scheduler
+
+
+def test_pipeline_shapes_end_to_end(tiny_pipeline):
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    assert pipe.window_length == 256 and pipe.sampling_rate_hz == 125
+    out = pipe.sample(5, steps=5, progress=False)
+    assert out.signals.shape == (5, 256, 1) and out.signals.dtype == np.float32
+    assert out.codes.shape == (5, 64) and out.sampling_rate_hz == 125
+    encoded = pipe.encode(out.signals)
+    assert encoded.codes.shape == (5, 64) and encoded.vectors.shape == (5, 64, 16)
+    assert pipe.decode(encoded.codes).shape == (5, 256, 1)
+    assert out.info["snap_distance_relative"] >= 0
+
+
+def test_snapping_returns_only_codebook_vectors(tiny_pipeline):
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    latents = torch.randn(3, 64, 16)
+    snapped, codes = pipe.codec.snap(latents)
+    codebook = pipe.codec.quantizer.quantizers[0].codebook
+    assert torch.allclose(snapped, codebook[codes], atol=1e-6)
+    brute = torch.cdist(latents.reshape(-1, 16), codebook).argmin(1).view(3, 64)
+    assert torch.equal(codes, brute)
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 10), ("ddim", 10), ("dpm", 5)])
+def test_scheduler_swap_without_retraining(tiny_pipeline, sampler, steps):
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    out = pipe.sample(2, steps=steps, sampler=sampler, seed=1, progress=False)
+    assert np.isfinite(out.signals).all() and out.info["sampler"] == sampler
+
+
+def test_save_load_reproduces_samples(tiny_pipeline, tmp_path):
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    again = Pipeline.from_pretrained(pipe.save_pretrained(tmp_path / "copy"))
+    for prior in ("diffusion", "wavenet"):
+        a = pipe.sample(3, prior=prior, steps=5, seed=7, progress=False).signals
+        b = again.sample(3, prior=prior, steps=5, seed=7, progress=False).signals
+        assert np.array_equal(a, b)
+    assert not np.array_equal(pipe.sample(3, steps=5, seed=7, progress=False).signals,
+                              pipe.sample(3, steps=5, seed=8, progress=False).signals)
+
+
+def test_schedulers_keep_latents_unclipped_and_check_steps(tiny_pipeline):
+    assert training_scheduler().config.clip_sample is False
+    config = training_scheduler().config
+    assert sampling_scheduler("ddim", config).config.clip_sample is False
+    assert sampling_scheduler("dpm", config).config.algorithm_type == "dpmsolver++"
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    with pytest.raises(ConfigError, match=r"steps must lie in \[1, 1000\]"):
+        pipe.sample(1, steps=5000)
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        pipe.sample(1, sampler="euler")
+
+
+def test_tiny_diffusion_prior_learns_a_single_mode():
+    """Trained on one latent pattern (v-prediction, the default), samples of every sampler land near it."""
+    torch.manual_seed(0)
+    mode = torch.sin(torch.linspace(0, 6, 16))[None, None, :].repeat(1, 4, 1) * torch.tensor([1.0, -1.0, 0.5, 2.0])[None, :, None]
+    model = LatentUNet1D(latent_channels=4, latent_length=16, block_out_channels=(16, 32), time_embedding_dim=32)
+    scheduler = training_scheduler()
+    assert scheduler.config.prediction_type == "v_prediction"
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(300):
+        x0 = mode.repeat(32, 1, 1)
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (32,))
+        loss = F.mse_loss(model(scheduler.add_noise(x0, noise, t), t), scheduler.get_velocity(x0, noise, t))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prior = DiffusionPrior(model, dict(scheduler.config), torch.zeros(4), torch.ones(4))
+    scale = mode.pow(2).mean().sqrt()
+    for sampler, steps in (("dpm", 20), ("ddim", 20), ("ddpm", 100)):
+        samples = prior.sample(8, steps=steps, sampler=sampler, seed=0, progress=False).transpose(1, 2)
+        assert (samples - mode).pow(2).mean().sqrt() < 0.35 * scale, sampler
+    noise_error = (torch.randn(8, 4, 16) - mode).pow(2).mean().sqrt()
+    assert noise_error > 1.0 * scale
+
+
+def test_conditional_prior_with_guidance(small_database, tmp_path):
+    from tsvq.data import PrepareConfig, prepare
+    from tsvq.training.codec import CodecStageConfig, train_codec
+    from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
+
+    import shutil
+
+    with pytest.raises(DataError, match=r"seg0\.hea: beat-centred windows need beat annotations"):
+        prepare(PrepareConfig(source=str(small_database), beat_centred=True, test_groups=["p4"]), tmp_path / "bad", progress=False)
+    shutil.rmtree(small_database / "p4")  # the only records without beat annotations
+    store = prepare(PrepareConfig(source=str(small_database), rate_hz=125, window_samples=128, beat_centred=True,
+                                  test_groups=["p3"], val_groups=["p2"]), tmp_path / "store", progress=False)
+    codec = train_codec(CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 10)))
+    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), conditional=True,
+                                                 model={"block_out_channels": [16, 32]}, training=tiny_training(tmp_path / "diff", 10)))
+    pipe = Pipeline.from_stages(codec, prior)
+    assert pipe.diffusion.labels == ["N", "V"]
+    out = pipe.sample(4, steps=4, labels=["N", "V", "V", "N"], guidance=3.0, progress=False)
+    assert out.signals.shape == (4, 128, 1) and np.isfinite(out.signals).all()
+    with pytest.raises(DataError, match="unknown label 'X'"):
+        pipe.sample(2, steps=2, labels="X")
+
+
+def test_prior_for_another_codec_is_refused(tiny_runs, tmp_path):
+    from tsvq.codec import VQVAE
+
+    other = VQVAE(window_length=256, **(TINY_CODEC | {"num_codes": 64}))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(CheckpointError, match="num_codes = 32, but this codec has num_codes = 64"):
+        Pipeline.from_stages(tmp_path / "other", tiny_runs["diffusion"])
+    same_shape = VQVAE(window_length=256, **TINY_CODEC)
+    same_shape.save_pretrained(tmp_path / "same")
+    with pytest.raises(CheckpointError, match="another codec's codebook"):
+        Pipeline.from_stages(tmp_path / "same", None, tiny_runs["wavenet"])
+
+
+def test_wavenet_cached_generation_equals_naive():
+    torch.manual_seed(0)
+    model = WaveNetPrior(num_codes=40, latent_length=48, residual_channels=16, skip_channels=16, num_classes=2).eval()
+    labels = torch.tensor([0, 1, 1])
+    for kwargs in ({}, {"temperature": 0.8, "top_k": 5}, {"top_p": 0.7}):
+        cached = model.generate(3, labels=labels, seed=11, cached=True, **kwargs)
+        naive = model.generate(3, labels=labels, seed=11, cached=False, **kwargs)
+        assert torch.equal(cached, naive)
+
+
+def test_wavenet_is_causal():
+    model = WaveNetPrior(num_codes=16, latent_length=32, residual_channels=8, skip_channels=8).eval()
+    codes = torch.randint(0, 16, (1, 32))
+    changed = codes.clone()
+    changed[0, 20:] = (changed[0, 20:] + 1) % 16
+    assert torch.allclose(model(codes)[..., :21], model(changed)[..., :21])
+    assert not torch.allclose(model(codes)[..., 21:], model(changed)[..., 21:])
+
+
+def test_wavenet_learns_structure_below_unigram_entropy_and_scores_atypical_worse():
+    torch.manual_seed(0)
+    period = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    sequences = torch.stack([period.roll(int(s)).repeat(4) for s in torch.randint(0, 8, (64,))])
+    model = WaveNetPrior(num_codes=10, latent_length=32, residual_channels=16, skip_channels=16, dilation_cycle=(1, 2, 4, 8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(150):
+        loss = F.cross_entropy(model(sequences), sequences)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    unigram = -(torch.bincount(period, minlength=10).float() / 8).clamp(min=1e-12).log2().mul(torch.bincount(period, minlength=10).float() / 8).sum()
+    typical = model.nll_bits(sequences[:8]).mean()
+    assert typical < 0.5 * unigram
+    atypical = model.nll_bits(torch.randint(0, 10, (8, 32))).mean()
+    assert atypical > 2 * typical
+    assert torch.equal(model.generate(4, seed=0)[:, 8:16], model.generate(4, seed=0)[:, 8:16])
+
+
+def test_pipeline_wavenet_sampling_and_log_likelihood(tiny_pipeline):
+    pipe = Pipeline.from_pretrained(tiny_pipeline)
+    out = pipe.sample(3, prior="wavenet", temperature=0.9, top_p=0.95, seed=2, progress=False)
+    assert out.signals.shape == (3, 256, 1) and out.codes.shape == (3, 64)
+    bits = pipe.log_likelihood(out.signals)
+    assert bits.shape == (3,) and (bits > 0).all()
+    with pytest.raises(DataError, match="125 Hz"):
+        pipe.log_likelihood(out.signals, sampling_rate_hz=250)
+    resampled = pipe.encode(np.repeat(out.signals, 2, axis=1), sampling_rate_hz=250, resample=True)
+    assert resampled.codes.shape == (3, 64)
+
+
+def test_cli_sample_writes_numpy_wfdb_and_png(tiny_pipeline, tmp_path, capsys):
+    for prior in ("diffusion", "wavenet"):
+        out = tmp_path / prior
+        assert cli_main(["sample", "--pipeline", str(tiny_pipeline), "--n", "3", "--steps", "4", "--prior", prior, "--out", str(out)]) == 0
+        signals = np.load(out / "samples.npy")
+        assert signals.shape == (3, 256, 1)
+        record = wfdb.rdrecord(str(out / "wfdb" / "sample_0000"))
+        assert record.fs == 125 and record.units == ["mV"] and record.sig_len == 256
+        assert np.abs(record.p_signal[:, 0] - signals[0, :, 0]).max() < 1e-3 * (np.ptp(signals[0]) + 1e-3)
+        assert (out / "samples.png").stat().st_size > 1000
+        assert json.loads((out / "samples.json").read_text())["info"]["prior"] == prior
