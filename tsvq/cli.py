@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from tsvq.errors import TsvqError
+from tsvq.errors import ConfigError, DataError, TsvqError
 
 
 def _prepare_config_from_args(args: argparse.Namespace):
@@ -116,6 +116,38 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tsvq.evaluation.report import EvalConfig, compare_reports, evaluate, format_table
+
+    if args.compare:
+        print(compare_reports(*args.compare))
+        return 0
+    if not (args.data and args.out and (args.pipeline or args.samples)):
+        raise ConfigError("tsvq eval needs --data, --out and --pipeline and/or --samples (or --compare A B)")
+    import numpy as np
+
+    from tsvq.data import WindowStore
+
+    store = WindowStore(args.data)
+    pipeline = None
+    if args.pipeline:
+        from tsvq.pipeline import Pipeline
+
+        pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    samples = None
+    if args.samples:
+        try:
+            samples = np.load(args.samples, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise DataError(f"{args.samples}: cannot read samples as a NumPy array ({error})") from error
+    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, steps=args.steps, sampler=args.sampler, seed=args.seed,
+                        physiology=not args.no_physiology, folds=args.folds)
+    report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
+    print(format_table(report))
+    print(f"report: {Path(args.out) / 'report.json'}")
+    return 0
+
+
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
@@ -174,6 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wfdb", action="store_true", help="skip writing WFDB records")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots")
+    p.add_argument("--pipeline", help="pipeline folder to evaluate")
+    p.add_argument("--samples", help="a .npy of (n, L, C) windows in physical units, made by any generator")
+    p.add_argument("--data", help="window store with the held-out real windows")
+    p.add_argument("--split", default="test")
+    p.add_argument("--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)")
+    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm")
+    p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-physiology", action="store_true", help="skip ECG beat detection (non-ECG signals)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="report folder")
+    p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -1,0 +1,93 @@
+"""Evaluation metrics on known cases, and `tsvq eval` on a tiny trained pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ecg_like
+from tsvq.cli import main as cli_main
+from tsvq.evaluation import (
+    RandomKernelFeatures, amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance,
+    heart_rhythm, mmd_rbf, phase_randomized, psd_distance_db, rhythm_distance,
+)
+
+RATE = 125.0
+
+
+def ecg_windows(n: int, seed: int, length: int = 512) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([ecg_like(length / RATE, RATE, seed=seed * 1000 + i, heart_rate_bpm=rng.uniform(60, 80))[:length, None]
+                     for i in range(n)]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sets():
+    real_a, real_b = ecg_windows(60, 1), ecg_windows(60, 2)
+    noise = np.random.default_rng(3).normal(0, real_a.std(), real_a.shape).astype(np.float32)
+    features = RandomKernelFeatures(512, 1, num_kernels=64, seed=0).fit_scale(real_a)
+    return real_a, real_b, noise, features
+
+
+def test_identical_sets_give_floor_values(sets):
+    real_a, _, _, features = sets
+    f = features.transform(real_a)
+    assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
+    assert mmd_rbf(f, f) < 0.05
+    assert psd_distance_db(real_a, real_a, RATE) == 0 and autocorrelation_distance(real_a, real_a, 100) == 0
+    assert amplitude_distance(real_a, real_a) == 0
+    assert discriminative_score(real_a, real_a.copy(), folds=3, epochs=4)["mean"] < 0.15
+
+
+def test_real_vs_white_noise_is_far(sets):
+    real_a, real_b, noise, features = sets
+    fa, fb, fn = features.transform(real_a), features.transform(real_b), features.transform(noise)
+    assert frechet_distance(fa, fn) > 20 * frechet_distance(fa, fb)
+    assert mmd_rbf(fa, fn) > 10 * max(mmd_rbf(fa, fb), 1e-3)
+    assert psd_distance_db(real_a, noise, RATE) > 3 * psd_distance_db(real_a, real_b, RATE)
+    assert discriminative_score(real_a, noise, folds=3, epochs=4)["mean"] > 0.4
+    rhythm = heart_rhythm(real_a, RATE)
+    assert np.nanmedian(rhythm["heart_rate_bpm"]) == pytest.approx(70, abs=12)
+    assert rhythm_distance(rhythm, heart_rhythm(noise, RATE))["heart_rate_wasserstein_bpm"] > \
+        rhythm_distance(rhythm, heart_rhythm(real_b, RATE))["heart_rate_wasserstein_bpm"]
+
+
+def test_shifted_and_scaled_copies_move_figures_the_right_way(sets):
+    real_a, real_b, _, features = sets
+    fa = features.transform(real_a)
+    distances = [frechet_distance(fa, features.transform(real_b * scale)) for scale in (1.0, 1.5, 2.5)]
+    assert distances[0] < distances[1] < distances[2]
+    amplitude = [amplitude_distance(real_a, real_b + shift) for shift in (0.0, 0.2, 0.5)]
+    assert amplitude[0] < amplitude[1] < amplitude[2]
+
+
+def test_phase_randomised_surrogate_keeps_the_spectrum(sets):
+    real_a = sets[0]
+    surrogate = phase_randomized(real_a)
+    assert np.allclose(np.abs(np.fft.rfft(surrogate, axis=1)), np.abs(np.fft.rfft(real_a, axis=1)), atol=1e-3)
+    assert not np.allclose(surrogate, real_a)
+
+
+def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--n", "16", "--steps", "4",
+                   "--folds", "2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "PRDN" in printed and "frechet_distance" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["generation"]) >= {"model", "floor", "ceiling", "windows"}
+    assert report["reconstruction"]["per_record"] and report["codebook"]["num_codes"] == 32
+    assert report["versions"]["torch"] and report["config"]["seed"] == 0
+    for name in ("examples.png", "spectra.png", "heart_rate.png", "codebook_usage.png", "reconstruction.png", "features_pca.png"):
+        assert (out / name).stat().st_size > 1000, name
+    np.save(tmp_path / "external.npy", np.zeros((8, 256, 1), dtype=np.float32) + np.random.default_rng(0).normal(size=(8, 256, 1)).astype(np.float32))
+    rc = cli_main(["eval", "--samples", str(tmp_path / "external.npy"), "--data", str(tiny_runs["store"]), "--n", "8",
+                   "--folds", "2", "--out", str(tmp_path / "external")])
+    assert rc == 0 and "reconstruction" not in json.loads((tmp_path / "external" / "report.json").read_text())
+    assert cli_main(["eval", "--compare", str(out), str(tmp_path / "external")]) == 0
+    assert "frechet_distance" in capsys.readouterr().out
+    np.save(tmp_path / "bad.npy", np.zeros((8, 100, 1), dtype=np.float32))
+    assert cli_main(["eval", "--samples", str(tmp_path / "bad.npy"), "--data", str(tiny_runs["store"]), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
