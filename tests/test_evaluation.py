@@ -38,7 +38,7 @@ def test_identical_sets_give_floor_values(sets):
     assert mmd_rbf(f, f) < 0.05
     assert psd_distance_db(real_a, real_a, RATE) == 0 and autocorrelation_distance(real_a, real_a, 100) == 0
     assert amplitude_distance(real_a, real_a) == 0
-    assert discriminative_score(real_a, real_a.copy(), folds=3, epochs=4)["mean"] < 0.15
+    assert discriminative_score(real_a, real_a.copy(), folds=3, steps=100)["mean"] < 0.15
 
 
 def test_real_vs_white_noise_is_far(sets):
@@ -47,7 +47,7 @@ def test_real_vs_white_noise_is_far(sets):
     assert frechet_distance(fa, fn) > 20 * frechet_distance(fa, fb)
     assert mmd_rbf(fa, fn) > 10 * max(mmd_rbf(fa, fb), 1e-3)
     assert psd_distance_db(real_a, noise, RATE) > 3 * psd_distance_db(real_a, real_b, RATE)
-    assert discriminative_score(real_a, noise, folds=3, epochs=4)["mean"] > 0.4
+    assert discriminative_score(real_a, noise, folds=3, steps=100)["mean"] > 0.4
     rhythm = heart_rhythm(real_a, RATE)
     assert np.nanmedian(rhythm["heart_rate_bpm"]) == pytest.approx(70, abs=12)
     assert rhythm_distance(rhythm, heart_rhythm(noise, RATE))["heart_rate_wasserstein_bpm"] > \

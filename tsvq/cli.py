@@ -40,7 +40,9 @@ def summarise_store(store) -> str:
     m = store.manifest
     lines = [f"window store: {store.path}",
              f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} ({', '.join(m['units'])})",
-             f"  records read: {len(m['records'])}; skipped: {len(m['skipped_records'])}", "  minutes per patient/group:"]
+             f"  records read: {len(m['records'])}; skipped: {len(m['skipped_records'])}; native rates: "
+             + ", ".join(f"{r:g}" for r in sorted({rec['native_rate_hz'] for rec in m['records']})) + " Hz",
+             "  minutes per patient/group:"]
     split_of = {r["group"]: r["split"] for r in m["records"]}
     for group, minutes in sorted(m["minutes_per_group"].items()):
         lines.append(f"    {group:<28} {minutes:8.1f} min  -> {split_of.get(group, '?')}")
@@ -148,6 +150,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tsvq.demo import DemoConfig, run_demo
+
+    config = DemoConfig(source=args.source, out=args.out)
+    if args.fast:  # a smoke run: every stage, minutes -> seconds (figures meaningless)
+        config.codec_steps, config.diffusion_steps, config.wavenet_steps, config.samples, config.eval_windows = 20, 20, 20, 16, 16
+    run_demo(config)
+    return 0
+
+
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
@@ -223,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder")
     p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate")
+    p.add_argument("--source", default="mitdb208", help="mitdb208 (real ECG, default), synthetic, or a folder of WFDB records")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--fast", action="store_true", help="a smoke run with a few steps per stage")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -45,6 +45,8 @@ class Encoded:
 def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Tensor:
     """Check and convert user input to a float32 ``(B, L, C)`` tensor, with errors that say what is wrong."""
     if isinstance(signals, np.ndarray):
+        if np.iscomplexobj(signals):
+            raise DataError(f"{what}: expected real-valued samples, got dtype {signals.dtype}")
         if not np.issubdtype(signals.dtype, np.floating) and not np.issubdtype(signals.dtype, np.integer):
             raise DataError(f"{what}: expected a numeric array, got dtype {signals.dtype}")
         signals = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
@@ -92,7 +94,7 @@ class VQVAE(ModelMixin, ConfigMixin):
         decay: float = 0.99,
         kmeans_init: bool = True,
         restart_dead_codes: bool = True,
-        dead_code_threshold: float = 0.03,
+        dead_code_threshold: float = 0.1,
         cosine_codes: bool = False,
         input_bits: int = 11,
     ):

@@ -97,8 +97,9 @@ class VectorQuantizer(nn.Module):
         kmeans_init: bool = True,
         kmeans_iterations: int = 10,
         restart_dead_codes: bool = True,
-        dead_code_threshold: float = 0.03,
+        dead_code_threshold: float = 0.1,
         cosine: bool = False,
+        usage_decay: float = 0.95,
     ):
         super().__init__()
         if mode not in ("ema", "loss"):
@@ -107,6 +108,9 @@ class VectorQuantizer(nn.Module):
         self.beta, self.decay, self.epsilon = beta, decay, epsilon
         self.kmeans_init, self.kmeans_iterations = kmeans_init, kmeans_iterations
         self.restart_dead_codes, self.dead_code_threshold = restart_dead_codes, dead_code_threshold
+        # Usage is averaged over ~20 batches: long enough to be a fair count, short enough that codes stranded by a
+        # moving encoder early in training are restarted within tens of steps, not hundreds.
+        self.usage_decay = usage_decay
         self.cosine = cosine
         initial = torch.randn(num_codes, dim) / dim**0.5
         if mode == "loss":
@@ -146,7 +150,7 @@ class VectorQuantizer(nn.Module):
         one_hot_counts = torch.bincount(codes, minlength=self.num_codes).float()
         counts = _all_reduce_sum(one_hot_counts)
         total = counts.sum().clamp(min=1.0)
-        self.usage_ema.mul_(self.decay).add_(counts / total * self.num_codes, alpha=1 - self.decay)
+        self.usage_ema.mul_(self.usage_decay).add_(counts / total * self.num_codes, alpha=1 - self.usage_decay)
         if self.mode == "ema":
             embed_sum = _all_reduce_sum(torch.zeros_like(self.ema_embed_sum).index_add_(0, codes, z))
             self.ema_cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)

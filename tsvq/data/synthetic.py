@@ -106,9 +106,9 @@ def synthesize(subject: VirtualSubject, duration_s: float, rate_hz: float, seed:
 
 def write_synthetic_database(
     out_dir: str | Path,
-    n_subjects: int = 6,
-    records_per_subject: int = 2,
-    minutes_per_record: float = 2.0,
+    n_subjects: int = 12,
+    records_per_subject: int = 1,
+    minutes_per_record: float = 3.0,
     rate_hz: float = 250.0,
     seed: int = 0,
 ) -> Path:

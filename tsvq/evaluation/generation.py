@@ -108,23 +108,22 @@ def _standardize(*sets: np.ndarray, reference: np.ndarray) -> list[torch.Tensor]
     return [torch.from_numpy(((s - mean) / std).astype(np.float32)) for s in sets]
 
 
-def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, epochs: int, seed: int, batch_size: int = 64):
+def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn, steps: int, seed: int, batch_size: int = 32):
+    """A fixed number of optimiser steps (not epochs), so scores do not depend on how many windows a set has."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), batch_size):
-            batch = order[start : start + batch_size]
-            loss = loss_fn(model(x[batch]), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    for _ in range(steps):
+        batch = torch.randint(0, len(x), (min(batch_size, len(x)),), generator=generator)
+        loss = loss_fn(model(x[batch]), y[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     model.eval()
     return model
 
 
-def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3, epochs: int = 8, seed: int = 0) -> dict:
+def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3, steps: int = 200, seed: int = 0) -> dict:
     """|accuracy - 0.5| of a post-hoc real-vs-generated classifier on held-out folds: 0 = indistinguishable."""
     n = min(len(real), len(generated))
     rng = np.random.default_rng(seed)
@@ -138,7 +137,7 @@ def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3
         torch.manual_seed(seed + fold)
         train, test = fold_of != fold, fold_of == fold
         model = _fit(_WindowClassifier(real.shape[2]), x[train], y[train],
-                     lambda out, target: F.binary_cross_entropy_with_logits(out[:, 0], target), epochs, seed + fold)
+                     lambda out, target: F.binary_cross_entropy_with_logits(out[:, 0], target), steps, seed + fold)
         with torch.no_grad():
             accuracy = ((model(x[test])[:, 0] > 0).float() == y[test]).float().mean().item()
         scores.append(abs(accuracy - 0.5))
@@ -160,13 +159,13 @@ class _CausalForecaster(nn.Module):
         return self.out(h).transpose(1, 2)
 
 
-def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, epochs: int = 8, seed: int = 0,
+def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, steps: int = 200, seed: int = 0,
                      reference: np.ndarray | None = None) -> float:
     """Train on ``train_windows`` (e.g. synthetic) to predict the next sample; mean absolute error on ``test_windows``
     (real), in units of the reference's standard deviation. Compare with the same trained on real windows."""
     torch.manual_seed(seed)
     x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
-    model = _fit(_CausalForecaster(train_windows.shape[2]), x_train[:, :-1], x_train[:, 1:], F.l1_loss, epochs, seed)
+    model = _fit(_CausalForecaster(train_windows.shape[2]), x_train[:, :-1], x_train[:, 1:], F.l1_loss, steps, seed)
     with torch.no_grad():
         return float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:]))
 

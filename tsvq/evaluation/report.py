@@ -46,7 +46,7 @@ class EvalConfig:
     seed: int = 0
     num_kernels: int = 256
     folds: int = 3
-    classifier_epochs: int = 8
+    classifier_steps: int = 200  # optimiser steps of the post-hoc classifier and forecaster
     physiology: bool = True  # ECG beat detection; turn off for non-ECG signals
     plots: bool = True
 
@@ -71,8 +71,8 @@ def generation_figures(reference: np.ndarray, candidate: np.ndarray, rate_hz: fl
     figures = {
         "frechet_distance": frechet_distance(ref_features, cand_features),
         "mmd": mmd_rbf(ref_features, cand_features),
-        "discriminative_score": discriminative_score(reference, candidate, config.folds, config.classifier_epochs, config.seed),
-        "predictive_score": predictive_score(candidate, reference, config.classifier_epochs, config.seed, reference=reference),
+        "discriminative_score": discriminative_score(reference, candidate, config.folds, config.classifier_steps, config.seed),
+        "predictive_score": predictive_score(candidate, reference, config.classifier_steps, config.seed, reference=reference),
         "psd_distance_db": psd_distance_db(reference, candidate, rate_hz),
         "autocorrelation_distance": autocorrelation_distance(reference, candidate, max_lag),
         "amplitude_wasserstein": amplitude_distance(reference, candidate, seed=config.seed),
@@ -153,7 +153,9 @@ def _generation_section(samples, half_a, half_b, store, rate, config: EvalConfig
     features_a = features.transform(half_a)
     rhythm_a = heart_rhythm(half_a, rate) if config.physiology else None
     surrogate = phase_randomized(half_b, config.seed)
-    sets = {"model": samples, "floor": half_b, "ceiling": surrogate}
+    # Every set is compared at the floor's size: the Frechet distance and the learned scores depend on n.
+    compared = samples[np.random.default_rng(config.seed).permutation(len(samples))[: len(half_b)]]
+    sets = {"model": compared, "floor": half_b, "ceiling": surrogate}
     figures = {name: generation_figures(half_a, windows, rate, features, config, features_a, rhythm_a) for name, windows in sets.items()}
     train = store.load("train", max_windows=config.n, seed=config.seed)
     train_features = features.transform(train)
@@ -164,7 +166,8 @@ def _generation_section(samples, half_a, half_b, store, rate, config: EvalConfig
         "ratio": float(np.median(generated_nn) / max(np.median(heldout_nn), 1e-12)),
         "note": "ratio well below 1: generated windows sit closer to training windows than unseen real ones do (memorisation)",
     }
-    section = {"generation": {"windows": {"generated": len(samples), "real_a": len(half_a), "real_b": len(half_b)},
+    section = {"generation": {"windows": {"generated": len(samples), "compared_per_set": len(half_b), "real_a": len(half_a),
+                                          "real_b": len(half_b)},
                               "model": figures["model"], "floor": figures["floor"], "ceiling": figures["ceiling"]},
                "memorisation": memorisation}
     if config.plots:

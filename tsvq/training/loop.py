@@ -48,7 +48,7 @@ class TrainingConfig:
     warmup_steps: int = 100
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
-    mixed_precision: str = "no"  # no | fp16 | bf16
+    mixed_precision: str | None = None  # no | fp16 | bf16; None: as `accelerate launch` / `accelerate config` set it
     seed: int = 0
     eval_every: int = 250
     checkpoint_every: int = 250
@@ -169,6 +169,9 @@ def train(task: Task, config: TrainingConfig) -> Path:
     scheduler = _scheduler(optimizer, config, accelerator.num_processes)
     model, optimizer, loader, scheduler = accelerator.prepare(task.model, optimizer, loader, scheduler)
     state = TrainingState()
+    for extra in task.checkpoint_objects():  # e.g. EMA weights: they must live where the model now lives
+        if hasattr(extra, "to"):
+            extra.to(accelerator.device)
     accelerator.register_for_checkpointing(state, *task.checkpoint_objects())
     accelerator.init_trackers("tsvq", config={k: str(v) for k, v in asdict(config).items()})
 
@@ -218,6 +221,11 @@ def train(task: Task, config: TrainingConfig) -> Path:
             if state.step >= config.max_steps:
                 break
     progress.close()
+    from accelerate.utils import gather_object
+
+    rank_hashes = gather_object([state_hash(accelerator.unwrap_model(model))])
+    if len(set(rank_hashes)) > 1:
+        accelerator.print(f"warning: model states differ across ranks: {rank_hashes}")
     if accelerator.is_main_process and not (output_dir / "model").exists():
         task.save(accelerator.unwrap_model(model), output_dir / "model")
     if accelerator.is_main_process:
@@ -225,11 +233,22 @@ def train(task: Task, config: TrainingConfig) -> Path:
             "steps": state.step, "best_" + task.best_metric: state.best, "seconds": round(time.time() - started, 2),
             "windows_per_s": round(windows_seen / max(time.time() - started, 1e-9), 2),
             "num_processes": accelerator.num_processes, "device": str(accelerator.device),
-            "mixed_precision": config.mixed_precision, "config": asdict(config),
+            "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
         })
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return output_dir / "model"
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    """Hash of every parameter and buffer: equal on all ranks when distributed training kept them in sync."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _validate_and_keep_best(accelerator, task, model, state, output_dir) -> None:
