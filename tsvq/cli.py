@@ -99,7 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from tsvq.training.wavenet import train_wavenet as run
     folder = run(config)
-    print(f"{args.stage} saved to {folder}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        print(f"{args.stage} saved to {folder}")
     return 0
 
 

@@ -32,12 +32,14 @@ PRIOR_FORMAT_VERSION = 1
 class GatedResidualLayer(nn.Module):
     """Dilated causal conv -> tanh * sigmoid gate (+ global condition) -> residual and skip 1x1 convs."""
 
-    def __init__(self, residual_channels: int, skip_channels: int, dilation: int, condition_dim: int):
+    def __init__(self, residual_channels: int, skip_channels: int, dilation: int, condition_dim: int, last: bool = False):
         super().__init__()
         self.dilation = dilation
         self.conv = nn.Conv1d(residual_channels, 2 * residual_channels, kernel_size=2, dilation=dilation)
         self.condition = nn.Linear(condition_dim, 2 * residual_channels, bias=False) if condition_dim else None
-        self.residual = nn.Conv1d(residual_channels, residual_channels, 1)
+        # The last layer's residual output would feed nothing (only skips reach the head): it has no residual conv,
+        # so every parameter gets a gradient (DistributedDataParallel requires it).
+        self.residual = None if last else nn.Conv1d(residual_channels, residual_channels, 1)
         self.skip = nn.Conv1d(residual_channels, skip_channels, 1)
 
     def _gate(self, h: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
@@ -49,7 +51,10 @@ class GatedResidualLayer(nn.Module):
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, R, T) -> (residual output (B, R, T), skip (B, S, T)); causal by left padding."""
         gated = self._gate(self.conv(F.pad(x, (self.dilation, 0))), condition)
-        return (x + self.residual(gated)) * math.sqrt(0.5), self.skip(gated)
+        return self._residual(x, gated), self.skip(gated)
+
+    def _residual(self, x: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
+        return x if self.residual is None else (x + self.residual(gated)) * math.sqrt(0.5)
 
     def step(self, x: torch.Tensor, buffer: torch.Tensor, t: int, condition: torch.Tensor | None = None):
         """One time step: ``x`` (B, R, 1); ``buffer`` (B, R, dilation) holds the inputs of the last ``dilation`` steps."""
@@ -58,7 +63,7 @@ class GatedResidualLayer(nn.Module):
         buffer[:, :, slot : slot + 1] = x
         h = F.conv1d(torch.cat([past, x], dim=2), self.conv.weight, self.conv.bias)
         gated = self._gate(h, condition)
-        return (x + self.residual(gated)) * math.sqrt(0.5), self.skip(gated)
+        return self._residual(x, gated), self.skip(gated)
 
 
 class WaveNetPrior(ModelMixin, ConfigMixin):
@@ -81,7 +86,8 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         self.class_embedding = nn.Embedding(num_classes, condition_dim) if num_classes else None
         dilations = [d for _ in range(num_cycles) for d in dilation_cycle]
         self.layers = nn.ModuleList(
-            GatedResidualLayer(residual_channels, skip_channels, d, condition_dim if num_classes else 0) for d in dilations
+            GatedResidualLayer(residual_channels, skip_channels, d, condition_dim if num_classes else 0, last=i == len(dilations) - 1)
+            for i, d in enumerate(dilations)
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, num_codes, 1))

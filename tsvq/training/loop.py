@@ -157,6 +157,11 @@ def train(task: Task, config: TrainingConfig) -> Path:
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes == 1:
+        # Each process would train alone and all would write the same checkpoints: refuse instead.
+        raise CheckpointError(f"{launched} processes were launched but each sees only itself; on CPU-only machines "
+                              "launch with ACCELERATE_USE_CPU=1 (see recipes/accelerate/cpu_2proc.yaml)")
     set_seed(config.seed)
     # The loader draws its worker seeds from its own generator, so resuming does not shift the global RNG.
     loader = DataLoader(task.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
