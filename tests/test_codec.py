@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -192,3 +193,15 @@ def test_two_process_gloo_training_keeps_identical_codebooks(tmp_path, mode):
     a = torch.load(tmp_path / "codebook_0.pt", weights_only=True)
     b = torch.load(tmp_path / "codebook_1.pt", weights_only=True)
     assert torch.equal(a, b)
+
+
+def test_codebook_health_is_logged_every_logging_step_and_on_validation(tiny_runs):
+    from tsvq.training.trackers import read_metrics
+
+    rows = read_metrics(tiny_runs["codec"].parent / "logs")
+    steps = [r for r in rows if "perplexity" in r]
+    assert steps and all({"usage", "dead_codes_restarted", "reconstruction_loss", "lr", "windows_per_s"} <= set(r) for r in steps)
+    validation = [r for r in rows if "val/prdn" in r]
+    assert validation and {"val/usage_percent", "val/perplexity"} <= set(validation[-1])
+    summary = json.loads((tiny_runs["codec"].parent / "training_summary.json").read_text())
+    assert summary["steps"] == 40 and summary["best_prdn"] == min(r["val/prdn"] for r in validation)

@@ -29,6 +29,17 @@ def test_read_record_formats_round_trip_physical_units(tmp_path, fmt):
     assert np.abs(record.signal[:, 0] - x).max() <= step
 
 
+def test_matlab_mat_records_are_read(tmp_path, monkeypatch):
+    from wfdb.io.convert.matlab import wfdb_to_mat
+
+    x = np.stack([ecg_like(8, 250), -ecg_like(8, 250, seed=1)], axis=1)
+    write_record(tmp_path, "r", x, 250, ["II", "V"])
+    monkeypatch.chdir(tmp_path)  # wfdb_to_mat writes <name>m.mat/.hea into the working directory
+    wfdb_to_mat("r")
+    record = read_record(tmp_path / "rm")
+    assert record.channel_names == ["II", "V"] and np.abs(record.signal - x).max() < 1e-3
+
+
 def test_multichannel_selection_by_name_and_alias(tmp_path):
     x = np.stack([ecg_like(5, 250), -ecg_like(5, 250, seed=1), ecg_like(5, 250, seed=2)], axis=1)
     path = write_record(tmp_path, "m", x, 250, ["II", "V", "RESP"])

@@ -91,3 +91,17 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     np.save(tmp_path / "bad.npy", np.zeros((8, 100, 1), dtype=np.float32))
     assert cli_main(["eval", "--samples", str(tmp_path / "bad.npy"), "--data", str(tiny_runs["store"]), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_label_classification_score_separates_learnable_classes(sets):
+    from tsvq.evaluation.generation import label_classification_score
+
+    real_a, real_b, noise, _ = sets
+    x_train = np.concatenate([real_a[:40], noise[:40]])
+    y_train = np.array([0] * 40 + [1] * 40)
+    x_test = np.concatenate([real_b[:20], noise[40:]])
+    y_test = np.array([0] * 20 + [1] * 20)
+    score = label_classification_score(x_train, y_train, x_test, y_test, 2, steps=100)
+    assert score["balanced_accuracy"] > 0.9
+    shuffled = label_classification_score(x_train, np.random.default_rng(0).permutation(y_train), x_test, y_test, 2, steps=100)
+    assert shuffled["balanced_accuracy"] < score["balanced_accuracy"]

@@ -116,6 +116,15 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
     assert out.signals.shape == (4, 128, 1) and np.isfinite(out.signals).all()
     with pytest.raises(DataError, match="unknown label 'X'"):
         pipe.sample(2, steps=2, labels="X")
+    from tsvq.data import WindowStore
+    from tsvq.evaluation import EvalConfig, evaluate
+
+    report = evaluate(WindowStore(store.path), tmp_path / "report", EvalConfig(n=8, steps=2, folds=2, classifier_steps=20,
+                                                                              plots=False), pipeline=pipe, progress=False)
+    tstr = report["label_classification"]
+    assert tstr["labels"] == ["N", "V"]
+    assert 0 <= tstr["train_synthetic_test_real"]["balanced_accuracy"] <= 1
+    assert tstr["train_real_test_real"]["test_windows"] == tstr["train_synthetic_test_real"]["test_windows"] > 0
 
 
 def test_prior_for_another_codec_is_refused(tiny_runs, tmp_path):

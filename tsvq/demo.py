@@ -23,7 +23,9 @@ from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
 from tsvq.training.loop import TrainingConfig
 from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 
-DEMO_CODEC = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 32, "num_codes": 256, "downsample_factor": 8}
+# 8-dimensional (factorised) codes: higher codebook usage, and a latent space the diffusion prior learns and snaps
+# to far better than 32 dimensions (measured: snap distance 0.47 vs 3.4 code spacings, Frechet 761 vs 1253).
+DEMO_CODEC = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 32, "code_dim": 8, "num_codes": 256, "downsample_factor": 8}
 DEMO_DENOISER = {"block_out_channels": [64, 128], "layers_per_block": 1}
 DEMO_WAVENET = {"residual_channels": 48, "skip_channels": 64, "dilation_cycle": [1, 2, 4, 8, 16], "num_cycles": 2}
 
@@ -35,8 +37,8 @@ class DemoConfig:
     rate_hz: float = 250.0
     window_samples: int = 512  # 2.048 s at 250 Hz
     codec_steps: int = 800
-    diffusion_steps: int = 600
-    wavenet_steps: int = 400
+    diffusion_steps: int = 1200
+    wavenet_steps: int = 600
     samples: int = 200
     eval_windows: int = 200
     sampler: str = "dpm"

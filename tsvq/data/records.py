@@ -101,15 +101,6 @@ def _segment_paths(path: Path) -> list[Path]:
     return [path.parent / name for name in names if name != "~"]
 
 
-def record_group(path: Path, root: Path, group_by: str) -> str:
-    """Patient/group id of a record: its name, or its parent folder for multi-segment subjects."""
-    if group_by == "record":
-        return path.relative_to(root).as_posix() if root.is_dir() else path.name
-    if group_by == "parent":
-        return path.parent.name if root.is_dir() and path.parent != root else path.name
-    raise DataError(f"unknown group_by '{group_by}' (choose 'record' or 'parent')")
-
-
 def read_header(path: str | os.PathLike) -> wfdb.Record:
     """Read a header and check the signal files it names exist, so a missing ``.dat`` is named clearly."""
     path = Path(path)

@@ -174,3 +174,19 @@ def nearest_neighbour_distances(queries: np.ndarray, references: np.ndarray) -> 
     """Euclidean distance from each query row to its nearest reference row."""
     q, r = torch.from_numpy(queries).double(), torch.from_numpy(references).double()
     return torch.cat([torch.cdist(q[i : i + 512], r).min(dim=1).values for i in range(0, len(q), 512)]).numpy()
+
+
+def label_classification_score(train_windows: np.ndarray, train_labels: np.ndarray, test_windows: np.ndarray,
+                               test_labels: np.ndarray, num_classes: int, steps: int = 200, seed: int = 0,
+                               reference: np.ndarray | None = None) -> dict:
+    """Train a window classifier on one labelled set (e.g. synthetic: TSTR) and test it on another (real).
+    Returns accuracy and balanced accuracy (the mean per-class recall, fair when classes are rare)."""
+    torch.manual_seed(seed)
+    x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
+    model = _fit(_WindowClassifier(train_windows.shape[2], classes=num_classes), x_train, torch.from_numpy(train_labels).long(),
+                 F.cross_entropy, steps, seed)
+    with torch.no_grad():
+        predicted = model(x_test).argmax(dim=1).numpy()
+    recalls = [float((predicted[test_labels == c] == c).mean()) for c in range(num_classes) if (test_labels == c).any()]
+    return {"accuracy": float((predicted == test_labels).mean()), "balanced_accuracy": float(np.mean(recalls)),
+            "train_windows": int(len(train_windows)), "test_windows": int(len(test_windows))}

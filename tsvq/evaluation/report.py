@@ -24,7 +24,8 @@ from tsvq.data import WindowStore
 from tsvq.errors import DataError
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
-    amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, mean_welch_psd, mmd_rbf,
+    amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, label_classification_score,
+    mean_welch_psd, mmd_rbf,
     nearest_neighbour_distances, phase_randomized, predictive_score, psd_distance_db,
 )
 from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance
@@ -113,6 +114,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
                 raise DataError("samples: contain NaN or Inf")
             report["sampling"] = {"source": "external samples"}
         report |= _generation_section(samples, half_a, half_b, store, rate, config, tmp)
+        if pipeline is not None and pipeline.diffusion is not None and pipeline.diffusion.labels:
+            report["label_classification"] = _label_section(pipeline, store, config)
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
     return report
@@ -146,6 +149,38 @@ def _codec_section(pipeline, store: WindowStore, config: EvalConfig, folder: Pat
         plots.codebook_usage(np.array(health["counts"]), folder / "codebook_usage.png")
     health_summary = {k: v for k, v in health.items() if k not in ("counts", "stages")}
     return {"reconstruction": recon, "codebook": health_summary}
+
+
+def _label_section(pipeline, store: WindowStore, config: EvalConfig) -> dict:
+    """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
+    labels = pipeline.diffusion.labels
+    test_windows = store.load(config.split, max_windows=2 * config.n, seed=config.seed)
+    test_names = store.labels(config.split)
+    indices = store.split_indices(config.split)
+    if len(indices) > 2 * config.n:
+        chosen = np.sort(np.random.default_rng(config.seed).choice(indices, 2 * config.n, replace=False))
+        test_names = store.index["label"][chosen]
+    known = np.isin(test_names, labels)
+    test_windows, test_ids = test_windows[known], np.array([labels.index(n) for n in test_names[known]])
+    train_names = store.labels("train")
+    train_known = np.flatnonzero(np.isin(train_names, labels))
+    if len(test_ids) < 2 or len(train_known) < 2:
+        return {"skipped": "too few labelled windows"}
+    rng = np.random.default_rng(config.seed)
+    # synthetic windows with the label mix of the training windows
+    draw = [labels.index(n) for n in train_names[rng.choice(train_known, config.n)]]
+    synthetic = pipeline.sample(config.n, prior="diffusion", steps=config.steps, sampler=config.sampler, labels=draw,
+                                guidance=2.0, seed=config.seed, progress=False).signals
+    chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
+    real_train = np.asarray(store.windows[chosen_train])
+    real_ids = np.array([labels.index(n) for n in store.index["label"][chosen_train]])
+    return {
+        "labels": labels, "guidance": 2.0,
+        "train_synthetic_test_real": label_classification_score(synthetic, np.array(draw), test_windows, test_ids, len(labels),
+                                                                config.classifier_steps, config.seed, reference=real_train),
+        "train_real_test_real": label_classification_score(real_train, real_ids, test_windows, test_ids, len(labels),
+                                                           config.classifier_steps, config.seed, reference=real_train),
+    }
 
 
 def _generation_section(samples, half_a, half_b, store, rate, config: EvalConfig, folder: Path) -> dict:

@@ -9,20 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from tsvq.io import atomic_file, read_json, write_json
 from tsvq.priors.signature import codec_signature
-
-
-@torch.no_grad()
-def encode_windows(codec, windows: np.ndarray, batch_size: int = 256, progress: bool = True, desc: str = "encode") -> np.ndarray:
-    """Codes of ``(N, L, C)`` windows: ``(N, L')`` or ``(N, L', Q)`` int64."""
-    codes = []
-    for start in tqdm(range(0, len(windows), batch_size), desc=desc, unit="batch", disable=not progress, leave=False):
-        codes.append(codec.encode(np.asarray(windows[start : start + batch_size])).codes.cpu().numpy())
-    return np.concatenate(codes)
 
 
 def cached_codes(codec, store, split: str, cache_dir: str | Path, max_windows: int | None = None,

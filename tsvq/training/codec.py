@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,3 @@ def train_codec(config: CodecStageConfig) -> Path:
     set_seed(config.training.seed)  # before the model exists, so its initial weights are reproducible
     return train(CodecTask(config), config.training)
 
-
-def config_to_dict(config) -> dict:
-    return dataclasses.asdict(config)

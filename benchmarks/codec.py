@@ -1,0 +1,82 @@
+"""Codec fidelity on an unseen patient: train on the shared recordings except record 100, test on record 100.
+
+    .venv/bin/python benchmarks/codec.py [--steps 1500] [--configs vq rvq plain]
+
+Targets (issue 3), on the unseen patient: PRDN <= 5% at CR >= 10 with one codebook; PRDN <= 2% at CR >= 10 with
+residual VQ; held-out codebook usage >= 95% and perplexity >= 0.6 K. `plain` is the ablation without k-means
+initialisation and dead-code restarts. Compression ratios count 11 bits per input sample (MIT-BIH's ADC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import save  # noqa: E402
+from tsvq.codec import VQVAE  # noqa: E402
+from tsvq.codec.metrics import codebook_report, reconstruction_report  # noqa: E402
+from tsvq.data import PrepareConfig, prepare  # noqa: E402
+from tsvq.safe_loading import load_model  # noqa: E402
+from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
+from tsvq.training.loop import TrainingConfig  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "wfdb"
+BASE = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 64, "code_dim": 16}
+CONFIGS = {
+    "vq": BASE | {"num_codes": 256, "downsample_factor": 8},  # 31.25 codes/s x 8 bits = 250 bit/s: CR 11
+    "rvq": BASE | {"num_codes": 256, "downsample_factor": 16, "num_quantizers": 2, "quantizer_dropout": 0.3},  # 250 bit/s
+    "plain": BASE | {"num_codes": 256, "downsample_factor": 8, "kmeans_init": False, "restart_dead_codes": False},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", default=str(SHARED))
+    parser.add_argument("--out", default="runs/benchmarks/codec")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    args = parser.parse_args()
+    if not Path(args.source).exists():
+        sys.exit(f"{args.source} not found: this benchmark needs the shared recordings")
+    out = Path(args.out)
+    store = prepare(PrepareConfig(source=args.source, rate_hz=250, window_seconds=4.096, test_groups=["100"], val_groups=["a103l"]),
+                    out / "store")
+    print(store)
+    test = store.load("test")
+    results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
+                        "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
+               "steps": args.steps, "batch_size": args.batch_size, "runs": {}}
+    for name in args.configs:
+        training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
+                                  warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
+        started = time.time()
+        folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training))
+        seconds = time.time() - started
+        codec = load_model(VQVAE, folder)
+        codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])
+        recon = np.concatenate([codec.decode(codes[i : i + 128]) for i in range(0, len(codes), 128)])
+        report = reconstruction_report(test, recon, bits_per_second=codec.bits_per_second(),
+                                       input_bits_per_second=codec.compression_ratio() * codec.bits_per_second())
+        health = codebook_report(codes, codec.config.num_codes)
+        summary = json.loads((out / name / "training_summary.json").read_text())
+        results["runs"][name] = {
+            "model": CONFIGS[name], "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
+            "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
+            "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
+            "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
+            "train_windows_per_s": summary["windows_per_s"],
+        }
+        print(name, json.dumps(results["runs"][name]), flush=True)
+        save("codec", results)
+    print("saved", save("codec", results))
+
+
+if __name__ == "__main__":
+    main()
