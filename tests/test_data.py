@@ -11,7 +11,7 @@ import wfdb
 
 from tests.conftest import ecg_like, shared_data, write_record
 from tsvq.cli import main as cli_main
-from tsvq.data import PrepareConfig, WindowStore, find_records, prepare, read_record
+from tsvq.data import PrepareConfig, find_records, prepare, read_record
 from tsvq.data.preprocess import CLIPPED, FLAT, NOT_FINITE, OK, bandpass, clean_segments, quality_mask, resample
 from tsvq.data.splits import assign_group_splits
 from tsvq.data.windows import window_label

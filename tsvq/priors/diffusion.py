@@ -17,10 +17,10 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
-from tsvq.errors import CheckpointError, ConfigError, DataError
+from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors.denoiser import LatentUNet1D
-from tsvq.priors.signature import as_long
+from tsvq.priors.signature import as_long, read_prior_description
 from tsvq.safe_loading import load_model
 
 logger = logging.getLogger(__name__)
@@ -138,11 +138,7 @@ class DiffusionPrior:
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DiffusionPrior":
         folder = Path(folder)
-        info = read_json(folder / "prior.json", "diffusion prior description")
-        if info.get("kind") != "diffusion":
-            raise CheckpointError(f"{folder / 'prior.json'}: not a diffusion prior (kind = {info.get('kind')})")
-        if info.get("format_version", 0) > PRIOR_FORMAT_VERSION:
-            raise CheckpointError(f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq")
+        info = read_prior_description(folder, "diffusion", PRIOR_FORMAT_VERSION)
         denoiser = load_model(LatentUNet1D, folder / "denoiser").to(device)
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
         return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),

@@ -21,9 +21,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from tsvq.errors import CheckpointError, ConfigError, DataError
-from tsvq.io import atomic_directory, read_json, write_json
-from tsvq.priors.signature import as_long
+from tsvq.errors import ConfigError, DataError
+from tsvq.io import atomic_directory, write_json
+from tsvq.priors.signature import as_long, read_prior_description
 from tsvq.safe_loading import load_model
 
 PRIOR_FORMAT_VERSION = 1
@@ -210,11 +210,7 @@ class WaveNetCodePrior:
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WaveNetCodePrior":
         folder = Path(folder)
-        info = read_json(folder / "prior.json", "WaveNet prior description")
-        if info.get("kind") != "wavenet":
-            raise CheckpointError(f"{folder / 'prior.json'}: not a WaveNet prior (kind = {info.get('kind')})")
-        if info.get("format_version", 0) > PRIOR_FORMAT_VERSION:
-            raise CheckpointError(f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq")
+        info = read_prior_description(folder, "wavenet", PRIOR_FORMAT_VERSION)
         model = load_model(WaveNetPrior, folder / "model").to(device)
         return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))
 

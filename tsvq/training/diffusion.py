@@ -15,14 +15,11 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
-from tsvq.data import WindowStore
-from tsvq.errors import ConfigError
 from tsvq.priors.denoiser import LatentUNet1D
 from tsvq.priors.diffusion import DiffusionPrior, terminal_snr, training_scheduler
-from tsvq.priors.latents import cached_codes
 from tsvq.priors.signature import codec_signature
-from tsvq.safe_loading import load_model
 from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.prior_data import load_prior_data
 
 
 @dataclass
@@ -55,34 +52,21 @@ class LatentDataset(Dataset):
         return {"latent": (vectors - self.mean) / self.std, "label": self.labels[i]}
 
 
-def label_vocabulary(store: WindowStore) -> list[str]:
-    return sorted({str(l) for l in store.labels("train") if str(l)})
-
-
 class DiffusionTask:
     best_metric = "val_loss"
 
     def __init__(self, config: DiffusionStageConfig):
         self.config = config
-        self.store = WindowStore(config.store)
-        self.codec = load_model(VQVAE, config.codec)
-        if self.codec.config.window_length != self.store.window_length:
-            raise ConfigError(f"{config.codec}: codec windows are {self.codec.config.window_length} samples, "
-                              f"the store's are {self.store.window_length}")
-        cache = Path(config.training.output_dir) / "cache"
-        train_codes, train_index = cached_codes(self.codec, self.store, "train", cache)
-        val_split = "val" if len(self.store.split_indices("val")) else "train"
-        val_codes, val_index = cached_codes(self.codec, self.store, val_split, cache, config.val_max_windows)
+        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
+                               config.val_max_windows, config.conditional)
+        self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():
-            vectors = self.codec.codes_to_vectors(torch.from_numpy(train_codes)).reshape(-1, self.codec.code_dim)
+            vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
         self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
-        self.labels = label_vocabulary(self.store) if config.conditional else []
-        if config.conditional and not self.labels:
-            raise ConfigError(f"{config.store}: conditional=True but the train split has no window labels")
         null = len(self.labels)
         label_ids = np.array([self.labels.index(n) if n in self.labels else null for n in self.store.index["label"]])
-        self.train_dataset = LatentDataset(train_codes, self.codec, self.mean, self.std, label_ids[train_index])
-        self.val_dataset = LatentDataset(val_codes, self.codec, self.mean, self.std, label_ids[val_index])
+        self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, label_ids[data.train_index])
+        self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, label_ids[data.val_index])
         self.noise_scheduler = training_scheduler(**config.scheduler)
         self.terminal_snr = terminal_snr(self.noise_scheduler)
         model_kwargs = {"block_out_channels": (64, 128, 256)} | dict(config.model)

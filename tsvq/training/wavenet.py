@@ -13,16 +13,11 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from torch.utils.data import Dataset
 
-from tsvq.codec import VQVAE
 from tsvq.codec.metrics import codebook_report
-from tsvq.data import WindowStore
-from tsvq.errors import ConfigError
-from tsvq.priors.latents import cached_codes
 from tsvq.priors.signature import codec_signature
 from tsvq.priors.wavenet import WaveNetCodePrior, WaveNetPrior, check_single_codebook
-from tsvq.safe_loading import load_model
-from tsvq.training.diffusion import label_vocabulary
 from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.prior_data import load_prior_data
 
 
 @dataclass
@@ -52,21 +47,15 @@ class WaveNetTask:
 
     def __init__(self, config: WaveNetStageConfig):
         self.config = config
-        self.store = WindowStore(config.store)
-        self.codec = load_model(VQVAE, config.codec)
+        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
+                               config.val_max_windows, config.conditional)
+        self.store, self.codec, self.labels = data.store, data.codec, data.labels
         check_single_codebook(self.codec)
-        cache = Path(config.training.output_dir) / "cache"
-        train_codes, train_index = cached_codes(self.codec, self.store, "train", cache)
-        val_split = "val" if len(self.store.split_indices("val")) else "train"
-        val_codes, val_index = cached_codes(self.codec, self.store, val_split, cache, config.val_max_windows)
-        self.labels = label_vocabulary(self.store) if config.conditional else []
-        if config.conditional and not self.labels:
-            raise ConfigError(f"{config.store}: conditional=True but the train split has no window labels")
         # unlabelled windows of a conditional prior fall back to the first class; unconditional priors ignore labels
         ids = np.array([self.labels.index(n) if n in self.labels else 0 for n in self.store.index["label"]])
-        self.train_dataset = CodeDataset(train_codes, ids[train_index])
-        self.val_dataset = CodeDataset(val_codes, ids[val_index])
-        self.unigram_bits = codebook_report(train_codes, self.codec.config.num_codes)["entropy_bits"]
+        self.train_dataset = CodeDataset(data.train_codes, ids[data.train_index])
+        self.val_dataset = CodeDataset(data.val_codes, ids[data.val_index])
+        self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
         self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
         self.model = WaveNetPrior(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
                                   num_classes=len(self.labels), **config.model)
