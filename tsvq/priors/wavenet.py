@@ -56,14 +56,30 @@ class GatedResidualLayer(nn.Module):
     def _residual(self, x: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
         return x if self.residual is None else (x + self.residual(gated)) * math.sqrt(0.5)
 
-    def step(self, x: torch.Tensor, buffer: torch.Tensor, t: int, condition: torch.Tensor | None = None):
-        """One time step: ``x`` (B, R, 1); ``buffer`` (B, R, dilation) holds the inputs of the last ``dilation`` steps."""
+    def fused_weights(self) -> dict[str, torch.Tensor]:
+        """Weights of one generation step as two matrices: the kernel-2 conv over [past; present] inputs, and the
+        residual and skip 1x1 convs stacked, so a step is two matrix products instead of a dozen small ops."""
+        conv = torch.cat([self.conv.weight[:, :, 0], self.conv.weight[:, :, 1]], dim=1)  # (2R, 2R)
+        out_weight = self.skip.weight[:, :, 0] if self.residual is None else torch.cat([self.residual.weight[:, :, 0], self.skip.weight[:, :, 0]])
+        out_bias = self.skip.bias if self.residual is None else torch.cat([self.residual.bias, self.skip.bias])
+        return {"conv": conv, "conv_bias": self.conv.bias, "out": out_weight, "out_bias": out_bias}
+
+    def step(self, x: torch.Tensor, buffer: torch.Tensor, t: int, weights: dict[str, torch.Tensor],
+             condition_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: ``x`` (B, R); ``buffer`` (B, dilation, R) holds the inputs of the last ``dilation`` steps."""
         slot = t % self.dilation
-        past = buffer[:, :, slot : slot + 1].clone()  # input of step t - dilation (zeros before the start, like the padding)
-        buffer[:, :, slot : slot + 1] = x
-        h = F.conv1d(torch.cat([past, x], dim=2), self.conv.weight, self.conv.bias)
-        gated = self._gate(h, condition)
-        return self._residual(x, gated), self.skip(gated)
+        past = buffer[:, slot]  # the input of step t - dilation (zeros before the start, like the padding)
+        h = torch.addmm(weights["conv_bias"], torch.cat([past, x], dim=1), weights["conv"].t())
+        buffer[:, slot] = x  # after the read: cat copied ``past``
+        if condition_bias is not None:
+            h = h + condition_bias
+        a, b = h.chunk(2, dim=1)
+        gated = torch.tanh(a) * torch.sigmoid(b)
+        out = torch.addmm(weights["out_bias"], gated, weights["out"].t())
+        if self.residual is None:
+            return x, out
+        residual_channels = x.shape[1]
+        return (x + out[:, :residual_channels]) * math.sqrt(0.5), out[:, residual_channels:]
 
 
 class WaveNetPrior(ModelMixin, ConfigMixin):
@@ -155,17 +171,19 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         labels = labels.to(device) if labels is not None else None
         condition = self._condition(labels)
         codes = torch.zeros((n, length), dtype=torch.long, device=device)
-        buffers = [torch.zeros(n, self.config.residual_channels, layer.dilation, device=device) for layer in self.layers]
+        buffers = [torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers]
+        weights = [layer.fused_weights() for layer in self.layers]
+        condition_biases = [None if condition is None or layer.condition is None else layer.condition(condition) for layer in self.layers]
         token = torch.full((n,), self.config.num_codes, dtype=torch.long, device=device)
         scale = math.sqrt(1.0 / len(self.layers))
         for t in tqdm(range(length), desc="sample wavenet", leave=False, disable=not progress):
             if cached:
-                x = self.embedding(token).unsqueeze(-1)
+                x = self.embedding(token)
                 skips = 0
-                for layer, buffer in zip(self.layers, buffers):
-                    x, skip = layer.step(x, buffer, t, condition)
+                for layer, buffer, fused, bias in zip(self.layers, buffers, weights, condition_biases):
+                    x, skip = layer.step(x, buffer, t, fused, bias)
                     skips = skips + skip
-                logits = self.head(skips * scale)[:, :, 0]
+                logits = self.head((skips * scale).unsqueeze(-1))[:, :, 0]
             else:
                 prefix = torch.cat([codes[:, :t], torch.zeros_like(codes[:, :1])], dim=1)  # last entry is ignored
                 logits = self.forward(prefix, labels)[:, :, t]
