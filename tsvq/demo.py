@@ -1,6 +1,9 @@
 """The main job end to end, small enough for a 2-core laptop: prepare -> codec -> diffusion and WaveNet priors
 -> sample -> evaluate -> a report folder. ``tsvq demo`` runs it; every step is a public API call.
 
+Running it again resumes each stage from its checkpoints (nothing is retrained); with other data, the earlier
+stages are discarded first.
+
 The default source is the built-in 5-minute excerpt of MIT-BIH record 208 (real ECG, one patient). One patient
 cannot give a patient-wise split, so that source is split by time (first 70% trains, then 15% validates, the last
 15% tests) and the report says so. ``--source synthetic`` uses six virtual subjects split by patient, and
@@ -9,6 +12,8 @@ cannot give a patient-wise split, so that source is split by time (first 70% tra
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +75,12 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     started = time.time()
     out = Path(config.out)
     print(f"[1/6] preparing windows from '{config.source}'")
+    previous = json.loads((out / "store" / "manifest.json").read_text())["config_hash"] if (out / "store" / "manifest.json").exists() else None
     store = prepare(prepare_config(config), out / "store", overwrite=True)
+    if previous is not None and previous != store.manifest["config_hash"]:
+        # Other data: checkpoints of the earlier run must not be resumed.
+        for stage in ("codec", "diffusion", "wavenet", "pipeline", "samples-diffusion", "samples-wavenet", "report"):
+            shutil.rmtree(out / stage, ignore_errors=True)
     print(f"      {store}")
     print("[2/6] training the codec (VQ-VAE)")
     codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=_training(config, "codec", config.codec_steps, 2e-3)))
