@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--no-balance", action="store_true", help="sample windows as they come (one long recording dominates)")
     args = parser.parse_args()
     if not Path(args.source).exists():
         sys.exit(f"{args.source} not found: this benchmark needs the shared recordings")
@@ -52,12 +53,13 @@ def main() -> None:
     test = store.load("test")
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
                         "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
-               "steps": args.steps, "batch_size": args.batch_size, "runs": {}}
+               "steps": args.steps, "batch_size": args.batch_size, "balance_groups": not args.no_balance, "runs": {}}
     for name in args.configs:
         training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
                                   warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
         started = time.time()
-        folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training))
+        folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training,
+                                              balance_groups=not args.no_balance))
         seconds = time.time() - started
         codec = load_model(VQVAE, folder)
         codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])

@@ -128,6 +128,16 @@ def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
         prepare(PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]), tmp_path / "store", progress=False)
 
 
+def test_group_balanced_dataset_weighs_every_patient_equally(small_database, tmp_path):
+    store = prepare(PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, split_by="time"),
+                    tmp_path / "store", progress=False)
+    plain, balanced = store.dataset("train"), store.dataset("train", balance_groups=True)
+    groups = store.groups_of(balanced.indices)
+    _, counts = np.unique(groups, return_counts=True)
+    assert len(set(counts.tolist())) == 1 and len(balanced) >= len(plain)
+    assert set(balanced.indices.tolist()) == set(plain.indices.tolist())
+
+
 def test_beat_centred_windows(small_database, tmp_path):
     config = PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_samples=128, beat_centred=True,
                            split_by="time")

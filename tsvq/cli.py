@@ -48,7 +48,9 @@ def summarise_store(store) -> str:
         lines.append(f"    {group:<28} {minutes:8.1f} min  -> {split_of.get(group, '?')}")
     lines.append("  windows per split: " + ", ".join(f"{k} {v}" for k, v in m["windows_per_split"].items()))
     dropped = m["dropped_seconds"]
-    lines.append("  dropped: " + (", ".join(f"{k} {v:.1f} s" for k, v in dropped.items()) if dropped else "nothing"))
+    stride_s = m["stride"] / m["sampling_rate_hz"]
+    lines.append("  dropped: " + (", ".join(f"{k} {v:.1f} s (~{v / stride_s:.0f} windows)" for k, v in dropped.items())
+                                  if dropped else "nothing"))
     for name, reason in m["skipped_records"].items():
         lines.append(f"  skipped {name}: {reason}")
     lines.append(f"  split: {m['split_note']}")

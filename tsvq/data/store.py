@@ -103,23 +103,39 @@ class WindowStore:
         names = np.array(self.record_names)
         return names[self.index["record"][self.split_indices(split)]]
 
-    def dataset(self, split: str, label_vocabulary: list[str] | None = None) -> "WindowDataset":
-        return WindowDataset(self, split, label_vocabulary)
+    def dataset(self, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False) -> "WindowDataset":
+        return WindowDataset(self, split, label_vocabulary, balance_groups)
+
+    def groups_of(self, indices: np.ndarray) -> np.ndarray:
+        """Patient/group id of each window index."""
+        groups = np.array([r["group"] for r in self.manifest["records"]])
+        return groups[self.index["record"][indices]]
 
     def __repr__(self) -> str:
         counts = {s: len(self.split_indices(s)) for s in SPLITS}
         return f"WindowStore({self.path}, {self.sampling_rate_hz:g} Hz, window={self.window_length}, channels={self.channel_names}, {counts})"
 
 
-class WindowDataset(Dataset):
-    """Windows of one split as ``{"signal": (L, C) float32 mV, "label": int64}``; label -1 means none/unknown."""
+def balanced_indices(indices: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Repeat each group's windows (cyclically) until every group has as many as the largest one, so each patient
+    weighs the same in an epoch however many hours they contributed. Deterministic: the shuffle stays the sampler's."""
+    names, counts = np.unique(groups, return_counts=True)
+    target = counts.max()
+    return np.concatenate([np.resize(indices[groups == name], target) for name in names])
 
-    def __init__(self, store: WindowStore, split: str, label_vocabulary: list[str] | None = None):
+
+class WindowDataset(Dataset):
+    """Windows of one split as ``{"signal": (L, C) float32 mV, "label": int64}``; label -1 means none/unknown.
+    With ``balance_groups`` every patient/group contributes equally many windows per epoch."""
+
+    def __init__(self, store: WindowStore, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False):
         self.store_path = store.path
         self.shape = (store.num_windows, store.window_length, store.num_channels)
         self.indices = store.split_indices(split)
         if len(self.indices) == 0:
             raise DataError(f"{store.path}: the '{split}' split holds no windows")
+        if balance_groups:
+            self.indices = balanced_indices(self.indices, store.groups_of(self.indices))
         vocabulary = {name: i for i, name in enumerate(label_vocabulary or [])}
         self.labels = np.array([vocabulary.get(str(l), -1) for l in store.index["label"][self.indices]], dtype=np.int64)
         self._windows: np.memmap | None = None  # opened lazily so DataLoader workers each map their own

@@ -25,6 +25,7 @@ class CodecStageConfig:
     model: dict[str, Any] = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/codec"))
     val_max_windows: int = 512
+    balance_groups: bool = False  # every patient weighs the same per epoch (one long recording cannot dominate)
 
 
 def codec_from_store(store: WindowStore, **model_kwargs) -> VQVAE:
@@ -50,7 +51,7 @@ class CodecTask:
         self.config = config
         self.store = WindowStore(config.store)
         self.model = codec_from_store(self.store, **config.model)
-        self.train_dataset = self.store.dataset("train")
+        self.train_dataset = self.store.dataset("train", balance_groups=config.balance_groups)
         split = "val" if len(self.store.split_indices("val")) else "train"
         self.val_windows = self.store.load(split, max_windows=config.val_max_windows, seed=config.training.seed)
 
