@@ -205,6 +205,12 @@ def test_bad_inputs_name_the_file(tmp_path):
         assert not (tmp_path / name).exists()
 
 
+def test_unreadable_annotation_file_is_named(small_database):
+    (small_database / "p1.atr").write_bytes(b"\xff\x07garbage-not-an-annotation")
+    with pytest.raises(DataError, match=r"p1\.atr: unreadable annotation file"):
+        read_record(small_database / "p1")
+
+
 def test_skip_bad_records_counts_them(small_database, tmp_path):
     (small_database / "p3.dat").unlink()
     store = prepare(PrepareConfig(source=str(small_database), test_groups=["p4"], val_groups=["p2"], skip_bad_records=True),
