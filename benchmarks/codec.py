@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import RESULTS, save  # noqa: E402
 from tsvq.codec import VQVAE  # noqa: E402
 from tsvq.codec.metrics import codebook_report, reconstruction_report  # noqa: E402
 from tsvq.data import PrepareConfig, prepare  # noqa: E402
@@ -51,9 +51,12 @@ def main() -> None:
                     out / "store")
     print(store)
     test = store.load("test")
+    previous = RESULTS / "codec.json"
+    earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
                         "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
-               "steps": args.steps, "batch_size": args.batch_size, "balance_groups": not args.no_balance, "runs": {}}
+               "steps": args.steps, "batch_size": args.batch_size, "balance_groups": not args.no_balance,
+               "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
     for name in args.configs:
         training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
                                   warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)

@@ -147,6 +147,9 @@ def test_wavenet_cached_generation_equals_naive():
         cached = model.generate(3, labels=labels, seed=11, cached=True, **kwargs)
         naive = model.generate(3, labels=labels, seed=11, cached=False, **kwargs)
         assert torch.equal(cached, naive)
+    # without labels a conditional prior samples from its "no label" class, cached and naive alike
+    assert torch.equal(model.generate(2, seed=5, cached=True), model.generate(2, seed=5, cached=False))
+    assert model.class_embedding.num_embeddings == 3
 
 
 def test_wavenet_is_causal():

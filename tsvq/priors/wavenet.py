@@ -99,7 +99,8 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
     ):
         super().__init__()
         self.embedding = nn.Embedding(num_codes + 1, residual_channels)
-        self.class_embedding = nn.Embedding(num_classes, condition_dim) if num_classes else None
+        # index num_classes means "no label" (unlabelled windows, or sampling without a label)
+        self.class_embedding = nn.Embedding(num_classes + 1, condition_dim) if num_classes else None
         dilations = [d for _ in range(num_cycles) for d in dilation_cycle]
         self.layers = nn.ModuleList(
             GatedResidualLayer(residual_channels, skip_channels, d, condition_dim if num_classes else 0, last=i == len(dilations) - 1)
@@ -112,9 +113,11 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
     def receptive_field(self) -> int:
         return 1 + sum(layer.dilation for layer in self.layers)
 
-    def _condition(self, labels: torch.Tensor | None) -> torch.Tensor | None:
-        if self.class_embedding is None or labels is None:
+    def _condition(self, labels: torch.Tensor | None, batch: int = 1) -> torch.Tensor | None:
+        if self.class_embedding is None:
             return None
+        if labels is None:
+            labels = torch.full((batch,), self.config.num_classes, dtype=torch.long, device=self.device)
         return self.class_embedding(labels)
 
     def _check_codes(self, codes: torch.Tensor) -> None:
@@ -129,7 +132,7 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         self._check_codes(codes)
         start = torch.full_like(codes[:, :1], self.config.num_codes)
         x = self.embedding(torch.cat([start, codes[:, :-1]], dim=1)).transpose(1, 2)
-        condition = self._condition(labels)
+        condition = self._condition(labels, len(codes))
         skips = 0
         for layer in self.layers:
             x, skip = layer(x, condition)
@@ -169,7 +172,7 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         uniforms = torch.rand((length, n), generator=generator)
         device = self.device
         labels = labels.to(device) if labels is not None else None
-        condition = self._condition(labels)
+        condition = self._condition(labels, n)
         codes = torch.zeros((n, length), dtype=torch.long, device=device)
         buffers = [torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers]
         weights = [layer.fused_weights() for layer in self.layers]

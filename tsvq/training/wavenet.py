@@ -51,8 +51,8 @@ class WaveNetTask:
                                config.val_max_windows, config.conditional)
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         check_single_codebook(self.codec)
-        # unlabelled windows of a conditional prior fall back to the first class; unconditional priors ignore labels
-        ids = np.array([self.labels.index(n) if n in self.labels else 0 for n in self.store.index["label"]])
+        # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
+        ids = np.array([self.labels.index(n) if n in self.labels else len(self.labels) for n in self.store.index["label"]])
         self.train_dataset = CodeDataset(data.train_codes, ids[data.train_index])
         self.val_dataset = CodeDataset(data.val_codes, ids[data.val_index])
         self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
