@@ -49,6 +49,8 @@ def test_every_stage_runs_on_two_processes_with_identical_ranks(tiny_runs, tmp_p
         assert summary["num_processes"] == 2
         hashes = summary["rank_state_hashes"]
         assert len(hashes) == 2 and hashes[0] == hashes[1], f"{stage}: ranks diverged {hashes}"
+        best = summary["rank_best"]  # only rank 0 validates; every rank must hold its finite best figure
+        assert best[0] == best[1] and best[0] < float("inf"), f"{stage}: best figure differs across ranks {best}"
         checkpoint = output / "checkpoints" / "checkpoint-0000008"
         assert (checkpoint / "random_states_0.pkl").exists() and (checkpoint / "random_states_1.pkl").exists()
         model_folder = output / "model"

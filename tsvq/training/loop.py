@@ -229,13 +229,14 @@ def train(task: Task, config: TrainingConfig) -> Path:
     from accelerate.utils import gather_object
 
     rank_hashes = gather_object([state_hash(accelerator.unwrap_model(model))])
+    rank_best = gather_object([state.best])
     if len(set(rank_hashes)) > 1:
         accelerator.print(f"warning: model states differ across ranks: {rank_hashes}")
     if accelerator.is_main_process and not (output_dir / "model").exists():
         task.save(accelerator.unwrap_model(model), output_dir / "model")
     if accelerator.is_main_process:
         write_json(output_dir / "training_summary.json", {
-            "steps": state.step, "best_" + task.best_metric: state.best, "seconds": round(time.time() - started, 2),
+            "steps": state.step, "best_" + task.best_metric: state.best, "rank_best": rank_best, "seconds": round(time.time() - started, 2),
             "windows_per_s": round(windows_seen / max(time.time() - started, 1e-9), 2),
             "num_processes": accelerator.num_processes, "device": str(accelerator.device),
             "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
@@ -268,6 +269,8 @@ def _validate_and_keep_best(accelerator, task, model, state, output_dir) -> None
             state.best = min(figure, state.best)
             task.save(unwrapped, output_dir / "model")
     accelerator.wait_for_everyone()
-    # every rank keeps the same notion of "best" so the next checkpoint is identical everywhere
-    best = torch.tensor([state.best], device=accelerator.device)
-    state.best = float(accelerator.reduce(best, reduction="mean")) if accelerator.num_processes > 1 else state.best
+    # only the main process evaluated: every rank takes its "best", so checkpoints agree everywhere
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast
+
+        state.best = float(broadcast(torch.tensor([state.best], device=accelerator.device), from_process=0)[0])
