@@ -88,20 +88,31 @@ class WindowStore:
             raise DataError(f"unknown split '{split}'; choose one of {SPLITS}")
         return np.flatnonzero(self.index["split"] == SPLITS.index(split))
 
-    def load(self, split: str, max_windows: int | None = None, seed: int = 0) -> np.ndarray:
-        """Windows of one split in memory, ``(n, L, C)`` float32 mV; a seeded subset when ``max_windows`` is set."""
+    def validation_split(self) -> str:
+        """'val', or 'train' when the store has no validation windows (e.g. a single short record)."""
+        return "val" if len(self.split_indices("val")) else "train"
+
+    def subset_indices(self, split: str, max_windows: int | None = None, seed: int = 0) -> np.ndarray:
+        """Window indices of a split: all of them, or a seeded, sorted subset of ``max_windows``."""
         indices = self.split_indices(split)
         if max_windows is not None and len(indices) > max_windows:
             indices = np.sort(np.random.default_rng(seed).choice(indices, max_windows, replace=False))
-        return np.asarray(self.windows[indices])
+        return indices
+
+    def load(self, split: str, max_windows: int | None = None, seed: int = 0) -> np.ndarray:
+        """Windows of one split in memory, ``(n, L, C)`` float32 mV; a seeded subset when ``max_windows`` is set."""
+        return np.asarray(self.windows[self.subset_indices(split, max_windows, seed)])
 
     def labels(self, split: str) -> np.ndarray:
         return self.index["label"][self.split_indices(split)]
 
     def record_of(self, split: str) -> np.ndarray:
         """Record name of each window of a split."""
-        names = np.array(self.record_names)
-        return names[self.index["record"][self.split_indices(split)]]
+        return self.record_names_at(self.split_indices(split))
+
+    def record_names_at(self, indices: np.ndarray) -> np.ndarray:
+        """Record name of each window index."""
+        return np.array(self.record_names)[self.index["record"][indices]]
 
     def dataset(self, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False) -> "WindowDataset":
         return WindowDataset(self, split, label_vocabulary, balance_groups)

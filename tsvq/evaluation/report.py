@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tsvq import __version__, plots
-from tsvq.codec.metrics import codebook_report, reconstruction_report
+from tsvq.codec.metrics import codebook_report, prdn, reconstruction_report
 from tsvq.data import WindowStore
 from tsvq.errors import DataError
 from tsvq.evaluation.features import RandomKernelFeatures
@@ -90,7 +90,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
     if pipeline is None and samples is None:
         raise DataError("evaluate needs a pipeline, samples, or both")
     rate = store.sampling_rate_hz
-    real = store.load(config.split, max_windows=2 * config.n, seed=config.seed)
+    real_index = store.subset_indices(config.split, max_windows=2 * config.n, seed=config.seed)
+    real = np.asarray(store.windows[real_index])  # read once: both halves, reconstruction and labels use these
     if len(real) < 4:
         raise DataError(f"{store.path}: the '{config.split}' split has {len(real)} windows; at least 4 are needed")
     order = np.random.default_rng(config.seed).permutation(len(real))
@@ -101,7 +102,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         if pipeline is not None:
-            report |= _codec_section(pipeline, store, config, tmp)
+            report |= _codec_section(pipeline, store, real, real_index, config, tmp)
         if samples is None:
             output = pipeline.sample(config.n, prior=config.prior, steps=config.steps, sampler=config.sampler,
                                      seed=config.seed, progress=progress)
@@ -115,19 +116,15 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
             report["sampling"] = {"source": "external samples"}
         report |= _generation_section(samples, half_a, half_b, store, rate, config, tmp)
         if pipeline is not None and pipeline.diffusion is not None and pipeline.diffusion.labels:
-            report["label_classification"] = _label_section(pipeline, store, config)
+            report["label_classification"] = _label_section(pipeline, store, real, real_index, config)
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
     return report
 
 
-def _codec_section(pipeline, store: WindowStore, config: EvalConfig, folder: Path) -> dict:
-    windows = store.load(config.split, max_windows=2 * config.n, seed=config.seed)
-    names = store.record_of(config.split)
-    indices = store.split_indices(config.split)
-    if len(indices) > 2 * config.n:
-        chosen = np.sort(np.random.default_rng(config.seed).choice(indices, 2 * config.n, replace=False))
-        names = np.array(store.record_names)[store.index["record"][chosen]]
+def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: np.ndarray, config: EvalConfig,
+                   folder: Path) -> dict:
+    names = store.record_names_at(indices)
     codes, reconstructions = [], []
     for start in range(0, len(windows), 256):
         encoded = pipeline.encode(windows[start : start + 256])
@@ -139,8 +136,6 @@ def _codec_section(pipeline, store: WindowStore, config: EvalConfig, folder: Pat
                                   codec.compression_ratio() * codec.bits_per_second())
     health = codebook_report(codes, codec.config.num_codes)
     if config.plots:
-        from tsvq.codec.metrics import prdn
-
         per_window = prdn(windows, reconstructions)
         worst, median = int(np.argmax(per_window)), int(np.argsort(per_window)[len(per_window) // 2])
         plots.overlay(windows[[worst, median]], reconstructions[[worst, median]], store.sampling_rate_hz, folder / "reconstruction.png",
@@ -151,15 +146,10 @@ def _codec_section(pipeline, store: WindowStore, config: EvalConfig, folder: Pat
     return {"reconstruction": recon, "codebook": health_summary}
 
 
-def _label_section(pipeline, store: WindowStore, config: EvalConfig) -> dict:
+def _label_section(pipeline, store: WindowStore, test_windows: np.ndarray, indices: np.ndarray, config: EvalConfig) -> dict:
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
     labels = pipeline.diffusion.labels
-    test_windows = store.load(config.split, max_windows=2 * config.n, seed=config.seed)
-    test_names = store.labels(config.split)
-    indices = store.split_indices(config.split)
-    if len(indices) > 2 * config.n:
-        chosen = np.sort(np.random.default_rng(config.seed).choice(indices, 2 * config.n, replace=False))
-        test_names = store.index["label"][chosen]
+    test_names = store.index["label"][indices]
     known = np.isin(test_names, labels)
     test_windows, test_ids = test_windows[known], np.array([labels.index(n) for n in test_names[known]])
     train_names = store.labels("train")

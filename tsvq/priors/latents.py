@@ -21,9 +21,7 @@ def cached_codes(codec, store, split: str, cache_dir: str | Path, max_windows: i
     computed once per (codec, store) and reused from ``cache_dir``."""
     cache_dir = Path(cache_dir)
     key = {"codec": codec_signature(codec), "store": store.manifest["config_hash"], "split": split, "max_windows": max_windows}
-    indices = store.split_indices(split)
-    if max_windows is not None and len(indices) > max_windows:
-        indices = np.sort(np.random.default_rng(0).choice(indices, max_windows, replace=False))
+    indices = store.subset_indices(split, max_windows, seed=0)
     codes_file, key_file = cache_dir / f"codes-{split}.npy", cache_dir / f"codes-{split}.json"
     if codes_file.exists() and key_file.exists() and read_json(key_file) == key:
         return np.load(codes_file), indices

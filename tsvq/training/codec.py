@@ -52,8 +52,8 @@ class CodecTask:
         self.store = WindowStore(config.store)
         self.model = codec_from_store(self.store, **config.model)
         self.train_dataset = self.store.dataset("train", balance_groups=config.balance_groups)
-        split = "val" if len(self.store.split_indices("val")) else "train"
-        self.val_windows = self.store.load(split, max_windows=config.val_max_windows, seed=config.training.seed)
+        self.val_windows = self.store.load(self.store.validation_split(), max_windows=config.val_max_windows,
+                                           seed=config.training.seed)
 
     def loss(self, model, batch):
         out = model(batch["signal"])

@@ -12,6 +12,7 @@ model, optimiser, LR schedule, EMA, RNG states and data order restored.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast, gather_object, set_seed
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
@@ -174,10 +175,11 @@ def train(task: Task, config: TrainingConfig) -> Path:
     scheduler = _scheduler(optimizer, config, accelerator.num_processes)
     model, optimizer, loader, scheduler = accelerator.prepare(task.model, optimizer, loader, scheduler)
     state = TrainingState()
-    for extra in task.checkpoint_objects():  # e.g. EMA weights: they must live where the model now lives
+    extras = task.checkpoint_objects()
+    for extra in extras:  # e.g. EMA weights: they must live where the model now lives
         if hasattr(extra, "to"):
             extra.to(accelerator.device)
-    accelerator.register_for_checkpointing(state, *task.checkpoint_objects())
+    accelerator.register_for_checkpointing(state, *extras)
     accelerator.init_trackers("tsvq", config={k: str(v) for k, v in asdict(config).items()})
 
     checkpoints = list_checkpoints(output_dir)
@@ -226,8 +228,6 @@ def train(task: Task, config: TrainingConfig) -> Path:
             if state.step >= config.max_steps:
                 break
     progress.close()
-    from accelerate.utils import gather_object
-
     rank_hashes = gather_object([state_hash(accelerator.unwrap_model(model))])
     rank_best = gather_object([state.best])
     if len(set(rank_hashes)) > 1:
@@ -248,8 +248,6 @@ def train(task: Task, config: TrainingConfig) -> Path:
 
 def state_hash(model: torch.nn.Module) -> str:
     """Hash of every parameter and buffer: equal on all ranks when distributed training kept them in sync."""
-    import hashlib
-
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -271,6 +269,4 @@ def _validate_and_keep_best(accelerator, task, model, state, output_dir) -> None
     accelerator.wait_for_everyone()
     # only the main process evaluated: every rank takes its "best", so checkpoints agree everywhere
     if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast
-
         state.best = float(broadcast(torch.tensor([state.best], device=accelerator.device), from_process=0)[0])

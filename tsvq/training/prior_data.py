@@ -32,8 +32,7 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     if codec.config.window_length != store.window_length:
         raise ConfigError(f"{codec_path}: codec windows are {codec.config.window_length} samples, the store's are {store.window_length}")
     train_codes, train_index = cached_codes(codec, store, "train", cache_dir)
-    val_split = "val" if len(store.split_indices("val")) else "train"
-    val_codes, val_index = cached_codes(codec, store, val_split, cache_dir, val_max_windows)
+    val_codes, val_index = cached_codes(codec, store, store.validation_split(), cache_dir, val_max_windows)
     labels = sorted({str(l) for l in store.labels("train") if str(l)}) if conditional else []
     if conditional and not labels:
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")

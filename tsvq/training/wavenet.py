@@ -57,6 +57,7 @@ class WaveNetTask:
         self.val_dataset = CodeDataset(data.val_codes, ids[data.val_index])
         self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
         self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
+        self.last_metrics: dict[str, float] | None = None
         self.model = WaveNetPrior(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
                                   num_classes=len(self.labels), **config.model)
 
@@ -71,11 +72,13 @@ class WaveNetTask:
         labels = self.val_dataset.labels.to(model.device) if self.labels else None
         bits = float(torch.cat([model.nll_bits(codes[i : i + 256], None if labels is None else labels[i : i + 256])
                                 for i in range(0, len(codes), 256)]).mean())
-        return {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codes_per_second,
-                "unigram_bits_per_code": self.unigram_bits}
+        self.last_metrics = {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codes_per_second,
+                             "unigram_bits_per_code": self.unigram_bits}
+        return self.last_metrics
 
     def save(self, model, folder: Path) -> None:
-        statistics = self.evaluate(model) | {"codes_per_second": self.codes_per_second}
+        # The loop saves right after evaluating these same weights; evaluate only if it has not.
+        statistics = (self.last_metrics or self.evaluate(model)) | {"codes_per_second": self.codes_per_second}
         WaveNetCodePrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
 
     def after_step(self, model) -> None:
