@@ -105,6 +105,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if PartialState().is_main_process:
         print(f"{args.stage} saved to {folder}")
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        # A launched process is about to exit: leave the process group together and tear it down, or a rank can
+        # hang at interpreter exit while its peer is already gone.
+        dist.barrier()
+        dist.destroy_process_group()
     return 0
 
 
