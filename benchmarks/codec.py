@@ -23,6 +23,7 @@ from tsvq.codec import VQVAE  # noqa: E402
 from tsvq.codec.metrics import codebook_report, reconstruction_report  # noqa: E402
 from tsvq.data import PrepareConfig, prepare  # noqa: E402
 from tsvq.safe_loading import load_model  # noqa: E402
+from tsvq.training.augment import AugmentConfig  # noqa: E402
 from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
 from tsvq.training.loop import TrainingConfig  # noqa: E402
 
@@ -33,6 +34,11 @@ CONFIGS = {
     "rvq": BASE | {"num_codes": 256, "downsample_factor": 16, "num_quantizers": 2, "quantizer_dropout": 0.3},  # 250 bit/s
     "plain": BASE | {"num_codes": 256, "downsample_factor": 8, "kmeans_init": False, "restart_dead_codes": False},
 }
+CONFIGS["vq-noaug"] = CONFIGS["vq"]  # the augmentation ablation
+# Gain, polarity and time-stretch augmentation (tsvq.training.augment): five training patients are too few to
+# cover an unseen patient's beat shapes without it.
+AUGMENT = {"gain": [0.5, 2.0], "flip_probability": 0.5, "stretch": [0.8, 1.25]}
+AUGMENTED = {"vq", "rvq"}
 
 
 def main() -> None:
@@ -55,14 +61,14 @@ def main() -> None:
     earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
                         "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
-               "steps": args.steps, "batch_size": args.batch_size, "balance_groups": not args.no_balance,
-               "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
+               "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
     for name in args.configs:
         training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
                                   warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
         started = time.time()
         folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training,
-                                              balance_groups=not args.no_balance))
+                                              balance_groups=not args.no_balance,
+                                              augment=AugmentConfig(**AUGMENT) if name in AUGMENTED else AugmentConfig()))
         seconds = time.time() - started
         codec = load_model(VQVAE, folder)
         codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])
@@ -72,7 +78,7 @@ def main() -> None:
         health = codebook_report(codes, codec.config.num_codes)
         summary = json.loads((out / name / "training_summary.json").read_text())
         results["runs"][name] = {
-            "model": CONFIGS[name], "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
+            "model": CONFIGS[name], "steps": args.steps, "batch_size": args.batch_size, "augment": AUGMENT if name in AUGMENTED else None, "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
             "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
             "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),

@@ -205,3 +205,35 @@ def test_codebook_health_is_logged_every_logging_step_and_on_validation(tiny_run
     assert validation and {"val/usage_percent", "val/perplexity"} <= set(validation[-1])
     summary = json.loads((tiny_runs["codec"].parent / "training_summary.json").read_text())
     assert summary["steps"] == 40 and summary["best_prdn"] == min(r["val/prdn"] for r in validation)
+
+
+def test_augmentation_stretches_scales_and_flips_as_configured():
+    from tsvq.errors import ConfigError
+    from tsvq.training.augment import AugmentConfig, augment, time_stretch
+
+    length = 101
+    ramp = torch.arange(length, dtype=torch.float32).view(1, length, 1).repeat(2, 1, 3)
+    assert torch.allclose(time_stretch(ramp, torch.ones(2)), ramp)
+    stretched = time_stretch(ramp, torch.tensor([2.0, 0.5]))
+    centre = (length - 1) / 2
+    assert torch.allclose(stretched[0, 30:70, 0], centre + (ramp[0, 30:70, 0] - centre) / 2)  # slope halved
+    assert stretched[1].min() >= 0 and stretched[1].max() <= length - 1  # mirrored back inside, never past the ends
+    assert torch.allclose(stretched[1, 40:60, 0], centre + (ramp[1, 40:60, 0] - centre) * 2)
+
+    x = torch.randn(64, 256, 1) + 3.0
+    torch.manual_seed(0)
+    flipped = augment(x, AugmentConfig(flip_probability=1.0))
+    assert torch.allclose(flipped.mean(dim=1), x.mean(dim=1), atol=1e-5)
+    assert torch.allclose(flipped - flipped.mean(dim=1, keepdim=True), -(x - x.mean(dim=1, keepdim=True)), atol=1e-5)
+    config = AugmentConfig(gain=(0.5, 2.0), flip_probability=0.5, stretch=(0.8, 1.25))
+    torch.manual_seed(1)
+    first = augment(x, config)
+    torch.manual_seed(1)
+    assert torch.equal(first, augment(x, config))  # torch's generator (saved in checkpoints) drives it
+    ratio = augment(x, AugmentConfig(gain=(0.5, 2.0))).std(dim=1) / x.std(dim=1)
+    assert 0.5 - 1e-5 < ratio.min() and ratio.max() < 2.0 + 1e-5 and ratio.std() > 0.1  # gains vary within the range
+    assert augment(x, AugmentConfig()) is x
+    with pytest.raises(ConfigError, match="augment.gain"):
+        AugmentConfig(gain=(2.0, 1.0))
+    with pytest.raises(ConfigError, match="flip_probability"):
+        AugmentConfig(flip_probability=1.5)

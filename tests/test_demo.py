@@ -33,3 +33,23 @@ def test_demo_runs_every_stage_on_the_builtin_record(tmp_path, capsys):
     assert cli_main(["demo", "--fast", "--source", "synthetic", "--out", str(out)]) == 0
     assert (out / "codec" / "model" / "diffusion_pytorch_model.safetensors").read_bytes() != codec_before
     assert json.loads((out / "report" / "report.json").read_text())["split_note"].startswith("patient-wise")
+
+
+def test_rerunning_the_demo_with_other_settings_discards_the_old_stages(tmp_path, monkeypatch):
+    from tsvq import demo
+
+    out = tmp_path / "demo"
+    (out / "codec" / "checkpoints").mkdir(parents=True)
+    first = demo.settings_fingerprint(demo.DemoConfig(), "store-a")
+    demo.discard_stale_stages(out, first)  # stages from before settings were recorded: unknown, so discarded
+    assert not (out / "codec").exists()
+    (out / "codec").mkdir()
+    demo.discard_stale_stages(out, first)  # same settings: resumed, kept
+    assert (out / "codec").exists()
+    assert demo.settings_fingerprint(demo.DemoConfig(codec_steps=5), "store-a") != first
+    assert demo.settings_fingerprint(demo.DemoConfig(out="elsewhere"), "store-a") == first
+    monkeypatch.setitem(demo.DEMO_CODEC, "code_dim", 16)  # e.g. a newer tsvq with other defaults
+    changed = demo.settings_fingerprint(demo.DemoConfig(), "store-a")
+    assert changed != first
+    demo.discard_stale_stages(out, changed)
+    assert not (out / "codec").exists()

@@ -1,8 +1,8 @@
 """The main job end to end, small enough for a 2-core laptop: prepare -> codec -> diffusion and WaveNet priors
 -> sample -> evaluate -> a report folder. ``tsvq demo`` runs it; every step is a public API call.
 
-Running it again resumes each stage from its checkpoints (nothing is retrained); with other data, the earlier
-stages are discarded first.
+Running it again resumes each stage from its checkpoints (nothing is retrained); with other data or other stage
+settings (another tsvq version's defaults, other ``DemoConfig`` values), the earlier stages are discarded first.
 
 The default source is the built-in 5-minute excerpt of MIT-BIH record 208 (real ECG, one patient). One patient
 cannot give a patient-wise split, so that source is split by time (first 70% trains, then 15% validates, the last
@@ -12,15 +12,17 @@ cannot give a patient-wise split, so that source is split by time (first 70% tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tsvq.data import PrepareConfig, prepare
 from tsvq.data.builtin import MITDB208, SYNTHETIC
 from tsvq.evaluation.report import EvalConfig, evaluate, format_table
+from tsvq.io import write_json
 from tsvq.pipeline import Pipeline
 from tsvq.sampling import write_samples
 from tsvq.training.codec import CodecStageConfig, train_codec
@@ -70,17 +72,34 @@ def _training(config: DemoConfig, stage: str, steps: int, learning_rate: float) 
                           seed=config.seed)
 
 
+STAGES = ("codec", "diffusion", "wavenet", "pipeline", "samples-diffusion", "samples-wavenet", "report")
+
+
+def settings_fingerprint(config: DemoConfig, store_hash: str) -> str:
+    """Everything that decides what the stages train: data, demo settings and the stage models."""
+    settings = {"store": store_hash, "demo": {k: v for k, v in asdict(config).items() if k != "out"},
+                "codec": DEMO_CODEC, "denoiser": DEMO_DENOISER, "wavenet": DEMO_WAVENET}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def discard_stale_stages(out: Path, fingerprint: str) -> None:
+    """Checkpoints trained with other data or settings must not be resumed (they would not even load)."""
+    marker = out / "demo_settings.json"
+    previous = json.loads(marker.read_text()).get("fingerprint") if marker.exists() else None
+    if previous != fingerprint and any((out / stage).exists() for stage in STAGES):
+        print(f"      settings changed since the last run in {out}: retraining every stage")
+        for stage in STAGES:
+            shutil.rmtree(out / stage, ignore_errors=True)
+    write_json(marker, {"fingerprint": fingerprint})
+
+
 def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     """Run every stage; returns the evaluation report (also written to ``<out>/report/report.json``)."""
     started = time.time()
     out = Path(config.out)
     print(f"[1/6] preparing windows from '{config.source}'")
-    previous = json.loads((out / "store" / "manifest.json").read_text())["config_hash"] if (out / "store" / "manifest.json").exists() else None
     store = prepare(prepare_config(config), out / "store", overwrite=True)
-    if previous is not None and previous != store.manifest["config_hash"]:
-        # Other data: checkpoints of the earlier run must not be resumed.
-        for stage in ("codec", "diffusion", "wavenet", "pipeline", "samples-diffusion", "samples-wavenet", "report"):
-            shutil.rmtree(out / stage, ignore_errors=True)
+    discard_stale_stages(out, settings_fingerprint(config, store.manifest["config_hash"]))
     print(f"      {store}")
     print("[2/6] training the codec (VQ-VAE)")
     codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=_training(config, "codec", config.codec_steps, 2e-3)))

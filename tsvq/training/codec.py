@@ -14,6 +14,7 @@ from tsvq.codec import VQVAE
 from tsvq.codec.metrics import codebook_report, prdn
 from tsvq.data import WindowStore
 from tsvq.errors import ConfigError
+from tsvq.training.augment import AugmentConfig, augment
 from tsvq.training.loop import TrainingConfig, train
 
 
@@ -26,6 +27,7 @@ class CodecStageConfig:
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/codec"))
     val_max_windows: int = 512
     balance_groups: bool = False  # every patient weighs the same per epoch (one long recording cannot dominate)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # gain/polarity/stretch: generalise to unseen patients
 
 
 def codec_from_store(store: WindowStore, **model_kwargs) -> VQVAE:
@@ -56,7 +58,7 @@ class CodecTask:
                                            seed=config.training.seed)
 
     def loss(self, model, batch):
-        out = model(batch["signal"])
+        out = model(augment(batch["signal"], self.config.augment))
         logs = {"reconstruction_loss": float(out.reconstruction_loss), "quantizer_loss": float(out.quantizer_loss),
                 "perplexity": float(out.quantizer.perplexity), "usage": float(out.quantizer.usage),
                 "dead_codes_restarted": float(out.quantizer.dead_codes)}

@@ -1,0 +1,77 @@
+"""Signal augmentation for codec training: the same heart seen through other electrodes, gains and rates.
+
+A codec trained on a handful of patients learns their beat shapes and fails on the next patient. Cheap,
+physiologically plausible changes widen what it sees: gain (electrode contact, body size), polarity (lead
+placement: the same beat looks inverted in aVR or MCL1), and time-stretch (heart rate and conduction speed
+change how wide the waves are). The autoencoder target is the augmented window itself, so nothing about the
+labels has to be right. Randomness comes from torch's global generator, which accelerate's checkpoints save,
+so a resumed run draws the same augmentations.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from tsvq.errors import ConfigError
+
+
+@dataclass
+class AugmentConfig:
+    """All off by default; ranges are (low, high) drawn per window."""
+
+    gain: tuple[float, float] = (1.0, 1.0)  # log-uniform amplitude factor around the window mean
+    flip_probability: float = 0.0  # chance of inverting the window around its mean
+    stretch: tuple[float, float] = (1.0, 1.0)  # log-uniform time-stretch factor (> 1: slower, wider waves)
+
+    def __post_init__(self) -> None:
+        self.gain, self.stretch = tuple(self.gain), tuple(self.stretch)
+        for name in ("gain", "stretch"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ConfigError(f"augment.{name}: expected 0 < low <= high, got {getattr(self, name)}")
+        if not 0.0 <= self.flip_probability <= 1.0:
+            raise ConfigError(f"augment.flip_probability must lie in [0, 1], got {self.flip_probability}")
+
+    @property
+    def active(self) -> bool:
+        return self.gain != (1.0, 1.0) or self.stretch != (1.0, 1.0) or self.flip_probability > 0
+
+
+def _log_uniform(low: float, high: float, n: int, device) -> torch.Tensor:
+    return torch.exp(torch.empty(n, device=device).uniform_(math.log(low), math.log(high)))
+
+
+def time_stretch(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Stretch each ``(L, C)`` window of ``x`` (B, L, C) about its centre by its factor, linear interpolation.
+
+    Positions that fall outside the window (factor < 1) are mirrored back inside, which keeps the signal
+    continuous at the edges.
+    """
+    b, length, _ = x.shape
+    centre = (length - 1) / 2
+    positions = centre + (torch.arange(length, device=x.device, dtype=x.dtype)[None] - centre) / factors[:, None].to(x.dtype)
+    period = 2 * (length - 1)
+    positions = torch.remainder(positions, period)
+    positions = torch.where(positions > length - 1, period - positions, positions)  # mirror
+    left = positions.floor().long().clamp(0, length - 2)
+    fraction = (positions - left).unsqueeze(-1)
+    gather = lambda index: torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # noqa: E731
+    return gather(left) * (1 - fraction) + gather(left + 1) * fraction
+
+
+def augment(x: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
+    """Apply ``config`` to a batch ``(B, L, C)`` in physical units; returns a new tensor."""
+    if not config.active:
+        return x
+    b = x.shape[0]
+    if config.stretch != (1.0, 1.0):
+        x = time_stretch(x, _log_uniform(*config.stretch, b, x.device))
+    mean = x.mean(dim=1, keepdim=True)
+    scale = _log_uniform(*config.gain, b, x.device)
+    if config.flip_probability > 0:
+        flips = torch.rand(b, device=x.device) < config.flip_probability
+        scale = torch.where(flips, -scale, scale)
+    return mean + (x - mean) * scale.view(b, 1, 1).to(x.dtype)
