@@ -52,10 +52,10 @@ def sampling_scheduler(name: str, config) -> object:
     # has (almost) no signal left (Lin et al. 2024); measured on the demo prior it cut the Frechet distance of
     # DDIM 20 from 719 to 652 (benchmarks/sampling.py).
     # DPM-Solver++ takes steps uniform in log-SNR (use_lu_lambdas, as in Lu et al.'s DPM-Solver++) with a third-order
-    # multistep update. At 20 steps on a longer-trained demo prior (best of 6000 steps; 200 samples) that took the Frechet distance from 356
-    # (2M, trailing spacing; 4 seeds) to 297 (2M, log-SNR steps; 4 seeds) and 257 (3M; 2 seeds), DDPM 1000 being
-    # 264; benchmarks/sampling.py has the figures of all samplers. lambda_min_clipped: diffusers advises it for
-    # cosine schedules, whose last steps would make the solver divide by a vanishing signal level.
+    # multistep update. At 20 steps on a longer-trained demo prior (best of 6000 steps; 200 samples) that took the
+    # Frechet distance from 356 (2M, trailing spacing; 4 seeds) to 297 (2M, log-SNR steps; 4 seeds) and 257 (3M;
+    # 2 seeds), DDPM 1000 being 264; benchmarks/sampling.py has the figures of all samplers. lambda_min_clipped:
+    # diffusers advises it for cosine schedules, whose last steps would make the solver divide by a vanishing signal.
     extra: dict = {}
     if name == "dpm":
         extra = {"algorithm_type": "dpmsolver++", "solver_order": 3, "use_lu_lambdas": True, "lambda_min_clipped": -5.1}
