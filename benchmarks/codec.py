@@ -57,18 +57,20 @@ def main() -> None:
                     out / "store")
     print(store)
     test = store.load("test")
-    previous = RESULTS / "codec.json"
+    result_name = "codec-unbalanced" if args.no_balance else "codec"  # one file per sampling, so no run is mislabelled
+    previous = RESULTS / f"{result_name}.json"
     earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
                         "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
                "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
     for name in args.configs:
+        augment = AUGMENT if name in AUGMENTED else None
         training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
                                   warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
         started = time.time()
         folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training,
                                               balance_groups=not args.no_balance,
-                                              augment=AugmentConfig(**AUGMENT) if name in AUGMENTED else AugmentConfig()))
+                                              augment=AugmentConfig(**(augment or {}))))
         seconds = time.time() - started
         codec = load_model(VQVAE, folder)
         codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])
@@ -78,15 +80,16 @@ def main() -> None:
         health = codebook_report(codes, codec.config.num_codes)
         summary = json.loads((out / name / "training_summary.json").read_text())
         results["runs"][name] = {
-            "model": CONFIGS[name], "steps": args.steps, "batch_size": args.batch_size, "augment": AUGMENT if name in AUGMENTED else None, "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
+            "model": CONFIGS[name], "steps": args.steps, "batch_size": args.batch_size, "augment": augment,
+            "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
             "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
             "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
             "train_windows_per_s": summary["windows_per_s"],
         }
         print(name, json.dumps(results["runs"][name]), flush=True)
-        save("codec", results)
-    print("saved", save("codec", results))
+        save(result_name, results)
+    print("saved", save(result_name, results))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def time_stretch(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     Positions that fall outside the window (factor < 1) are mirrored back inside, which keeps the signal
     continuous at the edges.
     """
-    b, length, _ = x.shape
+    length = x.shape[1]
     centre = (length - 1) / 2
     positions = centre + (torch.arange(length, device=x.device, dtype=x.dtype)[None] - centre) / factors[:, None].to(x.dtype)
     period = 2 * (length - 1)
