@@ -48,27 +48,50 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--model", type=json.loads, default={}, help='JSON overrides for every config, e.g. \'{"hidden_channels": 64}\'')
+    parser.add_argument("--tag", default="", help="suffix of the run names in the results (e.g. -gpu-large)")
+    parser.add_argument("--results", default=None, help="results file name (default codec, or codec-unbalanced)")
+    parser.add_argument("--same-patient", action="store_true",
+                        help="train and test on record 100 split by time: the ceiling without the unseen-patient gap")
+    parser.add_argument("--extra-sources", nargs="+", default=[], choices=["mitdb208", "synthetic"],
+                        help="built-in sources whose patients join the training split")
+    parser.add_argument("--leads", action="store_true", help="every mV lead of a record is its own training example")
     parser.add_argument("--no-balance", action="store_true", help="sample windows as they come (one long recording dominates)")
     args = parser.parse_args()
     if not Path(args.source).exists():
         sys.exit(f"{args.source} not found: this benchmark needs the shared recordings")
     out = Path(args.out)
-    store = prepare(PrepareConfig(source=args.source, rate_hz=250, window_seconds=4.096, test_groups=["100"], val_groups=["a103l"]),
-                    out / "store")
+    if args.same_patient:  # the ceiling: record 100's first 70% trains, its last 20% tests (no unseen patient)
+        data = PrepareConfig(source=str(Path(args.source) / "100"), rate_hz=250, window_seconds=4.096, split_by="time")
+    else:
+        data = PrepareConfig(source=[args.source, *args.extra_sources] if args.extra_sources else args.source, rate_hz=250,
+                             window_seconds=4.096, test_groups=["100"], val_groups=["a103l"], leads_as_examples=args.leads)
+    store_name = "store-same-patient" if args.same_patient else "-".join(["store"] + ["leads"] * args.leads + args.extra_sources)
+    store = prepare(data, out / store_name)
     print(store)
-    test = store.load("test")
-    result_name = "codec-unbalanced" if args.no_balance else "codec"  # one file per sampling, so no run is mislabelled
+    test_all = store.load("test")
+    # the headline figure is always record 100's first lead (MLII), so runs with and without --leads compare
+    test = test_all[store.record_of("test") == "100:MLII"] if args.leads else test_all
+    # one file per sampling, so no run is mislabelled; parallel invocations name their own files
+    result_name = args.results or ("codec-unbalanced" if args.no_balance else "codec-leads" if args.leads
+                                   else "codec-same-patient" if args.same_patient else "codec")
     previous = RESULTS / f"{result_name}.json"
     earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
-                        "windows": store.manifest["windows_per_split"], "test_patient": "100 (MIT-BIH, never seen in training)"},
+                        "windows": store.manifest["windows_per_split"], "test_patient": "100, its last 20% (its first 70% trains)" if args.same_patient else "100 (MIT-BIH, never seen in training)",
+                        "leads_as_examples": args.leads, "extra_sources": args.extra_sources,
+                        "test_prdn_on": "record 100, lead MLII"},
                "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
     for name in args.configs:
         augment = AUGMENT if name in AUGMENTED else None
-        training = TrainingConfig(output_dir=str(out / name), max_steps=args.steps, batch_size=args.batch_size, learning_rate=2e-3,
-                                  warmup_steps=100, eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
+        model = CONFIGS[name] | args.model
+        training = TrainingConfig(output_dir=str(out / (name + args.tag)), max_steps=args.steps, batch_size=args.batch_size,
+                                  learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, warmup_steps=100,
+                                  eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
         started = time.time()
-        folder = train_codec(CodecStageConfig(store=str(store.path), model=CONFIGS[name], training=training,
+        folder = train_codec(CodecStageConfig(store=str(store.path), model=model, training=training,
                                               balance_groups=not args.no_balance,
                                               augment=AugmentConfig(**(augment or {}))))
         seconds = time.time() - started
@@ -78,16 +101,21 @@ def main() -> None:
         report = reconstruction_report(test, recon, bits_per_second=codec.bits_per_second(),
                                        input_bits_per_second=codec.compression_ratio() * codec.bits_per_second())
         health = codebook_report(codes, codec.config.num_codes)
-        summary = json.loads((out / name / "training_summary.json").read_text())
-        results["runs"][name] = {
-            "model": CONFIGS[name], "steps": args.steps, "batch_size": args.batch_size, "augment": augment,
+        if args.leads:  # record 100's other lead (V5) too
+            extra = reconstruction_report(test_all, np.concatenate([codec.decode(codec.encode(test_all[i : i + 128]).codes)
+                                                                    for i in range(0, len(test_all), 128)]),
+                                          record_names=store.record_of("test"))
+        summary = json.loads((out / (name + args.tag) / "training_summary.json").read_text())
+        results["runs"][name + args.tag] = {
+            "model": model, "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+            "mixed_precision": args.mixed_precision, "device": summary["device"], "augment": augment,
             "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
             "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
             "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
             "train_windows_per_s": summary["windows_per_s"],
-        }
-        print(name, json.dumps(results["runs"][name]), flush=True)
+        } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in extra["per_record"].items()}} if args.leads else {})
+        print(name + args.tag, json.dumps(results["runs"][name + args.tag]), flush=True)
         save(result_name, results)
     print("saved", save(result_name, results))
 

@@ -128,6 +128,42 @@ def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
         prepare(PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]), tmp_path / "store", progress=False)
 
 
+def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_split(small_database, tmp_path):
+    rate = 250.0
+    leads = np.stack([ecg_like(60, rate, seed=20), -0.5 * ecg_like(60, rate, seed=21), 90 + ecg_like(60, rate, seed=22)], axis=1)
+    wfdb.wrsamp("p5", fs=rate, units=["mV", "mV", "mmHg"], sig_name=["MLII", "V5", "ABP"], p_signal=leads,
+                fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(small_database))
+    config = dict(source=str(small_database), rate_hz=125, window_seconds=2.048, test_groups=["p5"], val_groups=["p2"])
+    store = prepare(PrepareConfig(**config, leads_as_examples=True), tmp_path / "leads", progress=False)
+    records = {r["name"]: r for r in store.manifest["records"]}
+    assert {"p5:MLII", "p5:V5", "p1:MLII", "p4/seg0:II"} <= set(records) and "p5:ABP" not in records  # mmHg is not an ECG lead
+    assert records["p5:MLII"]["split"] == records["p5:V5"]["split"] == "test"  # a patient's leads never straddle splits
+    assert store.num_channels == 1 and store.channel_names == ["signal"] and store.units == ["mV"]
+    assert store.manifest["minutes_per_group"]["p5"] == pytest.approx(1.0)  # leads share their record's minutes
+    # without the option a record gives its first channel only: the same windows as its first lead here
+    plain = prepare(PrepareConfig(**config), tmp_path / "plain", progress=False)
+    assert "p5" in plain.record_names and plain.num_windows < store.num_windows
+    rows = lambda s, name: np.flatnonzero(s.record_names_at(np.arange(s.num_windows)) == name)  # noqa: E731
+    np.testing.assert_array_equal(store.windows[rows(store, "p5:MLII")], plain.windows[rows(plain, "p5")])
+    v5 = store.windows[rows(store, "p5:V5")]
+    assert v5.shape == plain.windows[rows(plain, "p5")].shape and -v5.min() > v5.max()  # the inverted second lead, not a copy
+
+
+def test_several_sources_make_one_store_and_a_patient_in_two_is_refused(small_database, tmp_path):
+    other = tmp_path / "other"
+    write_record(other, "q1", ecg_like(60, 360.0, seed=30), 360.0, ["MLII"])
+    config = PrepareConfig(source=[str(small_database), str(other)], rate_hz=125, window_seconds=2.048,
+                           test_groups=["q1"], val_groups=["p2"])
+    store = prepare(config, tmp_path / "both", progress=False)
+    assert set(store.record_names) == {"p1", "p2", "p3", "p4/seg0", "p4/seg1", "q1"}
+    assert set(store.record_of("test")) == {"q1"} and store.manifest["source"] == [str(small_database), str(other)]
+    write_record(other, "p1", ecg_like(60, 250.0, seed=31), 250.0, ["MLII"])  # a second 'p1': two patients or one?
+    with pytest.raises(DataError, match="both hold records of group 'p1'"):
+        prepare(config, tmp_path / "clash", progress=False)
+    with pytest.raises(DataError, match="empty list"):
+        prepare(PrepareConfig(source=[]), tmp_path / "none", progress=False)
+
+
 def test_group_balanced_dataset_weighs_every_patient_equally(small_database, tmp_path):
     store = prepare(PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, split_by="time"),
                     tmp_path / "store", progress=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,8 @@ def _prepare_config_from_args(args: argparse.Namespace):
     values = load_yaml(args.config) if args.config else {}
     values = values.get("data", values)
     flags = {
-        "source": args.source, "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
+        "source": args.source[0] if args.source and len(args.source) == 1 else args.source,
+        "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
         "stride_seconds": args.stride, "channels": args.channels, "test_groups": args.test_groups,
         "val_groups": args.val_groups, "split_by": args.split_by, "group_by": args.group_by, "seed": args.seed,
         "highpass_hz": args.highpass, "lowpass_hz": args.lowpass,
@@ -29,6 +29,8 @@ def _prepare_config_from_args(args: argparse.Namespace):
         values["channel_aliases"] = True
     if args.beat_centred:
         values["beat_centred"] = True
+    if args.leads_as_examples:
+        values["leads_as_examples"] = True
     if args.skip_bad_records:
         values["skip_bad_records"] = True
     if args.annotations:
@@ -39,9 +41,10 @@ def _prepare_config_from_args(args: argparse.Namespace):
 def summarise_store(store) -> str:
     """The closing summary of `tsvq prepare`: records, minutes per patient, windows per split, drops."""
     m = store.manifest
+    examples = f" ({len(m['records'])} single-lead examples)" if m["config"].get("leads_as_examples") else ""
     lines = [f"window store: {store.path}",
              f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} ({', '.join(m['units'])})",
-             f"  records read: {len(m['records'])}; skipped: {len(m['skipped_records'])}; native rates: "
+             f"  records read: {len({r['file'] for r in m['records']})}{examples}; skipped: {len(m['skipped_records'])}; native rates: "
              + ", ".join(f"{r:g}" for r in sorted({rec['native_rate_hz'] for rec in m['records']})) + " Hz",
              "  minutes per patient/group:"]
     split_of = {r["group"]: r["split"] for r in m["records"]}
@@ -106,18 +109,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if PartialState().is_main_process:
         print(f"{args.stage} saved to {folder}")
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        # A launched process leaves without running destructors. Tearing down torch's gloo process group can
-        # deadlock: the main thread joins gloo's run-loop thread while holding the GIL, and that thread needs the
-        # GIL to drop the last collective's tensors (seen in 2-process CPU runs, with and without an explicit
-        # destroy_process_group). Every file is written atomically and the trackers are closed by now.
-        dist.barrier()
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
     return 0
 
 
@@ -179,7 +170,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", help="folder or record of WFDB files, or a built-in source: mitdb208, synthetic")
+    p.add_argument("--source", nargs="+",
+                   help="folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
     p.add_argument("--rate", type=float, help="target sampling rate in Hz (default 250)")
     p.add_argument("--window", type=float, help="window length in seconds (default 4.096)")
@@ -187,6 +179,8 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=float, help="stride in seconds (default: the window length)")
     p.add_argument("--channels", nargs="+", help="channel names to keep (default: each record's first channel)")
     p.add_argument("--channel-aliases", action="store_true", help="also match aliases such as MLII/II and V/V5")
+    p.add_argument("--leads-as-examples", action="store_true",
+                   help="each lead in the first channel's unit becomes its own single-channel example")
     p.add_argument("--annotations", nargs="+", help="annotation extensions to read (default: atr)")
     p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
     p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")

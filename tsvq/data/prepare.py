@@ -32,13 +32,14 @@ logger = logging.getLogger(__name__)
 class PrepareConfig:
     """How records become windows. Defaults suit single-lead ECG."""
 
-    source: str = builtin.MITDB208  # a folder or record of WFDB files, or a built-in source name
+    source: str | list[str] = builtin.MITDB208  # a folder or record of WFDB files, a built-in source name, or a list
     rate_hz: float | None = 250.0  # None keeps the native rate (then every record must share it)
     window_seconds: float = 4.096  # 1024 samples at 250 Hz
     window_samples: int | None = None  # overrides window_seconds
     stride_seconds: float | None = None  # None: non-overlapping windows
     channels: list[str] | None = None  # None: the first channel of each record
     channel_aliases: bool = False  # match MLII/II, V/V5, ... when exact names are absent
+    leads_as_examples: bool = False  # each lead in the first channel's unit (e.g. every mV lead) is its own 1-channel example
     highpass_hz: float | None = 0.5  # baseline wander removal; None to keep it
     lowpass_hz: float | None = 40.0
     annotation_extensions: list[str] = field(default_factory=lambda: ["atr"])
@@ -91,11 +92,40 @@ def resolve_source(source: str) -> Path:
     return Path(source)
 
 
+def _as_list(source: str | list[str]) -> list[str]:
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    if not sources:
+        raise DataError("prepare: 'source' is an empty list; name at least one folder, record or built-in source")
+    return [str(s) for s in sources]
+
+
+def _records_of_sources(roots: list[Path], group_by: str) -> tuple[list[Path], list[str], list[str]]:
+    """Records of every source with their names and patient groups, relative to their own source.
+
+    Sources combine databases (e.g. a folder of recordings plus the built-in MIT-BIH excerpt); a record name or a
+    patient group found in two of them would merge two patients or hide one, so it is an error.
+    """
+    paths, names, groups, origin = [], [], [], {}
+    for root in roots:
+        found = find_records(root)
+        record_root = root if root.is_dir() else root.parent
+        here = [p.relative_to(record_root).as_posix() for p in found]
+        for group in {_group_of(p, record_root, group_by) for p in found}:
+            if origin.setdefault(group, root) != root:
+                raise DataError(f"sources {origin[group]} and {root} both hold records of group '{group}'; "
+                                "rename one, or prepare them separately")
+        paths += found
+        names += here
+        groups += [_group_of(p, record_root, group_by) for p in found]
+    return paths, names, groups
+
+
 def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> WindowStore:
     """Build (or reuse) the window store for ``config`` at ``out`` and return it."""
     out = Path(out)
-    root = resolve_source(config.source)
-    paths = find_records(root)
+    roots = [resolve_source(source) for source in _as_list(config.source)]
+    paths, names, groups = _records_of_sources(roots, config.group_by)
+    root = roots[0] if len(roots) == 1 else Path(", ".join(map(str, roots)))  # for messages: every source by name
     if config.split_by not in ("group", "time"):
         raise DataError(f"unknown split_by '{config.split_by}'; choose 'group' or 'time'")
     config_hash = _config_hash(config, _fingerprint(paths))
@@ -106,9 +136,6 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
             return existing
         if not overwrite:
             raise DataError(f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite")
-    record_root = root if root.is_dir() else root.parent
-    names = [p.relative_to(record_root).as_posix() for p in paths]
-    groups = [_group_of(p, record_root, config.group_by) for p in paths]
     skipped: dict[str, str] = {}
     headers = {}
     for path, name in zip(paths, names):
@@ -146,41 +173,42 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                 iterator.set_postfix_str(name)
                 try:
                     record = read_record(path, config.channels, config.channel_aliases, tuple(config.annotation_extensions), group)
-                    chosen = record.signal if config.channels else record.signal[:, :1]
-                    names_here = record.channel_names if config.channels else record.channel_names[:1]
-                    units_here = [u.lower() for u in (record.units if config.channels else record.units[:1])]
-                    if units is not None and units_here != [u.lower() for u in units]:
-                        raise DataError(f"{path}.hea: units {units_here} differ from earlier records' {units}")
-                    result = _windows_of_record(record, chosen, rate, window, stride, quality, config)
+                    examples = [(entry, signal, names_here, units_here,
+                                 _windows_of_record(record, signal, rate, window, stride, quality, config))
+                                for entry, signal, names_here, units_here in _examples_of_record(record, name, config)]
+                    for _, _, _, units_here, _ in examples:
+                        if units is not None and [u.lower() for u in units_here] != [u.lower() for u in units]:
+                            raise DataError(f"{path}.hea: units {units_here} differ from earlier records' {units}")
                 except DataError as error:
                     if not config.skip_bad_records:
                         raise
                     skipped[name] = str(error)
                     continue
-                if channel_names is None:
-                    channel_names = list(config.channels) if config.channels else names_here
-                elif not config.channels and names_here != channel_names:
-                    channel_names = ["signal"]  # first channels of differently named leads: no single name fits
-                units = units or (record.units if config.channels else record.units[:1])
-                if config.split_by == "group":
-                    split_of_window = np.full(len(result["starts"]), SPLITS.index(group_split[group]), dtype=np.int8)
-                else:
-                    split_of_window = result["time_split"]
-                _append_windows(sink, result["windows"])
-                index = len(records_meta)
-                record_index.append(np.full(len(result["starts"]), index, dtype=np.int32))
-                starts.append(result["starts"])
-                split_codes.append(split_of_window)
-                labels += result["labels"]
-                beats += result["beats"]
-                dropped.update(result["dropped_s"])
-                records_meta.append({
-                    "name": name, "group": group, "file": str(path) + ".hea",
-                    "split": group_split[group] if config.split_by == "group" else "time-blocks",
-                    "native_rate_hz": record.sampling_rate_hz, "channels": names_here,
-                    "minutes": round(record.duration_s / 60, 3), "windows": int(len(result["starts"])),
-                    "dropped_seconds": result["dropped_s"],
-                })
+                for entry, _, names_here, units_here, result in examples:
+                    if channel_names is None:
+                        channel_names = list(config.channels) if config.channels and not config.leads_as_examples else names_here
+                    elif names_here != channel_names and not (config.channels and not config.leads_as_examples):
+                        channel_names = ["signal"]  # differently named leads share one channel: no single name fits
+                    units = units or units_here
+                    if config.split_by == "group":
+                        split_of_window = np.full(len(result["starts"]), SPLITS.index(group_split[group]), dtype=np.int8)
+                    else:
+                        split_of_window = result["time_split"]
+                    _append_windows(sink, result["windows"])
+                    index = len(records_meta)
+                    record_index.append(np.full(len(result["starts"]), index, dtype=np.int32))
+                    starts.append(result["starts"])
+                    split_codes.append(split_of_window)
+                    labels += result["labels"]
+                    beats += result["beats"]
+                    dropped.update(result["dropped_s"])
+                    records_meta.append({
+                        "name": entry, "group": group, "file": str(path) + ".hea",
+                        "split": group_split[group] if config.split_by == "group" else "time-blocks",
+                        "native_rate_hz": record.sampling_rate_hz, "channels": names_here,
+                        "minutes": round(record.duration_s / 60, 3), "windows": int(len(result["starts"])),
+                        "dropped_seconds": result["dropped_s"],
+                    })
         if not records_meta:
             raise DataError(f"{root}: no usable record; skipped: {skipped}")
         index = {
@@ -198,11 +226,11 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
         windows = np.memmap(tmp / "windows.f32", dtype=np.float32, mode="r", shape=shape)
         write_json(tmp / "normalization.json", _normalization(windows, index, records_meta))
         minutes_per_group = defaultdict(float)
-        for r in records_meta:
+        for r in {r["file"]: r for r in records_meta}.values():  # a record's leads share its minutes
             minutes_per_group[r["group"]] += r["minutes"]
         write_json(tmp / "manifest.json", {
             "format_version": STORE_FORMAT_VERSION, "config": config.to_dict(), "config_hash": config_hash,
-            "source": str(root), "sampling_rate_hz": rate, "window_length": window, "stride": stride,
+            "source": str(roots[0]) if len(roots) == 1 else [str(r) for r in roots], "sampling_rate_hz": rate, "window_length": window, "stride": stride,
             "channel_names": channel_names, "units": units, "num_windows": shape[0], "windows_per_split": counts,
             "minutes_per_group": dict(minutes_per_group), "dropped_seconds": dict(dropped),
             "skipped_records": skipped, "records": records_meta,
@@ -216,6 +244,24 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
 def _append_windows(sink, windows: np.ndarray) -> None:
     """Append windows to the raw store file (one seam, so tests can simulate a full disk here)."""
     sink.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+
+
+def _examples_of_record(record, name: str, config: PrepareConfig) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
+    """``(entry name, signal (T, C), channel names, units)`` of each example a record gives.
+
+    By default one example: the record's first channel, or the ``channels`` asked for, together. With
+    ``leads_as_examples`` every lead that shares the first one's unit becomes its own single-channel example
+    named ``record:lead``: a 12-lead recording then teaches a single-lead codec twelve views of one heart, and the
+    examples stay in their patient's split.
+    """
+    units = list(record.units)
+    if not config.leads_as_examples:
+        if config.channels:
+            return [(name, record.signal, list(record.channel_names), units)]
+        return [(name, record.signal[:, :1], list(record.channel_names[:1]), units[:1])]
+    unit = units[0].lower()
+    return [(f"{name}:{lead}", record.signal[:, i : i + 1], [lead], [units[i]])
+            for i, lead in enumerate(record.channel_names) if units[i].lower() == unit]
 
 
 def _windows_of_record(record, signal, rate, window, stride, quality, config) -> dict:

@@ -12,6 +12,7 @@ model, optimiser, LR schedule, EMA, RNG states and data order restored.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import os
@@ -197,6 +198,7 @@ def train(task: Task, config: TrainingConfig) -> Path:
                     disable=not (config.progress and accelerator.is_local_main_process))
     model.train()
     logs: dict[str, float] = {}
+    batches = loader
     while state.step < config.max_steps:
         epoch, done_in_epoch = divmod(state.step, steps_per_epoch)
         batches = accelerator.skip_first_batches(loader, done_in_epoch * config.gradient_accumulation_steps) if done_in_epoch else loader
@@ -242,6 +244,13 @@ def train(task: Task, config: TrainingConfig) -> Path:
             "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
         })
     accelerator.wait_for_everyone()
+    # The DDP wrapper's reducer holds the process group. Dropped after end_training destroyed the group, the reducer
+    # would run the group's destructor itself, holding the GIL while it joins gloo's threads, one of which may need
+    # the GIL to free the last collective's tensors: a deadlock at exit, seen in 2-process CPU runs. Released here
+    # first, the group's own destructor (which lets go of the GIL) runs last.
+    accelerator.free_memory()
+    del model, optimizer, loader, scheduler, batches
+    gc.collect()
     accelerator.end_training()
     return output_dir / "model"
 
