@@ -109,14 +109,14 @@ def _records_of_sources(roots: list[Path], group_by: str) -> tuple[list[Path], l
     for root in roots:
         found = find_records(root)
         record_root = root if root.is_dir() else root.parent
-        here = [p.relative_to(record_root).as_posix() for p in found]
-        for group in {_group_of(p, record_root, group_by) for p in found}:
+        groups_here = [_group_of(p, record_root, group_by) for p in found]
+        for group in set(groups_here):
             if origin.setdefault(group, root) != root:
                 raise DataError(f"sources {origin[group]} and {root} both hold records of group '{group}'; "
                                 "rename one, or prepare them separately")
         paths += found
-        names += here
-        groups += [_group_of(p, record_root, group_by) for p in found]
+        names += [p.relative_to(record_root).as_posix() for p in found]
+        groups += groups_here
     return paths, names, groups
 
 
@@ -125,7 +125,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     out = Path(out)
     roots = [resolve_source(source) for source in _as_list(config.source)]
     paths, names, groups = _records_of_sources(roots, config.group_by)
-    root = roots[0] if len(roots) == 1 else Path(", ".join(map(str, roots)))  # for messages: every source by name
+    where = ", ".join(map(str, roots))  # names the sources in messages
     if config.split_by not in ("group", "time"):
         raise DataError(f"unknown split_by '{config.split_by}'; choose 'group' or 'time'")
     config_hash = _config_hash(config, _fingerprint(paths))
@@ -148,7 +148,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     if config.rate_hz is None:
         rates = {name: float(h.fs) for name, h in headers.items()}
         if len(set(rates.values())) > 1:
-            raise DataError(f"{root}: records have different sampling rates {rates}; set a target rate (--rate HZ) to resample them")
+            raise DataError(f"{where}: records have different sampling rates {rates}; set a target rate (--rate HZ) to resample them")
     rate = float(config.rate_hz or next(iter(headers.values())).fs)
     window = int(config.window_samples or round(config.window_seconds * rate))
     stride = int(round(config.stride_seconds * rate)) if config.stride_seconds else window
@@ -165,6 +165,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
         record_index, starts, split_codes, labels, beats = [], [], [], [], []
         records_meta, dropped = [], Counter()
         channel_names = units = None
+        named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
         with open(tmp / "windows.f32", "wb") as sink:
             iterator = tqdm(list(zip(paths, names, groups)), desc="prepare", unit="record", disable=not progress)
             for path, name, group in iterator:
@@ -173,10 +174,10 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                 iterator.set_postfix_str(name)
                 try:
                     record = read_record(path, config.channels, config.channel_aliases, tuple(config.annotation_extensions), group)
-                    examples = [(entry, signal, names_here, units_here,
+                    examples = [(entry, names_here, units_here,
                                  _windows_of_record(record, signal, rate, window, stride, quality, config))
                                 for entry, signal, names_here, units_here in _examples_of_record(record, name, config)]
-                    for _, _, _, units_here, _ in examples:
+                    for _, _, units_here, _ in examples:
                         if units is not None and [u.lower() for u in units_here] != [u.lower() for u in units]:
                             raise DataError(f"{path}.hea: units {units_here} differ from earlier records' {units}")
                 except DataError as error:
@@ -184,10 +185,10 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                         raise
                     skipped[name] = str(error)
                     continue
-                for entry, _, names_here, units_here, result in examples:
+                for entry, names_here, units_here, result in examples:
                     if channel_names is None:
-                        channel_names = list(config.channels) if config.channels and not config.leads_as_examples else names_here
-                    elif names_here != channel_names and not (config.channels and not config.leads_as_examples):
+                        channel_names = list(config.channels) if named_channels else names_here
+                    elif names_here != channel_names and not named_channels:
                         channel_names = ["signal"]  # differently named leads share one channel: no single name fits
                     units = units or units_here
                     if config.split_by == "group":
@@ -210,18 +211,18 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                         "dropped_seconds": result["dropped_s"],
                     })
         if not records_meta:
-            raise DataError(f"{root}: no usable record; skipped: {skipped}")
+            raise DataError(f"{where}: no usable record; skipped: {skipped}")
         index = {
             "record": np.concatenate(record_index), "start": np.concatenate(starts),
             "split": np.concatenate(split_codes), "label": np.array(labels, dtype="U1"),
             "beats": np.array(beats, dtype=str),
         }
         if len(index["start"]) == 0:
-            raise DataError(f"{root}: no record is long enough for one {window}-sample window after cleaning")
+            raise DataError(f"{where}: no record is long enough for one {window}-sample window after cleaning")
         np.savez(tmp / "index.npz", **index)
         counts = {s: int((index["split"] == i).sum()) for i, s in enumerate(SPLITS)}
         if counts["train"] == 0:
-            raise DataError(f"{root}: the train split holds no windows; check the split settings")
+            raise DataError(f"{where}: the train split holds no windows; check the split settings")
         shape = (len(index["start"]), window, len(channel_names))
         windows = np.memmap(tmp / "windows.f32", dtype=np.float32, mode="r", shape=shape)
         write_json(tmp / "normalization.json", _normalization(windows, index, records_meta))
