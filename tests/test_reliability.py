@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import TINY_CODEC
+from tests.conftest import TINY_CODEC, tiny_training
 from tsvq.errors import CheckpointError, ConfigError
 from tsvq.pipeline import Pipeline
 from tsvq.training.loop import list_checkpoints
@@ -90,6 +90,25 @@ def test_sigkill_then_rerun_resumes_to_identical_weights(tiny_runs, tmp_path, st
         assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     assert not [p for p in (interrupted / "checkpoints").iterdir() if p.name.startswith(".")]
     assert len(list_checkpoints(interrupted)) == 2  # bounded number kept
+
+
+def test_training_drops_the_prepared_model_before_the_process_group_ends(tiny_runs, tmp_path, monkeypatch):
+    """accelerate's end_training destroys the process group. A DDP wrapper still held then makes its reducer tear the
+    group down later with the GIL held, which deadlocked 2-process runs at exit; the loop must let go of it first."""
+    from accelerate import Accelerator
+
+    from tsvq.training.codec import CodecStageConfig, train_codec
+
+    held_at_end = []
+    original = Accelerator.end_training
+
+    def end_training(self):
+        held_at_end.append(len(self._models))
+        original(self)
+
+    monkeypatch.setattr(Accelerator, "end_training", end_training)
+    train_codec(CodecStageConfig(store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 2)))
+    assert held_at_end == [0]
 
 
 def test_unfinished_checkpoint_folder_is_never_resumed(tmp_path):
