@@ -71,16 +71,18 @@ def main() -> None:
     store_name = "store-same-patient" if args.same_patient else "-".join(["store"] + ["leads"] * args.leads + args.extra_sources)
     store = prepare(data, out / store_name)
     print(store)
-    test_all = store.load("test")
+    test = store.load("test")
     # the headline figure is always record 100's first lead (MLII), so runs with and without --leads compare
-    test = test_all[store.record_of("test") == "100:MLII"] if args.leads else test_all
+    headline = store.record_of("test") == "100:MLII" if args.leads else np.ones(len(test), dtype=bool)
     # one file per sampling, so no run is mislabelled; parallel invocations name their own files
     result_name = args.results or ("codec-unbalanced" if args.no_balance else "codec-leads" if args.leads
                                    else "codec-same-patient" if args.same_patient else "codec")
     previous = RESULTS / f"{result_name}.json"
     earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
-                        "windows": store.manifest["windows_per_split"], "test_patient": "100, its last 20% (its first 70% trains)" if args.same_patient else "100 (MIT-BIH, never seen in training)",
+                        "windows": store.manifest["windows_per_split"],
+                        "test_patient": ("100, its last 20% (its first 70% trains)" if args.same_patient
+                                         else "100 (MIT-BIH, never seen in training)"),
                         "leads_as_examples": args.leads, "extra_sources": args.extra_sources,
                         "test_prdn_on": "record 100, lead MLII"},
                "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
@@ -98,13 +100,10 @@ def main() -> None:
         codec = load_model(VQVAE, folder)
         codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])
         recon = np.concatenate([codec.decode(codes[i : i + 128]) for i in range(0, len(codes), 128)])
-        report = reconstruction_report(test, recon, bits_per_second=codec.bits_per_second(),
+        report = reconstruction_report(test[headline], recon[headline], bits_per_second=codec.bits_per_second(),
                                        input_bits_per_second=codec.compression_ratio() * codec.bits_per_second())
-        health = codebook_report(codes, codec.config.num_codes)
-        if args.leads:  # record 100's other lead (V5) too
-            extra = reconstruction_report(test_all, np.concatenate([codec.decode(codec.encode(test_all[i : i + 128]).codes)
-                                                                    for i in range(0, len(test_all), 128)]),
-                                          record_names=store.record_of("test"))
+        health = codebook_report(codes[headline], codec.config.num_codes)
+        per_lead = reconstruction_report(test, recon, record_names=store.record_of("test"))["per_record"]  # V5 too
         summary = json.loads((out / (name + args.tag) / "training_summary.json").read_text())
         results["runs"][name + args.tag] = {
             "model": model, "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
@@ -114,7 +113,7 @@ def main() -> None:
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
             "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
             "train_windows_per_s": summary["windows_per_s"],
-        } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in extra["per_record"].items()}} if args.leads else {})
+        } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in per_lead.items()}} if args.leads else {})
         print(name + args.tag, json.dumps(results["runs"][name + args.tag]), flush=True)
         save(result_name, results)
     print("saved", save(result_name, results))
