@@ -231,7 +231,8 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
             minutes_per_group[r["group"]] += r["minutes"]
         write_json(tmp / "manifest.json", {
             "format_version": STORE_FORMAT_VERSION, "config": config.to_dict(), "config_hash": config_hash,
-            "source": str(roots[0]) if len(roots) == 1 else [str(r) for r in roots], "sampling_rate_hz": rate, "window_length": window, "stride": stride,
+            "source": str(roots[0]) if len(roots) == 1 else [str(r) for r in roots],
+            "sampling_rate_hz": rate, "window_length": window, "stride": stride,
             "channel_names": channel_names, "units": units, "num_windows": shape[0], "windows_per_split": counts,
             "minutes_per_group": dict(minutes_per_group), "dropped_seconds": dict(dropped),
             "skipped_records": skipped, "records": records_meta,
