@@ -58,6 +58,11 @@ def main() -> None:
     parser.add_argument("--extra-sources", nargs="+", default=[], choices=["mitdb208", "synthetic"],
                         help="built-in sources whose patients join the training split")
     parser.add_argument("--leads", action="store_true", help="every mV lead of a record is its own training example")
+    parser.add_argument("--projections", type=int, default=0,
+                        help="with --leads: this many random mixtures of each training record's leads join as examples")
+    parser.add_argument("--search", type=int, default=0,
+                        help="also report record 100's PRDN with analysis-by-synthesis code search over this many candidates")
+    parser.add_argument("--sweeps", type=int, default=2, help="passes of the code search")
     parser.add_argument("--no-balance", action="store_true", help="sample windows as they come (one long recording dominates)")
     args = parser.parse_args()
     if not Path(args.source).exists():
@@ -67,8 +72,10 @@ def main() -> None:
         data = PrepareConfig(source=str(Path(args.source) / "100"), rate_hz=250, window_seconds=4.096, split_by="time")
     else:
         data = PrepareConfig(source=[args.source, *args.extra_sources] if args.extra_sources else args.source, rate_hz=250,
-                             window_seconds=4.096, test_groups=["100"], val_groups=["a103l"], leads_as_examples=args.leads)
-    store_name = "store-same-patient" if args.same_patient else "-".join(["store"] + ["leads"] * args.leads + args.extra_sources)
+                             window_seconds=4.096, test_groups=["100"], val_groups=["a103l"], leads_as_examples=args.leads,
+                             lead_projections=args.projections)
+    store_name = "store-same-patient" if args.same_patient else "-".join(
+        ["store"] + ["leads"] * args.leads + [f"mix{args.projections}"] * bool(args.projections) + args.extra_sources)
     store = prepare(data, out / store_name)
     print(store)
     test = store.load("test")
@@ -83,7 +90,7 @@ def main() -> None:
                         "windows": store.manifest["windows_per_split"],
                         "test_patient": ("100, its last 20% (its first 70% trains)" if args.same_patient
                                          else "100 (MIT-BIH, never seen in training)"),
-                        "leads_as_examples": args.leads, "extra_sources": args.extra_sources,
+                        "leads_as_examples": args.leads, "lead_projections": args.projections, "extra_sources": args.extra_sources,
                         "test_prdn_on": "record 100, lead MLII"},
                "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
     for name in args.configs:
@@ -105,6 +112,17 @@ def main() -> None:
         health = codebook_report(codes[headline], codec.config.num_codes)
         per_lead = reconstruction_report(test, recon, record_names=store.record_of("test"))["per_record"]  # V5 too
         summary = json.loads((out / (name + args.tag) / "training_summary.json").read_text())
+        searched = {}
+        if args.search:  # same codec, same bit rate: only the encoder's choice of codes changes
+            started = time.time()
+            target = test[headline]
+            found = np.concatenate([codec.encode(target[i : i + 64], search=args.search, sweeps=args.sweeps).codes.numpy()
+                                    for i in range(0, len(target), 64)])
+            decoded = np.concatenate([codec.decode(found[i : i + 128]) for i in range(0, len(found), 128)])
+            searched = {"search": {"candidates": args.search, "sweeps": args.sweeps, "seconds": round(time.time() - started, 1),
+                                   "windows": int(len(target))},
+                        "test_prdn_search": reconstruction_report(target, decoded, bits_per_second=codec.bits_per_second())["prdn"],
+                        "test_perplexity_fraction_search": codebook_report(found, codec.config.num_codes)["perplexity_fraction"]}
         results["runs"][name + args.tag] = {
             "model": model, "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
             "mixed_precision": args.mixed_precision, "device": summary["device"], "augment": augment,
@@ -113,7 +131,7 @@ def main() -> None:
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
             "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
             "train_windows_per_s": summary["windows_per_s"],
-        } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in per_lead.items()}} if args.leads else {})
+        } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in per_lead.items()}} if args.leads else {}) | searched
         print(name + args.tag, json.dumps(results["runs"][name + args.tag]), flush=True)
         save(result_name, results)
     print("saved", save(result_name, results))

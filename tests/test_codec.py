@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from tsvq.codec import VQVAE, VectorQuantizer, kmeans, nearest_codes
 from tsvq.codec.metrics import codebook_report, prd, prdn, snr_db
 from tsvq.codec.quantizer import ResidualVectorQuantizer
-from tsvq.errors import DataError
+from tsvq.errors import ConfigError, DataError
 
 
 def test_nearest_codes_equals_brute_force():
@@ -237,3 +237,57 @@ def test_augmentation_stretches_scales_and_flips_as_configured():
         AugmentConfig(gain=(2.0, 1.0))
     with pytest.raises(ConfigError, match="flip_probability"):
         AugmentConfig(flip_probability=1.5)
+
+
+def _briefly_trained_codec(num_quantizers: int = 1) -> VQVAE:
+    torch.manual_seed(0)
+    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4,
+                  num_quantizers=num_quantizers)
+    t = torch.linspace(0, 8 * np.pi, 128)
+    x = torch.stack([torch.sin(t * (1 + 0.1 * i))[:, None] for i in range(8)])
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(60):
+        optimizer.zero_grad()
+        model(x).loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _squared_error(model: VQVAE, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    return ((model.decode(codes) - x) ** 2).sum(dim=(1, 2))  # per window; norm_std is 1 here
+
+
+def test_code_search_reaches_a_point_no_single_code_change_improves():
+    from tsvq.codec.search import decoder_reach
+
+    model = _briefly_trained_codec()
+    t = torch.linspace(0, 8 * np.pi, 128)
+    x = torch.stack([0.8 * torch.sin(1.37 * t) + 0.3 * torch.cos(3.1 * t), torch.sign(torch.sin(0.9 * t))])[..., None]  # unseen
+    plain = model.encode(x).codes
+    searched = model.encode(x, search=32, sweeps=6).codes
+    assert searched.shape == plain.shape and searched.dtype == torch.int64
+    before, after = _squared_error(model, x, plain), _squared_error(model, x, searched)
+    assert (after <= before + 1e-6).all() and after.sum() < 0.9 * before.sum()  # never worse; here clearly better
+    # brute force: every single (position, code) change of the searched codes; none may lower a window's error
+    length = searched.shape[1]
+    trials = searched[:, None, None, :].repeat(1, length, 32, 1)
+    trials[:, torch.arange(length), :, torch.arange(length)] = torch.arange(32)  # trials[b, p, k]: code k at position p
+    for w in range(len(x)):
+        errors = _squared_error(model, x[w : w + 1].expand(length * 32, -1, -1), trials[w].reshape(-1, length))
+        assert errors.min() >= after[w] - 1e-5 * after[w]
+    # the measured reach bounds how far a code's effect spreads
+    reach, f = decoder_reach(model, length), model.config.downsample_factor
+    moved = plain[:1].clone()
+    moved[0, length // 2] = (moved[0, length // 2] + 1) % 32
+    changed = torch.nonzero((model.decode(moved) != model.decode(plain[:1]))[0, :, 0])[:, 0] // f
+    assert len(changed) and (changed - length // 2).abs().max() <= reach < length // 2
+
+
+def test_code_search_works_for_residual_codes_and_refuses_bad_settings():
+    model = _briefly_trained_codec(num_quantizers=2)
+    x = torch.sin(torch.linspace(0, 11 * np.pi, 128))[None, :, None] * torch.tensor([1.0, -0.6])[:, None, None]
+    plain, searched = model.encode(x).codes, model.encode(x, search=8).codes
+    assert searched.shape == plain.shape == (2, 32, 2)
+    assert (_squared_error(model, x, searched) <= _squared_error(model, x, plain) + 1e-6).all()
+    with pytest.raises(ConfigError, match="search must be >= 0"):
+        model.encode(x, search=-1)

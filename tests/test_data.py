@@ -149,6 +149,34 @@ def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_spl
     assert v5.shape == plain.windows[rows(plain, "p5")].shape and -v5.min() > v5.max()  # the inverted second lead, not a copy
 
 
+def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path):
+    rate = 250.0
+    for name, seed in (("p1", 40), ("p2", 41), ("p3", 42)):
+        x = ecg_like(40, rate, seed=seed)
+        leads = np.stack([x, -0.5 * x + 0.1 * ecg_like(40, rate, seed=seed + 10), 90 + x], axis=1)
+        wfdb.wrsamp(name, fs=rate, units=["mV", "mV", "mmHg"], sig_name=["II", "V1", "ABP"], p_signal=leads,
+                    fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(tmp_path))
+    config = PrepareConfig(source=str(tmp_path), rate_hz=125, window_seconds=2.048, test_groups=["p3"], val_groups=["p2"],
+                           leads_as_examples=True, lead_projections=3)
+    store = prepare(config, tmp_path / "store", progress=False)
+    names = set(store.record_names)
+    assert {"p1:mix1", "p1:mix2", "p1:mix3"} <= names  # the train patient gains three mixtures of its two mV leads
+    assert not any("mix" in n for n in names if not n.startswith("p1"))  # validation and test keep recorded leads
+    rows = lambda name: np.flatnonzero(store.record_names_at(np.arange(store.num_windows)) == name)  # noqa: E731
+    ii, v1, mixes = store.windows[rows("p1:II")], store.windows[rows("p1:V1")], [store.windows[rows(f"p1:mix{k}")] for k in (1, 2, 3)]
+    typical = (ii.std() + v1.std()) / 2
+    for mix in mixes:
+        assert mix.shape == ii.shape and 0.5 * typical < mix.std() < 2 * typical  # at the leads' amplitude
+        # a mixture is a weighted sum of the two leads (both filtered the same way), not one of them
+        weights, residual, *_ = np.linalg.lstsq(np.stack([ii.ravel(), v1.ravel()], 1), mix.ravel(), rcond=None)
+        assert residual[0] < 1e-6 * (mix**2).sum() and np.abs(weights).min() > 1e-3
+    assert not np.allclose(mixes[0], mixes[1])
+    again = prepare(config, tmp_path / "again", progress=False)  # weights come from the seed and record name
+    np.testing.assert_array_equal(again.windows[:], store.windows[:])
+    with pytest.raises(DataError, match="lead_projections"):
+        prepare(PrepareConfig(source=str(tmp_path), lead_projections=2), tmp_path / "bad", progress=False)
+
+
 def test_several_sources_make_one_store_and_a_patient_in_two_is_refused(small_database, tmp_path):
     other = tmp_path / "other"
     write_record(other, "q1", ecg_like(60, 360.0, seed=30), 360.0, ["MLII"])

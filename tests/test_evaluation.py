@@ -73,9 +73,9 @@ def test_phase_randomised_surrogate_keeps_the_spectrum(sets):
 def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
     out = tmp_path / "report"
     rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--n", "16", "--steps", "4",
-                   "--folds", "2", "--out", str(out)])
+                   "--folds", "2", "--search", "2", "--out", str(out)])
     printed = capsys.readouterr().out
-    assert rc == 0 and "PRDN" in printed and "frechet_distance" in printed
+    assert rc == 0 and "PRDN" in printed and "frechet_distance" in printed and "code search: 2 candidates" in printed
     report = json.loads((out / "report.json").read_text())
     assert set(report["generation"]) >= {"model", "floor", "ceiling", "windows"}
     assert report["reconstruction"]["per_record"] and report["codebook"]["num_codes"] == 32

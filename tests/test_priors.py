@@ -27,6 +27,10 @@ def test_pipeline_shapes_end_to_end(tiny_pipeline):
     assert encoded.codes.shape == (5, 64) and encoded.vectors.shape == (5, 64, 16)
     assert pipe.decode(encoded.codes).shape == (5, 256, 1)
     assert out.info["snap_distance_relative"] >= 0
+    searched = pipe.encode(out.signals, search=4, sweeps=1)  # codes chosen by their decoding: never further away
+    assert searched.codes.shape == (5, 64)
+    error = lambda codes: ((pipe.decode(codes) - out.signals) ** 2).sum()  # noqa: E731
+    assert error(searched.codes) <= error(encoded.codes) + 1e-6
 
 
 def test_snapping_returns_only_codebook_vectors(tiny_pipeline):

@@ -22,7 +22,7 @@ def _prepare_config_from_args(args: argparse.Namespace):
         "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
         "stride_seconds": args.stride, "channels": args.channels, "test_groups": args.test_groups,
         "val_groups": args.val_groups, "split_by": args.split_by, "group_by": args.group_by, "seed": args.seed,
-        "highpass_hz": args.highpass, "lowpass_hz": args.lowpass,
+        "highpass_hz": args.highpass, "lowpass_hz": args.lowpass, "lead_projections": args.lead_projections,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if args.channel_aliases:
@@ -152,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as error:
             raise DataError(f"{args.samples}: cannot read samples as a NumPy array ({error})") from error
     config = EvalConfig(split=args.split, n=args.n, prior=args.prior, steps=args.steps, sampler=args.sampler, seed=args.seed,
-                        physiology=not args.no_physiology, folds=args.folds)
+                        physiology=not args.no_physiology, folds=args.folds, search=args.search)
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
     print(format_table(report))
     print(f"report: {Path(args.out) / 'report.json'}")
@@ -181,6 +181,8 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-aliases", action="store_true", help="also match aliases such as MLII/II and V/V5")
     p.add_argument("--leads-as-examples", action="store_true",
                    help="each lead in the first channel's unit becomes its own single-channel example")
+    p.add_argument("--lead-projections", type=int, metavar="N",
+                   help="with --leads-as-examples: N random mixtures of each train record's leads join as examples")
     p.add_argument("--annotations", nargs="+", help="annotation extensions to read (default: atr)")
     p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
     p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")
@@ -243,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-physiology", action="store_true", help="skip ECG beat detection (non-ECG signals)")
+    p.add_argument("--search", type=int, default=0, metavar="N",
+                   help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="report folder")
     p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")

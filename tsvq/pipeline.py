@@ -130,9 +130,13 @@ class Pipeline:
         usable = (y.shape[1] // self.codec.config.downsample_factor) * self.codec.config.downsample_factor
         return torch.from_numpy(y[:, :usable].astype(np.float32))
 
-    def encode(self, signals, sampling_rate_hz: float | None = None, resample: bool = False) -> Encoded:
-        """``(B, L, C)`` mV -> vectors ``(B, L', D)`` and codes ``(B, L')``. Other rates need ``resample=True``."""
-        return self.codec.encode(self._at_codec_rate(signals, sampling_rate_hz, resample))
+    def encode(self, signals, sampling_rate_hz: float | None = None, resample: bool = False, search: int = 0,
+               sweeps: int = 2) -> Encoded:
+        """``(B, L, C)`` mV -> vectors ``(B, L', D)`` and codes ``(B, L')``. Other rates need ``resample=True``.
+
+        ``search`` > 0 picks codes by how well they decode (see ``VQVAE.encode``): slower, closer, same codes format.
+        """
+        return self.codec.encode(self._at_codec_rate(signals, sampling_rate_hz, resample), search=search, sweeps=sweeps)
 
     def decode(self, codes_or_vectors) -> np.ndarray:
         """Codes ``(B, L')`` (int) or codebook vectors ``(B, L', D)`` (float) -> ``(B, L, C)`` float32 mV."""

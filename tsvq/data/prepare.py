@@ -40,6 +40,7 @@ class PrepareConfig:
     channels: list[str] | None = None  # None: the first channel of each record
     channel_aliases: bool = False  # match MLII/II, V/V5, ... when exact names are absent
     leads_as_examples: bool = False  # each lead in the first channel's unit (e.g. every mV lead) is its own 1-channel example
+    lead_projections: int = 0  # with leads_as_examples: this many random mixtures of each train record's leads join too
     highpass_hz: float | None = 0.5  # baseline wander removal; None to keep it
     lowpass_hz: float | None = 40.0
     annotation_extensions: list[str] = field(default_factory=lambda: ["atr"])
@@ -128,6 +129,9 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     where = ", ".join(map(str, roots))  # names the sources in messages
     if config.split_by not in ("group", "time"):
         raise DataError(f"unknown split_by '{config.split_by}'; choose 'group' or 'time'")
+    if config.lead_projections < 0 or (config.lead_projections and not (config.leads_as_examples and config.split_by == "group")):
+        raise DataError(f"lead_projections={config.lead_projections}: needs a count >= 0, leads_as_examples and split_by 'group' "
+                        "(mixtures augment the train patients only)")
     config_hash = _config_hash(config, _fingerprint(paths))
     if (out / "manifest.json").exists():
         existing = WindowStore(out)
@@ -176,7 +180,8 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                     record = read_record(path, config.channels, config.channel_aliases, tuple(config.annotation_extensions), group)
                     examples = [(entry, names_here, units_here,
                                  _windows_of_record(record, signal, rate, window, stride, quality, config))
-                                for entry, signal, names_here, units_here in _examples_of_record(record, name, config)]
+                                for entry, signal, names_here, units_here in _examples_of_record(
+                                    record, name, config, config.split_by == "group" and group_split[group] == "train")]
                     for _, _, units_here, _ in examples:
                         if units is not None and [u.lower() for u in units_here] != [u.lower() for u in units]:
                             raise DataError(f"{path}.hea: units {units_here} differ from earlier records' {units}")
@@ -248,13 +253,13 @@ def _append_windows(sink, windows: np.ndarray) -> None:
     sink.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
 
 
-def _examples_of_record(record, name: str, config: PrepareConfig) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
+def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
     """``(entry name, signal (T, C), channel names, units)`` of each example a record gives.
 
     By default one example: the record's first channel, or the ``channels`` asked for, together. With
     ``leads_as_examples`` every lead that shares the first one's unit becomes its own single-channel example
     named ``record:lead``: a 12-lead recording then teaches a single-lead codec twelve views of one heart, and the
-    examples stay in their patient's split.
+    examples stay in their patient's split. ``lead_projections`` adds mixtures of those leads for train records.
     """
     units = list(record.units)
     if not config.leads_as_examples:
@@ -262,8 +267,32 @@ def _examples_of_record(record, name: str, config: PrepareConfig) -> list[tuple[
             return [(name, record.signal, list(record.channel_names), units)]
         return [(name, record.signal[:, :1], list(record.channel_names[:1]), units[:1])]
     unit = units[0].lower()
-    return [(f"{name}:{lead}", record.signal[:, i : i + 1], [lead], [units[i]])
-            for i, lead in enumerate(record.channel_names) if units[i].lower() == unit]
+    leads = [i for i in range(len(units)) if units[i].lower() == unit]
+    examples = [(f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
+                for i in leads]
+    if train and len(leads) > 1:
+        for k, signal in enumerate(lead_projections(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
+            examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[0]]))
+    return examples
+
+
+def lead_projections(signal: np.ndarray, count: int, seed: tuple[int, str]) -> list[np.ndarray]:
+    """``count`` random unit-norm mixtures ``(T, 1)`` of the leads ``signal (T, C)``, at the leads' typical amplitude.
+
+    Every surface lead is roughly a projection of the heart's electrical axis onto a direction; mixing a
+    record's leads looks at that heart from directions no electrode had, so a single-lead codec learns beat shapes
+    of leads its training data lacks. Weights are drawn from the record's name, so a store is reproducible.
+    """
+    rng = np.random.default_rng([seed[0], int(hashlib.sha256(seed[1].encode()).hexdigest()[:8], 16)])
+    typical = float(np.mean(np.nanstd(signal, axis=0)))
+    mixtures = []
+    for _ in range(count):
+        weights = rng.standard_normal(signal.shape[1])
+        mixture = signal @ (weights / np.linalg.norm(weights))
+        spread = float(np.nanstd(mixture))
+        if spread > 1e-9:  # a mixture that cancels out carries no beat
+            mixtures.append((mixture * (typical / spread))[:, None])
+    return mixtures
 
 
 def _windows_of_record(record, signal, rate, window, stride, quality, config) -> dict:

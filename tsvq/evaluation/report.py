@@ -50,6 +50,7 @@ class EvalConfig:
     classifier_steps: int = 200  # optimiser steps of the post-hoc classifier and forecaster
     physiology: bool = True  # ECG beat detection; turn off for non-ECG signals
     plots: bool = True
+    search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
 
 
 def package_versions() -> dict[str, str]:
@@ -127,7 +128,7 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
     names = store.record_names_at(indices)
     codes, reconstructions = [], []
     for start in range(0, len(windows), 256):
-        encoded = pipeline.encode(windows[start : start + 256])
+        encoded = pipeline.encode(windows[start : start + 256], search=config.search)
         codes.append(encoded.codes.cpu().numpy())
         reconstructions.append(pipeline.decode(encoded.vectors))
     codes, reconstructions = np.concatenate(codes), np.concatenate(reconstructions)
@@ -143,6 +144,7 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
                        f"median window: PRDN {per_window[median]:.1f}% ({names[median]})"], store.units[0])
         plots.codebook_usage(np.array(health["counts"]), folder / "codebook_usage.png")
     health_summary = {k: v for k, v in health.items() if k not in ("counts", "stages")}
+    recon["code_search_candidates"] = config.search
     return {"reconstruction": recon, "codebook": health_summary}
 
 
@@ -219,7 +221,8 @@ def format_table(report: dict) -> str:
     if "reconstruction" in report:
         r, c = report["reconstruction"], report["codebook"]
         lines.append(f"reconstruction ({r['windows']} windows): PRDN {r['prdn']:.2f}%  PRD {r['prd']:.2f}%  SNR {r['snr_db']:.1f} dB  "
-                     f"CR {r.get('compression_ratio', float('nan')):.1f}  ({r.get('bits_per_second', float('nan')):.0f} bit/s)")
+                     f"CR {r.get('compression_ratio', float('nan')):.1f}  ({r.get('bits_per_second', float('nan')):.0f} bit/s)"
+                     + (f"  code search: {r['code_search_candidates']} candidates" if r.get("code_search_candidates") else ""))
         lines.append(f"codebook: usage {c['usage_percent']:.1f}%  perplexity {c['perplexity']:.1f} / {c['num_codes']}  dead {c['dead_codes']}")
     gen = report.get("generation")
     if gen:

@@ -1,0 +1,78 @@
+"""Analysis-by-synthesis code search: pick the codes whose *decoded* signal is closest to the input.
+
+The encoder proposes a latent and nearest-neighbour quantization turns it into codes; on a patient unlike the
+training ones the proposal is off, and the nearest code is not the one that decodes best. Speech codecs (CELP)
+answer this by trying candidate codes through the decoder and keeping the best. Here: for every code position
+try the ``candidates`` codes nearest to the encoder's latent there, keep one only if it lowers the decoded
+error, and sweep a few times. The bitstream and the decoder do not change; only encoding costs more.
+
+The decoder's receptive field is local (convolutions, no global normalisation), so a code changes only the
+samples within ``reach`` code positions of it. Positions ``2 * reach + 1`` apart never influence the same sample,
+so they are searched together, each judged on its own stretch of signal: one decoder pass per candidate and
+phase, not per position.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+@torch.no_grad()
+def decoder_reach(codec, latent_length: int, trials: int = 3, seed: int = 0) -> int:
+    """How many code positions either side of a code its decoded samples can depend on (measured, not assumed)."""
+    generator = torch.Generator().manual_seed(seed)
+    f, mid, reach = codec.config.downsample_factor, latent_length // 2, 0
+    for _ in range(trials):
+        latent = torch.randn(1, codec.code_dim, latent_length, generator=generator).to(codec.device)
+        moved = latent.clone()
+        moved[..., mid] += torch.randn(codec.code_dim, generator=generator).to(codec.device)
+        changed = (codec.decoder(codec.project_out(moved)) != codec.decoder(codec.project_out(latent))).any(dim=1)[0]
+        positions = torch.nonzero(changed)[:, 0] // f
+        if len(positions):
+            reach = max(reach, int((positions - mid).abs().max()))
+    return reach
+
+
+@torch.no_grad()
+def search_codes(codec, x: torch.Tensor, codes: torch.Tensor, latent: torch.Tensor, candidates: int = 16,
+                 sweeps: int = 2, windows_per_pass: int | None = None) -> torch.Tensor:
+    """Codes ``(B, L', Q)`` whose decoding of ``x`` (``(B, C, L)``, normalised) has no larger squared error.
+
+    ``latent`` is the encoder's output ``(B, L', D)`` before quantization; candidates at a position (and
+    residual stage) are the codes nearest to what that stage has to code there. Candidates are decoded together,
+    at most ``windows_per_pass`` windows per decoder call (default: 64 on CPU, where larger calls leave the cache
+    and run slower per window, 4096 on a GPU).
+    """
+    b, length, _ = codes.shape
+    f, device = codec.config.downsample_factor, codes.device
+    reach = decoder_reach(codec, length)
+    stride = min(2 * reach + 1, length)
+    codes = codes.clone()
+
+    def error_per_position(c: torch.Tensor) -> torch.Tensor:  # (n * B, L', Q) -> squared error per code position
+        decoded = codec.decoder(codec.project_out(codec.quantizer.lookup(c).transpose(1, 2))).float()
+        error = ((decoded - x.repeat(len(c) // b, 1, 1)) ** 2).sum(dim=1)
+        return error.view(len(c), length, f).sum(dim=-1)
+
+    for _ in range(sweeps):
+        for stage, quantizer in enumerate(codec.quantizer.quantizers):
+            book, k = quantizer.normalized_codebook(), min(candidates, quantizer.num_codes)
+            for phase in range(stride):
+                positions = torch.arange(phase, length, stride, device=device)
+                # each code position's error belongs to the one searched position within reach of it, if any
+                belongs = ((torch.arange(length, device=device)[:, None] - positions).abs() <= reach).float()
+                others = codec.quantizer.lookup(codes) - quantizer.lookup(codes[..., stage])  # the other stages' part
+                target = (latent - others)[:, positions]
+                if quantizer.cosine:
+                    target = F.normalize(target, dim=-1)
+                distances = torch.cdist(target.reshape(-1, target.shape[-1]), book)
+                options = distances.topk(k, dim=-1, largest=False).indices.view(b, len(positions), k)
+                trials = codes.repeat(k, 1, 1, 1)  # (k, B, L', Q): option j at every searched position
+                trials[:, :, positions, stage] = options.permute(2, 0, 1)
+                per_pass = max(1, (windows_per_pass or (4096 if device.type == "cuda" else 64)) // b)
+                errors = torch.cat([error_per_position(chunk.flatten(0, 1)) for chunk in trials.split(per_pass)])
+                best_error, best_option = (errors.view(k, b, length) @ belongs).min(dim=0)
+                better = best_error < error_per_position(codes) @ belongs
+                chosen = options.gather(2, best_option[..., None])[..., 0]
+                codes[:, positions, stage] = torch.where(better, chosen, codes[:, positions, stage])
+    return codes
