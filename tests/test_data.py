@@ -149,7 +149,7 @@ def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_spl
     assert v5.shape == plain.windows[rows(plain, "p5")].shape and -v5.min() > v5.max()  # the inverted second lead, not a copy
 
 
-def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path):
+def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys):
     rate = 250.0
     for name, seed in (("p1", 40), ("p2", 41), ("p3", 42)):
         x = ecg_like(40, rate, seed=seed)
@@ -175,6 +175,9 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path):
     np.testing.assert_array_equal(again.windows[:], store.windows[:])
     with pytest.raises(DataError, match="lead_projections"):
         prepare(PrepareConfig(source=str(tmp_path), lead_projections=2), tmp_path / "bad", progress=False)
+    assert cli_main(["prepare", "--source", str(tmp_path), "--rate", "125", "--window", "2.048", "--test-groups", "p3",
+                     "--val-groups", "p2", "--leads-as-examples", "--lead-projections", "3", "--out", str(tmp_path / "cli")]) == 0
+    assert "(9 single-lead examples, 3 of them lead mixtures)" in capsys.readouterr().out
 
 
 def test_several_sources_make_one_store_and_a_patient_in_two_is_refused(small_database, tmp_path):

@@ -41,7 +41,9 @@ def _prepare_config_from_args(args: argparse.Namespace):
 def summarise_store(store) -> str:
     """The closing summary of `tsvq prepare`: records, minutes per patient, windows per split, drops."""
     m = store.manifest
-    examples = f" ({len(m['records'])} single-lead examples)" if m["config"].get("leads_as_examples") else ""
+    mixtures = sum(":mix" in r["name"] for r in m["records"]) if m["config"].get("lead_projections") else 0
+    examples = (f" ({len(m['records'])} single-lead examples" + (f", {mixtures} of them lead mixtures" if mixtures else "") + ")"
+                if m["config"].get("leads_as_examples") else "")
     lines = [f"window store: {store.path}",
              f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} ({', '.join(m['units'])})",
              f"  records read: {len({r['file'] for r in m['records']})}{examples}; skipped: {len(m['skipped_records'])}; native rates: "
