@@ -171,8 +171,9 @@ class VQVAE(ModelMixin, ConfigMixin):
 
         ``search`` > 0 tries that many nearest codes per position through the decoder and keeps those that decode
         closer to the input (analysis-by-synthesis, ``sweeps`` passes; tsvq.codec.search): same bit rate and
-        decoder, lower error on signals unlike the training data, at about ``search x sweeps x 11`` decoder
-        passes per batch.
+        decoder, lower error on signals unlike the training data, at about ``search x sweeps x (2 x reach + 1)``
+        decoder passes per batch (reach: how many codes either side a code's samples depend on; 5 for the
+        default codec).
         """
         if search < 0 or sweeps < 1:
             raise ConfigError(f"search must be >= 0 and sweeps >= 1, got search={search}, sweeps={sweeps}")

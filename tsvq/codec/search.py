@@ -47,6 +47,7 @@ def search_codes(codec, x: torch.Tensor, codes: torch.Tensor, latent: torch.Tens
     f, device = codec.config.downsample_factor, codes.device
     reach = decoder_reach(codec, length)
     stride = min(2 * reach + 1, length)
+    per_pass = max(1, (windows_per_pass or (4096 if device.type == "cuda" else 64)) // b)  # candidates per decoder call
     codes = codes.clone()
 
     def error_per_position(c: torch.Tensor) -> torch.Tensor:  # (n * B, L', Q) -> squared error per code position
@@ -69,7 +70,6 @@ def search_codes(codec, x: torch.Tensor, codes: torch.Tensor, latent: torch.Tens
                 options = distances.topk(k, dim=-1, largest=False).indices.view(b, len(positions), k)
                 trials = codes.repeat(k, 1, 1, 1)  # (k, B, L', Q): option j at every searched position
                 trials[:, :, positions, stage] = options.permute(2, 0, 1)
-                per_pass = max(1, (windows_per_pass or (4096 if device.type == "cuda" else 64)) // b)
                 errors = torch.cat([error_per_position(chunk.flatten(0, 1)) for chunk in trials.split(per_pass)])
                 best_error, best_option = (errors.view(k, b, length) @ belongs).min(dim=0)
                 better = best_error < error_per_position(codes) @ belongs

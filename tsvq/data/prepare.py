@@ -271,12 +271,12 @@ def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -
     examples = [(f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
                 for i in leads]
     if train and len(leads) > 1:
-        for k, signal in enumerate(lead_projections(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
+        for k, signal in enumerate(mix_leads(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
             examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[0]]))
     return examples
 
 
-def lead_projections(signal: np.ndarray, count: int, seed: tuple[int, str]) -> list[np.ndarray]:
+def mix_leads(signal: np.ndarray, count: int, seed: tuple[int, str]) -> list[np.ndarray]:
     """``count`` random unit-norm mixtures ``(T, 1)`` of the leads ``signal (T, C)``, at the leads' typical amplitude.
 
     Every surface lead is roughly a projection of the heart's electrical axis onto a direction; mixing a
