@@ -41,6 +41,13 @@ AUGMENT = {"gain": [0.5, 2.0], "flip_probability": 0.5, "stretch": [0.8, 1.25]}
 AUGMENTED = {"vq", "rvq"}
 
 
+def encode_decode(codec: VQVAE, windows: np.ndarray, batch_size: int = 128, **encode_options) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and reconstructions of ``windows``, a batch at a time (``encode_options``: e.g. ``search``)."""
+    codes = np.concatenate([codec.encode(windows[i : i + batch_size], **encode_options).codes.numpy()
+                            for i in range(0, len(windows), batch_size)])
+    return codes, np.concatenate([codec.decode(codes[i : i + batch_size]) for i in range(0, len(codes), batch_size)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--source", default=str(SHARED))
@@ -105,8 +112,7 @@ def main() -> None:
                                               augment=AugmentConfig(**(augment or {}))))
         seconds = time.time() - started
         codec = load_model(VQVAE, folder)
-        codes = np.concatenate([codec.encode(test[i : i + 128]).codes.numpy() for i in range(0, len(test), 128)])
-        recon = np.concatenate([codec.decode(codes[i : i + 128]) for i in range(0, len(codes), 128)])
+        codes, recon = encode_decode(codec, test)
         report = reconstruction_report(test[headline], recon[headline], bits_per_second=codec.bits_per_second(),
                                        input_bits_per_second=codec.compression_ratio() * codec.bits_per_second())
         health = codebook_report(codes[headline], codec.config.num_codes)
@@ -116,9 +122,7 @@ def main() -> None:
         if args.search:  # same codec, same bit rate: only the encoder's choice of codes changes
             started = time.time()
             target = test[headline]
-            found = np.concatenate([codec.encode(target[i : i + 64], search=args.search, sweeps=args.sweeps).codes.numpy()
-                                    for i in range(0, len(target), 64)])
-            decoded = np.concatenate([codec.decode(found[i : i + 128]) for i in range(0, len(found), 128)])
+            found, decoded = encode_decode(codec, target, batch_size=64, search=args.search, sweeps=args.sweeps)
             searched = {"search": {"candidates": args.search, "sweeps": args.sweeps, "seconds": round(time.time() - started, 1),
                                    "windows": int(len(target))},
                         "test_prdn_search": reconstruction_report(target, decoded, bits_per_second=codec.bits_per_second())["prdn"],

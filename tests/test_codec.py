@@ -104,20 +104,26 @@ def test_bad_input_to_encode_and_decode_is_named():
         model.encode([[0.0]])
 
 
-def test_overfitting_one_batch_drives_the_loss_down():
+def _fit_sines(steps: int, num_quantizers: int = 1) -> tuple[VQVAE, list[float]]:
+    """A small codec trained on one batch of eight sines; returns it and its reconstruction loss per step."""
     torch.manual_seed(0)
-    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4)
+    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4,
+                  num_quantizers=num_quantizers)
     t = torch.linspace(0, 8 * np.pi, 128)
     x = torch.stack([torch.sin(t * (1 + 0.1 * i))[:, None] for i in range(8)])
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
-    for _ in range(150):
+    for _ in range(steps):
         out = model(x)
         optimizer.zero_grad()
-        out.reconstruction_loss.requires_grad_(False)
         out.loss.backward()
         optimizer.step()
         losses.append(float(out.reconstruction_loss))
+    return model, losses
+
+
+def test_overfitting_one_batch_drives_the_loss_down():
+    losses = _fit_sines(150)[1]
     assert np.mean(losses[-10:]) < 0.1 * np.mean(losses[:5])
 
 
@@ -239,20 +245,6 @@ def test_augmentation_stretches_scales_and_flips_as_configured():
         AugmentConfig(flip_probability=1.5)
 
 
-def _briefly_trained_codec(num_quantizers: int = 1) -> VQVAE:
-    torch.manual_seed(0)
-    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4,
-                  num_quantizers=num_quantizers)
-    t = torch.linspace(0, 8 * np.pi, 128)
-    x = torch.stack([torch.sin(t * (1 + 0.1 * i))[:, None] for i in range(8)])
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(60):
-        optimizer.zero_grad()
-        model(x).loss.backward()
-        optimizer.step()
-    return model.eval()
-
-
 def _squared_error(model: VQVAE, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return ((model.decode(codes) - x) ** 2).sum(dim=(1, 2))  # per window; norm_std is 1 here
 
@@ -260,7 +252,7 @@ def _squared_error(model: VQVAE, x: torch.Tensor, codes: torch.Tensor) -> torch.
 def test_code_search_reaches_a_point_no_single_code_change_improves():
     from tsvq.codec.search import decoder_reach
 
-    model = _briefly_trained_codec()
+    model = _fit_sines(60)[0].eval()
     t = torch.linspace(0, 8 * np.pi, 128)
     x = torch.stack([0.8 * torch.sin(1.37 * t) + 0.3 * torch.cos(3.1 * t), torch.sign(torch.sin(0.9 * t))])[..., None]  # unseen
     plain = model.encode(x).codes
@@ -284,7 +276,7 @@ def test_code_search_reaches_a_point_no_single_code_change_improves():
 
 
 def test_code_search_works_for_residual_codes_and_refuses_bad_settings():
-    model = _briefly_trained_codec(num_quantizers=2)
+    model = _fit_sines(60, num_quantizers=2)[0].eval()
     x = torch.sin(torch.linspace(0, 11 * np.pi, 128))[None, :, None] * torch.tensor([1.0, -0.6])[:, None, None]
     plain, searched = model.encode(x).codes, model.encode(x, search=8).codes
     assert searched.shape == plain.shape == (2, 32, 2)
