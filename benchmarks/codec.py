@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
     parser.add_argument("--model", type=json.loads, default={}, help='JSON overrides for every config, e.g. \'{"hidden_channels": 64}\'')
-    parser.add_argument("--tag", default="", help="suffix of the run names in the results (e.g. -gpu-large)")
+    parser.add_argument("--tag", default="", help="suffix of the run names in the results, e.g. --tag=-gpu-large (with '=': it starts with a dash)")
     parser.add_argument("--results", default=None, help="results file name (default codec, or codec-unbalanced)")
     parser.add_argument("--same-patient", action="store_true",
                         help="train and test on record 100 split by time: the ceiling without the unseen-patient gap")
@@ -71,6 +71,12 @@ def main() -> None:
                         help="also report record 100's PRDN with analysis-by-synthesis code search over this many candidates")
     parser.add_argument("--sweeps", type=int, default=2, help="passes of the code search")
     parser.add_argument("--no-balance", action="store_true", help="sample windows as they come (one long recording dominates)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="save a resumable checkpoint every N steps (default: only at the end)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run of the same command from its newest checkpoint")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="evaluate the runs already trained under --out (e.g. with another --search) instead of training")
     args = parser.parse_args()
     if not Path(args.source).exists():
         sys.exit(f"{args.source} not found: this benchmark needs the shared recordings")
@@ -83,7 +89,8 @@ def main() -> None:
                              lead_projections=args.projections)
     store_name = "store-same-patient" if args.same_patient else "-".join(
         ["store"] + ["leads"] * args.leads + [f"mix{args.projections}"] * bool(args.projections) + args.extra_sources)
-    store = prepare(data, out / store_name)
+    # the store is this benchmark's own cache: rebuilt (the same windows) when the sources' modification times moved
+    store = prepare(data, out / store_name, overwrite=True)
     print(store)
     test = store.load("test")
     # the headline figure is always record 100's first lead (MLII), so runs with and without --leads compare
@@ -92,48 +99,60 @@ def main() -> None:
     result_name = args.results or ("codec-unbalanced" if args.no_balance else "codec-leads" if args.leads
                                    else "codec-same-patient" if args.same_patient else "codec")
     previous = RESULTS / f"{result_name}.json"
-    earlier = json.loads(previous.read_text()).get("runs", {}) if previous.exists() else {}
+    earlier = json.loads(previous.read_text()) if previous.exists() else {}
     results = {"data": {"source": args.source, "rate_hz": 250, "window_samples": store.window_length,
                         "windows": store.manifest["windows_per_split"],
                         "test_patient": ("100, its last 20% (its first 70% trains)" if args.same_patient
                                          else "100 (MIT-BIH, never seen in training)"),
                         "leads_as_examples": args.leads, "lead_projections": args.projections, "extra_sources": args.extra_sources,
                         "test_prdn_on": "record 100, lead MLII"},
-               "balance_groups": not args.no_balance, "runs": dict(earlier)}  # runs of other configs from an earlier invocation are kept
+               "balance_groups": not args.no_balance,
+               "runs": dict(earlier.get("runs", {}))}  # runs of other configs from an earlier invocation are kept
+    if "note" in earlier:  # the hand-written account of how the runs were made
+        results = {"note": earlier["note"]} | results
     for name in args.configs:
         augment = AUGMENT if name in AUGMENTED else None
         model = CONFIGS[name] | args.model
-        training = TrainingConfig(output_dir=str(out / (name + args.tag)), max_steps=args.steps, batch_size=args.batch_size,
-                                  learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, warmup_steps=100,
-                                  eval_every=max(args.steps // 6, 1), checkpoint_every=args.steps, resume=False)
-        started = time.time()
-        folder = train_codec(CodecStageConfig(store=str(store.path), model=model, training=training,
-                                              balance_groups=not args.no_balance,
-                                              augment=AugmentConfig(**(augment or {}))))
-        seconds = time.time() - started
+        run = out / (name + args.tag)
+        if args.evaluate_only:
+            if not (run / "training_summary.json").exists():
+                sys.exit(f"{run} holds no finished training run to evaluate (train it first, without --evaluate-only)")
+            folder = run / "model"
+        else:
+            training = TrainingConfig(output_dir=str(run), max_steps=args.steps, batch_size=args.batch_size,
+                                      learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, warmup_steps=100,
+                                      eval_every=max(args.steps // 6, 1), resume=args.resume,
+                                      checkpoint_every=args.checkpoint_every or args.steps)
+            folder = train_codec(CodecStageConfig(store=str(store.path), model=model, training=training,
+                                                  balance_groups=not args.no_balance,
+                                                  augment=AugmentConfig(**(augment or {}))))
+        summary = json.loads((run / "training_summary.json").read_text())
+        trained = summary["config"]  # what the run was trained with, also under --evaluate-only
         codec = load_model(VQVAE, folder)
+        model = {key: codec.config[key] for key in model}
         codes, recon = encode_decode(codec, test)
         report = reconstruction_report(test[headline], recon[headline], bits_per_second=codec.bits_per_second(),
                                        input_bits_per_second=codec.compression_ratio() * codec.bits_per_second())
         health = codebook_report(codes[headline], codec.config.num_codes)
         per_lead = reconstruction_report(test, recon, record_names=store.record_of("test"))["per_record"]  # V5 too
-        summary = json.loads((out / (name + args.tag) / "training_summary.json").read_text())
         searched = {}
         if args.search:  # same codec, same bit rate: only the encoder's choice of codes changes
             started = time.time()
             target = test[headline]
             found, decoded = encode_decode(codec, target, batch_size=64, search=args.search, sweeps=args.sweeps)
+            found_health = codebook_report(found, codec.config.num_codes)
             searched = {"search": {"candidates": args.search, "sweeps": args.sweeps, "seconds": round(time.time() - started, 1),
                                    "windows": int(len(target))},
                         "test_prdn_search": reconstruction_report(target, decoded, bits_per_second=codec.bits_per_second())["prdn"],
-                        "test_perplexity_fraction_search": codebook_report(found, codec.config.num_codes)["perplexity_fraction"]}
+                        "test_usage_percent_search": found_health["usage_percent"],
+                        "test_perplexity_fraction_search": found_health["perplexity_fraction"]}
         results["runs"][name + args.tag] = {
-            "model": model, "steps": args.steps, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-            "mixed_precision": args.mixed_precision, "device": summary["device"], "augment": augment,
+            "model": model, "steps": trained["max_steps"], "batch_size": trained["batch_size"],
+            "learning_rate": trained["learning_rate"], "mixed_precision": trained["mixed_precision"], "device": summary["device"], "augment": augment,
             "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
             "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],
-            "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": round(seconds, 1),
+            "test_perplexity_fraction": health["perplexity_fraction"], "train_seconds": summary["seconds"],
             "train_windows_per_s": summary["windows_per_s"],
         } | ({"test_prdn_per_lead": {k: v["prdn"] for k, v in per_lead.items()}} if args.leads else {}) | searched
         print(name + args.tag, json.dumps(results["runs"][name + args.tag]), flush=True)

@@ -90,6 +90,10 @@ def test_sigkill_then_rerun_resumes_to_identical_weights(tiny_runs, tmp_path, st
         assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     assert not [p for p in (interrupted / "checkpoints").iterdir() if p.name.startswith(".")]
     assert len(list_checkpoints(interrupted)) == 2  # bounded number kept
+    summary = json.loads((interrupted / "training_summary.json").read_text())
+    assert summary["resumed_at_step"] > 0
+    # the time and windows of the stretch before the kill count too: every kept step's 8 windows, none twice
+    assert summary["windows"] == json.loads((reference / "training_summary.json").read_text())["windows"] == 24 * 8
 
 
 def test_training_drops_the_prepared_model_before_the_process_group_ends(tiny_runs, tmp_path, monkeypatch):

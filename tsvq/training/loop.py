@@ -81,17 +81,25 @@ class Task(Protocol):
 
 
 class TrainingState:
-    """Step counter and best validation figure, saved in every checkpoint."""
+    """Step counter, best validation figure and the training time so far, saved in every checkpoint.
+
+    The time and windows seen travel with the checkpoint so a run resumed after an interruption reports the
+    throughput of all its steps, not only of the last stretch.
+    """
 
     def __init__(self):
         self.step = 0
         self.best = math.inf
+        self.seconds = 0.0
+        self.windows = 0
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "best": self.best}
+        return {"step": self.step, "best": self.best, "seconds": self.seconds, "windows": self.windows}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.best = int(state["step"]), float(state["best"])
+        # checkpoints written before the time was kept resume with the clock at zero
+        self.seconds, self.windows = float(state.get("seconds", 0.0)), int(state.get("windows", 0))
 
 
 def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -193,7 +201,12 @@ def train(task: Task, config: TrainingConfig) -> Path:
         accelerator.print(f"resumed from {checkpoints[-1]} at step {state.step}")
 
     steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
-    started, windows_seen = time.time(), 0
+    started, windows_seen = time.time(), 0  # this stretch; the state holds the earlier ones
+    resumed_at, earlier_seconds, earlier_windows = state.step, state.seconds, state.windows
+
+    def clock() -> None:
+        state.seconds, state.windows = earlier_seconds + time.time() - started, earlier_windows + windows_seen
+
     progress = tqdm(total=config.max_steps, initial=state.step, desc=f"train {output_dir.name}", unit="step",
                     disable=not (config.progress and accelerator.is_local_main_process))
     model.train()
@@ -220,16 +233,18 @@ def train(task: Task, config: TrainingConfig) -> Path:
             progress.update(1)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
                 logs |= {"loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
-                         "windows_per_s": windows_seen / max(time.time() - started, 1e-9)}
+                         "windows_per_s": windows_seen / max(time.time() - started, 1e-9)}  # current speed
                 accelerator.log(logs, step=state.step)
                 progress.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss", "perplexity", "usage")})
             if state.step % config.eval_every == 0 or state.step == config.max_steps:
                 _validate_and_keep_best(accelerator, task, model, state, output_dir)
             if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
+                clock()
                 _save_checkpoint(accelerator, output_dir, state.step, config.checkpoints_to_keep)
             if state.step >= config.max_steps:
                 break
     progress.close()
+    clock()
     rank_hashes = gather_object([state_hash(accelerator.unwrap_model(model))])
     rank_best = gather_object([state.best])
     if len(set(rank_hashes)) > 1:
@@ -238,8 +253,9 @@ def train(task: Task, config: TrainingConfig) -> Path:
         task.save(accelerator.unwrap_model(model), output_dir / "model")
     if accelerator.is_main_process:
         write_json(output_dir / "training_summary.json", {
-            "steps": state.step, "best_" + task.best_metric: state.best, "rank_best": rank_best, "seconds": round(time.time() - started, 2),
-            "windows_per_s": round(windows_seen / max(time.time() - started, 1e-9), 2),
+            "steps": state.step, "best_" + task.best_metric: state.best, "rank_best": rank_best,
+            "seconds": round(state.seconds, 2), "windows": state.windows, "windows_per_s": round(state.windows / max(state.seconds, 1e-9), 2),
+            "resumed_at_step": resumed_at,
             "num_processes": accelerator.num_processes, "device": str(accelerator.device),
             "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
         })
