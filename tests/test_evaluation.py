@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from tests.conftest import ecg_like
 from tsvq.cli import main as cli_main
@@ -39,6 +41,22 @@ def test_identical_sets_give_floor_values(sets):
     assert psd_distance_db(real_a, real_a, RATE) == 0 and autocorrelation_distance(real_a, real_a, 100) == 0
     assert amplitude_distance(real_a, real_a) == 0
     assert discriminative_score(real_a, real_a.copy(), folds=3, steps=100)["mean"] < 0.15
+
+
+def test_frechet_distance_is_exact_for_singular_covariances():
+    """Fewer windows than features: the covariances are singular, and the closed form must still hold, silently."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.5
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    reference = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b) - 2 * np.trace(
+        np.real(scipy.linalg.sqrtm(cov_a @ cov_b)))
+    assert frechet_distance(a, b) == pytest.approx(reference, rel=1e-9)
+    few = rng.normal(size=(10, 50))  # rank 9 covariance in 50 dimensions
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # twice the features: covariance 4x, so tr sqrt(S S') = 2 tr S and the distance is |mean|^2 + tr S
+        distance = frechet_distance(few, 2 * few)
+    assert distance == pytest.approx((few.mean(0) ** 2).sum() + np.trace(np.cov(few, rowvar=False)), rel=1e-9)
 
 
 def test_real_vs_white_noise_is_far(sets):

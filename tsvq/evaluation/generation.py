@@ -13,15 +13,31 @@ from torch import nn
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (as FID does for images)."""
+    """Frechet distance between Gaussians fitted to two feature sets (as FID does for images).
+
+    tr sqrt(S_a S_b) is computed as the sum of square roots of the eigenvalues of the symmetric
+    sqrt(S_a) S_b sqrt(S_a), which stays exact when a covariance is singular (fewer windows than
+    features), where a general matrix square root warns and needs an ad-hoc offset.
+    """
     mu_a, mu_b = features_a.mean(0), features_b.mean(0)
-    cov_a, cov_b = np.cov(features_a, rowvar=False), np.cov(features_b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():  # near-singular product: regularise, as pytorch-fid does
-        offset = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = np.real(covmean)
-    return float(max(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean), 0.0))
+    cov_a, cov_b = np.atleast_2d(np.cov(features_a, rowvar=False)), np.atleast_2d(np.cov(features_b, rowvar=False))
+    sqrt_a = _psd_sqrt(cov_a)
+    cross = _drop_round_off(linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a))
+    distance = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum()
+    return float(max(distance, 0.0))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance."""
+    values, vectors = linalg.eigh(matrix)
+    return (vectors * np.sqrt(_drop_round_off(values))) @ vectors.T
+
+
+def _drop_round_off(eigenvalues: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a singular PSD matrix that are round-off (as numpy's matrix_rank decides) become zero,
+    so their square roots (~1e-8 each, not ~1e-16) do not bias the trace."""
+    tolerance = np.abs(eigenvalues).max(initial=0.0) * len(eigenvalues) * np.finfo(eigenvalues.dtype).eps
+    return np.where(eigenvalues > tolerance, eigenvalues, 0.0)
 
 
 def mmd_rbf(features_a: np.ndarray, features_b: np.ndarray, bandwidth: float | None = None) -> float:
