@@ -35,10 +35,11 @@ CONFIGS = {
     "plain": BASE | {"num_codes": 256, "downsample_factor": 8, "kmeans_init": False, "restart_dead_codes": False},
 }
 CONFIGS["vq-noaug"] = CONFIGS["vq"]  # the augmentation ablation
+CONFIGS["vq-warp"] = CONFIGS["vq"]  # the smooth time and magnitude warps on top
 # Gain, polarity and time-stretch augmentation (tsvq.training.augment): five training patients are too few to
 # cover an unseen patient's beat shapes without it.
 AUGMENT = {"gain": [0.5, 2.0], "flip_probability": 0.5, "stretch": [0.8, 1.25]}
-AUGMENTED = {"vq", "rvq"}
+AUGMENTS = {"vq": AUGMENT, "rvq": AUGMENT, "vq-warp": AUGMENT | {"time_warp": 0.3, "magnitude_warp": 0.2}}
 
 
 def encode_decode(codec: VQVAE, windows: np.ndarray, batch_size: int = 128, **encode_options) -> tuple[np.ndarray, np.ndarray]:
@@ -54,10 +55,12 @@ def main() -> None:
     parser.add_argument("--out", default="runs/benchmarks/codec")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=["vq", "rvq", "plain", "vq-noaug"], choices=list(CONFIGS))
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
     parser.add_argument("--model", type=json.loads, default={}, help='JSON overrides for every config, e.g. \'{"hidden_channels": 64}\'')
+    parser.add_argument("--augment", type=json.loads, default={},
+                        help='JSON overrides of the augmented configs\' augment section, e.g. \'{"time_warp": 0.1}\'')
     parser.add_argument("--tag", default="", help="suffix of the run names in the results, e.g. --tag=-gpu-large (with '=': it starts with a dash)")
     parser.add_argument("--results", default=None, help="results file name (default codec, or codec-unbalanced)")
     parser.add_argument("--same-patient", action="store_true",
@@ -111,7 +114,7 @@ def main() -> None:
     if "note" in earlier:  # the hand-written account of how the runs were made
         results = {"note": earlier["note"]} | results
     for name in args.configs:
-        augment = AUGMENT if name in AUGMENTED else None
+        augment = AUGMENTS[name] | args.augment if name in AUGMENTS else None
         model = CONFIGS[name] | args.model
         run = out / (name + args.tag)
         if args.evaluate_only:

@@ -245,6 +245,39 @@ def test_augmentation_stretches_scales_and_flips_as_configured():
         AugmentConfig(flip_probability=1.5)
 
 
+def test_time_and_magnitude_warps_vary_smoothly_within_a_window():
+    from tsvq.errors import ConfigError
+    from tsvq.training.augment import AugmentConfig, augment, magnitude_warp, time_warp
+
+    length = 512
+    ramp = torch.arange(length, dtype=torch.float32).view(1, length, 1).repeat(32, 1, 2)
+    torch.manual_seed(0)
+    warped = time_warp(ramp, 0.3, knots=16)
+    # a ramp read at the warped positions is the positions: they start and end in place and never go back
+    assert torch.allclose(warped[:, 0], ramp[:, 0]) and torch.allclose(warped[:, -1], ramp[:, -1], atol=1e-3)
+    speed = warped[..., 0].diff(dim=1)
+    assert (speed > 0).all() and torch.equal(warped[..., 0], warped[..., 1])  # every channel alike
+    assert speed.max() / speed.min() > 1.5  # the local speed really varies (std 0.3 at 16 knots)
+    # and smoothly: a knot every 34 samples, so the speed changes by a few hundredths a sample, never jumps
+    assert (speed.diff(dim=1).abs() < 0.06).all()
+    assert torch.allclose(time_warp(ramp, 0.0, knots=16), ramp, atol=1e-3)
+
+    x = torch.randn(64, length, 1) + 3.0
+    gains = (magnitude_warp(x, 0.2, knots=16) - x.mean(dim=1, keepdim=True)) / (x - x.mean(dim=1, keepdim=True))
+    assert (gains > 0).all() and gains.std(dim=1).min() > 0.02  # positive gains that change along the window
+    assert (gains[:, 1:] - gains[:, :-1]).abs().max() < 0.05
+    config = AugmentConfig(time_warp=0.3, magnitude_warp=0.2)
+    assert config.active
+    torch.manual_seed(3)
+    first = augment(x, config)
+    torch.manual_seed(3)
+    assert torch.equal(first, augment(x, config))
+    with pytest.raises(ConfigError, match="augment.time_warp"):
+        AugmentConfig(time_warp=-0.1)
+    with pytest.raises(ConfigError, match="warp_knots"):
+        AugmentConfig(magnitude_warp=0.1, warp_knots=1)
+
+
 def _squared_error(model: VQVAE, x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return ((model.decode(codes) - x) ** 2).sum(dim=(1, 2))  # per window; norm_std is 1 here
 
