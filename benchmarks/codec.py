@@ -121,6 +121,8 @@ def main() -> None:
             if not (run / "training_summary.json").exists():
                 sys.exit(f"{run} holds no finished training run to evaluate (train it first, without --evaluate-only)")
             folder = run / "model"
+            # the augmentation it was trained with, as recorded then (the training summary holds only the loop's config)
+            augment = results["runs"].get(name + args.tag, {}).get("augment", augment)
         else:
             training = TrainingConfig(output_dir=str(run), max_steps=args.steps, batch_size=args.batch_size,
                                       learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, warmup_steps=100,

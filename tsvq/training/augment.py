@@ -4,9 +4,10 @@ A codec trained on a handful of patients learns their beat shapes and fails on t
 physiologically plausible changes widen what it sees: gain (electrode contact, body size), polarity (lead
 placement: the same beat looks inverted in aVR or MCL1), time-stretch (heart rate and conduction speed change
 how wide the waves are), and the smooth warps of Um et al. (2017): a time warp changes the intervals within a
-beat (PR, QRS, QT differ between patients) and a magnitude warp the relative heights of P, QRS and T. The autoencoder target is the augmented window itself, so nothing about the
-labels has to be right. Randomness comes from torch's global generator, which accelerate's checkpoints save,
-so a resumed run draws the same augmentations.
+beat (PR, QRS, QT differ between patients) and a magnitude warp the relative heights of P, QRS and T. The
+autoencoder target is the augmented window itself, so nothing about the labels has to be right. Randomness comes
+from torch's global generator, which accelerate's checkpoints save, so a resumed run draws the same
+augmentations.
 """
 
 from __future__ import annotations
