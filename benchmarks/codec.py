@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["vq", "rvq", "plain", "vq-noaug"], choices=list(CONFIGS))
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--seed", type=int, default=0, help="training seed (initial weights, data order, augmentation)")
     parser.add_argument("--model", type=json.loads, default={}, help='JSON overrides for every config, e.g. \'{"hidden_channels": 64}\'')
     parser.add_argument("--augment", type=json.loads, default={},
                         help='JSON overrides of the augmented configs\' augment section, e.g. \'{"time_warp": 0.1}\'')
@@ -121,18 +122,19 @@ def main() -> None:
             if not (run / "training_summary.json").exists():
                 sys.exit(f"{run} holds no finished training run to evaluate (train it first, without --evaluate-only)")
             folder = run / "model"
-            # the augmentation it was trained with, as recorded then (the training summary holds only the loop's config)
-            augment = results["runs"].get(name + args.tag, {}).get("augment", augment)
         else:
             training = TrainingConfig(output_dir=str(run), max_steps=args.steps, batch_size=args.batch_size,
                                       learning_rate=args.learning_rate, mixed_precision=args.mixed_precision, warmup_steps=100,
-                                      eval_every=max(args.steps // 6, 1), resume=args.resume,
+                                      eval_every=max(args.steps // 6, 1), resume=args.resume, seed=args.seed,
                                       checkpoint_every=args.checkpoint_every or args.steps)
             folder = train_codec(CodecStageConfig(store=str(store.path), model=model, training=training,
                                                   balance_groups=not args.no_balance,
                                                   augment=AugmentConfig(**(augment or {}))))
         summary = json.loads((run / "training_summary.json").read_text())
         trained = summary["config"]  # what the run was trained with, also under --evaluate-only
+        if args.evaluate_only:  # runs trained before summaries held the stage config: as recorded in the results then
+            augment = summary["stage_config"]["augment"] if "stage_config" in summary else \
+                results["runs"].get(name + args.tag, {}).get("augment", augment)
         codec = load_model(VQVAE, folder)
         model = {key: codec.config[key] for key in model}
         codes, recon = encode_decode(codec, test)
@@ -153,7 +155,8 @@ def main() -> None:
                         "test_perplexity_fraction_search": found_health["perplexity_fraction"]}
         results["runs"][name + args.tag] = {
             "model": model, "steps": trained["max_steps"], "batch_size": trained["batch_size"],
-            "learning_rate": trained["learning_rate"], "mixed_precision": trained["mixed_precision"], "device": summary["device"], "augment": augment,
+            "learning_rate": trained["learning_rate"], "mixed_precision": trained["mixed_precision"], "seed": trained["seed"],
+            "device": summary["device"], "augment": augment,
             "test_prdn": report["prdn"], "test_prd": report["prd"], "test_snr_db": report["snr_db"],
             "compression_ratio": report["compression_ratio"], "bits_per_second": report["bits_per_second"],
             "test_usage_percent": health["usage_percent"], "test_perplexity": health["perplexity"],

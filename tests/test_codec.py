@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.conftest import TINY_CODEC
 from tsvq.codec import VQVAE, VectorQuantizer, kmeans, nearest_codes
 from tsvq.codec.metrics import codebook_report, prd, prdn, snr_db
 from tsvq.codec.quantizer import ResidualVectorQuantizer
@@ -150,6 +151,28 @@ def test_metrics_known_values():
     assert report["usage_percent"] == 50 and report["perplexity"] == pytest.approx(2.0) and report["dead_codes"] == 2
 
 
+def test_reconstruction_losses_weigh_windows_as_documented():
+    from tsvq.codec.model import reconstruction_error
+
+    torch.manual_seed(0)
+    target = torch.randn(3, 2, 50) * torch.tensor([0.5, 1.0, 4.0]).view(3, 1, 1) + 2.0  # quiet, unit, loud windows
+    reconstruction = target + 0.1 * torch.randn_like(target) * target.std(dim=(1, 2), keepdim=True)
+    assert reconstruction_error(reconstruction, target) == pytest.approx(float(((reconstruction - target) ** 2).mean()))
+    relative = reconstruction_error(reconstruction, target, "relative")
+    # PRDN per window from the metrics module, on (B, L, C): the relative loss is its mean square
+    per_window = prdn(target.transpose(1, 2).numpy(), reconstruction.transpose(1, 2).numpy()) / 100
+    assert float(relative) == pytest.approx(float(np.mean(per_window**2)), rel=1e-5)
+    # scaling a window and its reconstruction changes the MSE by the square of the scale, the relative loss not at all
+    scale = torch.tensor([10.0, 1.0, 0.1]).view(3, 1, 1)
+    assert float(reconstruction_error(reconstruction * scale, target * scale, "relative")) == pytest.approx(float(relative), rel=1e-5)
+    assert float(reconstruction_error(reconstruction * scale, target * scale)) != pytest.approx(float(reconstruction_error(reconstruction, target)), rel=0.1)
+    # a flat window is floored, not divided by zero
+    flat = torch.zeros(1, 1, 50)
+    assert torch.isfinite(reconstruction_error(flat + 0.01, flat, "relative"))
+    with pytest.raises(ValueError, match="reconstruction_loss_type"):
+        VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, reconstruction_loss_type="l1")
+
+
 def test_residual_vq_refines_and_dropout_trains_prefixes():
     torch.manual_seed(0)
     z = torch.randn(2000, 4)
@@ -211,6 +234,9 @@ def test_codebook_health_is_logged_every_logging_step_and_on_validation(tiny_run
     assert validation and {"val/usage_percent", "val/perplexity"} <= set(validation[-1])
     summary = json.loads((tiny_runs["codec"].parent / "training_summary.json").read_text())
     assert summary["steps"] == 40 and summary["best_prdn"] == min(r["val/prdn"] for r in validation)
+    # the whole stage config travels with the run: augmentation, store and model, not only the loop's settings
+    assert summary["stage_config"]["model"] == TINY_CODEC and summary["stage_config"]["store"] == str(tiny_runs["store"])
+    assert set(summary["stage_config"]["augment"]) >= {"gain", "stretch", "time_warp"}
 
 
 def test_augmentation_stretches_scales_and_flips_as_configured():

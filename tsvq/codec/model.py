@@ -67,6 +67,22 @@ def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Ten
     return signals
 
 
+def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Training loss on ``(B, C, L)`` normalised windows.
+
+    ``mse`` weighs every sample alike, so a window twice as tall counts four times as much; ``relative`` divides
+    each window's squared error by its mean-removed energy (the square of its PRDN), so quiet windows, leads
+    and patients count as much as loud ones (on the shared recordings: a healthier codebook on an unseen patient).
+    """
+    if kind == "mse":
+        return F.mse_loss(reconstruction, target)
+    error = (reconstruction - target).pow(2).sum(dim=(1, 2))
+    centred = target - target.mean(dim=2, keepdim=True)
+    # Floor: a near-flat window (1% of unit variance) must not dominate the batch with a tiny denominator.
+    energy = centred.pow(2).sum(dim=(1, 2)).clamp_min(1e-2 * target.shape[1] * target.shape[2])
+    return (error / energy).mean()
+
+
 class VQVAE(ModelMixin, ConfigMixin):
     """1D convolutional VQ-VAE. Public methods take and return ``(B, L, C)``; the networks run channels-first."""
 
@@ -98,8 +114,11 @@ class VQVAE(ModelMixin, ConfigMixin):
         dead_code_threshold: float = 0.1,
         cosine_codes: bool = False,
         input_bits: int = 11,
+        reconstruction_loss_type: str = "mse",
     ):
         super().__init__()
+        if reconstruction_loss_type not in ("mse", "relative"):
+            raise ValueError(f"reconstruction_loss_type must be 'mse' or 'relative', got {reconstruction_loss_type!r}")
         if downsample_factor < 1 or 2 ** int(math.log2(downsample_factor)) != downsample_factor:
             raise ValueError(f"downsample_factor must be a power of two, got {downsample_factor}")
         if window_length % downsample_factor:
@@ -156,7 +175,7 @@ class VQVAE(ModelMixin, ConfigMixin):
         summary, stages = self.quantizer(z.transpose(1, 2).reshape(-1, d))
         quantized = summary.quantized.view(b, length, d).transpose(1, 2).to(z.dtype)
         reconstruction = self.decoder(self.project_out(quantized))
-        reconstruction_loss = F.mse_loss(reconstruction.float(), x.float())
+        reconstruction_loss = reconstruction_error(reconstruction.float(), x.float(), self.config.reconstruction_loss_type)
         loss = reconstruction_loss + summary.loss
         return CodecOutput(reconstruction, loss, reconstruction_loss.detach(), summary.loss.detach(), summary, stages)
 

@@ -68,6 +68,7 @@ class Task(Protocol):
     model: torch.nn.Module
     train_dataset: Dataset
     best_metric: str  # validation figure to minimise; the best model folder is kept by it
+    config: Any  # the stage's dataclass config (store, model, augmentation, training): recorded with the run
 
     def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
 
@@ -189,7 +190,9 @@ def train(task: Task, config: TrainingConfig) -> Path:
         if hasattr(extra, "to"):
             extra.to(accelerator.device)
     accelerator.register_for_checkpointing(state, *extras)
-    accelerator.init_trackers("tsvq", config={k: str(v) for k, v in asdict(config).items()})
+    stage_config = asdict(task.config)  # how this run was made, beyond the loop's own settings
+    flat = {k: v for k, v in stage_config.items() if k != "training"} | asdict(config)
+    accelerator.init_trackers("tsvq", config={k: str(v) for k, v in flat.items()})
 
     checkpoints = list_checkpoints(output_dir)
     if config.resume and checkpoints:
@@ -258,6 +261,7 @@ def train(task: Task, config: TrainingConfig) -> Path:
             "resumed_at_step": resumed_at,
             "num_processes": accelerator.num_processes, "device": str(accelerator.device),
             "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
+            "stage_config": stage_config,
         })
     accelerator.wait_for_everyone()
     # The DDP wrapper's reducer holds the process group. Dropped after end_training destroyed the group, the reducer
