@@ -63,10 +63,8 @@ class DiffusionTask:
         with torch.no_grad():
             vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
         self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
-        null = len(self.labels)
-        label_ids = np.array([self.labels.index(n) if n in self.labels else null for n in self.store.index["label"]])
-        self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, label_ids[data.train_index])
-        self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, label_ids[data.val_index])
+        self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, data.train_label_ids)
+        self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**config.scheduler)
         self.terminal_snr = terminal_snr(self.noise_scheduler)
         model_kwargs = {"block_out_channels": (64, 128, 256)} | dict(config.model)

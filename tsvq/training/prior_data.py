@@ -19,9 +19,9 @@ class PriorData:
     store: WindowStore
     codec: VQVAE
     train_codes: np.ndarray
-    train_index: np.ndarray  # store window index of each row of train_codes
+    train_label_ids: np.ndarray  # class of each row of train_codes: its label's index, len(labels) for "no label"
     val_codes: np.ndarray
-    val_index: np.ndarray
+    val_label_ids: np.ndarray
     labels: list[str]  # the label vocabulary of a conditional prior; empty for an unconditional one
 
 
@@ -36,4 +36,6 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     labels = sorted({str(l) for l in store.labels("train") if str(l)}) if conditional else []
     if conditional and not labels:
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")
-    return PriorData(store, codec, train_codes, train_index, val_codes, val_index, labels)
+    # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
+    label_ids = np.array([labels.index(n) if n in labels else len(labels) for n in store.index["label"]])
+    return PriorData(store, codec, train_codes, label_ids[train_index], val_codes, label_ids[val_index], labels)

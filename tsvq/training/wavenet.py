@@ -51,10 +51,8 @@ class WaveNetTask:
                                config.val_max_windows, config.conditional)
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         check_single_codebook(self.codec)
-        # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
-        ids = np.array([self.labels.index(n) if n in self.labels else len(self.labels) for n in self.store.index["label"]])
-        self.train_dataset = CodeDataset(data.train_codes, ids[data.train_index])
-        self.val_dataset = CodeDataset(data.val_codes, ids[data.val_index])
+        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
+        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
         self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
         self.last_metrics: dict[str, float] | None = None
