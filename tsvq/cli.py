@@ -189,27 +189,51 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
     p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")
     p.add_argument("--val-groups", nargs="+", help="patients/groups that must land in the validation split")
-    p.add_argument("--split-by", choices=["group", "time"])
-    p.add_argument("--group-by", choices=["auto", "record", "parent"])
+    p.add_argument("--split-by", choices=["group", "time"],
+                   help="group: patient-wise (default); time: contiguous blocks of each record (one-patient data)")
+    p.add_argument("--group-by", choices=["auto", "record", "parent"],
+                   help="what a patient is: a record, its folder (parent), or auto (default: folder for records in subfolders)")
     p.add_argument("--highpass", type=float, help="high-pass edge in Hz (baseline wander removal)")
     p.add_argument("--lowpass", type=float, help="low-pass edge in Hz")
     p.add_argument("--skip-bad-records", action="store_true", help="skip (and count) unreadable records instead of stopping")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the split and the lead mixtures (default 0)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any config field")
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, but only where there is one to state (not None, an off flag or [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text, default = action.help, action.default
+        if text is None or "default" in text or default is None or default is False or default is argparse.SUPPRESS or default == []:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_prior_arguments(p: argparse.ArgumentParser) -> None:
+    """How `sample` and `eval` draw from a prior: the same options, so a report's figures can be reproduced by hand."""
+    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion", help="which prior draws the codes")
+    p.add_argument("--steps", type=int, default=20, help="diffusion sampling steps")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm",
+                   help="diffusion scheduler: DDPM, DDIM or DPM-Solver++")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsvq", description="Generative models of 1D biosignals with VQ latents.")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage's steps (INFO level)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="WFDB records -> window store (resample, filter, window, split, normalise)")
+    p = sub.add_parser("prepare", help="WFDB records -> window store (resample, filter, window, split, normalise)",
+                       formatter_class=DefaultsHelpFormatter)
     _add_prepare_arguments(p)
     p.add_argument("--out", required=True, help="folder of the window store")
     p.add_argument("--overwrite", action="store_true", help="replace a store made with another config")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)")
-    p.add_argument("stage", choices=STAGES)
+    p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("stage", choices=STAGES, help="codec first; the priors need a trained codec")
     p.add_argument("--config", help="YAML file of the stage config (see recipes/)")
     p.add_argument("--store", help="window store folder (overrides the config)")
     p.add_argument("--codec", help="trained codec folder, for the prior stages")
@@ -217,46 +241,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any field, e.g. training.max_steps=500")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid")
+    p = sub.add_parser("sample", help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid",
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--pipeline", required=True, help="pipeline folder (see `tsvq demo` or Pipeline.save_pretrained)")
-    p.add_argument("--n", type=int, default=16)
-    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion")
-    p.add_argument("--steps", type=int, default=20, help="diffusion sampling steps")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm")
+    p.add_argument("--n", type=int, default=16, help="how many windows to draw")
+    _add_prior_arguments(p)
     p.add_argument("--labels", nargs="+", help="class labels (one, or one per sample) for a conditional prior")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (conditional priors)")
     p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
     p.add_argument("--top-k", type=int, help="WaveNet top-k sampling")
     p.add_argument("--top-p", type=float, help="WaveNet nucleus sampling")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=256, help="windows drawn at once (memory)")
     p.add_argument("--no-wfdb", action="store_true", help="skip writing WFDB records")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for samples.npy, the WFDB records and the PNG grid")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots")
+    p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots",
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--pipeline", help="pipeline folder to evaluate")
     p.add_argument("--samples", help="a .npy of (n, L, C) windows in physical units, made by any generator")
     p.add_argument("--data", help="window store with the held-out real windows")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the store's split of held-out real windows")
     p.add_argument("--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)")
-    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm")
+    _add_prior_arguments(p)
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-physiology", action="store_true", help="skip ECG beat detection (non-ECG signals)")
     p.add_argument("--search", type=int, default=0, metavar="N",
                    help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--out", help="report folder")
     p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate")
+    p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate",
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--source", default="mitdb208", help="mitdb208 (real ECG, default), synthetic, or a folder of WFDB records")
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--out", default="runs/demo", help="folder for the store, runs, pipeline, samples and report")
     p.add_argument("--fast", action="store_true", help="a smoke run with a few steps per stage")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -1,0 +1,32 @@
+"""The command line explains itself: every option has a help text, and `--help` states the defaults that exist."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from tsvq.cli import build_parser, main
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    """`tsvq` itself and each of its subcommands."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {"": parser, **action.choices}
+
+
+@pytest.mark.parametrize("name", sorted(_parsers()))
+def test_every_option_has_help(name):
+    actions = _parsers()[name]._actions  # the subcommand list is documented by its subcommands' own help
+    undocumented = [a.dest for a in actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
+    assert not undocumented, f"tsvq {name}: options without help: {undocumented}"
+
+
+def test_help_states_real_defaults_only(capsys):
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "seed of the draw (default: 0)" in text
+    assert "how many windows to draw (default: 16)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
