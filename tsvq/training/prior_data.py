@@ -37,5 +37,6 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     if conditional and not labels:
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
-    label_ids = np.array([labels.index(n) if n in labels else len(labels) for n in store.index["label"]])
+    class_of = {name: i for i, name in enumerate(labels)}
+    label_ids = np.array([class_of.get(n, len(labels)) for n in store.index["label"]])
     return PriorData(store, codec, train_codes, label_ids[train_index], val_codes, label_ids[val_index], labels)
