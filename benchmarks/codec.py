@@ -28,7 +28,7 @@ from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
 from tsvq.training.loop import TrainingConfig  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "wfdb"
-BASE = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 64, "code_dim": 16}
+BASE = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 64, "code_dim": 16, "reconstruction_loss_type": "mse"}
 CONFIGS = {
     "vq": BASE | {"num_codes": 256, "downsample_factor": 8},  # 31.25 codes/s x 8 bits = 250 bit/s: CR 11
     "rvq": BASE | {"num_codes": 256, "downsample_factor": 16, "num_quantizers": 2, "quantizer_dropout": 0.3},  # 250 bit/s
@@ -44,9 +44,8 @@ AUGMENTS = {"vq": AUGMENT, "rvq": AUGMENT, "vq-warp": AUGMENT | {"time_warp": 0.
 
 def encode_decode(codec: VQVAE, windows: np.ndarray, batch_size: int = 128, **encode_options) -> tuple[np.ndarray, np.ndarray]:
     """Codes and reconstructions of ``windows``, a batch at a time (``encode_options``: e.g. ``search``)."""
-    codes = np.concatenate([codec.encode(windows[i : i + batch_size], **encode_options).codes.numpy()
-                            for i in range(0, len(windows), batch_size)])
-    return codes, np.concatenate([codec.decode(codes[i : i + batch_size]) for i in range(0, len(codes), batch_size)])
+    codes = codec.encode_windows(windows, batch_size=batch_size, **encode_options)
+    return codes, codec.decode_codes(codes, batch_size)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import save  # noqa: E402
-from tsvq.priors.wavenet import WaveNetPrior  # noqa: E402
+from tsvq.priors.wavenet import WaveNet  # noqa: E402
 
 
 def seconds(fn, repeats: int = 1) -> float:
@@ -39,7 +39,7 @@ def main() -> None:
     results: dict = {"speed": []}
     config = dict(num_codes=256, residual_channels=64, skip_channels=128, dilation_cycle=(1, 2, 4, 8, 16, 32, 64, 128), num_cycles=2)
     for length in args.lengths:
-        model = WaveNetPrior(latent_length=length, **config).eval()
+        model = WaveNet(latent_length=length, **config).eval()
         for batch in args.batches:
             cached = seconds(lambda: model.generate(batch, length=length, seed=0, cached=True))
             # Naive cost of step t is one forward over t codes: time a full forward at several prefix lengths and

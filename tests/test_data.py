@@ -15,7 +15,7 @@ from tsvq.data import PrepareConfig, find_records, prepare, read_record
 from tsvq.data.preprocess import CLIPPED, FLAT, NOT_FINITE, OK, bandpass, clean_segments, quality_mask, resample
 from tsvq.data.splits import assign_group_splits
 from tsvq.data.windows import window_label
-from tsvq.errors import DataError
+from tsvq.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("fmt", ["16", "212", "80"])
@@ -173,7 +173,7 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys)
     assert not np.allclose(mixes[0], mixes[1])
     again = prepare(config, tmp_path / "again", progress=False)  # weights come from the seed and record name
     np.testing.assert_array_equal(again.windows[:], store.windows[:])
-    with pytest.raises(DataError, match="lead_projections"):
+    with pytest.raises(ConfigError, match="lead_projections"):
         prepare(PrepareConfig(source=str(tmp_path), lead_projections=2), tmp_path / "bad", progress=False)
     assert cli_main(["prepare", "--source", str(tmp_path), "--rate", "125", "--window", "2.048", "--test-groups", "p3",
                      "--val-groups", "p2", "--leads-as-examples", "--lead-projections", "3", "--out", str(tmp_path / "cli")]) == 0
@@ -222,20 +222,18 @@ def test_time_split_keeps_blocks_in_order(small_database, tmp_path):
 
 
 def test_store_write_is_atomic_when_disk_fills(small_database, tmp_path, monkeypatch):
-    import importlib
+    from tsvq.data.store import StoreWriter
 
-    prepare_module = importlib.import_module("tsvq.data.prepare")
-
-    original = prepare_module._append_windows
+    original = StoreWriter._append_windows
     calls = {"n": 0}
 
-    def disk_fills_on_second_record(sink, windows):
+    def disk_fills_on_second_record(writer, windows):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return original(sink, windows)
+        return original(writer, windows)
 
-    monkeypatch.setattr(prepare_module, "_append_windows", disk_fills_on_second_record)
+    monkeypatch.setattr(StoreWriter, "_append_windows", disk_fills_on_second_record)
     with pytest.raises(OSError, match="No space left"):
         prepare(PrepareConfig(source=str(small_database), test_groups=["p4"]), tmp_path / "store", progress=False)
     assert not (tmp_path / "store").exists()
@@ -266,7 +264,7 @@ def test_bad_inputs_name_the_file(tmp_path):
         prepare(PrepareConfig(source=str(folder), split_by="time"), tmp_path / "s4", progress=False)
     write_record(tmp_path / "mixed", "r1", ecg_like(30, 250), 250)
     write_record(tmp_path / "mixed", "r2", ecg_like(30, 360), 360)
-    with pytest.raises(DataError, match="different sampling rates"):
+    with pytest.raises(DataError, match=r"r2\.hea: sampling rate 360 Hz differs from 250 Hz"):
         prepare(PrepareConfig(source=str(tmp_path / "mixed"), rate_hz=None, split_by="time"), tmp_path / "s5", progress=False)
     for name in ("s1", "s2", "s3", "s4", "s5"):
         assert not (tmp_path / name).exists()
@@ -318,3 +316,53 @@ def test_real_recordings_at_250hz_with_record_100_held_out(tmp_path):
     assert "100" not in set(store.record_of("train")) | set(store.record_of("val"))
     assert records["mimic_s00001/3975656_0005"]["split"] == records["mimic_s00001/3975656_0006"]["split"]
     assert store.manifest["minutes_per_group"]["mimic_s00001"] == pytest.approx(294.8, abs=0.5)
+
+
+def test_sources_group_records_by_mapping_and_by_a_table_column(small_database, tmp_path):
+    from tsvq.data import SourceConfig, TableConfig
+
+    # an explicit mapping: p1 and p2 are one patient, so they share a split (MIT-BIH 201/202)
+    source = SourceConfig(path=str(small_database), groups={"p1+p2": ["p1", "p2"]}, exclude=["p4/seg1"])
+    store = prepare(PrepareConfig(source=source, rate_hz=125, window_seconds=2.048, test_groups=["p1+p2"], val_groups=["p3"]),
+                    tmp_path / "mapped", progress=False)
+    split_of = {r["name"]: (r["group"], r["split"]) for r in store.manifest["records"]}
+    assert split_of["p1"] == split_of["p2"] == ("p1+p2", "test") and "p4/seg1" not in split_of
+    # a metadata table: patient ids and folds in a CSV; the fold places each patient, and labels come along
+    (small_database / "meta.csv").write_text("file,patient,fold,rhythm\np1,7,1,N\np2,7,1,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n")
+    table = TableConfig(file="meta.csv", record_column="file", group_column="patient", label_columns=["fold", "rhythm"])
+    config = PrepareConfig(source=SourceConfig(path=str(small_database), group_by="table", table=table), rate_hz=125,
+                           window_seconds=2.048, split_by="label", split_label="fold",
+                           split_values={"train": [1], "val": [2], "test": [3]}, window_label="rhythm")
+    store = prepare(config, tmp_path / "table", progress=False)
+    records = {r["name"]: r for r in store.manifest["records"]}
+    assert records["p1"]["group"] == records["p2"]["group"] == "7" and records["p4/seg0"]["split"] == "test"
+    assert records["p2"]["labels"] == {"fold": "1", "rhythm": "A"}
+    assert set(store.labels("test")) == {"O"} and set(store.labels("train")) == {"N", "A"}
+    # a patient whose records carry two folds would straddle splits: refused, naming the patient
+    (small_database / "meta.csv").write_text("file,patient,fold,rhythm\np1,7,1,N\np2,7,3,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n")
+    with pytest.raises(DataError, match=r"group '7' has records in \['test', 'train'\] by 'fold'"):
+        prepare(config, tmp_path / "straddle", progress=False)
+    (small_database / "meta.csv").write_text("file,person\np1,7\n")
+    with pytest.raises(DataError, match=r"meta\.csv: column\(s\) \['patient', 'fold', 'rhythm'\] not found"):
+        prepare(config, tmp_path / "columns", progress=False)
+    with pytest.raises(DataError, match="record 'p9' named in the source config was not found"):
+        prepare(PrepareConfig(source={"path": str(small_database), "records": ["p1", "p9"]}), tmp_path / "x", progress=False)
+
+
+def test_array_source_prepares_arrays_in_memory(tmp_path):
+    from tsvq.data import ArraySource
+
+    rng = np.random.default_rng(0)
+    signals = np.stack([ecg_like(20, 250, seed=i)[:, None] for i in range(6)]) + 0.01 * rng.normal(size=(6, 5000, 1))
+    source = ArraySource(signals, 250, groups=["a", "a", "b", "c", "d", "e"], labels=list("NNAVNN"), channel_names=["II"])
+    store = prepare(PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"],
+                                  window_label="label"), tmp_path / "arrays", progress=False, sources=[source])
+    assert store.channel_names == ["II"] and set(store.labels("test")) == {"A"} and set(store.labels("val")) == {"V"}
+    assert {r["split"] for r in store.manifest["records"] if r["group"] == "a"} == {"train"}
+    again = prepare(PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"],
+                                  window_label="label"), tmp_path / "arrays", progress=False, sources=[source])
+    assert again.manifest["config_hash"] == store.manifest["config_hash"]  # same arrays: the store is reused
+    with pytest.raises(DataError, match=r"arrays: 2 groups for 6 rows"):
+        ArraySource(signals, 250, groups=["a", "b"])
+    with pytest.raises(DataError, match="expected numeric signals of shape"):
+        ArraySource(signals[0], 250)

@@ -23,7 +23,7 @@ def test_demo_runs_every_stage_on_the_builtin_record(tmp_path, capsys):
     assert report["sampling_rate_hz"] == 250 and report["split_note"].startswith("by time")
     assert {"reconstruction", "codebook", "generation", "memorisation"} <= set(report)
     pipe = Pipeline.from_pretrained(out / "pipeline")
-    assert pipe.diffusion is not None and pipe.wavenet is not None
+    assert set(pipe.priors) == {"diffusion", "wavenet"}
     for prior in ("diffusion", "wavenet"):
         samples = np.load(out / f"samples-{prior}" / "samples.npy")
         assert samples.shape == (16, 512, 1) and np.isfinite(samples).all()

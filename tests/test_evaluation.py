@@ -123,3 +123,17 @@ def test_label_classification_score_separates_learnable_classes(sets):
     assert score["balanced_accuracy"] > 0.9
     shuffled = label_classification_score(x_train, np.random.default_rng(0).permutation(y_train), x_test, y_test, 2, steps=100)
     assert shuffled["balanced_accuracy"] < score["balanced_accuracy"]
+
+
+def test_eval_refuses_a_store_that_does_not_match_the_pipeline(tiny_pipeline, tmp_path):
+    from tsvq.data import ArraySource, PrepareConfig, prepare
+    from tsvq.errors import DataError
+    from tsvq.evaluation import evaluate
+    from tsvq.pipeline import Pipeline
+
+    signals = np.random.default_rng(0).normal(size=(6, 2048, 1))
+    store = prepare(PrepareConfig(source="unused", rate_hz=250, window_samples=256, test_groups=["row0"], val_groups=["row1"]),
+                    tmp_path / "store", progress=False, sources=[ArraySource(signals, 250)])
+    with pytest.raises(DataError, match=r"does not match the pipeline: sampling rate \(Hz\) 250.0 vs the pipeline's 125.0"):
+        evaluate(store, tmp_path / "report", pipeline=Pipeline.from_pretrained(tiny_pipeline), progress=False)
+    assert not (tmp_path / "report").exists()

@@ -3,6 +3,7 @@ fails here instead of minutes into a user's run."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tsvq.config import from_dict, load_yaml
 from tsvq.data import PrepareConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-STAGE_FILES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.stem in ("codec", "diffusion", "wavenet"))
+STAGE_FILES = sorted(p for p in RECIPES.glob("*/*.yaml") if p.stem.split("-")[0] in ("codec", "diffusion", "wavenet"))
 
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*/prepare.yaml")), ids=lambda p: p.parent.name)
@@ -24,13 +25,62 @@ def test_prepare_recipes_parse(path):
 
 @pytest.mark.parametrize("path", STAGE_FILES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_stage_recipes_parse_and_codecs_build(path):
-    config = load_stage_config(path.stem, str(path), [])
+    config = load_stage_config(path.stem.split("-")[0], str(path), [])
     assert config.training.max_steps > 0
-    if path.stem == "codec":
-        model = VQVAE(**config.model)
-        assert model.config.downsample_factor >= 1
+    if path.stem.startswith("codec"):
+        # the codec fits the windows its dataset's prepare recipe makes (a PTB-XL window of 1000 samples did not
+        # fit a downsampling of 16)
+        data = from_dict(PrepareConfig, load_yaml(path.parent / "prepare.yaml")["data"], "prepare")
+        length = data.window_samples or round(data.window_seconds * data.rate_hz)
+        model = VQVAE(window_length=length, **asdict(config.model))
+        assert length % model.config.downsample_factor == 0, (length, model.config.downsample_factor)
 
 
 def test_every_dataset_recipe_has_a_prepare_and_a_codec():
     for folder in (p for p in RECIPES.iterdir() if p.is_dir() and p.name != "accelerate"):
         assert (folder / "prepare.yaml").exists() and (folder / "codec.yaml").exists(), folder
+
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Each dataset recipe's prepare step, run as a user runs it (`--source ../shared/data/DB`) on a few real records.
+FEW_RECORDS = {
+    "mitbih": ("mitdb", ["source.records=['100', '101', '102', '106', '201', '202']", "test_groups=['100', '201+202']",
+                         "val_groups=['106']", "lead_projections=2"]),
+    "ptbxl": ("ptbxl", ["source.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 61)])]),
+    "cinc2017": ("cinc2017", ["source.records=" + str([f"A{i:05d}" for i in range(1, 21)])]),
+    "bidmc": ("bidmc", ["source.records=" + str([f"bidmc{i:02d}" for i in range(1, 11)])]),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(FEW_RECORDS))
+def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
+    import numpy as np
+
+    from tsvq.cli import main
+    from tsvq.data import WindowStore
+
+    folder, overrides = FEW_RECORDS[recipe]
+    if not (REAL_DATA / folder).is_dir():
+        pytest.skip(f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)")
+    assert main(["prepare", "--config", str(RECIPES / recipe / "prepare.yaml"), "--source", str(REAL_DATA / folder),
+                 "--out", str(tmp_path / "store"), "--set", *overrides]) == 0
+    store = WindowStore(tmp_path / "store")
+    split_of_group: dict[str, set] = {}
+    for record in store.manifest["records"]:
+        split_of_group.setdefault(record["group"], set()).add(record["split"])
+    assert all(len(splits) == 1 for splits in split_of_group.values())  # no patient in two splits
+    assert len(store.split_indices("train")) and np.isfinite(store.windows[:64]).all()
+    labels = set(store.index["label"].tolist())
+    if recipe == "mitbih":
+        names = {r["name"].split(":")[0] for r in store.manifest["records"]}
+        assert "102" not in names  # paced: left out
+        assert split_of_group["201+202"] == {"test"} and {"201", "202"} <= names
+        assert labels <= {"N", "S", "V", "F", "Q", ""} and "V" in labels
+    elif recipe == "ptbxl":
+        assert store.num_channels == 12 and store.window_length == 960
+        assert labels <= {"NORM", "MI", "STTC", "CD", "HYP", ""} and "NORM" in labels
+        assert all(len(store.split_indices(s)) for s in ("train", "val", "test"))
+    elif recipe == "cinc2017":
+        assert labels <= {"N", "A", "O", "~"} and "A" in labels
+    else:
+        assert store.channel_names == ["PLETH"] and store.units == ["NU"]

@@ -17,6 +17,10 @@ def _prepare_config_from_args(args: argparse.Namespace):
 
     values = load_yaml(args.config) if args.config else {}
     values = values.get("data", values)
+    if args.source and isinstance(values.get("source"), dict) and len(args.source) == 1:
+        # a recipe's source mapping (groups, exclusions, a table) keeps its settings; --source says where the data is
+        values["source"] = {**values["source"], "path": args.source[0]}
+        args.source = None
     flags = {
         "source": args.source[0] if args.source and len(args.source) == 1 else args.source,
         "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
@@ -72,13 +76,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-STAGES = ("codec", "diffusion", "wavenet")
-
-
 def load_stage_config(stage: str, config_file: str | None, overrides: list[str], store: str | None = None,
                       output_dir: str | None = None, codec: str | None = None):
     """Stage config from YAML + ``--set`` overrides + the common flags."""
     from tsvq.config import apply_overrides, from_dict, load_yaml
+    from tsvq.training.stages import get_stage
 
     values = load_yaml(config_file) if config_file else {}
     values.pop("data", None)  # a recipe may keep its prepare settings in the same file
@@ -89,24 +91,14 @@ def load_stage_config(stage: str, config_file: str | None, overrides: list[str],
     if output_dir:
         values.setdefault("training", {})["output_dir"] = output_dir
     values = apply_overrides(values, overrides)
-    if stage == "codec":
-        from tsvq.training.codec import CodecStageConfig as Config
-    elif stage == "diffusion":
-        from tsvq.training.diffusion import DiffusionStageConfig as Config
-    else:
-        from tsvq.training.wavenet import WaveNetStageConfig as Config
-    return from_dict(Config, values, f"{config_file or 'defaults'} ({stage} stage)")
+    return from_dict(get_stage(stage).config_class, values, f"{config_file or 'defaults'} ({stage} stage)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tsvq.training.stages import get_stage
+
     config = load_stage_config(args.stage, args.config, args.set, args.store, args.output_dir, getattr(args, "codec", None))
-    if args.stage == "codec":
-        from tsvq.training.codec import train_codec as run
-    elif args.stage == "diffusion":
-        from tsvq.training.diffusion import train_diffusion as run
-    else:
-        from tsvq.training.wavenet import train_wavenet as run
-    folder = run(config)
+    folder = get_stage(args.stage).train(config)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
@@ -114,15 +106,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prior_options(args: argparse.Namespace) -> dict:
+    """The sampling options a user set on the command line (unset ones keep the prior's defaults)."""
+    from tsvq.priors.base import option_fields
+
+    return {name: getattr(args, name) for name in option_fields() if getattr(args, name, None) is not None}
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
-    from tsvq.sampling import write_samples
+    from tsvq.sample_writer import write_samples
 
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     labels = args.labels[0] if args.labels and len(args.labels) == 1 else args.labels  # one label: for every sample
-    output = pipe.sample(args.n, prior=args.prior, steps=args.steps, sampler=args.sampler, labels=labels,
-                         guidance=args.guidance, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
-                         top_p=args.top_p, batch_size=args.batch_size)
+    output = pipe.sample(args.n, args.prior, labels=labels, seed=args.seed, batch_size=args.batch_size,
+                         **_prior_options(args))
     folder = write_samples(output, args.out, wfdb_records=not args.no_wfdb)
     print(f"{args.n} samples ({pipe.window_length} samples at {pipe.sampling_rate_hz:g} Hz, {pipe.channel_names}) -> {folder}")
     print(json.dumps(output.info))
@@ -153,7 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             samples = np.load(args.samples, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise DataError(f"{args.samples}: cannot read samples as a NumPy array ({error})") from error
-    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, steps=args.steps, sampler=args.sampler, seed=args.seed,
+    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, sampling=_prior_options(args), seed=args.seed,
                         physiology=not args.no_physiology, folds=args.folds, search=args.search)
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
     print(format_table(report))
@@ -173,7 +171,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", nargs="+",
-                   help="folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine")
+                   help="folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; "
+                        "one path replaces the path of a recipe's source mapping and keeps its groups and table")
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
     p.add_argument("--rate", type=float, help="target sampling rate in Hz (default 250)")
     p.add_argument("--window", type=float, help="window length in seconds (default 4.096)")
@@ -189,8 +188,9 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
     p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")
     p.add_argument("--val-groups", nargs="+", help="patients/groups that must land in the validation split")
-    p.add_argument("--split-by", choices=["group", "time"],
-                   help="group: patient-wise (default); time: contiguous blocks of each record (one-patient data)")
+    p.add_argument("--split-by", choices=["group", "label", "time"],
+                   help="group: patient-wise (default); label: by a record label such as a fold (split_label, "
+                        "split_values); time: contiguous blocks of each record (one-patient data)")
     p.add_argument("--group-by", choices=["auto", "record", "parent"],
                    help="what a patient is: a record, its folder (parent), or auto (default: folder for records in subfolders)")
     p.add_argument("--highpass", type=float, help="high-pass edge in Hz (baseline wander removal)")
@@ -211,11 +211,19 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
 
 def _add_prior_arguments(p: argparse.ArgumentParser) -> None:
-    """How `sample` and `eval` draw from a prior: the same options, so a report's figures can be reproduced by hand."""
-    p.add_argument("--prior", choices=["diffusion", "wavenet"], default="diffusion", help="which prior draws the codes")
-    p.add_argument("--steps", type=int, default=20, help="diffusion sampling steps")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm"], default="dpm",
-                   help="diffusion scheduler: DDPM, DDIM or DPM-Solver++")
+    """How `sample` and `eval` draw from a prior: the same options, so a report's figures can be reproduced by hand.
+    Each registered prior's sampling options become flags here, with their help and defaults."""
+    import dataclasses
+
+    import tsvq.priors  # noqa: F401  (registers the built-in priors, whose options become flags)
+    from tsvq.priors.base import option_fields
+
+    p.add_argument("--prior", help="which of the pipeline's priors draws the codes, by name (default: its first)")
+    for name, f in option_fields().items():
+        default = f.default if f.default is not dataclasses.MISSING else None
+        kind = next((t for t in (int, float, str) if t.__name__ in str(f.type)), str)
+        help_text = f.metadata.get("help", name) + ("" if default is None else f" (default: {default})")
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=help_text)
     p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
 
@@ -233,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",
                        formatter_class=DefaultsHelpFormatter)
-    p.add_argument("stage", choices=STAGES, help="codec first; the priors need a trained codec")
+    from tsvq.training.stages import stage_names
+
+    p.add_argument("stage", choices=stage_names(), help="codec first; the priors need a trained codec")
     p.add_argument("--config", help="YAML file of the stage config (see recipes/)")
     p.add_argument("--store", help="window store folder (overrides the config)")
     p.add_argument("--codec", help="trained codec folder, for the prior stages")
@@ -247,10 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=16, help="how many windows to draw")
     _add_prior_arguments(p)
     p.add_argument("--labels", nargs="+", help="class labels (one, or one per sample) for a conditional prior")
-    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (conditional priors)")
-    p.add_argument("--temperature", type=float, default=1.0, help="WaveNet sampling temperature")
-    p.add_argument("--top-k", type=int, help="WaveNet top-k sampling")
-    p.add_argument("--top-p", type=float, help="WaveNet nucleus sampling")
     p.add_argument("--batch-size", type=int, default=256, help="windows drawn at once (memory)")
     p.add_argument("--no-wfdb", action="store_true", help="skip writing WFDB records")
     p.add_argument("--out", required=True, help="folder for samples.npy, the WFDB records and the PNG grid")

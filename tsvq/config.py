@@ -24,14 +24,27 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        hint = _dataclass_in(hints[name])
+        if hint is not None and isinstance(value, dict):
             value = from_dict(hint, value, f"{where}.{name}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from error
+
+
+def as_config(cls: type[T], value: Any, where: str) -> T:
+    """A config section given as a dict (YAML, or Python for brevity) as its dataclass; unknown keys are errors."""
+    return value if isinstance(value, cls) else from_dict(cls, value, where)
+
+
+def _dataclass_in(hint) -> type | None:
+    """The dataclass a field holds, also when it is optional (``TableConfig | None``)."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    found = [arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)]
+    return found[0] if len(found) == 1 else None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from tsvq.data.builtin import MITDB208, SYNTHETIC
 from tsvq.evaluation.report import EvalConfig, evaluate, format_table
 from tsvq.io import write_json
 from tsvq.pipeline import Pipeline
-from tsvq.sampling import write_samples
+from tsvq.sample_writer import write_samples
 from tsvq.training.codec import CodecStageConfig, train_codec
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
 from tsvq.training.loop import TrainingConfig
@@ -32,7 +32,8 @@ from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 
 # 8-dimensional (factorised) codes: higher codebook usage, and a latent space the diffusion prior learns and snaps
 # to far better than 32 dimensions (measured: snap distance 0.47 vs 3.4 code spacings, Frechet 761 vs 1253).
-DEMO_CODEC = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 32, "code_dim": 8, "num_codes": 256, "downsample_factor": 8}
+DEMO_CODEC = {"hidden_channels": 32, "num_res_blocks": 1, "latent_dim": 32, "code_dim": 8, "num_codes": 256, "downsample_factor": 8,
+              "reconstruction_loss_type": "mse"}
 DEMO_DENOISER = {"block_out_channels": [64, 128], "layers_per_block": 1}
 DEMO_WAVENET = {"residual_channels": 48, "skip_channels": 64, "dilation_cycle": [1, 2, 4, 8, 16], "num_cycles": 2}
 
@@ -57,7 +58,8 @@ def prepare_config(config: DemoConfig) -> PrepareConfig:
     """Windows for the demo's source: a time split for the single-patient excerpt, a patient split otherwise."""
     common = dict(source=config.source, rate_hz=config.rate_hz, window_samples=config.window_samples, seed=config.seed)
     if config.source == MITDB208:
-        # Half-overlapping windows give a 5-minute record enough training windows; blocks never share a window.
+        # Windows every quarter window (75% overlap) give a 5-minute record enough training windows; the time
+        # blocks of the split never share a window.
         return PrepareConfig(**common, split_by="time", stride_seconds=config.window_samples / config.rate_hz / 4,
                              val_fraction=0.15, test_fraction=0.15, annotation_extensions=["atr", "xqrs"])
     if config.source == SYNTHETIC:
@@ -112,13 +114,14 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     pipeline = Pipeline.from_stages(codec, diffusion, wavenet)
     pipeline.save_pretrained(out / "pipeline")
     print(f"[5/6] sampling {config.samples} windows from each prior")
-    for prior in ("diffusion", "wavenet"):
-        output = pipeline.sample(config.samples, prior=prior, steps=config.sampling_steps, sampler=config.sampler, seed=config.seed)
+    diffusion_options = {"steps": config.sampling_steps, "sampler": config.sampler}
+    for prior, options in (("diffusion", diffusion_options), ("wavenet", {})):
+        output = pipeline.sample(config.samples, prior, seed=config.seed, **options)
         write_samples(output, out / f"samples-{prior}")
     print("[6/6] evaluating against held-out real windows")
-    eval_config = EvalConfig(n=config.eval_windows, steps=config.sampling_steps, sampler=config.sampler, seed=config.seed)
+    eval_config = EvalConfig(n=config.eval_windows, prior="diffusion", sampling=diffusion_options, seed=config.seed)
     report = evaluate(store, out / "report", eval_config, pipeline=pipeline)
-    wavenet_stats = pipeline.wavenet.statistics
+    wavenet_stats = pipeline.priors["wavenet"].statistics
     minutes = (time.time() - started) / 60
     print()
     print(format_table(report))

@@ -3,10 +3,12 @@
     pipe = Pipeline.from_pretrained("runs/demo/pipeline")
     codes = pipe.encode(signals).codes           # signals (B, L, C) float32 in mV at pipe.sampling_rate_hz
     signals = pipe.decode(codes)                 # (B, L, C) float32 in mV
-    out = pipe.sample(16, prior="diffusion", steps=20, sampler="dpm", seed=0)
+    out = pipe.sample(16, prior="diffusion", seed=0, steps=20, sampler="dpm")   # prior options as keywords
     out.signals, out.sampling_rate_hz
 
-A pipeline folder holds ``pipeline.json`` and one sub-folder per component: ``codec/``, ``diffusion/``, ``wavenet/``.
+A pipeline folder holds ``pipeline.json`` and one sub-folder per component: ``codec/`` and one per prior. Like
+diffusers' ``model_index.json``, the index lists each prior's name, kind and folder, and the kind finds its class
+in the prior registry (``tsvq.priors.base``), so a new kind of prior needs no change here.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from tsvq import __version__
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
-from tsvq.priors.diffusion import DiffusionPrior
-from tsvq.priors.signature import as_long, check_signature
-from tsvq.priors.wavenet import WaveNetCodePrior, check_single_codebook
+from tsvq.priors import WaveNetPrior, load_prior
+from tsvq.priors.signature import as_long
 from tsvq.safe_loading import load_model
 
-PIPELINE_FORMAT_VERSION = 1
+PIPELINE_FORMAT_VERSION = 2  # 1: fixed 'diffusion'/'wavenet' components; 2: a 'priors' index by name
 
 
 @dataclass
@@ -51,53 +52,66 @@ def codebook_spacing(codec: VQVAE) -> float:
 
 
 class Pipeline:
-    """Codec + priors. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
+    """Codec + priors by name. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
 
-    def __init__(self, codec: VQVAE, diffusion: DiffusionPrior | None = None, wavenet: WaveNetCodePrior | None = None):
+    def __init__(self, codec: VQVAE, priors: dict | None = None):
         self.codec = codec.eval()
-        self.diffusion = diffusion
-        self.wavenet = wavenet
-        if diffusion is not None:
-            check_signature(diffusion.codec_signature, codec, "diffusion prior")
-        if wavenet is not None:
-            check_single_codebook(codec)
-            check_signature(wavenet.codec_signature, codec, "WaveNet prior")
+        self.priors = dict(priors or {})
+        for name, prior in self.priors.items():
+            try:
+                prior.check_codec(codec)
+            except (CheckpointError, ConfigError) as error:
+                raise type(error)(f"prior '{name}': {error}") from error
 
     # ----- loading and saving --------------------------------------------------------------------------
     @classmethod
-    def from_stages(cls, codec: str | Path, diffusion: str | Path | None = None, wavenet: str | Path | None = None,
-                    device: str = "cpu") -> "Pipeline":
-        """Assemble a pipeline from trained stage folders (``runs/<stage>/model``)."""
-        return cls(load_model(VQVAE, codec).to(device),
-                   DiffusionPrior.from_pretrained(diffusion, device) if diffusion else None,
-                   WaveNetCodePrior.from_pretrained(wavenet, device) if wavenet else None)
+    def from_stages(cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu") -> "Pipeline":
+        """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind."""
+        loaded = [load_prior(folder, device) for folder in priors if folder is not None]
+        names = [prior.kind for prior in loaded]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them")
+        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "Pipeline":
         folder = Path(folder)
-        index = read_json(folder / "pipeline.json", "pipeline description")
+        index_file = folder / "pipeline.json"
+        index = read_json(index_file, "pipeline description")
         if index.get("format_version", 0) > PIPELINE_FORMAT_VERSION:
-            raise CheckpointError(f"{folder / 'pipeline.json'}: written by a newer tsvq ({index.get('tsvq_version')}); upgrade tsvq")
+            raise CheckpointError(f"{index_file}: written by a newer tsvq ({index.get('tsvq_version')}); upgrade tsvq")
         components = index.get("components", {})
         if "codec" not in components:
-            raise CheckpointError(f"{folder / 'pipeline.json'}: names no codec")
-        path = lambda name: folder / components[name] if name in components else None
-        return cls.from_stages(path("codec"), path("diffusion"), path("wavenet"), device)
+            raise CheckpointError(f"{index_file}: names no codec")
+        if index.get("format_version", 1) == 1:  # fixed component names before the prior registry
+            entries = {name: {"folder": components[name]} for name in ("diffusion", "wavenet") if name in components}
+        else:
+            entries = index.get("priors", {})
+        priors = {name: load_prior(folder / entry["folder"], device) for name, entry in entries.items()}
+        return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors)
 
     def save_pretrained(self, folder: str | Path) -> Path:
         folder = Path(folder)
         with atomic_directory(folder) as tmp:
             self.codec.save_pretrained(tmp / "codec")
-            components = {"codec": "codec"}
-            if self.diffusion is not None:
-                self.diffusion.save_pretrained(tmp / "diffusion")
-                components["diffusion"] = "diffusion"
-            if self.wavenet is not None:
-                self.wavenet.save_pretrained(tmp / "wavenet")
-                components["wavenet"] = "wavenet"
-            write_json(tmp / "pipeline.json", {"format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__,
-                                               "components": components})
+            for name, prior in self.priors.items():
+                prior.save_pretrained(tmp / "priors" / name)
+            write_json(tmp / "pipeline.json", {
+                "format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__, "components": {"codec": "codec"},
+                "priors": {name: {"kind": prior.kind, "models": prior.models, "folder": f"priors/{name}"}
+                           for name, prior in self.priors.items()},
+            })
         return folder
+
+    def prior(self, name: str | None = None):
+        """The prior called ``name``; without a name, the pipeline's first."""
+        if not self.priors:
+            raise ConfigError("this pipeline has no prior; add one with Pipeline(codec, priors={name: prior})")
+        if name is None:
+            return next(iter(self.priors.values()))
+        if name not in self.priors:
+            raise ConfigError(f"this pipeline has no prior '{name}'; it has {sorted(self.priors)}")
+        return self.priors[name]
 
     # ----- properties ----------------------------------------------------------------------------------
     @property
@@ -143,38 +157,37 @@ class Pipeline:
         return self.codec.decode(codes_or_vectors).cpu().numpy()
 
     # ----- priors --------------------------------------------------------------------------------------
-    def sample(self, n: int, prior: str = "diffusion", steps: int = 20, sampler: str = "dpm", labels=None,
-               guidance: float = 1.0, seed: int | None = 0, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, batch_size: int = 256, progress: bool = True) -> SampleOutput:
-        """Draw ``n`` new windows. Diffusion samples are snapped to the nearest codebook vectors before decoding."""
+    def sample(self, n: int, prior: str | None = None, *, labels=None, seed: int | None = 0, batch_size: int = 256,
+               progress: bool = True, snap: bool = True, **options) -> SampleOutput:
+        """Draw ``n`` new windows from the prior ``prior`` (default: the first) with that prior's ``options``
+        (diffusion: ``steps``, ``sampler``, ``guidance``; WaveNet: ``temperature``, ``top_k``, ``top_p``).
+
+        A vector prior's samples are snapped to the nearest codebook vectors before decoding (``snap=False``
+        decodes them as drawn); the snap distance, in units of the codebook's spacing, says how far off they were.
+        """
         if n < 1:
             raise ConfigError(f"n must be at least 1, got {n}")
-        info: dict = {"prior": prior, "seed": seed}
-        if prior == "diffusion":
-            if self.diffusion is None:
-                raise ConfigError("this pipeline has no diffusion prior")
-            latents = self.diffusion.sample(n, steps, sampler, labels, guidance, seed, batch_size, progress)
-            snapped, codes = self.codec.snap(latents)
-            distance = (latents.to(snapped.device) - snapped).norm(dim=-1).mean()
-            info |= {"steps": steps, "sampler": sampler, "guidance": guidance,
-                     "snap_distance_relative": float(distance) / max(codebook_spacing(self.codec), 1e-12)}
-        elif prior == "wavenet":
-            if self.wavenet is None:
-                raise ConfigError("this pipeline has no WaveNet prior")
-            codes = self.wavenet.sample(n, labels, temperature, top_k, top_p, seed, batch_size, progress)
-            info |= {"temperature": temperature, "top_k": top_k, "top_p": top_p}
-        else:
-            raise ConfigError(f"unknown prior '{prior}'; choose 'diffusion' or 'wavenet'")
-        signals = np.concatenate([self.decode(codes[i : i + batch_size]) for i in range(0, n, batch_size)])
+        name = prior or next(iter(self.priors), None)
+        chosen = self.prior(prior)
+        draw = chosen.sample(n, labels=labels, seed=seed, batch_size=batch_size, progress=progress, **options)
+        info: dict = {"prior": name, "kind": chosen.kind, "seed": seed, **draw.info}
+        codes, latents = draw.codes, draw.codes
+        if draw.vectors is not None:
+            snapped, codes = self.codec.snap(draw.vectors)
+            distance = (draw.vectors.to(snapped.device) - snapped).norm(dim=-1).mean()
+            info["snap_distance_relative"] = float(distance) / max(codebook_spacing(self.codec), 1e-12)
+            latents = snapped if snap else draw.vectors
+        signals = np.concatenate([self.decode(latents[i : i + batch_size]) for i in range(0, n, batch_size)])
         return SampleOutput(signals, codes.cpu().numpy(), self.sampling_rate_hz, self.channel_names, self.units, info)
 
     @torch.no_grad()
     def log_likelihood(self, signals, labels=None, sampling_rate_hz: float | None = None, resample: bool = False) -> np.ndarray:
         """Bits per second of each window under codec + WaveNet prior, ``(B,)``; atypical signals score higher."""
-        if self.wavenet is None:
+        wavenet = next((p for p in self.priors.values() if isinstance(p, WaveNetPrior)), None)
+        if wavenet is None:
             raise ConfigError("log_likelihood needs a WaveNet prior (it gives exact likelihoods of the codes)")
         codes = self.encode(signals, sampling_rate_hz, resample).codes
-        label_ids = as_long(labels, len(codes), self.wavenet.labels, "log_likelihood") if labels is not None else None
-        bits = self.wavenet.model.nll_bits(codes.to(self.wavenet.model.device), label_ids)
+        label_ids = as_long(labels, len(codes), wavenet.labels, "log_likelihood") if labels is not None else None
+        bits = wavenet.model.nll_bits(codes.to(wavenet.model.device), label_ids)
         codes_per_second = self.sampling_rate_hz / self.codec.config.downsample_factor
         return (bits * codes_per_second).cpu().numpy()

@@ -32,7 +32,7 @@ def load_model(cls: type[M], folder: str | Path) -> M:
         raise CheckpointError(str(error)) from error
     if not isinstance(config, dict):
         raise CheckpointError(f"{config_file}: expected a JSON object")
-    if config.get("_class_name", cls.__name__) != cls.__name__:
+    if config.get("_class_name", cls.__name__) not in (cls.__name__, *getattr(cls, "former_class_names", ())):
         raise CheckpointError(f"{config_file}: holds a {config['_class_name']}, not a {cls.__name__}")
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in config if not k.startswith("_") and k not in accepted)

@@ -83,6 +83,30 @@ def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor, kin
     return (error / energy).mean()
 
 
+@dataclass
+class CodecModelConfig:
+    """The codec's architecture and quantizer, as a user chooses them (shape, rate and statistics come from the
+    window store). The defaults are the codec measured on MIT-BIH's unseen DS2 patients (recipes/mitbih)."""
+
+    hidden_channels: int = 64
+    num_res_blocks: int = 3
+    downsample_factor: int = 8  # samples per code position
+    latent_dim: int = 64
+    code_dim: int | None = 16  # codebook vectors are projected down to this (None: latent_dim)
+    num_codes: int = 1024
+    num_quantizers: int = 1  # > 1: residual VQ
+    quantizer_dropout: float = 0.0  # residual VQ: chance of training with fewer stages (one model, many rates)
+    codebook_mode: str = "ema"  # ema | loss (codebook + commitment loss)
+    beta: float = 0.25  # commitment weight
+    decay: float = 0.99  # EMA decay of the codebook
+    kmeans_init: bool = True
+    restart_dead_codes: bool = True
+    dead_code_threshold: float = 0.1
+    cosine_codes: bool = False
+    input_bits: int = 11  # bits per stored input sample, for the compression ratio (MIT-BIH's ADC)
+    reconstruction_loss_type: str = "relative"  # relative: each window's error over its energy; or mse
+
+
 class VQVAE(ModelMixin, ConfigMixin):
     """1D convolutional VQ-VAE. Public methods take and return ``(B, L, C)``; the networks run channels-first."""
 
@@ -247,6 +271,26 @@ class VQVAE(ModelMixin, ConfigMixin):
         out = self.decoder(self.project_out(latent.float().transpose(1, 2)))
         self.train(was_training)
         return self.denormalize(out).transpose(1, 2).float()
+
+    def encode_windows(self, windows, indices: np.ndarray | None = None, batch_size: int = 256, progress: bool = False,
+                       **encode_options) -> np.ndarray:
+        """Codes of many windows ``(N, L, C)``, a batch at a time: ``(N, L')`` (``(N, L', Q)`` for residual VQ) int64.
+
+        ``windows`` may be a memory map (a window store's): with ``indices`` only those rows are read, a batch at a
+        time, so a store larger than memory is encoded without loading it.
+        """
+        from tqdm.auto import tqdm
+
+        rows = np.arange(len(windows)) if indices is None else np.asarray(indices)
+        codes = [self.encode(np.asarray(windows[rows[start : start + batch_size]]), **encode_options).codes.cpu().numpy()
+                 for start in tqdm(range(0, len(rows), batch_size), desc="encode", unit="batch", disable=not progress, leave=False)]
+        shape = (0, self.latent_length) + ((self.config.num_quantizers,) if self.config.num_quantizers > 1 else ())
+        return np.concatenate(codes) if codes else np.zeros(shape, dtype=np.int64)
+
+    def decode_codes(self, codes, batch_size: int = 256) -> np.ndarray:
+        """Signals ``(N, L, C)`` float32 in physical units of many code sequences (or vectors), a batch at a time."""
+        return np.concatenate([self.decode(codes[start : start + batch_size]).cpu().numpy()
+                               for start in range(0, len(codes), batch_size)])
 
     @torch.no_grad()
     def reconstruct(self, signals) -> torch.Tensor:

@@ -250,9 +250,13 @@ class ResidualVectorQuantizer(nn.Module):
         return summary, stages
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
-        """(..., Q) codes -> (..., dim) summed vectors."""
-        if codes.shape[-1] != self.num_quantizers:
-            raise IndexError(f"expected {self.num_quantizers} code(s) per position, got {codes.shape[-1]}")
+        """(..., q) codes of the first q <= Q stages -> (..., dim) summed vectors.
+
+        Fewer stages than the codec has decode at a lower bit rate: with quantizer dropout in training, every
+        prefix of the stages is a codec of its own (one model serves a whole rate-distortion curve).
+        """
+        if not 1 <= codes.shape[-1] <= self.num_quantizers:
+            raise IndexError(f"expected 1 to {self.num_quantizers} code(s) per position, got {codes.shape[-1]}")
         return sum(q.lookup(codes[..., i]) for i, q in enumerate(self.quantizers))
 
     @torch.no_grad()

@@ -1,10 +1,12 @@
-"""Data layer: WFDB records -> clean, resampled, filtered windows -> a memory-mapped window store."""
+"""Data layer: sources of records -> clean, resampled, filtered windows -> a memory-mapped window store."""
 
-from tsvq.data.prepare import PrepareConfig, prepare, resolve_source
+from tsvq.data.prepare import PrepareConfig, prepare
 from tsvq.data.records import Annotation, Record, find_records, read_header, read_record
+from tsvq.data.sources import ArraySource, ReadOptions, RecordRef, Source, SourceConfig, TableConfig, WFDBSource, open_source
 from tsvq.data.store import WindowDataset, WindowStore
 
 __all__ = [
-    "Annotation", "PrepareConfig", "Record", "WindowDataset", "WindowStore",
-    "find_records", "prepare", "read_header", "read_record", "resolve_source",
+    "Annotation", "ArraySource", "PrepareConfig", "ReadOptions", "Record", "RecordRef", "Source", "SourceConfig",
+    "TableConfig", "WFDBSource", "WindowDataset", "WindowStore", "find_records", "open_source", "prepare",
+    "read_header", "read_record",
 ]

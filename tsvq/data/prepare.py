@@ -1,6 +1,6 @@
-"""From a folder of WFDB records (or a built-in source) to a window store, in one pass, record by record.
+"""From sources to a window store: plan the split from the record references, window each record, write.
 
-Memory holds one record at a time; windows stream to disk, so the source may be larger than RAM.
+Memory holds one record at a time; windows stream to disk, so the sources may be larger than RAM.
 """
 
 from __future__ import annotations
@@ -9,21 +9,21 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from tsvq.data import builtin
 from tsvq.data.preprocess import QualityConfig, bandpass, clean_segments, dropped_seconds, quality_mask, resample
-from tsvq.data.records import find_records, read_header, read_record
-from tsvq.data.splits import SPLITS, assign_group_splits, time_split_bounds
-from tsvq.data.store import STORE_FORMAT_VERSION, WindowStore
+from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
+from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
+from tsvq.data.store import STORE_FORMAT_VERSION, StoreWriter, WindowStore
 from tsvq.data.windows import beat_centred_starts, beats_in_window, fixed_window_starts, window_label
-from tsvq.errors import DataError
-from tsvq.io import atomic_directory, write_json
+from tsvq.errors import ConfigError, DataError
+from tsvq.io import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 class PrepareConfig:
     """How records become windows. Defaults suit single-lead ECG."""
 
-    source: str | list[str] = builtin.MITDB208  # a folder or record of WFDB files, a built-in source name, or a list
+    # a folder or record of WFDB files, a built-in source name, a source mapping (tsvq.data.sources.SourceConfig:
+    # patient groups, record selection, a metadata table), or a list of these
+    source: Any = builtin.MITDB208
     rate_hz: float | None = 250.0  # None keeps the native rate (then every record must share it)
     window_seconds: float = 4.096  # 1024 samples at 250 Hz
     window_samples: int | None = None  # overrides window_seconds
@@ -46,8 +48,11 @@ class PrepareConfig:
     annotation_extensions: list[str] = field(default_factory=lambda: ["atr"])
     label_extension: str = "atr"  # beat labels (AAMI classes) come from this annotation only
     beat_centred: bool = False  # one window centred on each annotated beat instead of fixed strides
-    group_by: str = "auto"  # 'record', 'parent' (folder = patient), or 'auto' (parent for records in subfolders)
-    split_by: str = "group"  # 'group' (patient-wise) or 'time' (contiguous blocks of each record)
+    group_by: str = "auto"  # for plain paths: 'record', 'parent' (folder = patient), or 'auto' (parent for records in subfolders)
+    split_by: str = "group"  # 'group' (patient-wise, seeded), 'label' (a record label, e.g. a fold), or 'time' (blocks of each record)
+    split_label: str | None = None  # with split_by 'label': which record label (e.g. strat_fold)
+    split_values: dict[str, list] = field(default_factory=dict)  # with split_by 'label': {train: [1, ..., 8], val: [9], test: [10]}
+    window_label: str = "beats"  # 'beats': AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     test_groups: list[str] = field(default_factory=list)
@@ -62,77 +67,73 @@ class PrepareConfig:
 
 
 def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
-    payload = json.dumps({"config": config.to_dict(), "sources": fingerprint, "version": STORE_FORMAT_VERSION}, sort_keys=True)
+    payload = json.dumps({"config": config.to_dict(), "sources": fingerprint, "version": STORE_FORMAT_VERSION},
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _fingerprint(paths: list[Path]) -> list:
-    """Names, sizes and modification times of the source files, so an edited record invalidates the store."""
-    items = []
-    for path in paths:
-        for file in sorted(path.parent.glob(path.name + ".*")):
-            stat = file.stat()
-            items.append([file.name, stat.st_size, int(stat.st_mtime)])
-    return items
-
-
-def _group_of(path: Path, root: Path, group_by: str) -> str:
-    relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-    in_subfolder = len(relative.parts) > 1
-    if group_by == "record" or (group_by == "auto" and not in_subfolder):
-        return relative.as_posix()
-    if group_by in ("parent", "auto"):
-        return relative.parent.as_posix() if in_subfolder else relative.as_posix()
-    raise DataError(f"unknown group_by '{group_by}'; choose 'record', 'parent' or 'auto'")
-
-
-def resolve_source(source: str) -> Path:
-    """A built-in source name becomes its cached folder; anything else is a path."""
-    if source in builtin.BUILTIN_SOURCES and not Path(source).exists():
-        return builtin.materialize(source)
-    return Path(source)
-
-
-def _as_list(source: str | list[str]) -> list[str]:
-    sources = [source] if isinstance(source, (str, Path)) else list(source)
-    if not sources:
+def open_sources(config: PrepareConfig) -> list[Source]:
+    """The sources a config names (a path, a built-in name or a source mapping, or a list of them)."""
+    specs = config.source if isinstance(config.source, list) else [config.source]
+    if not specs:
         raise DataError("prepare: 'source' is an empty list; name at least one folder, record or built-in source")
-    return [str(s) for s in sources]
+    return [open_source(spec, config.group_by) for spec in specs]
 
 
-def _records_of_sources(roots: list[Path], group_by: str) -> tuple[list[Path], list[str], list[str]]:
-    """Records of every source with their names and patient groups, relative to their own source.
-
-    Sources combine databases (e.g. a folder of recordings plus the built-in MIT-BIH excerpt); a record name or a
-    patient group found in two of them would merge two patients or hide one, so it is an error.
-    """
-    paths, names, groups, origin = [], [], [], {}
-    for root in roots:
-        found = find_records(root)
-        record_root = root if root.is_dir() else root.parent
-        groups_here = [_group_of(p, record_root, group_by) for p in found]
-        for group in set(groups_here):
-            if origin.setdefault(group, root) != root:
-                raise DataError(f"sources {origin[group]} and {root} both hold records of group '{group}'; "
+def list_references(sources: list[Source]) -> list[tuple[Source, RecordRef]]:
+    """Every source's references. A record name or patient group found in two sources would merge two patients
+    or hide one, so it is an error."""
+    found, origin = [], {}
+    for source in sources:
+        refs = source.references()
+        checks = sorted({("records of group", r.group) for r in refs}) + sorted({("record", r.name) for r in refs})
+        for kind, key in checks:  # patients first: the clash that matters most
+            if origin.setdefault((kind, key), source.description) != source.description:
+                raise DataError(f"sources {origin[kind, key]} and {source.description} both hold {kind} '{key}'; "
                                 "rename one, or prepare them separately")
-        paths += found
-        names += [p.relative_to(record_root).as_posix() for p in found]
-        groups += groups_here
-    return paths, names, groups
+        found += [(source, ref) for ref in refs]
+    return found
 
 
-def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, progress: bool = True) -> WindowStore:
-    """Build (or reuse) the window store for ``config`` at ``out`` and return it."""
+def plan_splits(refs: list[RecordRef], config: PrepareConfig) -> dict[str, str]:
+    """Group (patient) -> split, decided from the references alone, before any signal is read."""
+    if config.split_by == "time":
+        return {ref.group: "time-blocks" for ref in refs}
+    if config.split_by == "label":
+        if not config.split_label or not config.split_values:
+            raise ConfigError("split_by 'label' needs split_label (e.g. strat_fold) and split_values ({train: [...], ...})")
+        labels_of_group: dict[str, set[str]] = {}
+        for ref in refs:
+            if config.split_label not in ref.labels:
+                raise DataError(f"{ref.where}: record has no label '{config.split_label}' to split by")
+            labels_of_group.setdefault(ref.group, set()).add(str(ref.labels[config.split_label]))
+        return splits_from_label(labels_of_group, config.split_label, config.split_values)
+    if config.split_by == "group":
+        return assign_group_splits([ref.group for ref in refs], config.val_fraction, config.test_fraction, config.seed,
+                                   [str(g) for g in config.test_groups], [str(g) for g in config.val_groups])
+    raise ConfigError(f"unknown split_by '{config.split_by}'; choose 'group', 'label' or 'time'")
+
+
+def _check(config: PrepareConfig) -> None:
+    if config.lead_projections < 0 or (config.lead_projections and not (config.leads_as_examples and config.split_by != "time")):
+        raise ConfigError(f"lead_projections={config.lead_projections}: needs a count >= 0, leads_as_examples and a "
+                          "patient-wise split (mixtures augment the train patients only)")
+    if config.beat_centred and config.window_label != "beats":
+        raise ConfigError("beat_centred windows take their label from the beat they centre on; leave window_label 'beats'")
+
+
+def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, progress: bool = True,
+            sources: list[Source] | None = None) -> WindowStore:
+    """Build (or reuse) the window store for ``config`` at ``out`` and return it.
+
+    ``sources`` replaces ``config.source``, e.g. ``[ArraySource(signals, 250, groups=...)]`` for data in memory.
+    """
     out = Path(out)
-    roots = [resolve_source(source) for source in _as_list(config.source)]
-    paths, names, groups = _records_of_sources(roots, config.group_by)
-    where = ", ".join(map(str, roots))  # names the sources in messages
-    if config.split_by not in ("group", "time"):
-        raise DataError(f"unknown split_by '{config.split_by}'; choose 'group' or 'time'")
-    if config.lead_projections < 0 or (config.lead_projections and not (config.leads_as_examples and config.split_by == "group")):
-        raise DataError(f"lead_projections={config.lead_projections}: needs a count >= 0, leads_as_examples and split_by 'group' "
-                        "(mixtures augment the train patients only)")
-    config_hash = _config_hash(config, _fingerprint(paths))
+    _check(config)
+    sources = sources or open_sources(config)
+    refs = list_references(sources)
+    where = ", ".join(s.description for s in sources)  # names the sources in messages
+    config_hash = _config_hash(config, [s.fingerprint() for s in sources])
     if (out / "manifest.json").exists():
         existing = WindowStore(out)
         if existing.manifest.get("config_hash") == config_hash:
@@ -141,116 +142,85 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
         if not overwrite:
             raise DataError(f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite")
     skipped: dict[str, str] = {}
-    headers = {}
-    for path, name in zip(paths, names):
+    for source, ref in refs:
         try:
-            headers[name] = read_header(path)
+            source.check(ref)
         except DataError as error:
             if not config.skip_bad_records:
                 raise
-            skipped[name] = str(error)
-    if config.rate_hz is None:
-        rates = {name: float(h.fs) for name, h in headers.items()}
-        if len(set(rates.values())) > 1:
-            raise DataError(f"{where}: records have different sampling rates {rates}; set a target rate (--rate HZ) to resample them")
-    rate = float(config.rate_hz or next(iter(headers.values())).fs)
-    window = int(config.window_samples or round(config.window_seconds * rate))
-    stride = int(round(config.stride_seconds * rate)) if config.stride_seconds else window
-    if window < 8:
-        raise DataError(f"window of {window} samples is too short")
-    if config.split_by == "group":
-        group_split = assign_group_splits(
-            [g for g, n in zip(groups, names) if n in headers], config.val_fraction, config.test_fraction,
-            config.seed, config.test_groups, config.val_groups,
-        )
+            skipped[ref.name] = str(error)
+    refs = [(source, ref) for source, ref in refs if ref.name not in skipped]
+    split_of_group = plan_splits([ref for _, ref in refs], config)
+    options = ReadOptions(config.channels, config.channel_aliases, tuple(config.annotation_extensions))
     quality = QualityConfig(flat_seconds=config.flat_seconds, clip_seconds=config.clip_seconds)
-
+    rate = config.rate_hz
     with atomic_directory(out) as tmp:
-        record_index, starts, split_codes, labels, beats = [], [], [], [], []
-        records_meta, dropped = [], Counter()
-        channel_names = units = None
-        named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
-        with open(tmp / "windows.f32", "wb") as sink:
-            iterator = tqdm(list(zip(paths, names, groups)), desc="prepare", unit="record", disable=not progress)
-            for path, name, group in iterator:
-                if name in skipped:
-                    continue
-                iterator.set_postfix_str(name)
+        writer = StoreWriter(tmp)
+        try:
+            iterator = tqdm(refs, desc="prepare", unit="record", disable=not progress)
+            for source, ref in iterator:
+                iterator.set_postfix_str(ref.name)
+                split = split_of_group[ref.group]
                 try:
-                    record = read_record(path, config.channels, config.channel_aliases, tuple(config.annotation_extensions), group)
-                    examples = [(entry, names_here, units_here,
-                                 _windows_of_record(record, signal, rate, window, stride, quality, config))
-                                for entry, signal, names_here, units_here in _examples_of_record(
-                                    record, name, config, config.split_by == "group" and group_split[group] == "train")]
-                    for _, _, units_here, _ in examples:
-                        if units is not None and [u.lower() for u in units_here] != [u.lower() for u in units]:
-                            raise DataError(f"{path}.hea: units {units_here} differ from earlier records' {units}")
+                    record = source.read(ref, options)
+                    if rate is None:
+                        rate = record.sampling_rate_hz
+                    elif config.rate_hz is None and record.sampling_rate_hz != rate:
+                        raise DataError(f"{ref.where}: sampling rate {record.sampling_rate_hz:g} Hz differs from "
+                                        f"{rate:g} Hz of earlier records; set a target rate (--rate HZ) to resample them")
+                    _write_record(writer, record, ref, split, float(rate), config, quality)
                 except DataError as error:
                     if not config.skip_bad_records:
                         raise
-                    skipped[name] = str(error)
-                    continue
-                for entry, names_here, units_here, result in examples:
-                    if channel_names is None:
-                        channel_names = list(config.channels) if named_channels else names_here
-                    elif names_here != channel_names and not named_channels:
-                        channel_names = ["signal"]  # differently named leads share one channel: no single name fits
-                    units = units or units_here
-                    if config.split_by == "group":
-                        split_of_window = np.full(len(result["starts"]), SPLITS.index(group_split[group]), dtype=np.int8)
-                    else:
-                        split_of_window = result["time_split"]
-                    _append_windows(sink, result["windows"])
-                    index = len(records_meta)
-                    record_index.append(np.full(len(result["starts"]), index, dtype=np.int32))
-                    starts.append(result["starts"])
-                    split_codes.append(split_of_window)
-                    labels += result["labels"]
-                    beats += result["beats"]
-                    dropped.update(result["dropped_s"])
-                    records_meta.append({
-                        "name": entry, "group": group, "file": str(path) + ".hea",
-                        "split": group_split[group] if config.split_by == "group" else "time-blocks",
-                        "native_rate_hz": record.sampling_rate_hz, "channels": names_here,
-                        "minutes": round(record.duration_s / 60, 3), "windows": int(len(result["starts"])),
-                        "dropped_seconds": result["dropped_s"],
-                    })
-        if not records_meta:
-            raise DataError(f"{where}: no usable record; skipped: {skipped}")
-        index = {
-            "record": np.concatenate(record_index), "start": np.concatenate(starts),
-            "split": np.concatenate(split_codes), "label": np.array(labels, dtype="U1"),
-            "beats": np.array(beats, dtype=str),
-        }
-        if len(index["start"]) == 0:
-            raise DataError(f"{where}: no record is long enough for one {window}-sample window after cleaning")
-        np.savez(tmp / "index.npz", **index)
-        counts = {s: int((index["split"] == i).sum()) for i, s in enumerate(SPLITS)}
-        if counts["train"] == 0:
-            raise DataError(f"{where}: the train split holds no windows; check the split settings")
-        shape = (len(index["start"]), window, len(channel_names))
-        windows = np.memmap(tmp / "windows.f32", dtype=np.float32, mode="r", shape=shape)
-        write_json(tmp / "normalization.json", _normalization(windows, index, records_meta))
-        minutes_per_group = defaultdict(float)
-        for r in {r["file"]: r for r in records_meta}.values():  # a record's leads share its minutes
-            minutes_per_group[r["group"]] += r["minutes"]
-        write_json(tmp / "manifest.json", {
-            "format_version": STORE_FORMAT_VERSION, "config": config.to_dict(), "config_hash": config_hash,
-            "source": str(roots[0]) if len(roots) == 1 else [str(r) for r in roots],
-            "sampling_rate_hz": rate, "window_length": window, "stride": stride,
-            "channel_names": channel_names, "units": units, "num_windows": shape[0], "windows_per_split": counts,
-            "minutes_per_group": dict(minutes_per_group), "dropped_seconds": dict(dropped),
-            "skipped_records": skipped, "records": records_meta,
-            "split_note": ("patient-wise: every record of a group lands in one split" if config.split_by == "group" else
-                           "by time: each record's first part trains, its middle validates, its end tests; "
-                           "windows crossing a block boundary are dropped"),
-        })
+                    skipped[ref.name] = str(error)
+            window, stride = _window_and_stride(config, float(rate or 0))
+            writer.finish({
+                "config": config.to_dict(), "config_hash": config_hash,
+                "source": [s.description for s in sources] if len(sources) > 1 else sources[0].description,
+                "sampling_rate_hz": rate, "window_length": window, "stride": stride, "skipped_records": skipped,
+                "split_note": _SPLIT_NOTES[config.split_by],
+            }, where)
+        finally:
+            writer.close()
     return WindowStore(out)
 
 
-def _append_windows(sink, windows: np.ndarray) -> None:
-    """Append windows to the raw store file (one seam, so tests can simulate a full disk here)."""
-    sink.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+_SPLIT_NOTES = {
+    "group": "patient-wise: every record of a group lands in one split",
+    "label": "by a record label, patient-wise: every record of a group lands in one split",
+    "time": "by time: each record's first part trains, its middle validates, its end tests; windows crossing a block boundary are dropped",
+}
+
+
+def _window_and_stride(config: PrepareConfig, rate: float) -> tuple[int, int]:
+    window = int(config.window_samples or round(config.window_seconds * rate))
+    if window < 8:
+        raise DataError(f"window of {window} samples is too short")
+    return window, int(round(config.stride_seconds * rate)) if config.stride_seconds else window
+
+
+def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate: float, config: PrepareConfig,
+                  quality: QualityConfig) -> None:
+    """Window every example of one record and hand the windows to the writer (all or nothing for the record)."""
+    window, stride = _window_and_stride(config, rate)
+    record_label = None
+    if config.window_label != "beats":
+        if config.window_label not in ref.labels:
+            raise DataError(f"{ref.where}: record has no label '{config.window_label}' (window_label)")
+        record_label = str(ref.labels[config.window_label])
+    examples = [(entry, names, units, _windows_of_record(record, signal, rate, window, stride, quality, config))
+                for entry, signal, names, units in _examples_of_record(record, ref.name, config, split == "train")]
+    named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
+    for entry, names, units, result in examples:
+        count = len(result["starts"])
+        splits = (result["time_split"] if config.split_by == "time"
+                  else np.full(count, SPLITS.index(split), dtype=np.int8))
+        labels = result["labels"] if record_label is None else [record_label] * count
+        writer.add({"name": entry, "group": ref.group, "file": ref.where, "split": split, "labels": dict(ref.labels),
+                    "native_rate_hz": record.sampling_rate_hz, "channels": names,
+                    "minutes": round(record.duration_s / 60, 3), "windows": count, "dropped_seconds": result["dropped_s"]},
+                   result["windows"], result["starts"], splits, labels, result["beats"],
+                   list(config.channels) if named_channels else names, units)
 
 
 def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
@@ -347,23 +317,3 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
         "windows": np.stack(out_windows), "starts": np.array(out_starts, dtype=np.int64),
         "time_split": np.array(out_split, dtype=np.int8), "labels": labels, "beats": beats, "dropped_s": dropped,
     }
-
-
-def _normalization(windows: np.ndarray, index: dict, records_meta: list[dict]) -> dict:
-    """Per-channel mean/std of the train split (global), and of each record (for per-record use)."""
-    train = np.flatnonzero(index["split"] == SPLITS.index("train"))
-    total = np.zeros(windows.shape[2]); total_sq = np.zeros(windows.shape[2]); count = 0
-    for chunk in np.array_split(train, max(1, len(train) // 1024)):
-        block = np.asarray(windows[chunk], dtype=np.float64)
-        total += block.sum(axis=(0, 1)); total_sq += (block**2).sum(axis=(0, 1)); count += block.shape[0] * block.shape[1]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    if (std < 1e-6).any():
-        raise DataError("the train split's windows are flat (standard deviation ~0); nothing to learn")
-    per_record = {}
-    for i, meta in enumerate(records_meta):
-        rows = np.flatnonzero(index["record"] == i)
-        if len(rows):
-            block = np.asarray(windows[rows], dtype=np.float64)
-            per_record[meta["name"]] = {"mean": block.mean(axis=(0, 1)).tolist(), "std": block.std(axis=(0, 1)).tolist()}
-    return {"computed_on": "train split", "mean": mean.tolist(), "std": std.tolist(), "per_record": per_record}

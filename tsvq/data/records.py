@@ -119,13 +119,18 @@ def read_header(path: str | os.PathLike) -> wfdb.Record:
     return header
 
 
+def clean_channel_name(name: str) -> str:
+    """A channel name as meant: BIDMC's published headers write ``PLETH,`` and ``II,``."""
+    return name.strip().rstrip(",").strip()
+
+
 def select_channels(
     available: list[str], wanted: list[str] | None, use_aliases: bool = False, where: str = ""
 ) -> list[int]:
     """Indices of the wanted channels, matched by name (case-insensitive), then by alias if asked."""
     if not wanted:
         return list(range(len(available)))
-    lowered = [name.strip().lower() for name in available]
+    lowered = [clean_channel_name(name).lower() for name in available]
     indices = []
     for name in wanted:
         candidates = [name]
@@ -192,7 +197,7 @@ def read_record(
         group=group or path.name,
         sampling_rate_hz=float(record.fs),
         signal=signal,
-        channel_names=list(record.sig_name),
+        channel_names=[clean_channel_name(name) for name in record.sig_name],
         units=list(record.units or ["mV"] * signal.shape[1]),
         annotations=annotations,
         comments=list(record.comments or []),

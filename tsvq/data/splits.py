@@ -47,6 +47,28 @@ def assign_group_splits(
     return assignment
 
 
+def splits_from_label(labels_of_group: dict[str, set[str]], label: str, values: dict[str, list]) -> dict[str, str]:
+    """Map each group to a split by a record label, e.g. PTB-XL's ``strat_fold`` (1-8 train, 9 val, 10 test).
+
+    A patient whose records carry values of two splits would straddle them; that is refused, never resolved silently.
+    """
+    unknown = sorted(set(values) - set(SPLITS))
+    if unknown:
+        raise DataError(f"split_values: unknown split(s) {unknown}; choose from {SPLITS}")
+    split_of_value = {str(v): split for split, listed in values.items() for v in listed}
+    assignment = {}
+    for group, found in labels_of_group.items():
+        splits = {split_of_value.get(v) for v in found}
+        if None in splits:
+            missing = sorted(v for v in found if v not in split_of_value)
+            raise DataError(f"split: group '{group}' has {label} value(s) {missing} that split_values does not place")
+        if len(splits) > 1:
+            raise DataError(f"split: group '{group}' has records in {sorted(splits)} by '{label}'; a patient must "
+                            "stay in one split")
+        assignment[group] = splits.pop()
+    return assignment
+
+
 def time_split_bounds(length: int, val_fraction: float, test_fraction: float) -> dict[str, tuple[int, int]]:
     """Contiguous time blocks of one record: train first, then val, then test (no shuffling across time)."""
     train_end = int(length * (1 - val_fraction - test_fraction))

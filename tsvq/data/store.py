@@ -12,6 +12,7 @@ Training reads windows lazily, so a store larger than memory trains without bein
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from torch.utils.data import Dataset
 
 from tsvq.data.splits import SPLITS
 from tsvq.errors import DataError
-from tsvq.io import read_json
+from tsvq.io import read_json, write_json
 
 STORE_FORMAT_VERSION = 1
 
@@ -127,6 +128,94 @@ class WindowStore:
         return f"WindowStore({self.path}, {self.sampling_rate_hz:g} Hz, window={self.window_length}, channels={self.channel_names}, {counts})"
 
 
+class StoreWriter:
+    """Writes a store into a (temporary) folder: windows stream to disk, the index, normalisation and
+    manifest are written once every example is in. ``prepare`` decides what to write; this decides how."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._sink = open(self.folder / "windows.f32", "wb")
+        self._index: dict[str, list] = defaultdict(list)
+        self.records: list[dict] = []
+        self.dropped: Counter = Counter()
+        self.channel_names: list[str] | None = None
+        self.units: list[str] | None = None
+
+    def add(self, meta: dict, windows: np.ndarray, starts: np.ndarray, splits: np.ndarray, labels: list[str],
+            beats: list[str], channel_names: list[str], units: list[str]) -> None:
+        """Append one example's windows ``(n, L, C)`` with their start samples, split codes, labels and beats."""
+        where = meta.get("file", meta["name"])
+        if self.units is not None and [u.lower() for u in units] != [u.lower() for u in self.units]:
+            raise DataError(f"{where}: units {units} differ from earlier records' {self.units}")
+        if self.channel_names is None:
+            self.channel_names, self.units = list(channel_names), list(units)
+        elif list(channel_names) != self.channel_names:
+            self.channel_names = ["signal"]  # differently named leads share one channel: no single name fits
+        self._append_windows(windows)
+        self._index["record"].append(np.full(len(starts), len(self.records), dtype=np.int32))
+        self._index["start"].append(np.asarray(starts, dtype=np.int64))
+        self._index["split"].append(np.asarray(splits, dtype=np.int8))
+        self._index["label"] += labels
+        self._index["beats"] += beats
+        self.dropped.update(meta.get("dropped_seconds", {}))
+        self.records.append(meta)
+
+    def _append_windows(self, windows: np.ndarray) -> None:
+        """Append windows to the raw store file (one seam, so tests can simulate a full disk here)."""
+        self._sink.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+
+    def finish(self, manifest: dict, where: str) -> None:
+        """Write the index, the train split's normalisation statistics and the manifest."""
+        self._sink.close()
+        if not self.records:
+            raise DataError(f"{where}: no usable record; skipped: {manifest.get('skipped_records', {})}")
+        index = {"record": np.concatenate(self._index["record"]), "start": np.concatenate(self._index["start"]),
+                 "split": np.concatenate(self._index["split"]), "label": np.array(self._index["label"], dtype=str),
+                 "beats": np.array(self._index["beats"], dtype=str)}
+        np.savez(self.folder / "index.npz", **index)
+        counts = {s: int((index["split"] == i).sum()) for i, s in enumerate(SPLITS)}
+        if counts["train"] == 0:
+            raise DataError(f"{where}: the train split holds no windows; check the split settings")
+        shape = (len(index["start"]), manifest["window_length"], len(self.channel_names))
+        windows = np.memmap(self.folder / "windows.f32", dtype=np.float32, mode="r", shape=shape)
+        write_json(self.folder / "normalization.json", train_statistics(windows, index["split"]))
+        minutes_per_group: dict[str, float] = defaultdict(float)
+        for record in {r["file"]: r for r in self.records}.values():  # a record's leads share its minutes
+            minutes_per_group[record["group"]] += record["minutes"]
+        write_json(self.folder / "manifest.json", {
+            "format_version": STORE_FORMAT_VERSION, **manifest, "channel_names": self.channel_names, "units": self.units,
+            "num_windows": shape[0], "windows_per_split": counts, "minutes_per_group": dict(minutes_per_group),
+            "dropped_seconds": dict(self.dropped), "records": self.records,
+        })
+
+    def close(self) -> None:
+        self._sink.close()
+
+
+def train_statistics(windows: np.ndarray, split: np.ndarray) -> dict:
+    """Per-channel mean and standard deviation of the train split, read in chunks (the store may exceed memory)."""
+    train = np.flatnonzero(split == SPLITS.index("train"))
+    total = np.zeros(windows.shape[2])
+    total_sq = np.zeros(windows.shape[2])
+    count = 0
+    for chunk in np.array_split(train, max(1, len(train) // 1024)):
+        block = np.asarray(windows[chunk], dtype=np.float64)
+        total += block.sum(axis=(0, 1))
+        total_sq += (block**2).sum(axis=(0, 1))
+        count += block.shape[0] * block.shape[1]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    if (std < 1e-6).any():
+        raise DataError("the train split's windows are flat (standard deviation ~0); nothing to learn")
+    return {"computed_on": "train split", "mean": mean.tolist(), "std": std.tolist()}
+
+
+def label_ids(names, vocabulary: list[str], missing: int = -1) -> np.ndarray:
+    """The index of each label name in ``vocabulary``, ``missing`` for a name it does not hold (or no label)."""
+    index = {name: i for i, name in enumerate(vocabulary)}
+    return np.array([index.get(str(name), missing) for name in names], dtype=np.int64)
+
+
 def balanced_indices(indices: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Repeat each group's windows (cyclically) until every group has as many as the largest one, so each patient
     weighs the same in an epoch however many hours they contributed. Deterministic: the shuffle stays the sampler's."""
@@ -147,8 +236,7 @@ class WindowDataset(Dataset):
             raise DataError(f"{store.path}: the '{split}' split holds no windows")
         if balance_groups:
             self.indices = balanced_indices(self.indices, store.groups_of(self.indices))
-        vocabulary = {name: i for i, name in enumerate(label_vocabulary or [])}
-        self.labels = np.array([vocabulary.get(str(l), -1) for l in store.index["label"][self.indices]], dtype=np.int64)
+        self.labels = label_ids(store.index["label"][self.indices], label_vocabulary or [])
         self._windows: np.memmap | None = None  # opened lazily so DataLoader workers each map their own
 
     def __len__(self) -> int:

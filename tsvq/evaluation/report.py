@@ -12,7 +12,7 @@ import dataclasses
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 from tsvq import __version__, plots
 from tsvq.codec.metrics import codebook_report, prdn, reconstruction_report
 from tsvq.data import WindowStore
+from tsvq.data.store import label_ids
 from tsvq.errors import DataError
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
@@ -41,9 +42,8 @@ GENERATION_FIGURES = ("frechet_distance", "mmd", "discriminative_score", "predic
 class EvalConfig:
     split: str = "test"
     n: int = 1000  # generated windows; real windows are capped at 2n (two halves)
-    prior: str = "diffusion"
-    steps: int = 20
-    sampler: str = "dpm"
+    prior: str | None = None  # which of the pipeline's priors draws the samples (None: its first)
+    sampling: dict = field(default_factory=dict)  # that prior's sampling options, e.g. {"steps": 20, "sampler": "dpm"}
     seed: int = 0
     num_kernels: int = 256
     folds: int = 3
@@ -84,10 +84,24 @@ def generation_figures(reference: np.ndarray, candidate: np.ndarray, rate_hz: fl
     return figures
 
 
-def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalConfig(), pipeline=None,
+def check_store_matches(pipeline, store: WindowStore) -> None:
+    """A pipeline scored on windows of another rate, length or channel count would give meaningless figures."""
+    mismatches = [f"{what} {ours} vs the pipeline's {theirs}" for what, ours, theirs in (
+        ("sampling rate (Hz)", store.sampling_rate_hz, pipeline.sampling_rate_hz),
+        ("window length", store.window_length, pipeline.window_length),
+        ("channels", store.num_channels, len(pipeline.channel_names))) if not np.isclose(ours, theirs)]
+    if mismatches:
+        raise DataError(f"{store.path}: the store does not match the pipeline: {'; '.join(mismatches)}; "
+                        "prepare the data with the pipeline's settings")
+
+
+def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None = None, pipeline=None,
              samples: np.ndarray | None = None, progress: bool = True) -> dict:
     """Score a pipeline (reconstruction, codebook, its samples) or externally made ``samples`` (n, L, C) mV."""
     started = time.time()
+    config = config or EvalConfig()
+    if pipeline is not None:
+        check_store_matches(pipeline, store)
     if pipeline is None and samples is None:
         raise DataError("evaluate needs a pipeline, samples, or both")
     rate = store.sampling_rate_hz
@@ -105,8 +119,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
         if pipeline is not None:
             report |= _codec_section(pipeline, store, real, real_index, config, tmp)
         if samples is None:
-            output = pipeline.sample(config.n, prior=config.prior, steps=config.steps, sampler=config.sampler,
-                                     seed=config.seed, progress=progress)
+            output = pipeline.sample(config.n, config.prior, seed=config.seed, progress=progress, **config.sampling)
             samples, report["sampling"] = output.signals, output.info
         else:
             samples = np.asarray(samples, dtype=np.float32)
@@ -116,7 +129,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
                 raise DataError("samples: contain NaN or Inf")
             report["sampling"] = {"source": "external samples"}
         report |= _generation_section(samples, half_a, half_b, store, rate, config, tmp)
-        if pipeline is not None and pipeline.diffusion is not None and pipeline.diffusion.labels:
+        if pipeline is not None and pipeline.priors and pipeline.prior(config.prior).labels:
             report["label_classification"] = _label_section(pipeline, store, real, real_index, config)
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
@@ -126,13 +139,9 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig = EvalC
 def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: np.ndarray, config: EvalConfig,
                    folder: Path) -> dict:
     names = store.record_names_at(indices)
-    codes, reconstructions = [], []
-    for start in range(0, len(windows), 256):
-        encoded = pipeline.encode(windows[start : start + 256], search=config.search)
-        codes.append(encoded.codes.cpu().numpy())
-        reconstructions.append(pipeline.decode(encoded.vectors))
-    codes, reconstructions = np.concatenate(codes), np.concatenate(reconstructions)
     codec = pipeline.codec
+    codes = codec.encode_windows(windows, search=config.search)
+    reconstructions = codec.decode_codes(codes)
     recon = reconstruction_report(windows, reconstructions, names, codec.bits_per_second(),
                                   codec.compression_ratio() * codec.bits_per_second())
     health = codebook_report(codes, codec.config.num_codes)
@@ -150,24 +159,24 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
 
 def _label_section(pipeline, store: WindowStore, test_windows: np.ndarray, indices: np.ndarray, config: EvalConfig) -> dict:
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
-    labels = pipeline.diffusion.labels
+    labels = pipeline.prior(config.prior).labels
     test_names = store.index["label"][indices]
     known = np.isin(test_names, labels)
-    test_windows, test_ids = test_windows[known], np.array([labels.index(n) for n in test_names[known]])
+    test_windows, test_ids = test_windows[known], label_ids(test_names[known], labels)
     train_names = store.labels("train")
     train_known = np.flatnonzero(np.isin(train_names, labels))
     if len(test_ids) < 2 or len(train_known) < 2:
         return {"skipped": "too few labelled windows"}
     rng = np.random.default_rng(config.seed)
     # synthetic windows with the label mix of the training windows
-    draw = [labels.index(n) for n in train_names[rng.choice(train_known, config.n)]]
-    synthetic = pipeline.sample(config.n, prior="diffusion", steps=config.steps, sampler=config.sampler, labels=draw,
-                                guidance=2.0, seed=config.seed, progress=False).signals
+    draw = label_ids(train_names[rng.choice(train_known, config.n)], labels).tolist()
+    synthetic = pipeline.sample(config.n, config.prior, labels=draw, seed=config.seed, progress=False,
+                                **config.sampling).signals
     chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
     real_train = np.asarray(store.windows[chosen_train])
-    real_ids = np.array([labels.index(n) for n in store.index["label"][chosen_train]])
+    real_ids = label_ids(store.index["label"][chosen_train], labels)
     return {
-        "labels": labels, "guidance": 2.0,
+        "labels": labels, "sampling": config.sampling,
         "train_synthetic_test_real": label_classification_score(synthetic, np.array(draw), test_windows, test_ids, len(labels),
                                                                 config.classifier_steps, config.seed, reference=real_train),
         "train_real_test_real": label_classification_score(real_train, real_ids, test_windows, test_ids, len(labels),

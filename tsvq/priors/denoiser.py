@@ -9,12 +9,23 @@ feeding it to every block. Here the time embedding (plus an optional class embed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_1d_blocks import DownResnetBlock1D, MidResTemporalBlock1D, OutConv1DBlock, UpResnetBlock1D
 from torch import nn
+
+
+@dataclass
+class DenoiserConfig:
+    """The denoiser's size, as a user chooses it (latent shape and classes come from the codec and the data)."""
+
+    block_out_channels: tuple[int, ...] = (64, 128, 256)  # one UNet level each; multiples of 8
+    layers_per_block: int = 1
+    time_embedding_dim: int = 128
 
 
 class LatentUNet1D(ModelMixin, ConfigMixin):

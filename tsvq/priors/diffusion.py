@@ -11,6 +11,7 @@ A saved prior is a folder: ``denoiser/`` (config.json + safetensors), ``schedule
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,14 +20,24 @@ from tqdm.auto import tqdm
 
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
+from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
 from tsvq.priors.denoiser import LatentUNet1D
-from tsvq.priors.signature import as_long, read_prior_description
+from tsvq.priors.signature import as_long, check_signature
 from tsvq.safe_loading import load_model
 
 logger = logging.getLogger(__name__)
 
-PRIOR_FORMAT_VERSION = 1
 SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
+
+
+@dataclass
+class NoiseScheduleConfig:
+    """The training noise schedule (diffusers' DDPMScheduler): a cosine schedule that ends at almost zero signal,
+    and v-prediction, which stays well-conditioned at both ends of it."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "v_prediction"  # epsilon | v_prediction | sample
 
 
 def training_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
@@ -49,13 +60,10 @@ def sampling_scheduler(name: str, config) -> object:
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}")
     # Trailing timestep spacing starts the few-step samplers at the last training step, where the cosine schedule
-    # has (almost) no signal left (Lin et al. 2024); measured on the demo prior it cut the Frechet distance of
-    # DDIM 20 from 719 to 652 (benchmarks/sampling.py).
-    # DPM-Solver++ takes steps uniform in log-SNR (use_lu_lambdas, as in Lu et al.'s DPM-Solver++) with a third-order
-    # multistep update. At 20 steps on a longer-trained demo prior (best of 6000 steps; 200 samples) that took the
-    # Frechet distance from 356 (2M, trailing spacing; 4 seeds) to 297 (2M, log-SNR steps; 4 seeds) and 257 (3M;
-    # 2 seeds), DDPM 1000 being 264; benchmarks/sampling.py has the figures of all samplers. lambda_min_clipped:
-    # diffusers advises it for cosine schedules, whose last steps would make the solver divide by a vanishing signal.
+    # has (almost) no signal left (Lin et al. 2024). DPM-Solver++ takes steps uniform in log-SNR (use_lu_lambdas,
+    # as in Lu et al.'s DPM-Solver++) with a third-order multistep update; lambda_min_clipped is what diffusers
+    # advises for cosine schedules, whose last steps would make the solver divide by a vanishing signal.
+    # What each choice gained is measured in benchmarks/README.md (sampling.py).
     extra: dict = {}
     if name == "dpm":
         extra = {"algorithm_type": "dpmsolver++", "solver_order": 3, "use_lu_lambdas": True, "lambda_min_clipped": -5.1}
@@ -64,8 +72,20 @@ def sampling_scheduler(name: str, config) -> object:
     return SAMPLERS[name].from_config(config, **extra)
 
 
+@dataclass
+class DiffusionSamplingOptions:
+    steps: int = field(default=20, metadata={"help": "diffusion: sampling steps"})
+    sampler: str = field(default="dpm", metadata={"help": "diffusion: ddpm, ddim or dpm (DPM-Solver++ 3M)"})
+    guidance: float = field(default=1.0, metadata={"help": "diffusion: classifier-free guidance scale (conditional priors)"})
+
+
+@register_prior
 class DiffusionPrior:
-    """Denoiser + scheduler config + latent statistics; ``sample`` returns latents in codebook-vector units."""
+    """Denoiser + scheduler config + latent statistics; samples are codebook vectors, not yet snapped."""
+
+    kind = "diffusion"
+    models = "vectors"
+    SamplingOptions = DiffusionSamplingOptions
 
     def __init__(self, denoiser: LatentUNet1D, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
                  labels: list[str] | None = None, codec_signature: dict | None = None):
@@ -88,17 +108,23 @@ class DiffusionPrior:
     def max_steps(self) -> int:
         return int(self.scheduler_config["num_train_timesteps"])
 
-    def standardize(self, vectors: torch.Tensor) -> torch.Tensor:
-        """(B, L', D) codebook vectors -> (B, D, L') unit-scale latents."""
-        return (vectors.transpose(1, 2) - self.latent_mean.to(vectors.device)) / self.latent_std.to(vectors.device)
-
     def unstandardize(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, D, L') -> (B, L', D)."""
         return (latents * self.latent_std.to(latents.device) + self.latent_mean.to(latents.device)).transpose(1, 2)
 
+    def check_codec(self, codec) -> None:
+        check_signature(self.codec_signature, codec, "diffusion prior")
+
+    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
+               **options) -> PriorSample:
+        """``n`` codebook-vector sequences ``(n, L', D)``; options: ``steps``, ``sampler``, ``guidance``."""
+        settings = sampling_options(DiffusionPrior, options, "diffusion prior sampling options")
+        vectors = self.sample_vectors(n, settings.steps, settings.sampler, labels, settings.guidance, seed, batch_size, progress)
+        return PriorSample(vectors=vectors, info=asdict(settings))
+
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 20, sampler: str = "dpm", labels=None, guidance: float = 1.0,
-               seed: int | None = 0, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+    def sample_vectors(self, n: int, steps: int = 20, sampler: str = "dpm", labels=None, guidance: float = 1.0,
+                       seed: int | None = 0, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
         """``n`` latents ``(n, L', D)`` (unsnapped). ``guidance`` > 1 applies classifier-free guidance to ``labels``."""
         if not 1 <= steps <= self.max_steps:
             raise ConfigError(f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got {steps}")
@@ -138,7 +164,7 @@ class DiffusionPrior:
             self.denoiser.save_pretrained(tmp / "denoiser")
             DDPMScheduler.from_config(self.scheduler_config).save_pretrained(tmp / "scheduler")
             write_json(tmp / "prior.json", {
-                "kind": "diffusion", "format_version": PRIOR_FORMAT_VERSION, "models": "codebook vectors (B, L', D)",
+                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "codebook vectors (B, L', D)",
                 "latent_mean": self.latent_mean.flatten().tolist(), "latent_std": self.latent_std.flatten().tolist(),
                 "labels": self.labels, "codec_signature": self.codec_signature,
             })
@@ -146,7 +172,7 @@ class DiffusionPrior:
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DiffusionPrior":
         folder = Path(folder)
-        info = read_prior_description(folder, "diffusion", PRIOR_FORMAT_VERSION)
+        info = read_prior_description(folder, cls.kind)
         denoiser = load_model(LatentUNet1D, folder / "denoiser").to(device)
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
         return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),

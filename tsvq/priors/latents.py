@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
-
 from tsvq.io import atomic_file, read_json, write_json
 from tsvq.priors.signature import codec_signature
 
@@ -25,10 +23,7 @@ def cached_codes(codec, store, split: str, cache_dir: str | Path, max_windows: i
     codes_file, key_file = cache_dir / f"codes-{split}.npy", cache_dir / f"codes-{split}.json"
     if codes_file.exists() and key_file.exists() and read_json(key_file) == key:
         return np.load(codes_file), indices
-    codes = []
-    for start in tqdm(range(0, len(indices), 256), desc=f"encode {split}", unit="batch", disable=not progress, leave=False):
-        codes.append(codec.encode(np.asarray(store.windows[indices[start : start + 256]])).codes.cpu().numpy())
-    codes = np.concatenate(codes) if codes else np.zeros((0, codec.latent_length), dtype=np.int64)
+    codes = codec.encode_windows(store.windows, indices, progress=progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_file(codes_file, "wb") as handle:
         np.save(handle, codes)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-
 import torch
 
 from tsvq.errors import CheckpointError
-from tsvq.io import read_json
 
 
 def codec_signature(codec) -> dict:
@@ -57,13 +54,3 @@ def as_long(labels, n: int, vocabulary: list[str], where: str) -> torch.Tensor |
                 raise DataError(f"{where}: label index {label} out of range for {vocabulary}")
             indices.append(int(label))
     return torch.tensor(indices, dtype=torch.long)
-
-
-def read_prior_description(folder: Path, kind: str, format_version: int) -> dict:
-    """``prior.json`` of a saved prior, checked to be of ``kind`` and not from a newer tsvq."""
-    info = read_json(folder / "prior.json", f"{kind} prior description")
-    if info.get("kind") != kind:
-        raise CheckpointError(f"{folder / 'prior.json'}: not a {kind} prior (kind = {info.get('kind')})")
-    if info.get("format_version", 0) > format_version:
-        raise CheckpointError(f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq")
-    return info

@@ -12,6 +12,7 @@ one pass through the layers (r9y9/wavenet_vocoder's incremental inference) inste
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,10 +24,9 @@ from tqdm.auto import tqdm
 
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, write_json
-from tsvq.priors.signature import as_long, read_prior_description
+from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
+from tsvq.priors.signature import as_long, check_signature
 from tsvq.safe_loading import load_model
-
-PRIOR_FORMAT_VERSION = 1
 
 
 class GatedResidualLayer(nn.Module):
@@ -82,7 +82,20 @@ class GatedResidualLayer(nn.Module):
         return (x + out[:, :residual_channels]) * math.sqrt(0.5), out[:, residual_channels:]
 
 
-class WaveNetPrior(ModelMixin, ConfigMixin):
+@dataclass
+class WaveNetConfig:
+    """The WaveNet's size, as a user chooses it (vocabulary, length and classes come from the codec and the data)."""
+
+    residual_channels: int = 64
+    skip_channels: int = 128
+    dilation_cycle: tuple[int, ...] = (1, 2, 4, 8, 16, 32)  # receptive field grows to the sum over all cycles
+    num_cycles: int = 2
+    condition_dim: int = 32
+
+
+class WaveNet(ModelMixin, ConfigMixin):
+    former_class_names = ("WaveNetPrior",)  # how folders written before tsvq 0.2 name it
+
     """Categorical prior over ``(B, L')`` codes. Index ``num_codes`` is the start token."""
 
     @register_to_config
@@ -108,10 +121,6 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(skip_channels, num_codes, 1))
-
-    @property
-    def receptive_field(self) -> int:
-        return 1 + sum(layer.dilation for layer in self.layers)
 
     def _condition(self, labels: torch.Tensor | None, batch: int = 1) -> torch.Tensor | None:
         if self.class_embedding is None:
@@ -195,19 +204,36 @@ class WaveNetPrior(ModelMixin, ConfigMixin):
         return codes
 
 
-class WaveNetCodePrior:
-    """A trained WaveNet prior with what it needs beside its weights: labels, codec signature, code rate."""
+@dataclass
+class WaveNetSamplingOptions:
+    temperature: float = field(default=1.0, metadata={"help": "WaveNet: divide the logits by this (< 1: safer codes)"})
+    top_k: int | None = field(default=None, metadata={"help": "WaveNet: draw only from the k most likely codes"})
+    top_p: float | None = field(default=None, metadata={"help": "WaveNet: nucleus sampling, the smallest set of codes holding this probability"})
 
-    def __init__(self, model: WaveNetPrior, labels: list[str] | None = None, codec_signature: dict | None = None,
+
+@register_prior
+class WaveNetPrior:
+    """A trained WaveNet over code indices with what it needs beside its weights: labels, codec signature, code rate."""
+
+    kind = "wavenet"
+    models = "codes"
+    SamplingOptions = WaveNetSamplingOptions
+
+    def __init__(self, model: WaveNet, labels: list[str] | None = None, codec_signature: dict | None = None,
                  statistics: dict | None = None):
         self.model = model
         self.labels = list(labels or [])
         self.codec_signature = dict(codec_signature or {})
         self.statistics = dict(statistics or {})
 
-    def sample(self, n: int, labels=None, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               seed: int | None = 0, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
-        """``(n, L')`` int64 codes."""
+    def check_codec(self, codec) -> None:
+        check_single_codebook(codec)
+        check_signature(self.codec_signature, codec, "WaveNet prior")
+
+    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
+               **options) -> PriorSample:
+        """``n`` code sequences ``(n, L')`` int64, drawn with cached (O(layers) per code) generation."""
+        settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
         label_ids = as_long(labels, n, self.labels, "WaveNet prior")
         if label_ids is not None and self.model.class_embedding is None:
             raise DataError("WaveNet prior: labels given, but this prior was trained without class conditioning")
@@ -216,23 +242,23 @@ class WaveNetCodePrior:
         for i, start in enumerate(range(0, n, batch_size)):
             count = min(batch_size, n - start)
             labels_here = label_ids[start : start + count] if label_ids is not None else None
-            out.append(self.model.generate(count, labels=labels_here, temperature=temperature, top_k=top_k, top_p=top_p,
-                                           seed=None if seed is None else seed + i, progress=progress))
-        return torch.cat(out)
+            out.append(self.model.generate(count, labels=labels_here, temperature=settings.temperature, top_k=settings.top_k,
+                                           top_p=settings.top_p, seed=None if seed is None else seed + i, progress=progress))
+        return PriorSample(codes=torch.cat(out), info=asdict(settings))
 
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:
             self.model.save_pretrained(tmp / "model")
             write_json(tmp / "prior.json", {
-                "kind": "wavenet", "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
+                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
                 "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
             })
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WaveNetCodePrior":
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WaveNetPrior":
         folder = Path(folder)
-        info = read_prior_description(folder, "wavenet", PRIOR_FORMAT_VERSION)
-        model = load_model(WaveNetPrior, folder / "model").to(device)
+        info = read_prior_description(folder, cls.kind)
+        model = load_model(WaveNet, folder / "model").to(device)
         return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))
 
 

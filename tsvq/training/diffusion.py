@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,10 +14,12 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
-from tsvq.priors.denoiser import LatentUNet1D
-from tsvq.priors.diffusion import DiffusionPrior, terminal_snr, training_scheduler
+from tsvq.config import as_config
+from tsvq.priors.denoiser import DenoiserConfig, LatentUNet1D
+from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.stages import Stage
 from tsvq.training.prior_data import load_prior_data
 
 
@@ -26,13 +27,17 @@ from tsvq.training.prior_data import load_prior_data
 class DiffusionStageConfig:
     store: str = "runs/store"
     codec: str = "runs/codec/model"
-    model: dict[str, Any] = field(default_factory=dict)  # LatentUNet1D arguments (block_out_channels, ...)
-    scheduler: dict[str, Any] = field(default_factory=dict)  # num_train_timesteps, beta_schedule, prediction_type
+    model: DenoiserConfig = field(default_factory=DenoiserConfig)
+    scheduler: NoiseScheduleConfig = field(default_factory=NoiseScheduleConfig)
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
     label_dropout: float = 0.1
     ema_decay: float = 0.999
     val_max_windows: int = 512
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4))
+
+    def __post_init__(self):
+        self.model = as_config(DenoiserConfig, self.model, "diffusion stage: model")
+        self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
 
 
 class LatentDataset(Dataset):
@@ -65,10 +70,8 @@ class DiffusionTask:
         self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, data.train_label_ids)
         self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, data.val_label_ids)
-        self.noise_scheduler = training_scheduler(**config.scheduler)
-        self.terminal_snr = terminal_snr(self.noise_scheduler)
-        model_kwargs = {"block_out_channels": (64, 128, 256)} | dict(config.model)
-        model_kwargs["block_out_channels"] = tuple(model_kwargs["block_out_channels"])
+        self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
+        model_kwargs = asdict(config.model) | {"block_out_channels": tuple(config.model.block_out_channels)}
         self.model = LatentUNet1D(latent_channels=self.codec.code_dim, latent_length=self.codec.latent_length,
                                   num_classes=len(self.labels), **model_kwargs)
         self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=LatentUNet1D, model_config=self.model.config)
@@ -131,3 +134,6 @@ def train_diffusion(config: DiffusionStageConfig) -> Path:
     """Train the diffusion prior stage; returns the folder of the best prior (EMA weights)."""
     set_seed(config.training.seed)
     return train(DiffusionTask(config), config.training)
+
+
+STAGE = Stage(DiffusionStageConfig, train_diffusion)

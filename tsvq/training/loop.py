@@ -29,7 +29,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from tsvq.errors import CheckpointError
+from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import write_json
 from tsvq.training.trackers import JSONLinesTracker
 
@@ -137,7 +137,7 @@ def _scheduler(optimizer, config: TrainingConfig, num_processes: int):
         return get_cosine_schedule_with_warmup(optimizer, warmup, total)
     if config.lr_schedule == "constant":
         return get_constant_schedule_with_warmup(optimizer, warmup)
-    raise CheckpointError(f"unknown lr_schedule '{config.lr_schedule}' (cosine or constant)")
+    raise ConfigError(f"unknown lr_schedule '{config.lr_schedule}' (cosine or constant)")
 
 
 def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
@@ -171,14 +171,14 @@ def train(task: Task, config: TrainingConfig) -> Path:
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and accelerator.num_processes == 1:
         # Each process would train alone and all would write the same checkpoints: refuse instead.
-        raise CheckpointError(f"{launched} processes were launched but each sees only itself; on CPU-only machines "
+        raise ConfigError(f"{launched} processes were launched but each sees only itself; on CPU-only machines "
                               "launch with ACCELERATE_USE_CPU=1 (see recipes/accelerate/cpu_2proc.yaml)")
     set_seed(config.seed)
     # The loader draws its worker seeds from its own generator, so resuming does not shift the global RNG.
     loader = DataLoader(task.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                         num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
     if len(loader) < config.gradient_accumulation_steps:
-        raise CheckpointError(f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
+        raise DataError(f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
                               f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation steps")
     optimizer = torch.optim.AdamW(task.model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
                                   weight_decay=config.weight_decay)

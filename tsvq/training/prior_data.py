@@ -9,6 +9,7 @@ import numpy as np
 
 from tsvq.codec import VQVAE
 from tsvq.data import WindowStore
+from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError
 from tsvq.priors.latents import cached_codes
 from tsvq.safe_loading import load_model
@@ -37,6 +38,5 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     if conditional and not labels:
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
-    class_of = {name: i for i, name in enumerate(labels)}
-    label_ids = np.array([class_of.get(n, len(labels)) for n in store.index["label"]])
-    return PriorData(store, codec, train_codes, label_ids[train_index], val_codes, label_ids[val_index], labels)
+    ids = label_ids(store.index["label"], labels, missing=len(labels))
+    return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels)

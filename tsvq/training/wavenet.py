@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -15,8 +14,10 @@ from torch.utils.data import Dataset
 
 from tsvq.codec.metrics import codebook_report
 from tsvq.priors.signature import codec_signature
-from tsvq.priors.wavenet import WaveNetCodePrior, WaveNetPrior, check_single_codebook
+from tsvq.config import as_config
+from tsvq.priors.wavenet import WaveNet, WaveNetConfig, WaveNetPrior, check_single_codebook
 from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.stages import Stage
 from tsvq.training.prior_data import load_prior_data
 
 
@@ -24,10 +25,13 @@ from tsvq.training.prior_data import load_prior_data
 class WaveNetStageConfig:
     store: str = "runs/store"
     codec: str = "runs/codec/model"
-    model: dict[str, Any] = field(default_factory=dict)  # WaveNetPrior arguments (residual_channels, num_cycles, ...)
+    model: WaveNetConfig = field(default_factory=WaveNetConfig)
     conditional: bool = False
     val_max_windows: int = 512
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3))
+
+    def __post_init__(self):
+        self.model = as_config(WaveNetConfig, self.model, "wavenet stage: model")
 
 
 class CodeDataset(Dataset):
@@ -56,8 +60,8 @@ class WaveNetTask:
         self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
         self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
         self.last_metrics: dict[str, float] | None = None
-        self.model = WaveNetPrior(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
-                                  num_classes=len(self.labels), **config.model)
+        self.model = WaveNet(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
+                                  num_classes=len(self.labels), **asdict(config.model))
 
     def loss(self, model, batch):
         logits = model(batch["codes"], batch["label"] if self.labels else None)
@@ -77,7 +81,7 @@ class WaveNetTask:
     def save(self, model, folder: Path) -> None:
         # The loop saves right after evaluating these same weights; evaluate only if it has not.
         statistics = (self.last_metrics or self.evaluate(model)) | {"codes_per_second": self.codes_per_second}
-        WaveNetCodePrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
+        WaveNetPrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
 
     def after_step(self, model) -> None:
         pass
@@ -90,3 +94,6 @@ def train_wavenet(config: WaveNetStageConfig) -> Path:
     """Train the WaveNet prior stage; returns the folder of the best prior (by validation bits per code)."""
     set_seed(config.training.seed)
     return train(WaveNetTask(config), config.training)
+
+
+STAGE = Stage(WaveNetStageConfig, train_wavenet)
