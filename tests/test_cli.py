@@ -30,3 +30,17 @@ def test_help_states_real_defaults_only(capsys):
     assert "seed of the draw (default: 0)" in text
     assert "how many windows to draw (default: 16)" in text
     assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_prepare_options_come_from_the_config_fields(capsys):
+    import dataclasses
+
+    from tsvq.data import PrepareConfig
+
+    destinations = {a.dest for a in _parsers()["prepare"]._actions}
+    fields = [f for f in dataclasses.fields(PrepareConfig) if not str(f.type).startswith("dict")]
+    assert {f.name for f in fields} <= destinations  # a new config field is a new option, with its help
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 4.096)" in text and "seed of the split and the lead mixtures (default: 0)" in text

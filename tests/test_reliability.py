@@ -167,7 +167,7 @@ def test_configs_from_newer_or_incompatible_versions_are_refused(tiny_pipeline, 
     with pytest.raises(CheckpointError, match="newer tsvq"):
         Pipeline.from_pretrained(folder)
     (folder / "pipeline.json").write_text(json.dumps(index))
-    prior_file = folder / "diffusion" / "prior.json"
+    prior_file = folder / "priors" / "diffusion" / "prior.json"
     prior_file.write_text(json.dumps(json.loads(prior_file.read_text()) | {"format_version": 7}))
     with pytest.raises(CheckpointError, match="newer tsvq"):
         Pipeline.from_pretrained(folder)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -17,28 +18,14 @@ def _prepare_config_from_args(args: argparse.Namespace):
 
     values = load_yaml(args.config) if args.config else {}
     values = values.get("data", values)
-    if args.source and isinstance(values.get("source"), dict) and len(args.source) == 1:
+    source = args.source
+    if source and isinstance(values.get("source"), dict) and len(source) == 1:
         # a recipe's source mapping (groups, exclusions, a table) keeps its settings; --source says where the data is
-        values["source"] = {**values["source"], "path": args.source[0]}
-        args.source = None
-    flags = {
-        "source": args.source[0] if args.source and len(args.source) == 1 else args.source,
-        "rate_hz": args.rate, "window_seconds": args.window, "window_samples": args.window_samples,
-        "stride_seconds": args.stride, "channels": args.channels, "test_groups": args.test_groups,
-        "val_groups": args.val_groups, "split_by": args.split_by, "group_by": args.group_by, "seed": args.seed,
-        "highpass_hz": args.highpass, "lowpass_hz": args.lowpass, "lead_projections": args.lead_projections,
-    }
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if args.channel_aliases:
-        values["channel_aliases"] = True
-    if args.beat_centred:
-        values["beat_centred"] = True
-    if args.leads_as_examples:
-        values["leads_as_examples"] = True
-    if args.skip_bad_records:
-        values["skip_bad_records"] = True
-    if args.annotations:
-        values["annotation_extensions"] = args.annotations
+        values["source"] = {**values["source"], "path": source[0]}
+        source = None
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(PrepareConfig) if f.name != "source"}
+    flags["source"] = source[0] if source and len(source) == 1 else source
+    values.update({name: value for name, value in flags.items() if value is not None})
     return from_dict(PrepareConfig, apply_overrides(values, args.set), "prepare config")
 
 
@@ -170,33 +157,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", nargs="+",
-                   help="folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; "
-                        "one path replaces the path of a recipe's source mapping and keeps its groups and table")
+    """One option per PrepareConfig field, with the field's help; flags stay unset (None) so that a YAML file's
+    values are overridden only by what the user typed."""
+    from tsvq.data import PrepareConfig
+
     p.add_argument("--config", help="YAML file with a 'data:' section (PrepareConfig fields)")
-    p.add_argument("--rate", type=float, help="target sampling rate in Hz (default 250)")
-    p.add_argument("--window", type=float, help="window length in seconds (default 4.096)")
-    p.add_argument("--window-samples", type=int, help="window length in samples (overrides --window)")
-    p.add_argument("--stride", type=float, help="stride in seconds (default: the window length)")
-    p.add_argument("--channels", nargs="+", help="channel names to keep (default: each record's first channel)")
-    p.add_argument("--channel-aliases", action="store_true", help="also match aliases such as MLII/II and V/V5")
-    p.add_argument("--leads-as-examples", action="store_true",
-                   help="each lead in the first channel's unit becomes its own single-channel example")
-    p.add_argument("--lead-projections", type=int, metavar="N",
-                   help="with --leads-as-examples: N random mixtures of each train record's leads join as examples")
-    p.add_argument("--annotations", nargs="+", help="annotation extensions to read (default: atr)")
-    p.add_argument("--beat-centred", action="store_true", help="one window centred on each annotated beat")
-    p.add_argument("--test-groups", nargs="+", help="patients/groups that must land in the test split")
-    p.add_argument("--val-groups", nargs="+", help="patients/groups that must land in the validation split")
-    p.add_argument("--split-by", choices=["group", "label", "time"],
-                   help="group: patient-wise (default); label: by a record label such as a fold (split_label, "
-                        "split_values); time: contiguous blocks of each record (one-patient data)")
-    p.add_argument("--group-by", choices=["auto", "record", "parent"],
-                   help="what a patient is: a record, its folder (parent), or auto (default: folder for records in subfolders)")
-    p.add_argument("--highpass", type=float, help="high-pass edge in Hz (baseline wander removal)")
-    p.add_argument("--lowpass", type=float, help="low-pass edge in Hz")
-    p.add_argument("--skip-bad-records", action="store_true", help="skip (and count) unreadable records instead of stopping")
-    p.add_argument("--seed", type=int, help="seed of the split and the lead mixtures (default 0)")
+    for f in dataclasses.fields(PrepareConfig):
+        meta = f.metadata
+        flag = "--" + (meta.get("flag") or f.name).replace("_", "-")
+        kind = str(f.type)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = "" if default is None or default is False or default == [] or default == {} else f" (default: {default})"
+        options = {"dest": f.name, "default": None, "help": meta["help"] + shown}
+        if kind.startswith("dict"):
+            continue  # mappings come from YAML or --set
+        if kind == "bool":
+            p.add_argument(flag, action="store_const", const=True, **options)
+        elif kind.startswith("list") or f.name == "source":
+            p.add_argument(flag, nargs="+", **options)
+        else:
+            p.add_argument(flag, type=int if kind.startswith("int") else float if kind.startswith("float") else str,
+                           **{k: v for k, v in meta.items() if k in ("choices", "metavar")}, **options)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any config field")
 
 

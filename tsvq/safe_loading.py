@@ -1,7 +1,10 @@
 """Loading saved models without trusting the folder: JSON configs, safetensors weights, never pickles.
 
-``ModelMixin.from_pretrained`` would also look at a hub and fall back to pickled ``.bin`` weights; tsvq loads
-model folders itself so that a folder from elsewhere can only ever supply numbers and plain configuration.
+One path for every model: diffusers' ``ModelMixin.from_pretrained`` with ``use_safetensors=True`` and
+``local_files_only=True`` (no hub, no pickled ``.bin`` fallback), wrapped in tsvq's checks, which diffusers only
+warns about: the config names this class and no setting this version lacks, and the weights fit the model
+exactly (no missing, unexpected or mis-shaped tensors). A folder from elsewhere can only supply numbers and plain
+configuration, and every problem is a ``CheckpointError`` that names the file.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from tsvq.errors import CheckpointError
 from tsvq.io import read_json
@@ -45,19 +47,17 @@ def load_model(cls: type[M], folder: str | Path) -> M:
         hint = f" (found {others}: tsvq never loads pickled weights)" if others else ""
         raise CheckpointError(f"{weights}: weights file missing{hint}")
     try:
-        state = load_file(weights)
-    except (SafetensorError, OSError, ValueError) as error:
+        model, info = cls.from_pretrained(folder, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False,
+                                          output_loading_info=True)
+    except (SafetensorError, OSError, EnvironmentError) as error:
         raise CheckpointError(f"{weights}: corrupt or truncated safetensors file ({error})") from error
-    try:
-        model = cls.from_config(config)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{config_file}: invalid settings ({error})") from error
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shape mismatches
-        raise CheckpointError(f"{weights}: weights do not fit the model described by {config_file}: {error}") from error
-    if missing or unexpected:
-        raise CheckpointError(f"{weights}: weights do not match {config_file} "
-                              f"(missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]})")
+    except (TypeError, ValueError, RuntimeError) as error:
+        if "size" in str(error) or "shape" in str(error):
+            raise CheckpointError(f"{weights}: weights do not fit the model described by {config_file}: {error}") from error
+        raise CheckpointError(f"{config_file}: invalid settings or weights ({error})") from error
+    missing, unexpected = info.get("missing_keys", []), info.get("unexpected_keys", [])
+    if missing or unexpected or info.get("mismatched_keys"):
+        raise CheckpointError(f"{weights}: weights do not match {config_file} (missing {list(missing)[:5]}, "
+                              f"unexpected {list(unexpected)[:5]}, mis-shaped {list(info.get('mismatched_keys') or [])[:5]})")
     model.eval()
     return model

@@ -257,7 +257,7 @@ class ResidualVectorQuantizer(nn.Module):
         """
         if not 1 <= codes.shape[-1] <= self.num_quantizers:
             raise IndexError(f"expected 1 to {self.num_quantizers} code(s) per position, got {codes.shape[-1]}")
-        return sum(q.lookup(codes[..., i]) for i, q in enumerate(self.quantizers))
+        return sum(self.quantizers[i].lookup(codes[..., i]) for i in range(codes.shape[-1]))
 
     @torch.no_grad()
     def snap(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,39 +28,50 @@ from tsvq.io import atomic_directory
 logger = logging.getLogger(__name__)
 
 
+def _option(default=dataclasses.MISSING, help: str = "", flag: str | None = None, default_factory=dataclasses.MISSING,
+            **cli):
+    """A config field with the help text (and, where it is shorter than the name, the flag; ``cli``: argparse's
+    ``choices``/``metavar``) of its CLI option: `tsvq prepare` makes its options from these, so help and
+    defaults cannot drift from the config."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help, "flag": flag, **cli})
+
+
 @dataclass
 class PrepareConfig:
     """How records become windows. Defaults suit single-lead ECG."""
 
-    # a folder or record of WFDB files, a built-in source name, a source mapping (tsvq.data.sources.SourceConfig:
-    # patient groups, record selection, a metadata table), or a list of these
-    source: Any = builtin.MITDB208
-    rate_hz: float | None = 250.0  # None keeps the native rate (then every record must share it)
-    window_seconds: float = 4.096  # 1024 samples at 250 Hz
-    window_samples: int | None = None  # overrides window_seconds
-    stride_seconds: float | None = None  # None: non-overlapping windows
-    channels: list[str] | None = None  # None: the first channel of each record
-    channel_aliases: bool = False  # match MLII/II, V/V5, ... when exact names are absent
-    leads_as_examples: bool = False  # each lead in the first channel's unit (e.g. every mV lead) is its own 1-channel example
-    lead_projections: int = 0  # with leads_as_examples: this many random mixtures of each train record's leads join too
-    highpass_hz: float | None = 0.5  # baseline wander removal; None to keep it
-    lowpass_hz: float | None = 40.0
-    annotation_extensions: list[str] = field(default_factory=lambda: ["atr"])
-    label_extension: str = "atr"  # beat labels (AAMI classes) come from this annotation only
-    beat_centred: bool = False  # one window centred on each annotated beat instead of fixed strides
-    group_by: str = "auto"  # for plain paths: 'record', 'parent' (folder = patient), or 'auto' (parent for records in subfolders)
-    split_by: str = "group"  # 'group' (patient-wise, seeded), 'label' (a record label, e.g. a fold), or 'time' (blocks of each record)
-    split_label: str | None = None  # with split_by 'label': which record label (e.g. strat_fold)
-    split_values: dict[str, list] = field(default_factory=dict)  # with split_by 'label': {train: [1, ..., 8], val: [9], test: [10]}
-    window_label: str = "beats"  # 'beats': AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)
-    val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    test_groups: list[str] = field(default_factory=list)
-    val_groups: list[str] = field(default_factory=list)
-    skip_bad_records: bool = False  # count and skip unreadable/unusable records instead of stopping
-    seed: int = 0
-    flat_seconds: float = 2.0
-    clip_seconds: float = 0.05
+    source: Any = _option(builtin.MITDB208, flag="source", help=(
+        "folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; one path "
+        "replaces the path of a recipe's source mapping (tsvq.data.SourceConfig) and keeps its groups and table"))
+    rate_hz: float | None = _option(250.0, flag="rate", help="target sampling rate in Hz (none: keep the native rate, which every record must share)")
+    window_seconds: float = _option(4.096, flag="window", help="window length in seconds")
+    window_samples: int | None = _option(None, help="window length in samples (overrides --window)")
+    stride_seconds: float | None = _option(None, flag="stride", help="stride in seconds (default: the window length)")
+    channels: list[str] | None = _option(None, help="channel names to keep (default: each record's first channel)")
+    channel_aliases: bool = _option(False, help="also match aliases such as MLII/II and V/V5")
+    leads_as_examples: bool = _option(False, help="each lead in the first channel's unit becomes its own single-channel example")
+    lead_projections: int = _option(0, metavar="N", help="with --leads-as-examples: N random mixtures of each train record's leads join as examples")
+    highpass_hz: float | None = _option(0.5, flag="highpass", help="high-pass edge in Hz (baseline wander removal)")
+    lowpass_hz: float | None = _option(40.0, flag="lowpass", help="low-pass edge in Hz")
+    annotation_extensions: list[str] = _option(default_factory=lambda: ["atr"], flag="annotations", help="annotation extensions to read")
+    label_extension: str = _option("atr", help="the annotation whose beat symbols give AAMI beat labels")
+    beat_centred: bool = _option(False, help="one window centred on each annotated beat instead of fixed strides")
+    group_by: str = _option("auto", choices=["auto", "record", "parent"], help=(
+        "what a patient is, for plain paths: a record, its folder (parent), or auto (folder for records in subfolders)"))
+    split_by: str = _option("group", choices=["group", "label", "time"], help=(
+        "group: patient-wise, seeded; label: by a record label such as a fold (split_label, split_values); time: "
+        "contiguous blocks of each record (one-patient data)"))
+    split_label: str | None = _option(None, help="with --split-by label: which record label places a patient (e.g. strat_fold)")
+    split_values: dict[str, list] = _option(default_factory=dict, help="with split_by label: {train: [1, ..., 8], val: [9], test: [10]} (YAML or --set)")
+    window_label: str = _option("beats", help="beats: the AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)")
+    val_fraction: float = _option(0.1, help="share of the patients that validate (when --val-groups is not given)")
+    test_fraction: float = _option(0.2, help="share of the patients that test (when --test-groups is not given)")
+    test_groups: list[str] = _option(default_factory=list, help="patients/groups that must land in the test split")
+    val_groups: list[str] = _option(default_factory=list, help="patients/groups that must land in the validation split")
+    skip_bad_records: bool = _option(False, help="skip (and count) unreadable or unusable records instead of stopping")
+    seed: int = _option(0, help="seed of the split and the lead mixtures")
+    flat_seconds: float = _option(2.0, help="an unchanged stretch this long is a lead-off flat line, cut out")
+    clip_seconds: float = _option(0.05, help="a plateau at the channel's extreme this long is clipping, cut out")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
