@@ -36,15 +36,16 @@ STORED_BITS_PER_SECOND = 11 * 360  # one MIT-BIH channel as the database stores 
 BEAT_BEFORE_S, BEAT_AFTER_S = 0.25, 0.45  # a beat-centred segment: P wave to the end of T
 
 
-def ds2_mlii(store: WindowStore) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
-    """Test windows of the DS2 records' MLII lead: windows, record names, start samples, header path per record."""
+def ds2_mlii(store: WindowStore) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[str, float]]]:
+    """Test windows of the DS2 records' MLII lead: windows, record names, start samples, and each record's path
+    (without extension) and native rate."""
     records = store.manifest["records"]
     rows = store.split_indices("test")
     entry = np.array([r["name"] for r in records])[store.index["record"][rows]]
     keep = np.array([e.endswith(":MLII") and e.split(":")[0] in DS2 for e in entry])
     if not keep.any():
         raise SystemExit(f"{store.path}: no DS2 MLII test windows; prepare with recipes/mitbih/prepare.yaml")
-    files = {r["name"].split(":")[0]: r["file"][: -len(".hea")] for r in records}
+    files = {r["name"].split(":")[0]: (r["file"][: -len(".hea")], r["native_rate_hz"]) for r in records}
     rows = rows[keep]
     return np.asarray(store.windows[rows]), entry[keep], store.index["start"][rows], files
 
@@ -61,12 +62,13 @@ def beat_class_prdn(windows, reconstruction, entries, starts, files, rate: float
     """Mean PRDN of beat-centred segments per AAMI class, over every annotated beat that fits inside a window."""
     before, after = int(BEAT_BEFORE_S * rate), int(BEAT_AFTER_S * rate)
     found: dict[str, list[float]] = {}
-    for record in sorted({e.split(":")[0] for e in entries}):
-        annotation = wfdb.rdann(files[record], "atr")
-        native = wfdb.rdheader(files[record]).fs
+    record_of_window = np.array([e.split(":")[0] for e in entries])
+    for record in sorted(set(record_of_window)):
+        path, native = files[record]
+        annotation = wfdb.rdann(path, "atr")
         beats = np.round(np.asarray(annotation.sample) * rate / native).astype(int)
         symbols = np.array(annotation.symbol)
-        for w in np.flatnonzero(np.char.startswith(entries.astype(str), record + ":")):
+        for w in np.flatnonzero(record_of_window == record):
             inside = (beats - before >= starts[w]) & (beats + after <= starts[w] + windows.shape[1])
             for beat, symbol in zip(beats[inside] - starts[w], symbols[inside]):
                 if symbol in AAMI_CLASSES:

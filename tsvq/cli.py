@@ -156,6 +156,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _value_type(f: dataclasses.Field) -> type:
+    """The type a config field's option parses its value as, from the field's annotation (int, float or str)."""
+    annotation = str(f.type)
+    return next((t for t in (int, float) if annotation.startswith(t.__name__)), str)
+
+
 def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     """One option per PrepareConfig field, with the field's help; flags stay unset (None) so that a YAML file's
     values are overridden only by what the user typed."""
@@ -176,8 +182,8 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
         elif kind.startswith("list") or f.name == "source":
             p.add_argument(flag, nargs="+", **options)
         else:
-            p.add_argument(flag, type=int if kind.startswith("int") else float if kind.startswith("float") else str,
-                           **{k: v for k, v in meta.items() if k in ("choices", "metavar")}, **options)
+            p.add_argument(flag, type=_value_type(f), **{k: v for k, v in meta.items() if k in ("choices", "metavar")},
+                           **options)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any config field")
 
 
@@ -194,17 +200,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 def _add_prior_arguments(p: argparse.ArgumentParser) -> None:
     """How `sample` and `eval` draw from a prior: the same options, so a report's figures can be reproduced by hand.
     Each registered prior's sampling options become flags here, with their help and defaults."""
-    import dataclasses
-
     import tsvq.priors  # noqa: F401  (registers the built-in priors, whose options become flags)
     from tsvq.priors.base import option_fields
 
     p.add_argument("--prior", help="which of the pipeline's priors draws the codes, by name (default: its first)")
     for name, f in option_fields().items():
         default = f.default if f.default is not dataclasses.MISSING else None
-        kind = next((t for t in (int, float, str) if t.__name__ in str(f.type)), str)
         help_text = f.metadata.get("help", name) + ("" if default is None else f" (default: {default})")
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=help_text)
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_value_type(f), default=None, help=help_text)
     p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
 

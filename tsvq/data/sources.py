@@ -12,14 +12,14 @@ import ast
 import csv
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from tsvq.data import builtin
-from tsvq.data.records import Record, find_records, read_header, read_record
+from tsvq.data.records import Record, find_records, read_header, read_record, select_channels
 from tsvq.errors import ConfigError, DataError
 
 
@@ -119,9 +119,17 @@ class WFDBSource:
         self.description = str(self.root)
         if config.group_by == "table" and (config.table is None or config.table.group_column is None):
             raise ConfigError(f"source {self.root}: group_by 'table' needs a table with a group_column")
-        self._paths: dict[str, Path] = {}
+        self._paths: dict[str, Path] = {}  # record name -> path, filled by references()
+        self._refs: list[RecordRef] | None = None
 
     def references(self) -> list[RecordRef]:
+        """The source's records, listed (folder walk, table read) once and remembered."""
+        if self._refs is None:
+            self._paths = {}
+            self._refs = self._list_references()
+        return self._refs
+
+    def _list_references(self) -> list[RecordRef]:
         paths = find_records(self.root)
         record_root = self.root if self.root.is_dir() else self.root.parent
         rows = self._table_rows(record_root) if self.config.table else None
@@ -188,6 +196,7 @@ class WFDBSource:
 
     def fingerprint(self) -> list:
         """Names, sizes and modification times of the source's files (an edited record invalidates the store)."""
+        self.references()
         items = []
         for path in self._paths.values():
             for file in sorted(path.parent.glob(path.name + ".*")):
@@ -263,7 +272,8 @@ class ArraySource:
                                    ("units", self.units, channels)):
             if values is not None and len(values) != size:
                 raise DataError(f"{description}: {len(values)} {what} for {size} {'rows' if size == count else 'channels'}")
-        if len(set(self.names)) != count:
+        self._row_of = {name: row for row, name in enumerate(self.names)}
+        if len(self._row_of) != count:
             raise DataError(f"{description}: row names must be unique")
         self.description = description
 
@@ -273,9 +283,7 @@ class ArraySource:
                 for i, (name, group) in enumerate(zip(self.names, self.groups))]
 
     def read(self, ref: RecordRef, options: ReadOptions) -> Record:
-        from tsvq.data.records import select_channels
-
-        row = self.names.index(ref.name)
+        row = self._row_of[ref.name]
         picked = select_channels(self.channel_names, options.channels, options.use_aliases, where=ref.where)
         return Record(name=ref.name, path=Path(ref.where), group=ref.group, sampling_rate_hz=self.sampling_rate_hz,
                       signal=np.asarray(self.signals[row][:, picked], dtype=np.float64),
@@ -300,5 +308,5 @@ def open_source(spec: str | dict | SourceConfig, default_group_by: str = "auto")
     if not isinstance(spec, SourceConfig):
         spec = SourceConfig(path=str(spec), group_by=default_group_by)
     if spec.path in builtin.BUILTIN_SOURCES and not Path(spec.path).exists():
-        spec = SourceConfig(**{**spec.__dict__, "path": str(builtin.materialize(spec.path))})
+        spec = replace(spec, path=str(builtin.materialize(spec.path)))
     return WFDBSource(spec)

@@ -92,4 +92,4 @@ def train_codec(config: CodecStageConfig) -> Path:
     return train(CodecTask(config), config.training)
 
 
-STAGE = Stage(CodecStageConfig, train_codec, needs_codec=False)
+STAGE = Stage(CodecStageConfig, train_codec)

@@ -18,7 +18,6 @@ from tsvq.errors import ConfigError
 class Stage:
     config_class: type  # dataclass of the stage's YAML file
     train: Callable[[Any], Path]  # trains and returns the folder of the best model
-    needs_codec: bool = True  # prior stages read a trained codec
 
 
 _STAGES: dict[str, str | Stage] = {
