@@ -366,3 +366,44 @@ def test_array_source_prepares_arrays_in_memory(tmp_path):
         ArraySource(signals, 250, groups=["a", "b"])
     with pytest.raises(DataError, match="expected numeric signals of shape"):
         ArraySource(signals[0], 250)
+
+
+def test_example_unit_label_values_source_balance_and_relocated_recipe_sources(tmp_path, small_database):
+    """The pieces a many-database recipe needs (recipes/pretrained): ECG leads only, a table's folds as a filter,
+    every database weighing the same, and --source pointing a multi-source recipe at another folder."""
+    from tsvq.cli import _relocate_sources
+    from tsvq.data import SourceConfig, TableConfig
+
+    icu = tmp_path / "icu"
+    icu.mkdir()
+    for name, seed in (("q1", 50), ("q2", 51), ("q3", 52)):
+        x = ecg_like(40, 250, seed=seed)
+        wfdb.wrsamp(name, fs=250, units=["NU", "mV"], sig_name=["PLETH,", "II,"], p_signal=np.stack([0.5 + x, x], 1),
+                    fmt=["16"] * 2, adc_gain=[1000.0, 1000.0], baseline=[0, 0], write_dir=str(icu))
+    (small_database / "meta.csv").write_text("file,patient,fold\np1,7,1\np2,7,1\np3,8,2\np4/seg0,9,3\np4/seg1,9,3\n")
+    table = TableConfig(file="meta.csv", record_column="file", group_column="patient", label_columns=["fold"])
+    folds = SourceConfig(path=str(small_database), group_by="table", table=table, label_values={"fold": [1, 3]})
+    config = PrepareConfig(source=[folds, SourceConfig(path=str(icu), group_by="record")], rate_hz=125,
+                           window_seconds=2.048, leads_as_examples=True, example_unit="mV", val_groups=["q1"],
+                           test_groups=["9"])
+    store = prepare(config, tmp_path / "store", progress=False)
+    names = set(store.record_names)
+    assert {"q2:II", "p1:MLII"} <= names and not any("PLETH" in n for n in names)  # PPG left out by its unit
+    assert not any(n.startswith("p3") for n in names)  # fold 2 is not among label_values
+    train = store.split_indices("train")
+    plain = store.dataset("train", balance_groups=True).indices
+    both = store.dataset("train", balance_groups=True, balance_sources=True).indices
+    assert len(plain) >= len(train)
+    counts = dict(zip(*np.unique(store.sources_of(both), return_counts=True)))
+    assert len(counts) == 2 and len(set(counts.values())) == 1  # each source the same share
+    with pytest.raises(DataError, match="no lead in 'mmhg'"):
+        prepare(PrepareConfig(source=str(icu), leads_as_examples=True, example_unit="mmHg", rate_hz=125,
+                              window_seconds=2.048), tmp_path / "none", progress=False)
+    with pytest.raises(DataError, match="label_values names 'site'"):
+        prepare(PrepareConfig(source=SourceConfig(path=str(small_database), group_by="table", table=table,
+                                                  label_values={"site": ["a"]})), tmp_path / "x", progress=False)
+    recipe = [{"path": "data/mitdb", "group_by": "record"}, {"path": "data/ptbxl"}]
+    assert [s["path"] for s in _relocate_sources(recipe, ["/d"])] == ["/d/mitdb", "/d/ptbxl"]
+    assert [s["path"] for s in _relocate_sources(recipe, ["/a", "/b"])] == ["/a", "/b"]
+    with pytest.raises(ConfigError, match="names 2 sources"):
+        _relocate_sources(recipe, ["/a", "/b", "/c"])

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from tsvq.errors import CheckpointError, ConfigError, DataError, TsvqError  # noqa: E402
 
-__all__ = ["__version__", "TsvqError", "DataError", "CheckpointError", "ConfigError", "Pipeline"]
+__all__ = ["__version__", "TsvqError", "DataError", "CheckpointError", "ConfigError", "Pipeline", "list_pretrained"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,8 @@ def __getattr__(name: str):
         from tsvq.pipeline import Pipeline
 
         return Pipeline
+    if name == "list_pretrained":
+        from tsvq.pretrained import list_pretrained
+
+        return list_pretrained
     raise AttributeError(name)

@@ -19,14 +19,35 @@ def _prepare_config_from_args(args: argparse.Namespace):
     values = load_yaml(args.config) if args.config else {}
     values = values.get("data", values)
     source = args.source
-    if source and isinstance(values.get("source"), dict) and len(source) == 1:
+    recipe_sources = values.get("source")
+    if source and isinstance(recipe_sources, dict) and len(source) == 1:
         # a recipe's source mapping (groups, exclusions, a table) keeps its settings; --source says where the data is
-        values["source"] = {**values["source"], "path": source[0]}
+        values["source"] = {**recipe_sources, "path": source[0]}
+        source = None
+    elif source and isinstance(recipe_sources, list) and any(isinstance(s, dict) for s in recipe_sources):
+        values["source"] = _relocate_sources(recipe_sources, source)
         source = None
     flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(PrepareConfig) if f.name != "source"}
     flags["source"] = source[0] if source and len(source) == 1 else source
     values.update({name: value for name, value in flags.items() if value is not None})
     return from_dict(PrepareConfig, apply_overrides(values, args.set), "prepare config")
+
+
+def _relocate_sources(recipe_sources: list, paths: list[str]) -> list:
+    """A recipe with several sources and ``--source``: as many paths replace the recipe's paths in order; one path
+    is the folder that holds them all (``data/mitdb`` -> ``PATH/mitdb``)."""
+    def path_of(entry):
+        return entry["path"] if isinstance(entry, dict) else str(entry)
+
+    def moved(entry, path):
+        return {**entry, "path": path} if isinstance(entry, dict) else path
+
+    if len(paths) == len(recipe_sources):
+        return [moved(entry, path) for entry, path in zip(recipe_sources, paths)]
+    if len(paths) == 1:
+        return [moved(entry, str(Path(paths[0]) / Path(path_of(entry)).name)) for entry in recipe_sources]
+    raise ConfigError(f"--source: the recipe names {len(recipe_sources)} sources; give one folder that holds them all "
+                      f"or {len(recipe_sources)} paths in the recipe's order")
 
 
 def summarise_store(store) -> str:
@@ -146,6 +167,52 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from tsvq.pipeline import Pipeline
+
+    pipe = Pipeline.from_stages(args.codec, *(args.prior or []))
+    folder = pipe.save_pretrained(args.out, description=args.description)
+    print(f"pipeline: codec {args.codec} + priors {sorted(pipe.priors) or 'none'} -> {folder}")
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from tsvq.data import read_record
+    from tsvq.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    record = read_record(args.record, annotation_extensions=())
+    compressed = pipe.compress(record, channels=args.channels, search=args.search, quantizers=args.quantizers)
+    out = compressed.save(args.out)
+    size = out.stat().st_size
+    channels = len(compressed.channel_names)
+    bits = ", ".join(sorted({f"{b}-bit" for b in compressed.input_bits}))
+    codes_rate = pipe.codec.bits_per_second() * compressed.quantizers / pipe.codec.config.num_quantizers
+    print(f"{record.name} ({', '.join(compressed.channel_names)}): {compressed.duration_s:.1f} s at "
+          f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)")
+    print(f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel (codes {codes_rate:.1f} bit/s)")
+    print(f"  compression ratio: {compressed.compression_ratio():.2f} (against {bits} samples at "
+          f"{compressed.native_rate_hz:g} Hz, {channels} channel(s))")
+    if not args.no_prdn:
+        prdn = pipe.compression_prdn(compressed, record)
+        print(f"  PRDN against the input band-limited to {pipe.preprocessing.describe()}: "
+              + ", ".join(f"{name} {value:.2f}%" for name, value in prdn.items()))
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from tsvq.pipeline import Pipeline
+    from tsvq.sample_writer import write_record
+
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    decoded = pipe.decompress(args.file, rate=args.rate)
+    path = write_record(decoded, args.out, fmt=args.format,
+                        comments=[f"decompressed by tsvq from {Path(args.file).name} ({pipe.name})"])
+    print(f"{args.file} -> {path}.hea ({decoded.signal.shape[0]} samples at {decoded.sampling_rate_hz:g} Hz, "
+          f"{', '.join(decoded.channel_names)}, format {args.format})")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tsvq.demo import DemoConfig, run_demo
 
@@ -261,6 +328,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder")
     p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("assemble", help="trained stage folders -> one pipeline folder (what sample, eval and compress load)",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("--codec", required=True, help="trained codec folder (runs/<stage>/model)")
+    p.add_argument("--prior", nargs="*", help="trained prior folders, each named by its kind")
+    p.add_argument("--description", default="", help="one line saved in pipeline.json (shown by tsvq.list_pretrained)")
+    p.add_argument("--out", required=True, help="pipeline folder")
+    p.set_defaults(func=cmd_assemble)
+
+    p = sub.add_parser("compress", help="code a whole WFDB record into one small file (prints bit rate, ratio, PRDN)",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("record", help="WFDB record path (with or without .hea)")
+    p.add_argument("--pipeline", required=True, help="pipeline folder")
+    p.add_argument("--channels", nargs="+", help="channels to code ('all': every one; default: the pipeline's, by alias)")
+    p.add_argument("--search", type=int, default=0, metavar="K", help="code search over K candidates per position (slower, closer)")
+    p.add_argument("--quantizers", type=int, help="residual VQ: keep the first Q stages (lower bit rate)")
+    p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--out", required=True, help="compressed file (e.g. 100.tsvqz)")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="a compressed file -> a WFDB record that wfdb.rdrecord opens",
+                       formatter_class=DefaultsHelpFormatter)
+    p.add_argument("file", help="compressed file made by `tsvq compress`")
+    p.add_argument("--pipeline", required=True, help="the pipeline folder that compressed it")
+    p.add_argument("--rate", choices=["native", "pipeline"], default="native", help="write at the recording's rate or the pipeline's")
+    p.add_argument("--format", choices=["16", "212"], default="16", help="WFDB sample format")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--out", required=True, help="WFDB record path without extension (writes .hea and .dat)")
+    p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate",
                        formatter_class=DefaultsHelpFormatter)

@@ -13,6 +13,8 @@ in the prior registry (``tsvq.priors.base``), so a new kind of prior needs no ch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,8 @@ import torch
 
 from tsvq import __version__
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
+from tsvq.compression import CompressedRecord, DecodedRecord, compress_signal, decompress_codes, prdn_per_channel
+from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
@@ -54,9 +58,11 @@ def codebook_spacing(codec: VQVAE) -> float:
 class Pipeline:
     """Codec + priors by name. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
 
-    def __init__(self, codec: VQVAE, priors: dict | None = None):
+    def __init__(self, codec: VQVAE, priors: dict | None = None, name: str = "in-memory pipeline"):
         self.codec = codec.eval()
         self.priors = dict(priors or {})
+        self.name = name  # where it was loaded from: compressed files name it in their messages
+        self._codec_id: str | None = None
         for name, prior in self.priors.items():
             try:
                 prior.check_codec(codec)
@@ -71,11 +77,19 @@ class Pipeline:
         names = [prior.kind for prior in loaded]
         if len(set(names)) != len(names):
             raise ConfigError(f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them")
-        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)))
+        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)), name=str(codec))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "Pipeline":
-        folder = Path(folder)
+        """A pipeline folder, or the name of a pipeline shipped in the package (``tsvq.list_pretrained()``)."""
+        from tsvq.pretrained import list_pretrained, pretrained_folder
+
+        folder, name = Path(folder), str(folder)
+        if not folder.exists() and pretrained_folder(name) is not None:
+            folder = pretrained_folder(name)
+        elif not folder.exists() and len(folder.parts) == 1:
+            raise CheckpointError(f"{folder}: no such pipeline folder, and no pretrained pipeline of that name "
+                                  f"(shipped: {sorted(list_pretrained()) or 'none'})")
         index_file = folder / "pipeline.json"
         index = read_json(index_file, "pipeline description")
         if index.get("format_version", 0) > PIPELINE_FORMAT_VERSION:
@@ -88,16 +102,17 @@ class Pipeline:
         else:
             entries = index.get("priors", {})
         priors = {name: load_prior(folder / entry["folder"], device) for name, entry in entries.items()}
-        return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors)
+        return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors, name=name)
 
-    def save_pretrained(self, folder: str | Path) -> Path:
+    def save_pretrained(self, folder: str | Path, description: str = "") -> Path:
         folder = Path(folder)
         with atomic_directory(folder) as tmp:
             self.codec.save_pretrained(tmp / "codec")
             for name, prior in self.priors.items():
                 prior.save_pretrained(tmp / "priors" / name)
             write_json(tmp / "pipeline.json", {
-                "format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__, "components": {"codec": "codec"},
+                "format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__, "description": description,
+                "components": {"codec": "codec"},
                 "priors": {name: {"kind": prior.kind, "models": prior.models, "folder": f"priors/{name}"}
                            for name, prior in self.priors.items()},
             })
@@ -129,6 +144,127 @@ class Pipeline:
     @property
     def units(self) -> list[str]:
         return list(self.codec.config.units)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """How the codec's training windows were conditioned (rate, band, filter, channels, window length)."""
+        recorded = self.codec.config.get("preprocessing")
+        if not recorded:
+            raise CheckpointError(f"{self.name}: the codec does not record its preprocessing (saved before tsvq kept "
+                                  "it); retrain it, or set it: pipe.codec.register_to_config(preprocessing="
+                                  "Preprocessing(...).to_dict())")
+        return Preprocessing.from_dict(recorded, f"{self.name}: codec config 'preprocessing'")
+
+    @property
+    def codec_id(self) -> str:
+        """Fingerprint of the codec's config and weights: a compressed file decodes only with that very codec."""
+        if self._codec_id is None:
+            digest = hashlib.sha256(json.dumps(dict(self.codec.config), sort_keys=True, default=str).encode())
+            for key, tensor in sorted(self.codec.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._codec_id = digest.hexdigest()[:16]
+        return self._codec_id
+
+    # ----- preprocessing and whole recordings ----------------------------------------------------------
+    def preprocess(self, signal, sampling_rate_hz: float) -> np.ndarray:
+        """A recording ``(L, C)`` in physical units at ``sampling_rate_hz`` -> ``(L', C)`` float32 conditioned like
+        the codec's training data (resampled to ``self.sampling_rate_hz``, band-passed); NaN gaps stay NaN.
+
+        A single-lead codec treats each channel as its own recording (its gaps are its own); a multi-lead codec
+        conditions its channels together. ``encode`` the result (any length that is a multiple of the downsample
+        factor), or ``compress`` the recording instead.
+        """
+        signal = np.asarray(signal, dtype=np.float64)
+        prep = self.preprocessing
+        if signal.ndim != 2:
+            raise DataError(f"preprocess: expected one recording of shape (L, C), got {signal.shape}")
+        if self.codec.config.in_channels > 1:
+            return prep.apply(signal, sampling_rate_hz)
+        return np.concatenate([prep.apply(signal[:, c : c + 1], sampling_rate_hz) for c in range(signal.shape[1])], axis=1)
+
+    def compress(self, signal_or_record, sampling_rate_hz: float | None = None, *, channels: list[str] | None = None,
+                 search: int = 0, quantizers: int | None = None, input_bits: int | list[int] | None = None,
+                 channel_names: list[str] | None = None, units: list[str] | None = None) -> CompressedRecord:
+        """Code a whole recording: a ``tsvq.data.Record`` (channels chosen by name: ``channels``, default the
+        pipeline's own, matched with aliases) or a signal ``(L, C)`` at ``sampling_rate_hz``. Returns a
+        ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``).
+
+        ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
+        residual-VQ stages to keep (fewer: lower bit rate); ``input_bits``: bits per stored input sample, for the
+        compression ratio (default: the record's ADC resolution, else the codec's ``input_bits``).
+        """
+        from tsvq.data.records import Record
+
+        if isinstance(signal_or_record, Record):
+            record = signal_or_record
+            picked = self.recording_channels(record.channel_names, channels, str(record.path))
+            signal, rate = record.signal[:, picked], record.sampling_rate_hz
+            names = [record.channel_names[i] for i in picked]
+            units = [record.units[i] for i in picked]
+            bits = [record.adc_bits[i] if record.adc_bits and record.adc_bits[i] else None for i in picked]
+            where = str(record.path)
+        else:
+            if sampling_rate_hz is None:
+                raise DataError("compress: a signal array needs its sampling_rate_hz")
+            signal, rate, where = np.asarray(signal_or_record), float(sampling_rate_hz), "signal"
+            if signal.ndim != 2:
+                raise DataError(f"compress: expected one recording of shape (L, C), got {signal.shape}")
+            count = signal.shape[1]
+            names = list(channel_names or (self.channel_names if count == len(self.channel_names) else
+                                           [f"ch{c}" for c in range(count)]))
+            units = list(units or [self.units[0]] * count)
+            bits = [None] * count
+        if input_bits is not None:
+            bits = [input_bits] * len(names) if isinstance(input_bits, int) else list(input_bits)
+        bits = [b or int(self.codec.config.input_bits) for b in bits]
+        return compress_signal(self.codec, self.preprocessing, self.codec_id, self.name, signal, rate, names, units,
+                               bits, record=where, search=search, quantizers=quantizers)
+
+    def recording_channels(self, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
+        """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
+        channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first."""
+        from tsvq.data.records import select_channels
+
+        if wanted and [w.lower() for w in wanted] == ["all"]:
+            if self.codec.config.in_channels > 1 and len(available) != self.codec.config.in_channels:
+                raise DataError(f"{where}: the pipeline codes {self.channel_names} together; name them with --channels")
+            return list(range(len(available)))
+        if wanted:
+            return select_channels(available, wanted, use_aliases=True, where=where)
+        try:
+            return select_channels(available, self.channel_names, use_aliases=True, where=where)
+        except DataError:
+            if self.codec.config.in_channels == 1 and available:
+                return [0]
+            raise
+
+    def compression_prdn(self, compressed: CompressedRecord, signal_or_record, sampling_rate_hz: float | None = None) -> dict[str, float]:
+        """PRDN (%) of each coded channel: the decompressed recording against the input conditioned the same way
+        (both at the pipeline rate, over the samples that are not gaps). The band the pipeline drops is not error."""
+        from tsvq.data.records import Record
+
+        if isinstance(signal_or_record, Record):
+            index = [signal_or_record.channel_names.index(name) for name in compressed.channel_names]
+            signal, rate = signal_or_record.signal[:, index], signal_or_record.sampling_rate_hz
+        else:
+            signal, rate = np.asarray(signal_or_record), float(sampling_rate_hz or compressed.native_rate_hz)
+        reference = self.preprocess(signal * np.array(compressed.unit_scales), rate)
+        decoded = self.decompress(compressed, rate="pipeline").signal * np.array(compressed.unit_scales)
+        return dict(zip(compressed.channel_names, prdn_per_channel(reference, decoded)))
+
+    def decompress(self, compressed: CompressedRecord | str | Path, rate: str = "native") -> DecodedRecord:
+        """A ``CompressedRecord`` (or its file) -> ``DecodedRecord``: one continuous ``(T, C)`` signal in the
+        recording's units at its native rate (``rate="pipeline"``: at the pipeline's), NaN where it had gaps."""
+        where = "compressed record"
+        if not isinstance(compressed, CompressedRecord):
+            where = str(compressed)
+            compressed = CompressedRecord.load(compressed)
+        if compressed.codec_id != self.codec_id:
+            raise DataError(f"{where}: made by pipeline '{compressed.pipeline}' "
+                            f"(codec {compressed.codec_id}); this is '{self.name}' (codec {self.codec_id}). "
+                            "Decompress it with the pipeline that compressed it")
+        return decompress_codes(self.codec, compressed, rate)
 
     # ----- codec ---------------------------------------------------------------------------------------
     def _at_codec_rate(self, signals, sampling_rate_hz: float | None, resample: bool) -> torch.Tensor:

@@ -49,3 +49,28 @@ def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: 
                                           "sampling_rate_hz": output.sampling_rate_hz, "channel_names": output.channel_names,
                                           "units": output.units, "info": output.info})
     return out_dir
+
+
+def write_record(decoded, path: str | Path, fmt: str = "16", comments: list[str] | None = None) -> Path:
+    """A decompressed recording (``tsvq.compression.DecodedRecord``) as the WFDB record ``path`` (no extension):
+    ``path.hea`` + ``path.dat`` in format 16 or 212, NaN gaps as WFDB's invalid-sample value. Written beside the
+    target and moved into place, data file first, so a reader never finds a header without its data."""
+    import os
+    import re
+    import tempfile
+
+    from tsvq.errors import DataError
+
+    path = Path(path)
+    if fmt not in ("16", "212"):
+        raise DataError(f"WFDB format must be 16 or 212, got {fmt!r}")
+    if not re.fullmatch(r"[-\w]+", path.name):
+        raise DataError(f"{path}: a WFDB record name may hold only letters, digits, '_' and '-'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+        wfdb.wrsamp(path.name, fs=float(decoded.sampling_rate_hz), units=list(decoded.units),
+                    sig_name=list(decoded.channel_names), p_signal=np.asarray(decoded.signal, dtype=np.float64),
+                    fmt=[fmt] * decoded.signal.shape[1], comments=list(comments or []), write_dir=tmp)
+        for extension in (".dat", ".hea"):
+            os.replace(Path(tmp) / f"{path.name}{extension}", path.with_name(path.name + extension))
+    return path

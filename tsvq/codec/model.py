@@ -139,7 +139,10 @@ class VQVAE(ModelMixin, ConfigMixin):
         cosine_codes: bool = False,
         input_bits: int = 11,
         reconstruction_loss_type: str = "mse",
+        preprocessing: dict | None = None,
     ):
+        """``preprocessing`` (tsvq.data.preprocess.Preprocessing as a dict) records how the training windows were
+        conditioned, so a pipeline applies the same to new recordings; None for codecs saved before it was recorded."""
         super().__init__()
         if reconstruction_loss_type not in ("mse", "relative"):
             raise ValueError(f"reconstruction_loss_type must be 'mse' or 'relative', got {reconstruction_loss_type!r}")

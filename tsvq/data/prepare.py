@@ -42,7 +42,8 @@ class PrepareConfig:
 
     source: Any = _option(builtin.MITDB208, flag="source", help=(
         "folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; one path "
-        "replaces the path of a recipe's source mapping (tsvq.data.SourceConfig) and keeps its groups and table"))
+        "replaces the path of a recipe's source mapping (tsvq.data.SourceConfig) and keeps its groups and table; for a "
+        "recipe with several mappings, give the folder that holds them all, or one path per mapping in order"))
     rate_hz: float | None = _option(250.0, flag="rate", help="target sampling rate in Hz (none: keep the native rate, which every record must share)")
     window_seconds: float = _option(4.096, flag="window", help="window length in seconds")
     window_samples: int | None = _option(None, help="window length in samples (overrides --window)")
@@ -50,6 +51,7 @@ class PrepareConfig:
     channels: list[str] | None = _option(None, help="channel names to keep (default: each record's first channel)")
     channel_aliases: bool = _option(False, help="also match aliases such as MLII/II and V/V5")
     leads_as_examples: bool = _option(False, help="each lead in the first channel's unit becomes its own single-channel example")
+    example_unit: str | None = _option(None, metavar="UNIT", help="with --leads-as-examples: the unit of the leads that become examples (default: the first channel's), e.g. mV to take a record's ECG leads and leave its PPG and blood pressure")
     lead_projections: int = _option(0, metavar="N", help="with --leads-as-examples: N random mixtures of each train record's leads join as examples")
     highpass_hz: float | None = _option(0.5, flag="highpass", help="high-pass edge in Hz (baseline wander removal)")
     lowpass_hz: float | None = _option(40.0, flag="lowpass", help="low-pass edge in Hz")
@@ -77,8 +79,14 @@ class PrepareConfig:
         return dataclasses.asdict(self)
 
 
+# Bumped when a store of the same format gains manifest fields (2: each record's source), so stores made before
+# are rebuilt instead of reused.
+MANIFEST_REVISION = 2
+
+
 def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
-    payload = json.dumps({"config": config.to_dict(), "sources": fingerprint, "version": STORE_FORMAT_VERSION},
+    payload = json.dumps({"config": config.to_dict(), "sources": fingerprint, "version": STORE_FORMAT_VERSION,
+                          "manifest_revision": MANIFEST_REVISION},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -179,7 +187,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                     elif config.rate_hz is None and record.sampling_rate_hz != rate:
                         raise DataError(f"{ref.where}: sampling rate {record.sampling_rate_hz:g} Hz differs from "
                                         f"{rate:g} Hz of earlier records; set a target rate (--rate HZ) to resample them")
-                    _write_record(writer, record, ref, split, float(rate), config, quality)
+                    _write_record(writer, record, ref, split, float(rate), config, quality, source.description)
                 except DataError as error:
                     if not config.skip_bad_records:
                         raise
@@ -211,7 +219,7 @@ def _window_and_stride(config: PrepareConfig, rate: float) -> tuple[int, int]:
 
 
 def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate: float, config: PrepareConfig,
-                  quality: QualityConfig) -> None:
+                  quality: QualityConfig, source: str = "") -> None:
     """Window every example of one record and hand the windows to the writer (all or nothing for the record)."""
     window, stride = _window_and_stride(config, rate)
     record_label = None
@@ -227,7 +235,7 @@ def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate:
         splits = (result["time_split"] if config.split_by == "time"
                   else np.full(count, SPLITS.index(split), dtype=np.int8))
         labels = result["labels"] if record_label is None else [record_label] * count
-        writer.add({"name": entry, "group": ref.group, "file": ref.where, "split": split, "labels": dict(ref.labels),
+        writer.add({"name": entry, "group": ref.group, "source": source, "file": ref.where, "split": split, "labels": dict(ref.labels),
                     "native_rate_hz": record.sampling_rate_hz, "channels": names,
                     "minutes": round(record.duration_s / 60, 3), "windows": count, "dropped_seconds": result["dropped_s"]},
                    result["windows"], result["starts"], splits, labels, result["beats"],
@@ -247,13 +255,16 @@ def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -
         if config.channels:
             return [(name, record.signal, list(record.channel_names), units)]
         return [(name, record.signal[:, :1], list(record.channel_names[:1]), units[:1])]
-    unit = units[0].lower()
+    unit = (config.example_unit or units[0]).lower()
     leads = [i for i in range(len(units)) if units[i].lower() == unit]
+    if not leads:
+        raise DataError(f"{record.path}.hea: no lead in '{unit}' (example_unit); its channels are "
+                        f"{list(zip(record.channel_names, units))}")
     examples = [(f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
                 for i in leads]
     if train and len(leads) > 1:
         for k, signal in enumerate(mix_leads(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
-            examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[0]]))
+            examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[leads[0]]]))
     return examples
 
 

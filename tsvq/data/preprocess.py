@@ -105,3 +105,88 @@ def bandpass(signal: np.ndarray, rate_hz: float, low_hz: float | None, high_hz: 
         sos = sps.butter(order, high_hz, btype="lowpass", fs=rate_hz, output="sos")
     padlen = min(signal.shape[0] - 1, 3 * (2 * len(sos) + 1) * 10)
     return sps.sosfiltfilt(sos, signal, axis=0, padlen=padlen)
+
+
+def finite_stretches(signal: np.ndarray) -> list[tuple[int, int]]:
+    """Start/end of the runs of samples where every channel of an ``(L, C)`` signal is finite (NaN/Inf: gaps)."""
+    return _runs(np.isfinite(signal).all(axis=1))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a window store did to each record before cutting windows, kept in the codec's config.
+
+    A codec only works on signals conditioned like the ones it learned from (on MIT-BIH's unseen patients a codec
+    trained on 0.5-40 Hz windows gives PRDN 8.7% on band-passed input and 14.5% on raw input), so the codec folder
+    carries this and ``Pipeline.preprocess`` applies it to new recordings.
+    """
+
+    sampling_rate_hz: float
+    highpass_hz: float | None = 0.5
+    lowpass_hz: float | None = 40.0
+    filter_order: int = 4  # zero-phase Butterworth (scipy sosfiltfilt): no delay, so beats stay where they were
+    window_length: int = 1024
+    channel_names: tuple[str, ...] = ("ECG",)
+    channel_aliases: bool = False  # names such as II match MLII (tsvq.data.records.DEFAULT_CHANNEL_ALIASES)
+    leads_as_examples: bool = False  # each lead was its own single-channel example
+    normalisation: str = "train-split mean and standard deviation per channel, applied inside the codec"
+
+    @classmethod
+    def from_store_manifest(cls, manifest: dict) -> "Preprocessing":
+        config = manifest.get("config", {})
+        return cls(
+            sampling_rate_hz=float(manifest["sampling_rate_hz"]), highpass_hz=config.get("highpass_hz"),
+            lowpass_hz=config.get("lowpass_hz"), window_length=int(manifest["window_length"]),
+            channel_names=tuple(manifest["channel_names"]), channel_aliases=bool(config.get("channel_aliases", False)),
+            leads_as_examples=bool(config.get("leads_as_examples", False)),
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str = "preprocessing") -> "Preprocessing":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise DataError(f"{where}: unknown preprocessing field(s) {unknown} (written by a newer tsvq?)")
+        values = dict(values)
+        values["channel_names"] = tuple(values.get("channel_names", ()))
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"channel_names": list(self.channel_names)}
+
+    def describe(self) -> str:
+        band = f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz" if self.lowpass_hz else f"above {self.highpass_hz:g} Hz"
+        return f"{self.sampling_rate_hz:g} Hz, {band} zero-phase Butterworth (order {self.filter_order})"
+
+    def check_rate(self, rate_hz: float, where: str) -> None:
+        """A recording whose Nyquist frequency is below the pipeline's low-pass edge lacks part of the band the
+        codec was trained on: upsampling cannot put it back, and the codec would add beats' high frequencies."""
+        if rate_hz <= 0 or not np.isfinite(rate_hz):
+            raise DataError(f"{where}: sampling rate must be positive, got {rate_hz}")
+        band_top = self.lowpass_hz or self.sampling_rate_hz / 2
+        if rate_hz / 2 < band_top:
+            raise DataError(f"{where}: recorded at {rate_hz:g} Hz, which holds nothing above {rate_hz / 2:g} Hz, but the "
+                            f"pipeline codes {self.describe()}; use a pipeline trained at this rate")
+
+    def condition(self, signal: np.ndarray, rate_hz: float) -> np.ndarray:
+        """One finite stretch ``(L, C)`` at ``rate_hz`` -> ``(L', C)`` float64 at the pipeline rate, band-limited."""
+        out = resample(np.asarray(signal, dtype=np.float64), rate_hz, self.sampling_rate_hz)
+        return bandpass(out, self.sampling_rate_hz, self.highpass_hz, self.lowpass_hz, self.filter_order)
+
+    def output_length(self, length: int, rate_hz: float) -> int:
+        return int(round(length * self.sampling_rate_hz / rate_hz))
+
+    def apply(self, signal: np.ndarray, rate_hz: float, where: str = "signal") -> np.ndarray:
+        """A whole recording ``(L, C)`` at ``rate_hz`` -> ``(L', C)`` float32 at the pipeline rate, each finite
+        stretch resampled and filtered on its own (no filter runs across a gap); NaN gaps stay NaN."""
+        signal = np.asarray(signal)
+        if signal.ndim != 2:
+            raise DataError(f"{where}: expected one recording of shape (L, C), got {signal.shape}")
+        self.check_rate(rate_hz, where)
+        out = np.full((self.output_length(len(signal), rate_hz), signal.shape[1]), np.nan, dtype=np.float32)
+        for start, end in finite_stretches(signal):
+            stretch = self.condition(signal[start:end], rate_hz)
+            at = self.output_length(start, rate_hz)
+            usable = min(len(stretch), len(out) - at)
+            out[at : at + usable] = stretch[:usable]
+        return out

@@ -21,6 +21,8 @@ DEFAULT_CHANNEL_ALIASES: dict[str, tuple[str, ...]] = {
     "PLETH": ("PLETH", "PPG"),
     "RESP": ("RESP", "RESPIRATION"),
 }
+# Bits per sample of WFDB storage formats, where a header gives no ADC resolution.
+FORMAT_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 10, "311": 10}
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Record:
     units: list[str]
     annotations: dict[str, Annotation]
     comments: list[str]
+    adc_bits: list[int] | None = None  # bits per stored sample per channel (ADC resolution), when the header says
 
     @property
     def duration_s(self) -> float:
@@ -101,9 +104,15 @@ def _segment_paths(path: Path) -> list[Path]:
     return [path.parent / name for name in names if name != "~"]
 
 
+def record_path(path: str | os.PathLike) -> Path:
+    """A record as a user may name it, with or without ``.hea``: the path without the extension."""
+    path = Path(path)
+    return path.with_name(path.name[: -len(".hea")]) if path.name.endswith(".hea") else path
+
+
 def read_header(path: str | os.PathLike) -> wfdb.Record:
     """Read a header and check the signal files it names exist, so a missing ``.dat`` is named clearly."""
-    path = Path(path)
+    path = record_path(path)
     header_file = path.with_name(path.name + ".hea")
     if not header_file.is_file():
         raise DataError(f"{header_file}: header file not found")
@@ -153,8 +162,9 @@ def read_record(
     annotation_extensions: tuple[str, ...] = ("atr",),
     group: str | None = None,
 ) -> Record:
-    """Read one record in physical units. Missing annotation files are skipped; unreadable ones are errors."""
-    path = Path(path)
+    """Read one record in physical units (``path`` with or without ``.hea``). Missing annotation files are skipped;
+    unreadable ones are errors."""
+    path = record_path(path)
     header_file = path.with_name(path.name + ".hea")
     header = read_header(path)
     multi_segment = isinstance(header, wfdb.MultiRecord)
@@ -201,4 +211,13 @@ def read_record(
         units=list(record.units or ["mV"] * signal.shape[1]),
         annotations=annotations,
         comments=list(record.comments or []),
+        adc_bits=_adc_bits(record, signal.shape[1]),
     )
+
+
+def _adc_bits(record: wfdb.Record, channels: int) -> list[int] | None:
+    """Bits per stored sample of each channel: the header's ADC resolution, else its storage format's width."""
+    resolutions = list(getattr(record, "adc_res", None) or [0] * channels)
+    formats = list(getattr(record, "fmt", None) or [None] * channels)
+    bits = [int(r) if r else FORMAT_BITS.get(str(f), 0) for r, f in zip(resolutions, formats)]
+    return bits if len(bits) == channels and all(bits) else None

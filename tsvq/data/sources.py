@@ -85,7 +85,9 @@ class SourceConfig:
 
     ``group_by``: ``record`` (each record a patient), ``parent`` (a folder per patient), ``auto`` (folder for
     records in subfolders), or ``table`` (the table's ``group_column``). ``groups`` names patients that span
-    several records, e.g. MIT-BIH ``{"201+202": ["201", "202"]}``. ``records``/``exclude`` pick records by name.
+    several records, e.g. MIT-BIH ``{"201+202": ["201", "202"]}``. ``records``/``exclude`` pick records by name;
+    ``label_values`` keeps the records whose table labels take one of the given values, e.g. PTB-XL's training
+    folds ``{strat_fold: [1, 2, 3, 4, 5, 6, 7, 8]}``.
     """
 
     path: str
@@ -94,6 +96,7 @@ class SourceConfig:
     records: list[str] | None = None
     exclude: list[str] = field(default_factory=list)
     table: TableConfig | None = None
+    label_values: dict[str, list] = field(default_factory=dict)
 
 
 def _names(values) -> list[str]:
@@ -146,6 +149,8 @@ class WFDBSource:
             if rows is not None and row is None:
                 continue  # a table lists the records that belong to the dataset; others are left out
             labels = dict(row["labels"]) if row else {}
+            if not self._has_wanted_labels(labels, path):
+                continue
             if name in group_of_record:
                 group = group_of_record[name]
             elif self.config.group_by == "table":
@@ -161,6 +166,15 @@ class WFDBSource:
         if not refs:
             raise DataError(f"source {self.root}: no record left after the source's selection")
         return refs
+
+    def _has_wanted_labels(self, labels: dict, path: Path) -> bool:
+        for label, values in self.config.label_values.items():
+            if label not in labels:
+                raise DataError(f"source {self.root}: label_values names '{label}', but record {path.name} has no such "
+                                f"label (labels: {sorted(labels)}); labels come from the source's table")
+            if labels[label] not in _names(values):
+                return False
+        return True
 
     def _table_rows(self, record_root: Path) -> dict[str, dict]:
         table = self.config.table

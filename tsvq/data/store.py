@@ -115,8 +115,17 @@ class WindowStore:
         """Record name of each window index."""
         return np.array(self.record_names)[self.index["record"][indices]]
 
-    def dataset(self, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False) -> "WindowDataset":
-        return WindowDataset(self, split, label_vocabulary, balance_groups)
+    def dataset(self, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False,
+                balance_sources: bool = False) -> "WindowDataset":
+        return WindowDataset(self, split, label_vocabulary, balance_groups, balance_sources)
+
+    def sources_of(self, indices: np.ndarray) -> np.ndarray:
+        """The source (dataset folder) of each window index."""
+        records = self.manifest["records"]
+        if any("source" not in r for r in records):
+            raise DataError(f"{self.path}: the store does not record each record's source (made by an older tsvq); "
+                            "prepare it again to balance sources")
+        return np.array([r["source"] for r in records])[self.index["record"][indices]]
 
     def groups_of(self, indices: np.ndarray) -> np.ndarray:
         """Patient/group id of each window index."""
@@ -216,9 +225,15 @@ def label_ids(names, vocabulary: list[str], missing: int = -1) -> np.ndarray:
     return np.array([index.get(str(name), missing) for name in names], dtype=np.int64)
 
 
-def balanced_indices(indices: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def balanced_indices(indices: np.ndarray, groups: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
     """Repeat each group's windows (cyclically) until every group has as many as the largest one, so each patient
-    weighs the same in an epoch however many hours they contributed. Deterministic: the shuffle stays the sampler's."""
+    weighs the same in an epoch however many hours they contributed. With ``sources``, groups are balanced within
+    each source and then the sources against each other: a database of 1000 short recordings and one of 20
+    long ones weigh the same. Deterministic: the shuffle stays the sampler's."""
+    if sources is not None:
+        parts = [balanced_indices(indices[sources == s], groups[sources == s]) for s in np.unique(sources)]
+        target = max(len(part) for part in parts)
+        return np.concatenate([np.resize(part, target) for part in parts])
     names, counts = np.unique(groups, return_counts=True)
     target = counts.max()
     return np.concatenate([np.resize(indices[groups == name], target) for name in names])
@@ -228,14 +243,16 @@ class WindowDataset(Dataset):
     """Windows of one split as ``{"signal": (L, C) float32 mV, "label": int64}``; label -1 means none/unknown.
     With ``balance_groups`` every patient/group contributes equally many windows per epoch."""
 
-    def __init__(self, store: WindowStore, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False):
+    def __init__(self, store: WindowStore, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False,
+                 balance_sources: bool = False):
         self.store_path = store.path
         self.shape = (store.num_windows, store.window_length, store.num_channels)
         self.indices = store.split_indices(split)
         if len(self.indices) == 0:
             raise DataError(f"{store.path}: the '{split}' split holds no windows")
-        if balance_groups:
-            self.indices = balanced_indices(self.indices, store.groups_of(self.indices))
+        if balance_groups or balance_sources:
+            sources = store.sources_of(self.indices) if balance_sources else None
+            self.indices = balanced_indices(self.indices, store.groups_of(self.indices), sources)
         self.labels = label_ids(store.index["label"][self.indices], label_vocabulary or [])
         self._windows: np.memmap | None = None  # opened lazily so DataLoader workers each map their own
 

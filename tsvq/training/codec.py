@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 from tsvq.codec import VQVAE, CodecModelConfig
 from tsvq.codec.metrics import codebook_report, prdn
 from tsvq.data import WindowStore
+from tsvq.data.preprocess import Preprocessing
 from tsvq.config import as_config
 from tsvq.errors import ConfigError
 from tsvq.training.augment import AugmentConfig, augment
@@ -28,6 +29,7 @@ class CodecStageConfig:
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/codec"))
     val_max_windows: int = 512
     balance_groups: bool = True  # every patient weighs the same per epoch (one long recording cannot dominate)
+    balance_sources: bool = False  # ...within its source, and every source (database) the same
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # gain/polarity/stretch: generalise to unseen patients
 
     def __post_init__(self):
@@ -41,6 +43,7 @@ def codec_from_store(store: WindowStore, model: CodecModelConfig | None = None) 
         "in_channels": store.num_channels, "channel_names": tuple(store.channel_names), "units": tuple(store.units),
         "sampling_rate_hz": store.sampling_rate_hz, "window_length": store.window_length,
         "norm_mean": tuple(store.normalization["mean"]), "norm_std": tuple(store.normalization["std"]),
+        "preprocessing": Preprocessing.from_store_manifest(store.manifest).to_dict(),
     }
     try:
         return VQVAE(**fixed, **asdict(model or CodecModelConfig()))
@@ -55,7 +58,8 @@ class CodecTask:
         self.config = config
         self.store = WindowStore(config.store)
         self.model = codec_from_store(self.store, config.model)
-        self.train_dataset = self.store.dataset("train", balance_groups=config.balance_groups)
+        self.train_dataset = self.store.dataset("train", balance_groups=config.balance_groups,
+                                                balance_sources=config.balance_sources)
         self.val_windows = self.store.load(self.store.validation_split(), max_windows=config.val_max_windows,
                                            seed=config.training.seed)
 

@@ -1,0 +1,208 @@
+"""Pipeline preprocessing, whole-record compression (no window seams), the compressed file and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+
+from conftest import ecg_like, write_record
+from tsvq.cli import main
+from tsvq.codec import VQVAE
+from tsvq.codec.streaming import decode_long, encode_long
+from tsvq.compression import CompressedRecord, pack_bits, prdn_per_channel, unpack_bits
+from tsvq.data import WindowStore, read_record
+from tsvq.data.preprocess import Preprocessing
+from tsvq.errors import CheckpointError, DataError
+from tsvq.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_pipeline) -> Pipeline:
+    return Pipeline.from_pretrained(tiny_pipeline)
+
+
+def two_lead_record(folder, name="rec", seconds=60.0, rate=360.0, fmt="212"):
+    x = np.stack([ecg_like(seconds, rate, seed=1), 0.5 * ecg_like(seconds, rate, seed=2)], axis=1)
+    return write_record(folder, name, x, rate, ["MLII", "V5"], fmt=fmt)
+
+
+def test_pipeline_records_the_preprocessing_of_its_store_and_reproduces_its_windows(pipe, tiny_runs):
+    store = WindowStore(tiny_runs["store"])
+    prep = pipe.preprocessing
+    config = store.manifest["config"]
+    assert (prep.sampling_rate_hz, prep.window_length) == (store.sampling_rate_hz, store.window_length)
+    assert (prep.highpass_hz, prep.lowpass_hz) == (config["highpass_hz"], config["lowpass_hz"])
+    # A training record conditioned by the pipeline gives exactly the windows the store holds for it.
+    entry = store.manifest["records"][0]
+    record = read_record(entry["file"])
+    conditioned = pipe.preprocess(record.signal[:, :1], record.sampling_rate_hz)
+    rows = np.flatnonzero(store.index["record"] == 0)[:3]
+    for row in rows:
+        start = int(store.index["start"][row])
+        np.testing.assert_allclose(conditioned[start : start + store.window_length], store.windows[row], atol=1e-5)
+
+
+def test_codec_without_recorded_preprocessing_says_how_to_set_it(pipe):
+    old = VQVAE(**{k: v for k, v in dict(pipe.codec.config).items() if not k.startswith("_") and k != "preprocessing"})
+    with pytest.raises(CheckpointError, match="does not record its preprocessing"):
+        Pipeline(old).preprocess(np.zeros((1000, 1)), 125)
+
+
+def test_streaming_coding_equals_one_pass_over_the_whole_signal(pipe):
+    codec = pipe.codec
+    f = codec.config.downsample_factor
+    x = pipe.preprocess(ecg_like(40, 125, seed=3)[:, None], 125)[: 1200 * f // f * f]
+    x = x[: len(x) // f * f]
+    whole = codec.encode(x[None]).codes[0].numpy()
+    chunked = encode_long(codec, x, chunk_codes=64)
+    np.testing.assert_array_equal(chunked, whole)
+    np.testing.assert_allclose(decode_long(codec, chunked, chunk_codes=64), codec.decode(torch.as_tensor(whole[None]))[0].numpy(),
+                               atol=1e-5)
+
+
+def test_compress_round_trip_keeps_gaps_length_rate_and_units(pipe, tmp_path):
+    record = read_record(two_lead_record(tmp_path))
+    record.signal[5000:6000, 0] = np.nan  # a lead-off stretch of 2.8 s in MLII only
+    compressed = pipe.compress(record, channels=["all"])
+    path = compressed.save(tmp_path / "rec.tsvqz")
+    loaded = CompressedRecord.load(path)
+    assert loaded.channel_names == ["MLII", "V5"] and loaded.input_bits == [12, 12]  # format 212, no ADC resolution
+    for a, b in zip(compressed.codes, loaded.codes):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    restored = pipe.decompress(path)
+    assert restored.signal.shape == record.signal.shape and restored.sampling_rate_hz == 360.0
+    np.testing.assert_array_equal(np.isnan(restored.signal), np.isnan(record.signal))
+    # No seams: the pipeline-rate output is one decoder pass over the codes of one encoder pass.
+    x = pipe.preprocess(record.signal[:, 1:], 360.0)
+    f = pipe.codec.config.downsample_factor
+    usable = len(x) // f * f
+    one_pass = pipe.decode(pipe.encode(x[None, :usable]).codes)[0]
+    at_pipeline_rate = pipe.decompress(loaded, rate="pipeline").signal[:usable, 1:]
+    np.testing.assert_allclose(at_pipeline_rate[: usable - 64], one_pass[: usable - 64], atol=1e-4)
+    prdn = pipe.compression_prdn(compressed, record)
+    assert prdn["V5"] == pytest.approx(prdn_per_channel(pipe.preprocess(record.signal[:, 1:], 360.0),
+                                                        at_pipeline_rate.reshape(-1, 1)[: len(x)])[0], rel=0.05)
+    # Bits: ceil(log2 K) per code plus a header of a few hundred bytes.
+    codes_bits = sum(len(c) for stream in compressed.codes for c in stream) * 5  # 32 codes: 5 bits
+    assert codes_bits / 8 < compressed.size_bytes() < codes_bits / 8 + 600
+    assert compressed.compression_ratio() == pytest.approx(2 * 12 * len(record.signal) / (8 * compressed.size_bytes()))
+
+
+def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
+    x = ecg_like(30, 250, seed=4)[:, None]
+    in_mv = pipe.compress(x, 250, units=["mV"])
+    in_uv = pipe.compress(x * 1000, 250, units=["uV"])
+    np.testing.assert_array_equal(in_uv.codes[0][0], in_mv.codes[0][0])
+    np.testing.assert_allclose(pipe.decompress(in_uv).signal, 1000 * pipe.decompress(in_mv).signal, rtol=1e-4, atol=1e-3)
+    with pytest.raises(DataError, match="in 'NU', but the pipeline codes 'mV'"):
+        pipe.compress(x, 250, units=["NU"])
+
+
+def test_residual_vq_keeps_a_prefix_of_stages_at_a_lower_rate():
+    prep = Preprocessing(sampling_rate_hz=125, window_length=256)
+    codec = VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3, downsample_factor=4,
+                  window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict())
+    rvq = Pipeline(codec)
+    x = ecg_like(60, 125)[:, None]
+    full, one = rvq.compress(x, 125), rvq.compress(x, 125, quantizers=1)
+    assert full.codes[0][0].shape[1] == 3 and one.codes[0][0].shape[1] == 1
+    assert one.size_bytes() < 0.5 * full.size_bytes()
+    assert CompressedRecord.from_bytes(one.to_bytes()).codes[0][0].shape == one.codes[0][0].shape
+    assert rvq.decompress(one).signal.shape == x.shape
+
+
+def test_bit_packing_round_trips():
+    values = np.random.default_rng(0).integers(0, 1024, size=1001)
+    assert np.array_equal(unpack_bits(np.frombuffer(pack_bits(values, 10), np.uint8), 10, len(values)), values)
+    assert len(pack_bits(values, 10)) == (1001 * 10 + 7) // 8
+
+
+def test_cli_compress_and_decompress_write_a_wfdb_record(pipe, tiny_pipeline, tmp_path, capsys):
+    source = two_lead_record(tmp_path / "in", name="100", fmt="16")
+    assert main(["compress", str(source) + ".hea", "--pipeline", str(tiny_pipeline), "--out", str(tmp_path / "100.tsvqz")]) == 0
+    printed = capsys.readouterr().out
+    assert "bit/s per channel" in printed and "compression ratio" in printed and "PRDN" in printed
+    assert "MLII" in printed and "V5" not in printed.split("\n")[0]  # the pipeline's lead only (by alias), by default
+    for fmt in ("16", "212"):
+        out = tmp_path / "out" / f"r{fmt}"
+        assert main(["decompress", str(tmp_path / "100.tsvqz"), "--pipeline", str(tiny_pipeline), "--out", str(out),
+                     "--format", fmt]) == 0
+        record = wfdb.rdrecord(str(out))
+        assert record.fs == 360 and record.sig_name == ["MLII"] and record.units == ["mV"] and record.fmt == [fmt]
+        assert record.p_signal.shape == (60 * 360, 1)
+    reduced = tmp_path / "out" / "r16"
+    restored = read_record(reduced).signal[:, 0]
+    assert np.isfinite(restored).all()
+
+
+def corrupt_copies(path, tmp_path):
+    data = path.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    return {"checksum mismatch": bytes(flipped), "checksum mismatch|truncated": data[: len(data) - 9],
+            "not a tsvq compressed record": b"PK\x03\x04" + data[4:]}
+
+
+def test_bad_inputs_get_clear_errors_and_nothing_half_written(pipe, tiny_pipeline, tmp_path):
+    good = pipe.compress(ecg_like(20, 250)[:, None], 250).save(tmp_path / "good.tsvqz")
+    before = good.read_bytes()
+    # Shorter than one window (2.048 s).
+    with pytest.raises(DataError, match="shorter than one window"):
+        pipe.compress(ecg_like(1.5, 250)[:, None], 250)
+    # A flat lead.
+    with pytest.raises(DataError, match="channel 'ch1' is flat"):
+        pipe.compress(np.stack([ecg_like(20, 250), np.full(5000, 0.2)], axis=1), 250)
+    # A channel the record lacks.
+    record = read_record(two_lead_record(tmp_path))
+    with pytest.raises(DataError, match="no channel named 'V1'"):
+        pipe.compress(record, channels=["V1"])
+    # A rate far below the pipeline's band.
+    with pytest.raises(DataError, match="recorded at 50 Hz, which holds nothing above 25 Hz"):
+        pipe.compress(ecg_like(30, 50)[:, None], 50)
+    # Damaged, truncated or foreign files.
+    for message, data in corrupt_copies(good, tmp_path).items():
+        bad = tmp_path / "bad.tsvqz"
+        bad.write_bytes(data)
+        with pytest.raises(DataError, match=message):
+            pipe.decompress(bad)
+        assert main(["decompress", str(bad), "--pipeline", str(tiny_pipeline), "--out", str(tmp_path / "never")]) == 2
+        assert not (tmp_path / "never.hea").exists() and not (tmp_path / "never.dat").exists()
+    # A file made by another pipeline.
+    other = Pipeline.from_pretrained(tiny_pipeline)
+    with torch.no_grad():
+        next(other.codec.parameters()).add_(0.01)
+    other._codec_id = None
+    with pytest.raises(DataError, match="made by pipeline .* Decompress it with the pipeline that compressed it"):
+        other.decompress(good)
+    # A failed compress leaves the earlier file as it was.
+    assert main(["compress", str(tmp_path / "missing"), "--pipeline", str(tiny_pipeline), "--out", str(good)]) == 2
+    assert good.read_bytes() == before
+
+
+def test_nan_only_channel_and_wrong_shape_are_named(pipe):
+    x = np.stack([ecg_like(20, 250), np.full(5000, np.nan)], axis=1)
+    with pytest.raises(DataError, match="channel 'ch1' holds no finite sample"):
+        pipe.compress(x, 250)
+    with pytest.raises(DataError, match=r"shape \(L, C\)"):
+        pipe.compress(np.zeros((2, 100, 1)), 250)
+    with pytest.raises(DataError, match="needs its sampling_rate_hz"):
+        pipe.compress(np.zeros((100, 1)))
+
+
+def test_readme_python_api_example_runs(tiny_pipeline, tmp_path, monkeypatch):
+    """The README's API block, run as written against a tiny pipeline and a written record (paths swapped)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Python API") :]
+    block = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
+    record = two_lead_record(tmp_path, name="100", seconds=30)
+    code = block.replace('"runs/demo/pipeline"', repr(str(tiny_pipeline))).replace('"path/to/100"', repr(str(record)))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["restored"].signal.shape == (30 * 360, 1) and scope["recon"].shape == scope["windows"].shape
+    assert (tmp_path / "100.tsvqz").is_file() and (tmp_path / "generated").is_dir()
