@@ -47,3 +47,14 @@ def test_the_shipped_pipeline_scores_ecg_as_more_typical_than_noise():
     noise = np.random.default_rng(0).normal(0, x.std(), x.shape).astype(np.float32)
     ecg_bits, noise_bits = pipe.log_likelihood(x)[0], pipe.log_likelihood(noise)[0]
     assert ecg_bits < noise_bits
+
+
+def test_tsvq_eval_scores_the_shipped_pipeline_out_of_the_box(tmp_path):
+    """A store prepared at the pipeline's rate and window (the defaults) is all `tsvq eval --pipeline NAME` needs."""
+    import json
+
+    assert main(["prepare", "--source", "mitdb208", "--split-by", "time", "--out", str(tmp_path / "store")]) == 0
+    assert main(["eval", "--pipeline", NAME, "--data", str(tmp_path / "store"), "--n", "16", "--steps", "5",
+                 "--no-physiology", "--folds", "2", "--out", str(tmp_path / "report")]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["reconstruction"]["prdn"] < 15 and report["generation"]["model"]["frechet_distance"] > 0

@@ -49,6 +49,11 @@ FEW_RECORDS = {
     "ptbxl": ("ptbxl", ["source.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 61)])]),
     "cinc2017": ("cinc2017", ["source.records=" + str([f"A{i:05d}" for i in range(1, 21)])]),
     "bidmc": ("bidmc", ["source.records=" + str([f"bidmc{i:02d}" for i in range(1, 11)])]),
+    # several databases from one folder (--source ../shared/data); a few records of each (indices pick the source)
+    "pretrained": (".", ["source.0.records=['101', '106', '100']", "source.0.exclude=['100']",
+                         "source.1.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 31)]),
+                         "source.2.records=['A00001', 'A00002', 'A00003', 'A00004']",
+                         "source.3.records=['bidmc01', 'bidmc02']", "val_fraction=0.2"]),
 }
 
 
@@ -80,6 +85,13 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert store.num_channels == 12 and store.window_length == 960
         assert labels <= {"NORM", "MI", "STTC", "CD", "HYP", ""} and "NORM" in labels
         assert all(len(store.split_indices(s)) for s in ("train", "val", "test"))
+    elif recipe == "pretrained":
+        sources = {Path(r["source"]).name for r in store.manifest["records"]}
+        assert sources == {"mitdb", "ptbxl", "cinc2017", "bidmc"} and store.units == ["mV"]
+        names = {r["name"] for r in store.manifest["records"]}
+        assert not any(n.startswith("100") for n in names) and not any("PLETH" in n or "RESP" in n for n in names)
+        folds = {r["labels"].get("strat_fold") for r in store.manifest["records"] if Path(r["source"]).name == "ptbxl"}
+        assert folds and folds <= {str(f) for f in range(1, 9)}  # folds 9 and 10 stay unseen
     elif recipe == "cinc2017":
         assert labels <= {"N", "A", "O", "~"} and "A" in labels
     else:

@@ -75,7 +75,10 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
     for text in overrides or []:
         keys, value = parse_override(text)
         target = values
-        for key in keys[:-1]:
-            target = target.setdefault(key, {})
-        target[keys[-1]] = value
+        for key in keys[:-1]:  # a number indexes a list: source.0.records picks the first source
+            target = target[int(key)] if isinstance(target, list) else target.setdefault(key, {})
+        if isinstance(target, list):
+            target[int(keys[-1])] = value
+        else:
+            target[keys[-1]] = value
     return values

@@ -139,7 +139,7 @@ class WFDBSource:
         group_of_record = {str(r): group for group, records in self.config.groups.items() for r in _names(records)}
         wanted = set(_names(self.config.records)) if self.config.records is not None else None
         excluded = set(_names(self.config.exclude))
-        refs = []
+        refs, left_out_by_label = [], set()
         for path in paths:
             relative = path.relative_to(record_root)
             name = relative.as_posix()
@@ -150,6 +150,7 @@ class WFDBSource:
                 continue  # a table lists the records that belong to the dataset; others are left out
             labels = dict(row["labels"]) if row else {}
             if not self._has_wanted_labels(labels, path):
+                left_out_by_label.add(name)
                 continue
             if name in group_of_record:
                 group = group_of_record[name]
@@ -161,7 +162,7 @@ class WFDBSource:
             refs.append(RecordRef(name, group, labels, where=f"{path}.hea"))
         found = {ref.name for ref in refs}
         for name in sorted((wanted or set()) | set(group_of_record)):
-            if name not in found and name not in excluded:
+            if name not in found and name not in excluded and name not in left_out_by_label:
                 raise DataError(f"source {self.root}: record '{name}' named in the source config was not found")
         if not refs:
             raise DataError(f"source {self.root}: no record left after the source's selection")
