@@ -235,7 +235,8 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         start_sample=int(start_sample), length=len(signal), channel_names=list(channel_names), units=list(units),
         unit_scales=scales, input_bits=[int(b) for b in input_bits], streams=streams,
         quantizers=kept if c.num_quantizers > 1 else 1, code_bits=int(math.ceil(math.log2(c.num_codes))),
-        segments=all_segments, codes=all_codes, search=search, residual=c.num_quantizers > 1, record=record,
+        segments=all_segments, codes=all_codes, search=search, residual=c.num_quantizers > 1,
+        record=Path(record).name,  # the name, not the sender's folders
     )
 
 
