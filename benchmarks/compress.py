@@ -25,14 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import save  # noqa: E402
+from benchmarks.mitbih import BEAT_AFTER_S, BEAT_BEFORE_S, DS2  # noqa: E402
+from tsvq.codec.metrics import codebook_report, prdn  # noqa: E402
 from tsvq.compression import CompressedRecord  # noqa: E402
 from tsvq.data import read_record  # noqa: E402
 from tsvq.data.windows import AAMI_CLASSES  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 
-DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
 EDGE_FRACTION = 0.1
-BEAT_BEFORE_S, BEAT_AFTER_S = 0.25, 0.45
 
 
 def beat_segment_prdn(reference: np.ndarray, reconstruction: np.ndarray, rate: float, annotation, native_rate: float,
@@ -43,17 +43,14 @@ def beat_segment_prdn(reference: np.ndarray, reconstruction: np.ndarray, rate: f
     for beat, symbol in zip(beats, annotation.symbol):
         if symbol not in AAMI_CLASSES or beat - before < 0 or beat + after > len(reference):
             continue
-        x, y = reference[beat - before : beat + after, 0], reconstruction[beat - before : beat + after, 0]
+        x, y = reference[beat - before : beat + after], reconstruction[beat - before : beat + after]
         if np.isfinite(x).all() and np.isfinite(y).all():
-            energy = ((x - x.mean()) ** 2).sum()
-            found.setdefault(AAMI_CLASSES[symbol], []).append(float(100 * np.sqrt(((x - y) ** 2).sum() / max(energy, 1e-30))))
+            found.setdefault(AAMI_CLASSES[symbol], []).append(float(prdn(x, y)[0]))
 
 
 def codebook_health(codes: list[np.ndarray], num_codes: int) -> dict:
-    counts = np.bincount(np.concatenate(codes), minlength=num_codes)
-    p = counts / counts.sum()
-    entropy = -(p[p > 0] * np.log(p[p > 0])).sum()
-    return {"usage": float((counts > 0).mean()), "perplexity": float(np.exp(entropy)), "codes": int(counts.sum())}
+    report = codebook_report(np.concatenate(codes), num_codes)
+    return {"usage": report["usage_percent"] / 100, "perplexity": report["perplexity"], "codes": int(sum(map(len, codes)))}
 
 
 def error_by_window_position(reference: np.ndarray, reconstruction: np.ndarray, window: int) -> dict:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tsvq.codec.streaming import decode_long, encode_long
+from tsvq.codec.metrics import prdn
+from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.preprocess import Preprocessing, finite_stretches, resample
 from tsvq.errors import DataError
 from tsvq.io import atomic_file
@@ -211,12 +212,13 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
     kept = min(quantizers or c.num_quantizers, c.num_quantizers)
     if kept < 1:
         raise DataError(f"quantizers must be at least 1, got {quantizers}")
+    if c.in_channels > 1 and signal.shape[1] != c.in_channels:
+        raise DataError(f"{record}: the codec codes {c.in_channels} channels together, got {signal.shape[1]}")
     scales = [unit_scale(u, codec.config.units[0 if c.in_channels == 1 else i], f"{record}: channel '{n}'")
               for i, (n, u) in enumerate(zip(channel_names, units))]
     streams = [[i] for i in range(signal.shape[1])] if c.in_channels == 1 else [list(range(signal.shape[1]))]
-    if c.in_channels > 1 and signal.shape[1] != c.in_channels:
-        raise DataError(f"{record}: the codec codes {c.in_channels} channels together, got {signal.shape[1]}")
     f = c.downsample_factor
+    margin = encode_margin(codec, search)
     all_segments, all_codes = [], []
     for stream in streams:
         x = signal[:, stream] * np.array([scales[i] for i in stream])
@@ -225,7 +227,7 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
             conditioned = preprocessing.condition(x[start:end], rate_hz)
             n = len(conditioned)
             padded = _pad_to_multiple(conditioned, f)
-            seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept)
+            seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept, margin=margin)
             segments.append(Segment(start, end, n, len(seg_codes)))
             codes.append(seg_codes)
         all_segments.append(segments)
@@ -256,9 +258,10 @@ def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") 
     scale = compressed.sampling_rate_hz / compressed.native_rate_hz
     length = compressed.length if native else int(round(compressed.length * scale))
     out = np.full((length, len(compressed.channel_names)), np.nan, dtype=np.float32)
+    margin = decode_margin(codec)
     for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes):
         for segment, seg_codes in zip(segments, codes):
-            decoded = decode_long(codec, seg_codes)[: segment.samples].astype(np.float64)
+            decoded = decode_long(codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
             if native:
                 decoded = resample(decoded, compressed.sampling_rate_hz, compressed.native_rate_hz)
                 want = segment.end - segment.start
@@ -274,11 +277,9 @@ def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") 
 
 
 def prdn_per_channel(reference: np.ndarray, reconstruction: np.ndarray) -> list[float]:
-    """PRDN (%) of each channel over the samples finite in both: error energy over the reference's mean-removed
-    energy."""
+    """PRDN (%) of each channel of two ``(T, C)`` recordings, over the samples finite in both."""
     values = []
     for c in range(reference.shape[1]):
         both = np.isfinite(reference[:, c]) & np.isfinite(reconstruction[:, c])
-        x, y = reference[both, c].astype(np.float64), reconstruction[both, c].astype(np.float64)
-        values.append(float(100 * np.sqrt(((x - y) ** 2).sum() / max(((x - x.mean()) ** 2).sum(), 1e-30))))
+        values.append(float(prdn(reference[both, c][None, :, None], reconstruction[both, c][None, :, None])[0]))
     return values

@@ -18,19 +18,37 @@ import torch
 import torch.nn.functional as F
 
 @torch.no_grad()
+def _reach(net, shape: tuple[int, int, int], nudge_at: int, centre: int, step: int, device, trials: int, seed: int) -> int:
+    """Nudge ``net``'s input ``(1, C, L)`` at position ``nudge_at``; how far from ``centre`` (in output positions
+    grouped by ``step``) does the output change? Measured on random inputs, so no layer arithmetic can go stale."""
+    generator = torch.Generator().manual_seed(seed)
+    reach = 0
+    for _ in range(trials):
+        x = torch.randn(*shape, generator=generator).to(device)
+        moved = x.clone()
+        moved[..., nudge_at] += torch.randn(shape[1], generator=generator).to(device)
+        changed = (net(moved) != net(x)).any(dim=1)[0]
+        positions = torch.nonzero(changed)[:, 0] // step
+        if len(positions):
+            reach = max(reach, int((positions - centre).abs().max()))
+    return reach
+
+
 def decoder_reach(codec, latent_length: int, trials: int = 3, seed: int = 0) -> int:
     """How many code positions either side of a code its decoded samples can depend on (measured, not assumed)."""
-    generator = torch.Generator().manual_seed(seed)
-    f, mid, reach = codec.config.downsample_factor, latent_length // 2, 0
-    for _ in range(trials):
-        latent = torch.randn(1, codec.code_dim, latent_length, generator=generator).to(codec.device)
-        moved = latent.clone()
-        moved[..., mid] += torch.randn(codec.code_dim, generator=generator).to(codec.device)
-        changed = (codec.decoder(codec.project_out(moved)) != codec.decoder(codec.project_out(latent))).any(dim=1)[0]
-        positions = torch.nonzero(changed)[:, 0] // f
-        if len(positions):
-            reach = max(reach, int((positions - mid).abs().max()))
-    return reach
+    def decode(latent):
+        return codec.decoder(codec.project_out(latent))
+
+    mid = latent_length // 2
+    return _reach(decode, (1, codec.code_dim, latent_length), mid, mid, codec.config.downsample_factor, codec.device,
+                  trials, seed)
+
+
+def encoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0) -> int:
+    """How many code positions either side of an input sample can change (measured, not assumed)."""
+    f, mid = codec.config.downsample_factor, latent_length // 2
+    return _reach(codec.encoder, (1, codec.config.in_channels, latent_length * f), mid * f, mid, 1, codec.device,
+                  trials, seed)
 
 
 @torch.no_grad()

@@ -12,23 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tsvq.codec.search import decoder_reach
-
-
-@torch.no_grad()
-def encoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0) -> int:
-    """How many code positions either side of an input sample can change (measured, not assumed)."""
-    generator = torch.Generator().manual_seed(seed)
-    f, mid, reach = codec.config.downsample_factor, latent_length // 2, 0
-    for _ in range(trials):
-        x = torch.randn(1, codec.config.in_channels, latent_length * f, generator=generator).to(codec.device)
-        moved = x.clone()
-        moved[..., mid * f] += 1.0
-        changed = (codec.encoder(moved) != codec.encoder(x)).any(dim=1)[0]
-        positions = torch.nonzero(changed)[:, 0]
-        if len(positions):
-            reach = max(reach, int((positions - mid).abs().max()))
-    return reach
+from tsvq.codec.search import decoder_reach, encoder_reach
 
 
 def _chunks(length: int, core: int, margin: int):
@@ -38,14 +22,24 @@ def _chunks(length: int, core: int, margin: int):
         yield start, end, max(0, start - margin), min(length, end + margin)
 
 
+def encode_margin(codec, search: int = 0) -> int:
+    """Context (code positions) each chunk needs so that its kept codes equal a whole-signal pass: the encoder's
+    reach plus one code of slack, and with code search the decoder's too. Measure once per signal set."""
+    return encoder_reach(codec) + 1 + (decode_margin(codec) if search else 0)
+
+
+def decode_margin(codec) -> int:
+    return decoder_reach(codec, 64) + 1
+
+
 def encode_long(codec, signal: np.ndarray, chunk_codes: int = 2048, search: int = 0, sweeps: int = 2,
-                quantizers: int | None = None) -> np.ndarray:
+                quantizers: int | None = None, margin: int | None = None) -> np.ndarray:
     """Codes of one long signal ``(L, C)`` in physical units, ``L`` a multiple of the downsample factor:
-    ``(L / f,)`` int64, or ``(L / f, q)`` for residual VQ (its first ``quantizers`` stages)."""
+    ``(L / f,)`` int64, or ``(L / f, q)`` for residual VQ (its first ``quantizers`` stages). ``margin``:
+    ``encode_margin(codec, search)``, measured here when not given."""
     f = codec.config.downsample_factor
     length = len(signal) // f
-    # One code of slack: a chunk edge must see exactly the context the whole-signal pass sees.
-    margin = encoder_reach(codec) + 1 + (decoder_reach(codec, 64) + 1 if search else 0)
+    margin = encode_margin(codec, search) if margin is None else margin
     parts = []
     for start, end, lo, hi in _chunks(length, chunk_codes, margin):
         codes = codec.encode(signal[None, lo * f : hi * f], search=search, sweeps=sweeps).codes[0].cpu().numpy()
@@ -56,10 +50,11 @@ def encode_long(codec, signal: np.ndarray, chunk_codes: int = 2048, search: int 
     return codes
 
 
-def decode_long(codec, codes: np.ndarray, chunk_codes: int = 2048) -> np.ndarray:
-    """Signal ``(len(codes) * f, C)`` float32 in physical units of one long code sequence (``(n,)`` or ``(n, q)``)."""
+def decode_long(codec, codes: np.ndarray, chunk_codes: int = 2048, margin: int | None = None) -> np.ndarray:
+    """Signal ``(len(codes) * f, C)`` float32 in physical units of one long code sequence (``(n,)`` or ``(n, q)``);
+    ``margin``: ``decode_margin(codec)``, measured here when not given."""
     f = codec.config.downsample_factor
-    margin = decoder_reach(codec, 64) + 1
+    margin = decode_margin(codec) if margin is None else margin
     parts = []
     for start, end, lo, hi in _chunks(len(codes), chunk_codes, margin):
         decoded = codec.decode(torch.as_tensor(codes[None, lo:hi])).cpu().numpy()[0]

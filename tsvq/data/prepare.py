@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tsvq.data import builtin
-from tsvq.data.preprocess import QualityConfig, bandpass, clean_segments, dropped_seconds, quality_mask, resample
+from tsvq.data.preprocess import Preprocessing, QualityConfig, clean_segments, dropped_seconds, quality_mask
 from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
 from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
 from tsvq.data.store import STORE_FORMAT_VERSION, StoreWriter, WindowStore
@@ -219,7 +219,7 @@ def _window_and_stride(config: PrepareConfig, rate: float) -> tuple[int, int]:
 
 
 def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate: float, config: PrepareConfig,
-                  quality: QualityConfig, source: str = "") -> None:
+                  quality: QualityConfig, source: str) -> None:
     """Window every example of one record and hand the windows to the writer (all or nothing for the record)."""
     window, stride = _window_and_stride(config, rate)
     record_label = None
@@ -305,13 +305,15 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
     bounds = time_split_bounds(total, config.val_fraction, config.test_fraction)
     out_windows, out_starts, out_split, labels, beats = [], [], [], [], []
     short = 0.0
+    # The conditioning a codec trained on this store records and applies to new recordings (Pipeline.preprocess).
+    conditioning = Preprocessing(sampling_rate_hz=rate, highpass_hz=config.highpass_hz, lowpass_hz=config.lowpass_hz,
+                                 window_length=window)
     for seg_start, seg_end in clean_segments(mask):
-        segment = resample(signal[seg_start:seg_end], native, rate)
+        segment = conditioning.condition(signal[seg_start:seg_end], native)
         if segment.shape[0] < window:
             short += (seg_end - seg_start) / native
             continue
-        segment = bandpass(segment, rate, config.highpass_hz, config.lowpass_hz)
-        offset = int(round(seg_start * scale))
+        offset = conditioning.output_length(seg_start, native)
         if config.beat_centred:
             local = beat_centred_starts(beat_samples, offset, segment.shape[0], window)
         else:

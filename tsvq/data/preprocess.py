@@ -6,12 +6,14 @@ becomes a list of clean segments, each resampled and filtered on its own so no f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 from scipy import signal as sps
 
+from tsvq.config import from_dict
 from tsvq.errors import DataError
 
 OK, NOT_FINITE, FLAT, CLIPPED = 0, 1, 2, 3
@@ -143,16 +145,10 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, values: dict, where: str = "preprocessing") -> "Preprocessing":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise DataError(f"{where}: unknown preprocessing field(s) {unknown} (written by a newer tsvq?)")
-        values = dict(values)
-        values["channel_names"] = tuple(values.get("channel_names", ()))
-        return cls(**values)
+        return from_dict(cls, {**values, "channel_names": tuple(values.get("channel_names", ()))}, where)
 
     def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__} | {"channel_names": list(self.channel_names)}
+        return dataclasses.asdict(self) | {"channel_names": list(self.channel_names)}
 
     def describe(self) -> str:
         band = f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz" if self.lowpass_hz else f"above {self.highpass_hz:g} Hz"
@@ -174,7 +170,7 @@ class Preprocessing:
         return bandpass(out, self.sampling_rate_hz, self.highpass_hz, self.lowpass_hz, self.filter_order)
 
     def output_length(self, length: int, rate_hz: float) -> int:
-        return int(round(length * self.sampling_rate_hz / rate_hz))
+        return int(round(length * (self.sampling_rate_hz / rate_hz)))  # as prepare has always placed segments
 
     def apply(self, signal: np.ndarray, rate_hz: float, where: str = "signal") -> np.ndarray:
         """A whole recording ``(L, C)`` at ``rate_hz`` -> ``(L', C)`` float32 at the pipeline rate, each finite
