@@ -21,7 +21,9 @@ def test_demo_runs_every_stage_on_the_builtin_record(tmp_path, capsys):
     assert "PRDN" in printed and "report:" in printed and "by time" in printed
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["sampling_rate_hz"] == 250 and report["split_note"].startswith("by time")
-    assert {"reconstruction", "codebook", "generation", "memorisation"} <= set(report)
+    assert {"reconstruction", "codebook", "generation"} <= set(report)
+    assert report["generation"]["compared"] == ["diffusion"] and len(report["generation"]["seeds"]) == 2
+    assert report["generation"]["generators"]["diffusion"]["memorisation_ratio"]["mean"] > 0
     pipe = Pipeline.from_pretrained(out / "pipeline")
     assert set(pipe.priors) == {"diffusion", "wavenet"}
     for prior in ("diffusion", "wavenet"):
@@ -48,6 +50,7 @@ def test_rerunning_the_demo_with_other_settings_discards_the_old_stages(tmp_path
     assert (out / "codec").exists()
     assert demo.settings_fingerprint(demo.DemoConfig(codec_steps=5), "store-a") != first
     assert demo.settings_fingerprint(demo.DemoConfig(out="elsewhere"), "store-a") == first
+    assert demo.settings_fingerprint(demo.DemoConfig(eval_seeds=5, eval_windows=50), "store-a") == first  # evaluation only
     monkeypatch.setitem(demo.DEMO_CODEC, "code_dim", 16)  # e.g. a newer tsvq with other defaults
     changed = demo.settings_fingerprint(demo.DemoConfig(), "store-a")
     assert changed != first

@@ -34,13 +34,14 @@ def sets():
 
 
 def test_identical_sets_give_floor_values(sets):
-    real_a, _, _, features = sets
+    real_a, real_b, _, features = sets
     f = features.transform(real_a)
     assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-6)
     assert mmd_rbf(f, f) < 0.05
     assert psd_distance_db(real_a, real_a, RATE) == 0 and autocorrelation_distance(real_a, real_a, 100) == 0
     assert amplitude_distance(real_a, real_a) == 0
-    assert discriminative_score(real_a, real_a.copy(), folds=3, steps=100)["mean"] < 0.15
+    # two draws of one distribution (a window and its exact copy in opposite folds would teach the classifier backwards)
+    assert discriminative_score(real_a, real_b, folds=3, steps=100)["mean"] < 0.15
 
 
 def test_frechet_distance_is_exact_for_singular_covariances():
@@ -91,24 +92,62 @@ def test_phase_randomised_surrogate_keeps_the_spectrum(sets):
 def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
     out = tmp_path / "report"
     rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--n", "16", "--steps", "4",
-                   "--folds", "2", "--search", "2", "--out", str(out)])
+                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--search", "2", "--out", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0 and "PRDN" in printed and "frechet_distance" in printed and "code search: 2 candidates" in printed
+    assert f"codec of {tiny_pipeline}" in printed and "mean±std over 2 seeds" in printed
     report = json.loads((out / "report.json").read_text())
-    assert set(report["generation"]) >= {"model", "floor", "ceiling", "windows"}
+    generation = report["generation"]
+    assert generation["compared"] == ["diffusion"] and generation["seeds"] == [0, 1]
+    assert set(generation["generators"]) == {"diffusion", "floor", "phase_randomised", "autoregressive", "gaussian", "train_copies"}
+    diffusion = generation["generators"]["diffusion"]
+    assert diffusion["windows_per_seed"] == 16 and len(diffusion["figures"]["mmd"]["per_seed"]) == 2
+    assert diffusion["info"]["kind"] == "diffusion" and diffusion["info"]["steps"] == 4
     assert report["reconstruction"]["per_record"] and report["codebook"]["num_codes"] == 32
-    assert report["versions"]["torch"] and report["config"]["seed"] == 0
-    for name in ("examples.png", "spectra.png", "heart_rate.png", "codebook_usage.png", "reconstruction.png", "features_pca.png"):
+    assert report["versions"]["torch"] and report["config"]["seed"] == 0 and report["codec_of"] == str(tiny_pipeline)
+    for name in ("examples.png", "spectra.png", "heart_rate.png", "codebook_usage.png", "reconstruction.png", "features_pca.png",
+                 "comparison.png"):
         assert (out / name).stat().st_size > 1000, name
-    np.save(tmp_path / "external.npy", np.zeros((8, 256, 1), dtype=np.float32) + np.random.default_rng(0).normal(size=(8, 256, 1)).astype(np.float32))
-    rc = cli_main(["eval", "--samples", str(tmp_path / "external.npy"), "--data", str(tiny_runs["store"]), "--n", "8",
-                   "--folds", "2", "--out", str(tmp_path / "external")])
-    assert rc == 0 and "reconstruction" not in json.loads((tmp_path / "external" / "report.json").read_text())
+
+    # external samples alone: no codec figures that a reader could take for the generator's
+    noise = np.random.default_rng(0).normal(size=(12, 256, 1)).astype(np.float32)
+    np.save(tmp_path / "external.npy", noise)
+    rc = cli_main(["eval", "--samples", f"noise={tmp_path / 'external.npy'}", "--data", str(tiny_runs["store"]), "--n", "8",
+                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--baselines", "gaussian", "--out", str(tmp_path / "external")])
+    external = json.loads((tmp_path / "external" / "report.json").read_text())
+    assert rc == 0 and "reconstruction" not in external and "codec of" not in capsys.readouterr().out
+    assert external["generation"]["generators"]["noise"]["windows_per_seed"] == 6  # 12 windows, a disjoint share per seed
+    assert set(external["generation"]["generators"]) == {"noise", "floor", "gaussian"}
+
+    # two reports side by side
     assert cli_main(["eval", "--compare", str(out), str(tmp_path / "external")]) == 0
-    assert "frechet_distance" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "report:diffusion" in printed and "external:noise" in printed and "frechet_distance" in printed
+
     np.save(tmp_path / "bad.npy", np.zeros((8, 100, 1), dtype=np.float32))
     assert cli_main(["eval", "--samples", str(tmp_path / "bad.npy"), "--data", str(tiny_runs["store"]), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_eval_compare_puts_priors_and_external_samples_in_one_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
+    samples = np.random.default_rng(1).normal(size=(9, 256, 1)).astype(np.float32)
+    np.save(tmp_path / "other.npy", samples)
+    rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--compare", "diffusion", "wavenet",
+                   f"other={tmp_path / 'other.npy'}", "--n", "8", "--steps", "3", "--folds", "2", "--seeds", "1",
+                   "--classifier-steps", "10", "--baselines", "--no-physiology", "--out", str(tmp_path / "report")])
+    printed = capsys.readouterr().out
+    assert rc == 0 and all(name in printed.splitlines()[3] for name in ("diffusion", "wavenet", "other", "floor"))
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    generation = report["generation"]
+    assert generation["compared"] == ["diffusion", "wavenet", "other"] and generation["baselines"] == []
+    # --steps belongs to the diffusion prior; the WaveNet prior is drawn without it instead of refusing it
+    assert generation["generators"]["diffusion"]["info"]["steps"] == 3 and "steps" not in generation["generators"]["wavenet"]["info"]
+    assert (tmp_path / "report" / "comparison.png").stat().st_size > 1000
+    assert cli_main(["eval", "--data", str(tiny_runs["store"]), "--compare", "diffusion", "--out", str(tmp_path / "x")]) == 2
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "report.json").write_text(json.dumps({"format_version": 1}))
+    assert cli_main(["eval", "--compare", str(tmp_path / "report"), str(tmp_path / "old")]) == 2
+    assert "report format 1; this tsvq compares format 2" in capsys.readouterr().err
 
 
 def test_label_classification_score_separates_learnable_classes(sets):
@@ -136,4 +175,20 @@ def test_eval_refuses_a_store_that_does_not_match_the_pipeline(tiny_pipeline, tm
                     tmp_path / "store", progress=False, sources=[ArraySource(signals, 250)])
     with pytest.raises(DataError, match=r"does not match the pipeline: sampling rate \(Hz\) 250.0 vs the pipeline's 125.0"):
         evaluate(store, tmp_path / "report", pipeline=Pipeline.from_pretrained(tiny_pipeline), progress=False)
+    assert not (tmp_path / "report").exists()
+
+
+def test_eval_refuses_a_held_out_split_too_small_for_two_disjoint_halves(tmp_path):
+    """Four test windows cut with 75% overlap all fall in one time block: no two halves can avoid sharing samples."""
+    from tsvq.data import ArraySource, PrepareConfig, prepare
+    from tsvq.errors import DataError
+    from tsvq.evaluation import EvalConfig, evaluate
+
+    signals = np.stack([ecg_like(2560 / RATE, RATE, seed=i)[:2560, None] for i in range(3)])
+    store = prepare(PrepareConfig(source="unused", rate_hz=RATE, window_samples=256, stride_seconds=64 / RATE,
+                                  test_groups=["row0"], val_groups=["row1"]), tmp_path / "store", progress=False,
+                    sources=[ArraySource(signals[:, :448], RATE)])
+    samples = np.zeros((4, 256, 1), dtype=np.float32) + np.random.default_rng(0).normal(size=(4, 256, 1)).astype(np.float32)
+    with pytest.raises(DataError, match="leave too few for two non-overlapping halves"):
+        evaluate(store, tmp_path / "report", EvalConfig(n=4, seeds=1), samples=samples, progress=False)
     assert not (tmp_path / "report").exists()

@@ -55,6 +55,7 @@ def test_tsvq_eval_scores_the_shipped_pipeline_out_of_the_box(tmp_path):
 
     assert main(["prepare", "--source", "mitdb208", "--split-by", "time", "--out", str(tmp_path / "store")]) == 0
     assert main(["eval", "--pipeline", NAME, "--data", str(tmp_path / "store"), "--n", "16", "--steps", "5",
-                 "--no-physiology", "--folds", "2", "--out", str(tmp_path / "report")]) == 0
+                 "--no-physiology", "--folds", "2", "--seeds", "1", "--classifier-steps", "20", "--out", str(tmp_path / "report")]) == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["reconstruction"]["prdn"] < 15 and report["generation"]["model"]["frechet_distance"] > 0
+    assert report["reconstruction"]["prdn"] < 15 and report["codec_of"] == NAME
+    assert report["generation"]["generators"][report["generation"]["compared"][0]]["figures"]["frechet_distance"]["mean"] > 0

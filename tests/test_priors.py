@@ -124,13 +124,18 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
     from tsvq.data import WindowStore
     from tsvq.evaluation import EvalConfig, evaluate
 
-    report = evaluate(WindowStore(store.path), tmp_path / "report", EvalConfig(n=8, sampling={"steps": 2, "guidance": 2.0}, folds=2, classifier_steps=20,
-                                                                              plots=False), pipeline=pipe, progress=False)
-    tstr = report["label_classification"]
+    report = evaluate(WindowStore(store.path), tmp_path / "report", EvalConfig(n=8, sampling={"steps": 2, "guidance": 2.0}, folds=2, classifier_steps=20, seeds=3),
+                      pipeline=pipe, progress=False)
+    tstr = report["label_classification"]["diffusion"]
     assert tstr["labels"] == ["N", "V"]
     # every synthetic window is drawn with a label in the training windows' mix, and the options of the draw are kept
     assert tstr["train_synthetic_test_real"]["train_windows"] == 8 and tstr["sampling"] == {"steps": 2, "guidance": 2.0}
     assert tstr["train_real_test_real"]["test_windows"] == tstr["train_synthetic_test_real"]["test_windows"] > 0
+    per_class = report["per_class"]["diffusion"]
+    assert set(per_class) == {"N", "V"}
+    for label, figures in per_class.items():  # each class scored against its own held-out windows, or said why not
+        assert "skipped" in figures or (figures["model"]["frechet_distance"]["mean"] > 0 and len(figures["windows_per_seed"]) == 3)
+    assert (tmp_path / "report" / "classes_diffusion.png").stat().st_size > 1000
 
 
 def test_prior_for_another_codec_is_refused(tiny_runs, tmp_path):

@@ -102,9 +102,11 @@ def test_a_registered_prior_trains_samples_and_evaluates_through_the_cli(tiny_ru
     assert "raise the code frequencies to this power (default: 1.0)" in " ".join(capsys.readouterr().out.split())
 
     assert main(["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(tiny_runs["store"]), "--prior",
-                 "unigram-test", "--n", "8", "--folds", "2", "--no-physiology", "--out", str(tmp_path / "report")]) == 0
+                 "unigram-test", "--n", "8", "--folds", "2", "--seeds", "1", "--classifier-steps", "20", "--no-physiology",
+                 "--out", str(tmp_path / "report")]) == 0
     report = read_json(tmp_path / "report" / "report.json", "report")
-    assert report["sampling"]["kind"] == "unigram-test" and report["generation"]["model"]["frechet_distance"] > 0
+    scored = report["generation"]["generators"]["unigram-test"]
+    assert scored["info"]["kind"] == "unigram-test" and scored["figures"]["frechet_distance"]["mean"] > 0
 
     # an option the chosen prior does not have is refused by name, not ignored
     with pytest.raises(ConfigError, match="sharpness"):

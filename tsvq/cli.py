@@ -138,13 +138,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from tsvq.evaluation.report import EvalConfig, compare_reports, evaluate, format_table
 
-    if args.compare:
-        print(compare_reports(*args.compare))
+    compare = args.compare or []
+    if compare and all(_is_report(item) for item in compare):
+        print(compare_reports(*compare))
         return 0
-    if not (args.data and args.out and (args.pipeline or args.samples)):
-        raise ConfigError("tsvq eval needs --data, --out and --pipeline and/or --samples (or --compare A B)")
-    import numpy as np
-
+    priors = [item for item in compare if "=" not in item and not Path(item).exists()]
+    sample_specs = (args.samples or []) + [item for item in compare if item not in priors]
+    if priors and not args.pipeline:
+        raise ConfigError(f"--compare names priors {priors} but no --pipeline holds them (or no such sample files exist)")
+    if not (args.data and args.out and (args.pipeline or sample_specs)):
+        raise ConfigError("tsvq eval needs --data, --out and --pipeline and/or --samples (or --compare REPORT...)")
     from tsvq.data import WindowStore
 
     store = WindowStore(args.data)
@@ -153,18 +156,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from tsvq.pipeline import Pipeline
 
         pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)
-    samples = None
-    if args.samples:
-        try:
-            samples = np.load(args.samples, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise DataError(f"{args.samples}: cannot read samples as a NumPy array ({error})") from error
-    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, sampling=_prior_options(args), seed=args.seed,
-                        physiology=not args.no_physiology, folds=args.folds, search=args.search)
+    samples = dict(_load_samples(spec) for spec in sample_specs) or None
+    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, priors=priors, sampling=_prior_options(args), seed=args.seed,
+                        seeds=args.seeds, baselines=args.baselines, physiology=not args.no_physiology, folds=args.folds,
+                        classifier_steps=args.classifier_steps, search=args.search)
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
     print(format_table(report))
-    print(f"report: {Path(args.out) / 'report.json'}")
+    print(f"report: {Path(args.out) / 'report.json'} (plots beside it)")
     return 0
+
+
+def _is_report(item: str) -> bool:
+    path = Path(item)
+    return (path.is_file() and path.suffix == ".json") or (path.is_dir() and (path / "report.json").is_file())
+
+
+def _load_samples(spec: str) -> tuple[str, "np.ndarray"]:
+    """``[NAME=]PATH``: a .npy of (n, L, C) windows, or a folder `tsvq sample` wrote (its samples.npy)."""
+    import numpy as np
+
+    name, _, location = spec.rpartition("=")
+    path = Path(location)
+    if path.is_dir():
+        path = path / "samples.npy"
+    name = name or (path.parent.name if path.name == "samples.npy" else path.stem)
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot read samples as a NumPy array ({error})") from error
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
@@ -219,6 +238,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = DemoConfig(source=args.source, out=args.out)
     if args.fast:  # a smoke run: every stage, minutes -> seconds (figures meaningless)
         config.codec_steps, config.diffusion_steps, config.wavenet_steps, config.samples, config.eval_windows = 20, 20, 20, 16, 16
+        config.eval_seeds, config.classifier_steps = 2, 20
     run_demo(config)
     return 0
 
@@ -316,17 +336,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots",
                        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--pipeline", help="pipeline folder to evaluate")
-    p.add_argument("--samples", help="a .npy of (n, L, C) windows in physical units, made by any generator")
+    p.add_argument("--samples", nargs="+", metavar="[NAME=]PATH",
+                   help="samples of any generator: .npy files of (n, L, C) windows in physical units, or `tsvq sample` folders")
     p.add_argument("--data", help="window store with the held-out real windows")
     p.add_argument("--split", default="test", help="the store's split of held-out real windows")
     p.add_argument("--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)")
     _add_prior_arguments(p)
+    p.add_argument("--seeds", type=int, default=3, help="figures are mean +- std over this many seeds")
+    from tsvq.evaluation.baselines import BASELINES
+
+    p.add_argument("--baselines", nargs="*", choices=sorted(BASELINES), default=None,
+                   help="baseline generators scored beside the model (default: all; none with an empty list)")
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
+    p.add_argument("--classifier-steps", type=int, default=200,
+                   help="optimiser steps of the discriminative classifier and the forecaster (fewer: faster, noisier)")
     p.add_argument("--no-physiology", action="store_true", help="skip ECG beat detection (non-ECG signals)")
     p.add_argument("--search", type=int, default=0, metavar="N",
                    help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")
     p.add_argument("--out", help="report folder")
-    p.add_argument("--compare", nargs=2, metavar=("REPORT_A", "REPORT_B"), help="print two reports side by side")
+    p.add_argument("--compare", nargs="+", metavar="GENERATOR",
+                   help="generators side by side in one report: priors of --pipeline by name and [NAME=]PATH samples; "
+                        "or finished report folders, printed side by side")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("assemble", help="trained stage folders -> one pipeline folder (what sample, eval and compress load)",

@@ -49,6 +49,8 @@ class DemoConfig:
     wavenet_steps: int = 600
     samples: int = 200
     eval_windows: int = 200
+    eval_seeds: int = 3  # evaluation figures are mean +- std over this many seeds
+    classifier_steps: int = 200  # optimiser steps of the evaluation's classifier and forecaster
     sampler: str = "dpm"
     sampling_steps: int = 20
     seed: int = 0
@@ -75,11 +77,13 @@ def _training(config: DemoConfig, stage: str, steps: int, learning_rate: float) 
 
 
 STAGES = ("codec", "diffusion", "wavenet", "pipeline", "samples-diffusion", "samples-wavenet", "report")
+# Settings that change only the sampling and the evaluation: changing them keeps the trained stages.
+NOT_TRAINING = ("out", "samples", "eval_windows", "eval_seeds", "classifier_steps", "sampler", "sampling_steps")
 
 
 def settings_fingerprint(config: DemoConfig, store_hash: str) -> str:
     """Everything that decides what the stages train: data, demo settings and the stage models."""
-    settings = {"store": store_hash, "demo": {k: v for k, v in asdict(config).items() if k != "out"},
+    settings = {"store": store_hash, "demo": {k: v for k, v in asdict(config).items() if k not in NOT_TRAINING},
                 "codec": DEMO_CODEC, "denoiser": DEMO_DENOISER, "wavenet": DEMO_WAVENET}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -113,13 +117,15 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
                                                training=_training(config, "wavenet", config.wavenet_steps, 2e-3)))
     pipeline = Pipeline.from_stages(codec, diffusion, wavenet)
     pipeline.save_pretrained(out / "pipeline")
+    pipeline.name = str(out / "pipeline")  # what the report names as the codec's owner: the folder a user loads
     print(f"[5/6] sampling {config.samples} windows from each prior")
     diffusion_options = {"steps": config.sampling_steps, "sampler": config.sampler}
     for prior, options in (("diffusion", diffusion_options), ("wavenet", {})):
         output = pipeline.sample(config.samples, prior, seed=config.seed, **options)
         write_samples(output, out / f"samples-{prior}")
-    print("[6/6] evaluating against held-out real windows")
-    eval_config = EvalConfig(n=config.eval_windows, prior="diffusion", sampling=diffusion_options, seed=config.seed)
+    print(f"[6/6] evaluating against held-out real windows, the floor and the baselines ({config.eval_seeds} seeds)")
+    eval_config = EvalConfig(n=config.eval_windows, prior="diffusion", sampling=diffusion_options, seed=config.seed,
+                             seeds=config.eval_seeds, classifier_steps=config.classifier_steps)
     report = evaluate(store, out / "report", eval_config, pipeline=pipeline)
     wavenet_stats = pipeline.priors["wavenet"].statistics
     minutes = (time.time() - started) / 60

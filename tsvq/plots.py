@@ -91,7 +91,8 @@ def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bin
                 ax.hist(v, bins=edges, density=True, alpha=0.45, label=f"{name} (n={len(v)})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # nothing to show where no set had a finite value
+        ax.legend()
     return _save(fig, path)
 
 
@@ -113,4 +114,53 @@ def scatter_2d(points: dict[str, np.ndarray], path: str | Path, title: str = "")
         ax.scatter(p[:, 0], p[:, 1], s=8, alpha=0.5, label=name)
     ax.set_title(title)
     ax.legend()
+    return _save(fig, path)
+
+
+def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[str, bool], path: str | Path) -> Path:
+    """One panel per figure: each generator's mean +- std over seeds as a bar, the floor as a dashed line.
+
+    ``figures`` maps generator name -> {figure: {"mean", "std"}} and must include "floor". Panels of figures no
+    baseline separates from the floor are titled "uninformative". A log axis where every mean is positive, since
+    baselines sit orders of magnitude from the floor.
+    """
+    names = [n for n in figures["floor"] if np.isfinite(figures["floor"][n]["mean"])]
+    columns = 3
+    rows = int(np.ceil(len(names) / columns))
+    generators = list(figures)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 0.35 * len(generators) * rows + 1.2 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        means = np.array([figures[g][name]["mean"] for g in generators])
+        stds = np.array([figures[g][name]["std"] for g in generators])
+        colors = ["0.5" if g == "floor" else f"C{i}" for i, g in enumerate(generators)]
+        ax.barh(np.arange(len(generators)), means, xerr=stds, color=colors, alpha=0.8)
+        ax.axvline(figures["floor"][name]["mean"], color="k", ls="--", lw=1)
+        if np.all(means[np.isfinite(means)] > 0):
+            ax.set_xscale("log")
+        ax.set_yticks(np.arange(len(generators)), generators, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(name + ("" if informative.get(name, True) else " (uninformative)"), fontsize=9)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.suptitle("lower is better; dashed: real vs real floor; bars: mean ± std over seeds", fontsize=10)
+    return _save(fig, path)
+
+
+def class_examples(examples: dict[str, tuple[np.ndarray, np.ndarray]], rate_hz: float, path: str | Path, units: str = "mV",
+                   per_class: int = 3) -> Path:
+    """One row per class: held-out real windows of the class (blue) beside windows generated with its label (red)."""
+    labels = list(examples)
+    fig, axes = plt.subplots(len(labels), 2 * per_class, figsize=(3 * 2 * per_class, 1.7 * len(labels) + 0.6), squeeze=False,
+                             sharey=True)
+    for row, label in enumerate(labels):
+        real, generated = examples[label]
+        for col in range(2 * per_class):
+            ax = axes[row, col]
+            data, index, color = (real, col, "C0") if col < per_class else (generated, col - per_class, "C3")
+            if index < len(data):
+                ax.plot(np.arange(data.shape[1]) / rate_hz, data[index, :, 0], lw=0.8, color=color)
+            ax.set_xticks([])
+            if row == 0:
+                ax.set_title("real" if col < per_class else "generated", fontsize=9)
+        axes[row, 0].set_ylabel(f"{label} ({units})")
     return _save(fig, path)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tsvq.evaluation.generation import single_thread
+
 
 class RandomKernelFeatures:
     """``transform(windows (n, L, C)) -> (n, 2 * num_kernels)``. Windows are standardised with ``scale`` first."""
@@ -36,6 +38,7 @@ class RandomKernelFeatures:
         return self
 
     @torch.no_grad()
+    @single_thread()
     def transform(self, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
         if self.mean is None:
             self.fit_scale(windows)

@@ -1,9 +1,10 @@
 """`tsvq eval`: reconstruction, codebook health and generation quality as ``report.json`` plus plots.
 
-Each generation figure comes with a **floor** and a **ceiling**. The held-out real windows are split into two
-disjoint halves A and B; the model is scored as (A vs generated), the floor as (A vs B), what a perfect generator
-would get, and the ceiling as (A vs phase-randomised B), windows with the right power spectrum and no ECG
-morphology. A reader sees where the model sits between "as good as real data" and "just coloured noise".
+Every generator (a pipeline's priors, external ``.npy`` samples) is scored beside the **floor** (held-out real
+windows against other held-out real windows, what a perfect generator would get) and named **baselines** that
+are plainly not ECG (``tsvq.evaluation.baselines``). A figure on which no baseline separates from the floor is
+marked uninformative for the dataset, and a generator's figure whose gap to the floor is within the seed-to-seed
+spread is marked as noise. ``tsvq.evaluation.scoring`` holds the protocol (seeds, disjoint halves, equal n).
 """
 
 from __future__ import annotations
@@ -15,42 +16,94 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from tsvq import __version__, plots
 from tsvq.codec.metrics import codebook_report, prdn, reconstruction_report
 from tsvq.data import WindowStore
 from tsvq.data.store import label_ids
-from tsvq.errors import DataError
+from tsvq.errors import ConfigError, DataError
+from tsvq.evaluation.baselines import fit_baselines
 from tsvq.evaluation.features import RandomKernelFeatures
-from tsvq.evaluation.generation import (
-    amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, label_classification_score,
-    mean_welch_psd, mmd_rbf,
-    nearest_neighbour_distances, phase_randomized, predictive_score, psd_distance_db,
+from tsvq.evaluation.generation import label_classification_score, mean_welch_psd
+from tsvq.evaluation.morphology import available as morphology_available
+from tsvq.evaluation.scoring import (
+    GENERATION_FIGURES, ScoredSet, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups, set_figures,
+    summarise, typical_train_distance, below_floor, within_noise,
 )
-from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance
 from tsvq.io import atomic_directory, read_json, write_json
 
-REPORT_FORMAT_VERSION = 1
-# Figures where smaller is better; the table shows each with its floor and ceiling.
-GENERATION_FIGURES = ("frechet_distance", "mmd", "discriminative_score", "predictive_score", "psd_distance_db",
-                      "autocorrelation_distance", "amplitude_wasserstein", "heart_rate_wasserstein_bpm", "rr_wasserstein_ms")
+REPORT_FORMAT_VERSION = 2
 
 
 @dataclass
 class EvalConfig:
     split: str = "test"
-    n: int = 1000  # generated windows; real windows are capped at 2n (two halves)
-    prior: str | None = None  # which of the pipeline's priors draws the samples (None: its first)
-    sampling: dict = field(default_factory=dict)  # that prior's sampling options, e.g. {"steps": 20, "sampler": "dpm"}
+    n: int = 1000  # windows drawn from each generator per seed; real windows are capped at 2n (two halves)
+    prior: str | None = None  # the pipeline's prior to score (None: its first, unless only external samples are scored)
+    priors: list[str] = field(default_factory=list)  # more of the pipeline's priors, side by side (`--compare`)
+    sampling: dict = field(default_factory=dict)  # the priors' sampling options, e.g. {"steps": 20, "sampler": "dpm"}
     seed: int = 0
+    seeds: int = 3  # figures are mean +- std over this many seeds (real split, samples and classifiers reseeded)
+    baselines: list[str] | None = None  # named baselines to score beside the generators (None: all of them)
+    train_windows: int = 2000  # training windows the baselines are fitted to and memorisation is measured against
     num_kernels: int = 256
     folds: int = 3
     classifier_steps: int = 200  # optimiser steps of the post-hoc classifier and forecaster
     physiology: bool = True  # ECG beat detection; turn off for non-ECG signals
+    morphology: bool = True  # ECG beat delineation (P/QRS/T), when neurokit2 is installed (tsvq[morphology])
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
+
+
+@dataclass
+class Generator:
+    """Something that draws windows: ``draw(seed index, seed, floor size) -> (n, L, C)`` in physical units.
+    Generators under test draw the requested n; baselines draw the floor's n (one chunk: they calibrate the
+    figures, and more of them would only cost time)."""
+
+    name: str
+    kind: str  # "prior", "samples" or "baseline"
+    draw: Callable[[int, int, int], np.ndarray]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class HeldOut:
+    """The held-out real windows with everything scoring needs computed once, and the training windows."""
+
+    store: WindowStore
+    index: np.ndarray  # store positions of the held-out windows
+    scored: ScoredSet
+    train: np.ndarray
+    features: RandomKernelFeatures
+    morphology: bool
+
+    @property
+    def windows(self) -> np.ndarray:
+        return self.scored.windows
+
+    def halves(self, positions: np.ndarray, seed: int) -> tuple[ScoredSet, ScoredSet, int]:
+        """Reference and floor halves of the held-out windows at ``positions`` that share no sample, each with the
+        groups of its overlapping windows, and how many windows were dropped to keep them apart."""
+        records, starts = self.store.index["record"][self.index[positions]], self.store.index["start"][self.index[positions]]
+        halves = disjoint_halves(records, starts, self.store.window_length, seed)
+        reference, floor = (self.scored.subset(positions[part], overlap_groups(records[part], starts[part], self.store.window_length))
+                            for part in (halves.reference, halves.floor))
+        return reference, floor, halves.dropped
+
+
+def held_out(store: WindowStore, real: np.ndarray, real_index: np.ndarray, config: EvalConfig) -> HeldOut:
+    train = store.load("train", max_windows=config.train_windows, seed=config.seed)
+    if len(train) < 2:
+        raise DataError(f"{store.path}: the 'train' split has {len(train)} windows; the baselines need at least 2")
+    features = RandomKernelFeatures(store.window_length, store.num_channels, config.num_kernels, config.seed).fit_scale(train)
+    morphology = config.physiology and config.morphology and morphology_available()
+    return HeldOut(store, real_index, ScoredSet.of(real, features, store.sampling_rate_hz, config.physiology, morphology),
+                   train, features, morphology)
 
 
 def package_versions() -> dict[str, str]:
@@ -61,27 +114,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def generation_figures(reference: np.ndarray, candidate: np.ndarray, rate_hz: float, features: RandomKernelFeatures,
-                       config: EvalConfig, reference_features: np.ndarray | None = None,
-                       reference_rhythm: dict | None = None) -> dict[str, float]:
-    """Every generation figure of ``candidate`` windows against ``reference`` real windows."""
-    ref_features = reference_features if reference_features is not None else features.transform(reference)
-    cand_features = features.transform(candidate)
-    max_lag = min(reference.shape[1] - 1, int(2 * rate_hz))
-    figures = {
-        "frechet_distance": frechet_distance(ref_features, cand_features),
-        "mmd": mmd_rbf(ref_features, cand_features),
-        "discriminative_score": discriminative_score(reference, candidate, config.folds, config.classifier_steps, config.seed),
-        "predictive_score": predictive_score(candidate, reference, config.classifier_steps, config.seed, reference=reference),
-        "psd_distance_db": psd_distance_db(reference, candidate, rate_hz),
-        "autocorrelation_distance": autocorrelation_distance(reference, candidate, max_lag),
-        "amplitude_wasserstein": amplitude_distance(reference, candidate, seed=config.seed),
-    }
-    if config.physiology:
-        figures |= rhythm_distance(reference_rhythm or heart_rhythm(reference, rate_hz), heart_rhythm(candidate, rate_hz))
-    return figures
 
 
 def check_store_matches(pipeline, store: WindowStore) -> None:
@@ -96,44 +128,104 @@ def check_store_matches(pipeline, store: WindowStore) -> None:
 
 
 def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None = None, pipeline=None,
-             samples: np.ndarray | None = None, progress: bool = True) -> dict:
-    """Score a pipeline (reconstruction, codebook, its samples) or externally made ``samples`` (n, L, C) mV."""
+             samples: np.ndarray | dict[str, np.ndarray] | None = None, progress: bool = True) -> dict:
+    """Score a pipeline (its codec, and its priors' samples) and/or external ``samples`` (n, L, C) in physical units
+    (one array, or several by name), each beside the floor and the baselines; writes ``report.json`` and plots."""
     started = time.time()
     config = config or EvalConfig()
     if pipeline is not None:
         check_store_matches(pipeline, store)
-    if pipeline is None and samples is None:
+    external = _named_samples(samples, store)
+    if pipeline is None and not external:
         raise DataError("evaluate needs a pipeline, samples, or both")
-    rate = store.sampling_rate_hz
+    if config.seeds < 1:
+        raise DataError(f"seeds must be at least 1, got {config.seeds}")
     real_index = store.subset_indices(config.split, max_windows=2 * config.n, seed=config.seed)
     real = np.asarray(store.windows[real_index])  # read once: both halves, reconstruction and labels use these
     if len(real) < 4:
         raise DataError(f"{store.path}: the '{config.split}' split has {len(real)} windows; at least 4 are needed")
-    order = np.random.default_rng(config.seed).permutation(len(real))
-    half_a, half_b = real[order[: len(real) // 2]], real[order[len(real) // 2 :]]
     report: dict = {"format_version": REPORT_FORMAT_VERSION, "config": dataclasses.asdict(config), "versions": package_versions(),
-                    "store": str(store.path), "sampling_rate_hz": rate, "window_length": store.window_length,
+                    "store": str(store.path), "sampling_rate_hz": store.sampling_rate_hz, "window_length": store.window_length,
                     "channel_names": store.channel_names, "units": store.units, "split_note": store.manifest.get("split_note")}
+    priors = _priors_to_score(pipeline, config, bool(external))
+    generators = [_prior_generator(pipeline, name, _options_for(pipeline, name, priors, config.sampling), config)
+                  for name in priors]
+    generators += [_samples_generator(name, windows, config) for name, windows in external.items()]
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         if pipeline is not None:
             report |= _codec_section(pipeline, store, real, real_index, config, tmp)
-        if samples is None:
-            output = pipeline.sample(config.n, config.prior, seed=config.seed, progress=progress, **config.sampling)
-            samples, report["sampling"] = output.signals, output.info
-        else:
-            samples = np.asarray(samples, dtype=np.float32)
-            if samples.ndim != 3 or samples.shape[1:] != real.shape[1:]:
-                raise DataError(f"samples: expected shape (n, {real.shape[1]}, {real.shape[2]}) to match the store, got {samples.shape}")
-            if not np.isfinite(samples).all():
-                raise DataError("samples: contain NaN or Inf")
-            report["sampling"] = {"source": "external samples"}
-        report |= _generation_section(samples, half_a, half_b, store, rate, config, tmp)
-        if pipeline is not None and pipeline.priors and pipeline.prior(config.prior).labels:
-            report["label_classification"] = _label_section(pipeline, store, real, real_index, config)
+        heldout = held_out(store, real, real_index, config)
+        report |= _generation_section(generators, heldout, config, tmp, progress)
+        conditional = [name for name in priors if pipeline.priors[name].labels]
+        if conditional:
+            report["label_classification"] = {name: _label_section(pipeline, name, heldout, config) for name in conditional}
+            report["per_class"] = {name: _per_class_section(pipeline, name, heldout, config, tmp) for name in conditional}
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
     return report
+
+
+def _named_samples(samples, store: WindowStore) -> dict[str, np.ndarray]:
+    """External samples by name, each checked against the store's window shape."""
+    if samples is None:
+        return {}
+    named = samples if isinstance(samples, dict) else {"samples": samples}
+    checked = {}
+    for name, windows in named.items():
+        windows = np.asarray(windows, dtype=np.float32)
+        expected = (store.window_length, store.num_channels)
+        if windows.ndim != 3 or windows.shape[1:] != expected or len(windows) < 2:
+            raise DataError(f"{name}: expected samples of shape (n >= 2, {expected[0]}, {expected[1]}) to match the store, "
+                            f"got {windows.shape}")
+        if not np.isfinite(windows).all():
+            raise DataError(f"{name}: the samples contain NaN or Inf")
+        checked[name] = windows
+    return checked
+
+
+def _priors_to_score(pipeline, config: EvalConfig, has_samples: bool) -> list[str]:
+    if pipeline is None:
+        return []
+    names = ([config.prior] if config.prior else []) + [p for p in config.priors if p != config.prior]
+    for name in names:
+        pipeline.prior(name)  # refuses an unknown name, naming the ones there are
+    if not names and not has_samples and pipeline.priors:
+        names = [next(iter(pipeline.priors))]
+    return names
+
+
+def _options_for(pipeline, name: str, priors: list[str], sampling: dict) -> dict:
+    """One prior scored: all options, so one it lacks is refused by name. Several side by side: each takes the
+    options it has, and an option none of them has is refused."""
+    if len(priors) <= 1:
+        return sampling
+    fields = {p: {f.name for f in dataclasses.fields(type(pipeline.priors[p]).SamplingOptions)} for p in priors}
+    unknown = [k for k in sampling if not any(k in names for names in fields.values())]
+    if unknown:
+        raise ConfigError(f"sampling options {unknown}: none of the compared priors {priors} has them")
+    return {k: v for k, v in sampling.items() if k in fields[name]}
+
+
+def _prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig) -> Generator:
+    info: dict = {}
+
+    def draw(index: int, seed: int, floor_size: int) -> np.ndarray:
+        output = pipeline.sample(config.n, name, seed=seed, progress=False, **sampling)  # the seeds' bar shows progress
+        info.update(output.info)
+        return output.signals
+
+    return Generator(name, "prior", draw, info)
+
+
+def _samples_generator(name: str, windows: np.ndarray, config: EvalConfig) -> Generator:
+    """External samples cannot be redrawn: with enough of them, each seed scores its own disjoint share."""
+    parts = np.array_split(np.random.default_rng(config.seed).permutation(len(windows)), config.seeds)
+    shared = min(len(part) for part in parts) < 2
+    note = (f"{len(windows)} windows, too few to share among {config.seeds} seeds: all of them at every seed" if shared
+            else f"{len(windows)} windows in {config.seeds} disjoint shares, one per seed")
+    return Generator(name, "samples", lambda index, seed, _: windows if shared else windows[parts[index]], {"source": "external samples",
+                                                                                                          "note": note})
 
 
 def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: np.ndarray, config: EvalConfig,
@@ -154,13 +246,15 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
         plots.codebook_usage(np.array(health["counts"]), folder / "codebook_usage.png")
     health_summary = {k: v for k, v in health.items() if k not in ("counts", "stages")}
     recon["code_search_candidates"] = config.search
-    return {"reconstruction": recon, "codebook": health_summary}
+    # the codec's figures are the pipeline's, never an external generator's: the report says whose they are
+    return {"codec_of": pipeline.name, "reconstruction": recon, "codebook": health_summary}
 
 
-def _label_section(pipeline, store: WindowStore, test_windows: np.ndarray, indices: np.ndarray, config: EvalConfig) -> dict:
+def _label_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig) -> dict:
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
-    labels = pipeline.prior(config.prior).labels
-    test_names = store.index["label"][indices]
+    store, test_windows = heldout.store, heldout.windows
+    labels = pipeline.prior(prior).labels
+    test_names = store.index["label"][heldout.index]
     known = np.isin(test_names, labels)
     test_windows, test_ids = test_windows[known], label_ids(test_names[known], labels)
     train_names = store.labels("train")
@@ -170,8 +264,7 @@ def _label_section(pipeline, store: WindowStore, test_windows: np.ndarray, indic
     rng = np.random.default_rng(config.seed)
     # synthetic windows with the label mix of the training windows
     draw = label_ids(train_names[rng.choice(train_known, config.n)], labels).tolist()
-    synthetic = pipeline.sample(config.n, config.prior, labels=draw, seed=config.seed, progress=False,
-                                **config.sampling).signals
+    synthetic = pipeline.sample(config.n, prior, labels=draw, seed=config.seed, progress=False, **config.sampling).signals
     chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
     real_train = np.asarray(store.windows[chosen_train])
     real_ids = label_ids(store.index["label"][chosen_train], labels)
@@ -184,44 +277,166 @@ def _label_section(pipeline, store: WindowStore, test_windows: np.ndarray, indic
     }
 
 
-def _generation_section(samples, half_a, half_b, store, rate, config: EvalConfig, folder: Path) -> dict:
-    features = RandomKernelFeatures(store.window_length, store.num_channels, config.num_kernels, config.seed).fit_scale(half_a)
-    features_a = features.transform(half_a)
-    rhythm_a = heart_rhythm(half_a, rate) if config.physiology else None
-    surrogate = phase_randomized(half_b, config.seed)
-    # Every set is compared at the floor's size: the Frechet distance and the learned scores depend on n.
-    compared = samples[np.random.default_rng(config.seed).permutation(len(samples))[: len(half_b)]]
-    sets = {"model": compared, "floor": half_b, "ceiling": surrogate}
-    figures = {name: generation_figures(half_a, windows, rate, features, config, features_a, rhythm_a) for name, windows in sets.items()}
-    train = store.load("train", max_windows=config.n, seed=config.seed)
-    train_features = features.transform(train)
-    generated_nn = nearest_neighbour_distances(features.transform(samples), train_features)
-    heldout_nn = nearest_neighbour_distances(features_a, train_features)
-    memorisation = {
-        "generated_to_train_median": float(np.median(generated_nn)), "heldout_to_train_median": float(np.median(heldout_nn)),
-        "ratio": float(np.median(generated_nn) / max(np.median(heldout_nn), 1e-12)),
-        "note": "ratio well below 1: generated windows sit closer to training windows than unseen real ones do (memorisation)",
-    }
-    section = {"generation": {"windows": {"generated": len(samples), "compared_per_set": len(half_b), "real_a": len(half_a),
-                                          "real_b": len(half_b)},
-                              "model": figures["model"], "floor": figures["floor"], "ceiling": figures["ceiling"]},
-               "memorisation": memorisation}
-    if config.plots:
-        plots.signal_grid(samples, rate, folder / "examples.png", reference=half_a, units=store.units[0],
-                          title="held-out real vs generated")
-        frequencies, power_a = mean_welch_psd(half_a, rate)
-        plots.spectra(frequencies, {"real": power_a, "generated": mean_welch_psd(samples, rate)[1],
-                                    "ceiling (phase-randomised)": mean_welch_psd(surrogate, rate)[1]}, folder / "spectra.png")
-        if config.physiology:
-            plots.histograms({"real": rhythm_a["heart_rate_bpm"], "generated": heart_rhythm(samples, rate)["heart_rate_bpm"]},
-                             folder / "heart_rate.png", "heart rate (bpm)")
-        pooled = np.concatenate([features_a, features.transform(samples)])
-        centred = pooled - pooled.mean(0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        projected = centred @ vt[:2].T
-        plots.scatter_2d({"real": projected[: len(features_a)], "generated": projected[len(features_a) :]},
-                         folder / "features_pca.png", "random-kernel features, first two principal components")
+def _per_class_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig, folder: Path) -> dict:
+    """Each class of a conditional prior on its own: samples drawn with the label against the held-out windows of
+    that label, beside the floor of the class's own two halves, mean +- std over the seeds. Each seed draws as many
+    samples per class as the class's floor half holds (one chunk), and the learned discriminative score is left
+    out, so a class costs seconds; the whole-report figures above score every generator in full."""
+    store, rate = heldout.store, heldout.store.sampling_rate_hz
+    labels = pipeline.prior(prior).labels
+    names = store.index["label"][heldout.index]
+    section, examples = {}, {}
+    for label in labels:
+        positions = np.flatnonzero(names == label)
+        model, floor_figures, sizes = [], [], []
+        for seed in (config.seed + i for i in range(config.seeds)):
+            reference, floor, _ = heldout.halves(positions, seed)
+            if min(len(reference.windows), len(floor.windows)) < 2:
+                break
+            samples = pipeline.sample(len(floor.windows), prior, labels=[label] * len(floor.windows), seed=seed, progress=False,
+                                      **config.sampling).signals
+            examples.setdefault(label, (floor.windows, samples))
+            scored = ScoredSet.of(samples, heldout.features, rate, config.physiology, heldout.morphology)
+            model.append(distribution_figures(reference, scored, rate, config.classifier_steps, seed))
+            floor_figures.append(distribution_figures(reference, floor, rate, config.classifier_steps, seed))
+            sizes.append(len(floor.windows))
+        if len(model) < config.seeds:
+            section[label] = {"skipped": f"{len(positions)} held-out windows of this class: too few for two halves"}
+            continue
+        section[label] = {"windows_per_seed": sizes, "model": summarise(model), "floor": summarise(floor_figures)}
+    if config.plots and examples:
+        plots.class_examples(examples, rate, folder / f"classes_{prior}.png", store.units[0])
     return section
+
+
+def _generation_section(generators: list[Generator], heldout: HeldOut, config: EvalConfig, folder: Path, progress: bool) -> dict:
+    store, real, train = heldout.store, heldout.windows, heldout.train
+    rate = store.sampling_rate_hz
+    baselines = fit_baselines(train, config.baselines)
+    generators = generators + [Generator(name, "baseline", lambda index, seed, size, b=b: b.sample(size, seed), b.info)
+                               for name, b in baselines.items()]
+    names = ["floor"] + [g.name for g in generators]
+    figures: dict[str, list] = {name: [] for name in names}
+    copying: dict[str, list] = {name: [] for name in names}
+    real_sizes: dict[str, list] = {"reference": [], "floor": [], "dropped_overlapping": []}
+    first_draw: dict[str, np.ndarray] = {}
+    seeds = [config.seed + i for i in range(config.seeds)]
+    for index, seed in enumerate(tqdm(seeds, desc="scoring seeds", disable=not progress)):
+        reference, floor, dropped = heldout.halves(np.arange(len(real)), seed)
+        if min(len(reference.windows), len(floor.windows)) < 2:
+            raise DataError(f"{store.path}: the '{config.split}' split's {len(real)} windows leave too few for two "
+                            "non-overlapping halves; hold out more windows")
+        for key, value in (("reference", len(reference.windows)), ("floor", len(floor.windows)), ("dropped_overlapping", dropped)):
+            real_sizes[key].append(value)
+        figures["floor"].append(set_figures(reference, floor, rate, config.folds, config.classifier_steps, seed))
+        heldout_distance = typical_train_distance(reference.windows, train)
+        copying["floor"].append({"ratio": memorisation(floor.windows, train, heldout_distance)})
+        for generator in generators:
+            windows = generator.draw(index, seed, len(floor.windows))
+            first_draw.setdefault(generator.name, windows)
+            scored = ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
+            figures[generator.name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
+                                                       chunk_size=len(floor.windows)))
+            copying[generator.name].append({"ratio": memorisation(windows, train, heldout_distance)})
+    summaries = {name: summarise(figures[name]) for name in names}
+    scored = {g.name: {"kind": g.kind, "windows_per_seed": len(first_draw[g.name]), "info": g.info, "figures": summaries[g.name],
+                       "memorisation_ratio": summarise(copying[g.name])["ratio"]} for g in generators}
+    scored["floor"] = {"kind": "floor", "windows_per_seed": real_sizes["floor"], "figures": summaries["floor"],
+                       "memorisation_ratio": summarise(copying["floor"])["ratio"]}
+    informative = informative_figures(summaries["floor"], {name: summaries[name] for name in baselines})
+    compared = [g.name for g in generators if g.kind != "baseline"]
+    smallest_floor = min(real_sizes["floor"])
+    section = {"generation": {
+        "seeds": seeds, "windows_requested": config.n, "real": {"held_out": len(real), **real_sizes},
+        "note": (f"every generator under test is scored against the reference half in chunks of the floor half's size "
+                 f"({smallest_floor}-{max(real_sizes['floor'])} windows), mean over chunks, so every sample counts and all "
+                 "are compared at the floor's n; baselines draw the floor's n" +
+                 (f"; the real side is smaller than the {config.n} requested" if smallest_floor < config.n else "")),
+        "generators": scored, "compared": compared, "baselines": list(baselines),
+        "informative": informative, "within_noise": {name: within_noise(summaries[name], summaries["floor"]) for name in compared},
+        "below_floor": {name: below_floor(summaries[name], summaries["floor"]) for name in compared},
+        "morphology": ("P/QRS/T delineation by neurokit2 (DWT)" if heldout.morphology else
+                       "skipped: install neurokit2 (pip install 'tsvq[morphology]')" if config.physiology and config.morphology
+                       else "off"),
+        "memorisation_note": "median nearest-training-window distance over that of held-out real windows: well below 1 "
+                             "means copying; it says nothing about quality (noise far from everything scores above 1)",
+    }}
+    if config.plots:
+        _generation_plots(first_draw, compared, list(baselines), real, section["generation"], rate, store.units[0],
+                          heldout.features, heldout.scored, config, folder)
+    return section
+
+
+def _generation_plots(draws: dict, compared: list[str], baselines: list[str], real: np.ndarray, generation: dict, rate: float,
+                      units: str, features: RandomKernelFeatures, heldout: ScoredSet, config: EvalConfig, folder: Path) -> None:
+    if compared:
+        first = draws[compared[0]]
+        plots.signal_grid(first, rate, folder / "examples.png", reference=real, units=units,
+                          title=f"held-out real vs generated ({compared[0]})")
+    frequencies, power_real = mean_welch_psd(real, rate)
+    plots.spectra(frequencies, {"real (held out)": power_real} | {name: mean_welch_psd(draws[name], rate)[1]
+                                                                  for name in compared + baselines}, folder / "spectra.png")
+    if config.physiology:
+        from tsvq.evaluation.physiology import heart_rhythm
+
+        plots.histograms({"real": heldout.rhythm["heart_rate_bpm"]} | {name: heart_rhythm(draws[name], rate)["heart_rate_bpm"]
+                                                                       for name in compared},
+                         folder / "heart_rate.png", "heart rate (bpm)")
+    sets = {"real": heldout.features} | {name: features.transform(draws[name]) for name in compared}
+    pooled = np.concatenate(list(sets.values()))
+    centred = pooled - pooled.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    projected, at = {}, 0
+    for name, values in sets.items():
+        projected[name] = centred[at : at + len(values)] @ vt[:2].T
+        at += len(values)
+    plots.scatter_2d(projected, folder / "features_pca.png", "random-kernel features, first two principal components")
+    plots.generator_comparison({name: generation["generators"][name]["figures"] for name in ["floor"] + compared + baselines},
+                               generation["informative"], folder / "comparison.png")
+
+
+DISPLAY_NAMES = {"phase_randomised": "phase-rand", "autoregressive": "AR", "gaussian": "gaussian", "train_copies": "train-copy"}
+
+
+def _cell(summary: dict) -> str:
+    """``mean±std`` in a few significant digits."""
+    return f"{_short(summary['mean'])}±{_short(summary['std'])}"
+
+
+def _short(value: float) -> str:
+    if not np.isfinite(value):
+        return "nan"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2g}" if magnitude < 0.01 and value != 0 else f"{value:.3g}" if magnitude < 1 else f"{value:.2f}"
+
+
+def generation_table(generation: dict) -> list[str]:
+    """Rows: figures; columns: compared generators, the floor, the baselines (mean±std over seeds)."""
+    columns = generation["compared"] + ["floor"] + generation["baselines"]
+    width, label = 17, 36
+    lines = [f"{'generation (lower is better)':<{label}}" + "".join(f"{DISPLAY_NAMES.get(c, c)[:width - 1]:>{width}}" for c in columns)]
+    for name in GENERATION_FIGURES:
+        if name not in generation["generators"]["floor"]["figures"]:
+            continue
+        mark = "" if generation["informative"].get(name, True) else " (uninf.)"
+        cells = []
+        for column in columns:
+            cell = _cell(generation["generators"][column]["figures"][name])
+            cells.append(cell + ("~" if name in generation["within_noise"].get(column, []) else
+                                 "<" if name in generation["below_floor"].get(column, []) else ""))
+        lines.append(f"  {name[:label - 2 - len(mark)] + mark:<{label - 2}}" + "".join(f"{c:>{width}}" for c in cells))
+    lines.append(f"  {'memorisation ratio (~1)':<{label - 2}}" + "".join(
+        f"{_cell(generation['generators'][c]['memorisation_ratio']):>{width}}" for c in columns))
+    real = generation["real"]
+    lines.append(f"mean±std over {len(generation['seeds'])} seeds; {generation['windows_requested']} windows per generator and seed, "
+                 f"scored in chunks of {min(real['floor'])}-{max(real['floor'])} (the floor's n; {real['held_out']} held-out windows)")
+    lines.append("~: gap to the floor within the seed-to-seed spread; <: below the floor by more than the spread (the floor rests "
+                 "on few independent stretches, or the figure rewards something else); (uninf.): no baseline leaves the floor")
+    return lines
 
 
 def format_table(report: dict) -> str:
@@ -229,41 +444,57 @@ def format_table(report: dict) -> str:
     lines = []
     if "reconstruction" in report:
         r, c = report["reconstruction"], report["codebook"]
-        lines.append(f"reconstruction ({r['windows']} windows): PRDN {r['prdn']:.2f}%  PRD {r['prd']:.2f}%  SNR {r['snr_db']:.1f} dB  "
+        lines.append(f"codec of {report.get('codec_of', 'the pipeline')}:")
+        lines.append(f"  reconstruction ({r['windows']} windows): PRDN {r['prdn']:.2f}%  PRD {r['prd']:.2f}%  SNR {r['snr_db']:.1f} dB  "
                      f"CR {r.get('compression_ratio', float('nan')):.1f}  ({r.get('bits_per_second', float('nan')):.0f} bit/s)"
                      + (f"  code search: {r['code_search_candidates']} candidates" if r.get("code_search_candidates") else ""))
-        lines.append(f"codebook: usage {c['usage_percent']:.1f}%  perplexity {c['perplexity']:.1f} / {c['num_codes']}  dead {c['dead_codes']}")
-    gen = report.get("generation")
-    if gen:
-        lines.append(f"{'generation (lower is better)':<32}{'model':>12}{'floor':>12}{'ceiling':>12}")
-        for name in GENERATION_FIGURES:
-            if name in gen["model"]:
-                values = [gen[k][name]["mean"] if isinstance(gen[k][name], dict) else gen[k][name] for k in ("model", "floor", "ceiling")]
-                lines.append(f"  {name:<30}" + "".join(f"{v:>12.4g}" for v in values))
-        if "beats_detected_fraction" in gen["model"]:
-            lines.append(f"  {'beats_detected_fraction (higher)':<30}" + "".join(f"{gen[k]['beats_detected_fraction']:>12.3g}" for k in ("model", "floor", "ceiling")))
-        m = report["memorisation"]
-        lines.append(f"memorisation: generated/held-out nearest-train distance ratio {m['ratio']:.3f} (1 = like unseen real data)")
+        lines.append(f"  codebook: usage {c['usage_percent']:.1f}%  perplexity {c['perplexity']:.1f} / {c['num_codes']}  dead {c['dead_codes']}")
+    if "generation" in report:
+        lines += generation_table(report["generation"])
+    for prior, section in report.get("label_classification", {}).items():
+        if "skipped" not in section:
+            lines.append(f"labels ({prior}): balanced accuracy train-synthetic {section['train_synthetic_test_real']['balanced_accuracy']:.3f}"
+                         f" vs train-real {section['train_real_test_real']['balanced_accuracy']:.3f}")
+    for prior, classes in report.get("per_class", {}).items():
+        for label, figures in classes.items():
+            if "skipped" in figures:
+                lines.append(f"  class {label} ({prior}): {figures['skipped']}")
+                continue
+            shown = [f for f in ("frechet_distance", "heart_rate_wasserstein_bpm", "average_beat_rms") if f in figures["model"]]
+            lines.append(f"  class {label} ({prior}), model vs floor: " + "; ".join(
+                f"{f} {_cell(figures['model'][f])} vs {_cell(figures['floor'][f])}" for f in shown))
     return "\n".join(lines)
 
 
-def compare_reports(path_a: str | Path, path_b: str | Path) -> str:
-    """Two reports side by side."""
+def compare_reports(*paths: str | Path) -> str:
+    """Several reports side by side: the codec figures, and every compared generator's figures (mean over seeds)."""
     load = lambda p: read_json(Path(p) / "report.json" if Path(p).is_dir() else p, "evaluation report")
-    a, b = load(path_a), load(path_b)
-    rows = [f"{'figure':<34}{'A':>14}{'B':>14}"]
+    reports = [(Path(p), load(p)) for p in paths]
+    for path, report in reports:
+        if report.get("format_version", 1) != REPORT_FORMAT_VERSION:
+            raise DataError(f"{path}: report format {report.get('format_version', 1)}; this tsvq compares format "
+                            f"{REPORT_FORMAT_VERSION} (evaluate again with this version)")
+    columns = []
+    for path, report in reports:
+        generation = report.get("generation", {})
+        for name in generation.get("compared", []) or [None]:
+            columns.append((f"{path.name}:{name}" if name else path.name, report, name))
+    rows = [f"{'figure':<30}" + "".join(f"{title[-16:]:>18}" for title, _, _ in columns)]
 
-    def value(report, *keys):
+    def value(report, name, *keys):
+        node = report["generation"]["generators"].get(name, {}) if name else report
         for key in keys:
-            if not isinstance(report, dict) or key not in report:
+            if not isinstance(node, dict) or key not in node:
                 return float("nan")
-            report = report[key]
-        return report["mean"] if isinstance(report, dict) else report
+            node = node[key]
+        return node["mean"] if isinstance(node, dict) else node
 
     for keys in (("reconstruction", "prdn"), ("reconstruction", "snr_db"), ("reconstruction", "compression_ratio"),
-                 ("codebook", "usage_percent"), ("codebook", "perplexity"), *(("generation", "model", f) for f in GENERATION_FIGURES),
-                 ("memorisation", "ratio")):
-        rows.append(f"{'.'.join(keys[-2:]):<34}{value(a, *keys):>14.4g}{value(b, *keys):>14.4g}")
+                 ("codebook", "usage_percent"), ("codebook", "perplexity")):
+        rows.append(f"{'.'.join(keys):<30}" + "".join(f"{value(report, None, *keys):>18.4g}" for _, report, _ in columns))
+    for figure in (*GENERATION_FIGURES, "memorisation_ratio"):
+        keys = ("memorisation_ratio",) if figure == "memorisation_ratio" else ("figures", figure)
+        rows.append(f"{figure:<30}" + "".join(f"{value(report, name, *keys):>18.4g}" for _, report, name in columns))
     return "\n".join(rows)
 
 

@@ -1,0 +1,200 @@
+"""The protocol that scores generated windows against real ones, built so that its figures cannot flatter.
+
+- **Seeds.** Every figure is a mean +- std over seeds. Each seed splits the held-out real windows afresh into a
+  reference half A and a floor half B, draws fresh samples from every generator and reseeds every classifier, so
+  the spread counts every source of chance a reader would otherwise mistake for a difference.
+- **Disjoint halves.** Windows that overlap in time (a store cut with a stride shorter than the window) would make
+  B a near-copy of A and the floor too good; A and B take whole time blocks, and a window overlapping a window of
+  the other half is dropped.
+- **Same n.** Frechet distances, the forecaster's score and the rhythm distributions depend on how many windows are
+  compared. A generator under test is scored against A in chunks of the floor's size, and its figure is the mean
+  over chunks, so every requested sample counts and every generator is compared at the floor's n. The
+  discriminative classifier sees all windows at once, class-balanced (more windows only sharpen it), with
+  overlapping real windows kept in one fold so it cannot recognise a window by its twin.
+- **Threads.** Learned scores are fitted on one thread, so a report does not change with the machine's core count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsvq.evaluation.features import RandomKernelFeatures
+from tsvq.evaluation.generation import (
+    amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, mmd_rbf,
+    nearest_shifted_distances, predictive_score, psd_distance_db,
+)
+from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
+from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance, rhythm_subset
+
+# Figures where smaller is better, in table order. The physiology ones exist only for ECG.
+GENERATION_FIGURES = ("frechet_distance", "mmd", "discriminative_score", "predictive_score", "psd_distance_db",
+                      "autocorrelation_distance", "amplitude_wasserstein", "heart_rate_wasserstein_bpm", "rr_wasserstein_ms",
+                      "windows_without_beats", *MORPHOLOGY_FIGURES)
+SEPARATION = 2.0  # a baseline separates from the floor when its gap exceeds this many combined standard deviations
+
+
+@dataclass
+class Halves:
+    """One seed's split of the held-out windows (positions into them): reference A, floor B, and how many
+    windows were dropped because they overlapped a window of the other half."""
+
+    reference: np.ndarray
+    floor: np.ndarray
+    dropped: int
+
+
+def disjoint_halves(records: np.ndarray, starts: np.ndarray, window_length: int, seed: int) -> Halves:
+    """Whole blocks of two window lengths per record go to one half each; overlapping windows across halves are
+    dropped from the earlier block. Blocks span two windows, so only neighbouring blocks can overlap."""
+    rng = np.random.default_rng(seed)
+    span = 2 * window_length
+    first = {r: starts[records == r].min() for r in np.unique(records)}
+    block_of = np.array([(r, (s - first[r]) // span) for r, s in zip(records, starts)], dtype=np.int64).reshape(-1, 2)
+    blocks, block_index = np.unique(block_of, axis=0, return_inverse=True)
+    block_index = block_index.ravel()
+    in_reference = np.zeros(len(blocks), dtype=bool)
+    in_reference[rng.permutation(len(blocks))[: (len(blocks) + 1) // 2]] = True
+    keep = np.ones(len(records), dtype=bool)
+    for b in range(len(blocks) - 1):
+        same_record, neighbours = blocks[b, 0] == blocks[b + 1, 0], blocks[b + 1, 1] == blocks[b, 1] + 1
+        if same_record and neighbours and in_reference[b] != in_reference[b + 1]:
+            next_start = starts[block_index == b + 1].min()
+            keep &= ~((block_index == b) & (starts + window_length > next_start))
+    side = in_reference[block_index]
+    return Halves(np.flatnonzero(keep & side), np.flatnonzero(keep & ~side), int((~keep).sum()))
+
+
+def chunks(count: int, size: int, seed: int) -> list[np.ndarray]:
+    """``count`` positions in random chunks of about ``size`` (never fewer than one chunk); together they cover all."""
+    order = np.random.default_rng(seed).permutation(count)
+    return np.array_split(order, max(1, int(round(count / size))))
+
+
+def overlap_groups(records: np.ndarray, starts: np.ndarray, window_length: int) -> np.ndarray:
+    """A group id per window: runs of windows of one record that overlap in time, one after another, share one.
+    Windows cut without overlap are each their own group."""
+    order = np.lexsort((starts, records))
+    groups = np.empty(len(starts), dtype=np.int64)
+    group, previous_record, previous_end = -1, None, None
+    for i in order:
+        if records[i] != previous_record or starts[i] >= previous_end:
+            group += 1
+            previous_end = starts[i] + window_length
+        previous_record, previous_end = records[i], max(previous_end, starts[i] + window_length)
+        groups[i] = group
+    return groups
+
+
+@dataclass
+class ScoredSet:
+    """Windows with what every chunk needs computed once: their features, (for ECG) their rhythm and delineated
+    beats, and for real windows the groups of windows that overlap in time."""
+
+    windows: np.ndarray
+    features: np.ndarray
+    rhythm: dict | None
+    beats: Beats | None = None
+    groups: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, windows: np.ndarray, features: RandomKernelFeatures, rate_hz: float, physiology: bool,
+           morphology: bool = False) -> "ScoredSet":
+        rhythm = heart_rhythm(windows, rate_hz) if physiology else None
+        beats = delineate(windows, rhythm["peaks"], rate_hz) if physiology and morphology else None
+        return cls(windows, features.transform(windows), rhythm, beats)
+
+    def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> "ScoredSet":
+        return ScoredSet(self.windows[positions], self.features[positions],
+                         rhythm_subset(self.rhythm, positions) if self.rhythm is not None else None,
+                         self.beats.subset(positions) if self.beats is not None else None, groups)
+
+
+def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, folds: int, steps: int, seed: int,
+                chunk_size: int | None = None) -> dict[str, float]:
+    """Every generation figure of a candidate set against the reference set.
+
+    The discriminative classifier sees all candidate windows at once (class-balanced, so a larger set only
+    sharpens it). Every other figure depends on n, so it is the mean over chunks of the candidate of
+    ``chunk_size`` windows (the floor's n): every window counts and all are compared at the floor's n."""
+    figures = {"discriminative_score": discriminative_score(reference.windows, candidate.windows, folds, steps, seed,
+                                                            reference.groups, candidate.groups)["mean"]}
+    parts = chunks(len(candidate.windows), chunk_size or len(candidate.windows), seed)
+    per_chunk = [distribution_figures(reference, candidate.subset(part), rate_hz, steps, seed + i) for i, part in enumerate(parts)]
+    return figures | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
+
+
+def _finite_mean(values: list[float]) -> float:
+    """Mean of the finite values; NaN when none is (e.g. heart rate where no chunk has beats)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if len(finite) else float("nan")
+
+
+def distribution_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, steps: int, seed: int) -> dict[str, float]:
+    """Every figure but the discriminative score, of one candidate chunk against the reference."""
+    max_lag = min(reference.windows.shape[1] - 1, int(2 * rate_hz))
+    figures = {
+        "frechet_distance": frechet_distance(reference.features, candidate.features),
+        "mmd": mmd_rbf(reference.features, candidate.features),
+        "predictive_score": predictive_score(candidate.windows, reference.windows, steps, seed, reference=reference.windows),
+        "psd_distance_db": psd_distance_db(reference.windows, candidate.windows, rate_hz),
+        "autocorrelation_distance": autocorrelation_distance(reference.windows, candidate.windows, max_lag),
+        "amplitude_wasserstein": amplitude_distance(reference.windows, candidate.windows, seed=seed),
+    }
+    if reference.rhythm is not None:
+        figures |= rhythm_distance(reference.rhythm, candidate.rhythm)
+    if reference.beats is not None:
+        figures |= morphology_distance(reference.beats, candidate.beats)
+    return figures
+
+
+def typical_train_distance(windows: np.ndarray, train: np.ndarray) -> float:
+    """Median distance of windows to their nearest training window under the best circular shift."""
+    return float(np.median(nearest_shifted_distances(windows, train)))
+
+
+def memorisation(candidate: np.ndarray, train: np.ndarray, heldout_distance: float) -> float:
+    """``typical_train_distance`` of the candidate over that of unseen real windows: well below 1 means copies of
+    training data, even replayed at another phase. It says nothing about quality: noise far from everything
+    scores above 1."""
+    return typical_train_distance(candidate, train) / max(heldout_distance, 1e-12)
+
+
+def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict]:
+    """``{figure: {"mean", "std", "per_seed"}}`` from one figures dict per seed (NaN seeds ignored in the mean)."""
+    summary = {}
+    for name in per_seed[0]:
+        values = np.array([seed[name] for seed in per_seed], dtype=float)
+        finite = values[np.isfinite(values)]
+        summary[name] = {"mean": _finite_mean(values), "std": float(finite.std()) if len(finite) else float("nan"),
+                         "per_seed": values.tolist()}
+    return summary
+
+
+def gap_in_deviations(candidate: dict, floor: dict) -> float:
+    """(candidate mean - floor mean) over their combined seed-to-seed standard deviation (inf when both are exact)."""
+    gap = candidate["mean"] - floor["mean"]
+    spread = float(np.hypot(candidate["std"], floor["std"]))
+    if not np.isfinite(gap):
+        return float("nan")
+    return gap / spread if spread > 0 else (np.inf if gap > 0 else (0.0 if gap == 0 else -np.inf))
+
+
+def informative_figures(floor: dict[str, dict], baselines: dict[str, dict[str, dict]]) -> dict[str, bool]:
+    """A figure informs on this dataset only if some baseline scores worse than the floor by more than
+    ``SEPARATION`` combined standard deviations; otherwise no score on it can tell a model from noise."""
+    return {name: any(gap_in_deviations(figures[name], floor[name]) > SEPARATION
+                      for figures in baselines.values() if name in figures) for name in floor}
+
+
+def within_noise(candidate: dict[str, dict], floor: dict[str, dict]) -> list[str]:
+    """Figures where the candidate's gap to the floor is smaller than their seed-to-seed spread."""
+    return [name for name in floor if name in candidate and abs(gap_in_deviations(candidate[name], floor[name])) < 1.0]
+
+
+def below_floor(candidate: dict[str, dict], floor: dict[str, dict]) -> list[str]:
+    """Figures where the candidate beats real data by more than the spread: not a better-than-real generator, but
+    a floor made from few independent stretches of held-out signal, or a figure that rewards something else."""
+    return [name for name in floor if name in candidate and gap_in_deviations(candidate[name], floor[name]) < -1.0]
