@@ -113,11 +113,13 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     noise = np.random.default_rng(0).normal(size=(12, 256, 1)).astype(np.float32)
     np.save(tmp_path / "external.npy", noise)
     rc = cli_main(["eval", "--samples", f"noise={tmp_path / 'external.npy'}", "--data", str(tiny_runs["store"]), "--n", "8",
-                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--baselines", "gaussian", "--out", str(tmp_path / "external")])
+                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--baselines", "gaussian", "--no-morphology",
+                   "--out", str(tmp_path / "external")])
     external = json.loads((tmp_path / "external" / "report.json").read_text())
     assert rc == 0 and "reconstruction" not in external and "codec of" not in capsys.readouterr().out
     assert external["generation"]["generators"]["noise"]["windows_per_seed"] == 6  # 12 windows, a disjoint share per seed
-    assert set(external["generation"]["generators"]) == {"noise", "floor", "gaussian"}
+    assert set(external["generation"]["generators"]) == {"noise", "floor", "gaussian"} and external["generation"]["morphology"] == "off"
+    assert "qtc_wasserstein_ms" in report["generation"]["generators"]["floor"]["figures"]  # the first report delineated beats
 
     # two reports side by side
     assert cli_main(["eval", "--compare", str(out), str(tmp_path / "external")]) == 0

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-MORPHOLOGY_FIGURES = ("qrs_width_wasserstein_ms", "pr_interval_wasserstein_ms", "qtc_wasserstein_ms",
+MORPHOLOGY_FIGURES = ("qrs_width_wasserstein_ms", "pr_interval_wasserstein_ms", "qt_wasserstein_ms", "qtc_wasserstein_ms",
                       "p_wave_presence_difference", "average_beat_rms")
 BEFORE_R_S, AFTER_R_S = 0.3, 0.5  # room a beat needs inside its window for its P wave and T wave
-PLAUSIBLE_MS = {"qrs": (40, 200), "pr": (60, 400), "qtc": (250, 650)}
+PLAUSIBLE_MS = {"qrs": (40, 200), "pr": (60, 400), "qt": (200, 650), "qtc": (250, 650)}
 
 
 def available() -> bool:
@@ -36,6 +36,7 @@ class Beats:
     window: np.ndarray
     qrs: np.ndarray
     pr: np.ndarray
+    qt: np.ndarray
     qtc: np.ndarray
     p_present: np.ndarray
     shapes: np.ndarray  # (beats, samples around R)
@@ -45,7 +46,7 @@ class Beats:
         new_index = {int(w): i for i, w in enumerate(positions)}
         keep = np.isin(self.window, positions)
         return Beats(np.array([new_index[int(w)] for w in self.window[keep]], dtype=np.int64), self.qrs[keep], self.pr[keep],
-                     self.qtc[keep], self.p_present[keep], self.shapes[keep])
+                     self.qt[keep], self.qtc[keep], self.p_present[keep], self.shapes[keep])
 
 
 def delineate(windows: np.ndarray, peaks: list[np.ndarray], rate_hz: float) -> Beats:
@@ -68,20 +69,21 @@ def delineate(windows: np.ndarray, peaks: list[np.ndarray], rate_hz: float) -> B
     shapes = np.stack([signal[r - before : r + after] for r in rpeaks]) if len(rpeaks) else np.zeros((0, before + after))
     empty = np.full(len(rpeaks), np.nan)
     if len(rpeaks) < 2:
-        return Beats(window_of, empty, empty, empty, np.zeros(len(rpeaks), dtype=bool), shapes)
+        return Beats(window_of, empty, empty, empty, empty, np.zeros(len(rpeaks), dtype=bool), shapes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # neurokit2 warns for every beat whose wave it cannot find
         try:
             _, waves = nk.ecg_delineate(signal, rpeaks, sampling_rate=rate_hz, method="dwt")
         except Exception:  # neurokit2 gives up on sets it cannot segment (too short, no rhythm): no wave found
-            return Beats(window_of, empty, empty, empty, np.zeros(len(rpeaks), dtype=bool), shapes)
+            return Beats(window_of, empty, empty, empty, empty, np.zeros(len(rpeaks), dtype=bool), shapes)
     wave = {name: np.asarray(values, dtype=float)[: len(rpeaks)] for name, values in waves.items()}
     to_ms = 1000.0 / rate_hz
     qrs = (wave["ECG_R_Offsets"] - wave["ECG_R_Onsets"]) * to_ms
     pr = (wave["ECG_R_Onsets"] - wave["ECG_P_Onsets"]) * to_ms
+    qt = (wave["ECG_T_Offsets"] - wave["ECG_R_Onsets"]) * to_ms
     with np.errstate(invalid="ignore"):
-        qtc = (wave["ECG_T_Offsets"] - wave["ECG_R_Onsets"]) * to_ms / np.sqrt(rr_s)  # Bazett; RR in seconds
-    return Beats(window_of, _plausible(qrs, "qrs"), _plausible(pr, "pr"), _plausible(qtc, "qtc"),
+        qtc = qt / np.sqrt(rr_s)  # Bazett; RR in seconds (NaN for a window with one beat)
+    return Beats(window_of, _plausible(qrs, "qrs"), _plausible(pr, "pr"), _plausible(qt, "qt"), _plausible(qtc, "qtc"),
                  np.isfinite(wave["ECG_P_Peaks"]), shapes)
 
 
@@ -91,10 +93,11 @@ def _plausible(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def morphology_distance(real: Beats, generated: Beats) -> dict[str, float]:
-    """Wasserstein distances of QRS width, PR interval and QTc (ms); the difference in the share of beats with a
+    """Wasserstein distances of QRS width, PR, QT and QTc intervals (ms); the difference in the share of beats with a
     P wave; and the RMS difference of the average beats (signal units). NaN where either side has no such beat."""
     figures = {}
-    for name, attribute in (("qrs_width_wasserstein_ms", "qrs"), ("pr_interval_wasserstein_ms", "pr"), ("qtc_wasserstein_ms", "qtc")):
+    for name, attribute in (("qrs_width_wasserstein_ms", "qrs"), ("pr_interval_wasserstein_ms", "pr"), ("qt_wasserstein_ms", "qt"),
+                            ("qtc_wasserstein_ms", "qtc")):
         a, b = getattr(real, attribute), getattr(generated, attribute)
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
         figures[name] = float(wasserstein_distance(a, b)) if len(a) and len(b) else float("nan")
