@@ -8,14 +8,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsvq.io import atomic_file  # noqa: E402
 
 
-def _save(fig, path: str | Path) -> Path:
+def _save(fig, path: str | Path, top: float = 1.0) -> Path:
+    """``top``: the share of the height the panels may take, leaving room for a figure title above them."""
     path = Path(path)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
@@ -137,13 +139,14 @@ def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[
         ax.axvline(figures["floor"][name]["mean"], color="k", ls="--", lw=1)
         if np.all(means[np.isfinite(means)] > 0):
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short decades
         ax.set_yticks(np.arange(len(generators)), generators, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(name + ("" if informative.get(name, True) else " (uninformative)"), fontsize=9)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     fig.suptitle("lower is better; dashed: real vs real floor; bars: mean ± std over seeds", fontsize=10)
-    return _save(fig, path)
+    return _save(fig, path, top=0.97)
 
 
 def class_examples(examples: dict[str, tuple[np.ndarray, np.ndarray]], rate_hz: float, path: str | Path, units: str = "mV",
