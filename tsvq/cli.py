@@ -136,7 +136,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tsvq.evaluation.report import EvalConfig, compare_reports, evaluate, format_table
+    from tsvq.evaluation.report import EvalConfig, evaluate
+    from tsvq.evaluation.tables import compare_reports, format_table
 
     compare = args.compare or []
     if compare and all(_is_report(item) for item in compare):

@@ -22,7 +22,8 @@ from pathlib import Path
 from tsvq.config import load_yaml
 from tsvq.data import PrepareConfig, prepare
 from tsvq.data.builtin import MITDB208, SYNTHETIC
-from tsvq.evaluation.report import EvalConfig, evaluate, format_table
+from tsvq.evaluation.report import EvalConfig, evaluate
+from tsvq.evaluation.tables import format_table
 from tsvq.io import write_json
 from tsvq.pipeline import Pipeline
 from tsvq.sample_writer import write_samples

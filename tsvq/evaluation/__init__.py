@@ -8,7 +8,8 @@ from tsvq.evaluation.generation import (
     nearest_shifted_distances, phase_randomized, predictive_score, psd_distance_db,
 )
 from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance
-from tsvq.evaluation.report import EvalConfig, compare_reports, evaluate, format_table
+from tsvq.evaluation.report import EvalConfig, evaluate
+from tsvq.evaluation.tables import compare_reports, format_table
 
 __all__ = [
     "BASELINES", "Baseline", "EvalConfig", "RandomKernelFeatures", "amplitude_distance", "autocorrelation_distance",

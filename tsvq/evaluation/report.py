@@ -31,10 +31,10 @@ from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import label_classification_score, mean_welch_psd
 from tsvq.evaluation.morphology import available as morphology_available
 from tsvq.evaluation.scoring import (
-    GENERATION_FIGURES, ScoredSet, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups, set_figures,
-    summarise, typical_train_distance, below_floor, within_noise,
+    ScoredSet, below_floor, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups,
+    set_figures, summarise, typical_train_distance, within_noise,
 )
-from tsvq.io import atomic_directory, read_json, write_json
+from tsvq.io import atomic_directory, write_json
 
 REPORT_FORMAT_VERSION = 2
 
@@ -328,21 +328,19 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                             "non-overlapping halves; hold out more windows")
         for key, value in (("reference", len(reference.windows)), ("floor", len(floor.windows)), ("dropped_overlapping", dropped)):
             real_sizes[key].append(value)
-        figures["floor"].append(set_figures(reference, floor, rate, config.folds, config.classifier_steps, seed))
         heldout_distance = typical_train_distance(reference.windows, train)
-        copying["floor"].append({"ratio": memorisation(floor.windows, train, heldout_distance)})
-        for generator in generators:
-            windows = generator.draw(index, seed, len(floor.windows))
-            first_draw.setdefault(generator.name, windows)
-            scored = ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
-            figures[generator.name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
-                                                       chunk_size=len(floor.windows)))
-            copying[generator.name].append({"ratio": memorisation(windows, train, heldout_distance)})
+        sets = {"floor": floor.windows} | {g.name: g.draw(index, seed, len(floor.windows)) for g in generators}
+        for name, windows in sets.items():
+            first_draw.setdefault(name, windows)
+            scored = floor if name == "floor" else ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
+            figures[name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
+                                             chunk_size=len(floor.windows)))
+            copying[name].append({"ratio": memorisation(windows, train, heldout_distance)})
     summaries = {name: summarise(figures[name]) for name in names}
-    scored = {g.name: {"kind": g.kind, "windows_per_seed": len(first_draw[g.name]), "info": g.info, "figures": summaries[g.name],
-                       "memorisation_ratio": summarise(copying[g.name])["ratio"]} for g in generators}
-    scored["floor"] = {"kind": "floor", "windows_per_seed": real_sizes["floor"], "figures": summaries["floor"],
-                       "memorisation_ratio": summarise(copying["floor"])["ratio"]}
+    kinds = {"floor": ("floor", {})} | {g.name: (g.kind, g.info) for g in generators}
+    scored = {name: {"kind": kinds[name][0], "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name]),
+                     "info": kinds[name][1], "figures": summaries[name], "memorisation_ratio": summarise(copying[name])["ratio"]}
+              for name in names}
     informative = informative_figures(summaries["floor"], {name: summaries[name] for name in baselines})
     compared = [g.name for g in generators if g.kind != "baseline"]
     smallest_floor = min(real_sizes["floor"])
@@ -393,109 +391,6 @@ def _generation_plots(draws: dict, compared: list[str], baselines: list[str], re
     plots.scatter_2d(projected, folder / "features_pca.png", "random-kernel features, first two principal components")
     plots.generator_comparison({name: generation["generators"][name]["figures"] for name in ["floor"] + compared + baselines},
                                generation["informative"], folder / "comparison.png")
-
-
-DISPLAY_NAMES = {"phase_randomised": "phase-rand", "autoregressive": "AR", "gaussian": "gaussian", "train_copies": "train-copy"}
-
-
-def _cell(summary: dict) -> str:
-    """``mean±std`` in a few significant digits."""
-    return f"{_short(summary['mean'])}±{_short(summary['std'])}"
-
-
-def _short(value: float) -> str:
-    if not np.isfinite(value):
-        return "nan"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2g}" if magnitude < 0.01 and value != 0 else f"{value:.3g}" if magnitude < 1 else f"{value:.2f}"
-
-
-def generation_table(generation: dict) -> list[str]:
-    """Rows: figures; columns: compared generators, the floor, the baselines (mean±std over seeds)."""
-    columns = generation["compared"] + ["floor"] + generation["baselines"]
-    width, label = 17, 36
-    lines = [f"{'generation (lower is better)':<{label}}" + "".join(f"{DISPLAY_NAMES.get(c, c)[:width - 1]:>{width}}" for c in columns)]
-    for name in GENERATION_FIGURES:
-        if name not in generation["generators"]["floor"]["figures"]:
-            continue
-        mark = "" if generation["informative"].get(name, True) else " (uninf.)"
-        cells = []
-        for column in columns:
-            cell = _cell(generation["generators"][column]["figures"][name])
-            cells.append(cell + ("~" if name in generation["within_noise"].get(column, []) else
-                                 "<" if name in generation["below_floor"].get(column, []) else ""))
-        lines.append(f"  {name[:label - 2 - len(mark)] + mark:<{label - 2}}" + "".join(f"{c:>{width}}" for c in cells))
-    lines.append(f"  {'memorisation ratio (~1)':<{label - 2}}" + "".join(
-        f"{_cell(generation['generators'][c]['memorisation_ratio']):>{width}}" for c in columns))
-    real = generation["real"]
-    lines.append(f"mean±std over {len(generation['seeds'])} seeds; {generation['windows_requested']} windows per generator and seed, "
-                 f"scored in chunks of {min(real['floor'])}-{max(real['floor'])} (the floor's n; {real['held_out']} held-out windows)")
-    lines.append("~: gap to the floor within the seed-to-seed spread; <: below the floor by more than the spread (the floor rests "
-                 "on few independent stretches, or the figure rewards something else); (uninf.): no baseline leaves the floor")
-    return lines
-
-
-def format_table(report: dict) -> str:
-    """A compact text table of the headline figures."""
-    lines = []
-    if "reconstruction" in report:
-        r, c = report["reconstruction"], report["codebook"]
-        lines.append(f"codec of {report.get('codec_of', 'the pipeline')}:")
-        lines.append(f"  reconstruction ({r['windows']} windows): PRDN {r['prdn']:.2f}%  PRD {r['prd']:.2f}%  SNR {r['snr_db']:.1f} dB  "
-                     f"CR {r.get('compression_ratio', float('nan')):.1f}  ({r.get('bits_per_second', float('nan')):.0f} bit/s)"
-                     + (f"  code search: {r['code_search_candidates']} candidates" if r.get("code_search_candidates") else ""))
-        lines.append(f"  codebook: usage {c['usage_percent']:.1f}%  perplexity {c['perplexity']:.1f} / {c['num_codes']}  dead {c['dead_codes']}")
-    if "generation" in report:
-        lines += generation_table(report["generation"])
-    for prior, section in report.get("label_classification", {}).items():
-        if "skipped" not in section:
-            lines.append(f"labels ({prior}): balanced accuracy train-synthetic {section['train_synthetic_test_real']['balanced_accuracy']:.3f}"
-                         f" vs train-real {section['train_real_test_real']['balanced_accuracy']:.3f}")
-    for prior, classes in report.get("per_class", {}).items():
-        for label, figures in classes.items():
-            if "skipped" in figures:
-                lines.append(f"  class {label} ({prior}): {figures['skipped']}")
-                continue
-            shown = [f for f in ("frechet_distance", "heart_rate_wasserstein_bpm", "average_beat_rms") if f in figures["model"]]
-            lines.append(f"  class {label} ({prior}), model vs floor: " + "; ".join(
-                f"{f} {_cell(figures['model'][f])} vs {_cell(figures['floor'][f])}" for f in shown))
-    return "\n".join(lines)
-
-
-def compare_reports(*paths: str | Path) -> str:
-    """Several reports side by side: the codec figures, and every compared generator's figures (mean over seeds)."""
-    load = lambda p: read_json(Path(p) / "report.json" if Path(p).is_dir() else p, "evaluation report")
-    reports = [(Path(p), load(p)) for p in paths]
-    for path, report in reports:
-        if report.get("format_version", 1) != REPORT_FORMAT_VERSION:
-            raise DataError(f"{path}: report format {report.get('format_version', 1)}; this tsvq compares format "
-                            f"{REPORT_FORMAT_VERSION} (evaluate again with this version)")
-    columns = []
-    for path, report in reports:
-        generation = report.get("generation", {})
-        for name in generation.get("compared", []) or [None]:
-            columns.append((f"{path.name}:{name}" if name else path.name, report, name))
-    rows = [f"{'figure':<30}" + "".join(f"{title[-16:]:>18}" for title, _, _ in columns)]
-
-    def value(report, name, *keys):
-        node = report["generation"]["generators"].get(name, {}) if name else report
-        for key in keys:
-            if not isinstance(node, dict) or key not in node:
-                return float("nan")
-            node = node[key]
-        return node["mean"] if isinstance(node, dict) else node
-
-    for keys in (("reconstruction", "prdn"), ("reconstruction", "snr_db"), ("reconstruction", "compression_ratio"),
-                 ("codebook", "usage_percent"), ("codebook", "perplexity")):
-        rows.append(f"{'.'.join(keys):<30}" + "".join(f"{value(report, None, *keys):>18.4g}" for _, report, _ in columns))
-    for figure in (*GENERATION_FIGURES, "memorisation_ratio"):
-        keys = ("memorisation_ratio",) if figure == "memorisation_ratio" else ("figures", figure)
-        rows.append(f"{figure:<30}" + "".join(f"{value(report, name, *keys):>18.4g}" for _, report, name in columns))
-    return "\n".join(rows)
 
 
 def report_json(report: dict) -> str:
