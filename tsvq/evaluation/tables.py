@@ -70,8 +70,10 @@ def format_table(report: dict) -> str:
         lines += generation_table(report["generation"])
     for prior, section in report.get("label_classification", {}).items():
         if "skipped" not in section:
-            lines.append(f"labels ({prior}): balanced accuracy train-synthetic {section['train_synthetic_test_real']['balanced_accuracy']:.3f}"
-                         f" vs train-real {section['train_real_test_real']['balanced_accuracy']:.3f}")
+            synthetic, real = section["train_synthetic_test_real"], section["train_real_test_real"]
+            lines.append(f"labels ({prior}): train on synthetic / train on real, test on real: macro-F1 {synthetic['macro_f1']:.3f} / "
+                         f"{real['macro_f1']:.3f} ({synthetic['macro_f1'] / max(real['macro_f1'], 1e-12):.2f}x), balanced accuracy "
+                         f"{synthetic['balanced_accuracy']:.3f} / {real['balanced_accuracy']:.3f}")
     for prior, classes in report.get("per_class", {}).items():
         for label, figures in classes.items():
             if "skipped" in figures:
