@@ -44,3 +44,15 @@ def test_prepare_options_come_from_the_config_fields(capsys):
         main(["prepare", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 4.096)" in text and "seed of the split and the lead mixtures (default: 0)" in text
+
+
+def test_repeated_set_flags_all_apply(tmp_path):
+    """`--set a=1 --set b=2` is how people write overrides; each flag must add to the others, not replace them."""
+    from tsvq.cli import build_parser, load_stage_config
+
+    args = build_parser().parse_args(["train", "diffusion", "--config", "recipes/mitbih/diffusion.yaml", "--set",
+                                      "model.block_out_channels=[64, 128]", "--set", "training.max_steps=30",
+                                      "training.batch_size=8"])
+    config = load_stage_config(args.stage, args.config, args.set)
+    assert list(config.model.block_out_channels) == [64, 128]
+    assert (config.training.max_steps, config.training.batch_size) == (30, 8)

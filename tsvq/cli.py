@@ -273,7 +273,8 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(flag, type=_value_type(f), **{k: v for k, v in meta.items() if k in ("choices", "metavar")},
                            **options)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any config field")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override any config field (repeatable)")
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -321,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="window store folder (overrides the config)")
     p.add_argument("--codec", help="trained codec folder, for the prior stages")
     p.add_argument("--output-dir", help="where checkpoints, logs and the model folder go")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override any field, e.g. training.max_steps=500")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override any field, e.g. training.max_steps=500 (repeatable: --set a=1 --set b=2)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid",
