@@ -126,6 +126,17 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     printed = capsys.readouterr().out
     assert "report:diffusion" in printed and "external:noise" in printed and "frechet_distance" in printed
 
+    # an unknown baseline is refused by name before any work; the help names every baseline there is
+    assert cli_main(["eval", "--samples", str(tmp_path / "external.npy"), "--data", str(tiny_runs["store"]), "--baselines", "nope",
+                     "--out", str(tmp_path / "nope")]) == 2
+    assert "unknown baseline(s) ['nope']" in capsys.readouterr().err and not (tmp_path / "nope").exists()
+    from tsvq.evaluation.baselines import BASELINES
+
+    with pytest.raises(SystemExit):
+        cli_main(["eval", "--help"])
+    eval_help = capsys.readouterr().out
+    assert all(name in eval_help for name in BASELINES)
+
     np.save(tmp_path / "bad.npy", np.zeros((8, 100, 1), dtype=np.float32))
     assert cli_main(["eval", "--samples", str(tmp_path / "bad.npy"), "--data", str(tiny_runs["store"]), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()

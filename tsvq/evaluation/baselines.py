@@ -21,6 +21,7 @@ import numpy as np
 from scipy import linalg
 from scipy import signal as sps
 
+from tsvq.errors import ConfigError
 from tsvq.evaluation.generation import phase_randomized
 
 
@@ -146,11 +147,15 @@ class Autoregressive(Baseline):
 BASELINES: dict[str, type[Baseline]] = {cls.name: cls for cls in (PhaseRandomised, Autoregressive, Gaussian, TrainCopies)}
 
 
+def baseline_names(names: list[str] | None = None) -> list[str]:
+    """The baselines asked for (all by default), each checked to exist."""
+    names = list(BASELINES) if names is None else list(names)
+    unknown = [name for name in names if name not in BASELINES]
+    if unknown:
+        raise ConfigError(f"unknown baseline(s) {unknown}; known: {sorted(BASELINES)}")
+    return names
+
+
 def fit_baselines(train: np.ndarray, names: list[str] | None = None) -> dict[str, Baseline]:
     """Every named baseline (all by default) fitted to the training windows ``(N, L, C)``."""
-    fitted = {}
-    for name in names if names is not None else list(BASELINES):
-        if name not in BASELINES:
-            raise ValueError(f"unknown baseline '{name}'; known: {sorted(BASELINES)}")
-        fitted[name] = BASELINES[name]().fit(train)
-    return fitted
+    return {name: BASELINES[name]().fit(train) for name in baseline_names(names)}

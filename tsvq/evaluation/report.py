@@ -10,6 +10,7 @@ spread is marked as noise. ``tsvq.evaluation.scoring`` holds the protocol (seeds
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import platform
 import time
@@ -26,13 +27,13 @@ from tsvq.codec.metrics import codebook_report, prdn, reconstruction_report
 from tsvq.data import WindowStore
 from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError, DataError
-from tsvq.evaluation.baselines import fit_baselines
+from tsvq.evaluation.baselines import baseline_names, fit_baselines
 from tsvq.evaluation.features import RandomKernelFeatures
-from tsvq.evaluation.generation import label_classification_score, mean_welch_psd
+from tsvq.evaluation.generation import label_classification_score, mean_welch_psd, nearest_shifted_distances
 from tsvq.evaluation.morphology import available as morphology_available
 from tsvq.evaluation.scoring import (
     ScoredSet, below_floor, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups,
-    set_figures, summarise, typical_train_distance, within_noise,
+    set_figures, summarise, within_noise,
 )
 from tsvq.io import atomic_directory, write_json
 
@@ -58,6 +59,11 @@ class EvalConfig:
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
 
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds every figure is averaged over."""
+        return [self.seed + i for i in range(self.seeds)]
+
 
 @dataclass
 class Generator:
@@ -69,6 +75,18 @@ class Generator:
     kind: str  # "prior", "samples" or "baseline"
     draw: Callable[[int, int, int], np.ndarray]
     info: dict = field(default_factory=dict)
+
+
+@dataclass
+class RealSplit:
+    """One seed's reference and floor halves (with the groups of their overlapping windows), their positions among
+    the held-out windows, and how many windows were dropped to keep the halves apart."""
+
+    reference: ScoredSet
+    floor: ScoredSet
+    reference_positions: np.ndarray
+    floor_positions: np.ndarray
+    dropped: int
 
 
 @dataclass
@@ -86,14 +104,19 @@ class HeldOut:
     def windows(self) -> np.ndarray:
         return self.scored.windows
 
-    def halves(self, positions: np.ndarray, seed: int) -> tuple[ScoredSet, ScoredSet, int]:
-        """Reference and floor halves of the held-out windows at ``positions`` that share no sample, each with the
-        groups of its overlapping windows, and how many windows were dropped to keep them apart."""
+    @functools.cached_property
+    def train_distances(self) -> np.ndarray:
+        """Each held-out window's distance to its nearest training window (best circular shift): measured once,
+        since every seed's reference and floor halves are subsets of these windows."""
+        return nearest_shifted_distances(self.windows, self.train)
+
+    def halves(self, positions: np.ndarray, seed: int) -> RealSplit:
+        """Reference and floor halves of the held-out windows at ``positions`` that share no sample."""
         records, starts = self.store.index["record"][self.index[positions]], self.store.index["start"][self.index[positions]]
         halves = disjoint_halves(records, starts, self.store.window_length, seed)
         reference, floor = (self.scored.subset(positions[part], overlap_groups(records[part], starts[part], self.store.window_length))
                             for part in (halves.reference, halves.floor))
-        return reference, floor, halves.dropped
+        return RealSplit(reference, floor, positions[halves.reference], positions[halves.floor], halves.dropped)
 
 
 def held_out(store: WindowStore, real: np.ndarray, real_index: np.ndarray, config: EvalConfig) -> HeldOut:
@@ -140,6 +163,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
         raise DataError("evaluate needs a pipeline, samples, or both")
     if config.seeds < 1:
         raise DataError(f"seeds must be at least 1, got {config.seeds}")
+    baseline_names(config.baselines)  # an unknown name is refused before any work
     real_index = store.subset_indices(config.split, max_windows=2 * config.n, seed=config.seed)
     real = np.asarray(store.windows[real_index])  # read once: both halves, reconstruction and labels use these
     if len(real) < 4:
@@ -148,8 +172,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
                     "store": str(store.path), "sampling_rate_hz": store.sampling_rate_hz, "window_length": store.window_length,
                     "channel_names": store.channel_names, "units": store.units, "split_note": store.manifest.get("split_note")}
     priors = _priors_to_score(pipeline, config, bool(external))
-    generators = [_prior_generator(pipeline, name, _options_for(pipeline, name, priors, config.sampling), config)
-                  for name in priors]
+    options = {name: _options_for(pipeline, name, priors, config.sampling) for name in priors}
+    generators = [_prior_generator(pipeline, name, options[name], config) for name in priors]
     generators += [_samples_generator(name, windows, config) for name, windows in external.items()]
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
@@ -159,8 +183,10 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
         report |= _generation_section(generators, heldout, config, tmp, progress)
         conditional = [name for name in priors if pipeline.priors[name].labels]
         if conditional:
-            report["label_classification"] = {name: _label_section(pipeline, name, heldout, config) for name in conditional}
-            report["per_class"] = {name: _per_class_section(pipeline, name, heldout, config, tmp) for name in conditional}
+            report["label_classification"] = {name: _label_section(pipeline, name, options[name], heldout, config)
+                                              for name in conditional}
+            report["per_class"] = {name: _per_class_section(pipeline, name, options[name], heldout, config, tmp)
+                                   for name in conditional}
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
     return report
@@ -250,7 +276,7 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
     return {"codec_of": pipeline.name, "reconstruction": recon, "codebook": health_summary}
 
 
-def _label_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig) -> dict:
+def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig) -> dict:
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
     store, test_windows = heldout.store, heldout.windows
     labels = pipeline.prior(prior).labels
@@ -264,12 +290,12 @@ def _label_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig) -
     rng = np.random.default_rng(config.seed)
     # synthetic windows with the label mix of the training windows
     draw = label_ids(train_names[rng.choice(train_known, config.n)], labels).tolist()
-    synthetic = pipeline.sample(config.n, prior, labels=draw, seed=config.seed, progress=False, **config.sampling).signals
+    synthetic = pipeline.sample(config.n, prior, labels=draw, seed=config.seed, progress=False, **sampling).signals
     chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
     real_train = np.asarray(store.windows[chosen_train])
     real_ids = label_ids(store.index["label"][chosen_train], labels)
     return {
-        "labels": labels, "sampling": config.sampling,
+        "labels": labels, "sampling": sampling,
         "train_synthetic_test_real": label_classification_score(synthetic, np.array(draw), test_windows, test_ids, len(labels),
                                                                 config.classifier_steps, config.seed, reference=real_train),
         "train_real_test_real": label_classification_score(real_train, real_ids, test_windows, test_ids, len(labels),
@@ -277,7 +303,7 @@ def _label_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig) -
     }
 
 
-def _per_class_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfig, folder: Path) -> dict:
+def _per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig, folder: Path) -> dict:
     """Each class of a conditional prior on its own: samples drawn with the label against the held-out windows of
     that label, beside the floor of the class's own two halves, mean +- std over the seeds. Each seed draws as many
     samples per class as the class's floor half holds (one chunk), and the learned discriminative score is left
@@ -289,12 +315,13 @@ def _per_class_section(pipeline, prior: str, heldout: HeldOut, config: EvalConfi
     for label in labels:
         positions = np.flatnonzero(names == label)
         model, floor_figures, sizes = [], [], []
-        for seed in (config.seed + i for i in range(config.seeds)):
-            reference, floor, _ = heldout.halves(positions, seed)
+        for seed in config.seed_list:
+            split = heldout.halves(positions, seed)
+            reference, floor = split.reference, split.floor
             if min(len(reference.windows), len(floor.windows)) < 2:
                 break
             samples = pipeline.sample(len(floor.windows), prior, labels=[label] * len(floor.windows), seed=seed, progress=False,
-                                      **config.sampling).signals
+                                      **sampling).signals
             examples.setdefault(label, (floor.windows, samples))
             scored = ScoredSet.of(samples, heldout.features, rate, config.physiology, heldout.morphology)
             model.append(distribution_figures(reference, scored, rate, config.classifier_steps, seed))
@@ -319,26 +346,30 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
     figures: dict[str, list] = {name: [] for name in names}
     copying: dict[str, list] = {name: [] for name in names}
     real_sizes: dict[str, list] = {"reference": [], "floor": [], "dropped_overlapping": []}
-    first_draw: dict[str, np.ndarray] = {}
-    seeds = [config.seed + i for i in range(config.seeds)]
+    first_draw: dict[str, ScoredSet] = {}  # each generator's first seed, for the plots
+    seeds = config.seed_list
     for index, seed in enumerate(tqdm(seeds, desc="scoring seeds", disable=not progress)):
-        reference, floor, dropped = heldout.halves(np.arange(len(real)), seed)
+        split = heldout.halves(np.arange(len(real)), seed)
+        reference, floor = split.reference, split.floor
         if min(len(reference.windows), len(floor.windows)) < 2:
             raise DataError(f"{store.path}: the '{config.split}' split's {len(real)} windows leave too few for two "
                             "non-overlapping halves; hold out more windows")
-        for key, value in (("reference", len(reference.windows)), ("floor", len(floor.windows)), ("dropped_overlapping", dropped)):
+        for key, value in (("reference", len(reference.windows)), ("floor", len(floor.windows)), ("dropped_overlapping", split.dropped)):
             real_sizes[key].append(value)
-        heldout_distance = typical_train_distance(reference.windows, train)
-        sets = {"floor": floor.windows} | {g.name: g.draw(index, seed, len(floor.windows)) for g in generators}
-        for name, windows in sets.items():
-            first_draw.setdefault(name, windows)
-            scored = floor if name == "floor" else ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
-            figures[name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
-                                             chunk_size=len(floor.windows)))
-            copying[name].append({"ratio": memorisation(windows, train, heldout_distance)})
+        heldout_distance = float(np.median(heldout.train_distances[split.reference_positions]))
+        figures["floor"].append(set_figures(reference, floor, rate, config.folds, config.classifier_steps, seed,
+                                            chunk_size=len(floor.windows)))
+        copying["floor"].append({"ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance)})
+        for generator in generators:
+            windows = generator.draw(index, seed, len(floor.windows))
+            scored = ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
+            first_draw.setdefault(generator.name, scored)
+            figures[generator.name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
+                                                       chunk_size=len(floor.windows)))
+            copying[generator.name].append({"ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance)})
     summaries = {name: summarise(figures[name]) for name in names}
     kinds = {"floor": ("floor", {})} | {g.name: (g.kind, g.info) for g in generators}
-    scored = {name: {"kind": kinds[name][0], "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name]),
+    scored = {name: {"kind": kinds[name][0], "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name].windows),
                      "info": kinds[name][1], "figures": summaries[name], "memorisation_ratio": summarise(copying[name])["ratio"]}
               for name in names}
     informative = informative_figures(summaries["floor"], {name: summaries[name] for name in baselines})
@@ -360,27 +391,24 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                              "means copying; it says nothing about quality (noise far from everything scores above 1)",
     }}
     if config.plots:
-        _generation_plots(first_draw, compared, list(baselines), real, section["generation"], rate, store.units[0],
-                          heldout.features, heldout.scored, config, folder)
+        _generation_plots(first_draw, compared, list(baselines), heldout.scored, section["generation"], rate, store.units[0],
+                          config, folder)
     return section
 
 
-def _generation_plots(draws: dict, compared: list[str], baselines: list[str], real: np.ndarray, generation: dict, rate: float,
-                      units: str, features: RandomKernelFeatures, heldout: ScoredSet, config: EvalConfig, folder: Path) -> None:
+def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], baselines: list[str], real: ScoredSet, generation: dict,
+                      rate: float, units: str, config: EvalConfig, folder: Path) -> None:
+    """The plots of the first seed's draws, from the features and beats already computed for scoring."""
     if compared:
-        first = draws[compared[0]]
-        plots.signal_grid(first, rate, folder / "examples.png", reference=real, units=units,
+        plots.signal_grid(draws[compared[0]].windows, rate, folder / "examples.png", reference=real.windows, units=units,
                           title=f"held-out real vs generated ({compared[0]})")
-    frequencies, power_real = mean_welch_psd(real, rate)
-    plots.spectra(frequencies, {"real (held out)": power_real} | {name: mean_welch_psd(draws[name], rate)[1]
+    frequencies, power_real = mean_welch_psd(real.windows, rate)
+    plots.spectra(frequencies, {"real (held out)": power_real} | {name: mean_welch_psd(draws[name].windows, rate)[1]
                                                                   for name in compared + baselines}, folder / "spectra.png")
     if config.physiology:
-        from tsvq.evaluation.physiology import heart_rhythm
-
-        plots.histograms({"real": heldout.rhythm["heart_rate_bpm"]} | {name: heart_rhythm(draws[name], rate)["heart_rate_bpm"]
-                                                                       for name in compared},
+        plots.histograms({"real": real.rhythm["heart_rate_bpm"]} | {name: draws[name].rhythm["heart_rate_bpm"] for name in compared},
                          folder / "heart_rate.png", "heart rate (bpm)")
-    sets = {"real": heldout.features} | {name: features.transform(draws[name]) for name in compared}
+    sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)

@@ -23,7 +23,7 @@ import numpy as np
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
     amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, mmd_rbf,
-    nearest_shifted_distances, predictive_score, psd_distance_db,
+    predictive_score, psd_distance_db,
 )
 from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
 from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance, rhythm_subset
@@ -150,16 +150,11 @@ def distribution_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: fl
     return figures
 
 
-def typical_train_distance(windows: np.ndarray, train: np.ndarray) -> float:
-    """Median distance of windows to their nearest training window under the best circular shift."""
-    return float(np.median(nearest_shifted_distances(windows, train)))
-
-
-def memorisation(candidate: np.ndarray, train: np.ndarray, heldout_distance: float) -> float:
-    """``typical_train_distance`` of the candidate over that of unseen real windows: well below 1 means copies of
-    training data, even replayed at another phase. It says nothing about quality: noise far from everything
-    scores above 1."""
-    return typical_train_distance(candidate, train) / max(heldout_distance, 1e-12)
+def memorisation(distances: np.ndarray, heldout_distance: float) -> float:
+    """Median distance of a set's windows to their nearest training window (``nearest_shifted_distances``, best
+    circular shift) over that of unseen real windows: well below 1 means copies of training data, even replayed at
+    another phase. It says nothing about quality: noise far from everything scores above 1."""
+    return float(np.median(distances)) / max(heldout_distance, 1e-12)
 
 
 def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict]:
