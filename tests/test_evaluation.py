@@ -164,16 +164,16 @@ def test_cli_eval_compare_puts_priors_and_external_samples_in_one_report(tiny_ru
 
 
 def test_label_classification_score_separates_learnable_classes(sets):
-    from tsvq.evaluation.generation import label_classification_score
+    from tsvq.evaluation.classify import label_classification_score
 
     real_a, real_b, noise, _ = sets
     x_train = np.concatenate([real_a[:40], noise[:40]])
     y_train = np.array([0] * 40 + [1] * 40)
     x_test = np.concatenate([real_b[:20], noise[40:]])
     y_test = np.array([0] * 20 + [1] * 20)
-    score = label_classification_score(x_train, y_train, x_test, y_test, 2, steps=100)
+    score = label_classification_score(x_train, y_train, x_test, y_test, 2)
     assert score["balanced_accuracy"] > 0.9 and score["macro_f1"] > 0.9
-    shuffled = label_classification_score(x_train, np.random.default_rng(0).permutation(y_train), x_test, y_test, 2, steps=100)
+    shuffled = label_classification_score(x_train, np.random.default_rng(0).permutation(y_train), x_test, y_test, 2)
     assert shuffled["balanced_accuracy"] < score["balanced_accuracy"]
 
 

@@ -131,6 +131,8 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
     # every synthetic window is drawn with a label in the training windows' mix, and the options of the draw are kept
     assert tstr["train_synthetic_test_real"]["train_windows"] == 8 and tstr["sampling"] == {"steps": 2, "guidance": 2.0}
     assert tstr["train_real_test_real"]["test_windows"] == tstr["train_synthetic_test_real"]["test_windows"] > 0
+    assert tstr["seeds"] == [0, 1, 2] and len(tstr["train_synthetic_test_real"]["per_seed"]) == 3  # mean +- std over seeds
+    assert "ridge" in tstr["train_real_test_real"]["classifier"]
     per_class = report["per_class"]["diffusion"]
     assert set(per_class) == {"N", "V"}
     for label, figures in per_class.items():  # each class scored against its own held-out windows, or said why not

@@ -96,3 +96,44 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert labels <= {"N", "A", "O", "~"} and "A" in labels
     else:
         assert store.channel_names == ["PLETH"] and store.units == ["NU"]
+
+
+@pytest.mark.parametrize("recipe", ["bidmc", "cinc2017", "mitbih", "ptbxl"])
+def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, capsys):
+    """Each database's stage recipes, as written (only the step count, batch and folders overridden), train on a
+    store prepared from a few of its real records, and the pipeline they assemble into samples: a recipe that does
+    not fit its data (window length, channels, labels) fails here, not an hour into a user's run."""
+    from tsvq.cli import main
+
+    folder, overrides = FEW_RECORDS[recipe]
+    if not (REAL_DATA / folder).is_dir():
+        pytest.skip(f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)")
+    store = tmp_path / "store"
+    # fewer windows of the long records (a window every 33-41 s): the prior stages encode every one of them
+    fewer = {"mitbih": ["stride_seconds=40.96", "lead_projections=0"], "bidmc": ["stride_seconds=32.768"]}.get(recipe, [])
+    assert main(["prepare", "--config", str(RECIPES / recipe / "prepare.yaml"), "--source", str(REAL_DATA / folder),
+                 "--out", str(store), "--set", *overrides, *fewer]) == 0
+    quick = ["training.max_steps=2", "training.batch_size=4", "training.eval_every=2", "training.checkpoint_every=2",
+             "training.warmup_steps=1", "training.progress=false", "training.log_with=['jsonl']"]
+    codec = tmp_path / "codec"
+    assert main(["train", "codec", "--config", str(RECIPES / recipe / "codec.yaml"), "--store", str(store),
+                 "--set", *quick, f"training.output_dir={codec}"]) == 0
+    priors = []
+    for path in sorted((RECIPES / recipe).glob("*.yaml")):
+        stage = path.stem.split("-")[0]
+        if stage in ("diffusion", "wavenet"):
+            output = tmp_path / path.stem
+            assert main(["train", stage, "--config", str(path), "--store", str(store), "--codec", str(codec / "model"),
+                         "--set", *quick, f"training.output_dir={output}"]) == 0
+            priors.append(str(output / "model"))
+    assert priors, f"recipes/{recipe} has no prior recipe"
+    assert main(["assemble", "--codec", str(codec / "model"), "--prior", *priors, "--out", str(tmp_path / "pipeline")]) == 0
+    assert main(["sample", "--pipeline", str(tmp_path / "pipeline"), "--n", "2", "--steps", "2",
+                 "--out", str(tmp_path / "samples")]) == 0
+    import numpy as np
+
+    from tsvq.data import WindowStore
+
+    samples = np.load(tmp_path / "samples" / "samples.npy")
+    windows = WindowStore(store)
+    assert samples.shape == (2, windows.window_length, windows.num_channels) and np.isfinite(samples).all()

@@ -159,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)
     samples = dict(_load_samples(spec) for spec in sample_specs) or None
     config = EvalConfig(split=args.split, n=args.n, prior=args.prior, priors=priors, sampling=_prior_options(args), seed=args.seed,
-                        seeds=args.seeds, baselines=args.baselines, physiology=not args.no_physiology,
+                        seeds=args.seeds, baselines=args.baselines, physiology="none" if args.no_physiology else args.physiology,
                         morphology=not args.no_morphology, folds=args.folds,
                         classifier_steps=args.classifier_steps, search=args.search)
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
@@ -355,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
     p.add_argument("--classifier-steps", type=int, default=200,
                    help="optimiser steps of the discriminative classifier and the forecaster (fewer: faster, noisier)")
-    p.add_argument("--no-physiology", action="store_true", help="skip ECG beat detection (non-ECG signals)")
+    p.add_argument("--physiology", choices=["auto", "ecg", "ppg", "none"], default="auto",
+                   help="beats behind the rate and morphology figures: ECG QRS complexes, PPG pulse peaks, or none "
+                        "(auto: PPG for a PLETH/PPG channel, ECG for a channel in mV, none otherwise)")
+    p.add_argument("--no-physiology", action="store_true", help="no beat figures (same as --physiology none)")
     p.add_argument("--no-morphology", action="store_true", help="skip ECG beat delineation (P, QRS, T), the slowest ECG figures")
     p.add_argument("--search", type=int, default=0, metavar="N",
                    help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")

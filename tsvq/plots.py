@@ -167,3 +167,50 @@ def class_examples(examples: dict[str, tuple[np.ndarray, np.ndarray]], rate_hz: 
                 ax.set_title("real" if col < per_class else "generated", fontsize=9)
         axes[row, 0].set_ylabel(f"{label} ({units})")
     return _save(fig, path)
+
+
+TWELVE_LEAD_LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III", "AVF", "V3", "V6"))
+
+
+def has_twelve_leads(channel_names: list[str]) -> bool:
+    """Whether the channels include the 12 standard leads (any order, aVR or AVR), so a standard sheet can be drawn."""
+    names = {n.strip(", ").upper() for n in channel_names}
+    return all(lead in names for row in TWELVE_LEAD_LAYOUT for lead in row)
+
+
+def twelve_lead_sheet(signal: np.ndarray, rate_hz: float, channel_names: list[str], path: str | Path, title: str = "") -> Path:
+    """One ``(L, 12)`` ECG (mV) as a cardiologist reads it: three rows of four leads, each column a quarter of the
+    time (I, aVR, V1, V4 / II, aVL, V2, V5 / III, aVF, V3, V6), a lead II rhythm strip under them, on ECG paper
+    (1 mm = 0.04 s or 0.1 mV; 25 mm/s, 10 mm/mV)."""
+    names = [n.strip(", ").upper() for n in channel_names]
+    if not has_twelve_leads(channel_names):
+        raise ValueError(f"a 12-lead sheet needs the leads {[l for r in TWELVE_LEAD_LAYOUT for l in r]}, got {channel_names}")
+    length = signal.shape[0]
+    seconds, quarter = length / rate_hz, length // 4
+    row_height = 3.0  # mV between baselines
+    rows = [[(lead, c * quarter, (c + 1) * quarter) for c, lead in enumerate(row)] for row in TWELVE_LEAD_LAYOUT]
+    rows.append([("II", 0, length)])
+    fig, ax = plt.subplots(figsize=(seconds * 1.2 + 0.4, row_height * len(rows) * 0.6 + 0.6))
+    for r, row in enumerate(rows):
+        baseline = -r * row_height
+        for lead, start, end in row:
+            trace = signal[start:end, names.index(lead)]
+            t = np.arange(start, end) / rate_hz
+            ax.plot(t, baseline + trace - np.median(trace), color="black", lw=0.7)
+            ax.text(start / rate_hz + 0.05, baseline + 0.9, lead.replace("AV", "aV"), fontsize=9)
+            if start:
+                ax.plot([start / rate_hz] * 2, [baseline - 0.3, baseline + 0.3], color="black", lw=0.7)
+    ax.set_xlim(0, seconds)
+    ax.set_ylim(-row_height * (len(rows) - 0.5), row_height * 0.5)
+    for step, width, alpha in ((0.04, 0.3, 0.25), (0.2, 0.7, 0.5)):  # minor and major ECG paper lines
+        for x in np.arange(0, seconds + 1e-9, step):
+            ax.axvline(x, color="tab:red", lw=width, alpha=alpha, zorder=0)
+        for y in np.arange(-row_height * len(rows), row_height, step * 2.5):
+            ax.axhline(y, color="tab:red", lw=width, alpha=alpha, zorder=0)
+    ax.set_xticks(np.arange(0, seconds + 1e-9, 1.0))
+    ax.set_yticks([])
+    ax.set_xlabel("time (s); 0.2 s and 0.5 mV per large square")
+    ax.set_aspect(0.4)  # 0.2 s wide per 0.5 mV high: square large boxes
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

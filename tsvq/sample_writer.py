@@ -9,7 +9,7 @@ import wfdb
 
 from tsvq import __version__
 from tsvq.io import atomic_directory, atomic_file, write_json
-from tsvq.plots import signal_grid
+from tsvq.plots import has_twelve_leads, signal_grid, twelve_lead_sheet
 
 
 def write_wfdb(signals: np.ndarray, rate_hz: float, folder: str | Path, channel_names: list[str], units: list[str],
@@ -31,7 +31,8 @@ def write_wfdb(signals: np.ndarray, rate_hz: float, folder: str | Path, channel_
 
 def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: bool = True) -> Path:
     """Write a :class:`~tsvq.pipeline.SampleOutput` to ``out_dir``: ``samples.npy`` (n, L, C) mV, ``codes.npy``,
-    ``wfdb/`` records, ``samples.png`` and ``samples.json`` (rate, units, how they were drawn)."""
+    ``wfdb/`` records, ``samples.png`` (and ``sample_12lead.png`` for a 12-lead ECG) and ``samples.json`` (rate,
+    units, how they were drawn)."""
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         with atomic_file(tmp / "samples.npy", "wb") as handle:
@@ -45,6 +46,9 @@ def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: 
         if plot:
             signal_grid(output.signals, output.sampling_rate_hz, tmp / "samples.png",
                         title=f"tsvq samples ({output.info.get('prior')})", units=output.units[0])
+            if has_twelve_leads(output.channel_names):  # the first sample as a cardiologist reads a 12-lead ECG
+                twelve_lead_sheet(output.signals[0], output.sampling_rate_hz, output.channel_names, tmp / "sample_12lead.png",
+                                  f"tsvq sample 0 ({output.info.get('prior')})")
         write_json(tmp / "samples.json", {"n": int(len(output.signals)), "shape": list(output.signals.shape),
                                           "sampling_rate_hz": output.sampling_rate_hz, "channel_names": output.channel_names,
                                           "units": output.units, "info": output.info})

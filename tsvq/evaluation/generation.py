@@ -259,26 +259,3 @@ def nearest_shifted_distances(queries: np.ndarray, references: np.ndarray, block
         squared = q_energy[start : start + block, None] + r_energy[None] - 2 * best
         nearest.append(squared.clamp_min(0).min(dim=1).values.sqrt())
     return torch.cat(nearest).numpy().astype(np.float64)
-
-
-@single_thread()
-def label_classification_score(train_windows: np.ndarray, train_labels: np.ndarray, test_windows: np.ndarray,
-                               test_labels: np.ndarray, num_classes: int, steps: int = 200, seed: int = 0,
-                               reference: np.ndarray | None = None) -> dict:
-    """Train a window classifier on one labelled set (e.g. synthetic: TSTR) and test it on another (real).
-    Returns accuracy, balanced accuracy (the mean per-class recall, fair when classes are rare) and macro-F1."""
-    torch.manual_seed(seed)
-    x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
-    model = _fit(_WindowClassifier(train_windows.shape[2], classes=num_classes),
-                 _random_batches(x_train, torch.from_numpy(train_labels).long(), seed), F.cross_entropy, steps)
-    with torch.no_grad():
-        predicted = model(x_test).argmax(dim=1).numpy()
-    present = [c for c in range(num_classes) if (test_labels == c).any()]
-    recalls = [float((predicted[test_labels == c] == c).mean()) for c in present]
-    f1 = []
-    for c in present:  # F1 of each class the test set holds (the convention of AAMI beat-classification papers)
-        true_positive = float(((predicted == c) & (test_labels == c)).sum())
-        predicted_c, actual_c = float((predicted == c).sum()), float((test_labels == c).sum())
-        f1.append(2 * true_positive / (predicted_c + actual_c) if predicted_c + actual_c else 0.0)
-    return {"accuracy": float((predicted == test_labels).mean()), "balanced_accuracy": float(np.mean(recalls)),
-            "macro_f1": float(np.mean(f1)), "train_windows": int(len(train_windows)), "test_windows": int(len(test_windows))}

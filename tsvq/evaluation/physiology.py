@@ -1,11 +1,61 @@
-"""ECG physiology of windows: beats found by wfdb's XQRS detector, heart rate and RR intervals."""
+"""Physiology of windows: beats (ECG QRS complexes by wfdb's XQRS, or PPG pulse peaks), rate and beat intervals.
+
+Which beats a dataset has follows from its channels (``beat_source``): a PPG channel (PLETH) gives pulse peaks,
+an ECG in mV gives QRS complexes on lead II where there is one; any other signal gets no beat figures.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import find_peaks
 from scipy.stats import wasserstein_distance
+
+BEAT_KINDS = ("ecg", "ppg")
+PPG_CHANNELS = ("PLETH", "PPG")
+ECG_LEADS_PREFERRED = ("II", "MLII")  # the rhythm lead of a 12-lead ECG and of MIT-BIH
+MIN_PULSE_INTERVAL_S = 0.27  # 222 per minute: a dicrotic notch follows its systolic peak more closely than this
+PULSE_PROMINENCE = 0.45  # of the window's 5-95 percentile range: systolic peaks, not dicrotic waves or noise
+
+
+@dataclass(frozen=True)
+class BeatSource:
+    """Which beats the physiology figures come from: ``kind`` "ecg" (QRS complexes) or "ppg" (pulse peaks), found
+    on one channel of multi-channel windows."""
+
+    kind: str
+    channel: int = 0
+    channel_name: str = ""
+
+    def rhythm(self, windows: np.ndarray, rate_hz: float) -> dict:
+        return heart_rhythm(windows[:, :, self.channel : self.channel + 1], rate_hz, self.kind)
+
+    def describe(self) -> str:
+        what = "QRS complexes (wfdb XQRS)" if self.kind == "ecg" else "PPG pulse peaks (scipy find_peaks)"
+        return f"{what} on channel {self.channel_name or self.channel}"
+
+
+def beat_source(channel_names: list[str], units: list[str], requested: str = "auto") -> BeatSource | None:
+    """The beats of a dataset: ``requested`` "ecg", "ppg", "none", or "auto" (a PLETH/PPG channel means PPG, a
+    channel in mV means ECG, anything else has no beats)."""
+    names = [n.strip().rstrip(",").upper() for n in channel_names]
+    units = list(units) + [""] * (len(names) - len(units))
+    ppg = [i for i, n in enumerate(names) if n.startswith(PPG_CHANNELS)]
+    ecg = [i for i, u in enumerate(units) if u.lower() == "mv"]
+    if requested == "auto":
+        requested = "ppg" if ppg else "ecg" if ecg else "none"
+    if requested == "none":
+        return None
+    if requested not in BEAT_KINDS:
+        raise ValueError(f"unknown beat kind {requested!r}; expected auto, none or one of {BEAT_KINDS}")
+    if requested == "ppg":
+        channel = ppg[0] if ppg else 0
+    else:
+        leads = [names.index(lead) for lead in ECG_LEADS_PREFERRED if lead in names]
+        channel = leads[0] if leads else ecg[0] if ecg else 0
+    return BeatSource(requested, channel, channel_names[channel] if channel < len(channel_names) else "")
 
 
 def detect_beats(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
@@ -28,16 +78,31 @@ def detect_beats(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
     return peaks
 
 
-def heart_rhythm(windows: np.ndarray, rate_hz: float) -> dict:
-    """Per-window heart rate (bpm, from the median RR; NaN below two beats), RR intervals (s) per window and pooled,
-    beat counts, and the R peaks themselves (for beat morphology)."""
-    peaks = detect_beats(windows, rate_hz)
+def detect_pulses(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
+    """Systolic peak indices of each PPG window (first channel): local maxima at least 0.27 s apart that stand out
+    by 45% of the window's 5-95 percentile range (so the dicrotic wave does not count as a second pulse)."""
+    peaks = []
+    for window in windows:
+        x = np.asarray(window[:, 0], dtype=np.float64)
+        spread = np.subtract(*np.percentile(x, [95, 5])) if np.isfinite(x).all() else 0.0
+        if spread <= 0:
+            peaks.append(np.zeros(0, dtype=np.int64))
+            continue
+        found, _ = find_peaks(x, distance=max(1, int(MIN_PULSE_INTERVAL_S * rate_hz)), prominence=PULSE_PROMINENCE * spread)
+        peaks.append(found.astype(np.int64))
+    return peaks
+
+
+def heart_rhythm(windows: np.ndarray, rate_hz: float, kind: str = "ecg") -> dict:
+    """Per-window heart (or pulse) rate (bpm, from the median beat interval; NaN below two beats), beat intervals
+    (s) per window and pooled, beat counts, and the peaks themselves (R peaks for beat morphology)."""
+    peaks = detect_pulses(windows, rate_hz) if kind == "ppg" else detect_beats(windows, rate_hz)
     rr = [np.diff(p) / rate_hz for p in peaks]
     plausible = [r[(r > 0.25) & (r < 2.5)] for r in rr]  # 24-240 bpm
     heart_rate = np.array([60.0 / np.median(r) if len(r) else np.nan for r in plausible])
     return {"heart_rate_bpm": heart_rate, "rr_per_window": plausible,
             "rr_s": np.concatenate(plausible) if plausible else np.zeros(0), "beats": np.array([len(p) for p in peaks]),
-            "peaks": peaks}
+            "peaks": peaks, "kind": kind}
 
 
 def rhythm_subset(rhythm: dict, positions: np.ndarray) -> dict:
@@ -45,17 +110,27 @@ def rhythm_subset(rhythm: dict, positions: np.ndarray) -> dict:
     rr = [rhythm["rr_per_window"][i] for i in positions]
     return {"heart_rate_bpm": rhythm["heart_rate_bpm"][positions], "rr_per_window": rr,
             "rr_s": np.concatenate(rr) if rr else np.zeros(0), "beats": rhythm["beats"][positions],
-            "peaks": [rhythm["peaks"][i] for i in positions]}
+            "peaks": [rhythm["peaks"][i] for i in positions], "kind": rhythm["kind"]}
+
+
+def rr_irregularity(rhythm: dict) -> np.ndarray:
+    """Coefficient of variation of each window's beat intervals (windows with at least three): near 0.02-0.05 in
+    sinus rhythm, several times more in atrial fibrillation, whose hallmark is an irregularly irregular rhythm."""
+    return np.array([np.std(r) / np.mean(r) for r in rhythm["rr_per_window"] if len(r) >= 3])
 
 
 def rhythm_distance(rhythm_a: dict, rhythm_b: dict) -> dict[str, float]:
-    """Wasserstein distances of heart-rate (bpm) and RR (ms) distributions, and the share of windows of ``rhythm_b``
-    where fewer than two beats were found (lower is better, like every other generation figure)."""
+    """Wasserstein distances of heart-rate (bpm), RR (ms) and per-window RR-irregularity distributions, and the
+    share of windows of ``rhythm_b`` where fewer than two beats were found (lower is better, like every other
+    generation figure)."""
     hr_a, hr_b = rhythm_a["heart_rate_bpm"], rhythm_b["heart_rate_bpm"]
     hr_a, hr_b = hr_a[np.isfinite(hr_a)], hr_b[np.isfinite(hr_b)]
+    irregular_a, irregular_b = rr_irregularity(rhythm_a), rr_irregularity(rhythm_b)
     return {
         "heart_rate_wasserstein_bpm": float(wasserstein_distance(hr_a, hr_b)) if len(hr_a) and len(hr_b) else float("nan"),
         "rr_wasserstein_ms": float(1000 * wasserstein_distance(rhythm_a["rr_s"], rhythm_b["rr_s"]))
         if len(rhythm_a["rr_s"]) and len(rhythm_b["rr_s"]) else float("nan"),
+        "rr_irregularity_wasserstein": float(wasserstein_distance(irregular_a, irregular_b))
+        if len(irregular_a) and len(irregular_b) else float("nan"),
         "windows_without_beats": float(np.mean(rhythm_b["beats"] < 2)),
     }

@@ -29,8 +29,10 @@ from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.baselines import baseline_names, fit_baselines
 from tsvq.evaluation.features import RandomKernelFeatures
-from tsvq.evaluation.generation import label_classification_score, mean_welch_psd, nearest_shifted_distances
+from tsvq.evaluation.classify import label_classification_score
+from tsvq.evaluation.generation import mean_welch_psd, nearest_shifted_distances
 from tsvq.evaluation.morphology import available as morphology_available
+from tsvq.evaluation.physiology import BEAT_KINDS, BeatSource, beat_source
 from tsvq.evaluation.scoring import (
     ScoredSet, below_floor, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups,
     set_figures, summarise, within_noise,
@@ -54,10 +56,16 @@ class EvalConfig:
     num_kernels: int = 256
     folds: int = 3
     classifier_steps: int = 200  # optimiser steps of the post-hoc classifier and forecaster
-    physiology: bool = True  # ECG beat detection; turn off for non-ECG signals
+    physiology: str = "auto"  # beats: "ecg" (QRS), "ppg" (pulse peaks), "none", or "auto" (from the channels)
     morphology: bool = True  # ECG beat delineation (P/QRS/T), when neurokit2 is installed (tsvq[morphology])
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.physiology, bool):  # the flag of report format 1
+            self.physiology = "auto" if self.physiology else "none"
+        if self.physiology not in ("auto", "none", *BEAT_KINDS):
+            raise ConfigError(f"physiology must be auto, none, ecg or ppg, not {self.physiology!r}")
 
     @property
     def seed_list(self) -> list[int]:
@@ -98,6 +106,7 @@ class HeldOut:
     scored: ScoredSet
     train: np.ndarray
     features: RandomKernelFeatures
+    beat_source: BeatSource | None
     morphology: bool
 
     @property
@@ -124,9 +133,10 @@ def held_out(store: WindowStore, real: np.ndarray, real_index: np.ndarray, confi
     if len(train) < 2:
         raise DataError(f"{store.path}: the 'train' split has {len(train)} windows; the baselines need at least 2")
     features = RandomKernelFeatures(store.window_length, store.num_channels, config.num_kernels, config.seed).fit_scale(train)
-    morphology = config.physiology and config.morphology and morphology_available()
-    return HeldOut(store, real_index, ScoredSet.of(real, features, store.sampling_rate_hz, config.physiology, morphology),
-                   train, features, morphology)
+    beats = beat_source(store.channel_names, store.units, config.physiology)
+    morphology = bool(beats) and beats.kind == "ecg" and config.morphology and morphology_available()
+    return HeldOut(store, real_index, ScoredSet.of(real, features, store.sampling_rate_hz, beats, morphology),
+                   train, features, beats, morphology)
 
 
 def package_versions() -> dict[str, str]:
@@ -277,7 +287,9 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
 
 
 def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig) -> dict:
-    """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior."""
+    """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior:
+    each seed draws n synthetic windows with the label mix of the training split and n real training windows,
+    and both classifiers are tested on every labelled held-out window. Means over the seeds, with their spread."""
     store, test_windows = heldout.store, heldout.windows
     labels = pipeline.prior(prior).labels
     test_names = store.index["label"][heldout.index]
@@ -287,20 +299,26 @@ def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, confi
     train_known = np.flatnonzero(np.isin(train_names, labels))
     if len(test_ids) < 2 or len(train_known) < 2:
         return {"skipped": "too few labelled windows"}
-    rng = np.random.default_rng(config.seed)
-    # synthetic windows with the label mix of the training windows
-    draw = label_ids(train_names[rng.choice(train_known, config.n)], labels).tolist()
-    synthetic = pipeline.sample(config.n, prior, labels=draw, seed=config.seed, progress=False, **sampling).signals
-    chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
-    real_train = np.asarray(store.windows[chosen_train])
-    real_ids = label_ids(store.index["label"][chosen_train], labels)
-    return {
-        "labels": labels, "sampling": sampling,
-        "train_synthetic_test_real": label_classification_score(synthetic, np.array(draw), test_windows, test_ids, len(labels),
-                                                                config.classifier_steps, config.seed, reference=real_train),
-        "train_real_test_real": label_classification_score(real_train, real_ids, test_windows, test_ids, len(labels),
-                                                           config.classifier_steps, config.seed, reference=real_train),
-    }
+    per_seed: dict[str, list[dict]] = {"train_synthetic_test_real": [], "train_real_test_real": []}
+    for seed in config.seed_list:
+        rng = np.random.default_rng(seed)
+        draw = label_ids(train_names[rng.choice(train_known, config.n)], labels)
+        synthetic = pipeline.sample(config.n, prior, labels=draw.tolist(), seed=seed, progress=False, **sampling).signals
+        chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
+        real_ids = label_ids(store.index["label"][chosen_train], labels)
+        for key, (windows, ids) in (("train_synthetic_test_real", (synthetic, draw)),
+                                    ("train_real_test_real", (np.asarray(store.windows[chosen_train]), real_ids))):
+            per_seed[key].append(label_classification_score(windows, ids, test_windows, test_ids, len(labels), heldout.features, seed))
+    section = {"labels": labels, "sampling": sampling, "seeds": config.seed_list}
+    for key, scores in per_seed.items():
+        figures = ("accuracy", "balanced_accuracy", "macro_f1")
+        section[key] = {name: float(np.mean([s[name] for s in scores])) for name in figures} | {
+            "std": {name: float(np.std([s[name] for s in scores])) for name in figures},
+            "f1_per_class": {labels[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]},
+            "per_seed": [{name: s[name] for name in figures} for s in scores],
+            "classifier": scores[0]["classifier"].split(" (penalty")[0],
+            "train_windows": scores[0]["train_windows"], "test_windows": scores[0]["test_windows"]}
+    return section
 
 
 def _per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig, folder: Path) -> dict:
@@ -323,7 +341,7 @@ def _per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, c
             samples = pipeline.sample(len(floor.windows), prior, labels=[label] * len(floor.windows), seed=seed, progress=False,
                                       **sampling).signals
             examples.setdefault(label, (floor.windows, samples))
-            scored = ScoredSet.of(samples, heldout.features, rate, config.physiology, heldout.morphology)
+            scored = ScoredSet.of(samples, heldout.features, rate, heldout.beat_source, heldout.morphology)
             model.append(distribution_figures(reference, scored, rate, config.classifier_steps, seed))
             floor_figures.append(distribution_figures(reference, floor, rate, config.classifier_steps, seed))
             sizes.append(len(floor.windows))
@@ -362,7 +380,7 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
         copying["floor"].append({"ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance)})
         for generator in generators:
             windows = generator.draw(index, seed, len(floor.windows))
-            scored = ScoredSet.of(windows, heldout.features, rate, config.physiology, heldout.morphology)
+            scored = ScoredSet.of(windows, heldout.features, rate, heldout.beat_source, heldout.morphology)
             first_draw.setdefault(generator.name, scored)
             figures[generator.name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
                                                        chunk_size=len(floor.windows)))
@@ -384,30 +402,36 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
         "generators": scored, "compared": compared, "baselines": list(baselines),
         "informative": informative, "within_noise": {name: within_noise(summaries[name], summaries["floor"]) for name in compared},
         "below_floor": {name: below_floor(summaries[name], summaries["floor"]) for name in compared},
+        "beats": heldout.beat_source.describe() if heldout.beat_source else "off",
         "morphology": ("P/QRS/T delineation by neurokit2 (DWT)" if heldout.morphology else
-                       "skipped: install neurokit2 (pip install 'tsvq[morphology]')" if config.physiology and config.morphology
-                       else "off"),
+                       "skipped: install neurokit2 (pip install 'tsvq[morphology]')"
+                       if heldout.beat_source and heldout.beat_source.kind == "ecg" and config.morphology else "off"),
         "memorisation_note": "median nearest-training-window distance over that of held-out real windows: well below 1 "
                              "means copying; it says nothing about quality (noise far from everything scores above 1)",
     }}
     if config.plots:
         _generation_plots(first_draw, compared, list(baselines), heldout.scored, section["generation"], rate, store.units[0],
-                          config, folder)
+                          store.channel_names, config, folder)
     return section
 
 
 def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], baselines: list[str], real: ScoredSet, generation: dict,
-                      rate: float, units: str, config: EvalConfig, folder: Path) -> None:
+                      rate: float, units: str, channel_names: list[str], config: EvalConfig, folder: Path) -> None:
     """The plots of the first seed's draws, from the features and beats already computed for scoring."""
     if compared:
         plots.signal_grid(draws[compared[0]].windows, rate, folder / "examples.png", reference=real.windows, units=units,
                           title=f"held-out real vs generated ({compared[0]})")
+    if plots.has_twelve_leads(channel_names):
+        plots.twelve_lead_sheet(real.windows[0], rate, channel_names, folder / "twelve_lead_real.png", "held-out real ECG")
+        for name in compared:
+            plots.twelve_lead_sheet(draws[name].windows[0], rate, channel_names, folder / f"twelve_lead_{name}.png",
+                                    f"generated ECG ({name})")
     frequencies, power_real = mean_welch_psd(real.windows, rate)
     plots.spectra(frequencies, {"real (held out)": power_real} | {name: mean_welch_psd(draws[name].windows, rate)[1]
                                                                   for name in compared + baselines}, folder / "spectra.png")
-    if config.physiology:
+    if real.rhythm is not None:
         plots.histograms({"real": real.rhythm["heart_rate_bpm"]} | {name: draws[name].rhythm["heart_rate_bpm"] for name in compared},
-                         folder / "heart_rate.png", "heart rate (bpm)")
+                         folder / "heart_rate.png", "pulse rate (per minute)" if real.rhythm["kind"] == "ppg" else "heart rate (bpm)")
     sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)

@@ -26,12 +26,13 @@ from tsvq.evaluation.generation import (
     predictive_score, psd_distance_db,
 )
 from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
-from tsvq.evaluation.physiology import heart_rhythm, rhythm_distance, rhythm_subset
+from tsvq.evaluation.physiology import BeatSource, rhythm_distance, rhythm_subset
 
-# Figures where smaller is better, in table order. The physiology ones exist only for ECG.
+# Figures where smaller is better, in table order. The rhythm ones exist only where beats do (ECG, PPG), the
+# morphology ones only for ECG.
 GENERATION_FIGURES = ("frechet_distance", "mmd", "discriminative_score", "predictive_score", "psd_distance_db",
                       "autocorrelation_distance", "amplitude_wasserstein", "heart_rate_wasserstein_bpm", "rr_wasserstein_ms",
-                      "windows_without_beats", *MORPHOLOGY_FIGURES)
+                      "rr_irregularity_wasserstein", "windows_without_beats", *MORPHOLOGY_FIGURES)
 SEPARATION = 2.0  # a baseline separates from the floor when its gap exceeds this many combined standard deviations
 
 
@@ -99,10 +100,14 @@ class ScoredSet:
     groups: np.ndarray | None = None
 
     @classmethod
-    def of(cls, windows: np.ndarray, features: RandomKernelFeatures, rate_hz: float, physiology: bool,
+    def of(cls, windows: np.ndarray, features: RandomKernelFeatures, rate_hz: float, beat_source: BeatSource | None,
            morphology: bool = False) -> "ScoredSet":
-        rhythm = heart_rhythm(windows, rate_hz) if physiology else None
-        beats = delineate(windows, rhythm["peaks"], rate_hz) if physiology and morphology else None
+        """``morphology``: delineate the beats too (ECG only)."""
+        rhythm = beat_source.rhythm(windows, rate_hz) if beat_source else None
+        beats = None
+        if beat_source and beat_source.kind == "ecg" and morphology:
+            lead = windows[:, :, beat_source.channel : beat_source.channel + 1]
+            beats = delineate(lead, rhythm["peaks"], rate_hz)
         return cls(windows, features.transform(windows), rhythm, beats)
 
     def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> "ScoredSet":

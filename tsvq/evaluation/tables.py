@@ -71,15 +71,20 @@ def format_table(report: dict) -> str:
     for prior, section in report.get("label_classification", {}).items():
         if "skipped" not in section:
             synthetic, real = section["train_synthetic_test_real"], section["train_real_test_real"]
-            lines.append(f"labels ({prior}): train on synthetic / train on real, test on real: macro-F1 {synthetic['macro_f1']:.3f} / "
-                         f"{real['macro_f1']:.3f} ({synthetic['macro_f1'] / max(real['macro_f1'], 1e-12):.2f}x), balanced accuracy "
-                         f"{synthetic['balanced_accuracy']:.3f} / {real['balanced_accuracy']:.3f}")
+            spread = {key: f"±{part['std']['macro_f1']:.3f}" if "std" in part else "" for key, part in (("s", synthetic), ("r", real))}
+            lines.append(f"labels ({prior}): train on synthetic / train on real, test on real: macro-F1 {synthetic['macro_f1']:.3f}"
+                         f"{spread['s']} / {real['macro_f1']:.3f}{spread['r']} ({synthetic['macro_f1'] / max(real['macro_f1'], 1e-12):.2f}x), "
+                         f"balanced accuracy {synthetic['balanced_accuracy']:.3f} / {real['balanced_accuracy']:.3f}")
+            if "f1_per_class" in real:  # reports before per-class F1 lack it
+                lines.append("  F1 of each class against the rest (synthetic / real): " + ", ".join(
+                    f"{label} {synthetic['f1_per_class'].get(label, float('nan')):.3f} / {value:.3f}"
+                    for label, value in real["f1_per_class"].items()))
     for prior, classes in report.get("per_class", {}).items():
         for label, figures in classes.items():
             if "skipped" in figures:
                 lines.append(f"  class {label} ({prior}): {figures['skipped']}")
                 continue
-            shown = [f for f in ("frechet_distance", "heart_rate_wasserstein_bpm", "average_beat_rms") if f in figures["model"]]
+            shown = [f for f in ("frechet_distance", "heart_rate_wasserstein_bpm", "rr_irregularity_wasserstein", "average_beat_rms") if f in figures["model"]]
             lines.append(f"  class {label} ({prior}), model vs floor: " + "; ".join(
                 f"{f} {_cell(figures['model'][f])} vs {_cell(figures['floor'][f])}" for f in shown))
     return "\n".join(lines)
