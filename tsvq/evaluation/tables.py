@@ -51,6 +51,8 @@ def generation_table(generation: dict) -> list[str]:
     real = generation["real"]
     lines.append(f"mean±std over {len(generation['seeds'])} seeds; {generation['windows_requested']} windows per generator and seed, "
                  f"scored in chunks of {min(real['floor'])}-{max(real['floor'])} (the floor's n; {real['held_out']} held-out windows)")
+    if generation.get("beats", "off") != "off":  # rates are pulse rates when the beats are PPG pulses
+        lines.append(f"beats: {generation['beats']}")
     lines.append("~: gap to the floor within the seed-to-seed spread; <: below the floor by more than the spread (the floor rests "
                  "on few independent stretches, or the figure rewards something else); (uninf.): no baseline leaves the floor")
     return lines
