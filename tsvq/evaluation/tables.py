@@ -34,7 +34,7 @@ def _short(value: float) -> str:
 def generation_table(generation: dict) -> list[str]:
     """Rows: figures; columns: compared generators, the floor, the baselines (mean±std over seeds)."""
     columns = generation["compared"] + ["floor"] + generation["baselines"]
-    width, label = 17, 36
+    width, label = 17, 38
     lines = [f"{'generation (lower is better)':<{label}}" + "".join(f"{DISPLAY_NAMES.get(c, c)[:width - 1]:>{width}}" for c in columns)]
     for name in GENERATION_FIGURES:
         if name not in generation["generators"]["floor"]["figures"]:
