@@ -22,10 +22,8 @@ from benchmarks.heldout import main  # noqa: E402
 from tsvq.evaluation.physiology import beat_source  # noqa: E402
 
 
-def pulse_rate_kept(store, codec, split: str) -> dict:
+def pulse_rate_kept(store, windows: np.ndarray, reconstruction: np.ndarray) -> dict:
     """How far the pulse rate of each reconstructed window is from the original's (detector of `tsvq eval`)."""
-    windows = np.asarray(store.windows[store.split_indices(split)])
-    reconstruction = codec.decode_codes(codec.encode_windows(windows))
     source = beat_source(store.channel_names, store.units)
     original, kept = (source.rhythm(x, store.sampling_rate_hz)["heart_rate_bpm"] for x in (windows, reconstruction))
     error = np.abs(original - kept)

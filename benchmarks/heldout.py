@@ -17,8 +17,9 @@ from tsvq.data import WindowStore
 
 
 def codec_figures(store: WindowStore, codec: VQVAE, stored_bits_per_second: float, split: str = "test",
-                  rd: bool = False, batch_size: int = 128) -> list[dict]:
-    """One entry per number of residual stages decoded (all of them, or 1..Q with ``rd``)."""
+                  rd: bool = False, batch_size: int = 128) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """One entry per number of residual stages decoded (all of them, or 1..Q with ``rd``), the held-out windows,
+    and their reconstruction from every stage (for database-specific figures)."""
     rows = store.split_indices(split)
     if not len(rows):
         raise SystemExit(f"{store.path}: no '{split}' windows")
@@ -51,7 +52,7 @@ def codec_figures(store: WindowStore, codec: VQVAE, stored_bits_per_second: floa
         print(f"  {q} stage(s): {bits:.1f} bit/s (CR {entry['compression_ratio_vs_stored']:.1f} vs stored), mean PRDN over "
               f"{len(per_unit)} units {entry['mean_prdn_over_units']:.2f}%, usage {health['usage_percent']:.1f}%, "
               f"per label {({k: round(v, 2) for k, v in entry['per_label_prdn'].items()})}", flush=True)
-    return results
+    return results, windows, reconstruction
 
 
 def generation_figures(report_folder: str | None) -> dict | None:
@@ -81,7 +82,8 @@ def describe(codec: VQVAE, folder: str) -> dict:
 
 
 def main(database: str, stored_bits_per_second: float, description: str, extra=None) -> None:
-    """The command line every per-database benchmark shares; ``extra(store, codec)`` adds database-specific figures."""
+    """The command line every per-database benchmark shares; ``extra(store, windows, reconstruction)`` adds
+    database-specific figures of the held-out windows and their full reconstruction."""
     import argparse
 
     import torch
@@ -106,8 +108,8 @@ def main(database: str, stored_bits_per_second: float, description: str, extra=N
     print(f"{store.path}: {len(store.split_indices(args.split))} '{args.split}' windows; {args.codec}: "
           f"{sum(p.numel() for p in codec.parameters()) / 1e6:.2f} M parameters")
     with torch.no_grad():
-        results = codec_figures(store, codec, stored_bits_per_second, args.split, args.rd)
-        extras = extra(store, codec, args.split) if extra else {}
+        results, windows, reconstruction = codec_figures(store, codec, stored_bits_per_second, args.split, args.rd)
+    extras = extra(store, windows, reconstruction) if extra else {}
     payload = {"note": args.note, "database": database, "store": str(store.path), "split": args.split,
                "stored_bits_per_second": stored_bits_per_second, "codec": describe(codec, args.codec),
                "codec_results": results, **extras, "generation": generation_figures(args.report)}

@@ -60,6 +60,7 @@ def test_pulse_rate_agrees_with_the_bedside_monitor_on_bidmc():
     import wfdb
 
     from tsvq.data.preprocess import bandpass
+    from tsvq.data.records import clean_channel_name
 
     if not (REAL_DATA / "bidmc").is_dir():
         pytest.skip(f"real recordings not found at {REAL_DATA / 'bidmc'} (they live in ../shared/data beside the project)")
@@ -67,9 +68,9 @@ def test_pulse_rate_agrees_with_the_bedside_monitor_on_bidmc():
     for number in (1, 12, 23, 34, 45):
         path = str(REAL_DATA / "bidmc" / f"bidmc{number:02d}")
         record, numerics = wfdb.rdrecord(path), wfdb.rdrecord(path + "n")
-        names = [n.strip(", ") for n in record.sig_name]
+        names = [clean_channel_name(n) for n in record.sig_name]
         ppg = bandpass(record.p_signal[:, names.index("PLETH")], rate, 0.5, 12)
-        pulse = numerics.p_signal[:, [n.strip(", ") for n in numerics.sig_name].index("PULSE")]
+        pulse = numerics.p_signal[:, [clean_channel_name(n) for n in numerics.sig_name].index("PULSE")]
         starts = np.arange(0, len(ppg) - length, length)
         windows = np.stack([ppg[s : s + length, None] for s in starts])
         found.append(heart_rhythm(windows, rate, kind="ppg")["heart_rate_bpm"])

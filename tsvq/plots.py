@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tsvq.data.records import clean_channel_name  # noqa: E402
 from tsvq.io import atomic_file  # noqa: E402
 
 
@@ -174,7 +175,7 @@ TWELVE_LEAD_LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III
 
 def has_twelve_leads(channel_names: list[str]) -> bool:
     """Whether the channels include the 12 standard leads (any order, aVR or AVR), so a standard sheet can be drawn."""
-    names = {n.strip(", ").upper() for n in channel_names}
+    names = {clean_channel_name(n).upper() for n in channel_names}
     return all(lead in names for row in TWELVE_LEAD_LAYOUT for lead in row)
 
 
@@ -182,7 +183,7 @@ def twelve_lead_sheet(signal: np.ndarray, rate_hz: float, channel_names: list[st
     """One ``(L, 12)`` ECG (mV) as a cardiologist reads it: three rows of four leads, each column a quarter of the
     time (I, aVR, V1, V4 / II, aVL, V2, V5 / III, aVF, V3, V6), a lead II rhythm strip under them, on ECG paper
     (1 mm = 0.04 s or 0.1 mV; 25 mm/s, 10 mm/mV)."""
-    names = [n.strip(", ").upper() for n in channel_names]
+    names = [clean_channel_name(n).upper() for n in channel_names]
     if not has_twelve_leads(channel_names):
         raise ValueError(f"a 12-lead sheet needs the leads {[l for r in TWELVE_LEAD_LAYOUT for l in r]}, got {channel_names}")
     length = signal.shape[0]

@@ -81,15 +81,23 @@ def classification_figures(predicted: np.ndarray, labels: np.ndarray, num_classe
             "macro_f1": float(np.mean(list(f1.values()))), "f1_per_class": f1}
 
 
+def classify_features(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
+                      test_labels: np.ndarray, num_classes: int, seed: int = 0) -> dict:
+    """Fit the classifier on one set's features and score it on another's (features computed elsewhere, e.g. the
+    held-out windows' features the report already has)."""
+    classifier = BalancedRidgeClassifier(num_classes, seed=seed).fit(train_features, train_labels)
+    figures = classification_figures(classifier.predict(test_features), test_labels, num_classes)
+    return figures | {"classifier": "random-kernel features + class-balanced ridge", "penalty": classifier.penalty,
+                      "train_windows": int(len(train_features)), "test_windows": int(len(test_features))}
+
+
 def label_classification_score(train_windows: np.ndarray, train_labels: np.ndarray, test_windows: np.ndarray,
                                test_labels: np.ndarray, num_classes: int, features: RandomKernelFeatures | None = None,
                                seed: int = 0) -> dict:
     """Fit the classifier on one labelled set (e.g. synthetic: TSTR) and test it on another (real). ``features``:
-    the report's random-kernel features (their scale fixed by real training windows), so TSTR and TRTR see the
-    same representation; by default 256 kernels scaled by the training set."""
+    random-kernel features whose scale real training windows fixed, so TSTR and TRTR see the same representation;
+    by default 256 kernels scaled by the training set."""
     if features is None:
         features = RandomKernelFeatures(train_windows.shape[1], train_windows.shape[2], 256, seed).fit_scale(train_windows)
-    classifier = BalancedRidgeClassifier(num_classes, seed=seed).fit(features.transform(train_windows), train_labels)
-    figures = classification_figures(classifier.predict(features.transform(test_windows)), test_labels, num_classes)
-    return figures | {"classifier": f"random-kernel features + class-balanced ridge (penalty {classifier.penalty:g})",
-                      "train_windows": int(len(train_windows)), "test_windows": int(len(test_windows))}
+    return classify_features(features.transform(train_windows), train_labels, features.transform(test_windows), test_labels,
+                             num_classes, seed)

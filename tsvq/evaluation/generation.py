@@ -106,16 +106,17 @@ def phase_randomized(windows: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 class _WindowClassifier(nn.Module):
-    """Small 1D CNN whose width does not depend on the channel count (TimeGAN's GRU sized by C breaks at C = 1)."""
+    """Small 1D CNN real-vs-generated logit whose width does not depend on the channel count (TimeGAN's GRU sized by
+    C breaks at C = 1)."""
 
-    def __init__(self, channels: int, width: int = 32, classes: int = 1):
+    def __init__(self, channels: int, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv1d(channels, width, 7, stride=2, padding=3), nn.ReLU(),
             nn.Conv1d(width, width, 7, stride=2, padding=3), nn.ReLU(),
             nn.Conv1d(width, width, 7, stride=2, padding=3), nn.ReLU(),
         )
-        self.head = nn.Linear(2 * width, classes)
+        self.head = nn.Linear(2 * width, 1)
 
     def forward(self, x):
         h = self.net(x.transpose(1, 2))

@@ -13,6 +13,8 @@ import numpy as np
 from scipy.signal import find_peaks
 from scipy.stats import wasserstein_distance
 
+from tsvq.data.records import clean_channel_name
+
 BEAT_KINDS = ("ecg", "ppg")
 PPG_CHANNELS = ("PLETH", "PPG")
 ECG_LEADS_PREFERRED = ("II", "MLII")  # the rhythm lead of a 12-lead ECG and of MIT-BIH
@@ -29,8 +31,12 @@ class BeatSource:
     channel: int = 0
     channel_name: str = ""
 
+    def lead(self, windows: np.ndarray) -> np.ndarray:
+        """The channel the beats are found on, as ``(n, L, 1)`` windows."""
+        return windows[:, :, self.channel : self.channel + 1]
+
     def rhythm(self, windows: np.ndarray, rate_hz: float) -> dict:
-        return heart_rhythm(windows[:, :, self.channel : self.channel + 1], rate_hz, self.kind)
+        return heart_rhythm(self.lead(windows), rate_hz, self.kind)
 
     def describe(self) -> str:
         what = "QRS complexes (wfdb XQRS)" if self.kind == "ecg" else "PPG pulse peaks (scipy find_peaks)"
@@ -40,7 +46,7 @@ class BeatSource:
 def beat_source(channel_names: list[str], units: list[str], requested: str = "auto") -> BeatSource | None:
     """The beats of a dataset: ``requested`` "ecg", "ppg", "none", or "auto" (a PLETH/PPG channel means PPG, a
     channel in mV means ECG, anything else has no beats)."""
-    names = [n.strip().rstrip(",").upper() for n in channel_names]
+    names = [clean_channel_name(n).upper() for n in channel_names]
     units = list(units) + [""] * (len(names) - len(units))
     ppg = [i for i, n in enumerate(names) if n.startswith(PPG_CHANNELS)]
     ecg = [i for i, u in enumerate(units) if u.lower() == "mv"]

@@ -29,7 +29,7 @@ from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.baselines import baseline_names, fit_baselines
 from tsvq.evaluation.features import RandomKernelFeatures
-from tsvq.evaluation.classify import label_classification_score
+from tsvq.evaluation.classify import classify_features
 from tsvq.evaluation.generation import mean_welch_psd, nearest_shifted_distances
 from tsvq.evaluation.morphology import available as morphology_available
 from tsvq.evaluation.physiology import BEAT_KINDS, BeatSource, beat_source
@@ -290,11 +290,11 @@ def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, confi
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior:
     each seed draws n synthetic windows with the label mix of the training split and n real training windows,
     and both classifiers are tested on every labelled held-out window. Means over the seeds, with their spread."""
-    store, test_windows = heldout.store, heldout.windows
+    store = heldout.store
     labels = pipeline.prior(prior).labels
     test_names = store.index["label"][heldout.index]
     known = np.isin(test_names, labels)
-    test_windows, test_ids = test_windows[known], label_ids(test_names[known], labels)
+    test_features, test_ids = heldout.scored.features[known], label_ids(test_names[known], labels)  # computed once
     train_names = store.labels("train")
     train_known = np.flatnonzero(np.isin(train_names, labels))
     if len(test_ids) < 2 or len(train_known) < 2:
@@ -308,7 +308,7 @@ def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, confi
         real_ids = label_ids(store.index["label"][chosen_train], labels)
         for key, (windows, ids) in (("train_synthetic_test_real", (synthetic, draw)),
                                     ("train_real_test_real", (np.asarray(store.windows[chosen_train]), real_ids))):
-            per_seed[key].append(label_classification_score(windows, ids, test_windows, test_ids, len(labels), heldout.features, seed))
+            per_seed[key].append(classify_features(heldout.features.transform(windows), ids, test_features, test_ids, len(labels), seed))
     section = {"labels": labels, "sampling": sampling, "seeds": config.seed_list}
     for key, scores in per_seed.items():
         figures = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -316,7 +316,7 @@ def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, confi
             "std": {name: float(np.std([s[name] for s in scores])) for name in figures},
             "f1_per_class": {labels[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]},
             "per_seed": [{name: s[name] for name in figures} for s in scores],
-            "classifier": scores[0]["classifier"].split(" (penalty")[0],
+            "classifier": scores[0]["classifier"],
             "train_windows": scores[0]["train_windows"], "test_windows": scores[0]["test_windows"]}
     return section
 

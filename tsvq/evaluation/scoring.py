@@ -106,8 +106,7 @@ class ScoredSet:
         rhythm = beat_source.rhythm(windows, rate_hz) if beat_source else None
         beats = None
         if beat_source and beat_source.kind == "ecg" and morphology:
-            lead = windows[:, :, beat_source.channel : beat_source.channel + 1]
-            beats = delineate(lead, rhythm["peaks"], rate_hz)
+            beats = delineate(beat_source.lead(windows), rhythm["peaks"], rate_hz)
         return cls(windows, features.transform(windows), rhythm, beats)
 
     def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> "ScoredSet":
