@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tsvq-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean anchors levers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# Benchmark-only: TimeVQVAE as an outside anchor (its wheel says Python >= 3.12 but runs on 3.11; see
+# benchmarks/anchors.py) and the generation-quality levers; both read the demo's runs (`make demo` first).
+anchors: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python timevqvae==1.0.1 einops
+	$(BIN)/python benchmarks/anchors.py $(ARGS)
+
+levers: $(STAMP)
+	$(BIN)/python benchmarks/levers.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

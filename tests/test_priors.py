@@ -14,7 +14,9 @@ from tests.conftest import TINY_CODEC, tiny_training
 from tsvq.cli import main as cli_main
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.pipeline import Pipeline
-from tsvq.priors import DiffusionPrior, LatentUNet1D, WaveNet, sampling_scheduler, training_scheduler
+from tsvq.priors import DiffusionPrior, WaveNet, sampling_scheduler, training_scheduler
+from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
+from tsvq.priors.diffusion import terminal_snr
 
 
 def test_pipeline_shapes_end_to_end(tiny_pipeline):
@@ -75,13 +77,23 @@ def test_schedulers_keep_latents_unclipped_and_check_steps(tiny_pipeline):
         pipe.sample(1, sampler="euler")
 
 
-def test_tiny_diffusion_prior_learns_a_single_mode():
-    """Trained on one latent pattern (v-prediction, the default), samples of every sampler land near it."""
+@pytest.mark.parametrize("denoiser,schedule", [
+    ({"architecture": "unet"}, {}),
+    ({"architecture": "unet", "attention_heads": 2}, {}),
+    ({"architecture": "transformer"}, {}),
+    ({"architecture": "unet"}, {"beta_schedule": "linear", "rescale_betas_zero_snr": True}),
+])
+def test_tiny_diffusion_prior_learns_a_single_mode(denoiser, schedule):
+    """Trained on one latent pattern (v-prediction, the default), samples of every sampler land near it: with the
+    UNet (with and without attention) and the transformer, and with a linear schedule rescaled to zero terminal SNR."""
     torch.manual_seed(0)
     mode = torch.sin(torch.linspace(0, 6, 16))[None, None, :].repeat(1, 4, 1) * torch.tensor([1.0, -1.0, 0.5, 2.0])[None, :, None]
-    model = LatentUNet1D(latent_channels=4, latent_length=16, block_out_channels=(16, 32), time_embedding_dim=32)
-    scheduler = training_scheduler()
+    config = DenoiserConfig(**denoiser, block_out_channels=(16, 32), time_embedding_dim=32, width=32, depth=2, heads=2)
+    model = build_denoiser(config, latent_channels=4, latent_length=16, num_classes=0)
+    scheduler = training_scheduler(**schedule)
     assert scheduler.config.prediction_type == "v_prediction"
+    if schedule:
+        assert terminal_snr(scheduler) == 0.0
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(300):
         x0 = mode.repeat(32, 1, 1)
@@ -98,6 +110,44 @@ def test_tiny_diffusion_prior_learns_a_single_mode():
         assert (samples - mode).pow(2).mean().sqrt() < 0.35 * scale, sampler
     noise_error = (torch.randn(8, 4, 16) - mode).pow(2).mean().sqrt()
     assert noise_error > 1.0 * scale
+
+
+def test_transformer_denoiser_starts_as_identity_and_sees_the_label():
+    """adaLN-zero: a fresh transformer predicts exactly zero; once its output layer moves, the class label changes
+    the prediction and the "no label" token is a label of its own."""
+    model = build_denoiser(DenoiserConfig(architecture="transformer", width=32, depth=2, heads=4), 4, 16, num_classes=3)
+    x = torch.randn(5, 4, 16)
+    assert model(x, 10, torch.tensor([0, 1, 2, 3, 0])).abs().max() == 0
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.2)
+    labelled, unlabelled = model(x, 10, torch.zeros(5, dtype=torch.long)), model(x, 10, None)
+    assert labelled.shape == (5, 4, 16) and (labelled - unlabelled).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="width 30 must be divisible by heads 4"):
+        build_denoiser(DenoiserConfig(architecture="transformer", width=30, heads=4), 4, 16, 0)
+    with pytest.raises(ConfigError, match="denoiser architecture must be one of"):
+        DenoiserConfig(architecture="dit")
+
+
+def test_transformer_prior_stage_saves_loads_and_samples(tiny_runs, tmp_path):
+    """The stage trains a transformer prior with one latent scale for all dimensions; the saved prior reloads as a
+    transformer and reproduces its samples; a denoiser folder naming an unknown class is refused by name."""
+    from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
+
+    folder = train_diffusion(DiffusionStageConfig(
+        store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]), latent_normalisation="global",
+        model={"architecture": "transformer", "width": 32, "depth": 1, "heads": 2}, training=tiny_training(tmp_path / "diff", 4)))
+    prior = DiffusionPrior.from_pretrained(folder)
+    assert type(prior.denoiser).__name__ == "LatentTransformer1D"
+    assert torch.unique(prior.latent_std).numel() == 1 and torch.unique(prior.latent_mean).numel() == 1
+    pipe = Pipeline.from_stages(tiny_runs["codec"], folder)
+    first, again = (pipe.sample(3, steps=3, seed=5, progress=False).signals for _ in range(2))
+    assert np.array_equal(first, again) and np.isfinite(first).all()
+    with pytest.raises(ConfigError, match="latent_normalisation must be per_dim or global"):
+        DiffusionStageConfig(latent_normalisation="none")
+    config_file = folder / "denoiser" / "config.json"
+    config_file.write_text(config_file.read_text().replace("LatentTransformer1D", "LatentMamba1D"))
+    with pytest.raises(ConfigError, match=r"denoiser/config\.json: unknown denoiser class 'LatentMamba1D'"):
+        DiffusionPrior.from_pretrained(folder)
 
 
 def test_conditional_prior_with_guidance(small_database, tmp_path):

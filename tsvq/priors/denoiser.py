@@ -15,17 +15,40 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_1d_blocks import DownResnetBlock1D, MidResTemporalBlock1D, OutConv1DBlock, UpResnetBlock1D
+from diffusers.models.unets.unet_1d_blocks import (
+    DownResnetBlock1D, MidResTemporalBlock1D, OutConv1DBlock, SelfAttention1d, UpResnetBlock1D,
+)
 from torch import nn
+
+from tsvq.errors import ConfigError
+from tsvq.io import read_json
+from tsvq.priors.conditioning import condition_embedding
+
+
+ARCHITECTURES = ("unet", "transformer")
 
 
 @dataclass
 class DenoiserConfig:
-    """The denoiser's size, as a user chooses it (latent shape and classes come from the codec and the data)."""
+    """The denoiser, as a user chooses it (latent shape and classes come from the codec and the data).
 
+    ``architecture`` "unet" (this module) reads ``block_out_channels``, ``layers_per_block``,
+    ``time_embedding_dim`` and ``attention_heads``; "transformer" (``tsvq.priors.transformer``) reads ``width``,
+    ``depth`` and ``heads``.
+    """
+
+    architecture: str = "unet"
     block_out_channels: tuple[int, ...] = (64, 128, 256)  # one UNet level each; multiples of 8
     layers_per_block: int = 1
     time_embedding_dim: int = 128
+    attention_heads: int = 0  # unet: self-attention over the lowest level, where a window is fewest positions (0: none)
+    width: int = 128  # transformer: channels of every token
+    depth: int = 4  # transformer: adaLN-zero blocks
+    heads: int = 4  # transformer: attention heads (width must divide by it)
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"denoiser architecture must be one of {ARCHITECTURES}, not {self.architecture!r}")
 
 
 class LatentUNet1D(ModelMixin, ConfigMixin):
@@ -40,6 +63,7 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         layers_per_block: int = 1,
         time_embedding_dim: int = 128,
         num_classes: int = 0,
+        attention_heads: int = 0,
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -57,6 +81,9 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
             for i in range(levels)
         )
         self.mid_block = MidResTemporalBlock1D(widths[-1], widths[-1], time_embedding_dim, num_layers=layers_per_block)
+        # Convolutions see a few neighbouring positions; attention at the lowest level relates every part of the
+        # window to every other (the beats of one window should agree), as in the DDPM UNet.
+        self.mid_attention = SelfAttention1d(widths[-1], attention_heads) if attention_heads else None
         self.up_blocks = nn.ModuleList(
             UpResnetBlock1D(widths[i], widths[max(i - 1, 0)], num_layers=layers_per_block,
                             temb_channels=time_embedding_dim, add_upsample=i > 0)
@@ -71,21 +98,40 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
-        batch = sample.shape[0]
-        timestep = torch.as_tensor(timestep, device=sample.device)
-        if timestep.ndim == 0:
-            timestep = timestep.expand(batch)
-        embedding = self.time_embedding(self.time_proj(timestep).to(sample.dtype))
-        if self.class_embedding is not None:
-            if class_labels is None:
-                class_labels = torch.full((batch,), self.null_class, device=sample.device, dtype=torch.long)
-            embedding = embedding + self.class_embedding(class_labels)
+        embedding = condition_embedding(self, sample, timestep, class_labels)
         skips = []
         hidden = sample
         for block in self.down_blocks:
             hidden, states = block(hidden, embedding)
             skips.append(states[-1])
         hidden = self.mid_block(hidden, embedding)
+        if self.mid_attention is not None:
+            hidden = self.mid_attention(hidden)
         for block in self.up_blocks:
             hidden = block(hidden, (skips.pop(),), embedding)
         return self.out_block(hidden, embedding)
+
+
+def denoiser_class(architecture: str) -> type[ModelMixin]:
+    from tsvq.priors.transformer import LatentTransformer1D  # imported here: it builds on this module's helpers
+
+    return {"unet": LatentUNet1D, "transformer": LatentTransformer1D}[architecture]
+
+
+def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: int, num_classes: int) -> ModelMixin:
+    """A fresh denoiser of ``config.architecture`` for latents ``(B, latent_channels, latent_length)``."""
+    shape = {"latent_channels": latent_channels, "latent_length": latent_length, "num_classes": num_classes}
+    if config.architecture == "transformer":
+        return denoiser_class("transformer")(width=config.width, depth=config.depth, heads=config.heads, **shape)
+    return LatentUNet1D(block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
+                        time_embedding_dim=config.time_embedding_dim, attention_heads=config.attention_heads, **shape)
+
+
+def saved_denoiser_class(folder) -> type[ModelMixin]:
+    """The class a saved denoiser folder was written by (its config.json names it); priors saved before the
+    transformer existed name LatentUNet1D."""
+    name = read_json(f"{folder}/config.json", "denoiser config").get("_class_name", "LatentUNet1D")
+    classes = {cls.__name__: cls for cls in map(denoiser_class, ARCHITECTURES)}
+    if name not in classes:
+        raise ConfigError(f"{folder}/config.json: unknown denoiser class {name!r}; this tsvq knows {sorted(classes)}")
+    return classes[name]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
-from tsvq.priors.denoiser import LatentUNet1D
+from tsvq.priors.denoiser import saved_denoiser_class
 from tsvq.priors.signature import as_long, check_signature
 from tsvq.safe_loading import load_model
 
@@ -38,15 +38,16 @@ class NoiseScheduleConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "v_prediction"  # epsilon | v_prediction | sample
+    rescale_betas_zero_snr: bool = False  # rescale any schedule to end at exactly zero signal (Lin et al. 2024)
 
 
 def training_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                       prediction_type: str = "v_prediction") -> DDPMScheduler:
+                       prediction_type: str = "v_prediction", rescale_betas_zero_snr: bool = False) -> DDPMScheduler:
     """The training noise schedule. ``clip_sample`` is off: latents are standardised, not bounded to [-1, 1]."""
     if prediction_type not in ("epsilon", "v_prediction", "sample"):
         raise ConfigError(f"prediction_type must be epsilon, v_prediction or sample, got '{prediction_type}'")
     return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                         prediction_type=prediction_type, clip_sample=False)
+                         prediction_type=prediction_type, clip_sample=False, rescale_betas_zero_snr=rescale_betas_zero_snr)
 
 
 def terminal_snr(scheduler) -> float:
@@ -87,7 +88,7 @@ class DiffusionPrior:
     models = "vectors"
     SamplingOptions = DiffusionSamplingOptions
 
-    def __init__(self, denoiser: LatentUNet1D, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
+    def __init__(self, denoiser: torch.nn.Module, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
                  labels: list[str] | None = None, codec_signature: dict | None = None):
         self.denoiser = denoiser
         self.scheduler_config = dict(scheduler_config)
@@ -173,7 +174,7 @@ class DiffusionPrior:
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DiffusionPrior":
         folder = Path(folder)
         info = read_prior_description(folder, cls.kind)
-        denoiser = load_model(LatentUNet1D, folder / "denoiser").to(device)
+        denoiser = load_model(saved_denoiser_class(folder / "denoiser"), folder / "denoiser").to(device)
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
         return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),
                    info.get("labels"), info.get("codec_signature"))

@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
 from tsvq.config import as_config
-from tsvq.priors.denoiser import DenoiserConfig, LatentUNet1D
+from tsvq.errors import ConfigError
+from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
@@ -30,6 +31,9 @@ class DiffusionStageConfig:
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     scheduler: NoiseScheduleConfig = field(default_factory=NoiseScheduleConfig)
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
+    # "per_dim": each codebook dimension standardised on its own; "global": one mean and spread for all of them
+    # (keeps the dimensions' relative scales, as the codebook has them)
+    latent_normalisation: str = "per_dim"
     label_dropout: float = 0.1
     ema_decay: float = 0.999
     val_max_windows: int = 512
@@ -38,6 +42,8 @@ class DiffusionStageConfig:
     def __post_init__(self):
         self.model = as_config(DenoiserConfig, self.model, "diffusion stage: model")
         self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
+        if self.latent_normalisation not in ("per_dim", "global"):
+            raise ConfigError(f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}")
 
 
 class LatentDataset(Dataset):
@@ -67,14 +73,15 @@ class DiffusionTask:
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():
             vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
-        self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
+        if config.latent_normalisation == "global":
+            self.mean, self.std = vectors.mean().expand(vectors.shape[1]), vectors.std().clamp(min=1e-6).expand(vectors.shape[1])
+        else:
+            self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, data.train_label_ids)
         self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
-        model_kwargs = asdict(config.model) | {"block_out_channels": tuple(config.model.block_out_channels)}
-        self.model = LatentUNet1D(latent_channels=self.codec.code_dim, latent_length=self.codec.latent_length,
-                                  num_classes=len(self.labels), **model_kwargs)
-        self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=LatentUNet1D, model_config=self.model.config)
+        self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
+        self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config)
 
     def _target(self, latents, noise, timesteps):
         kind = self.noise_scheduler.config.prediction_type

@@ -1,0 +1,177 @@
+"""Generation-quality levers of the diffusion prior, one change per row, on the demo's data and budget (issue 24).
+
+    make demo    # the codec and window store every row reuses
+    .venv/bin/python benchmarks/levers.py [--only transformer zero-snr] [--steps 1200] [--n 200] [--seeds 3]
+
+Every row trains a diffusion prior over the demo's codec on the demo's 407 training windows with the demo's
+settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and changes one thing: the denoiser
+(a DiT-style transformer against the UNet), its size, the training length, the noise schedule and prediction
+target, the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
+vectors, a low-pass at decode, DDPM with 1000 steps). Each row draws ``--n`` x ``--seeds`` windows; one
+``tsvq eval`` report scores all rows side by side against the held-out windows and the real-vs-real floor, each seed
+on its own share (mean +- std over the seeds). Trained rows are resumed, not retrained, when run again.
+
+Writes ``results/levers.json`` (per row: every figure's mean and std, its ratio to the floor, training time and
+speed) and prints the table that ``benchmarks/README.md`` shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import save  # noqa: E402
+from tsvq.data import WindowStore  # noqa: E402
+from tsvq.data.preprocess import bandpass  # noqa: E402
+from tsvq.demo import DEMO_DENOISER  # noqa: E402
+from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
+from tsvq.pipeline import Pipeline  # noqa: E402
+from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
+from tsvq.training.loop import TrainingConfig  # noqa: E402
+
+TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
+
+
+@dataclass
+class Lever:
+    name: str
+    what: str
+    stage: dict = field(default_factory=dict)  # DiffusionStageConfig fields changed (model: merged into the demo's)
+    steps_factor: float = 1.0  # training length relative to --steps
+    reuse: str | None = None  # sample this row from another row's prior (a sampling-side lever)
+    sampling: dict = field(default_factory=dict)
+    snap: bool = True
+    lowpass_hz: float | None = None
+
+
+LEVERS = [
+    Lever("baseline", "the demo's prior: UNet [64, 128] x 1 layer, cosine schedule, v-prediction, per-dimension "
+                      "standardised latents, DPM-Solver++ 20 steps, snapped to the codebook"),
+    Lever("transformer", "DiT-style transformer denoiser (width 128, 4 adaLN-zero blocks, 4 heads) instead of the UNet",
+          stage={"model": TRANSFORMER}),
+    Lever("unet-attention", "UNet with 4-head self-attention after its lowest level (the DDPM UNet's choice)",
+          stage={"model": {"attention_heads": 4}}),
+    Lever("unet-large", "UNet [64, 128, 256] x 2 layers (5x the parameters)",
+          stage={"model": {"block_out_channels": [64, 128, 256], "layers_per_block": 2}}),
+    Lever("longer", "2.5x the training steps", steps_factor=2.5),
+    Lever("transformer-longer", "transformer, 2.5x the training steps", stage={"model": TRANSFORMER}, steps_factor=2.5),
+    Lever("zero-snr-linear", "linear beta schedule rescaled to zero terminal SNR (instead of the cosine schedule)",
+          stage={"scheduler": {"beta_schedule": "linear", "rescale_betas_zero_snr": True}}),
+    Lever("epsilon", "epsilon prediction instead of v-prediction", stage={"scheduler": {"prediction_type": "epsilon"}}),
+    Lever("global-norm", "latents standardised with one mean and spread (instead of per dimension)",
+          stage={"latent_normalisation": "global"}),
+    Lever("unsnapped", "the baseline's samples decoded as drawn, not snapped to the codebook", reuse="baseline", snap=False),
+    Lever("lowpass-decode", "the baseline's decoded samples low-passed at the store's 40 Hz band edge",
+          reuse="baseline", lowpass_hz=40.0),
+    Lever("ddpm-1000", "the baseline sampled by DDPM with 1000 steps", reuse="baseline",
+          sampling={"sampler": "ddpm", "steps": 1000}),
+]
+
+
+def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
+    """The row's prior folder (trained, or resumed if already there) and its training summary."""
+    steps = int(args.steps * lever.steps_factor)
+    out = Path(args.out) / lever.name
+    training = TrainingConfig(output_dir=str(out), max_steps=steps, batch_size=32, learning_rate=1e-3,
+                              warmup_steps=min(50, steps // 10), eval_every=max(steps // 4, 1),
+                              checkpoint_every=max(steps // 4, 1), seed=0, progress=not args.quiet)
+    stage = dict(lever.stage)
+    model = DEMO_DENOISER | stage.pop("model", {})
+    prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
+    summary = json.loads((out / "training_summary.json").read_text())
+    return prior, summary
+
+
+def draw(lever: Lever, prior: Path, codec: Path, store: WindowStore, args) -> tuple[np.ndarray, dict]:
+    pipeline = Pipeline.from_stages(codec, prior, None)
+    sampling = {"sampler": "dpm", "steps": 20} | lever.sampling
+    started = time.perf_counter()
+    output = pipeline.sample(args.n * args.seeds, "diffusion", seed=0, progress=False, snap=lever.snap, **sampling)
+    seconds = time.perf_counter() - started
+    signals = output.signals
+    if lever.lowpass_hz:
+        along_time = np.moveaxis(signals, 1, 0)  # bandpass filters axis 0
+        signals = np.moveaxis(bandpass(along_time, store.sampling_rate_hz, None, lever.lowpass_hz), 0, 1).astype(np.float32)
+    return signals, {"sampling": sampling, "snap": lever.snap, "lowpass_hz": lever.lowpass_hz,
+                     "samples_per_s": len(signals) / seconds,
+                     "snap_distance_relative": output.info.get("snap_distance_relative")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pipeline", default="runs/demo/pipeline", help="its codec is every row's codec")
+    parser.add_argument("--store", default="runs/demo/store")
+    parser.add_argument("--out", default="runs/benchmarks/levers")
+    parser.add_argument("--steps", type=int, default=1200, help="training steps of a row (the demo's prior: 1200)")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="+", default=None, help="rows to run (baseline always runs)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    codec = Path(args.pipeline) / "codec"
+    store = WindowStore(args.store)
+    levers = [lever for lever in LEVERS if args.only is None or lever.name in args.only or lever.name == "baseline"]
+    unknown = set(args.only or []) - {lever.name for lever in LEVERS}
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; known: {[lever.name for lever in LEVERS]}")
+    priors: dict[str, Path] = {}
+    rows: dict[str, dict] = {}
+    samples: dict[str, np.ndarray] = {}
+    for lever in levers:
+        row = {"what": lever.what}
+        if lever.reuse is None:
+            priors[lever.name], summary = train_row(lever, args, codec)
+            row |= {"training_steps": summary["steps"], "training_seconds": summary["seconds"],
+                    "training_windows_per_s": summary["windows_per_s"], "best_val_loss": summary["best_val_loss"],
+                    "stage": lever.stage}
+        samples[lever.name], info = draw(lever, priors[lever.reuse or lever.name], codec, store, args)
+        rows[lever.name] = row | info
+        print(f"{lever.name}: {info['samples_per_s']:.1f} samples/s", flush=True)
+    report = evaluate(store, Path(args.out) / "report", EvalConfig(n=args.n, seeds=args.seeds, baselines=["train_copies"]),
+                      samples=samples, progress=not args.quiet)
+    generators = report["generation"]["generators"]
+    floor = generators["floor"]["figures"]
+    for name, row in rows.items():
+        scored = generators[name]
+        row["figures"] = {figure: value | {"vs_floor": value["mean"] / floor[figure]["mean"] if floor[figure]["mean"] else None}
+                          for figure, value in scored["figures"].items()}
+        row["memorisation_ratio"] = scored.get("memorisation_ratio")
+    results = {"store": args.store, "codec": str(codec), "steps": args.steps, "n": args.n, "seeds": args.seeds,
+               "floor": floor, "train_copies": generators["train_copies"]["figures"],
+               "informative": report["generation"]["informative"], "rows": rows, "report": str(Path(args.out) / "report")}
+    print(markdown_table(results))
+    print("saved", save("levers", results))
+
+
+TABLE_FIGURES = [("frechet_distance", "Frechet", "{:.0f}"), ("discriminative_score", "discr.", "{:.3f}"),
+                 ("psd_distance_db", "PSD dB", "{:.2f}"), ("heart_rate_wasserstein_bpm", "HR bpm", "{:.1f}"),
+                 ("rr_wasserstein_ms", "RR ms", "{:.0f}"), ("qtc_wasserstein_ms", "QTc ms", "{:.0f}"),
+                 ("average_beat_rms", "avg beat mV", "{:.3f}")]
+
+
+def markdown_table(results: dict) -> str:
+    """One row per lever: mean +- std of the headline figures, the floor's row first."""
+    def cell(value: dict | None, fmt: str) -> str:
+        return "-" if value is None else f"{fmt.format(value['mean'])} +- {fmt.format(value['std'])}"
+
+    head = "| row | " + " | ".join(label for _, label, _ in TABLE_FIGURES) + " | memor. | train s |"
+    lines = [head, "|" + "---|" * (len(TABLE_FIGURES) + 3)]
+    lines.append("| floor (held-out vs held-out) | " + " | ".join(cell(results["floor"].get(f), fmt) for f, _, fmt in TABLE_FIGURES) + " | | |")
+    for name, row in results["rows"].items():
+        memorisation = row.get("memorisation_ratio") or {}
+        memor = f"{memorisation['mean']:.2f}" if isinstance(memorisation, dict) and "mean" in memorisation else "-"
+        seconds = f"{row['training_seconds']:.0f}" if "training_seconds" in row else "(reused)"
+        lines.append(f"| {name} | " + " | ".join(cell(row["figures"].get(f), fmt) for f, _, fmt in TABLE_FIGURES)
+                     + f" | {memor} | {seconds} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
