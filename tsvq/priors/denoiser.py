@@ -23,6 +23,7 @@ from torch import nn
 from tsvq.errors import ConfigError
 from tsvq.io import read_json
 from tsvq.priors.conditioning import condition_embedding
+from tsvq.priors.transformer import LatentTransformer1D
 
 
 ARCHITECTURES = ("unet", "transformer")
@@ -113,8 +114,6 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
 
 
 def denoiser_class(architecture: str) -> type[ModelMixin]:
-    from tsvq.priors.transformer import LatentTransformer1D  # imported here: it builds on this module's helpers
-
     return {"unet": LatentUNet1D, "transformer": LatentTransformer1D}[architecture]
 
 
@@ -122,7 +121,7 @@ def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: 
     """A fresh denoiser of ``config.architecture`` for latents ``(B, latent_channels, latent_length)``."""
     shape = {"latent_channels": latent_channels, "latent_length": latent_length, "num_classes": num_classes}
     if config.architecture == "transformer":
-        return denoiser_class("transformer")(width=config.width, depth=config.depth, heads=config.heads, **shape)
+        return LatentTransformer1D(width=config.width, depth=config.depth, heads=config.heads, **shape)
     return LatentUNet1D(block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
                         time_embedding_dim=config.time_embedding_dim, attention_heads=config.attention_heads, **shape)
 
