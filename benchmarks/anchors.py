@@ -138,8 +138,8 @@ def train_anchor(windows: np.ndarray, budget: Budget, seed: int) -> tuple[MaskGI
                       **STAGE2)
     log["stage2"] = train_stage("stage2", maskgit, lambda batch: maskgit(batch, None).total_mask_prediction_loss, x,
                                 budget.stage2_seconds, budget.stage2_epochs, seed)
-    log["parameters"] = {"stage1": sum(p.numel() for p in vqvae.parameters()),
-                         "stage2": sum(p.numel() for p in maskgit.parameters()) - sum(p.numel() for p in vqvae.parameters())}
+    stage1 = sum(p.numel() for p in vqvae.parameters())
+    log["parameters"] = {"stage1": stage1, "stage2": sum(p.numel() for p in maskgit.parameters()) - stage1}
     return maskgit, log
 
 

@@ -30,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
 from tsvq.data.preprocess import bandpass  # noqa: E402
-from tsvq.demo import DEMO_DENOISER  # noqa: E402
+from tsvq.demo import DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
-from tsvq.training.loop import TrainingConfig  # noqa: E402
 
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
 
@@ -79,9 +78,8 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     """The row's prior folder (trained, or resumed if already there) and its training summary."""
     steps = int(args.steps * lever.steps_factor)
     out = Path(args.out) / lever.name
-    training = TrainingConfig(output_dir=str(out), max_steps=steps, batch_size=32, learning_rate=1e-3,
-                              warmup_steps=min(50, steps // 10), eval_every=max(steps // 4, 1),
-                              checkpoint_every=max(steps // 4, 1), seed=0, progress=not args.quiet)
+    training = stage_training(DemoConfig(out=args.out), lever.name, steps, LEARNING_RATES["diffusion"])
+    training.progress = not args.quiet
     stage = dict(lever.stage)
     model = DEMO_DENOISER | stage.pop("model", {})
     prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
@@ -165,8 +163,7 @@ def markdown_table(results: dict) -> str:
     lines = [head, "|" + "---|" * (len(TABLE_FIGURES) + 3)]
     lines.append("| floor (held-out vs held-out) | " + " | ".join(cell(results["floor"].get(f), fmt) for f, _, fmt in TABLE_FIGURES) + " | | |")
     for name, row in results["rows"].items():
-        memorisation = row.get("memorisation_ratio") or {}
-        memor = f"{memorisation['mean']:.2f}" if isinstance(memorisation, dict) and "mean" in memorisation else "-"
+        memor = f"{row['memorisation_ratio']['mean']:.2f}" if row.get("memorisation_ratio") else "-"
         seconds = f"{row['training_seconds']:.0f}" if "training_seconds" in row else "(reused)"
         lines.append(f"| {name} | " + " | ".join(cell(row["figures"].get(f), fmt) for f, _, fmt in TABLE_FIGURES)
                      + f" | {memor} | {seconds} |")

@@ -71,7 +71,11 @@ def prepare_config(config: DemoConfig) -> PrepareConfig:
     return PrepareConfig(**common)
 
 
-def _training(config: DemoConfig, stage: str, steps: int, learning_rate: float) -> TrainingConfig:
+LEARNING_RATES = {"codec": 2e-3, "diffusion": 1e-3, "wavenet": 2e-3}  # per stage
+
+
+def stage_training(config: DemoConfig, stage: str, steps: int, learning_rate: float) -> TrainingConfig:
+    """The demo's training settings for one stage (``benchmarks/levers.py`` trains its rows with them too)."""
     return TrainingConfig(output_dir=str(Path(config.out) / stage), max_steps=steps, batch_size=32, learning_rate=learning_rate,
                           warmup_steps=min(50, steps // 10), eval_every=max(steps // 4, 1), checkpoint_every=max(steps // 4, 1),
                           seed=config.seed)
@@ -109,13 +113,13 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     discard_stale_stages(out, settings_fingerprint(config, store.manifest["config_hash"]))
     print(f"      {store}")
     print("[2/6] training the codec (VQ-VAE)")
-    codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=_training(config, "codec", config.codec_steps, 2e-3)))
+    codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(config, "codec", config.codec_steps, LEARNING_RATES["codec"])))
     print("[3/6] training the diffusion prior over codebook vectors")
     diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER,
-                                                     training=_training(config, "diffusion", config.diffusion_steps, 1e-3)))
+                                                     training=stage_training(config, "diffusion", config.diffusion_steps, LEARNING_RATES["diffusion"])))
     print("[4/6] training the WaveNet prior over code indices")
     wavenet = train_wavenet(WaveNetStageConfig(store=str(store.path), codec=str(codec), model=DEMO_WAVENET,
-                                               training=_training(config, "wavenet", config.wavenet_steps, 2e-3)))
+                                               training=stage_training(config, "wavenet", config.wavenet_steps, LEARNING_RATES["wavenet"])))
     pipeline = Pipeline.from_stages(codec, diffusion, wavenet)
     pipeline.save_pretrained(out / "pipeline")
     pipeline.name = str(out / "pipeline")  # what the report names as the codec's owner: the folder a user loads

@@ -26,9 +26,6 @@ from tsvq.priors.conditioning import condition_embedding
 from tsvq.priors.transformer import LatentTransformer1D
 
 
-ARCHITECTURES = ("unet", "transformer")
-
-
 @dataclass
 class DenoiserConfig:
     """The denoiser, as a user chooses it (latent shape and classes come from the codec and the data).
@@ -48,8 +45,8 @@ class DenoiserConfig:
     heads: int = 4  # transformer: attention heads (width must divide by it)
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(f"denoiser architecture must be one of {ARCHITECTURES}, not {self.architecture!r}")
+        if self.architecture not in DENOISERS:
+            raise ConfigError(f"denoiser architecture must be one of {tuple(DENOISERS)}, not {self.architecture!r}")
 
 
 class LatentUNet1D(ModelMixin, ConfigMixin):
@@ -113,8 +110,7 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         return self.out_block(hidden, embedding)
 
 
-def denoiser_class(architecture: str) -> type[ModelMixin]:
-    return {"unet": LatentUNet1D, "transformer": LatentTransformer1D}[architecture]
+DENOISERS: dict[str, type[ModelMixin]] = {"unet": LatentUNet1D, "transformer": LatentTransformer1D}  # by architecture
 
 
 def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: int, num_classes: int) -> ModelMixin:
@@ -130,7 +126,7 @@ def saved_denoiser_class(folder) -> type[ModelMixin]:
     """The class a saved denoiser folder was written by (its config.json names it); priors saved before the
     transformer existed name LatentUNet1D."""
     name = read_json(f"{folder}/config.json", "denoiser config").get("_class_name", "LatentUNet1D")
-    classes = {cls.__name__: cls for cls in map(denoiser_class, ARCHITECTURES)}
+    classes = {cls.__name__: cls for cls in DENOISERS.values()}
     if name not in classes:
         raise ConfigError(f"{folder}/config.json: unknown denoiser class {name!r}; this tsvq knows {sorted(classes)}")
     return classes[name]
