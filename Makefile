@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tsvq-installed
 
-.PHONY: demo test install clean anchors levers
+.PHONY: demo test install clean anchors levers pretrained
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,21 @@ anchors: $(STAMP)
 
 levers: $(STAMP)
 	$(BIN)/python benchmarks/levers.py $(ARGS)
+
+# The shipped ecg-single-lead pipeline, rebuilt from the open databases (recipes/pretrained/README.md): every step
+# reuses or resumes what an earlier run left, so the same command finishes an interrupted build. GPU:
+# `make pretrained ACCELERATE_CONFIG=recipes/accelerate/single_gpu.yaml`.
+SOURCE ?= ../shared/data
+ACCELERATE_CONFIG ?= recipes/accelerate/cpu.yaml
+PRETRAINED_OUT ?= tsvq/pretrained/ecg-single-lead
+pretrained: $(STAMP)
+	$(BIN)/tsvq prepare --config recipes/pretrained/prepare.yaml --source $(SOURCE) --out runs/pretrained/store
+	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train codec --config recipes/pretrained/codec.yaml
+	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train diffusion --config recipes/pretrained/diffusion.yaml
+	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train wavenet --config recipes/pretrained/wavenet.yaml
+	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion/model \
+		runs/pretrained/wavenet/model --description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" \
+		--out $(PRETRAINED_OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

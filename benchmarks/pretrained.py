@@ -1,12 +1,16 @@
 """The pretrained pipeline on PTB-XL ECGs it never saw (fold 10, lead II), and its speed on the 2-core CPU.
 
-    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --results pretrained-mitbih-ds2
+    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --results compress-pretrained-ds2
+    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --search 8 --results compress-pretrained-ds2-search8
     .venv/bin/python benchmarks/pretrained.py --source ../shared/data/ptbxl
+    .venv/bin/python benchmarks/pretrained.py --source ../shared/data/ptbxl --search 8 --no-speed --results pretrained-search8
 
 Each fold-10 ECG (10 s, 100 Hz) is compressed whole and decompressed; PRDN against the input band-limited like
 the training data, per ECG and on average, with the compression ratio against PTB-XL's 16-bit samples at 100 Hz.
 Speed: encode and decode real-time factors (seconds of ECG per second of compute) of one hour of ECG, batch of
-one record, and the parameter count. The MIT-BIH DS2 figures come from benchmarks/compress.py.
+one record, and the parameter count. ``--search K`` compresses with code search over K candidates (same bit rate
+and decoder; its speed on whole records is in compress.py's results). The MIT-BIH DS2 figures come from
+benchmarks/compress.py.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ def main() -> None:
     parser.add_argument("--source", default="../shared/data/ptbxl")
     parser.add_argument("--fold", type=int, default=10)
     parser.add_argument("--lead", default="II")
+    parser.add_argument("--search", type=int, default=0, help="code search candidates (0: nearest codes)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing (when the machine is shared)")
     parser.add_argument("--results", default="pretrained")
     args = parser.parse_args()
 
@@ -67,7 +73,7 @@ def main() -> None:
     rows = {}
     for name in fold_records(source, args.fold):
         record = read_record(source / name, channels=[args.lead], annotation_extensions=())
-        compressed = pipe.compress(record, input_bits=16)
+        compressed = pipe.compress(record, input_bits=16, search=args.search)
         rows[name] = {"prdn": pipe.compression_prdn(compressed, record)[args.lead],
                       "compression_ratio": compressed.compression_ratio(), "bytes": compressed.size_bytes()}
     prdn = np.array([r["prdn"] for r in rows.values()])
@@ -77,10 +83,11 @@ def main() -> None:
         "mean_compression_ratio_16bit_100hz": float(np.mean([r["compression_ratio"] for r in rows.values()])),
         "parameters": {"codec": sum(p.numel() for p in pipe.codec.parameters())}
                       | {name: module_parameters(prior) for name, prior in pipe.priors.items()},
-        "speed": real_time_factors(pipe),
     }
+    if not args.no_speed:
+        summary["speed"] = real_time_factors(pipe)
     print(summary)
-    print(f"-> {save(args.results, {'pipeline': args.pipeline, 'torch_threads': torch.get_num_threads(), 'summary': summary, 'ecgs': rows})}")
+    print(f"-> {save(args.results, {'pipeline': args.pipeline, 'search': args.search, 'torch_threads': torch.get_num_threads(), 'summary': summary, 'ecgs': rows})}")
 
 
 if __name__ == "__main__":

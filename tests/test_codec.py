@@ -338,6 +338,36 @@ def test_code_search_reaches_a_point_no_single_code_change_improves():
     assert len(changed) and (changed - length // 2).abs().max() <= reach < length // 2
 
 
+def test_reaches_are_measured_once_per_codec_and_never_cut_short_by_the_probe_length():
+    from tsvq.codec.search import _measured, decoder_reach
+
+    calls = []
+
+    def wide(length: int) -> int:  # a receptive field of 100 positions, seen only as far as the probe's ends
+        calls.append(length)
+        return min(100, length // 2 - 1)
+
+    owner = torch.nn.Linear(1, 1)
+    assert _measured(owner, "test", 64, 3, 0, wide) == 100 and calls == [64, 128, 256]
+    assert _measured(owner, "test", 64, 3, 0, wide) == 100 and calls == [64, 128, 256]  # cached, not measured again
+    model = _fit_sines(5)[0].eval()
+    assert decoder_reach(model) == decoder_reach(model, 256) < 32  # a short receptive field: the length is moot
+
+
+def test_code_search_gives_the_same_codes_however_the_candidates_are_batched():
+    from tsvq.codec.search import search_codes
+
+    model = _fit_sines(60)[0].eval()
+    x = torch.sin(torch.linspace(0, 13 * np.pi, 256))[None, :, None] * torch.tensor([1.0, -0.7, 0.4])[:, None, None]
+    with torch.no_grad():
+        normalized = model.normalize(x.transpose(1, 2))
+        z = model.project_in(model.encoder(normalized)).transpose(1, 2)
+        codes = model.quantizer(z.reshape(-1, z.shape[-1]))[0].codes.view(3, -1, 1)
+    one_per_call = search_codes(model, normalized, codes, z, candidates=8, positions_per_pass=1)
+    all_in_one = search_codes(model, normalized, codes, z, candidates=8, positions_per_pass=10**6)
+    assert torch.equal(one_per_call, all_in_one) and not torch.equal(one_per_call, codes)
+
+
 def test_code_search_works_for_residual_codes_and_refuses_bad_settings():
     model = _fit_sines(60, num_quantizers=2)[0].eval()
     x = torch.sin(torch.linspace(0, 11 * np.pi, 128))[None, :, None] * torch.tensor([1.0, -0.6])[:, None, None]

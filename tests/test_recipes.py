@@ -98,7 +98,7 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert store.channel_names == ["PLETH"] and store.units == ["NU"]
 
 
-@pytest.mark.parametrize("recipe", ["bidmc", "cinc2017", "mitbih", "ptbxl"])
+@pytest.mark.parametrize("recipe", ["bidmc", "cinc2017", "mitbih", "pretrained", "ptbxl"])
 def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, capsys):
     """Each database's stage recipes, as written (only the step count, batch and folders overridden), train on a
     store prepared from a few of its real records, and the pipeline they assemble into samples: a recipe that does
@@ -110,7 +110,8 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         pytest.skip(f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)")
     store = tmp_path / "store"
     # fewer windows of the long records (a window every 33-41 s): the prior stages encode every one of them
-    fewer = {"mitbih": ["stride_seconds=40.96", "lead_projections=0"], "bidmc": ["stride_seconds=32.768"]}.get(recipe, [])
+    fewer = {"mitbih": ["stride_seconds=40.96", "lead_projections=0"], "bidmc": ["stride_seconds=32.768"],
+             "pretrained": ["stride_seconds=40.96", "lead_projections=0"]}.get(recipe, [])
     assert main(["prepare", "--config", str(RECIPES / recipe / "prepare.yaml"), "--source", str(REAL_DATA / folder),
                  "--out", str(store), "--set", *overrides, *fewer]) == 0
     quick = ["training.max_steps=2", "training.batch_size=4", "training.eval_every=2", "training.checkpoint_every=2",

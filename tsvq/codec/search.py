@@ -14,8 +14,11 @@ phase, not per position.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
+
 
 @torch.no_grad()
 def _reach(net, shape: tuple[int, int, int], nudge_at: int, centre: int, step: int, device, trials: int, seed: int) -> int:
@@ -34,38 +37,69 @@ def _reach(net, shape: tuple[int, int, int], nudge_at: int, centre: int, step: i
     return reach
 
 
-def decoder_reach(codec, latent_length: int, trials: int = 3, seed: int = 0) -> int:
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # codec -> {(kind, length, trials, seed): reach}
+
+
+def _measured(codec, kind: str, latent_length: int, trials: int, seed: int, measure) -> int:
+    """``measure(length)`` at ``latent_length`` code positions, doubled while the change reaches the ends (the
+    reach would be cut short), once per codec object: a reach belongs to the architecture, and measuring it
+    again for every record made compressing a folder of 10-s ECGs spend more time measuring than coding."""
+    known = _MEASURED.setdefault(codec, {})
+    key = (kind, latent_length, trials, seed)
+    if key not in known:
+        length = latent_length
+        reach = measure(length)
+        while reach >= length // 2 - 1 and length < 2**14:
+            length *= 2
+            reach = measure(length)
+        known[key] = reach
+    return known[key]
+
+
+def decoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0) -> int:
     """How many code positions either side of a code its decoded samples can depend on (measured, not assumed)."""
     def decode(latent):
         return codec.decoder(codec.project_out(latent))
 
-    mid = latent_length // 2
-    return _reach(decode, (1, codec.code_dim, latent_length), mid, mid, codec.config.downsample_factor, codec.device,
-                  trials, seed)
+    def measure(length: int) -> int:
+        mid = length // 2
+        return _reach(decode, (1, codec.code_dim, length), mid, mid, codec.config.downsample_factor, codec.device,
+                      trials, seed)
+
+    return _measured(codec, "decoder", latent_length, trials, seed, measure)
 
 
 def encoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0) -> int:
     """How many code positions either side of an input sample can change (measured, not assumed)."""
-    f, mid = codec.config.downsample_factor, latent_length // 2
-    return _reach(codec.encoder, (1, codec.config.in_channels, latent_length * f), mid * f, mid, 1, codec.device,
-                  trials, seed)
+    f = codec.config.downsample_factor
+
+    def measure(length: int) -> int:
+        mid = length // 2
+        return _reach(codec.encoder, (1, codec.config.in_channels, length * f), mid * f, mid, 1, codec.device,
+                      trials, seed)
+
+    return _measured(codec, "encoder", latent_length, trials, seed, measure)
 
 
 @torch.no_grad()
 def search_codes(codec, x: torch.Tensor, codes: torch.Tensor, latent: torch.Tensor, candidates: int = 16,
-                 sweeps: int = 2, windows_per_pass: int | None = None) -> torch.Tensor:
+                 sweeps: int = 2, positions_per_pass: int | None = None) -> torch.Tensor:
     """Codes ``(B, L', Q)`` whose decoding of ``x`` (``(B, C, L)``, normalised) has no larger squared error.
 
     ``latent`` is the encoder's output ``(B, L', D)`` before quantization; candidates at a position (and
     residual stage) are the codes nearest to what that stage has to code there. Candidates are decoded together,
-    at most ``windows_per_pass`` windows per decoder call (default: 64 on CPU, where larger calls leave the cache
-    and run slower per window, 4096 on a GPU).
+    at most ``positions_per_pass`` code positions per decoder call, counted over all windows of the call (default:
+    8192 on CPU, where larger calls leave the cache and run slower per position, 2**19 on a GPU). Counting
+    positions, not windows, keeps a call the same size for 4-s windows and for the minute-long chunks of a whole
+    record (``tsvq.codec.streaming``): counted in windows, a chunk's calls were 16x larger and searching ran at
+    half the speed on the 2-core CPU.
     """
     b, length, _ = codes.shape
     f, device = codec.config.downsample_factor, codes.device
-    reach = decoder_reach(codec, length)
+    reach = min(decoder_reach(codec), length)
     stride = min(2 * reach + 1, length)
-    per_pass = max(1, (windows_per_pass or (4096 if device.type == "cuda" else 64)) // b)  # candidates per decoder call
+    budget = positions_per_pass or (2**19 if device.type == "cuda" else 8192)
+    per_pass = max(1, budget // (b * length))  # candidates per decoder call
     codes = codes.clone()
 
     def error_per_position(c: torch.Tensor) -> torch.Tensor:  # (n * B, L', Q) -> squared error per code position
