@@ -178,6 +178,9 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
                       pipeline=pipe, progress=False)
     tstr = report["label_classification"]["diffusion"]
     assert tstr["labels"] == ["N", "V"]
+    # the pooled figures score the prior as it is used: labels in the training mix, at the chosen guidance
+    drawn = report["generation"]["generators"]["diffusion"]["info"]["labels_drawn"]["counts_last_seed"]
+    assert set(drawn) <= {"N", "V"} and sum(drawn.values()) == 8
     # every synthetic window is drawn with a label in the training windows' mix, and the options of the draw are kept
     assert tstr["train_synthetic_test_real"]["train_windows"] == 8 and tstr["sampling"] == {"steps": 2, "guidance": 2.0}
     assert tstr["train_real_test_real"]["test_windows"] == tstr["train_synthetic_test_real"]["test_windows"] > 0

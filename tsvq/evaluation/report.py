@@ -183,7 +183,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
                     "channel_names": store.channel_names, "units": store.units, "split_note": store.manifest.get("split_note")}
     priors = _priors_to_score(pipeline, config, bool(external))
     options = {name: _options_for(pipeline, name, priors, config.sampling) for name in priors}
-    generators = [_prior_generator(pipeline, name, options[name], config) for name in priors]
+    generators = [_prior_generator(pipeline, name, options[name], config, store) for name in priors]
     generators += [_samples_generator(name, windows, config) for name, windows in external.items()]
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
@@ -243,11 +243,24 @@ def _options_for(pipeline, name: str, priors: list[str], sampling: dict) -> dict
     return {k: v for k, v in sampling.items() if k in fields[name]}
 
 
-def _prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig) -> Generator:
+def _prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig, store: WindowStore) -> Generator:
+    """A conditional prior is scored as it is used: each seed draws labels with the training split's label mix
+    (the same draw as the TSTR section's) and samples with them at the chosen guidance. Sampled without labels it
+    would show only the "no label" mode that label dropout trains, which guidance never touches."""
     info: dict = {}
+    labels = pipeline.priors[name].labels
+    mix = store.labels("train") if labels else np.array([], dtype=str)
+    mix = mix[np.isin(mix, labels or [])]  # the training windows' labels this prior knows
 
     def draw(index: int, seed: int, floor_size: int) -> np.ndarray:
-        output = pipeline.sample(config.n, name, seed=seed, progress=False, **sampling)  # the seeds' bar shows progress
+        kwargs = dict(sampling)
+        if len(mix):
+            drawn = mix[np.random.default_rng(seed).choice(len(mix), config.n)]
+            kwargs["labels"] = label_ids(drawn, labels).tolist()
+            names, counts = np.unique(drawn, return_counts=True)
+            info["labels_drawn"] = {"mix": "the training split's label frequencies",
+                                    "counts_last_seed": {str(k): int(v) for k, v in zip(names, counts)}}
+        output = pipeline.sample(config.n, name, seed=seed, progress=False, **kwargs)  # the seeds' bar shows progress
         info.update(output.info)
         return output.signals
 
