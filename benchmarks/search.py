@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import save  # noqa: E402
+from tsvq.codec.metrics import prdn as prdn_percent  # noqa: E402
 from tsvq.codec.streaming import decode_long, encode_long  # noqa: E402
 from tsvq.data import read_record  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
@@ -53,7 +54,7 @@ def main() -> None:
             codes = encode_long(pipe.codec, x, search=candidates, sweeps=sweeps)
             elapsed = time.perf_counter() - tic
             y = decode_long(pipe.codec, codes)
-            prdn = float(100 * np.sqrt(np.mean((x - y) ** 2)) / np.std(x))
+            prdn = float(prdn_percent(x[None], y[None])[0])  # the whole stretch as one window
             rows.setdefault(f"{candidates}x{sweeps}", {})[name] = {"prdn": prdn, "encode_real_time_factor": seconds / elapsed}
             print(f"{name}: {candidates} candidates x {sweeps} sweeps: PRDN {prdn:.2f}%  encode {seconds / elapsed:.1f}x real time",
                   flush=True)
