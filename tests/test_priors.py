@@ -174,8 +174,17 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
     from tsvq.data import WindowStore
     from tsvq.evaluation import EvalConfig, evaluate
 
+    calls, sample = [], pipe.sample
+
+    def counted_sample(n, *args, **kwargs):
+        calls.append((n, kwargs.get("seed"), tuple(kwargs.get("labels") or ())))
+        return sample(n, *args, **kwargs)
+
+    pipe.sample = counted_sample
     report = evaluate(WindowStore(store.path), tmp_path / "report", EvalConfig(n=8, sampling={"steps": 2, "guidance": 2.0}, folds=2, classifier_steps=20, seeds=3),
                       pipeline=pipe, progress=False)
+    # the pooled figures and TSTR score the same draw per seed: sampled once, never twice
+    assert len(calls) == len(set(calls)) and sum(n == 8 and len(labels) == 8 for n, _, labels in calls) >= 3
     tstr = report["label_classification"]["diffusion"]
     assert tstr["labels"] == ["N", "V"]
     # the pooled figures score the prior as it is used: labels in the training mix, at the chosen guidance

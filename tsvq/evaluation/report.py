@@ -183,7 +183,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
                     "channel_names": store.channel_names, "units": store.units, "split_note": store.manifest.get("split_note")}
     priors = _priors_to_score(pipeline, config, bool(external))
     options = {name: _options_for(pipeline, name, priors, config.sampling) for name in priors}
-    generators = [_prior_generator(pipeline, name, options[name], config, store) for name in priors]
+    draws = {name: LabelledDraws(pipeline, name, options[name], store, config.n) for name in priors if pipeline.priors[name].labels}
+    generators = [_prior_generator(pipeline, name, options[name], config, draws.get(name)) for name in priors]
     generators += [_samples_generator(name, windows, config) for name, windows in external.items()]
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
@@ -191,12 +192,10 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
             report |= _codec_section(pipeline, store, real, real_index, config, tmp)
         heldout = held_out(store, real, real_index, config)
         report |= _generation_section(generators, heldout, config, tmp, progress)
-        conditional = [name for name in priors if pipeline.priors[name].labels]
-        if conditional:
-            report["label_classification"] = {name: _label_section(pipeline, name, options[name], heldout, config)
-                                              for name in conditional}
+        if draws:
+            report["label_classification"] = {name: _label_section(draws[name], heldout, config) for name in draws}
             report["per_class"] = {name: _per_class_section(pipeline, name, options[name], heldout, config, tmp)
-                                   for name in conditional}
+                                   for name in draws}
         report["seconds"] = round(time.time() - started, 1)
         write_json(tmp / "report.json", report)
     return report
@@ -243,26 +242,47 @@ def _options_for(pipeline, name: str, priors: list[str], sampling: dict) -> dict
     return {k: v for k, v in sampling.items() if k in fields[name]}
 
 
-def _prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig, store: WindowStore) -> Generator:
-    """A conditional prior is scored as it is used: each seed draws labels with the training split's label mix
-    (the same draw as the TSTR section's) and samples with them at the chosen guidance. Sampled without labels it
-    would show only the "no label" mode that label dropout trains, which guidance never touches."""
+class LabelledDraws:
+    """A conditional prior scored as it is used: each seed draws labels with the training split's label mix and
+    samples with them at the chosen options. Sampled without labels it would show only the "no label" mode that
+    label dropout trains, which guidance never touches. The pooled figures and the TSTR section score the same
+    draw (same seed, labels and options give the same samples), so each seed's is sampled once and kept."""
+
+    def __init__(self, pipeline, name: str, sampling: dict, store: WindowStore, n: int):
+        self.pipeline, self.name, self.sampling, self.n = pipeline, name, sampling, n
+        self.labels = pipeline.priors[name].labels
+        train_names = store.labels("train")
+        self.mix = train_names[np.isin(train_names, self.labels)]  # the training windows' labels this prior knows
+        self._kept: dict[int, tuple[np.ndarray, np.ndarray, dict]] = {}
+
+    def label_ids(self, rng: np.random.Generator) -> np.ndarray:
+        """n labels in the training mix, drawn with ``rng`` (which the caller may go on using)."""
+        return label_ids(self.mix[rng.choice(len(self.mix), self.n)], self.labels)
+
+    def sample(self, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        """The seed's (signals, label ids, sampling info), sampled on first use."""
+        if seed not in self._kept:
+            ids = self.label_ids(np.random.default_rng(seed))
+            output = self.pipeline.sample(self.n, self.name, labels=ids.tolist(), seed=seed, progress=False, **self.sampling)
+            self._kept[seed] = (output.signals, ids, output.info)
+        return self._kept[seed]
+
+
+def _prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig, draws: LabelledDraws | None) -> Generator:
+    """A prior's generator; a conditional one's (``draws``) samples with labels in the training mix."""
     info: dict = {}
-    labels = pipeline.priors[name].labels
-    mix = store.labels("train") if labels else np.array([], dtype=str)
-    mix = mix[np.isin(mix, labels or [])]  # the training windows' labels this prior knows
 
     def draw(index: int, seed: int, floor_size: int) -> np.ndarray:
-        kwargs = dict(sampling)
-        if len(mix):
-            drawn = mix[np.random.default_rng(seed).choice(len(mix), config.n)]
-            kwargs["labels"] = label_ids(drawn, labels).tolist()
-            names, counts = np.unique(drawn, return_counts=True)
-            info["labels_drawn"] = {"mix": "the training split's label frequencies",
-                                    "counts_last_seed": {str(k): int(v) for k, v in zip(names, counts)}}
-        output = pipeline.sample(config.n, name, seed=seed, progress=False, **kwargs)  # the seeds' bar shows progress
-        info.update(output.info)
-        return output.signals
+        if draws is None or not len(draws.mix):
+            output = pipeline.sample(config.n, name, seed=seed, progress=False, **sampling)  # the seeds' bar shows progress
+            info.update(output.info)
+            return output.signals
+        signals, ids, sample_info = draws.sample(seed)
+        names, counts = np.unique(np.asarray(draws.labels)[ids], return_counts=True)
+        info.update(sample_info)
+        info["labels_drawn"] = {"mix": "the training split's label frequencies",
+                                "counts_last_seed": {str(k): int(v) for k, v in zip(names, counts)}}
+        return signals
 
     return Generator(name, "prior", draw, info)
 
@@ -299,24 +319,23 @@ def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: n
     return {"codec_of": pipeline.name, "reconstruction": recon, "codebook": health_summary}
 
 
-def _label_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig) -> dict:
+def _label_section(draws: LabelledDraws, heldout: HeldOut, config: EvalConfig) -> dict:
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior:
-    each seed draws n synthetic windows with the label mix of the training split and n real training windows,
-    and both classifiers are tested on every labelled held-out window. Means over the seeds, with their spread."""
-    store = heldout.store
-    labels = pipeline.prior(prior).labels
+    each seed's synthetic windows are the pooled figures' draw (n windows in the training split's label mix), its
+    real ones n training windows, and both classifiers are tested on every labelled held-out window. Means over the
+    seeds, with their spread."""
+    store, labels, sampling = heldout.store, draws.labels, draws.sampling
     test_names = store.index["label"][heldout.index]
     known = np.isin(test_names, labels)
     test_features, test_ids = heldout.scored.features[known], label_ids(test_names[known], labels)  # computed once
-    train_names = store.labels("train")
-    train_known = np.flatnonzero(np.isin(train_names, labels))
+    train_known = np.flatnonzero(np.isin(store.labels("train"), labels))
     if len(test_ids) < 2 or len(train_known) < 2:
         return {"skipped": "too few labelled windows"}
     per_seed: dict[str, list[dict]] = {"train_synthetic_test_real": [], "train_real_test_real": []}
     for seed in config.seed_list:
         rng = np.random.default_rng(seed)
-        draw = label_ids(train_names[rng.choice(train_known, config.n)], labels)
-        synthetic = pipeline.sample(config.n, prior, labels=draw.tolist(), seed=seed, progress=False, **sampling).signals
+        draws.label_ids(rng)  # the draw's labels come first from this seed's stream; the real windows follow
+        synthetic, draw, _ = draws.sample(seed)
         chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
         real_ids = label_ids(store.index["label"][chosen_train], labels)
         for key, (windows, ids) in (("train_synthetic_test_real", (synthetic, draw)),
