@@ -1,4 +1,4 @@
-"""Generation-quality levers of the diffusion prior, one change per row, on the demo's data and budget (issue 24).
+"""Generation-quality levers of the priors, one change per row, on the demo's data and budget (issue 24).
 
     make demo    # the codec and window store every row reuses
     .venv/bin/python benchmarks/levers.py [--only transformer zero-snr] [--steps 1200] [--n 200] [--seeds 3]
@@ -7,9 +7,13 @@ Every row trains a diffusion prior over the demo's codec on the demo's 407 train
 settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and changes one thing: the denoiser
 (a DiT-style transformer against the UNet), its size, the training length, the noise schedule and prediction
 target, the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
-vectors, a low-pass at decode, DDPM with 1000 steps). Each row draws ``--n`` x ``--seeds`` windows; one
+vectors, a low-pass at decode, DDPM with 1000 steps). The ``maskgit`` rows train the MaskGIT prior over the code
+indices instead (same codec, windows, batch and steps; learning rate 5e-4, weight decay 0.01) and vary its decoding
+passes and confidence noise. Each row draws ``--n`` x ``--seeds`` windows; one
 ``tsvq eval`` report scores all rows side by side against the held-out windows and the real-vs-real floor, each seed
-on its own share (mean +- std over the seeds). Trained rows are resumed, not retrained, when run again.
+on its own share (mean +- std over the seeds). Trained rows are resumed, not retrained, when run again; rows run
+with ``--only`` replace those rows of ``results/levers.json`` and keep the others (the floor and the baseline are
+the same draws at the same seeds, so the rows stay comparable).
 
 Writes ``results/levers.json`` (per row: every figure's mean and std, its ratio to the floor, training time and
 speed) and prints the table that ``benchmarks/README.md`` shows.
@@ -27,15 +31,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import RESULTS, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
 from tsvq.data.preprocess import bandpass  # noqa: E402
 from tsvq.demo import DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
+from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E402
 
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
+MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 5e-4, 0.01
+RESULTS_FILE = RESULTS / "levers.json"
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Lever:
     sampling: dict = field(default_factory=dict)
     snap: bool = True
     lowpass_hz: float | None = None
+    prior: str = "diffusion"  # or "maskgit": stage (model) and sampling then configure a MaskGIT prior
 
 
 LEVERS = [
@@ -71,6 +79,13 @@ LEVERS = [
           reuse="baseline", lowpass_hz=40.0),
     Lever("ddpm-1000", "the baseline sampled by DDPM with 1000 steps", reuse="baseline",
           sampling={"sampler": "ddpm", "steps": 1000}),
+    Lever("maskgit", "MaskGIT prior over the code indices (width 128, 4 layers, 4 heads), 12 decoding passes",
+          prior="maskgit"),
+    Lever("maskgit-24-passes", "the MaskGIT prior decoded in 24 passes", reuse="maskgit", prior="maskgit",
+          sampling={"steps": 24}),
+    Lever("maskgit-low-noise", "the MaskGIT prior with confidence noise 1 (instead of 4.5)", reuse="maskgit",
+          prior="maskgit", sampling={"confidence_noise": 1.0}),
+    Lever("maskgit-longer", "the MaskGIT prior, 2.5x the training steps", prior="maskgit", steps_factor=2.5),
 ]
 
 
@@ -78,20 +93,29 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     """The row's prior folder (trained, or resumed if already there) and its training summary."""
     steps = int(args.steps * lever.steps_factor)
     out = Path(args.out) / lever.name
-    training = stage_training(DemoConfig(out=args.out), lever.name, steps, LEARNING_RATES["diffusion"])
-    training.progress = not args.quiet
     stage = dict(lever.stage)
-    model = DEMO_DENOISER | stage.pop("model", {})
-    prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
+    if lever.prior == "maskgit":
+        training = stage_training(DemoConfig(out=args.out), lever.name, steps, MASKGIT_LEARNING_RATE)
+        training.weight_decay = MASKGIT_WEIGHT_DECAY
+        training.progress = not args.quiet
+        prior = train_maskgit(MaskGITStageConfig(store=args.store, codec=str(codec), training=training, **stage))
+    else:
+        training = stage_training(DemoConfig(out=args.out), lever.name, steps, LEARNING_RATES["diffusion"])
+        training.progress = not args.quiet
+        model = DEMO_DENOISER | stage.pop("model", {})
+        prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
     summary = json.loads((out / "training_summary.json").read_text())
     return prior, summary
 
 
 def draw(lever: Lever, prior: Path, codec: Path, store: WindowStore, args) -> tuple[np.ndarray, dict]:
-    pipeline = Pipeline.from_stages(codec, prior, None)
-    sampling = {"sampler": "dpm", "steps": 20} | lever.sampling
+    pipeline = Pipeline.from_stages(codec, prior)
+    if lever.prior == "maskgit":
+        sampling, options = {"steps": 12} | lever.sampling, {}
+    else:
+        sampling, options = {"sampler": "dpm", "steps": 20} | lever.sampling, {"snap": lever.snap}
     started = time.perf_counter()
-    output = pipeline.sample(args.n * args.seeds, "diffusion", seed=0, progress=False, snap=lever.snap, **sampling)
+    output = pipeline.sample(args.n * args.seeds, lever.prior, seed=0, progress=False, **options, **sampling)
     seconds = time.perf_counter() - started
     signals = output.signals
     if lever.lowpass_hz:
@@ -127,8 +151,8 @@ def main() -> None:
         if lever.reuse is None:
             priors[lever.name], summary = train_row(lever, args, codec)
             row |= {"training_steps": summary["steps"], "training_seconds": summary["seconds"],
-                    "training_windows_per_s": summary["windows_per_s"], "best_val_loss": summary["best_val_loss"],
-                    "stage": lever.stage}
+                    "training_windows_per_s": summary["windows_per_s"], "stage": lever.stage, "prior": lever.prior,
+                    **{key: value for key, value in summary.items() if key.startswith("best_")}}
         samples[lever.name], info = draw(lever, priors[lever.reuse or lever.name], codec, store, args)
         rows[lever.name] = row | info
         print(f"{lever.name}: {info['samples_per_s']:.1f} samples/s", flush=True)
@@ -141,6 +165,9 @@ def main() -> None:
         row["figures"] = {figure: value | {"vs_floor": value["mean"] / floor[figure]["mean"] if floor[figure]["mean"] else None}
                           for figure, value in scored["figures"].items()}
         row["memorisation_ratio"] = scored.get("memorisation_ratio")
+    if args.only:  # keep the rows not run this time, in the table's order
+        kept = json.loads(RESULTS_FILE.read_text())["rows"] if RESULTS_FILE.exists() else {}
+        rows = {lever.name: rows.get(lever.name, kept.get(lever.name)) for lever in LEVERS if lever.name in rows or lever.name in kept}
     results = {"store": args.store, "codec": str(codec), "steps": args.steps, "n": args.n, "seeds": args.seeds,
                "floor": floor, "train_copies": generators["train_copies"]["figures"],
                "informative": report["generation"]["informative"], "rows": rows, "report": str(Path(args.out) / "report")}

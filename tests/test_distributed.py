@@ -42,6 +42,7 @@ def test_every_stage_runs_on_two_processes_with_identical_ranks(tiny_runs, tmp_p
         "codec": {"store": store, "model": TINY_CODEC},
         "diffusion": {"store": store, "codec": codec, "model": {"block_out_channels": [16, 32]}},
         "wavenet": {"store": store, "codec": codec, "model": {"residual_channels": 16, "skip_channels": 16}},
+        "maskgit": {"store": store, "codec": codec, "model": {"width": 32, "depth": 1, "heads": 2}},
     }
     for stage, config in stages.items():
         output = tmp_path / stage

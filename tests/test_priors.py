@@ -284,3 +284,80 @@ def test_cli_sample_writes_numpy_wfdb_and_png(tiny_pipeline, tmp_path, capsys):
         assert np.abs(record.p_signal[:, 0] - signals[0, :, 0]).max() < 1e-3 * (np.ptp(signals[0]) + 1e-3)
         assert (out / "samples.png").stat().st_size > 1000
         assert json.loads((out / "samples.json").read_text())["info"]["prior"] == prior
+
+
+def test_maskgit_decodes_every_position_on_the_cosine_schedule():
+    from tsvq.priors.maskgit import MaskedCodeTransformer, masked_fraction
+
+    torch.manual_seed(0)
+    model = MaskedCodeTransformer(num_codes=12, latent_length=20, width=16, depth=1, heads=2, num_classes=2).eval()
+    hidden_after_pass = []
+    forward = model.forward
+
+    def counting_forward(codes, labels=None):
+        hidden_after_pass.append(int((codes[0] == model.mask_id).sum()))
+        return forward(codes, labels)
+
+    model.forward = counting_forward
+    codes = model.generate(3, steps=6, labels=torch.tensor([0, 1, 1]), seed=3)
+    assert codes.shape == (3, 20) and int(codes.min()) >= 0 and int(codes.max()) < 12  # no hidden position is left
+    # each pass sees the positions the cosine schedule leaves hidden after the previous one
+    expected = [20] + [int(np.floor(20 * float(masked_fraction(t / 6)))) for t in range(1, 6)]
+    assert hidden_after_pass == expected
+    model.forward = forward
+    assert torch.equal(codes, model.generate(3, steps=6, labels=torch.tensor([0, 1, 1]), seed=3))
+    assert model.generate(2, steps=1, seed=0).shape == (2, 20)  # one pass decides everything
+    guided = model.generate(3, steps=6, labels=torch.tensor([0, 1, 1]), guidance=3.0, seed=3)
+    assert guided.shape == (3, 20) and not torch.equal(guided, codes)
+
+
+def test_maskgit_learns_a_periodic_code_sequence():
+    from tsvq.priors.maskgit import MaskedCodeTransformer, masked_fraction
+
+    torch.manual_seed(0)
+    period = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    sequences = torch.stack([period.roll(int(s)).repeat(3) for s in torch.randint(0, 8, (64,))])
+    model = MaskedCodeTransformer(num_codes=10, latent_length=24, width=32, depth=2, heads=2, dropout=0.0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(600):
+        loss = model.masked_loss(sequences, None, masked_fraction(torch.rand(len(sequences))))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    samples = model.generate(16, steps=8, seed=0)
+    # a sample is a shifted copy of the period wherever it is right: count the positions that agree with the best shift
+    agreement = [max(int((s == period.roll(k).repeat(3)).sum()) for k in range(8)) for s in samples]
+    assert np.mean(agreement) > 0.85 * 24
+    with torch.no_grad():  # half hidden, the rest of the period names the hidden codes
+        assert float(model.masked_loss(sequences, None, torch.full((64,), 0.5))) < 0.1 * float(np.log(10))
+
+
+def test_maskgit_prior_stage_in_a_pipeline_saves_loads_and_refuses_another_codec(tiny_runs, tmp_path):
+    from tsvq.codec import VQVAE
+    from tsvq.priors.maskgit import MaskGITPrior
+    from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit
+
+    folder = train_maskgit(MaskGITStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]),
+                                              model={"width": 32, "depth": 1, "heads": 2},
+                                              training=tiny_training(tmp_path / "maskgit", 20)))
+    prior = MaskGITPrior.from_pretrained(folder)
+    assert prior.statistics["val_bits_per_hidden_code"] > 0 and "val_bits_hidden_50pct" in prior.statistics
+    pipe = Pipeline.from_stages(tiny_runs["codec"], tiny_runs["diffusion"], folder)
+    assert list(pipe.priors) == ["diffusion", "maskgit"]
+    first = pipe.sample(5, "maskgit", steps=4, seed=2, progress=False)
+    assert first.signals.shape == (5, 256, 1) and np.isfinite(first.signals).all() and first.info["steps"] == 4
+    pipe.save_pretrained(tmp_path / "pipe")
+    again = Pipeline.from_pretrained(tmp_path / "pipe").sample(5, "maskgit", steps=4, seed=2, progress=False)
+    assert np.array_equal(first.signals, again.signals)
+    with pytest.raises(ConfigError, match="sampler"):
+        pipe.sample(2, "maskgit", sampler="dpm")
+    with pytest.raises(DataError, match="MaskGIT prior: labels given, but this prior was trained without class conditioning"):
+        pipe.sample(2, "maskgit", labels=[0, 0])
+    same_shape = VQVAE(window_length=256, **TINY_CODEC)
+    same_shape.save_pretrained(tmp_path / "same")
+    with pytest.raises(CheckpointError, match="MaskGIT prior: the prior was trained on another codec's codebook"):
+        Pipeline.from_stages(tmp_path / "same", None, folder)
+    assert cli_main(["sample", "--pipeline", str(tmp_path / "pipe"), "--prior", "maskgit", "--n", "3", "--steps", "3",
+                     "--no-wfdb", "--out", str(tmp_path / "samples")]) == 0
+    assert np.load(tmp_path / "samples" / "samples.npy").shape == (3, 256, 1)

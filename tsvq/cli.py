@@ -294,10 +294,10 @@ def _add_prior_arguments(p: argparse.ArgumentParser) -> None:
     from tsvq.priors.base import option_fields
 
     p.add_argument("--prior", help="which of the pipeline's priors draws the codes, by name (default: its first)")
-    for name, f in option_fields().items():
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f.metadata.get("help", name) + ("" if default is None else f" (default: {default})")
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_value_type(f), default=None, help=help_text)
+    for name, fields in option_fields().items():
+        helps = [f.metadata.get("help", name) + ("" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})")
+                 for f in fields]
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_value_type(fields[0]), default=None, help="; ".join(helps))
     p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
 

@@ -87,10 +87,11 @@ def sampling_options(prior_cls: type, options: dict[str, Any], where: str):
     return from_dict(prior_cls.SamplingOptions, {k: v for k, v in options.items() if v is not None}, where)
 
 
-def option_fields() -> dict[str, dataclasses.Field]:
-    """Every registered prior's sampling options by name (the CLI makes one flag of each)."""
-    found: dict[str, dataclasses.Field] = {}
+def option_fields() -> dict[str, list[dataclasses.Field]]:
+    """Every registered prior's sampling options by name, each with the fields of the priors that have it (the CLI
+    makes one flag of each name, e.g. ``--steps`` for the diffusion and MaskGIT priors, and joins their help)."""
+    found: dict[str, list[dataclasses.Field]] = {}
     for cls in PRIORS.values():
         for f in dataclasses.fields(cls.SamplingOptions):
-            found.setdefault(f.name, f)
+            found.setdefault(f.name, []).append(f)
     return found

@@ -234,9 +234,9 @@ class WaveNetPrior:
                **options) -> PriorSample:
         """``n`` code sequences ``(n, L')`` int64, drawn with cached (O(layers) per code) generation."""
         settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
-        label_ids = as_long(labels, n, self.labels, "WaveNet prior")
-        if label_ids is not None and self.model.class_embedding is None:
+        if labels is not None and self.model.class_embedding is None:
             raise DataError("WaveNet prior: labels given, but this prior was trained without class conditioning")
+        label_ids = as_long(labels, n, self.labels, "WaveNet prior")
         self.model.eval()
         out = []
         for i, start in enumerate(range(0, n, batch_size)):

@@ -24,6 +24,7 @@ _STAGES: dict[str, str | Stage] = {
     "codec": "tsvq.training.codec",
     "diffusion": "tsvq.training.diffusion",
     "wavenet": "tsvq.training.wavenet",
+    "maskgit": "tsvq.training.maskgit",
 }
 
 

@@ -1,0 +1,220 @@
+"""Bidirectional masked-token prior over code indices ``(B, L')`` (MaskGIT, Chang et al. 2022; TimeVQVAE's stage 2).
+
+Why beside the WaveNet: an autoregressive prior commits to codes left to right and never revisits one; a window
+of heartbeats is nearly periodic, and a model that sees both neighbours of a beat, and that fills the sequence in a
+few parallel passes instead of L' sequential ones, is the other family the field uses.
+
+Training hides a random fraction of the positions (the fraction drawn from the cosine schedule, so most batches
+hide most of the sequence, as sampling starts) and predicts the hidden codes from every visible one. Sampling
+starts fully hidden; each of ``steps`` passes predicts every hidden position, draws a code for each, and keeps the
+most confident ones so that ``cos(pi/2 * t/T)`` of the sequence stays hidden after pass t; the rest are hidden
+again. Confidence gets Gumbel noise that fades to zero over the passes (the paper's "choice temperature"), so early
+passes explore. A conditional model is trained with the label sometimes dropped, for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+from tqdm.auto import tqdm
+
+from tsvq.errors import DataError
+from tsvq.io import atomic_directory, write_json
+from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
+from tsvq.priors.signature import as_long, check_signature
+from tsvq.priors.wavenet import check_single_codebook
+from tsvq.safe_loading import load_model
+
+
+def masked_fraction(progress: torch.Tensor | float) -> torch.Tensor:
+    """The cosine schedule: the fraction of positions hidden at ``progress`` in [0, 1] (1 at 0, 0 at 1)."""
+    return torch.cos(torch.as_tensor(progress, dtype=torch.float32) * math.pi / 2)
+
+
+def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
+    """Standard Gumbel samples, ``-log(-log(u))``, with ``u`` kept inside (0, 1)."""
+    uniform = torch.rand(shape, generator=generator).clamp(1e-10, 1 - 1e-7)
+    return -torch.log(-torch.log(uniform))
+
+
+def hide_codes(codes: torch.Tensor, fraction: torch.Tensor, mask_id: int,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide ``ceil(fraction * L')`` (at least one) random positions of each row: (inputs, hidden mask)."""
+    batch, length = codes.shape
+    count = torch.ceil(fraction * length).clamp(1, length).long().to(codes.device)
+    ranks = torch.rand((batch, length), generator=generator).to(codes.device).argsort(dim=1).argsort(dim=1)
+    hidden = ranks < count[:, None]
+    return torch.where(hidden, torch.full_like(codes, mask_id), codes), hidden
+
+
+def masked_cross_entropy(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None, fraction: torch.Tensor,
+                         mask_id: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training loss: hide positions, predict them. ``model`` is called, not unwrapped, so a
+    DistributedDataParallel wrapper synchronises its gradients."""
+    inputs, hidden = hide_codes(codes, fraction, mask_id, generator)
+    logits = model(inputs, labels)
+    return F.cross_entropy(logits[hidden].float(), codes[hidden])
+
+
+@dataclass
+class MaskGITConfig:
+    """The transformer's size, as a user chooses it (vocabulary, length and classes come from the codec and data)."""
+
+    width: int = 128
+    depth: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+
+
+class MaskedCodeTransformer(ModelMixin, ConfigMixin):
+    """Logits ``(B, L', K)`` of every position's code from codes where index ``num_codes`` means "hidden".
+    A conditional model reads its label as one extra token in front (index ``num_classes``: no label)."""
+
+    @register_to_config
+    def __init__(self, num_codes: int = 512, latent_length: int = 128, width: int = 128, depth: int = 4, heads: int = 4,
+                 dropout: float = 0.1, num_classes: int = 0):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width {width} must be divisible by heads {heads}")
+        self.embedding = nn.Embedding(num_codes + 1, width)
+        self.positions = nn.Parameter(torch.randn(1, latent_length, width) * 0.02)
+        self.class_embedding = nn.Embedding(num_classes + 1, width) if num_classes else None
+        self.input_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(BasicTransformerBlock(width, heads, width // heads, dropout=dropout, activation_fn="gelu",
+                                                          attention_bias=True) for _ in range(depth))
+        self.norm_out = nn.LayerNorm(width)
+        self.head = nn.Linear(width, num_codes)
+
+    @property
+    def mask_id(self) -> int:
+        return self.config.num_codes
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``codes`` (B, L') with ``mask_id`` at hidden positions; ``labels`` (B,) (``null_class``: none)."""
+        if codes.ndim != 2 or codes.shape[1] != self.config.latent_length:
+            raise DataError(f"MaskGIT prior: codes must have shape (B, {self.config.latent_length}), got {tuple(codes.shape)}")
+        tokens = self.embedding(codes) + self.positions
+        if self.class_embedding is not None:
+            if labels is None:
+                labels = torch.full((len(codes),), self.null_class, dtype=torch.long, device=codes.device)
+            tokens = torch.cat([self.class_embedding(labels)[:, None], tokens], dim=1)
+        tokens = self.input_dropout(tokens)
+        for block in self.blocks:
+            tokens = block(tokens)
+        if self.class_embedding is not None:
+            tokens = tokens[:, 1:]
+        return self.head(self.norm_out(tokens))
+
+    def masked_loss(self, codes: torch.Tensor, labels: torch.Tensor | None, fraction: torch.Tensor,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """Cross-entropy (nats) of the hidden positions' codes, over every hidden position of the batch."""
+        return masked_cross_entropy(self, codes, labels, fraction, self.mask_id, generator)
+
+    def _guided_logits(self, codes: torch.Tensor, labels: torch.Tensor | None, guidance: float) -> torch.Tensor:
+        if labels is None or guidance == 1.0:
+            return self.forward(codes, labels).float()
+        both = self.forward(torch.cat([codes, codes]), torch.cat([labels, torch.full_like(labels, self.null_class)])).float()
+        conditional, unconditional = both.chunk(2)
+        return unconditional + guidance * (conditional - unconditional)
+
+    @torch.no_grad()
+    def generate(self, n: int, steps: int = 12, labels: torch.Tensor | None = None, temperature: float = 1.0,
+                 confidence_noise: float = 4.5, guidance: float = 1.0, seed: int | None = 0, progress: bool = False) -> torch.Tensor:
+        """``(n, L')`` codes by iterative parallel decoding (module docstring). Noise is drawn on the CPU from
+        ``seed``, so a draw is the same on every device."""
+        length, device = self.config.latent_length, self.device
+        generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        labels = labels.to(device) if labels is not None else None
+        codes = torch.full((n, length), self.mask_id, dtype=torch.long, device=device)
+        for step in tqdm(range(steps), desc="sample maskgit", leave=False, disable=not progress):
+            hidden = codes == self.mask_id
+            logits = self._guided_logits(codes, labels, guidance) / max(temperature, 1e-6)
+            drawn = (logits + gumbel_noise(logits.shape, generator).to(device)).argmax(-1)  # one categorical draw per position (Gumbel-max)
+            drawn = torch.where(hidden, drawn, codes)
+            confidence = torch.log_softmax(logits, -1).gather(-1, drawn[..., None])[..., 0]
+            noise = gumbel_noise((n, length), generator).to(device)
+            confidence = confidence + confidence_noise * (1 - (step + 1) / steps) * noise
+            confidence = confidence.masked_fill(~hidden, float("inf"))  # decided codes stay
+            still_hidden = int(math.floor(length * float(masked_fraction((step + 1) / steps))))
+            if step < steps - 1:  # at least one position is decided per pass, and one stays for the next
+                still_hidden = max(1, min(int(hidden.sum(1).min()) - 1, still_hidden))
+            if still_hidden <= 0:
+                codes = drawn
+                break
+            threshold = confidence.sort(dim=1).values[:, still_hidden - 1 : still_hidden]
+            codes = torch.where(confidence <= threshold, torch.full_like(drawn, self.mask_id), drawn)
+        return codes
+
+
+@dataclass
+class MaskGITSamplingOptions:
+    steps: int = field(default=12, metadata={"help": "maskgit: decoding passes"})
+    temperature: float = field(default=1.0, metadata={"help": "maskgit: divide the logits by this (< 1: safer codes)"})
+    confidence_noise: float = field(default=4.5, metadata={"help": "maskgit: Gumbel noise on the confidence at the first "
+                                                                   "pass, fading to 0 (the paper's choice temperature)"})
+    guidance: float = field(default=1.0, metadata={"help": "maskgit: classifier-free guidance scale (conditional priors)"})
+
+
+@register_prior
+class MaskGITPrior:
+    """A trained masked-code transformer with its labels, codec signature and validation figures."""
+
+    kind = "maskgit"
+    models = "codes"
+    SamplingOptions = MaskGITSamplingOptions
+
+    def __init__(self, model: MaskedCodeTransformer, labels: list[str] | None = None, codec_signature: dict | None = None,
+                 statistics: dict | None = None):
+        self.model = model
+        self.labels = list(labels or [])
+        self.codec_signature = dict(codec_signature or {})
+        self.statistics = dict(statistics or {})
+
+    def check_codec(self, codec) -> None:
+        check_single_codebook(codec)
+        check_signature(self.codec_signature, codec, "MaskGIT prior")
+
+    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
+               **options) -> PriorSample:
+        """``n`` code sequences ``(n, L')`` int64 in ``steps`` parallel passes per batch."""
+        settings = sampling_options(MaskGITPrior, options, "MaskGIT prior sampling options")
+        if settings.steps < 1:
+            raise DataError(f"MaskGIT prior: steps must be at least 1, got {settings.steps}")
+        if labels is not None and self.model.class_embedding is None:
+            raise DataError("MaskGIT prior: labels given, but this prior was trained without class conditioning")
+        label_ids = as_long(labels, n, self.labels, "MaskGIT prior")
+        self.model.eval()
+        out = []
+        for i, start in enumerate(range(0, n, batch_size)):
+            count = min(batch_size, n - start)
+            out.append(self.model.generate(count, settings.steps, None if label_ids is None else label_ids[start : start + count],
+                                           settings.temperature, settings.confidence_noise, settings.guidance,
+                                           None if seed is None else seed + i, progress))
+        return PriorSample(codes=torch.cat(out), info=asdict(settings))
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        with atomic_directory(folder) as tmp:
+            self.model.save_pretrained(tmp / "model")
+            write_json(tmp / "prior.json", {
+                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
+                "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
+            })
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "MaskGITPrior":
+        folder = Path(folder)
+        info = read_prior_description(folder, cls.kind)
+        model = load_model(MaskedCodeTransformer, folder / "model").to(device)
+        return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))
