@@ -8,7 +8,7 @@ settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and 
 (a DiT-style transformer against the UNet), its size, the training length, the noise schedule and prediction
 target, the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
 vectors, a low-pass at decode, DDPM with 1000 steps). The ``maskgit`` rows train the MaskGIT prior over the code
-indices instead (same codec, windows, batch and steps; learning rate 5e-4, weight decay 0.01) and vary its decoding
+indices instead (same codec, windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding
 passes and confidence noise. Each row draws ``--n`` x ``--seeds`` windows; one
 ``tsvq eval`` report scores all rows side by side against the held-out windows and the real-vs-real floor, each seed
 on its own share (mean +- std over the seeds). Trained rows are resumed, not retrained, when run again; rows run
@@ -41,7 +41,7 @@ from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noq
 from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E402
 
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
-MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 5e-4, 0.01
+MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 2e-3, 0.01
 RESULTS_FILE = RESULTS / "levers.json"
 
 

@@ -309,6 +309,27 @@ def test_maskgit_decodes_every_position_on_the_cosine_schedule():
     assert model.generate(2, steps=1, seed=0).shape == (2, 20)  # one pass decides everything
     guided = model.generate(3, steps=6, labels=torch.tensor([0, 1, 1]), guidance=3.0, seed=3)
     assert guided.shape == (3, 20) and not torch.equal(guided, codes)
+    learned = MaskedCodeTransformer(num_codes=12, latent_length=20, width=16, depth=1, heads=2, position_encoding="learned").eval()
+    assert learned.generate(2, steps=3, seed=0).shape == (2, 20)
+    with pytest.raises(ValueError, match="position_encoding must be conv or learned"):
+        MaskedCodeTransformer(num_codes=12, latent_length=20, width=16, depth=1, heads=2, position_encoding="rotary")
+
+
+def test_maskgit_conv_positions_make_the_model_shift_equivariant():
+    """With relative (convolutional) positions, shifting the visible codes shifts the predictions: what the model
+    learns about a beat does not depend on where in the window the beat falls."""
+    from tsvq.priors.maskgit import MaskedCodeTransformer
+
+    torch.manual_seed(0)
+    model = MaskedCodeTransformer(num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_kernel=9, dropout=0.0).eval()
+    codes = torch.full((1, 64), model.mask_id)
+    codes[0, 20:30] = torch.arange(10)
+    shifted = codes.roll(8, dims=1)
+    with torch.no_grad():
+        # away from the edges (zero padding), predictions move with the codes
+        assert torch.allclose(model(codes)[0, 10:40], model(shifted)[0, 18:48], atol=1e-5)
+        absolute = MaskedCodeTransformer(num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_encoding="learned", dropout=0.0).eval()
+        assert not torch.allclose(absolute(codes)[0, 10:40], absolute(shifted)[0, 18:48], atol=1e-5)
 
 
 def test_maskgit_learns_a_periodic_code_sequence():

@@ -72,6 +72,8 @@ class MaskGITConfig:
     depth: int = 4
     heads: int = 4
     dropout: float = 0.1
+    position_encoding: str = "conv"  # "conv" (relative, shift-equivariant) or "learned" (one vector per position)
+    position_kernel: int = 65  # the convolution's width in code positions (65: about a second each way at 31 codes/s)
 
 
 class MaskedCodeTransformer(ModelMixin, ConfigMixin):
@@ -80,18 +82,30 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, num_codes: int = 512, latent_length: int = 128, width: int = 128, depth: int = 4, heads: int = 4,
-                 dropout: float = 0.1, num_classes: int = 0):
+                 dropout: float = 0.1, num_classes: int = 0, position_encoding: str = "conv", position_kernel: int = 65):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} must be divisible by heads {heads}")
         self.embedding = nn.Embedding(num_codes + 1, width)
-        self.positions = nn.Parameter(torch.randn(1, latent_length, width) * 0.02)
+        if position_encoding not in ("conv", "learned"):
+            raise ValueError(f"position_encoding must be conv or learned, not {position_encoding!r}")
+        # "conv": where a code sits is told by a convolution over its neighbours (wav2vec 2.0's relative positional
+        # embedding), so the model is the same at every shift of a window, like the WaveNet; "learned": one vector
+        # per absolute position (MaskGIT's), which on few, overlapping windows learns the windows by heart
+        self.position_conv = (nn.Conv1d(width, width, position_kernel, padding=position_kernel // 2, groups=math.gcd(16, width))
+                              if position_encoding == "conv" else None)
+        self.positions = nn.Parameter(torch.randn(1, latent_length, width) * 0.02) if position_encoding == "learned" else None
         self.class_embedding = nn.Embedding(num_classes + 1, width) if num_classes else None
         self.input_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(BasicTransformerBlock(width, heads, width // heads, dropout=dropout, activation_fn="gelu",
                                                           attention_bias=True) for _ in range(depth))
         self.norm_out = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_codes)
+        # token and label embeddings on the positions' scale: at torch's default N(0, 1) they drown the positions,
+        # and attention, blind to where a code sits, learns little beyond the codes' frequencies
+        for embedding in (self.embedding, self.class_embedding):
+            if embedding is not None:
+                nn.init.normal_(embedding.weight, std=0.02)
 
     @property
     def mask_id(self) -> int:
@@ -105,7 +119,11 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
         """``codes`` (B, L') with ``mask_id`` at hidden positions; ``labels`` (B,) (``null_class``: none)."""
         if codes.ndim != 2 or codes.shape[1] != self.config.latent_length:
             raise DataError(f"MaskGIT prior: codes must have shape (B, {self.config.latent_length}), got {tuple(codes.shape)}")
-        tokens = self.embedding(codes) + self.positions
+        tokens = self.embedding(codes)
+        if self.position_conv is not None:
+            tokens = tokens + F.gelu(self.position_conv(tokens.transpose(1, 2))).transpose(1, 2)
+        else:
+            tokens = tokens + self.positions
         if self.class_embedding is not None:
             if labels is None:
                 labels = torch.full((len(codes),), self.null_class, dtype=torch.long, device=codes.device)
@@ -131,7 +149,8 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def generate(self, n: int, steps: int = 12, labels: torch.Tensor | None = None, temperature: float = 1.0,
-                 confidence_noise: float = 4.5, guidance: float = 1.0, seed: int | None = 0, progress: bool = False) -> torch.Tensor:
+                 confidence_noise: float = 4.5, guidance: float = 1.0, seed: int | None = 0,
+                 progress: bool = False) -> torch.Tensor:
         """``(n, L')`` codes by iterative parallel decoding (module docstring). Noise is drawn on the CPU from
         ``seed``, so a draw is the same on every device."""
         length, device = self.config.latent_length, self.device
@@ -141,7 +160,8 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
         for step in tqdm(range(steps), desc="sample maskgit", leave=False, disable=not progress):
             hidden = codes == self.mask_id
             logits = self._guided_logits(codes, labels, guidance) / max(temperature, 1e-6)
-            drawn = (logits + gumbel_noise(logits.shape, generator).to(device)).argmax(-1)  # one categorical draw per position (Gumbel-max)
+            # one categorical draw per position (Gumbel-max)
+            drawn = (logits + gumbel_noise(logits.shape, generator).to(device)).argmax(-1)
             drawn = torch.where(hidden, drawn, codes)
             confidence = torch.log_softmax(logits, -1).gather(-1, drawn[..., None])[..., 0]
             noise = gumbel_noise((n, length), generator).to(device)

@@ -29,7 +29,7 @@ class MaskGITStageConfig:
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
     label_dropout: float = 0.1
     val_max_windows: int = 512
-    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/maskgit", learning_rate=5e-4,
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/maskgit", learning_rate=2e-3,
                                                                             weight_decay=0.01))
 
     def __post_init__(self):
