@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +26,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tsvq.errors import DataError
-from tsvq.io import atomic_directory, write_json
-from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
-from tsvq.priors.signature import as_long, check_signature
-from tsvq.priors.wavenet import check_single_codebook
-from tsvq.safe_loading import load_model
+from tsvq.priors.base import PriorSample, register_prior, sampling_options
+from tsvq.priors.code_prior import CodePrior
 
 
 def masked_fraction(progress: torch.Tensor | float) -> torch.Tensor:
@@ -188,23 +184,13 @@ class MaskGITSamplingOptions:
 
 
 @register_prior
-class MaskGITPrior:
+class MaskGITPrior(CodePrior):
     """A trained masked-code transformer with its labels, codec signature and validation figures."""
 
     kind = "maskgit"
-    models = "codes"
+    title = "MaskGIT prior"
+    model_class = MaskedCodeTransformer
     SamplingOptions = MaskGITSamplingOptions
-
-    def __init__(self, model: MaskedCodeTransformer, labels: list[str] | None = None, codec_signature: dict | None = None,
-                 statistics: dict | None = None):
-        self.model = model
-        self.labels = list(labels or [])
-        self.codec_signature = dict(codec_signature or {})
-        self.statistics = dict(statistics or {})
-
-    def check_codec(self, codec) -> None:
-        check_single_codebook(codec)
-        check_signature(self.codec_signature, codec, "MaskGIT prior")
 
     def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
                **options) -> PriorSample:
@@ -212,9 +198,7 @@ class MaskGITPrior:
         settings = sampling_options(MaskGITPrior, options, "MaskGIT prior sampling options")
         if settings.steps < 1:
             raise DataError(f"MaskGIT prior: steps must be at least 1, got {settings.steps}")
-        if labels is not None and self.model.class_embedding is None:
-            raise DataError("MaskGIT prior: labels given, but this prior was trained without class conditioning")
-        label_ids = as_long(labels, n, self.labels, "MaskGIT prior")
+        label_ids = self.label_ids(labels, n)
         self.model.eval()
         out = []
         for i, start in enumerate(range(0, n, batch_size)):
@@ -223,18 +207,3 @@ class MaskGITPrior:
                                            settings.temperature, settings.confidence_noise, settings.guidance,
                                            None if seed is None else seed + i, progress))
         return PriorSample(codes=torch.cat(out), info=asdict(settings))
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        with atomic_directory(folder) as tmp:
-            self.model.save_pretrained(tmp / "model")
-            write_json(tmp / "prior.json", {
-                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
-                "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
-            })
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "MaskGITPrior":
-        folder = Path(folder)
-        info = read_prior_description(folder, cls.kind)
-        model = load_model(MaskedCodeTransformer, folder / "model").to(device)
-        return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))

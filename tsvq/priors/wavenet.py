@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +21,9 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from tsvq.errors import ConfigError, DataError
-from tsvq.io import atomic_directory, write_json
-from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
-from tsvq.priors.signature import as_long, check_signature
-from tsvq.safe_loading import load_model
+from tsvq.errors import DataError
+from tsvq.priors.base import PriorSample, register_prior, sampling_options
+from tsvq.priors.code_prior import CodePrior
 
 
 class GatedResidualLayer(nn.Module):
@@ -212,31 +209,19 @@ class WaveNetSamplingOptions:
 
 
 @register_prior
-class WaveNetPrior:
+class WaveNetPrior(CodePrior):
     """A trained WaveNet over code indices with what it needs beside its weights: labels, codec signature, code rate."""
 
     kind = "wavenet"
-    models = "codes"
+    title = "WaveNet prior"
+    model_class = WaveNet
     SamplingOptions = WaveNetSamplingOptions
-
-    def __init__(self, model: WaveNet, labels: list[str] | None = None, codec_signature: dict | None = None,
-                 statistics: dict | None = None):
-        self.model = model
-        self.labels = list(labels or [])
-        self.codec_signature = dict(codec_signature or {})
-        self.statistics = dict(statistics or {})
-
-    def check_codec(self, codec) -> None:
-        check_single_codebook(codec)
-        check_signature(self.codec_signature, codec, "WaveNet prior")
 
     def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
                **options) -> PriorSample:
         """``n`` code sequences ``(n, L')`` int64, drawn with cached (O(layers) per code) generation."""
         settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
-        if labels is not None and self.model.class_embedding is None:
-            raise DataError("WaveNet prior: labels given, but this prior was trained without class conditioning")
-        label_ids = as_long(labels, n, self.labels, "WaveNet prior")
+        label_ids = self.label_ids(labels, n)
         self.model.eval()
         out = []
         for i, start in enumerate(range(0, n, batch_size)):
@@ -245,24 +230,3 @@ class WaveNetPrior:
             out.append(self.model.generate(count, labels=labels_here, temperature=settings.temperature, top_k=settings.top_k,
                                            top_p=settings.top_p, seed=None if seed is None else seed + i, progress=progress))
         return PriorSample(codes=torch.cat(out), info=asdict(settings))
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        with atomic_directory(folder) as tmp:
-            self.model.save_pretrained(tmp / "model")
-            write_json(tmp / "prior.json", {
-                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
-                "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
-            })
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "WaveNetPrior":
-        folder = Path(folder)
-        info = read_prior_description(folder, cls.kind)
-        model = load_model(WaveNet, folder / "model").to(device)
-        return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))
-
-
-def check_single_codebook(codec) -> None:
-    if codec.config.num_quantizers != 1:
-        raise ConfigError(f"the WaveNet prior models one code per position; this codec has {codec.config.num_quantizers} "
-                          "residual quantizers (use the diffusion prior, which models their summed vectors)")

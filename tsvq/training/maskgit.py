@@ -12,11 +12,9 @@ from accelerate.utils import set_seed
 from tsvq.config import as_config
 from tsvq.priors.maskgit import MaskedCodeTransformer, MaskGITConfig, MaskGITPrior, masked_cross_entropy, masked_fraction
 from tsvq.priors.signature import codec_signature
-from tsvq.priors.wavenet import check_single_codebook
 from tsvq.training.loop import TrainingConfig, train
-from tsvq.training.prior_data import load_prior_data
+from tsvq.training.prior_data import CodePriorTask
 from tsvq.training.stages import Stage
-from tsvq.training.wavenet import CodeDataset
 
 VALIDATION_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)  # the hidden fractions the validation loss averages over
 
@@ -36,18 +34,12 @@ class MaskGITStageConfig:
         self.model = as_config(MaskGITConfig, self.model, "maskgit stage: model")
 
 
-class MaskGITTask:
+class MaskGITTask(CodePriorTask):
     best_metric = "val_bits_per_hidden_code"
+    title = "the MaskGIT prior"
 
     def __init__(self, config: MaskGITStageConfig):
-        self.config = config
-        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
-                               config.val_max_windows, config.conditional)
-        self.store, self.codec, self.labels = data.store, data.codec, data.labels
-        check_single_codebook(self.codec)
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
-        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
-        self.last_metrics: dict[str, float] | None = None
+        super().__init__(config)
         self.model = MaskedCodeTransformer(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
                                            num_classes=len(self.labels), **asdict(config.model))
 
@@ -79,12 +71,6 @@ class MaskGITTask:
     def save(self, model, folder: Path) -> None:
         statistics = self.last_metrics or self.evaluate(model)  # the loop saves right after evaluating these weights
         MaskGITPrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
-
-    def after_step(self, model) -> None:
-        pass
-
-    def checkpoint_objects(self) -> list:
-        return []
 
 
 def train_maskgit(config: MaskGITStageConfig) -> Path:

@@ -1,4 +1,5 @@
-"""What both prior stages start from: the store, the trained codec, and the cached codes of train and validation."""
+"""What the prior stages start from: the store, the trained codec, and the cached codes of train and validation;
+and what the code-prior stages (WaveNet, MaskGIT) share: the codes as datasets, the codec check."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
 from tsvq.data import WindowStore
 from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError
+from tsvq.priors.code_prior import check_single_codebook
 from tsvq.priors.latents import cached_codes
 from tsvq.safe_loading import load_model
 
@@ -40,3 +44,41 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
     ids = label_ids(store.index["label"], labels, missing=len(labels))
     return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels)
+
+
+class CodeDataset(Dataset):
+    """Code rows ``(L',)`` with their label index (``len(labels)``: no label)."""
+
+    def __init__(self, codes: np.ndarray, labels: np.ndarray):
+        self.codes = torch.from_numpy(codes.astype(np.int64))
+        self.labels = torch.from_numpy(labels.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"codes": self.codes[i], "label": self.labels[i]}
+
+
+class CodePriorTask:
+    """The part of a code-prior stage's task that is the same for every such prior: data, datasets, the codec
+    check, and no per-step work or extra checkpoint state. Subclasses add the model, loss, evaluate and save."""
+
+    title: str = "a code prior"
+
+    def __init__(self, config):
+        self.config = config
+        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
+                               config.val_max_windows, config.conditional)
+        self.data = data
+        self.store, self.codec, self.labels = data.store, data.codec, data.labels
+        check_single_codebook(self.codec, self.title)
+        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
+        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
+        self.last_metrics: dict[str, float] | None = None
+
+    def after_step(self, model) -> None:
+        pass
+
+    def checkpoint_objects(self) -> list:
+        return []

@@ -6,19 +6,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from torch.utils.data import Dataset
 
 from tsvq.codec.metrics import codebook_report
-from tsvq.priors.signature import codec_signature
 from tsvq.config import as_config
-from tsvq.priors.wavenet import WaveNet, WaveNetConfig, WaveNetPrior, check_single_codebook
+from tsvq.priors.signature import codec_signature
+from tsvq.priors.wavenet import WaveNet, WaveNetConfig, WaveNetPrior
 from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.prior_data import CodePriorTask
 from tsvq.training.stages import Stage
-from tsvq.training.prior_data import load_prior_data
 
 
 @dataclass
@@ -34,32 +32,14 @@ class WaveNetStageConfig:
         self.model = as_config(WaveNetConfig, self.model, "wavenet stage: model")
 
 
-class CodeDataset(Dataset):
-    def __init__(self, codes: np.ndarray, labels: np.ndarray):
-        self.codes = torch.from_numpy(codes.astype(np.int64))
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"codes": self.codes[i], "label": self.labels[i]}
-
-
-class WaveNetTask:
+class WaveNetTask(CodePriorTask):
     best_metric = "val_bits_per_code"
+    title = "the WaveNet prior"
 
     def __init__(self, config: WaveNetStageConfig):
-        self.config = config
-        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
-                               config.val_max_windows, config.conditional)
-        self.store, self.codec, self.labels = data.store, data.codec, data.labels
-        check_single_codebook(self.codec)
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
-        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
-        self.unigram_bits = codebook_report(data.train_codes, self.codec.config.num_codes)["entropy_bits"]
+        super().__init__(config)
+        self.unigram_bits = codebook_report(self.data.train_codes, self.codec.config.num_codes)["entropy_bits"]
         self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor
-        self.last_metrics: dict[str, float] | None = None
         self.model = WaveNet(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
                                   num_classes=len(self.labels), **asdict(config.model))
 
@@ -82,12 +62,6 @@ class WaveNetTask:
         # The loop saves right after evaluating these same weights; evaluate only if it has not.
         statistics = (self.last_metrics or self.evaluate(model)) | {"codes_per_second": self.codes_per_second}
         WaveNetPrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
-
-    def after_step(self, model) -> None:
-        pass
-
-    def checkpoint_objects(self) -> list:
-        return []
 
 
 def train_wavenet(config: WaveNetStageConfig) -> Path:

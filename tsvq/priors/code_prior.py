@@ -1,0 +1,64 @@
+"""What the priors over code indices (WaveNet, MaskGIT) share beside their models: the folder (``model/`` +
+``prior.json`` with labels, codec signature and validation figures), the codec check and the label check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from tsvq.errors import ConfigError, DataError
+from tsvq.io import atomic_directory, write_json
+from tsvq.priors.base import PRIOR_FORMAT_VERSION, read_prior_description
+from tsvq.priors.signature import as_long, check_signature
+from tsvq.safe_loading import load_model
+
+
+def check_single_codebook(codec, prior: str = "a code prior") -> None:
+    """A code prior draws one code per position: a residual-VQ codec has several."""
+    if codec.config.num_quantizers != 1:
+        raise ConfigError(f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
+                          "residual quantizers (use the diffusion prior, which models their summed vectors)")
+
+
+class CodePrior:
+    """A trained model over ``(B, L')`` code indices with its labels, codec signature and statistics. Subclasses
+    set ``kind``, ``title``, ``model_class``, ``SamplingOptions`` and ``sample`` (and ``@register_prior``)."""
+
+    models: ClassVar[str] = "codes"
+    kind: ClassVar[str]
+    title: ClassVar[str]  # how errors name the prior, e.g. "WaveNet prior"
+    model_class: ClassVar[type]
+
+    def __init__(self, model, labels: list[str] | None = None, codec_signature: dict | None = None,
+                 statistics: dict | None = None):
+        self.model = model
+        self.labels = list(labels or [])
+        self.codec_signature = dict(codec_signature or {})
+        self.statistics = dict(statistics or {})
+
+    def check_codec(self, codec) -> None:
+        check_single_codebook(codec, f"the {self.title}")
+        check_signature(self.codec_signature, codec, self.title)
+
+    def label_ids(self, labels, n: int) -> torch.Tensor | None:
+        """``labels`` (names or indices, one or n) as indices; refused when the model was trained without them."""
+        if labels is not None and self.model.class_embedding is None:
+            raise DataError(f"{self.title}: labels given, but this prior was trained without class conditioning")
+        return as_long(labels, n, self.labels, self.title)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        with atomic_directory(folder) as tmp:
+            self.model.save_pretrained(tmp / "model")
+            write_json(tmp / "prior.json", {
+                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
+                "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
+            })
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu"):
+        folder = Path(folder)
+        info = read_prior_description(folder, cls.kind)
+        model = load_model(cls.model_class, folder / "model").to(device)
+        return cls(model, info.get("labels"), info.get("codec_signature"), info.get("statistics"))
