@@ -121,7 +121,7 @@ def draw(lever: Lever, prior: Path, codec: Path, store: WindowStore, args) -> tu
     if lever.lowpass_hz:
         along_time = np.moveaxis(signals, 1, 0)  # bandpass filters axis 0
         signals = np.moveaxis(bandpass(along_time, store.sampling_rate_hz, None, lever.lowpass_hz), 0, 1).astype(np.float32)
-    return signals, {"sampling": sampling, "snap": lever.snap, "lowpass_hz": lever.lowpass_hz,
+    return signals, {"sampling": sampling, "snap": lever.snap if lever.prior == "diffusion" else None, "lowpass_hz": lever.lowpass_hz,
                      "samples_per_s": len(signals) / seconds,
                      "snap_distance_relative": output.info.get("snap_distance_relative")}
 
