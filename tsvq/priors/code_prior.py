@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 
@@ -47,6 +47,17 @@ class CodePrior:
         if labels is not None and self.model.class_embedding is None:
             raise DataError(f"{self.title}: labels given, but this prior was trained without class conditioning")
         return as_long(labels, n, self.labels, self.title)
+
+    def _in_batches(self, n: int, labels: torch.Tensor | None, seed: int | None, batch_size: int,
+                    draw: Callable[[int, torch.Tensor | None, int | None], torch.Tensor]) -> torch.Tensor:
+        """``draw(count, labels, seed)`` over batches of ``batch_size``; batch i is seeded ``seed + i``, so a draw
+        depends on the seed and batch size only."""
+        self.model.eval()
+        out = []
+        for i, start in enumerate(range(0, n, batch_size)):
+            count = min(batch_size, n - start)
+            out.append(draw(count, None if labels is None else labels[start : start + count], None if seed is None else seed + i))
+        return torch.cat(out)
 
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:

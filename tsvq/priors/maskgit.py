@@ -198,12 +198,7 @@ class MaskGITPrior(CodePrior):
         settings = sampling_options(MaskGITPrior, options, "MaskGIT prior sampling options")
         if settings.steps < 1:
             raise DataError(f"MaskGIT prior: steps must be at least 1, got {settings.steps}")
-        label_ids = self.label_ids(labels, n)
-        self.model.eval()
-        out = []
-        for i, start in enumerate(range(0, n, batch_size)):
-            count = min(batch_size, n - start)
-            out.append(self.model.generate(count, settings.steps, None if label_ids is None else label_ids[start : start + count],
-                                           settings.temperature, settings.confidence_noise, settings.guidance,
-                                           None if seed is None else seed + i, progress))
-        return PriorSample(codes=torch.cat(out), info=asdict(settings))
+        codes = self._in_batches(n, self.label_ids(labels, n), seed, batch_size, lambda count, batch_labels, batch_seed:
+                                 self.model.generate(count, settings.steps, batch_labels, settings.temperature,
+                                                     settings.confidence_noise, settings.guidance, batch_seed, progress))
+        return PriorSample(codes=codes, info=asdict(settings))

@@ -221,12 +221,8 @@ class WaveNetPrior(CodePrior):
                **options) -> PriorSample:
         """``n`` code sequences ``(n, L')`` int64, drawn with cached (O(layers) per code) generation."""
         settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
-        label_ids = self.label_ids(labels, n)
-        self.model.eval()
-        out = []
-        for i, start in enumerate(range(0, n, batch_size)):
-            count = min(batch_size, n - start)
-            labels_here = label_ids[start : start + count] if label_ids is not None else None
-            out.append(self.model.generate(count, labels=labels_here, temperature=settings.temperature, top_k=settings.top_k,
-                                           top_p=settings.top_p, seed=None if seed is None else seed + i, progress=progress))
-        return PriorSample(codes=torch.cat(out), info=asdict(settings))
+        codes = self._in_batches(n, self.label_ids(labels, n), seed, batch_size, lambda count, batch_labels, batch_seed:
+                                 self.model.generate(count, labels=batch_labels, temperature=settings.temperature,
+                                                     top_k=settings.top_k, top_p=settings.top_p, seed=batch_seed,
+                                                     progress=progress))
+        return PriorSample(codes=codes, info=asdict(settings))

@@ -21,7 +21,7 @@ from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
 from tsvq.training.stages import Stage
-from tsvq.training.prior_data import load_prior_data
+from tsvq.training.prior_data import drop_labels, load_prior_data
 
 
 @dataclass
@@ -101,9 +101,8 @@ class DiffusionTask:
 
     def loss(self, model, batch):
         labels = batch["label"]
-        if self.labels:  # classifier-free guidance: sometimes hide the label
-            drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
-            labels = torch.where(drop, torch.full_like(labels, len(self.labels)), labels)
+        if self.labels:
+            labels = drop_labels(labels, len(self.labels), self.config.label_dropout)
         loss = self._denoising_loss(model, batch["latent"], labels)
         return loss, {}
 

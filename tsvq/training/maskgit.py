@@ -13,7 +13,7 @@ from tsvq.config import as_config
 from tsvq.priors.maskgit import MaskedCodeTransformer, MaskGITConfig, MaskGITPrior, masked_cross_entropy, masked_fraction
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
-from tsvq.training.prior_data import CodePriorTask
+from tsvq.training.prior_data import CodePriorTask, drop_labels
 from tsvq.training.stages import Stage
 
 VALIDATION_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)  # the hidden fractions the validation loss averages over
@@ -45,9 +45,8 @@ class MaskGITTask(CodePriorTask):
 
     def loss(self, model, batch):
         codes, labels = batch["codes"], batch["label"]
-        if self.labels:  # classifier-free guidance: sometimes hide the label
-            drop = torch.rand(labels.shape, device=labels.device) < self.config.label_dropout
-            labels = torch.where(drop, torch.full_like(labels, len(self.labels)), labels)
+        if self.labels:
+            labels = drop_labels(labels, len(self.labels), self.config.label_dropout)
         fraction = masked_fraction(torch.rand(len(codes)))  # as many hidden positions as the sampling passes see
         loss = masked_cross_entropy(model, codes, labels if self.labels else None, fraction, self.codec.config.num_codes)
         return loss, {"bits_per_hidden_code": float(loss.detach()) / math.log(2)}

@@ -46,6 +46,13 @@ def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_w
     return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels)
 
 
+def drop_labels(labels: torch.Tensor, num_labels: int, probability: float) -> torch.Tensor:
+    """Classifier-free guidance's training half: each label becomes "no label" (index ``num_labels``) with
+    ``probability``, so one model learns the conditional and the unconditional distribution."""
+    drop = torch.rand(labels.shape, device=labels.device) < probability
+    return torch.where(drop, torch.full_like(labels, num_labels), labels)
+
+
 class CodeDataset(Dataset):
     """Code rows ``(L',)`` with their label index (``len(labels)``: no label)."""
 
