@@ -99,7 +99,12 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     report = json.loads((out / "report.json").read_text())
     generation = report["generation"]
     assert generation["compared"] == ["diffusion"] and generation["seeds"] == [0, 1]
-    assert set(generation["generators"]) == {"diffusion", "floor", "phase_randomised", "autoregressive", "gaussian", "train_copies"}
+    assert generation["references"] == ["train_windows", "train_decoded"]
+    assert set(generation["generators"]) == {"diffusion", "floor", "train_windows", "train_decoded", "phase_randomised",
+                                             "autoregressive", "gaussian", "train_copies"}
+    assert "train-decoded" in printed and "a perfect prior over its codes" in printed
+    references = generation["generators"]["train_windows"], generation["generators"]["train_decoded"]
+    assert references[0]["memorisation_ratio"]["mean"] == 0 < references[1]["memorisation_ratio"]["mean"]  # copies vs decoded
     diffusion = generation["generators"]["diffusion"]
     assert diffusion["windows_per_seed"] == 16 and len(diffusion["figures"]["mmd"]["per_seed"]) == 2
     assert diffusion["info"]["kind"] == "diffusion" and diffusion["info"]["steps"] == 4
@@ -118,7 +123,8 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     external = json.loads((tmp_path / "external" / "report.json").read_text())
     assert rc == 0 and "reconstruction" not in external and "codec of" not in capsys.readouterr().out
     assert external["generation"]["generators"]["noise"]["windows_per_seed"] == 6  # 12 windows, a disjoint share per seed
-    assert set(external["generation"]["generators"]) == {"noise", "floor", "gaussian"} and external["generation"]["morphology"] == "off"
+    assert set(external["generation"]["generators"]) == {"noise", "floor", "train_windows", "gaussian"}  # no codec: no train_decoded
+    assert external["generation"]["morphology"] == "off"
     assert "qtc_wasserstein_ms" in report["generation"]["generators"]["floor"]["figures"]  # the first report delineated beats
 
     # two reports side by side
@@ -147,12 +153,13 @@ def test_cli_eval_compare_puts_priors_and_external_samples_in_one_report(tiny_ru
     np.save(tmp_path / "other.npy", samples)
     rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--compare", "diffusion", "wavenet",
                    f"other={tmp_path / 'other.npy'}", "--n", "8", "--steps", "3", "--folds", "2", "--seeds", "1",
-                   "--classifier-steps", "10", "--baselines", "--no-physiology", "--out", str(tmp_path / "report")])
+                   "--classifier-steps", "10", "--baselines", "--no-physiology", "--no-references", "--out", str(tmp_path / "report")])
     printed = capsys.readouterr().out
     assert rc == 0 and all(name in printed.splitlines()[3] for name in ("diffusion", "wavenet", "other", "floor"))
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     generation = report["generation"]
     assert generation["compared"] == ["diffusion", "wavenet", "other"] and generation["baselines"] == []
+    assert generation["references"] == [] and set(generation["generators"]) == {"diffusion", "wavenet", "other", "floor"}
     # --steps belongs to the diffusion prior; the WaveNet prior is drawn without it instead of refusing it
     assert generation["generators"]["diffusion"]["info"]["steps"] == 3 and "steps" not in generation["generators"]["wavenet"]["info"]
     assert (tmp_path / "report" / "comparison.png").stat().st_size > 1000
@@ -205,3 +212,30 @@ def test_eval_refuses_a_held_out_split_too_small_for_two_disjoint_halves(tmp_pat
     with pytest.raises(DataError, match="leave too few for two non-overlapping halves"):
         evaluate(store, tmp_path / "report", EvalConfig(n=4, seeds=1), samples=samples, progress=False)
     assert not (tmp_path / "report").exists()
+
+
+def test_reference_rows_are_training_windows_and_their_codec_round_trip(tiny_runs, tiny_pipeline, tmp_path, capsys):
+    """train_decoded must be the codec's round trip of the very windows train_windows draws (the decomposition of a
+    prior's gap rests on it), drawn anew for each seed and at the size asked for."""
+    from tsvq.data import WindowStore
+    from tsvq.evaluation.report import EvalConfig, _reference_generators, held_out
+    from tsvq.pipeline import Pipeline
+
+    pipeline = Pipeline.from_pretrained(tiny_pipeline)
+    store = WindowStore(tiny_runs["store"])
+    index = store.subset_indices("test", max_windows=8, seed=0)
+    heldout = held_out(store, np.asarray(store.windows[index]), index, EvalConfig(n=4, seeds=1))
+    windows, decoded = (g.draw(0, 5, 6) for g in _reference_generators(pipeline, heldout))
+    assert windows.shape == decoded.shape == (6, *heldout.train.shape[1:])
+    assert all(np.any(np.all(heldout.train == w, axis=(1, 2))) for w in windows)  # real training windows, unchanged
+    np.testing.assert_allclose(decoded, pipeline.codec.decode_codes(pipeline.codec.encode_windows(windows)), atol=1e-6)
+    assert not np.allclose(decoded, windows)
+    assert not np.array_equal(_reference_generators(pipeline, heldout)[0].draw(1, 6, 6), windows)  # another seed, other windows
+
+    # a pipeline with a codec and no prior: the codec's figures and how close any prior over it could get
+    assert cli_main(["assemble", "--codec", str(tiny_pipeline / "codec"), "--out", str(tmp_path / "codec-only")]) == 0
+    assert cli_main(["eval", "--pipeline", str(tmp_path / "codec-only"), "--data", str(tiny_runs["store"]), "--n", "8", "--seeds", "1",
+                     "--folds", "2", "--classifier-steps", "10", "--baselines", "--no-physiology", "--out", str(tmp_path / "report")]) == 0
+    assert "PRDN" in capsys.readouterr().out
+    generation = json.loads((tmp_path / "report" / "report.json").read_text())["generation"]
+    assert generation["compared"] == [] and set(generation["generators"]) == {"floor", "train_windows", "train_decoded"}

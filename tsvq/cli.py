@@ -161,7 +161,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = EvalConfig(split=args.split, n=args.n, prior=args.prior, priors=priors, sampling=_prior_options(args), seed=args.seed,
                         seeds=args.seeds, baselines=args.baselines, physiology="none" if args.no_physiology else args.physiology,
                         morphology=not args.no_morphology, folds=args.folds,
-                        classifier_steps=args.classifier_steps, search=args.search)
+                        classifier_steps=args.classifier_steps, search=args.search, references=not args.no_references)
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
     print(format_table(report))
     print(f"report: {Path(args.out) / 'report.json'} (plots beside it)")
@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baselines", nargs="*", default=None, metavar="NAME",
                    help="baseline generators scored beside the model: phase_randomised, autoregressive, gaussian, "
                         "train_copies (default: all; none with an empty list)")
+    p.add_argument("--no-references", action="store_true",
+                   help="skip the train_windows and train_decoded rows (training windows as they are and through the codec: "
+                        "what no model of the training split, and no prior over the codec, can beat)")
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
     p.add_argument("--classifier-steps", type=int, default=200,
                    help="optimiser steps of the discriminative classifier and the forecaster (fewer: faster, noisier)")

@@ -1,7 +1,10 @@
 """`tsvq eval`: reconstruction, codebook health and generation quality as ``report.json`` plus plots.
 
 Every generator (a pipeline's priors, external ``.npy`` samples) is scored beside the **floor** (held-out real
-windows against other held-out real windows, what a perfect generator would get) and named **baselines** that
+windows against other held-out real windows, what a perfect generator would get), two **references** that split a
+prior's gap to the floor into its parts (``train_windows``: training windows as they are, the gap between the
+training and held-out records that no model of the training split can close; ``train_decoded``: the same windows
+through the pipeline's codec, what a perfect prior over its codes would get) and named **baselines** that
 are plainly not ECG (``tsvq.evaluation.baselines``). A figure on which no baseline separates from the floor is
 marked uninformative for the dataset, and a generator's figure whose gap to the floor is within the seed-to-seed
 spread is marked as noise. ``tsvq.evaluation.scoring`` holds the protocol (seeds, disjoint halves, equal n).
@@ -60,6 +63,7 @@ class EvalConfig:
     morphology: bool = True  # ECG beat delineation (P/QRS/T), when neurokit2 is installed (tsvq[morphology])
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
+    references: bool = True  # score the train_windows and train_decoded references (the parts of a prior's gap)
 
     def __post_init__(self) -> None:
         if isinstance(self.physiology, bool):  # the flag of report format 1
@@ -191,6 +195,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
         if pipeline is not None:
             report |= _codec_section(pipeline, store, real, real_index, config, tmp)
         heldout = held_out(store, real, real_index, config)
+        if config.references:
+            generators += _reference_generators(pipeline, heldout)
         report |= _generation_section(generators, heldout, config, tmp, progress)
         if draws:
             report["label_classification"] = {name: _label_section(draws[name], heldout, config) for name in draws}
@@ -295,6 +301,29 @@ def _samples_generator(name: str, windows: np.ndarray, config: EvalConfig) -> Ge
             else f"{len(windows)} windows in {config.seeds} disjoint shares, one per seed")
     return Generator(name, "samples", lambda index, seed, _: windows if shared else windows[parts[index]], {"source": "external samples",
                                                                                                           "note": note})
+
+
+def _reference_generators(pipeline, heldout: HeldOut) -> list[Generator]:
+    """``train_windows``: the floor's n training windows as they are (seeded); ``train_decoded``: the same windows
+    encoded and decoded by the pipeline's codec. A prior's gap to the floor is then the split's gap (floor ->
+    train_windows), the codec's (-> train_decoded) and the prior's own (-> the prior): a target below a reference
+    cannot be reached by improving what comes after it."""
+    train = heldout.train
+
+    def pick(seed: int, size: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 7])  # its own stream: the baselines' draws stay as they were
+        return train[np.sort(rng.choice(len(train), min(size, len(train)), replace=False))]
+
+    note = "training windows: their memorisation ratio is ~0 by construction"
+    generators = [Generator("train_windows", "reference", lambda index, seed, size: pick(seed, size),
+                            {"what": "training windows as they are: the gap between the training and held-out records", "note": note})]
+    if pipeline is not None:
+        codec = pipeline.codec
+        generators.append(Generator("train_decoded", "reference",
+                                    lambda index, seed, size: codec.decode_codes(codec.encode_windows(pick(seed, size))),
+                                    {"what": "the same training windows encoded and decoded by the codec: a perfect prior "
+                                             "over its codes", "note": note}))
+    return generators
 
 
 def _codec_section(pipeline, store: WindowStore, windows: np.ndarray, indices: np.ndarray, config: EvalConfig,
@@ -423,7 +452,8 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                      "info": kinds[name][1], "figures": summaries[name], "memorisation_ratio": summarise(copying[name])["ratio"]}
               for name in names}
     informative = informative_figures(summaries["floor"], {name: summaries[name] for name in baselines})
-    compared = [g.name for g in generators if g.kind != "baseline"]
+    compared = [g.name for g in generators if g.kind not in ("baseline", "reference")]
+    references = [g.name for g in generators if g.kind == "reference"]
     smallest_floor = min(real_sizes["floor"])
     section = {"generation": {
         "seeds": seeds, "windows_requested": config.n, "real": {"held_out": len(real), **real_sizes},
@@ -431,7 +461,7 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                  f"({smallest_floor}-{max(real_sizes['floor'])} windows), mean over chunks, so every sample counts and all "
                  "are compared at the floor's n; baselines draw the floor's n" +
                  (f"; the real side is smaller than the {config.n} requested" if smallest_floor < config.n else "")),
-        "generators": scored, "compared": compared, "baselines": list(baselines),
+        "generators": scored, "compared": compared, "references": references, "baselines": list(baselines),
         "informative": informative, "within_noise": {name: within_noise(summaries[name], summaries["floor"]) for name in compared},
         "below_floor": {name: below_floor(summaries[name], summaries["floor"]) for name in compared},
         "beats": heldout.beat_source.describe() if heldout.beat_source else "off",
@@ -442,12 +472,12 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                              "means copying; it says nothing about quality (noise far from everything scores above 1)",
     }}
     if config.plots:
-        _generation_plots(first_draw, compared, list(baselines), heldout.scored, section["generation"], rate, store.units[0],
+        _generation_plots(first_draw, compared, references, list(baselines), heldout.scored, section["generation"], rate, store.units[0],
                           store.channel_names, config, folder)
     return section
 
 
-def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], baselines: list[str], real: ScoredSet, generation: dict,
+def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], references: list[str], baselines: list[str], real: ScoredSet, generation: dict,
                       rate: float, units: str, channel_names: list[str], config: EvalConfig, folder: Path) -> None:
     """The plots of the first seed's draws, from the features and beats already computed for scoring."""
     if compared:
@@ -473,7 +503,7 @@ def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], baseline
         projected[name] = centred[at : at + len(values)] @ vt[:2].T
         at += len(values)
     plots.scatter_2d(projected, folder / "features_pca.png", "random-kernel features, first two principal components")
-    plots.generator_comparison({name: generation["generators"][name]["figures"] for name in ["floor"] + compared + baselines},
+    plots.generator_comparison({name: generation["generators"][name]["figures"] for name in ["floor"] + compared + references + baselines},
                                generation["informative"], folder / "comparison.png")
 
 

@@ -12,7 +12,8 @@ from tsvq.evaluation.report import REPORT_FORMAT_VERSION
 from tsvq.evaluation.scoring import GENERATION_FIGURES
 from tsvq.io import read_json
 
-DISPLAY_NAMES = {"phase_randomised": "phase-rand", "autoregressive": "AR", "gaussian": "gaussian", "train_copies": "train-copy"}
+DISPLAY_NAMES = {"phase_randomised": "phase-rand", "autoregressive": "AR", "gaussian": "gaussian", "train_copies": "train-copy",
+                 "train_windows": "train", "train_decoded": "train-decoded"}
 
 
 def _cell(summary: dict) -> str:
@@ -32,8 +33,8 @@ def _short(value: float) -> str:
 
 
 def generation_table(generation: dict) -> list[str]:
-    """Rows: figures; columns: compared generators, the floor, the baselines (mean±std over seeds)."""
-    columns = generation["compared"] + ["floor"] + generation["baselines"]
+    """Rows: figures; columns: compared generators, the floor, the references, the baselines (mean±std over seeds)."""
+    columns = generation["compared"] + ["floor"] + generation.get("references", []) + generation["baselines"]
     width, label = 17, 38
     lines = [f"{'generation (lower is better)':<{label}}" + "".join(f"{DISPLAY_NAMES.get(c, c)[:width - 1]:>{width}}" for c in columns)]
     for name in GENERATION_FIGURES:
@@ -53,6 +54,9 @@ def generation_table(generation: dict) -> list[str]:
                  f"scored in chunks of {min(real['floor'])}-{max(real['floor'])} (the floor's n; {real['held_out']} held-out windows)")
     if generation.get("beats", "off") != "off":  # rates are pulse rates when the beats are PPG pulses
         lines.append(f"beats: {generation['beats']}")
+    if generation.get("references"):
+        lines.append("train: training windows as they are (the split's gap: no model of the training split gets closer); "
+                     "train-decoded: the same through the codec (a perfect prior over its codes)")
     lines.append("~: gap to the floor within the seed-to-seed spread; <: below the floor by more than the spread (the floor rests "
                  "on few independent stretches, or the figure rewards something else); (uninf.): no baseline leaves the floor")
     return lines
