@@ -160,6 +160,7 @@ def test_cli_eval_compare_puts_priors_and_external_samples_in_one_report(tiny_ru
     generation = report["generation"]
     assert generation["compared"] == ["diffusion", "wavenet", "other"] and generation["baselines"] == []
     assert generation["references"] == [] and set(generation["generators"]) == {"diffusion", "wavenet", "other", "floor"}
+    assert generation["informative"] == {} and "(uninf.)" not in printed  # no baseline scored: no figure marked uninformative
     # --steps belongs to the diffusion prior; the WaveNet prior is drawn without it instead of refusing it
     assert generation["generators"]["diffusion"]["info"]["steps"] == 3 and "steps" not in generation["generators"]["wavenet"]["info"]
     assert (tmp_path / "report" / "comparison.png").stat().st_size > 1000

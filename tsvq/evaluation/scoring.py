@@ -183,7 +183,10 @@ def gap_in_deviations(candidate: dict, floor: dict) -> float:
 
 def informative_figures(floor: dict[str, dict], baselines: dict[str, dict[str, dict]]) -> dict[str, bool]:
     """A figure informs on this dataset only if some baseline scores worse than the floor by more than
-    ``SEPARATION`` combined standard deviations; otherwise no score on it can tell a model from noise."""
+    ``SEPARATION`` combined standard deviations; otherwise no score on it can tell a model from noise. With no
+    baseline scored (``--baselines`` empty) nothing is known either way: no figure is marked."""
+    if not baselines:
+        return {}
     return {name: any(gap_in_deviations(figures[name], floor[name]) > SEPARATION
                       for figures in baselines.values() if name in figures) for name in floor}
 
