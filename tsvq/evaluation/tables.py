@@ -58,7 +58,8 @@ def generation_table(generation: dict) -> list[str]:
         lines.append("train: training windows as they are (the split's gap: no model of the training split gets closer); "
                      "train-decoded: the same through the codec (a perfect prior over its codes)")
     lines.append("~: gap to the floor within the seed-to-seed spread; <: below the floor by more than the spread (the floor rests "
-                 "on few independent stretches, or the figure rewards something else); (uninf.): no baseline leaves the floor")
+                 "on few independent stretches, or the figure rewards something else)"
+                 + ("; (uninf.): no baseline leaves the floor" if generation["baselines"] else ""))
     return lines
 
 
