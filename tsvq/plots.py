@@ -135,7 +135,8 @@ def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[
     for ax, name in zip(axes.ravel(), names):
         means = np.array([figures[g][name]["mean"] for g in generators])
         stds = np.array([figures[g][name]["std"] for g in generators])
-        colors = ["0.5" if g == "floor" else f"C{i}" for i, g in enumerate(generators)]
+        palette = [f"C{i}" for i in range(10) if i != 7]  # C7 is grey, the floor's colour
+        colors = ["0.5" if g == "floor" else palette[i % len(palette)] for i, g in enumerate(generators)]
         ax.barh(np.arange(len(generators)), means, xerr=stds, color=colors, alpha=0.8)
         ax.axvline(figures["floor"][name]["mean"], color="k", ls="--", lw=1)
         if np.all(means[np.isfinite(means)] > 0):
