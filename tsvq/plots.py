@@ -131,12 +131,12 @@ def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[
     columns = 3
     rows = int(np.ceil(len(names) / columns))
     generators = list(figures)
+    palette = [f"C{i}" for i in range(10) if i != 7]  # C7 is grey, the floor's colour
+    colors = ["0.5" if g == "floor" else palette[i % len(palette)] for i, g in enumerate(generators)]
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 0.35 * len(generators) * rows + 1.2 * rows), squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         means = np.array([figures[g][name]["mean"] for g in generators])
         stds = np.array([figures[g][name]["std"] for g in generators])
-        palette = [f"C{i}" for i in range(10) if i != 7]  # C7 is grey, the floor's colour
-        colors = ["0.5" if g == "floor" else palette[i % len(palette)] for i, g in enumerate(generators)]
         ax.barh(np.arange(len(generators)), means, xerr=stds, color=colors, alpha=0.8)
         ax.axvline(figures["floor"][name]["mean"], color="k", ls="--", lw=1)
         if np.all(means[np.isfinite(means)] > 0):

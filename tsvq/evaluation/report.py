@@ -472,14 +472,15 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                              "means copying; it says nothing about quality (noise far from everything scores above 1)",
     }}
     if config.plots:
-        _generation_plots(first_draw, compared, references, list(baselines), heldout.scored, section["generation"], rate, store.units[0],
-                          store.channel_names, config, folder)
+        _generation_plots(first_draw, heldout.scored, section["generation"], rate, store.units[0], store.channel_names, config, folder)
     return section
 
 
-def _generation_plots(draws: dict[str, ScoredSet], compared: list[str], references: list[str], baselines: list[str], real: ScoredSet, generation: dict,
-                      rate: float, units: str, channel_names: list[str], config: EvalConfig, folder: Path) -> None:
-    """The plots of the first seed's draws, from the features and beats already computed for scoring."""
+def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, generation: dict, rate: float, units: str,
+                      channel_names: list[str], config: EvalConfig, folder: Path) -> None:
+    """The plots of the first seed's draws, from the features and beats already computed for scoring; which
+    generators are compared, references or baselines is the generation section's."""
+    compared, references, baselines = generation["compared"], generation["references"], generation["baselines"]
     if compared:
         plots.signal_grid(draws[compared[0]].windows, rate, folder / "examples.png", reference=real.windows, units=units,
                           title=f"held-out real vs generated ({compared[0]})")
