@@ -100,3 +100,16 @@ def test_rr_irregularity_separates_an_irregular_rhythm():
     assert np.median(rr_irregularity(irregular)) > 5 * np.median(rr_irregularity(regular_a))
     same = rhythm_distance(regular_a, regular_b)["rr_irregularity_wasserstein"]
     assert rhythm_distance(regular_a, irregular)["rr_irregularity_wasserstein"] > 10 * same
+
+
+def test_beat_examples_marks_the_beats_found(tmp_path):
+    """The figure that shows why a rhythm figure is off: each set's windows with their beats, including windows
+    where too few beats were found for an irregularity figure."""
+    from tsvq.plots import beat_examples
+
+    regular = np.stack([_pulse_wave(8.192, 125, 75, seed)[:1024, None] for seed in range(3)])
+    flat = np.zeros((3, 1024, 1), dtype=np.float32)
+    sets = {name: (windows, heart_rhythm(windows, 125, kind="ppg")) for name, windows in (("real", regular), ("flat", flat))}
+    assert all(len(peaks) >= 9 for peaks in sets["real"][1]["peaks"]) and not any(len(p) for p in sets["flat"][1]["peaks"])
+    path = beat_examples(sets, 125, tmp_path / "beats.png", units="NU", rows=4)
+    assert path.stat().st_size > 1000 and not list(tmp_path.glob("*.tmp*"))

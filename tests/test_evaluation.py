@@ -110,8 +110,8 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     assert diffusion["info"]["kind"] == "diffusion" and diffusion["info"]["steps"] == 4
     assert report["reconstruction"]["per_record"] and report["codebook"]["num_codes"] == 32
     assert report["versions"]["torch"] and report["config"]["seed"] == 0 and report["codec_of"] == str(tiny_pipeline)
-    for name in ("examples.png", "spectra.png", "heart_rate.png", "codebook_usage.png", "reconstruction.png", "features_pca.png",
-                 "comparison.png"):
+    for name in ("examples.png", "spectra.png", "heart_rate.png", "rr_irregularity.png", "beats.png", "codebook_usage.png",
+                 "reconstruction.png", "features_pca.png", "comparison.png"):
         assert (out / name).stat().st_size > 1000, name
 
     # external samples alone: no codec figures that a reader could take for the generator's

@@ -99,6 +99,27 @@ def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bin
     return _save(fig, path)
 
 
+def beat_examples(sets: dict[str, tuple[np.ndarray, dict]], rate_hz: float, path: str | Path, units: str = "mV",
+                  rows: int = 4) -> Path:
+    """Windows of each set (a column each: ``(lead windows (n, L, 1), rhythm)``) with the beats found on them
+    marked and each window's beat-interval irregularity (RR coefficient of variation) in its corner: where a
+    rhythm figure is off, this shows whether beats are missed, doubled, misplaced or unlike their neighbours."""
+    count = min(rows, *(len(windows) for windows, _ in sets.values()))
+    fig, axes = plt.subplots(count, len(sets), figsize=(5 * len(sets), 1.6 * count + 0.6), squeeze=False, sharey=True)
+    for col, (name, (windows, rhythm)) in enumerate(sets.items()):
+        for row in range(count):
+            ax, signal, peaks, intervals = axes[row, col], windows[row, :, 0], rhythm["peaks"][row], rhythm["rr_per_window"][row]
+            ax.plot(np.arange(len(signal)) / rate_hz, signal, lw=0.8, color="C0" if col == 0 else "C3")
+            ax.plot(peaks / rate_hz, signal[peaks], "kx", ms=5)
+            corner = f"RR CV {np.std(intervals) / np.mean(intervals):.2f}" if len(intervals) >= 3 else f"{len(peaks)} beats"
+            ax.text(0.99, 0.95, corner, transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        axes[0, col].set_title(name)
+        axes[-1, col].set_xlabel("time (s)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(units)
+    return _save(fig, path)
+
+
 def codebook_usage(counts: np.ndarray, path: str | Path, title: str = "") -> Path:
     """Code counts sorted by frequency: a healthy codebook has a long, flat curve and few zeros."""
     fig, ax = plt.subplots(figsize=(8, 3.5))

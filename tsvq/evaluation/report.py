@@ -35,7 +35,7 @@ from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.classify import classify_features
 from tsvq.evaluation.generation import mean_welch_psd, nearest_shifted_distances
 from tsvq.evaluation.morphology import available as morphology_available
-from tsvq.evaluation.physiology import BEAT_KINDS, BeatSource, beat_source
+from tsvq.evaluation.physiology import BEAT_KINDS, BeatSource, beat_source, rr_irregularity
 from tsvq.evaluation.scoring import (
     ScoredSet, below_floor, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups,
     set_figures, summarise, within_noise,
@@ -472,12 +472,12 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
                              "means copying; it says nothing about quality (noise far from everything scores above 1)",
     }}
     if config.plots:
-        _generation_plots(first_draw, heldout.scored, section["generation"], rate, store.units[0], store.channel_names, config, folder)
+        _generation_plots(first_draw, heldout.scored, heldout.beat_source, section["generation"], rate, store.units[0], store.channel_names, folder)
     return section
 
 
-def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, generation: dict, rate: float, units: str,
-                      channel_names: list[str], config: EvalConfig, folder: Path) -> None:
+def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, beat_source: BeatSource | None, generation: dict,
+                      rate: float, units: str, channel_names: list[str], folder: Path) -> None:
     """The plots of the first seed's draws, from the features and beats already computed for scoring; which
     generators are compared, references or baselines is the generation section's."""
     compared, references, baselines = generation["compared"], generation["references"], generation["baselines"]
@@ -495,6 +495,11 @@ def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, generation: 
     if real.rhythm is not None:
         plots.histograms({"real": real.rhythm["heart_rate_bpm"]} | {name: draws[name].rhythm["heart_rate_bpm"] for name in compared},
                          folder / "heart_rate.png", "pulse rate (per minute)" if real.rhythm["kind"] == "ppg" else "heart rate (bpm)")
+        rhythms = {"real": real.rhythm} | {name: draws[name].rhythm for name in compared + references}
+        plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, folder / "rr_irregularity.png",
+                         "beat-interval irregularity per window (RR coefficient of variation)")
+        plots.beat_examples({name: (beat_source.lead(draws[name].windows if name in draws else real.windows), rhythms[name])
+                             for name in ["real"] + compared}, rate, folder / "beats.png", units)
     sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)
