@@ -498,8 +498,9 @@ def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, beat_source:
         rhythms = {"real": real.rhythm} | {name: draws[name].rhythm for name in compared + references}
         plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, folder / "rr_irregularity.png",
                          "beat-interval irregularity per window (RR coefficient of variation)")
-        plots.beat_examples({name: (beat_source.lead(draws[name].windows if name in draws else real.windows), rhythms[name])
-                             for name in ["real"] + compared}, rate, folder / "beats.png", units)
+        shown = {"real": real.windows} | {name: draws[name].windows for name in compared}
+        plots.beat_examples({name: (beat_source.lead(windows), rhythms[name]) for name, windows in shown.items()}, rate,
+                            folder / "beats.png", units)
     sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)
