@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import save  # noqa: E402
 from tsvq import plots  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
-from tsvq.evaluation.physiology import beat_source, rr_irregularity  # noqa: E402
+from tsvq.evaluation.physiology import MIN_RR_S, beat_source, rr_irregularity  # noqa: E402
 from tsvq.evaluation.report import LabelledDraws  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 
@@ -55,7 +55,7 @@ def rhythm_summary(lead: np.ndarray, rhythm: dict, rate_hz: float) -> dict:
     """The figures of one set of windows (its beat lead ``(n, L, 1)`` and the rhythm found on it)."""
     irregularity = rr_irregularity(rhythm)
     consistency = beat_consistency(lead, rhythm["peaks"], rate_hz)
-    doubled = [np.any(np.diff(p) / rate_hz < 0.25) for p in rhythm["peaks"]]
+    doubled = [np.any(np.diff(p) / rate_hz < MIN_RR_S) for p in rhythm["peaks"]]
     quantiles = [0.1, 0.25, 0.5, 0.75, 0.9]
     return {
         "windows": len(lead),
@@ -100,12 +100,11 @@ def main() -> None:
     sets = {split: np.asarray(store.windows[np.sort(rng.choice(store.split_indices(split), 2 * args.n, replace=False))])
             for split in ("test", "train")}
     sampling = {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance} | ({"snap": False} if args.no_snap else {})
+    pipelines = {name: Pipeline.from_pretrained(folder) for name, folder in (entry.split("=", 1) for entry in args.pipelines)}
+    first = next(iter(pipelines.values()))
+    sets["train-decoded"] = first.decode(first.encode(sets["train"]).codes)  # a perfect prior over its codes would draw these
     seconds = {}
-    for entry in args.pipelines:
-        name, folder = entry.split("=", 1)
-        pipeline = Pipeline.from_pretrained(folder)
-        if "train-decoded" not in sets:  # what a perfect prior over the (first) codec's codes would draw
-            sets["train-decoded"] = pipeline.decode(pipeline.encode(sets["train"]).codes)
+    for name, pipeline in pipelines.items():
         started = time.perf_counter()
         sets[name] = drawn(pipeline, store, args.n, sampling)
         seconds[name] = round(time.perf_counter() - started, 1)
@@ -115,7 +114,7 @@ def main() -> None:
     out = Path(args.out) / args.name
     plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, out / "rr_irregularity.png",
                      "beat-interval irregularity per window (RR coefficient of variation)")
-    plots.beat_examples({name: (leads[name], rhythms[name]) for name in sets}, rate, out / "beats.png", store.units[source.channel])
+    plots.beat_examples({name: (leads[name], rhythms[name]) for name in sets}, rate, out / "beats.png", source.unit)
     print(save(args.name, {"what": __doc__.splitlines()[0], "store": args.store, "pipelines": args.pipelines,
                            "sampling": sampling, "real_windows": 2 * args.n, "beats": source.describe(),
                            "sampling_seconds": seconds, "sets": summary}))

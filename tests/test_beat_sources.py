@@ -25,6 +25,7 @@ def test_beat_source_follows_the_channels():
     assert beat_source(["ECG"], ["mV"], "none") is None
     assert beat_source(["II", "PLETH"], ["mV", "NU"], "ecg").channel == 0
     assert beat_source(["II", "PLETH"], ["mV", "NU"]).channel == 1  # auto: a PPG channel makes it a PPG dataset
+    assert beat_source(["II", "PLETH"], ["mV", "NU"]).unit == "NU"  # the beat channel's unit labels its plots
     with pytest.raises(ValueError, match="unknown beat kind"):
         beat_source(["II"], ["mV"], "eeg")
 

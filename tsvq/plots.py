@@ -12,6 +12,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsvq.data.records import clean_channel_name  # noqa: E402
+from tsvq.evaluation.physiology import interval_variation  # noqa: E402
 from tsvq.io import atomic_file  # noqa: E402
 
 
@@ -111,7 +112,8 @@ def beat_examples(sets: dict[str, tuple[np.ndarray, dict]], rate_hz: float, path
             ax, signal, peaks, intervals = axes[row, col], windows[row, :, 0], rhythm["peaks"][row], rhythm["rr_per_window"][row]
             ax.plot(np.arange(len(signal)) / rate_hz, signal, lw=0.8, color="C0" if col == 0 else "C3")
             ax.plot(peaks / rate_hz, signal[peaks], "kx", ms=5)
-            corner = f"RR CV {np.std(intervals) / np.mean(intervals):.2f}" if len(intervals) >= 3 else f"{len(peaks)} beats"
+            variation = interval_variation(intervals)
+            corner = f"RR CV {variation:.2f}" if np.isfinite(variation) else f"{len(peaks)} beats"
             ax.text(0.99, 0.95, corner, transform=ax.transAxes, ha="right", va="top", fontsize=8)
         axes[0, col].set_title(name)
         axes[-1, col].set_xlabel("time (s)")

@@ -20,6 +20,8 @@ PPG_CHANNELS = ("PLETH", "PPG")
 ECG_LEADS_PREFERRED = ("II", "MLII")  # the rhythm lead of a 12-lead ECG and of MIT-BIH
 MIN_PULSE_INTERVAL_S = 0.27  # 222 per minute: a dicrotic notch follows its systolic peak more closely than this
 PULSE_PROMINENCE = 0.45  # of the window's 5-95 percentile range: systolic peaks, not dicrotic waves or noise
+MIN_RR_S, MAX_RR_S = 0.25, 2.5  # plausible beat intervals, 240-24 per minute: shorter is a beat found twice
+MIN_INTERVALS = 3  # beat intervals a window needs for an irregularity figure
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class BeatSource:
     kind: str
     channel: int = 0
     channel_name: str = ""
+    unit: str = ""  # of that channel, for plots of it
 
     def lead(self, windows: np.ndarray) -> np.ndarray:
         """The channel the beats are found on, as ``(n, L, 1)`` windows."""
@@ -61,7 +64,8 @@ def beat_source(channel_names: list[str], units: list[str], requested: str = "au
     else:
         leads = [names.index(lead) for lead in ECG_LEADS_PREFERRED if lead in names]
         channel = leads[0] if leads else ecg[0] if ecg else 0
-    return BeatSource(requested, channel, channel_names[channel] if channel < len(channel_names) else "")
+    return BeatSource(requested, channel, channel_names[channel] if channel < len(channel_names) else "",
+                      units[channel] if channel < len(units) else "")
 
 
 def detect_beats(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
@@ -104,7 +108,7 @@ def heart_rhythm(windows: np.ndarray, rate_hz: float, kind: str = "ecg") -> dict
     (s) per window and pooled, beat counts, and the peaks themselves (R peaks for beat morphology)."""
     peaks = detect_pulses(windows, rate_hz) if kind == "ppg" else detect_beats(windows, rate_hz)
     rr = [np.diff(p) / rate_hz for p in peaks]
-    plausible = [r[(r > 0.25) & (r < 2.5)] for r in rr]  # 24-240 bpm
+    plausible = [r[(r > MIN_RR_S) & (r < MAX_RR_S)] for r in rr]
     heart_rate = np.array([60.0 / np.median(r) if len(r) else np.nan for r in plausible])
     return {"heart_rate_bpm": heart_rate, "rr_per_window": plausible,
             "rr_s": np.concatenate(plausible) if plausible else np.zeros(0), "beats": np.array([len(p) for p in peaks]),
@@ -122,7 +126,13 @@ def rhythm_subset(rhythm: dict, positions: np.ndarray) -> dict:
 def rr_irregularity(rhythm: dict) -> np.ndarray:
     """Coefficient of variation of each window's beat intervals (windows with at least three): near 0.02-0.05 in
     sinus rhythm, several times more in atrial fibrillation, whose hallmark is an irregularly irregular rhythm."""
-    return np.array([np.std(r) / np.mean(r) for r in rhythm["rr_per_window"] if len(r) >= 3])
+    return np.array([interval_variation(r) for r in rhythm["rr_per_window"] if len(r) >= MIN_INTERVALS])
+
+
+def interval_variation(intervals: np.ndarray) -> float:
+    """One window's RR irregularity: the coefficient of variation of its beat intervals (NaN below
+    ``MIN_INTERVALS``, too few to tell a rhythm from one odd beat)."""
+    return float(np.std(intervals) / np.mean(intervals)) if len(intervals) >= MIN_INTERVALS else float("nan")
 
 
 def rhythm_distance(rhythm_a: dict, rhythm_b: dict) -> dict[str, float]:

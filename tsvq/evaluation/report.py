@@ -500,7 +500,7 @@ def _generation_plots(draws: dict[str, ScoredSet], real: ScoredSet, beat_source:
                          "beat-interval irregularity per window (RR coefficient of variation)")
         shown = {"real": real.windows} | {name: draws[name].windows for name in compared}
         plots.beat_examples({name: (beat_source.lead(windows), rhythms[name]) for name, windows in shown.items()}, rate,
-                            folder / "beats.png", units)
+                            folder / "beats.png", beat_source.unit)
     sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)
