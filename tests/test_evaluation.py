@@ -104,7 +104,8 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
                                              "autoregressive", "gaussian", "train_copies"}
     assert "train-decoded" in printed and "a perfect prior over its codes" in printed
     references = generation["generators"]["train_windows"], generation["generators"]["train_decoded"]
-    assert references[0]["memorisation_ratio"]["mean"] == 0 < references[1]["memorisation_ratio"]["mean"]  # copies vs decoded
+    # copies vs decoded; copies score 0 up to the float32 FFT's rounding (1.8e-4 on one 2-core machine, 0 on another)
+    assert references[0]["memorisation_ratio"]["mean"] < 1e-3 < references[1]["memorisation_ratio"]["mean"]
     diffusion = generation["generators"]["diffusion"]
     assert diffusion["windows_per_seed"] == 16 and len(diffusion["figures"]["mmd"]["per_seed"]) == 2
     assert diffusion["info"]["kind"] == "diffusion" and diffusion["info"]["steps"] == 4
