@@ -150,6 +150,79 @@ def test_transformer_prior_stage_saves_loads_and_samples(tiny_runs, tmp_path):
         DiffusionPrior.from_pretrained(folder)
 
 
+def test_window_clusters_fit_assign_and_draw_by_label():
+    """k-means finds two separated groups of windows; the first stage draws a label's clusters from that label's
+    row of counts and the overall frequency for unlabelled draws."""
+    from tsvq.priors.clusters import assign_clusters, cluster_counts, draw_clusters, fit_clusters, window_summaries
+
+    rng = np.random.default_rng(0)
+    latents = torch.from_numpy(np.concatenate([rng.normal(0, 1, (20, 4, 16)), rng.normal(5, 3, (30, 4, 16))])).float()
+    summaries = window_summaries(latents)
+    assert summaries.shape == (50, 8)
+    ids = assign_clusters(summaries, *fit_clusters(summaries, 2, seed=0))
+    assert len(set(ids[:20])) == 1 and len(set(ids[20:])) == 1 and ids[0] != ids[20]
+    counts = cluster_counts(np.array([0, 0, 1, 2, 2]), np.array([0, 0, 1, 1, 2]), num_labels=2, k=3)
+    assert counts.tolist() == [[2, 0, 0], [0, 1, 1], [0, 0, 1]]
+    generator = torch.Generator().manual_seed(0)
+    assert set(draw_clusters(counts, torch.zeros(50, dtype=torch.long), 50, generator).tolist()) == {0}
+    assert set(draw_clusters(counts, torch.ones(50, dtype=torch.long), 50, generator).tolist()) == {1, 2}
+    assert set(draw_clusters(counts, None, 200, generator).tolist()) == {0, 1, 2}
+    with pytest.raises(ConfigError, match=r"clusters must lie in \[2, 50\]"):
+        fit_clusters(summaries, 51)
+
+
+def test_cluster_conditioned_prior_draws_whole_modes_in_their_proportions():
+    """Two kinds of window, one the other's mirror: conditioned on its cluster, the denoiser draws each whole (no
+    window between the two) and the first stage draws them as often as the training windows had them."""
+    torch.manual_seed(0)
+    mode = torch.sin(torch.linspace(0, 6, 16))[None, :].repeat(4, 1) * torch.tensor([1.0, -1.0, 0.5, 2.0])[:, None]
+    modes = torch.stack([mode, -mode])
+    model = build_denoiser(DenoiserConfig(block_out_channels=(16, 32), time_embedding_dim=32), 4, 16, 0, num_clusters=2)
+    scheduler = training_scheduler()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(300):
+        clusters = torch.randint(0, 2, (32,))
+        x0, noise, t = modes[clusters], torch.randn(32, 4, 16), torch.randint(0, 1000, (32,))
+        dropped = torch.where(torch.rand(32) < 0.1, torch.full_like(clusters, 2), clusters)
+        loss = F.mse_loss(model(scheduler.add_noise(x0, noise, t), t, None, dropped), scheduler.get_velocity(x0, noise, t))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prior = DiffusionPrior(model, dict(scheduler.config), torch.zeros(4), torch.ones(4), cluster_counts=[[30, 10]])
+    samples = prior.sample_vectors(64, steps=20, guidance=2.0, seed=0, progress=False).transpose(1, 2)
+    errors = (samples[:, None] - modes[None]).pow(2).mean((2, 3)).sqrt()  # (64, 2): distance to each mode
+    nearest = errors.argmin(1)
+    scale = mode.pow(2).mean().sqrt()
+    # every window is one mode, whole: near it, and as far from the other as the modes are from each other
+    assert errors.min(1).values.max() < 0.5 * scale and errors.max(1).values.min() > 1.5 * scale
+    assert 36 <= int((nearest == 0).sum()) <= 60  # 3 : 1, as the counts say
+    with pytest.raises(CheckpointError, match="the denoiser has 2 window clusters"):
+        DiffusionPrior(model, dict(scheduler.config), torch.zeros(4), torch.ones(4))
+
+
+def test_cluster_prior_stage_saves_loads_and_samples(tiny_runs, tmp_path):
+    """The stage clusters the training windows, saves the counts with the prior, reloads them and samples the
+    same windows again, guided or not; a cluster table that does not fit the denoiser is refused by file."""
+    from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
+
+    folder = train_diffusion(DiffusionStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]), clusters=3,
+                                                  model={"block_out_channels": [16, 32]}, training=tiny_training(tmp_path / "diff", 4)))
+    info = json.loads((folder / "prior.json").read_text())
+    counts = np.array(info["cluster_counts"])
+    train_windows = len(np.load(tmp_path / "diff" / "cache" / "codes-train.npy"))
+    assert counts.shape == (1, 3) and (counts > 0).all() and counts.sum() == train_windows
+    pipe = Pipeline.from_stages(tiny_runs["codec"], folder)
+    for guidance in (1.0, 2.0):
+        first, again = (pipe.sample(3, steps=3, seed=5, guidance=guidance, progress=False).signals for _ in range(2))
+        assert np.array_equal(first, again) and np.isfinite(first).all()
+    with pytest.raises(ConfigError, match="clusters must be 0 .none. or at least 2, not 1"):
+        DiffusionStageConfig(clusters=1)
+    info["cluster_counts"] = [[1, 2]]
+    (folder / "prior.json").write_text(json.dumps(info))
+    with pytest.raises(CheckpointError, match=r"prior\.json: .*the denoiser has 3 window clusters"):
+        DiffusionPrior.from_pretrained(folder)
+
+
 def test_conditional_prior_with_guidance(small_database, tmp_path):
     from tsvq.data import PrepareConfig, prepare
     from tsvq.training.codec import CodecStageConfig, train_codec
