@@ -2,7 +2,7 @@
 alike the beats of one window are, for held-out, training and generated windows.
 
     .venv/bin/python benchmarks/rhythm.py --pipelines cpu=runs/mitbih/pipeline-cpu --store runs/mitbih/store \\
-        --name mitbih-rhythm [--n 300] [--steps 20 --sampler dpm --guidance 2]
+        --name mitbih-rhythm [--n 300] [--seeds 3] [--steps 20 --sampler dpm --guidance 2]
 
 `tsvq eval` gives the rhythm as one number, the Wasserstein distance between the per-window RR-irregularity
 distributions of generated and held-out windows. This splits it: the irregularity's quantiles and the share of
@@ -11,13 +11,15 @@ windows above 0.1 (sinus rhythm sits at 0.02-0.05), beats per window, the share 
 a window with the window's median beat (about 1 where every beat looks like its neighbours; ectopic beats among
 normal ones lower it). ``train-decoded`` is the training windows through the first pipeline's codec: what a
 perfect prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the training split's mix),
-seed 0, so its windows are that report's first seed. Writes the results file and, beside the pipelines'
+seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and spread of the main figures over
+seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``). Writes the results file and, beside the pipelines'
 `--out`, `beats.png` and `rr_irregularity.png`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -71,12 +73,26 @@ def rhythm_summary(lead: np.ndarray, rhythm: dict, rate_hz: float) -> dict:
     }
 
 
-def drawn(pipeline: Pipeline, store: WindowStore, n: int, sampling: dict) -> np.ndarray:
-    """The first prior's windows of seed 0, drawn as `tsvq eval` draws them."""
+def drawn(pipeline: Pipeline, store: WindowStore, n: int, sampling: dict, seed: int = 0) -> np.ndarray:
+    """The first prior's windows of ``seed``, drawn as `tsvq eval` draws them, with the options that prior has."""
     name = next(iter(pipeline.priors))
+    own = {f.name for f in dataclasses.fields(type(pipeline.priors[name]).SamplingOptions)}
+    options = {k: v for k, v in sampling.items() if k in own or k == "snap"}
     if pipeline.priors[name].labels:
-        return LabelledDraws(pipeline, name, sampling, store, n).sample(0)[0]
-    return pipeline.sample(n, name, seed=0, progress=False, **sampling).signals
+        return LabelledDraws(pipeline, name, options, store, n).sample(seed)[0]
+    return pipeline.sample(n, name, seed=seed, progress=False, **options).signals
+
+
+def spread(summaries: list[dict]) -> dict:
+    """Mean and standard deviation over seeds of the figures a lever moves."""
+    figures = {
+        "rr_irregularity_median": [s["rr_irregularity_quantiles"]["0.5"] for s in summaries],
+        f"rr_irregularity_share_above_{IRREGULAR}": [s[f"rr_irregularity_share_above_{IRREGULAR}"] for s in summaries],
+        "windows_with_an_interval_under_0.25s": [s["windows_with_an_interval_under_0.25s"] for s in summaries],
+        "beat_consistency_median": [s["beat_consistency_median"] for s in summaries],
+        f"beat_consistency_share_below_{CONSISTENT}": [s[f"beat_consistency_share_below_{CONSISTENT}"] for s in summaries],
+    }
+    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v} for k, v in figures.items()}
 
 
 def main() -> None:
@@ -89,6 +105,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sampler", default="dpm")
     parser.add_argument("--guidance", type=float, default=2.0)
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="another sampling option for the priors that have it, e.g. temperature=0.9 (repeatable)")
+    parser.add_argument("--seeds", type=int, default=1, help="draw each prior with seeds 0..N-1 (plots and 'sets' show seed 0)")
     parser.add_argument("--no-snap", action="store_true", help="decode the drawn vectors without snapping them to codes")
     args = parser.parse_args()
     store = WindowStore(args.store)
@@ -100,24 +119,33 @@ def main() -> None:
     sets = {split: np.asarray(store.windows[np.sort(rng.choice(store.split_indices(split), 2 * args.n, replace=False))])
             for split in ("test", "train")}
     sampling = {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance} | ({"snap": False} if args.no_snap else {})
+    sampling |= {key: float(value) if "." in value else int(value) for key, value in (o.split("=", 1) for o in args.option)}
     pipelines = {name: Pipeline.from_pretrained(folder) for name, folder in (entry.split("=", 1) for entry in args.pipelines)}
     first = next(iter(pipelines.values()))
     sets["train-decoded"] = first.decode(first.encode(sets["train"]).codes)  # a perfect prior over its codes would draw these
-    seconds = {}
+    seconds, later_seeds = {}, {}
     for name, pipeline in pipelines.items():
         started = time.perf_counter()
         sets[name] = drawn(pipeline, store, args.n, sampling)
         seconds[name] = round(time.perf_counter() - started, 1)
+        later_seeds[name] = [drawn(pipeline, store, args.n, sampling, seed) for seed in range(1, args.seeds)]
     leads = {name: source.lead(windows) for name, windows in sets.items()}
     rhythms = {name: source.rhythm(windows, rate) for name, windows in sets.items()}
     summary = {name: rhythm_summary(leads[name], rhythms[name], rate) for name in sets}
+    over_seeds = {}
+    if args.seeds > 1:
+        for name, windows in later_seeds.items():
+            lead_seeds = [leads[name]] + [source.lead(w) for w in windows]
+            rhythm_seeds = [rhythms[name]] + [source.rhythm(w, rate) for w in windows]
+            over_seeds[name] = spread([rhythm_summary(l, r, rate) for l, r in zip(lead_seeds, rhythm_seeds)])
     out = Path(args.out) / args.name
     plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, out / "rr_irregularity.png",
                      "beat-interval irregularity per window (RR coefficient of variation)")
     plots.beat_examples({name: (leads[name], rhythms[name]) for name in sets}, rate, out / "beats.png", source.unit)
     print(save(args.name, {"what": __doc__.splitlines()[0], "store": args.store, "pipelines": args.pipelines,
                            "sampling": sampling, "real_windows": 2 * args.n, "beats": source.describe(),
-                           "sampling_seconds": seconds, "sets": summary}))
+                           "sampling_seconds": seconds, "sets": summary,
+                           **({"seeds": args.seeds, "over_seeds": over_seeds} if over_seeds else {})}))
     for name, figures in summary.items():
         print(name, figures)
 

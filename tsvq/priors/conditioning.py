@@ -1,5 +1,4 @@
-"""The conditioning embedding both denoisers feed their blocks: the diffusion time step, plus the class label and
-the window cluster (``tsvq.priors.clusters``) where the model has them."""
+"""The conditioning embedding both denoisers feed their blocks: the diffusion time step, plus the class label."""
 
 from __future__ import annotations
 
@@ -8,10 +7,9 @@ from torch import nn
 
 
 def condition_embedding(model: nn.Module, sample: torch.Tensor, timestep: torch.Tensor | int,
-                        class_labels: torch.Tensor | None, clusters: torch.Tensor | None = None) -> torch.Tensor:
+                        class_labels: torch.Tensor | None) -> torch.Tensor:
     """``(B, E)`` from ``model.time_proj``/``time_embedding`` and, for a conditional model, ``class_embedding``
-    (a missing label is the model's ``null_class``, the "no label" token classifier-free guidance trains) and
-    ``cluster_embedding`` (a missing cluster is ``null_cluster``)."""
+    (a missing label is the model's ``null_class``, the "no label" token classifier-free guidance trains)."""
     batch = sample.shape[0]
     timestep = torch.as_tensor(timestep, device=sample.device)
     if timestep.ndim == 0:
@@ -21,8 +19,4 @@ def condition_embedding(model: nn.Module, sample: torch.Tensor, timestep: torch.
         if class_labels is None:
             class_labels = torch.full((batch,), model.null_class, device=sample.device, dtype=torch.long)
         embedding = embedding + model.class_embedding(class_labels)
-    if getattr(model, "cluster_embedding", None) is not None:
-        if clusters is None:
-            clusters = torch.full((batch,), model.null_cluster, device=sample.device, dtype=torch.long)
-        embedding = embedding + model.cluster_embedding(clusters)
     return embedding

@@ -61,7 +61,6 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         layers_per_block: int = 1,
         time_embedding_dim: int = 128,
         num_classes: int = 0,
-        num_clusters: int = 0,
         attention_heads: int = 0,
     ):
         super().__init__()
@@ -73,7 +72,6 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(block_out_channels[0], time_embedding_dim)
         self.class_embedding = nn.Embedding(num_classes + 1, time_embedding_dim) if num_classes else None
-        self.cluster_embedding = nn.Embedding(num_clusters + 1, time_embedding_dim) if num_clusters else None
         widths = list(block_out_channels)
         self.down_blocks = nn.ModuleList(
             DownResnetBlock1D(latent_channels if i == 0 else widths[i - 1], widths[i], num_layers=layers_per_block,
@@ -96,16 +94,9 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         """Label index meaning "unconditional" (used for classifier-free guidance)."""
         return self.config.num_classes
 
-    @property
-    def null_cluster(self) -> int:
-        """Cluster index meaning "no cluster" (the unconditional half of guidance)."""
-        return self.config.num_clusters
-
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None,
-                clusters: torch.Tensor | None = None) -> torch.Tensor:
-        """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` and ``clusters`` (B,) int
-        (``null_class`` / ``null_cluster`` = none)."""
-        embedding = condition_embedding(self, sample, timestep, class_labels, clusters)
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
+        embedding = condition_embedding(self, sample, timestep, class_labels)
         skips = []
         hidden = sample
         for block in self.down_blocks:
@@ -122,11 +113,9 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
 DENOISERS: dict[str, type[ModelMixin]] = {"unet": LatentUNet1D, "transformer": LatentTransformer1D}  # by architecture
 
 
-def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: int, num_classes: int,
-                   num_clusters: int = 0) -> ModelMixin:
+def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: int, num_classes: int) -> ModelMixin:
     """A fresh denoiser of ``config.architecture`` for latents ``(B, latent_channels, latent_length)``."""
-    shape = {"latent_channels": latent_channels, "latent_length": latent_length, "num_classes": num_classes,
-             "num_clusters": num_clusters}
+    shape = {"latent_channels": latent_channels, "latent_length": latent_length, "num_classes": num_classes}
     if config.architecture == "transformer":
         return LatentTransformer1D(width=config.width, depth=config.depth, heads=config.heads, **shape)
     return LatentUNet1D(block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,

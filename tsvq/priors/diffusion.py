@@ -5,8 +5,7 @@ same scheduler config, without retraining. Latents are standardised with statist
 saved with the prior. Samples are continuous; the pipeline snaps them to the nearest codebook entries.
 
 A saved prior is a folder: ``denoiser/`` (config.json + safetensors), ``scheduler/scheduler_config.json`` and
-``prior.json`` (latent statistics, label vocabulary, the signature of the codec it belongs to, and for a prior
-conditioned on window clusters the count of training windows per label and cluster, which sampling draws from).
+``prior.json`` (latent statistics, label vocabulary, and the signature of the codec it belongs to).
 """
 
 from __future__ import annotations
@@ -15,15 +14,13 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
-from tsvq.errors import CheckpointError, ConfigError, DataError
+from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
-from tsvq.priors.clusters import draw_clusters
 from tsvq.priors.denoiser import saved_denoiser_class
 from tsvq.priors.signature import as_long, check_signature
 from tsvq.safe_loading import load_model
@@ -92,20 +89,13 @@ class DiffusionPrior:
     SamplingOptions = DiffusionSamplingOptions
 
     def __init__(self, denoiser: torch.nn.Module, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
-                 labels: list[str] | None = None, codec_signature: dict | None = None, cluster_counts=None):
+                 labels: list[str] | None = None, codec_signature: dict | None = None):
         self.denoiser = denoiser
         self.scheduler_config = dict(scheduler_config)
         self.latent_mean = latent_mean.float().view(1, -1, 1)
         self.latent_std = latent_std.float().view(1, -1, 1)
         self.labels = list(labels or [])
         self.codec_signature = dict(codec_signature or {})
-        self.cluster_counts = None if cluster_counts is None else np.asarray(cluster_counts, dtype=np.int64)
-        clusters = getattr(denoiser.config, "num_clusters", 0)
-        if (self.cluster_counts is None) != (clusters == 0) or (
-                self.cluster_counts is not None and self.cluster_counts.shape != (len(self.labels) + 1, clusters)):
-            raise CheckpointError(f"diffusion prior: the denoiser has {clusters} window clusters, the cluster table "
-                                  f"{None if self.cluster_counts is None else self.cluster_counts.shape}; "
-                                  f"expected ({len(self.labels) + 1}, {clusters})")
         snr = terminal_snr(DDPMScheduler.from_config(self.scheduler_config))
         if snr > 1e-3:
             logger.warning("the noise schedule ends at SNR %.3g > 1e-3: samples start from noise the model never "
@@ -152,17 +142,16 @@ class DiffusionPrior:
             scheduler.set_timesteps(steps, device=self.device)
             shape = (count, config.latent_channels, config.latent_length)
             x = torch.randn(shape, generator=generator).to(self.device) * scheduler.init_noise_sigma
-            cond = label_ids[start : start + count] if label_ids is not None else None
-            clusters = None
-            if self.cluster_counts is not None:  # the first stage: which kind of window, given the label
-                clusters = draw_clusters(self.cluster_counts, cond, count, generator).to(self.device)
-            cond = cond.to(self.device) if cond is not None else None
+            cond = label_ids[start : start + count].to(self.device) if label_ids is not None else None
             for t in tqdm(scheduler.timesteps, desc=f"sample {sampler}", leave=False, disable=not progress):
                 model_input = scheduler.scale_model_input(x, t)
-                if (cond is not None or clusters is not None) and guidance != 1.0:
-                    prediction = self._guided(model_input, t, cond, clusters, guidance)
+                if cond is not None and guidance != 1.0:
+                    null = torch.full_like(cond, self.denoiser.null_class)
+                    both = self.denoiser(torch.cat([model_input, model_input]), t, torch.cat([cond, null]))
+                    conditional, unconditional = both.chunk(2)
+                    prediction = unconditional + guidance * (conditional - unconditional)
                 else:
-                    prediction = self.denoiser(model_input, t, cond, clusters)
+                    prediction = self.denoiser(model_input, t, cond)
                 step_kwargs = {"generator": generator} if sampler == "ddpm" else {}
                 if sampler == "ddpm":
                     x = scheduler.step(prediction.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(self.device)
@@ -170,18 +159,6 @@ class DiffusionPrior:
                     x = scheduler.step(prediction, t, x).prev_sample
             out.append(self.unstandardize(x))
         return torch.cat(out)
-
-    def _guided(self, model_input, t, labels, clusters, guidance: float) -> torch.Tensor:
-        """Classifier-free guidance: the prediction given the label and cluster, pushed away from the one given
-        neither."""
-        def null(values, index):
-            return None if values is None else torch.full_like(values, index)
-
-        both = self.denoiser(torch.cat([model_input, model_input]), t,
-                             None if labels is None else torch.cat([labels, null(labels, self.denoiser.null_class)]),
-                             None if clusters is None else torch.cat([clusters, null(clusters, self.denoiser.null_cluster)]))
-        conditional, unconditional = both.chunk(2)
-        return unconditional + guidance * (conditional - unconditional)
 
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:
@@ -191,7 +168,6 @@ class DiffusionPrior:
                 "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "codebook vectors (B, L', D)",
                 "latent_mean": self.latent_mean.flatten().tolist(), "latent_std": self.latent_std.flatten().tolist(),
                 "labels": self.labels, "codec_signature": self.codec_signature,
-                **({} if self.cluster_counts is None else {"cluster_counts": self.cluster_counts.tolist()}),
             })
 
     @classmethod
@@ -200,8 +176,5 @@ class DiffusionPrior:
         info = read_prior_description(folder, cls.kind)
         denoiser = load_model(saved_denoiser_class(folder / "denoiser"), folder / "denoiser").to(device)
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
-        try:
-            return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),
-                       info.get("labels"), info.get("codec_signature"), info.get("cluster_counts"))
-        except CheckpointError as error:
-            raise CheckpointError(f"{folder / 'prior.json'}: {error}") from None
+        return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),
+                   info.get("labels"), info.get("codec_signature"))

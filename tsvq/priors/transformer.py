@@ -52,7 +52,6 @@ class LatentTransformer1D(ModelMixin, ConfigMixin):
         depth: int = 4,
         heads: int = 4,
         num_classes: int = 0,
-        num_clusters: int = 0,
     ):
         super().__init__()
         if width % heads:
@@ -60,7 +59,6 @@ class LatentTransformer1D(ModelMixin, ConfigMixin):
         self.time_proj = Timesteps(width, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(width, width)
         self.class_embedding = nn.Embedding(num_classes + 1, width) if num_classes else None
-        self.cluster_embedding = nn.Embedding(num_clusters + 1, width) if num_clusters else None
         self.proj_in = nn.Linear(latent_channels, width)
         positions = get_1d_sincos_pos_embed_from_grid(width, torch.arange(latent_length), output_type="pt")
         self.register_buffer("positions", positions.float()[None], persistent=False)
@@ -78,16 +76,9 @@ class LatentTransformer1D(ModelMixin, ConfigMixin):
         """Label index meaning "unconditional" (used for classifier-free guidance)."""
         return self.config.num_classes
 
-    @property
-    def null_cluster(self) -> int:
-        """Cluster index meaning "no cluster" (the unconditional half of guidance)."""
-        return self.config.num_clusters
-
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None,
-                clusters: torch.Tensor | None = None) -> torch.Tensor:
-        """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` and ``clusters`` (B,) int
-        (``null_class`` / ``null_cluster`` = none)."""
-        embedding = condition_embedding(self, sample, timestep, class_labels, clusters)
+    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
+        embedding = condition_embedding(self, sample, timestep, class_labels)
         tokens = self.proj_in(sample.transpose(1, 2)) + self.positions.to(sample.dtype)
         for block in self.blocks:
             tokens = block(tokens, embedding)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,15 +16,12 @@ from torch.utils.data import Dataset
 from tsvq.codec import VQVAE
 from tsvq.config import as_config
 from tsvq.errors import ConfigError
-from tsvq.priors.clusters import assign_clusters, cluster_counts, fit_clusters, window_summaries
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
 from tsvq.training.stages import Stage
 from tsvq.training.prior_data import drop_labels, load_prior_data
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,9 +31,6 @@ class DiffusionStageConfig:
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     scheduler: NoiseScheduleConfig = field(default_factory=NoiseScheduleConfig)
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
-    # > 0: also condition on one of this many clusters of the training windows' latent statistics, drawn at
-    # sampling from their frequency per label, so a window commits to one kind of window (tsvq.priors.clusters)
-    clusters: int = 0
     # "per_dim": each codebook dimension standardised on its own; "global": one mean and spread for all of them
     # (keeps the dimensions' relative scales, as the codebook has them)
     latent_normalisation: str = "per_dim"
@@ -49,38 +42,25 @@ class DiffusionStageConfig:
     def __post_init__(self):
         self.model = as_config(DenoiserConfig, self.model, "diffusion stage: model")
         self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
-        if self.clusters < 0 or self.clusters == 1:
-            raise ConfigError(f"diffusion stage: clusters must be 0 (none) or at least 2, not {self.clusters}")
         if self.latent_normalisation not in ("per_dim", "global"):
             raise ConfigError(f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}")
 
 
 class LatentDataset(Dataset):
-    """Standardised codebook vectors ``(D, L')`` of cached codes, with labels (``null`` index when unlabelled)
-    and window clusters (0 when the prior has none)."""
+    """Standardised codebook vectors ``(D, L')`` of cached codes, with labels (``null`` index when unlabelled)."""
 
     def __init__(self, codes: np.ndarray, codec: VQVAE, mean: torch.Tensor, std: torch.Tensor, labels: np.ndarray):
         self.codes = torch.from_numpy(codes.astype(np.int64))
         self.codec, self.mean, self.std = codec, mean.view(-1, 1), std.view(-1, 1)
         self.labels = torch.from_numpy(labels.astype(np.int64))
-        self.clusters = torch.zeros(len(self.codes), dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.codes)
 
-    @torch.no_grad()
-    def latents(self, rows: slice) -> torch.Tensor:
-        """``(n, D, L')`` standardised latents of a run of rows."""
-        vectors = self.codec.codes_to_vectors(self.codes[rows]).transpose(1, 2)
-        return (vectors - self.mean) / self.std
-
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"latent": self.latents(slice(i, i + 1))[0], "label": self.labels[i], "cluster": self.clusters[i]}
-
-    def summaries(self, chunk: int = 4096) -> np.ndarray:
-        """Every window's cluster summary (``tsvq.priors.clusters.window_summaries``), a chunk at a time."""
-        return np.concatenate([window_summaries(self.latents(slice(start, start + chunk)))
-                               for start in range(0, len(self), chunk)])
+        with torch.no_grad():
+            vectors = self.codec.codes_to_vectors(self.codes[i : i + 1])[0].t()  # (D, L')
+        return {"latent": (vectors - self.mean) / self.std, "label": self.labels[i]}
 
 
 class DiffusionTask:
@@ -99,22 +79,9 @@ class DiffusionTask:
             self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, data.train_label_ids)
         self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, data.val_label_ids)
-        self.cluster_counts = self._fit_clusters(config.clusters, config.training.seed) if config.clusters else None
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
-        self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels),
-                                    config.clusters)
+        self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
         self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config)
-
-    def _fit_clusters(self, k: int, seed: int) -> np.ndarray:
-        """Cluster the training windows (validation windows go to the nearest cluster); the counts per label."""
-        summaries = self.train_dataset.summaries()
-        centroids, scale = fit_clusters(summaries, k, seed)
-        self.train_dataset.clusters = torch.from_numpy(assign_clusters(summaries, centroids, scale))
-        self.val_dataset.clusters = torch.from_numpy(assign_clusters(self.val_dataset.summaries(), centroids, scale))
-        counts = cluster_counts(self.train_dataset.clusters.numpy(), self.train_dataset.labels.numpy(), len(self.labels), k)
-        sizes = counts.sum(0)
-        logger.info("%d window clusters: %d to %d training windows each (median %d)", k, sizes.min(), sizes.max(), np.median(sizes))
-        return counts
 
     def _target(self, latents, noise, timesteps):
         kind = self.noise_scheduler.config.prediction_type
@@ -124,22 +91,19 @@ class DiffusionTask:
             return self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return latents
 
-    def _denoising_loss(self, model, latents, labels, clusters, generator=None, timesteps=None):
+    def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None):
         noise = torch.randn(latents.shape, generator=generator).to(latents.device)
         if timesteps is None:
             timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        prediction = model(noisy, timesteps, labels if self.labels else None,
-                           clusters if self.cluster_counts is not None else None)
+        prediction = model(noisy, timesteps, labels if self.labels else None)
         return F.mse_loss(prediction.float(), self._target(latents, noise, timesteps).float())
 
     def loss(self, model, batch):
-        labels, clusters = batch["label"], batch["cluster"]
+        labels = batch["label"]
         if self.labels:
             labels = drop_labels(labels, len(self.labels), self.config.label_dropout)
-        if self.cluster_counts is not None:
-            clusters = drop_labels(clusters, self.config.clusters, self.config.label_dropout)
-        loss = self._denoising_loss(model, batch["latent"], labels, clusters)
+        loss = self._denoising_loss(model, batch["latent"], labels)
         return loss, {}
 
     def after_step(self, model) -> None:
@@ -154,12 +118,11 @@ class DiffusionTask:
         self.ema.store(model.parameters())
         self.ema.copy_to(model.parameters())
         generator = torch.Generator().manual_seed(1234)
-        latents = self.val_dataset.latents(slice(None)).to(model.device)
+        latents = torch.stack([self.val_dataset[i]["latent"] for i in range(len(self.val_dataset))]).to(model.device)
         labels = self.val_dataset.labels.to(model.device)
-        clusters = self.val_dataset.clusters.to(model.device)
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.linspace(0, steps - 1, len(latents)).long().to(model.device)
-        loss = float(self._denoising_loss(model, latents, labels, clusters, generator, timesteps))
+        loss = float(self._denoising_loss(model, latents, labels, generator, timesteps))
         self.ema.restore(model.parameters())
         return {"val_loss": loss}
 
@@ -167,8 +130,7 @@ class DiffusionTask:
         """The prior with EMA weights, ready to sample or save."""
         ema_model = copy.deepcopy(model)
         self.ema.copy_to(ema_model.parameters())
-        return DiffusionPrior(ema_model, dict(self.noise_scheduler.config), self.mean, self.std, self.labels,
-                              codec_signature(self.codec), self.cluster_counts)
+        return DiffusionPrior(ema_model, dict(self.noise_scheduler.config), self.mean, self.std, self.labels, codec_signature(self.codec))
 
     def save(self, model, folder: Path) -> None:
         self.prior(model).save_pretrained(folder)
