@@ -12,14 +12,15 @@ a window with the window's median beat (about 1 where every beat looks like its 
 normal ones lower it). ``train-decoded`` is the training windows through the first pipeline's codec: what a
 perfect prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the training split's mix),
 seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and spread of the main figures over
-seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``). Writes the results file and, beside the pipelines'
-`--out`, `beats.png` and `rr_irregularity.png`.
+seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``);
+an ``--option`` none of them has is refused. Writes the results file and, beside the pipelines' `--out`,
+`beats.png` and `rr_irregularity.png`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from tsvq.data import WindowStore  # noqa: E402
 from tsvq.evaluation.physiology import MIN_RR_S, beat_source, rr_irregularity  # noqa: E402
 from tsvq.evaluation.report import LabelledDraws  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
+from tsvq.priors.base import option_names  # noqa: E402
 
 BEAT_BEFORE_S, BEAT_AFTER_S = 0.2, 0.4  # P wave to the end of the T wave at ordinary rates
 IRREGULAR = 0.1  # RR coefficient of variation above sinus rhythm's 0.02-0.05 (and below atrial fibrillation's)
@@ -76,8 +78,8 @@ def rhythm_summary(lead: np.ndarray, rhythm: dict, rate_hz: float) -> dict:
 def drawn(pipeline: Pipeline, store: WindowStore, n: int, sampling: dict, seed: int = 0) -> np.ndarray:
     """The first prior's windows of ``seed``, drawn as `tsvq eval` draws them, with the options that prior has."""
     name = next(iter(pipeline.priors))
-    own = {f.name for f in dataclasses.fields(type(pipeline.priors[name]).SamplingOptions)}
-    options = {k: v for k, v in sampling.items() if k in own or k == "snap"}
+    own = option_names(pipeline.priors[name]) | {"snap"}
+    options = {k: v for k, v in sampling.items() if k in own}
     if pipeline.priors[name].labels:
         return LabelledDraws(pipeline, name, options, store, n).sample(seed)[0]
     return pipeline.sample(n, name, seed=seed, progress=False, **options).signals
@@ -119,25 +121,27 @@ def main() -> None:
     sets = {split: np.asarray(store.windows[np.sort(rng.choice(store.split_indices(split), 2 * args.n, replace=False))])
             for split in ("test", "train")}
     sampling = {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance} | ({"snap": False} if args.no_snap else {})
-    sampling |= {key: float(value) if "." in value else int(value) for key, value in (o.split("=", 1) for o in args.option)}
+    extra = dict(o.split("=", 1) for o in args.option)
+    sampling |= {key: json.loads(value) for key, value in extra.items()}  # numbers as numbers
     pipelines = {name: Pipeline.from_pretrained(folder) for name, folder in (entry.split("=", 1) for entry in args.pipelines)}
+    known = set().union(*(option_names(p.priors[next(iter(p.priors))]) for p in pipelines.values()))
+    if set(extra) - known:
+        sys.exit(f"--option {sorted(set(extra) - known)}: none of the pipelines' priors has it (they take {sorted(known)})")
     first = next(iter(pipelines.values()))
     sets["train-decoded"] = first.decode(first.encode(sets["train"]).codes)  # a perfect prior over its codes would draw these
+    def summarise(windows: np.ndarray) -> dict:
+        return rhythm_summary(source.lead(windows), source.rhythm(windows, rate), rate)
+
     seconds, later_seeds = {}, {}
     for name, pipeline in pipelines.items():
         started = time.perf_counter()
         sets[name] = drawn(pipeline, store, args.n, sampling)
         seconds[name] = round(time.perf_counter() - started, 1)
-        later_seeds[name] = [drawn(pipeline, store, args.n, sampling, seed) for seed in range(1, args.seeds)]
+        later_seeds[name] = [summarise(drawn(pipeline, store, args.n, sampling, seed)) for seed in range(1, args.seeds)]
     leads = {name: source.lead(windows) for name, windows in sets.items()}
     rhythms = {name: source.rhythm(windows, rate) for name, windows in sets.items()}
     summary = {name: rhythm_summary(leads[name], rhythms[name], rate) for name in sets}
-    over_seeds = {}
-    if args.seeds > 1:
-        for name, windows in later_seeds.items():
-            lead_seeds = [leads[name]] + [source.lead(w) for w in windows]
-            rhythm_seeds = [rhythms[name]] + [source.rhythm(w, rate) for w in windows]
-            over_seeds[name] = spread([rhythm_summary(l, r, rate) for l, r in zip(lead_seeds, rhythm_seeds)])
+    over_seeds = {name: spread([summary[name]] + later) for name, later in later_seeds.items()} if args.seeds > 1 else {}
     out = Path(args.out) / args.name
     plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, out / "rr_irregularity.png",
                      "beat-interval irregularity per window (RR coefficient of variation)")

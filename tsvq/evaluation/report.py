@@ -41,6 +41,7 @@ from tsvq.evaluation.scoring import (
     set_figures, summarise, within_noise,
 )
 from tsvq.io import atomic_directory, write_json
+from tsvq.priors.base import option_names
 
 REPORT_FORMAT_VERSION = 2
 
@@ -241,7 +242,7 @@ def _options_for(pipeline, name: str, priors: list[str], sampling: dict) -> dict
     options it has, and an option none of them has is refused."""
     if len(priors) <= 1:
         return sampling
-    fields = {p: {f.name for f in dataclasses.fields(type(pipeline.priors[p]).SamplingOptions)} for p in priors}
+    fields = {p: option_names(pipeline.priors[p]) for p in priors}
     unknown = [k for k in sampling if not any(k in names for names in fields.values())]
     if unknown:
         raise ConfigError(f"sampling options {unknown}: none of the compared priors {priors} has them")

@@ -87,6 +87,11 @@ def sampling_options(prior_cls: type, options: dict[str, Any], where: str):
     return from_dict(prior_cls.SamplingOptions, {k: v for k, v in options.items() if v is not None}, where)
 
 
+def option_names(prior) -> set[str]:
+    """The names of the sampling options a prior (instance or class) takes."""
+    return {f.name for f in dataclasses.fields(prior.SamplingOptions)}
+
+
 def option_fields() -> dict[str, list[dataclasses.Field]]:
     """Every registered prior's sampling options by name, each with the fields of the priors that have it (the CLI
     makes one flag of each name, e.g. ``--steps`` for the diffusion and MaskGIT priors, and joins their help)."""
