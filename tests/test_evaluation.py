@@ -60,6 +60,20 @@ def test_frechet_distance_is_exact_for_singular_covariances():
     assert distance == pytest.approx((few.mean(0) ** 2).sum() + np.trace(np.cov(few, rowvar=False)), rel=1e-9)
 
 
+def test_frechet_distance_of_few_windows_matches_the_full_covariance_route():
+    """Fewer windows than features takes the small cross-product route; it must agree with tr sqrt(S_a S_b) from
+    the full covariances, for two unrelated sets of different sizes (not only for a set and its multiple)."""
+    rng = np.random.default_rng(1)
+    mixing = rng.normal(size=(64, 64))
+    a, b = rng.normal(size=(30, 64)) @ mixing, rng.gamma(2.0, size=(45, 64)) @ mixing
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    sqrt_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a), 0, None)).sum()
+    reference = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+    assert frechet_distance(a, b) == pytest.approx(reference, rel=1e-6)
+
+
 def test_real_vs_white_noise_is_far(sets):
     real_a, real_b, noise, features = sets
     fa, fb, fn = features.transform(real_a), features.transform(real_b), features.transform(noise)
