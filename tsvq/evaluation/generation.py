@@ -24,17 +24,18 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     of two (d x d) eigendecompositions. Otherwise the symmetric sqrt(S_a) S_b sqrt(S_a) is decomposed. Neither
     route needs the ad-hoc offset a general matrix square root wants when a covariance is singular.
     """
-    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    # one feature per window may come as a vector; every route below wants (n, d)
+    a = np.asarray(features_a, dtype=np.float64).reshape(len(features_a), -1)
+    b = np.asarray(features_b, dtype=np.float64).reshape(len(features_b), -1)
     mu_a, mu_b = a.mean(0), b.mean(0)
     centred_a, centred_b = a - mu_a, b - mu_b
-    norm = np.sqrt((len(a) - 1) * (len(b) - 1))
     trace_a, trace_b = (centred_a**2).sum() / (len(a) - 1), (centred_b**2).sum() / (len(b) - 1)
     if min(len(a), len(b)) < a.shape[1]:
         # eig(S_a S_b) = eig(A'A B'B) / norm^2 = eig(K K') / norm^2 with K = A B' (nonzero ones), so the square roots
         # are K's singular values over norm
-        cross = linalg.svdvals(centred_a @ centred_b.T).sum() / norm
+        cross = linalg.svdvals(centred_a @ centred_b.T).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
     else:
-        cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+        cov_a, cov_b = centred_a.T @ centred_a / (len(a) - 1), centred_b.T @ centred_b / (len(b) - 1)
         sqrt_a = _psd_sqrt(cov_a)
         cross = np.sqrt(_drop_round_off(linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a))).sum()
     distance = ((mu_a - mu_b) ** 2).sum() + trace_a + trace_b - 2 * cross
