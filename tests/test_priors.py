@@ -237,24 +237,102 @@ def test_wavenet_is_causal():
     assert not torch.allclose(model(codes)[..., 21:], model(changed)[..., 21:])
 
 
+def fit_teacher_forced(model: WaveNet, codes: torch.Tensor, steps: int) -> None:
+    """Full-batch Adam on the teacher-forced cross-entropy; leaves the model in eval mode."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for _ in range(steps):
+        loss = F.cross_entropy(model(codes), codes)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
 def test_wavenet_learns_structure_below_unigram_entropy_and_scores_atypical_worse():
     torch.manual_seed(0)
     period = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
     sequences = torch.stack([period.roll(int(s)).repeat(4) for s in torch.randint(0, 8, (64,))])
     model = WaveNet(num_codes=10, latent_length=32, residual_channels=16, skip_channels=16, dilation_cycle=(1, 2, 4, 8))
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for _ in range(150):
-        loss = F.cross_entropy(model(sequences), sequences)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    fit_teacher_forced(model, sequences, steps=150)
     unigram = -(torch.bincount(period, minlength=10).float() / 8).clamp(min=1e-12).log2().mul(torch.bincount(period, minlength=10).float() / 8).sum()
     typical = model.nll_bits(sequences[:8]).mean()
     assert typical < 0.5 * unigram
     atypical = model.nll_bits(torch.randint(0, 10, (8, 32))).mean()
     assert atypical > 2 * typical
     assert torch.equal(model.generate(4, seed=0)[:, 8:16], model.generate(4, seed=0)[:, 8:16])
+
+
+def test_residual_wavenet_draws_stage_by_stage_and_each_stage_sees_only_what_came_before():
+    torch.manual_seed(0)
+    model = WaveNet(num_codes=12, latent_length=20, residual_channels=8, skip_channels=8, dilation_cycle=(1, 2, 4),
+                    num_classes=2, num_quantizers=3).eval()
+    labels = torch.tensor([0, 1, 2, 1])  # 2: "no label"
+    for kwargs in ({}, {"top_p": 0.7}, {"temperature": 0.8, "top_k": 4}):
+        cached = model.generate(4, labels=labels, seed=3, **kwargs)
+        assert cached.shape == (4, 20, 3) and torch.equal(cached, model.generate(4, labels=labels, seed=3, cached=False, **kwargs))
+    codes = torch.randint(0, 12, (2, 20, 3))
+    changed = codes.clone()
+    changed[:, 10, 1:] = (changed[:, 10, 1:] + 1) % 12  # stages 1 and 2 of position 10
+    before, after = model(codes), model(changed)
+    assert before.shape == (2, 12, 20, 3)
+    assert torch.equal(before[..., :10, :], after[..., :10, :])  # earlier positions
+    assert torch.equal(before[..., 10, :2], after[..., 10, :2])  # stage 0 and 1 at 10: they come before the change
+    assert not torch.allclose(before[..., 10, 2], after[..., 10, 2]) and not torch.allclose(before[..., 11:, :], after[..., 11:, :])
+    with pytest.raises(DataError, match=r"codes must have shape \(B, L', 3\)"):
+        model(codes[..., 0])
+
+
+def test_residual_wavenet_learns_a_stage_that_follows_from_the_coarser_one_at_its_position():
+    """Stage 0 is random and stage 1 a function of stage 0 at the same position: only the depth head (stage 1
+    given stage 0 at t) can learn it, since earlier positions say nothing about position t."""
+    torch.manual_seed(0)
+
+    def draw(n: int) -> torch.Tensor:
+        stage0 = torch.randint(0, 8, (n, 16))
+        return torch.stack([stage0, (3 * stage0 + 1) % 8], dim=-1)
+
+    codes = draw(256)
+    model = WaveNet(num_codes=8, latent_length=16, residual_channels=16, skip_channels=16, dilation_cycle=(1, 2, 4),
+                    num_quantizers=2)
+    fit_teacher_forced(model, codes, steps=100)
+    unseen = draw(32)
+    with torch.no_grad():
+        stage1_bits = F.cross_entropy(model(unseen)[..., 1], unseen[..., 1]) / np.log(2)
+    assert stage1_bits < 0.5  # of the 3 bits a uniform guess costs
+    drawn = model.generate(64, seed=0)
+    assert (drawn[..., 1] == (3 * drawn[..., 0] + 1) % 8).float().mean() > 0.9
+
+
+def test_wavenet_stage_on_a_residual_vq_codec_samples_scores_and_round_trips(tiny_runs, tmp_path):
+    from tsvq.priors.maskgit import MaskGITPrior
+    from tsvq.training.codec import CodecStageConfig, train_codec
+    from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit
+    from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
+
+    store = str(tiny_runs["store"])
+    codec = train_codec(CodecStageConfig(store=store, model=TINY_CODEC | {"num_quantizers": 2},
+                                         training=tiny_training(tmp_path / "codec", 4)))
+    folder = train_wavenet(WaveNetStageConfig(store=store, codec=str(codec), model={"residual_channels": 8, "skip_channels": 8,
+                                                                                   "dilation_cycle": [1, 2]},
+                                              training=tiny_training(tmp_path / "wavenet", 4)))
+    statistics = json.loads((folder / "prior.json").read_text())["statistics"]
+    assert statistics["codes_per_second"] == 125 / 4 * 2 and 0 < statistics["val_bits_per_code"]
+    assert statistics["val_bits_per_second"] == pytest.approx(statistics["val_bits_per_code"] * 62.5)
+    pipe = Pipeline.from_stages(codec, folder)
+    out = pipe.sample(3, prior="wavenet", top_p=0.9, seed=1, progress=False)
+    assert out.signals.shape == (3, 256, 1) and np.isfinite(out.signals).all() and out.codes.shape == (3, 64, 2)
+    np.testing.assert_allclose(pipe.decode(out.codes), out.signals, atol=1e-5)
+    codes = pipe.encode(out.signals).codes
+    expected = pipe.priors["wavenet"].model.nll_bits(codes).detach().numpy() * 125 / 4 * 2  # bits per code x codes (both stages) per second
+    np.testing.assert_allclose(pipe.log_likelihood(out.signals), expected, rtol=1e-5)
+    pipe.save_pretrained(tmp_path / "pipe")
+    again = Pipeline.from_pretrained(tmp_path / "pipe").sample(3, prior="wavenet", top_p=0.9, seed=1, progress=False)
+    assert np.array_equal(again.codes, out.codes)
+    with pytest.raises(CheckpointError, match="num_quantizers"):
+        Pipeline.from_stages(tiny_runs["codec"], folder)  # a single-codebook codec: not the one it was trained on
+    with pytest.raises(ConfigError, match="MaskGIT prior models one code per position; this codec has 2 residual quantizers"):
+        train_maskgit(MaskGITStageConfig(store=store, codec=str(codec), training=tiny_training(tmp_path / "maskgit", 2)))
+    assert MaskGITPrior.residual_codes is False
 
 
 def test_pipeline_wavenet_sampling_and_log_likelihood(tiny_pipeline):

@@ -16,10 +16,11 @@ from tsvq.safe_loading import load_model
 
 
 def check_single_codebook(codec, prior: str = "a code prior") -> None:
-    """A code prior draws one code per position: a residual-VQ codec has several."""
+    """For code priors that draw one code per position: a residual-VQ codec has several."""
     if codec.config.num_quantizers != 1:
         raise ConfigError(f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
-                          "residual quantizers (use the diffusion prior, which models their summed vectors)")
+                          "residual quantizers (use the diffusion prior, which models their summed vectors, or the "
+                          "WaveNet prior, which draws them stage by stage)")
 
 
 class CodePrior:
@@ -27,6 +28,7 @@ class CodePrior:
     set ``kind``, ``title``, ``model_class``, ``SamplingOptions`` and ``sample`` (and ``@register_prior``)."""
 
     models: ClassVar[str] = "codes"
+    residual_codes: ClassVar[bool] = False  # True: models a residual-VQ codec's (B, L', Q) codes too
     kind: ClassVar[str]
     title: ClassVar[str]  # how errors name the prior, e.g. "WaveNet prior"
     model_class: ClassVar[type]
@@ -39,7 +41,8 @@ class CodePrior:
         self.statistics = dict(statistics or {})
 
     def check_codec(self, codec) -> None:
-        check_single_codebook(codec, f"the {self.title}")
+        if not self.residual_codes:
+            check_single_codebook(codec, f"the {self.title}")
         check_signature(self.codec_signature, codec, self.title)
 
     def label_ids(self, labels, n: int) -> torch.Tensor | None:
@@ -59,11 +62,15 @@ class CodePrior:
             out.append(draw(count, None if labels is None else labels[start : start + count], None if seed is None else seed + i))
         return torch.cat(out)
 
+    def models_description(self) -> str:
+        stages = getattr(self.model.config, "num_quantizers", 1)
+        return "code indices (B, L')" if stages == 1 else f"code indices (B, L', {stages})"
+
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:
             self.model.save_pretrained(tmp / "model")
             write_json(tmp / "prior.json", {
-                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "code indices (B, L')",
+                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": self.models_description(),
                 "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
             })
 

@@ -5,6 +5,12 @@ convolutions (kernel 2, dilations doubling and repeating in cycles) with gated t
 skip 1x1 convolutions, and a K-way softmax. It gives an exact likelihood, so bits per code (and, with the codec's
 rate, bits per second) are measured, not bounded.
 
+A residual-VQ codec gives Q codes per position, ``(B, L', Q)``. The convolutions then run over positions as
+before (each position's input is the sum of its Q codes' embeddings), and the Q codes of one position are drawn
+in stage order, each given the position's features and the stages already drawn there (the depth half of
+Lee et al. 2022's RQ-Transformer, here a shared head with a per-stage output layer): the sequence stays L' long,
+not L' x Q, and stage q is predicted from the coarse stages it refines.
+
 Fast generation keeps, for each layer, a circular buffer of its last ``dilation`` inputs, so each new code costs
 one pass through the layers (r9y9/wavenet_vocoder's incremental inference) instead of a forward over the prefix.
 """
@@ -91,9 +97,10 @@ class WaveNetConfig:
 
 
 class WaveNet(ModelMixin, ConfigMixin):
-    former_class_names = ("WaveNetPrior",)  # how folders written before tsvq 0.2 name it
+    """Categorical prior over ``(B, L')`` codes, or ``(B, L', Q)`` with ``num_quantizers`` Q > 1. Embedding row
+    ``q * num_codes + k`` is code k of stage q; the last row is the start token."""
 
-    """Categorical prior over ``(B, L')`` codes. Index ``num_codes`` is the start token."""
+    former_class_names = ("WaveNetPrior",)  # how folders written before tsvq 0.2 name it
 
     @register_to_config
     def __init__(
@@ -106,9 +113,12 @@ class WaveNet(ModelMixin, ConfigMixin):
         num_cycles: int = 2,
         num_classes: int = 0,
         condition_dim: int = 32,
+        num_quantizers: int = 1,
     ):
         super().__init__()
-        self.embedding = nn.Embedding(num_codes + 1, residual_channels)
+        if num_quantizers < 1:
+            raise ValueError(f"num_quantizers must be at least 1, got {num_quantizers}")
+        self.embedding = nn.Embedding(num_quantizers * num_codes + 1, residual_channels)
         # index num_classes means "no label" (unlabelled windows, or sampling without a label)
         self.class_embedding = nn.Embedding(num_classes + 1, condition_dim) if num_classes else None
         dilations = [d for _ in range(num_cycles) for d in dilation_cycle]
@@ -116,8 +126,12 @@ class WaveNet(ModelMixin, ConfigMixin):
             GatedResidualLayer(residual_channels, skip_channels, d, condition_dim if num_classes else 0, last=i == len(dilations) - 1)
             for i, d in enumerate(dilations)
         )
+        # the last conv holds every stage's output layer: rows q*K..(q+1)*K-1 give stage q's logits
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
-                                  nn.Conv1d(skip_channels, num_codes, 1))
+                                  nn.Conv1d(skip_channels, num_quantizers * num_codes, 1))
+        if num_quantizers > 1:  # what stage q's head sees beside the position's features: q itself, the codes drawn
+            self.stage_embedding = nn.Embedding(num_quantizers, skip_channels)
+            self.depth_embedding = nn.Embedding((num_quantizers - 1) * num_codes, skip_channels)
 
     def _condition(self, labels: torch.Tensor | None, batch: int = 1) -> torch.Tensor | None:
         if self.class_embedding is None:
@@ -126,30 +140,68 @@ class WaveNet(ModelMixin, ConfigMixin):
             labels = torch.full((batch,), self.config.num_classes, dtype=torch.long, device=self.device)
         return self.class_embedding(labels)
 
-    def _check_codes(self, codes: torch.Tensor) -> None:
-        if codes.ndim != 2:
-            raise DataError(f"WaveNet prior: codes must have shape (B, L'), got {tuple(codes.shape)} "
-                            "(residual-VQ codes are not supported by this prior)")
+    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes as ``(B, L', Q)`` (Q = 1 for a single codebook), checked against the model's shape and vocabulary."""
+        q = self.config.num_quantizers
+        if q == 1 and codes.ndim == 2:
+            codes = codes[..., None]
+        if codes.ndim != 3 or codes.shape[-1] != q:
+            expected = "(B, L')" if q == 1 else f"(B, L', {q})"
+            raise DataError(f"WaveNet prior: codes must have shape {expected} (this prior models {q} code(s) per "
+                            f"position), got {tuple(codes.shape)}")
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.config.num_codes):
             raise DataError(f"WaveNet prior: code indices must lie in [0, {self.config.num_codes})")
+        return codes
 
-    def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced logits ``(B, K, L')``: position t sees codes < t only."""
-        self._check_codes(codes)
-        start = torch.full_like(codes[:, :1], self.config.num_codes)
-        x = self.embedding(torch.cat([start, codes[:, :-1]], dim=1)).transpose(1, 2)
+    def _stage_offsets(self, device) -> torch.Tensor:
+        return torch.arange(self.config.num_quantizers, device=device) * self.config.num_codes
+
+    def _features(self, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The trunk's skip features ``(B, S, L')`` of ``(B, L', Q)`` codes: position t sees positions < t."""
+        inputs = self.embedding(codes + self._stage_offsets(codes.device)).sum(dim=2)  # (B, L', R): a position's codes, summed
+        start = self.embedding.weight[-1].expand(len(codes), 1, -1)
+        x = torch.cat([start, inputs[:, :-1]], dim=1).transpose(1, 2)
         condition = self._condition(labels, len(codes))
         skips = 0
         for layer in self.layers:
             x, skip = layer(x, condition)
             skips = skips + skip
-        return self.head(skips * math.sqrt(1.0 / len(self.layers)))
+        return skips * math.sqrt(1.0 / len(self.layers))
+
+    def _depth_input(self, drawn: torch.Tensor, stage: int) -> torch.Tensor:
+        """What stage ``stage``'s head adds to the position's features: its stage embedding and the embeddings of
+        the codes ``drawn`` (``(..., stage)``) at that position; ``(..., S)``."""
+        offsets = self._stage_offsets(drawn.device)[:stage]
+        return self.stage_embedding.weight[stage] + self.depth_embedding(drawn + offsets).sum(dim=-2)
+
+    def _stage_logits(self, features: torch.Tensor, stage: int) -> torch.Tensor:
+        """Stage ``stage``'s logits ``(B, K, T)`` from head inputs ``(B, S, T)``. With several stages the head's 1x1
+        convolutions run as matrix products on a slice of the output layer: on a CPU, the backward of a 1x1 conv
+        with thousands of outputs (mkldnn) took 3x as long as the same matmul."""
+        if self.config.num_quantizers == 1:
+            return self.head(features)
+        hidden, out, k = self.head[1], self.head[3], self.config.num_codes
+        h = F.relu(torch.matmul(hidden.weight[:, :, 0], F.relu(features)) + hidden.bias[:, None])
+        return torch.matmul(out.weight[stage * k : (stage + 1) * k, :, 0], h) + out.bias[stage * k : (stage + 1) * k, None]
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits ``(B, K, L')`` (``(B, K, L', Q)`` for Q > 1): position t sees codes < t, and
+        stage q at t also the stages < q at t."""
+        single = codes.ndim == 2
+        codes = self._check_codes(codes)
+        features = self._features(codes, labels)
+        if self.config.num_quantizers == 1:
+            logits = self._stage_logits(features, 0)
+            return logits if single else logits[..., None]
+        stages = [self._stage_logits(features + self._depth_input(codes[..., :q], q).transpose(1, 2), q)
+                  for q in range(self.config.num_quantizers)]
+        return torch.stack(stages, dim=-1)
 
     def nll_bits(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Negative log-likelihood of each sequence, in bits per code, ``(B,)``."""
+        """Negative log-likelihood of each sequence, in bits per code (over all its L' x Q codes), ``(B,)``."""
         logits = self.forward(codes, labels)
-        nats = F.cross_entropy(logits.float(), codes, reduction="none").mean(dim=1)
-        return nats / math.log(2)
+        nats = F.cross_entropy(logits.float(), codes, reduction="none")
+        return nats.flatten(1).mean(dim=1) / math.log(2)
 
     @staticmethod
     def _pick(logits: torch.Tensor, uniform: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -172,33 +224,39 @@ class WaveNet(ModelMixin, ConfigMixin):
     def generate(self, n: int, length: int | None = None, labels: torch.Tensor | None = None, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = 0, cached: bool = True,
                  progress: bool = False) -> torch.Tensor:
-        """Ancestral sampling of ``(n, length)`` codes; ``cached=False`` recomputes the whole prefix each step."""
+        """Ancestral sampling of ``(n, length)`` codes (``(n, length, Q)`` for Q > 1, stage by stage within a
+        position); ``cached=False`` recomputes the whole prefix each step."""
         length = length or self.config.latent_length
+        stages = self.config.num_quantizers
         generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
-        uniforms = torch.rand((length, n), generator=generator)
+        uniforms = torch.rand((length, stages, n), generator=generator)
         device = self.device
         labels = labels.to(device) if labels is not None else None
         condition = self._condition(labels, n)
-        codes = torch.zeros((n, length), dtype=torch.long, device=device)
+        codes = torch.zeros((n, length, stages), dtype=torch.long, device=device)
         buffers = [torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers]
         weights = [layer.fused_weights() for layer in self.layers]
         condition_biases = [None if condition is None or layer.condition is None else layer.condition(condition) for layer in self.layers]
-        token = torch.full((n,), self.config.num_codes, dtype=torch.long, device=device)
+        x = self.embedding.weight[-1].expand(n, -1)  # the start token
         scale = math.sqrt(1.0 / len(self.layers))
         for t in tqdm(range(length), desc="sample wavenet", leave=False, disable=not progress):
             if cached:
-                x = self.embedding(token)
                 skips = 0
                 for layer, buffer, fused, bias in zip(self.layers, buffers, weights, condition_biases):
                     x, skip = layer.step(x, buffer, t, fused, bias)
                     skips = skips + skip
-                logits = self.head((skips * scale).unsqueeze(-1))[:, :, 0]
+                features = skips * scale
+                for q in range(stages):
+                    head_input = features if stages == 1 else features + self._depth_input(codes[:, t, :q], q)
+                    logits = self._stage_logits(head_input.unsqueeze(-1), q)[:, :, 0]
+                    codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+                x = self.embedding(codes[:, t] + self._stage_offsets(device)).sum(dim=1)
             else:
-                prefix = torch.cat([codes[:, :t], torch.zeros_like(codes[:, :1])], dim=1)  # last entry is ignored
-                logits = self.forward(prefix, labels)[:, :, t]
-            token = self._pick(logits, uniforms[t].to(device), temperature, top_k, top_p)
-            codes[:, t] = token
-        return codes
+                for q in range(stages):
+                    prefix = codes[:, : t + 1]  # position t's stages >= q are still zeros: nothing before them reads them
+                    logits = self.forward(prefix, labels)[..., t, q] if stages > 1 else self.forward(prefix[..., 0], labels)[..., t]
+                    codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+        return codes[..., 0] if stages == 1 else codes
 
 
 @dataclass
@@ -215,11 +273,13 @@ class WaveNetPrior(CodePrior):
     kind = "wavenet"
     title = "WaveNet prior"
     model_class = WaveNet
+    residual_codes = True
     SamplingOptions = WaveNetSamplingOptions
 
     def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
                **options) -> PriorSample:
-        """``n`` code sequences ``(n, L')`` int64, drawn with cached (O(layers) per code) generation."""
+        """``n`` code sequences ``(n, L')`` int64 (``(n, L', Q)`` for a residual-VQ codec), drawn with cached
+        (O(layers) per position) generation."""
         settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
         codes = self._in_batches(n, self.label_ids(labels, n), seed, batch_size, lambda count, batch_labels, batch_seed:
                                  self.model.generate(count, labels=batch_labels, temperature=settings.temperature,

@@ -72,6 +72,7 @@ class CodePriorTask:
     check, and no per-step work or extra checkpoint state. Subclasses add the model, loss, evaluate and save."""
 
     title: str = "a code prior"
+    residual_codes: bool = False  # whether the prior models a residual-VQ codec's Q codes per position
 
     def __init__(self, config):
         self.config = config
@@ -79,7 +80,8 @@ class CodePriorTask:
                                config.val_max_windows, config.conditional)
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
-        check_single_codebook(self.codec, self.title)
+        if not self.residual_codes:
+            check_single_codebook(self.codec, self.title)
         self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.last_metrics: dict[str, float] | None = None
