@@ -254,7 +254,7 @@ class WaveNet(ModelMixin, ConfigMixin):
             else:
                 for q in range(stages):
                     prefix = codes[:, : t + 1]  # position t's stages >= q are still zeros: nothing before them reads them
-                    logits = self.forward(prefix, labels)[..., t, q] if stages > 1 else self.forward(prefix[..., 0], labels)[..., t]
+                    logits = self.forward(prefix, labels)[..., t, q]
                     codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
         return codes[..., 0] if stages == 1 else codes
 
