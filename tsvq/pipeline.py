@@ -325,5 +325,4 @@ class Pipeline:
         codes = self.encode(signals, sampling_rate_hz, resample).codes
         label_ids = as_long(labels, len(codes), wavenet.labels, "log_likelihood") if labels is not None else None
         bits = wavenet.model.nll_bits(codes.to(wavenet.model.device), label_ids)
-        codes_per_second = self.sampling_rate_hz / self.codec.config.downsample_factor * self.codec.config.num_quantizers
-        return (bits * codes_per_second).cpu().numpy()
+        return (bits * self.codec.codes_per_second()).cpu().numpy()

@@ -175,10 +175,14 @@ class VQVAE(ModelMixin, ConfigMixin):
     def latent_length(self) -> int:
         return self.config.window_length // self.config.downsample_factor
 
-    def bits_per_second(self) -> float:
-        """Bit rate of the codes: codes per second x quantizers x log2(K)."""
+    def codes_per_second(self) -> float:
+        """Codes per second of signal: positions per second x quantizers (each stage's code counts)."""
         c = self.config
-        return c.sampling_rate_hz / c.downsample_factor * c.num_quantizers * math.log2(c.num_codes)
+        return c.sampling_rate_hz / c.downsample_factor * c.num_quantizers
+
+    def bits_per_second(self) -> float:
+        """Bit rate of the codes: codes per second x log2(K)."""
+        return self.codes_per_second() * math.log2(self.config.num_codes)
 
     def compression_ratio(self) -> float:
         """Input bit rate (``input_bits`` per sample per channel; 11 for MIT-BIH) over the code bit rate."""

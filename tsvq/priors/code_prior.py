@@ -15,14 +15,6 @@ from tsvq.priors.signature import as_long, check_signature
 from tsvq.safe_loading import load_model
 
 
-def check_single_codebook(codec, prior: str = "a code prior") -> None:
-    """For code priors that draw one code per position: a residual-VQ codec has several."""
-    if codec.config.num_quantizers != 1:
-        raise ConfigError(f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
-                          "residual quantizers (use the diffusion prior, which models their summed vectors, or the "
-                          "WaveNet prior, which draws them stage by stage)")
-
-
 class CodePrior:
     """A trained model over ``(B, L')`` code indices with its labels, codec signature and statistics. Subclasses
     set ``kind``, ``title``, ``model_class``, ``SamplingOptions`` and ``sample`` (and ``@register_prior``)."""
@@ -40,9 +32,16 @@ class CodePrior:
         self.codec_signature = dict(codec_signature or {})
         self.statistics = dict(statistics or {})
 
+    @classmethod
+    def check_codebooks(cls, codec, prior: str) -> None:
+        """A prior of one code per position refuses a residual-VQ codec; one that models all stages takes it."""
+        if not cls.residual_codes and codec.config.num_quantizers != 1:
+            raise ConfigError(f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
+                              "residual quantizers (use the diffusion prior, which models their summed vectors, or the "
+                              "WaveNet prior, which draws them stage by stage)")
+
     def check_codec(self, codec) -> None:
-        if not self.residual_codes:
-            check_single_codebook(codec, f"the {self.title}")
+        self.check_codebooks(codec, f"the {self.title}")
         check_signature(self.codec_signature, codec, self.title)
 
     def label_ids(self, labels, n: int) -> torch.Tensor | None:

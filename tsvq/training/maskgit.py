@@ -37,6 +37,7 @@ class MaskGITStageConfig:
 class MaskGITTask(CodePriorTask):
     best_metric = "val_bits_per_hidden_code"
     title = "the MaskGIT prior"
+    prior_class = MaskGITPrior
 
     def __init__(self, config: MaskGITStageConfig):
         super().__init__(config)

@@ -14,7 +14,7 @@ from tsvq.codec import VQVAE
 from tsvq.data import WindowStore
 from tsvq.data.store import label_ids
 from tsvq.errors import ConfigError
-from tsvq.priors.code_prior import check_single_codebook
+from tsvq.priors.code_prior import CodePrior
 from tsvq.priors.latents import cached_codes
 from tsvq.safe_loading import load_model
 
@@ -72,7 +72,7 @@ class CodePriorTask:
     check, and no per-step work or extra checkpoint state. Subclasses add the model, loss, evaluate and save."""
 
     title: str = "a code prior"
-    residual_codes: bool = False  # whether the prior models a residual-VQ codec's Q codes per position
+    prior_class: type[CodePrior]  # what the stage trains: it says which codecs' codes it models
 
     def __init__(self, config):
         self.config = config
@@ -80,8 +80,7 @@ class CodePriorTask:
                                config.val_max_windows, config.conditional)
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
-        if not self.residual_codes:
-            check_single_codebook(self.codec, self.title)
+        self.prior_class.check_codebooks(self.codec, self.title)
         self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.last_metrics: dict[str, float] | None = None

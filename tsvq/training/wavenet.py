@@ -36,17 +36,17 @@ class WaveNetStageConfig:
 class WaveNetTask(CodePriorTask):
     best_metric = "val_bits_per_code"
     title = "the WaveNet prior"
-    residual_codes = True
+    prior_class = WaveNetPrior
 
     def __init__(self, config: WaveNetStageConfig):
         super().__init__(config)
         report = codebook_report(self.data.train_codes, self.codec.config.num_codes)
         # a residual codec's stages each have their own code statistics: the unigram bound is their mean
         self.unigram_bits = float(np.mean([stage["entropy_bits"] for stage in report.get("stages", [report])]))
-        stages = self.codec.config.num_quantizers
-        self.codes_per_second = self.codec.config.sampling_rate_hz / self.codec.config.downsample_factor * stages
+        self.codes_per_second = self.codec.codes_per_second()
         self.model = WaveNet(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
-                             num_classes=len(self.labels), num_quantizers=stages, **asdict(config.model))
+                             num_classes=len(self.labels), num_quantizers=self.codec.config.num_quantizers,
+                             **asdict(config.model))
 
     def loss(self, model, batch):
         logits = model(batch["codes"], batch["label"] if self.labels else None)
