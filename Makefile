@@ -20,8 +20,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tsvq demo --out runs/demo $(ARGS)
 
+# one pytest-xdist worker per core, each test file whole in one worker (module fixtures are built once)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile $(ARGS)
 
 # Benchmark-only: TimeVQVAE as an outside anchor (its wheel says Python >= 3.12 but runs on 3.11; see
 # benchmarks/anchors.py) and the generation-quality levers; both read the demo's runs (`make demo` first).

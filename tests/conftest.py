@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,26 @@ import wfdb
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "wfdb"
 
 
+def _threads_per_worker() -> int:
+    """At most 2 threads, and no more than the worker's share of the cores when pytest-xdist runs several
+    workers (oversubscribed torch threads spin and slow every worker down)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_cache(tmp_path_factory, monkeypatch):
     torch.manual_seed(0)
     np.random.seed(0)
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(_threads_per_worker())
     monkeypatch.setenv("TSVQ_CACHE", str(tmp_path_factory.getbasetemp() / "tsvq-cache"))
+
+
+def free_port() -> int:
+    """A port no one listens on, so that concurrent test workers' process groups do not collide."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shared_data() -> Path:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.conftest import TINY_CODEC
+from tests.conftest import TINY_CODEC, free_port
 from tsvq.codec import VQVAE, VectorQuantizer, kmeans, nearest_codes
 from tsvq.codec.metrics import codebook_report, prd, prdn, snr_db
 from tsvq.codec.quantizer import ResidualVectorQuantizer
@@ -194,12 +193,6 @@ def test_residual_vq_refines_and_dropout_trains_prefixes():
         rvq.lookup(torch.zeros(5, 4, dtype=torch.long))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _sync_worker(rank: int, world: int, port: int, folder: str, mode: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
@@ -222,7 +215,7 @@ def _sync_worker(rank: int, world: int, port: int, folder: str, mode: str) -> No
 
 @pytest.mark.parametrize("mode", ["ema", "loss"])
 def test_two_process_gloo_training_keeps_identical_codebooks(tmp_path, mode):
-    mp.spawn(_sync_worker, args=(2, _free_port(), str(tmp_path), mode), nprocs=2, join=True)
+    mp.spawn(_sync_worker, args=(2, free_port(), str(tmp_path), mode), nprocs=2, join=True)
     a = torch.load(tmp_path / "codebook_0.pt", weights_only=True)
     b = torch.load(tmp_path / "codebook_1.pt", weights_only=True)
     assert torch.equal(a, b)

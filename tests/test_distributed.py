@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_CODEC
+from tests.conftest import TINY_CODEC, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).parent / "accelerate"
@@ -22,6 +22,7 @@ def _launch(stage: str, config: dict, tmp_path: Path) -> dict:
     path.write_text(yaml.safe_dump(config))
     env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes/accelerate/cpu_2proc.yaml"),
+               "--main_process_port", str(free_port()),
                "-m", "tsvq.cli", "train", stage, "--config", str(path)]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
