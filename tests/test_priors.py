@@ -351,6 +351,35 @@ def test_pipeline_wavenet_sampling_and_log_likelihood(tiny_pipeline):
     assert resampled.codes.shape == (3, 64)
 
 
+def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_runs, tmp_path, capsys):
+    codec, wavenet, out = str(tiny_runs["codec"]), str(tiny_runs["wavenet"]), tmp_path / "pipe"
+    assert cli_main(["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "wavenet.top_p=0.5", "--out", str(out)]) == 0
+    assert json.loads((out / "pipeline.json").read_text())["priors"]["wavenet"]["sampling"] == {"top_p": 0.5}
+    pipe = Pipeline.from_pretrained(out)
+    default = pipe.sample(4, prior="wavenet", seed=3, progress=False)
+    assert default.info["top_p"] == 0.5
+    np.testing.assert_array_equal(default.codes, pipe.sample(4, prior="wavenet", seed=3, progress=False, top_p=0.5).codes)
+    # an option given wins over the default: top_p 1.0 draws exactly what a pipeline without defaults draws
+    plain = Pipeline.from_stages(codec, wavenet)
+    assert plain.sampling == {}
+    untruncated = pipe.sample(4, prior="wavenet", seed=3, progress=False, top_p=1.0)
+    np.testing.assert_array_equal(untruncated.codes, plain.sample(4, prior="wavenet", seed=3, progress=False).codes)
+    assert not np.array_equal(default.codes, untruncated.codes)
+    # a typo or a prior the pipeline lacks fails at assembly, naming it
+    with pytest.raises(ConfigError, match="top_q"):
+        Pipeline.from_stages(codec, wavenet, sampling={"wavenet": {"top_q": 0.5}})
+    with pytest.raises(ConfigError, match="'diffusion'.*not one of the pipeline's priors"):
+        Pipeline.from_stages(codec, wavenet, sampling={"diffusion": {"steps": 4}})
+    capsys.readouterr()
+    assert cli_main(["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "top_p=0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "PRIOR.OPTION=VALUE" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    index = json.loads((out / "pipeline.json").read_text())  # a hand-edited default is refused on load, naming the file
+    index["priors"]["wavenet"]["sampling"] = {"top_q": 0.9}
+    (out / "pipeline.json").write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=r"pipeline\.json: sampling defaults of prior 'wavenet'.*top_q"):
+        Pipeline.from_pretrained(out)
+
+
 def test_cli_sample_writes_numpy_wfdb_and_png(tiny_pipeline, tmp_path, capsys):
     for prior, options in (("diffusion", ["--steps", "4"]), ("wavenet", ["--temperature", "0.9"])):
         out = tmp_path / prior

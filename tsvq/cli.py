@@ -191,10 +191,25 @@ def _load_samples(spec: str) -> tuple[str, "np.ndarray"]:
 def cmd_assemble(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
 
-    pipe = Pipeline.from_stages(args.codec, *(args.prior or []))
+    pipe = Pipeline.from_stages(args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling))
     folder = pipe.save_pretrained(args.out, description=args.description)
     print(f"pipeline: codec {args.codec} + priors {sorted(pipe.priors) or 'none'} -> {folder}")
+    for name, options in pipe.sampling.items():
+        print(f"  {name} samples by default with {options}")
     return 0
+
+
+def _sampling_defaults(settings: list[str]) -> dict[str, dict]:
+    """``["wavenet.top_p=0.95", ...]`` -> ``{"wavenet": {"top_p": 0.95}}``."""
+    from tsvq.config import parse_override
+
+    defaults: dict[str, dict] = {}
+    for text in settings:
+        keys, value = parse_override(text)
+        if len(keys) != 2:
+            raise ConfigError(f"--sampling '{text}' must look like PRIOR.OPTION=VALUE (e.g. wavenet.top_p=0.95)")
+        defaults.setdefault(keys[0], {})[keys[1]] = value
+    return defaults
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -376,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True, help="trained codec folder (runs/<stage>/model)")
     p.add_argument("--prior", nargs="*", help="trained prior folders, each named by its kind")
     p.add_argument("--description", default="", help="one line saved in pipeline.json (shown by tsvq.list_pretrained)")
+    p.add_argument("--sampling", nargs="*", action="extend", default=[], metavar="PRIOR.OPTION=VALUE",
+                   help="a prior's default sampling option, saved in pipeline.json (e.g. wavenet.top_p=0.95); "
+                        "sample and eval use it unless told otherwise")
     p.add_argument("--out", required=True, help="pipeline folder")
     p.set_defaults(func=cmd_assemble)
 

@@ -29,6 +29,7 @@ from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
+from tsvq.priors.base import sampling_options
 from tsvq.priors.signature import as_long
 from tsvq.safe_loading import load_model
 
@@ -58,26 +59,41 @@ def codebook_spacing(codec: VQVAE) -> float:
 class Pipeline:
     """Codec + priors by name. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
 
-    def __init__(self, codec: VQVAE, priors: dict | None = None, name: str = "in-memory pipeline"):
+    def __init__(self, codec: VQVAE, priors: dict | None = None, name: str = "in-memory pipeline",
+                 sampling: dict[str, dict] | None = None):
+        """``sampling``: default sampling options by prior name (e.g. ``{"wavenet": {"top_p": 0.95}}``), the draw
+        measured best for these weights; options given to ``sample`` override them."""
         self.codec = codec.eval()
         self.priors = dict(priors or {})
         self.name = name  # where it was loaded from: compressed files name it in their messages
         self._codec_id: str | None = None
-        for name, prior in self.priors.items():
+        for prior_name, prior in self.priors.items():
             try:
                 prior.check_codec(codec)
             except (CheckpointError, ConfigError) as error:
-                raise type(error)(f"prior '{name}': {error}") from error
+                raise type(error)(f"prior '{prior_name}': {error}") from error
+        self.sampling = self._checked_sampling(sampling or {})
+
+    def _checked_sampling(self, sampling: dict[str, dict]) -> dict[str, dict]:
+        """Each prior's default options, checked against the options that prior takes (a typo fails here, at
+        assembly or load, not at the first draw)."""
+        for prior_name, options in sampling.items():
+            if prior_name not in self.priors:
+                raise ConfigError(f"sampling defaults for '{prior_name}', which is not one of the pipeline's priors "
+                                  f"{sorted(self.priors)}")
+            sampling_options(type(self.priors[prior_name]), options, f"sampling defaults of prior '{prior_name}'")
+        return {prior_name: dict(options) for prior_name, options in sampling.items() if options}
 
     # ----- loading and saving --------------------------------------------------------------------------
     @classmethod
-    def from_stages(cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu") -> "Pipeline":
+    def from_stages(cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu",
+                    sampling: dict[str, dict] | None = None) -> "Pipeline":
         """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind."""
         loaded = [load_prior(folder, device) for folder in priors if folder is not None]
         names = [prior.kind for prior in loaded]
         if len(set(names)) != len(names):
             raise ConfigError(f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them")
-        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)), name=str(codec))
+        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)), name=str(codec), sampling=sampling)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "Pipeline":
@@ -102,7 +118,11 @@ class Pipeline:
         else:
             entries = index.get("priors", {})
         priors = {name: load_prior(folder / entry["folder"], device) for name, entry in entries.items()}
-        return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors, name=name)
+        sampling = {name: entry["sampling"] for name, entry in entries.items() if entry.get("sampling")}
+        try:
+            return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors, name=name, sampling=sampling)
+        except ConfigError as error:  # e.g. a hand-edited sampling default: name the file to fix
+            raise CheckpointError(f"{index_file}: {error}") from error
 
     def save_pretrained(self, folder: str | Path, description: str = "") -> Path:
         folder = Path(folder)
@@ -113,7 +133,8 @@ class Pipeline:
             write_json(tmp / "pipeline.json", {
                 "format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__, "description": description,
                 "components": {"codec": "codec"},
-                "priors": {name: {"kind": prior.kind, "models": prior.models, "folder": f"priors/{name}"}
+                "priors": {name: {"kind": prior.kind, "models": prior.models, "folder": f"priors/{name}",
+                                  **({"sampling": self.sampling[name]} if name in self.sampling else {})}
                            for name, prior in self.priors.items()},
             })
         return folder
@@ -296,7 +317,8 @@ class Pipeline:
     def sample(self, n: int, prior: str | None = None, *, labels=None, seed: int | None = 0, batch_size: int = 256,
                progress: bool = True, snap: bool = True, **options) -> SampleOutput:
         """Draw ``n`` new windows from the prior ``prior`` (default: the first) with that prior's ``options``
-        (diffusion: ``steps``, ``sampler``, ``guidance``; WaveNet: ``temperature``, ``top_k``, ``top_p``).
+        (diffusion: ``steps``, ``sampler``, ``guidance``; WaveNet: ``temperature``, ``top_k``, ``top_p``); options
+        not given (or None) take the pipeline's sampling defaults for that prior, then the prior's own.
 
         A vector prior's samples are snapped to the nearest codebook vectors before decoding (``snap=False``
         decodes them as drawn); the snap distance, in units of the codebook's spacing, says how far off they were.
@@ -305,6 +327,7 @@ class Pipeline:
             raise ConfigError(f"n must be at least 1, got {n}")
         name = prior or next(iter(self.priors), None)
         chosen = self.prior(prior)
+        options = self.sampling.get(name, {}) | {key: value for key, value in options.items() if value is not None}
         draw = chosen.sample(n, labels=labels, seed=seed, batch_size=batch_size, progress=progress, **options)
         info: dict = {"prior": name, "kind": chosen.kind, "seed": seed, **draw.info}
         codes, latents = draw.codes, draw.codes
