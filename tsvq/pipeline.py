@@ -327,7 +327,7 @@ class Pipeline:
             raise ConfigError(f"n must be at least 1, got {n}")
         name = prior or next(iter(self.priors), None)
         chosen = self.prior(prior)
-        options = self.sampling.get(name, {}) | {key: value for key, value in options.items() if value is not None}
+        options = self.sampling_for(name, options)
         draw = chosen.sample(n, labels=labels, seed=seed, batch_size=batch_size, progress=progress, **options)
         info: dict = {"prior": name, "kind": chosen.kind, "seed": seed, **draw.info}
         codes, latents = draw.codes, draw.codes
@@ -338,6 +338,11 @@ class Pipeline:
             latents = snapped if snap else draw.vectors
         signals = np.concatenate([self.decode(latents[i : i + batch_size]) for i in range(0, n, batch_size)])
         return SampleOutput(signals, codes.cpu().numpy(), self.sampling_rate_hz, self.channel_names, self.units, info)
+
+    def sampling_for(self, prior: str, options: dict) -> dict:
+        """The options a draw from ``prior`` uses: the pipeline's defaults for it, overridden by those given (a
+        None value counts as not given)."""
+        return self.sampling.get(prior, {}) | {key: value for key, value in options.items() if value is not None}
 
     @torch.no_grad()
     def log_likelihood(self, signals, labels=None, sampling_rate_hz: float | None = None, resample: bool = False) -> np.ndarray:

@@ -187,9 +187,8 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
                     "store": str(store.path), "sampling_rate_hz": store.sampling_rate_hz, "window_length": store.window_length,
                     "channel_names": store.channel_names, "units": store.units, "split_note": store.manifest.get("split_note")}
     priors = _priors_to_score(pipeline, config, bool(external))
-    # the pipeline's own defaults for a prior (pipeline.json), then what the user set: recorded as drawn
-    options = {name: getattr(pipeline, "sampling", {}).get(name, {}) | _options_for(pipeline, name, priors, config.sampling)
-               for name in priors}
+    # what each prior is drawn with (the pipeline's defaults, then the user's), so the report records it
+    options = {name: pipeline.sampling_for(name, _options_for(pipeline, name, priors, config.sampling)) for name in priors}
     draws = {name: LabelledDraws(pipeline, name, options[name], store, config.n) for name in priors if pipeline.priors[name].labels}
     generators = [_prior_generator(pipeline, name, options[name], config, draws.get(name)) for name in priors]
     generators += [_samples_generator(name, windows, config) for name, windows in external.items()]

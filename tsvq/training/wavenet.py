@@ -43,7 +43,6 @@ class WaveNetTask(CodePriorTask):
         report = codebook_report(self.data.train_codes, self.codec.config.num_codes)
         # a residual codec's stages each have their own code statistics: the unigram bound is their mean
         self.unigram_bits = float(np.mean([stage["entropy_bits"] for stage in report.get("stages", [report])]))
-        self.codes_per_second = self.codec.codes_per_second()
         self.model = WaveNet(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
                              num_classes=len(self.labels), num_quantizers=self.codec.config.num_quantizers,
                              **asdict(config.model))
@@ -59,13 +58,13 @@ class WaveNetTask(CodePriorTask):
         labels = self.val_dataset.labels.to(model.device) if self.labels else None
         bits = float(torch.cat([model.nll_bits(codes[i : i + 256], None if labels is None else labels[i : i + 256])
                                 for i in range(0, len(codes), 256)]).mean())
-        self.last_metrics = {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codes_per_second,
+        self.last_metrics = {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codec.codes_per_second(),
                              "unigram_bits_per_code": self.unigram_bits}
         return self.last_metrics
 
     def save(self, model, folder: Path) -> None:
         # The loop saves right after evaluating these same weights; evaluate only if it has not.
-        statistics = (self.last_metrics or self.evaluate(model)) | {"codes_per_second": self.codes_per_second}
+        statistics = (self.last_metrics or self.evaluate(model)) | {"codes_per_second": self.codec.codes_per_second()}
         WaveNetPrior(model, self.labels, codec_signature(self.codec), statistics).save_pretrained(folder)
 
 
