@@ -1,7 +1,7 @@
 """An outside anchor: TimeVQVAE (Lee et al., AISTATS 2023) trained on the demo's windows, scored beside tsvq's priors.
 
     make anchors    # installs the anchor (see below) and runs this script with its defaults
-    .venv/bin/python benchmarks/anchors.py [--budgets same 5x] [--n 200] [--seeds 3]
+    .venv/bin/python benchmarks/anchors.py [--budgets same 5x] [--tsvq-factors 5] [--n 200] [--seeds 3]
 
 What is TimeVQVAE's and what is ours: the model code is the published ``timevqvae`` 1.0.1 wheel (its ``VQVAE``,
 stage 1, and ``MaskGIT``, stage 2, with their losses and iterative decoding). The wheel ships no training loop, so
@@ -22,8 +22,15 @@ The wheel declares Python >= 3.12 and numpy >= 2.4 but runs on 3.11 with numpy 2
 with ``pip install --no-deps --ignore-requires-python timevqvae==1.0.1 einops``. It is a benchmark-only dependency:
 nothing in ``tsvq/`` imports it.
 
+tsvq gets the larger budgets too: ``--tsvq-factors 5`` trains the demo's codec and diffusion prior, same models and
+settings, for five times the demo's steps (4000 + 6000) on the same windows, so the 5x anchor has a like-for-like
+tsvq column; it samples as the demo does (DPM-Solver++, 20 steps).
+
 Writes ``results/anchors.json``: one ``tsvq eval`` report (``--compare``-style) of tsvq's diffusion and WaveNet
-priors (the demo's pipeline) beside TimeVQVAE at each budget, the floor and the baselines.
+priors (the demo's pipeline) beside TimeVQVAE at each budget, tsvq at each factor, the floor and the baselines. A run
+of some columns only (``--budgets`` with fewer names, or none) replaces those columns of the results file and keeps
+the others; the floor, the baselines and the demo pipeline's columns are the same draws at the same seeds, and the
+script says if they no longer reproduce the kept ones.
 """
 
 from __future__ import annotations
@@ -39,11 +46,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
+from benchmarks.common import RESULTS, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
+from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.evaluation.tables import format_table  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
+from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
+from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
 
 try:
     from timevqvae.maskgit import MaskGIT, PriorModelConfig
@@ -143,6 +153,49 @@ def train_anchor(windows: np.ndarray, budget: Budget, seed: int) -> tuple[MaskGI
     return maskgit, log
 
 
+def train_tsvq(store: WindowStore, factor: float, out: Path, n: int, seed: int) -> tuple[np.ndarray, dict]:
+    """The demo's codec and diffusion prior trained ``factor`` times as long; ``n`` samples drawn as the demo draws."""
+    demo = DemoConfig(out=str(out), seed=seed)
+    stages = {}
+    codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(
+        demo, "codec", round(factor * demo.codec_steps), LEARNING_RATES["codec"])))
+    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER, training=stage_training(
+        demo, "diffusion", round(factor * demo.diffusion_steps), LEARNING_RATES["diffusion"])))
+    for stage in ("codec", "diffusion"):
+        summary = json.loads((out / stage / "training_summary.json").read_text())
+        stages[stage] = {key: summary[key] for key in ("steps", "seconds", "windows_per_s")} | {
+            key: value for key, value in summary.items() if key.startswith("best_")}
+    sampling = {"sampler": demo.sampler, "steps": demo.sampling_steps}
+    started = time.perf_counter()
+    output = Pipeline.from_stages(codec, prior).sample(n, "diffusion", seed=seed, progress=False, **sampling)
+    return output.signals, {"stages": stages, "sampling": sampling, "samples_per_s": n / (time.perf_counter() - started),
+                            "factor": factor, "folder": str(out)}
+
+
+def kept_columns(results_file: Path, new: dict, n: int, seeds: int) -> tuple[dict, dict]:
+    """The columns (figures, runs) of an earlier run at the same ``n`` and seeds that were not run this time.
+
+    Warns about a column scored both times (the floor, the baselines, the demo pipeline's priors) that no longer
+    reproduces: the kept columns are then from another machine or pipeline and not comparable.
+    """
+    if not results_file.exists():
+        return {}, {}
+    earlier = json.loads(results_file.read_text())
+    if (earlier.get("n"), earlier.get("seeds")) != (n, seeds):
+        print(f"{results_file} was scored with n={earlier.get('n')}, seeds={earlier.get('seeds')}: none of its columns kept")
+        return {}, {}
+    for name, scored in new.items():
+        before = earlier["figures"].get(name)
+        if before is None or name.startswith(("timevqvae-", "tsvq-")):
+            continue
+        moved = [figure for figure, value in scored["figures"].items()
+                 if figure in before["figures"] and not np.isclose(value["mean"], before["figures"][figure]["mean"], rtol=1e-3)]
+        if moved:
+            print(f"warning: {name} does not reproduce the kept results on {', '.join(moved)}")
+    kept = {name: value for name, value in earlier["figures"].items() if name not in new}
+    return kept, {name: value for name, value in earlier["runs"].items() if name in kept}
+
+
 @torch.no_grad()
 def sample_anchor(maskgit: MaskGIT, n: int, seed: int, batch: int = 200) -> np.ndarray:
     """``n`` windows (n, C, L) in the scaled units: iterative decoding of LF then HF tokens, both decoded and summed."""
@@ -160,10 +213,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--demo", default="runs/demo", help="the demo's folder: its store, pipeline and training times")
     parser.add_argument("--out", default="runs/benchmarks/anchors")
-    parser.add_argument("--budgets", nargs="+", default=["same", "5x"], choices=["same", "5x", "epochs"])
+    parser.add_argument("--budgets", nargs="*", default=["same", "5x"], choices=["same", "5x", "epochs"],
+                        help="TimeVQVAE's budgets (none: score only the tsvq columns)")
+    parser.add_argument("--tsvq-factors", type=float, nargs="*", default=[5.0],
+                        help="train tsvq's codec and diffusion prior for these multiples of the demo's steps")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the anchor")
+    parser.add_argument("--seed", type=int, default=0, help="training and sampling seed of the anchor and of the tsvq columns")
     parser.add_argument("--stage-seconds", type=float, nargs=2, default=None, metavar=("STAGE1", "STAGE2"),
                         help="the 'same' budget in seconds instead of the demo's measured training times")
     args = parser.parse_args()
@@ -187,17 +243,25 @@ def main() -> None:
         np.save(out / f"timevqvae-{name}.npy", samples[f"timevqvae-{name}"])
         runs[f"timevqvae-{name}"] = log | {"budget": vars(budgets[name])}
         print(json.dumps(runs[f"timevqvae-{name}"]), flush=True)
+    for factor in args.tsvq_factors:
+        name = f"tsvq-{factor:g}x"
+        print(f"tsvq, {factor:g}x the demo's steps", flush=True)
+        samples[name], runs[name] = train_tsvq(store, factor, out / name, args.n * args.seeds, args.seed)
+        print(json.dumps(runs[name]), flush=True)
     pipeline = Pipeline.from_pretrained(demo / "pipeline")
     config = EvalConfig(n=args.n, seeds=args.seeds, prior="diffusion", priors=["wavenet"], sampling={"steps": 20, "sampler": "dpm"})
     report = evaluate(store, out / "report", config, pipeline=pipeline, samples=samples)
     print(format_table(report))
     generators = report["generation"]["generators"]
+    figures = {name: {"figures": g["figures"], "memorisation_ratio": g.get("memorisation_ratio")} for name, g in generators.items()}
+    results_file = RESULTS / "anchors.json"
+    kept_figures, kept_runs = kept_columns(results_file, figures, args.n, args.seeds)
+    figures, runs = figures | kept_figures, kept_runs | runs
     results = {"store": str(store.path), "pipeline": str(demo / "pipeline"), "n": args.n, "seeds": args.seeds,
                "anchor": {"package": "timevqvae 1.0.1", "stage1": STAGE1, "stage2": STAGE2, "prior_l": PRIOR_L,
                           "prior_h": PRIOR_H, "optimiser": OPTIMISER, "batch": BATCH, "scaling": {"mean": mean, "std": std}},
                "runs": runs,
-               "figures": {name: {"figures": g["figures"], "memorisation_ratio": g.get("memorisation_ratio")}
-                           for name, g in generators.items()},
+               "figures": figures,
                "report": str(out / "report")}
     print("saved", save("anchors", results))
 

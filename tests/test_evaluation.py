@@ -8,13 +8,15 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 
 from tests.conftest import ecg_like
 from tsvq.cli import main as cli_main
 from tsvq.evaluation import (
     RandomKernelFeatures, amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance,
-    heart_rhythm, mmd_rbf, phase_randomized, psd_distance_db, rhythm_distance,
+    heart_rhythm, mmd_rbf, phase_randomized, predictive_score, psd_distance_db, rhythm_distance,
 )
+from tsvq.evaluation.generation import predictive_scores
 
 RATE = 125.0
 
@@ -255,3 +257,22 @@ def test_reference_rows_are_training_windows_and_their_codec_round_trip(tiny_run
     assert "PRDN" in capsys.readouterr().out
     generation = json.loads((tmp_path / "report" / "report.json").read_text())["generation"]
     assert generation["compared"] == [] and set(generation["generators"]) == {"floor", "train_windows", "train_decoded"}
+
+
+def test_learned_scores_are_the_same_fitted_side_by_side(sets):
+    """The folds' classifiers and the chunks' forecasters train on two threads when torch has two; the scores must
+    not change with that (each fit is single-threaded, with its own model and batches)."""
+    real_a, real_b, noise, _ = sets
+    mixed = np.concatenate([real_b[:20], noise[:20]])
+    previous = torch.get_num_threads()
+    scores = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            scores[threads] = (discriminative_score(real_a[:40], mixed, folds=3, steps=20),
+                               predictive_scores([real_b[:20], noise[:20], mixed], real_a[:20], steps=20, seeds=[4, 5, 6]))
+    finally:
+        torch.set_num_threads(previous)
+    assert scores[1] == scores[2]
+    one_by_one = [predictive_score(train, real_a[:20], steps=20, seed=seed) for train, seed in ((real_b[:20], 4), (noise[:20], 5), (mixed, 6))]
+    assert scores[2][1] == one_by_one

@@ -3,8 +3,10 @@ so any generator can be scored, not only tsvq's."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from functools import partial
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -136,15 +138,28 @@ class _WindowClassifier(nn.Module):
 
 
 @contextmanager
-def single_thread() -> Iterator[None]:
+def single_thread() -> Iterator[int]:
     """Torch on one thread inside the block (or the decorated function): float sums then run in one order, so
-    learned scores are the same on a laptop and a 64-core server (measured before: 0.031 vs 0.041 by thread count)."""
+    learned scores are the same on a laptop and a 64-core server (measured before: 0.031 vs 0.041 by thread count).
+    Yields the thread count it replaced: how many single-threaded fits may run side by side (``fit_side_by_side``)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield previous
     finally:
         torch.set_num_threads(previous)
+
+
+def fit_side_by_side(fits: list[Callable[[], nn.Module]], workers: int) -> list[nn.Module]:
+    """Run independent single-threaded fits on up to ``workers`` threads; returns their models in order.
+
+    Torch releases the GIL inside its kernels, so the fits overlap on a multi-core machine (the learned scores of a
+    report take about half the time on two cores). Each fit's model is built before and its batches come from its
+    own generator, so the models are the same as when fitted one after another."""
+    if workers <= 1 or len(fits) <= 1:
+        return [fit() for fit in fits]
+    with ThreadPoolExecutor(min(workers, len(fits))) as pool:
+        return list(pool.map(lambda fit: fit(), fits))
 
 
 def _standardize(*sets: np.ndarray, reference: np.ndarray) -> list[torch.Tensor]:
@@ -163,15 +178,17 @@ def _random_batches(x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int
 
 
 def _fit(model: nn.Module, next_batch, loss_fn, steps: int):
-    """A fixed number of optimiser steps (not epochs), so scores do not depend on how many windows a set has."""
+    """A fixed number of optimiser steps (not epochs), so scores do not depend on how many windows a set has.
+    Gradients on whatever the caller's (or, on a worker thread, the thread's) grad mode."""
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     model.train()
-    for _ in range(steps):
-        inputs, targets = next_batch()
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with torch.enable_grad():
+        for _ in range(steps):
+            inputs, targets = next_batch()
+            loss = loss_fn(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     model.eval()
     return model
 
@@ -184,40 +201,54 @@ def fold_assignment(count: int, folds: int, rng: np.random.Generator, groups: np
     return (rng.permutation(len(names)) % folds)[group_of.ravel()]
 
 
-@single_thread()
+def _balanced_batches(real: torch.Tensor, generated: torch.Tensor, seed: int, half: int = 16):
+    """Endless batches of ``half`` real (label 1) and ``half`` generated (label 0) windows."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.cat([torch.ones(half), torch.zeros(half)])
+
+    def batch():
+        pick_real = torch.randint(0, len(real), (half,), generator=generator)
+        pick_gen = torch.randint(0, len(generated), (half,), generator=generator)
+        return torch.cat([real[pick_real], generated[pick_gen]]), labels
+
+    return batch
+
+
+def _real_logit_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(out[:, 0], target)
+
+
 def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3, steps: int = 200, seed: int = 0,
                          real_groups: np.ndarray | None = None, generated_groups: np.ndarray | None = None) -> dict:
     """|balanced accuracy - 0.5| of a post-hoc real-vs-generated classifier on held-out folds: 0 = indistinguishable.
 
     Every window is used, whatever the two set sizes: each training batch is half real, half generated, and the
     test accuracy is the mean of the two classes' accuracies, so more generated windows only make the classifier
-    a sharper judge, never a kinder one. ``*_groups`` keep windows of one group in one fold.
+    a sharper judge, never a kinder one. ``*_groups`` keep windows of one group in one fold. The folds' classifiers
+    train side by side (one thread each).
     """
     rng = np.random.default_rng(seed)
     x_real, x_gen = _standardize(real, generated, reference=real)
     fold_real, fold_gen = fold_assignment(len(real), folds, rng, real_groups), fold_assignment(len(generated), folds, rng, generated_groups)
-    scores = []
+    fits, tests = [], []
     for fold in range(folds):
         train_real, train_gen = x_real[fold_real != fold], x_gen[fold_gen != fold]
         test_real, test_gen = x_real[fold_real == fold], x_gen[fold_gen == fold]
         if min(len(train_real), len(train_gen), len(test_real), len(test_gen)) == 0:
             continue  # fewer groups than folds: this fold has nothing to test or train on
         torch.manual_seed(seed + fold)
-        generator = torch.Generator().manual_seed(seed + fold)
-
-        def batch(half: int = 16):
-            pick_real = torch.randint(0, len(train_real), (half,), generator=generator)
-            pick_gen = torch.randint(0, len(train_gen), (half,), generator=generator)
-            return torch.cat([train_real[pick_real], train_gen[pick_gen]]), torch.cat([torch.ones(half), torch.zeros(half)])
-
-        model = _fit(_WindowClassifier(real.shape[2]), batch,
-                     lambda out, target: F.binary_cross_entropy_with_logits(out[:, 0], target), steps)
-        with torch.no_grad():
-            real_right = (model(test_real)[:, 0] > 0).float().mean().item()
-            gen_right = (model(test_gen)[:, 0] <= 0).float().mean().item()
-        scores.append(abs((real_right + gen_right) / 2 - 0.5))
-    if not scores:
+        model = _WindowClassifier(real.shape[2])
+        fits.append(partial(_fit, model, _balanced_batches(train_real, train_gen, seed + fold), _real_logit_loss, steps))
+        tests.append((test_real, test_gen))
+    if not fits:
         raise ValueError("discriminative_score: no fold has both real and generated windows to train and test on")
+    scores = []
+    with single_thread() as cores:
+        for model, (test_real, test_gen) in zip(fit_side_by_side(fits, cores), tests):
+            with torch.no_grad():
+                real_right = (model(test_real)[:, 0] > 0).float().mean().item()
+                gen_right = (model(test_gen)[:, 0] <= 0).float().mean().item()
+            scores.append(abs((real_right + gen_right) / 2 - 0.5))
     return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": len(scores),
             "windows": {"real": len(real), "generated": len(generated)}}
 
@@ -237,7 +268,6 @@ class _CausalForecaster(nn.Module):
         return self.out(h).transpose(1, 2)
 
 
-@single_thread()
 def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, steps: int = 200, seed: int = 0,
                      reference: np.ndarray | None = None, crop: int = 128) -> float:
     """Train on ``train_windows`` (e.g. synthetic) to predict the next sample; mean absolute error on ``test_windows``
@@ -245,14 +275,27 @@ def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, steps:
 
     The forecaster sees 31 past samples, so it trains on ``crop``-sample pieces of the windows (a quarter of the
     cost of whole windows at 512 samples) and is tested on whole windows."""
-    torch.manual_seed(seed)
-    x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
-    pieces = x_train.shape[1] // (crop + 1)
-    if pieces >= 1:
-        x_train = x_train[:, : pieces * (crop + 1)].reshape(-1, crop + 1, x_train.shape[2])
-    model = _fit(_CausalForecaster(train_windows.shape[2]), _random_batches(x_train[:, :-1], x_train[:, 1:], seed), F.l1_loss, steps)
-    with torch.no_grad():
-        return float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:]))
+    return predictive_scores([train_windows], test_windows, steps, [seed], reference, crop)[0]
+
+
+def predictive_scores(train_sets: list[np.ndarray], test_windows: np.ndarray, steps: int = 200, seeds: list[int] | None = None,
+                      reference: np.ndarray | None = None, crop: int = 128) -> list[float]:
+    """``predictive_score`` of several training sets against one test set (seed ``seeds[i]`` for set i), their
+    forecasters trained side by side (one thread each): the same scores as one call per set."""
+    seeds = list(range(len(train_sets))) if seeds is None else seeds
+    fits, x_test = [], None
+    for train_windows, seed in zip(train_sets, seeds, strict=True):
+        torch.manual_seed(seed)
+        x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
+        pieces = x_train.shape[1] // (crop + 1)
+        if pieces >= 1:
+            x_train = x_train[:, : pieces * (crop + 1)].reshape(-1, crop + 1, x_train.shape[2])
+        model = _CausalForecaster(train_windows.shape[2])
+        fits.append(partial(_fit, model, _random_batches(x_train[:, :-1], x_train[:, 1:], seed), F.l1_loss, steps))
+    with single_thread() as cores:
+        models = fit_side_by_side(fits, cores)
+        with torch.no_grad():
+            return [float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:])) for model in models]
 
 
 @single_thread()

@@ -23,7 +23,7 @@ import numpy as np
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
     amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, mmd_rbf,
-    predictive_score, psd_distance_db,
+    predictive_score, predictive_scores, psd_distance_db,
 )
 from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
 from tsvq.evaluation.physiology import BeatSource, rhythm_distance, rhythm_subset
@@ -125,7 +125,11 @@ def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, fold
     figures = {"discriminative_score": discriminative_score(reference.windows, candidate.windows, folds, steps, seed,
                                                             reference.groups, candidate.groups)["mean"]}
     parts = chunks(len(candidate.windows), chunk_size or len(candidate.windows), seed)
-    per_chunk = [distribution_figures(reference, candidate.subset(part), rate_hz, steps, seed + i) for i, part in enumerate(parts)]
+    subsets = [candidate.subset(part) for part in parts]
+    # the chunks' forecasters train side by side, then each chunk's other figures follow
+    predictive = predictive_scores([subset.windows for subset in subsets], reference.windows, steps,
+                                   [seed + i for i in range(len(subsets))], reference=reference.windows)
+    per_chunk = [distribution_figures(reference, subset, rate_hz, steps, seed + i, predictive[i]) for i, subset in enumerate(subsets)]
     return figures | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
 
 
@@ -136,13 +140,17 @@ def _finite_mean(values: list[float]) -> float:
     return float(finite.mean()) if len(finite) else float("nan")
 
 
-def distribution_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, steps: int, seed: int) -> dict[str, float]:
-    """Every figure but the discriminative score, of one candidate chunk against the reference."""
+def distribution_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, steps: int, seed: int,
+                         predictive: float | None = None) -> dict[str, float]:
+    """Every figure but the discriminative score, of one candidate chunk against the reference (``predictive``: its
+    predictive score when already computed)."""
     max_lag = min(reference.windows.shape[1] - 1, int(2 * rate_hz))
+    if predictive is None:
+        predictive = predictive_score(candidate.windows, reference.windows, steps, seed, reference=reference.windows)
     figures = {
         "frechet_distance": frechet_distance(reference.features, candidate.features),
         "mmd": mmd_rbf(reference.features, candidate.features),
-        "predictive_score": predictive_score(candidate.windows, reference.windows, steps, seed, reference=reference.windows),
+        "predictive_score": predictive,
         "psd_distance_db": psd_distance_db(reference.windows, candidate.windows, rate_hz),
         "autocorrelation_distance": autocorrelation_distance(reference.windows, candidate.windows, max_lag),
         "amplitude_wasserstein": amplitude_distance(reference.windows, candidate.windows, seed=seed),
