@@ -153,8 +153,7 @@ def single_thread() -> Iterator[int]:
 def fit_side_by_side(fits: list[Callable[[], nn.Module]], workers: int) -> list[nn.Module]:
     """Run independent single-threaded fits on up to ``workers`` threads; returns their models in order.
 
-    Torch releases the GIL inside its kernels, so the fits overlap on a multi-core machine (the learned scores of a
-    report take about half the time on two cores). Each fit's model is built before and its batches come from its
+    Torch releases the GIL inside its kernels, so the fits overlap on a multi-core machine. Each fit's model is built before and its batches come from its
     own generator, so the models are the same as when fitted one after another."""
     if workers <= 1 or len(fits) <= 1:
         return [fit() for fit in fits]
@@ -283,10 +282,10 @@ def predictive_scores(train_sets: list[np.ndarray], test_windows: np.ndarray, st
     """``predictive_score`` of several training sets against one test set (seed ``seeds[i]`` for set i), their
     forecasters trained side by side (one thread each): the same scores as one call per set."""
     seeds = list(range(len(train_sets))) if seeds is None else seeds
-    fits, x_test = [], None
-    for train_windows, seed in zip(train_sets, seeds, strict=True):
+    *x_trains, x_test = _standardize(*train_sets, test_windows, reference=reference if reference is not None else test_windows)
+    fits = []
+    for train_windows, x_train, seed in zip(train_sets, x_trains, seeds, strict=True):
         torch.manual_seed(seed)
-        x_train, x_test = _standardize(train_windows, test_windows, reference=reference if reference is not None else test_windows)
         pieces = x_train.shape[1] // (crop + 1)
         if pieces >= 1:
             x_train = x_train[:, : pieces * (crop + 1)].reshape(-1, crop + 1, x_train.shape[2])
