@@ -16,7 +16,8 @@ from tsvq.evaluation import (
     RandomKernelFeatures, amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance,
     heart_rhythm, mmd_rbf, phase_randomized, predictive_score, psd_distance_db, rhythm_distance,
 )
-from tsvq.evaluation.generation import predictive_scores
+from tsvq.evaluation.generation import fit_all, predictive_scores
+from tsvq.evaluation.scoring import ScoredSet, finish_set, plan_set, set_figures
 
 RATE = 125.0
 
@@ -276,3 +277,15 @@ def test_learned_scores_are_the_same_fitted_side_by_side(sets):
     assert scores[1] == scores[2]
     one_by_one = [predictive_score(train, real_a[:20], steps=20, seed=seed) for train, seed in ((real_b[:20], 4), (noise[:20], 5), (mixed, 6))]
     assert scores[2][1] == one_by_one
+
+
+def test_sets_scored_together_match_sets_scored_alone(sets):
+    """`tsvq eval` pools the fits of every set of a seed (the floor's, each generator's) into one side-by-side run;
+    each set's figures must be those it gets scored alone."""
+    real_a, real_b, noise, features = sets
+    reference, *candidates = (ScoredSet.of(w, features, RATE, None) for w in (real_a[:30], real_b[:30], noise[:40]))
+    alone = [set_figures(reference, candidate, RATE, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
+    planned = [plan_set(reference, candidate, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
+    together = [finish_set(pending, learned, RATE, 15, 3) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))]
+    assert together == alone
+    assert alone[1]["discriminative_score"] > alone[0]["discriminative_score"]  # noise is told apart, so the test can fail

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -153,12 +154,33 @@ def single_thread() -> Iterator[int]:
 def fit_side_by_side(fits: list[Callable[[], nn.Module]], workers: int) -> list[nn.Module]:
     """Run independent single-threaded fits on up to ``workers`` threads; returns their models in order.
 
-    Torch releases the GIL inside its kernels, so the fits overlap on a multi-core machine. Each fit's model is built before and its batches come from its
-    own generator, so the models are the same as when fitted one after another."""
+    Torch releases the GIL inside its kernels, so the fits overlap on a multi-core machine. Each fit's model is built
+    before and its batches come from its own generator, so the models are the same as when fitted one after another."""
     if workers <= 1 or len(fits) <= 1:
         return [fit() for fit in fits]
     with ThreadPoolExecutor(min(workers, len(fits))) as pool:
         return list(pool.map(lambda fit: fit(), fits))
+
+
+@dataclass
+class PendingFits:
+    """A learned score waiting for its models: the fits to run and what to compute from the fitted models. Scores
+    of many sets pool their fits in one ``fit_all``, so no core idles while a set with one fit trains it alone."""
+
+    fits: list[Callable[[], nn.Module]]
+    finish: Callable[[list[nn.Module]], Any]
+
+
+def fit_all(pending: list[PendingFits]) -> list:
+    """Every pending score's fits side by side (one thread each), then each score from its own models, in order."""
+    with single_thread() as cores:
+        models = fit_side_by_side([fit for score in pending for fit in score.fits], cores)
+        results, at = [], 0
+        with torch.no_grad():
+            for score in pending:
+                results.append(score.finish(models[at : at + len(score.fits)]))
+                at += len(score.fits)
+    return results
 
 
 def _standardize(*sets: np.ndarray, reference: np.ndarray) -> list[torch.Tensor]:
@@ -226,6 +248,12 @@ def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3
     a sharper judge, never a kinder one. ``*_groups`` keep windows of one group in one fold. The folds' classifiers
     train side by side (one thread each).
     """
+    return fit_all([discriminative_fits(real, generated, folds, steps, seed, real_groups, generated_groups)])[0]
+
+
+def discriminative_fits(real: np.ndarray, generated: np.ndarray, folds: int = 3, steps: int = 200, seed: int = 0,
+                        real_groups: np.ndarray | None = None, generated_groups: np.ndarray | None = None) -> PendingFits:
+    """``discriminative_score`` as fits still to run (``fit_all``): the fold models are built here, in order."""
     rng = np.random.default_rng(seed)
     x_real, x_gen = _standardize(real, generated, reference=real)
     fold_real, fold_gen = fold_assignment(len(real), folds, rng, real_groups), fold_assignment(len(generated), folds, rng, generated_groups)
@@ -241,15 +269,17 @@ def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3
         tests.append((test_real, test_gen))
     if not fits:
         raise ValueError("discriminative_score: no fold has both real and generated windows to train and test on")
-    scores = []
-    with single_thread() as cores:
-        for model, (test_real, test_gen) in zip(fit_side_by_side(fits, cores), tests):
-            with torch.no_grad():
-                real_right = (model(test_real)[:, 0] > 0).float().mean().item()
-                gen_right = (model(test_gen)[:, 0] <= 0).float().mean().item()
+
+    def finish(models: list[nn.Module]) -> dict:
+        scores = []
+        for model, (test_real, test_gen) in zip(models, tests, strict=True):
+            real_right = (model(test_real)[:, 0] > 0).float().mean().item()
+            gen_right = (model(test_gen)[:, 0] <= 0).float().mean().item()
             scores.append(abs((real_right + gen_right) / 2 - 0.5))
-    return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": len(scores),
-            "windows": {"real": len(real), "generated": len(generated)}}
+        return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": len(scores),
+                "windows": {"real": len(real), "generated": len(generated)}}
+
+    return PendingFits(fits, finish)
 
 
 class _CausalForecaster(nn.Module):
@@ -281,6 +311,12 @@ def predictive_scores(train_sets: list[np.ndarray], test_windows: np.ndarray, st
                       reference: np.ndarray | None = None, crop: int = 128) -> list[float]:
     """``predictive_score`` of several training sets against one test set (seed ``seeds[i]`` for set i), their
     forecasters trained side by side (one thread each): the same scores as one call per set."""
+    return fit_all([predictive_fits(train_sets, test_windows, steps, seeds, reference, crop)])[0]
+
+
+def predictive_fits(train_sets: list[np.ndarray], test_windows: np.ndarray, steps: int = 200, seeds: list[int] | None = None,
+                    reference: np.ndarray | None = None, crop: int = 128) -> PendingFits:
+    """``predictive_scores`` as fits still to run (``fit_all``): the forecasters are built here, in order."""
     seeds = list(range(len(train_sets))) if seeds is None else seeds
     *x_trains, x_test = _standardize(*train_sets, test_windows, reference=reference if reference is not None else test_windows)
     fits = []
@@ -291,10 +327,7 @@ def predictive_scores(train_sets: list[np.ndarray], test_windows: np.ndarray, st
             x_train = x_train[:, : pieces * (crop + 1)].reshape(-1, crop + 1, x_train.shape[2])
         model = _CausalForecaster(train_windows.shape[2])
         fits.append(partial(_fit, model, _random_batches(x_train[:, :-1], x_train[:, 1:], seed), F.l1_loss, steps))
-    with single_thread() as cores:
-        models = fit_side_by_side(fits, cores)
-        with torch.no_grad():
-            return [float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:])) for model in models]
+    return PendingFits(fits, lambda models: [float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:])) for model in models])
 
 
 @single_thread()

@@ -33,12 +33,12 @@ from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.baselines import baseline_names, fit_baselines
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.classify import classify_features
-from tsvq.evaluation.generation import mean_welch_psd, nearest_shifted_distances
+from tsvq.evaluation.generation import fit_all, mean_welch_psd, nearest_shifted_distances
 from tsvq.evaluation.morphology import available as morphology_available
 from tsvq.evaluation.physiology import BEAT_KINDS, BeatSource, beat_source, rr_irregularity
 from tsvq.evaluation.scoring import (
-    ScoredSet, below_floor, disjoint_halves, distribution_figures, informative_figures, memorisation, overlap_groups,
-    set_figures, summarise, within_noise,
+    ScoredSet, below_floor, disjoint_halves, distribution_figures, finish_set, informative_figures, memorisation, overlap_groups,
+    plan_set, summarise, within_noise,
 )
 from tsvq.io import atomic_directory, write_json
 from tsvq.priors.base import option_names
@@ -438,16 +438,18 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
         for key, value in (("reference", len(reference.windows)), ("floor", len(floor.windows)), ("dropped_overlapping", split.dropped)):
             real_sizes[key].append(value)
         heldout_distance = float(np.median(heldout.train_distances[split.reference_positions]))
-        figures["floor"].append(set_figures(reference, floor, rate, config.folds, config.classifier_steps, seed,
-                                            chunk_size=len(floor.windows)))
         copying["floor"].append({"ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance)})
+        # every set of the seed is drawn and its learned models built first, so all their fits train side by side
+        planned = {"floor": plan_set(reference, floor, config.folds, config.classifier_steps, seed, len(floor.windows))}
         for generator in generators:
             windows = generator.draw(index, seed, len(floor.windows))
             scored = ScoredSet.of(windows, heldout.features, rate, heldout.beat_source, heldout.morphology)
             first_draw.setdefault(generator.name, scored)
-            figures[generator.name].append(set_figures(reference, scored, rate, config.folds, config.classifier_steps, seed,
-                                                       chunk_size=len(floor.windows)))
+            planned[generator.name] = plan_set(reference, scored, config.folds, config.classifier_steps, seed, len(floor.windows))
             copying[generator.name].append({"ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance)})
+        learned = fit_all([pending.learned for pending in planned.values()])
+        for (name, pending), scores in zip(planned.items(), learned, strict=True):
+            figures[name].append(finish_set(pending, scores, rate, config.classifier_steps, seed))
     summaries = {name: summarise(figures[name]) for name in names}
     kinds = {"floor": ("floor", {})} | {g.name: (g.kind, g.info) for g in generators}
     scored = {name: {"kind": kinds[name][0], "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name].windows),

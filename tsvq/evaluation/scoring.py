@@ -11,7 +11,8 @@
   over chunks, so every requested sample counts and every generator is compared at the floor's n. The
   discriminative classifier sees all windows at once, class-balanced (more windows only sharpen it), with
   overlapping real windows kept in one fold so it cannot recognise a window by its twin.
-- **Threads.** Learned scores are fitted on one thread, so a report does not change with the machine's core count.
+- **Threads.** Learned scores are fitted on one thread each, so a report does not change with the machine's core
+  count; every set of a seed is planned first and all their fits then run side by side (``plan_set``, ``fit_all``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
-    amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance, mmd_rbf,
-    predictive_score, predictive_scores, psd_distance_db,
+    PendingFits, amplitude_distance, autocorrelation_distance, discriminative_fits, fit_all, frechet_distance, mmd_rbf,
+    predictive_fits, predictive_score, psd_distance_db,
 )
 from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
 from tsvq.evaluation.physiology import BeatSource, rhythm_distance, rhythm_subset
@@ -122,15 +123,41 @@ def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, fold
     The discriminative classifier sees all candidate windows at once (class-balanced, so a larger set only
     sharpens it). Every other figure depends on n, so it is the mean over chunks of the candidate of
     ``chunk_size`` windows (the floor's n): every window counts and all are compared at the floor's n."""
-    figures = {"discriminative_score": discriminative_score(reference.windows, candidate.windows, folds, steps, seed,
-                                                            reference.groups, candidate.groups)["mean"]}
+    pending = plan_set(reference, candidate, folds, steps, seed, chunk_size)
+    return finish_set(pending, fit_all([pending.learned])[0], rate_hz, steps, seed)
+
+
+@dataclass
+class PendingSet:
+    """A candidate set's learned scores waiting for their fits, which ``fit_all`` pools with other sets' fits, and the
+    chunks its other figures are computed on."""
+
+    reference: ScoredSet
+    chunks: list[ScoredSet]
+    learned: PendingFits
+
+
+def plan_set(reference: ScoredSet, candidate: ScoredSet, folds: int, steps: int, seed: int,
+             chunk_size: int | None = None) -> PendingSet:
+    """``set_figures``' learned models, built (in order, so seeded alike) but not yet fitted: the fold classifiers on
+    the whole candidate, then one forecaster per chunk."""
+    discriminative = discriminative_fits(reference.windows, candidate.windows, folds, steps, seed, reference.groups, candidate.groups)
     parts = chunks(len(candidate.windows), chunk_size or len(candidate.windows), seed)
     subsets = [candidate.subset(part) for part in parts]
-    # the chunks' forecasters train side by side, then each chunk's other figures follow
-    predictive = predictive_scores([subset.windows for subset in subsets], reference.windows, steps,
-                                   [seed + i for i in range(len(subsets))], reference=reference.windows)
-    per_chunk = [distribution_figures(reference, subset, rate_hz, steps, seed + i, predictive[i]) for i, subset in enumerate(subsets)]
-    return figures | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
+    predictive = predictive_fits([subset.windows for subset in subsets], reference.windows, steps,
+                                 [seed + i for i in range(len(subsets))], reference=reference.windows)
+    split = len(discriminative.fits)
+    learned = PendingFits(discriminative.fits + predictive.fits,
+                          lambda models: (discriminative.finish(models[:split]), predictive.finish(models[split:])))
+    return PendingSet(reference, subsets, learned)
+
+
+def finish_set(pending: PendingSet, learned: tuple[dict, list[float]], rate_hz: float, steps: int, seed: int) -> dict[str, float]:
+    """``set_figures`` from a planned set and its learned scores (``fit_all``'s result for ``pending.learned``)."""
+    discriminative, predictive = learned
+    per_chunk = [distribution_figures(pending.reference, subset, rate_hz, steps, seed + i, predictive[i])
+                 for i, subset in enumerate(pending.chunks)]
+    return {"discriminative_score": discriminative["mean"]} | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
 
 
 def _finite_mean(values: list[float]) -> float:
