@@ -286,6 +286,6 @@ def test_sets_scored_together_match_sets_scored_alone(sets):
     reference, *candidates = (ScoredSet.of(w, features, RATE, None) for w in (real_a[:30], real_b[:30], noise[:40]))
     alone = [set_figures(reference, candidate, RATE, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
     planned = [plan_set(reference, candidate, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
-    together = [finish_set(pending, learned, RATE, 15, 3) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))]
+    together = [finish_set(pending, learned, RATE) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))]
     assert together == alone
     assert alone[1]["discriminative_score"] > alone[0]["discriminative_score"]  # noise is told apart, so the test can fail

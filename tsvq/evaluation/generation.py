@@ -200,7 +200,8 @@ def _random_batches(x: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int
 
 def _fit(model: nn.Module, next_batch, loss_fn, steps: int):
     """A fixed number of optimiser steps (not epochs), so scores do not depend on how many windows a set has.
-    Gradients on whatever the caller's (or, on a worker thread, the thread's) grad mode."""
+    Gradients are switched on here: a worker thread does not inherit its caller's grad mode, and callers may be
+    under ``no_grad``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     model.train()
     with torch.enable_grad():

@@ -449,7 +449,7 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
             copying[generator.name].append({"ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance)})
         learned = fit_all([pending.learned for pending in planned.values()])
         for (name, pending), scores in zip(planned.items(), learned, strict=True):
-            figures[name].append(finish_set(pending, scores, rate, config.classifier_steps, seed))
+            figures[name].append(finish_set(pending, scores, rate))
     summaries = {name: summarise(figures[name]) for name in names}
     kinds = {"floor": ("floor", {})} | {g.name: (g.kind, g.info) for g in generators}
     scored = {name: {"kind": kinds[name][0], "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name].windows),

@@ -124,17 +124,19 @@ def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, fold
     sharpens it). Every other figure depends on n, so it is the mean over chunks of the candidate of
     ``chunk_size`` windows (the floor's n): every window counts and all are compared at the floor's n."""
     pending = plan_set(reference, candidate, folds, steps, seed, chunk_size)
-    return finish_set(pending, fit_all([pending.learned])[0], rate_hz, steps, seed)
+    return finish_set(pending, fit_all([pending.learned])[0], rate_hz)
 
 
 @dataclass
 class PendingSet:
     """A candidate set's learned scores waiting for their fits, which ``fit_all`` pools with other sets' fits, and the
-    chunks its other figures are computed on."""
+    chunks its other figures are computed on, with the seed and steps it was planned with."""
 
     reference: ScoredSet
     chunks: list[ScoredSet]
     learned: PendingFits
+    seed: int
+    steps: int
 
 
 def plan_set(reference: ScoredSet, candidate: ScoredSet, folds: int, steps: int, seed: int,
@@ -149,13 +151,13 @@ def plan_set(reference: ScoredSet, candidate: ScoredSet, folds: int, steps: int,
     split = len(discriminative.fits)
     learned = PendingFits(discriminative.fits + predictive.fits,
                           lambda models: (discriminative.finish(models[:split]), predictive.finish(models[split:])))
-    return PendingSet(reference, subsets, learned)
+    return PendingSet(reference, subsets, learned, seed, steps)
 
 
-def finish_set(pending: PendingSet, learned: tuple[dict, list[float]], rate_hz: float, steps: int, seed: int) -> dict[str, float]:
+def finish_set(pending: PendingSet, learned: tuple[dict, list[float]], rate_hz: float) -> dict[str, float]:
     """``set_figures`` from a planned set and its learned scores (``fit_all``'s result for ``pending.learned``)."""
     discriminative, predictive = learned
-    per_chunk = [distribution_figures(pending.reference, subset, rate_hz, steps, seed + i, predictive[i])
+    per_chunk = [distribution_figures(pending.reference, subset, rate_hz, pending.steps, pending.seed + i, predictive[i])
                  for i, subset in enumerate(pending.chunks)]
     return {"discriminative_score": discriminative["mean"]} | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
 
