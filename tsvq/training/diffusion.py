@@ -6,12 +6,10 @@ import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel
-from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
 from tsvq.config import as_config
@@ -21,7 +19,7 @@ from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
 from tsvq.training.stages import Stage
-from tsvq.training.prior_data import drop_labels, load_prior_data
+from tsvq.training.prior_data import CodeDataset, drop_labels, load_prior_data
 
 
 @dataclass
@@ -46,23 +44,6 @@ class DiffusionStageConfig:
             raise ConfigError(f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}")
 
 
-class LatentDataset(Dataset):
-    """Standardised codebook vectors ``(D, L')`` of cached codes, with labels (``null`` index when unlabelled)."""
-
-    def __init__(self, codes: np.ndarray, codec: VQVAE, mean: torch.Tensor, std: torch.Tensor, labels: np.ndarray):
-        self.codes = torch.from_numpy(codes.astype(np.int64))
-        self.codec, self.mean, self.std = codec, mean.view(-1, 1), std.view(-1, 1)
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            vectors = self.codec.codes_to_vectors(self.codes[i : i + 1])[0].t()  # (D, L')
-        return {"latent": (vectors - self.mean) / self.std, "label": self.labels[i]}
-
-
 class DiffusionTask:
     best_metric = "val_loss"
 
@@ -77,11 +58,19 @@ class DiffusionTask:
             self.mean, self.std = vectors.mean().expand(vectors.shape[1]), vectors.std().clamp(min=1e-6).expand(vectors.shape[1])
         else:
             self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
-        self.train_dataset = LatentDataset(data.train_codes, self.codec, self.mean, self.std, data.train_label_ids)
-        self.val_dataset = LatentDataset(data.val_codes, self.codec, self.mean, self.std, data.val_label_ids)
+        # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size
+        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
+        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
         self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
         self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config)
+
+    @torch.no_grad()
+    def latents(self, codes: torch.Tensor) -> torch.Tensor:
+        """Standardised codebook vectors ``(B, D, L')`` of a batch of codes, on the codes' device. One lookup per
+        batch: per window, the codec's device query alone (diffusers walks every module for it) cost 15% of a step."""
+        vectors = self.codec.codes_to_vectors(codes).transpose(1, 2)  # (B, D, L')
+        return ((vectors - self.mean.view(-1, 1)) / self.std.view(-1, 1)).to(codes.device)
 
     def _target(self, latents, noise, timesteps):
         kind = self.noise_scheduler.config.prediction_type
@@ -103,7 +92,7 @@ class DiffusionTask:
         labels = batch["label"]
         if self.labels:
             labels = drop_labels(labels, len(self.labels), self.config.label_dropout)
-        loss = self._denoising_loss(model, batch["latent"], labels)
+        loss = self._denoising_loss(model, self.latents(batch["codes"]), labels)
         return loss, {}
 
     def after_step(self, model) -> None:
@@ -118,7 +107,7 @@ class DiffusionTask:
         self.ema.store(model.parameters())
         self.ema.copy_to(model.parameters())
         generator = torch.Generator().manual_seed(1234)
-        latents = torch.stack([self.val_dataset[i]["latent"] for i in range(len(self.val_dataset))]).to(model.device)
+        latents = self.latents(self.val_dataset.codes.to(model.device))
         labels = self.val_dataset.labels.to(model.device)
         steps = self.noise_scheduler.config.num_train_timesteps
         timesteps = torch.linspace(0, steps - 1, len(latents)).long().to(model.device)

@@ -181,7 +181,7 @@ def train(task: Task, config: TrainingConfig) -> Path:
         raise DataError(f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
                               f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation steps")
     optimizer = torch.optim.AdamW(task.model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
-                                  weight_decay=config.weight_decay)
+                                  weight_decay=config.weight_decay, foreach=True)
     scheduler = _scheduler(optimizer, config, accelerator.num_processes)
     model, optimizer, loader, scheduler = accelerator.prepare(task.model, optimizer, loader, scheduler)
     state = TrainingState()
