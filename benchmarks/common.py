@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from tsvq.io import atomic_file
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -23,7 +25,9 @@ def machine() -> dict:
 
 
 def save(name: str, payload: dict) -> Path:
+    """``results/<name>.json`` with the machine stamped in, written atomically (an interrupted run keeps the old file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine()} | payload, indent=2, default=float) + "\n")
+    with atomic_file(path) as handle:
+        handle.write(json.dumps({"machine": machine()} | payload, indent=2, default=float) + "\n")
     return path

@@ -7,7 +7,7 @@ Every row trains a diffusion prior over the demo's codec on the demo's 407 train
 settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and changes one thing: the denoiser
 (a DiT-style transformer against the UNet), its size, the training length, the noise schedule and prediction
 target, the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
-vectors, a low-pass at decode, DDPM with 1000 steps). The ``maskgit`` rows train the MaskGIT prior over the code
+vectors, a low-pass at decode, DDPM with 1000 steps, DPM-Solver++ with 50 steps or in its SDE form). The ``maskgit`` rows train the MaskGIT prior over the code
 indices instead (same codec, windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding
 passes and confidence noise. Each row draws ``--n`` x ``--seeds`` windows; one
 ``tsvq eval`` report scores all rows side by side against the held-out windows and the real-vs-real floor, each seed
@@ -42,7 +42,6 @@ from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E40
 
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
 MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 2e-3, 0.01
-RESULTS_FILE = RESULTS / "levers.json"
 
 
 @dataclass
@@ -79,6 +78,11 @@ LEVERS = [
           reuse="baseline", lowpass_hz=40.0),
     Lever("ddpm-1000", "the baseline sampled by DDPM with 1000 steps", reuse="baseline",
           sampling={"sampler": "ddpm", "steps": 1000}),
+    Lever("dpm-50", "the baseline sampled by DPM-Solver++ (3M) with 50 steps", reuse="baseline", sampling={"steps": 50}),
+    Lever("dpm-sde-20", "the baseline sampled by DPM-Solver++ 2M SDE with 20 steps", reuse="baseline",
+          sampling={"sampler": "dpm-sde", "steps": 20}),
+    Lever("dpm-sde-50", "the baseline sampled by DPM-Solver++ 2M SDE with 50 steps", reuse="baseline",
+          sampling={"sampler": "dpm-sde", "steps": 50}),
     Lever("maskgit", "MaskGIT prior over the code indices (width 128, 4 layers, 4 heads), 12 decoding passes",
           prior="maskgit"),
     Lever("maskgit-24-passes", "the MaskGIT prior decoded in 24 passes", reuse="maskgit", prior="maskgit",
@@ -136,6 +140,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=None, help="rows to run (baseline always runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--results", default="levers", help="results/<name>.json to write (and, with --only, to add rows to)")
     args = parser.parse_args()
     codec = Path(args.pipeline) / "codec"
     store = WindowStore(args.store)
@@ -165,14 +170,30 @@ def main() -> None:
         row["figures"] = {figure: value | {"vs_floor": value["mean"] / floor[figure]["mean"] if floor[figure]["mean"] else None}
                           for figure, value in scored["figures"].items()}
         row["memorisation_ratio"] = scored.get("memorisation_ratio")
+    results_name = args.results
     if args.only:  # keep the rows not run this time, in the table's order
-        kept = json.loads(RESULTS_FILE.read_text())["rows"] if RESULTS_FILE.exists() else {}
+        kept_file = RESULTS / f"{results_name}.json"
+        kept = json.loads(kept_file.read_text())["rows"] if kept_file.exists() else {}
+        if not baseline_reproduced(kept.get("baseline"), rows["baseline"], results_name):
+            results_name, kept = f"{results_name}-{time.strftime('%Y-%m-%d')}", {}
         rows = {lever.name: rows.get(lever.name, kept.get(lever.name)) for lever in LEVERS if lever.name in rows or lever.name in kept}
     results = {"store": args.store, "codec": str(codec), "steps": args.steps, "n": args.n, "seeds": args.seeds,
                "floor": floor, "train_copies": generators["train_copies"]["figures"],
                "informative": report["generation"]["informative"], "rows": rows, "report": str(Path(args.out) / "report")}
     print(markdown_table(results))
-    print("saved", save("levers", results))
+    print("saved", save(results_name, results))
+
+
+def baseline_reproduced(kept: dict | None, baseline: dict, name: str) -> bool:
+    """Rows added with ``--only`` are read against the kept rows' baseline, so it must score as it did. A retrained
+    baseline can differ (another machine's kernels round differently, or the evaluation changed since); then this
+    run's rows go to a file of their own with their own baseline, and the kept file stays as it was."""
+    if kept is None or kept["figures"] == baseline["figures"]:
+        return True
+    changed = [figure for figure, value in baseline["figures"].items() if kept["figures"].get(figure) != value]
+    print(f"warning: the baseline does not reproduce the one in results/{name}.json ({len(changed)} figures differ, "
+          f"e.g. {changed[0]}): this run's rows are saved on their own, beside their own baseline", file=sys.stderr)
+    return False
 
 
 TABLE_FIGURES = [("frechet_distance", "Frechet", "{:.0f}"), ("discriminative_score", "discr.", "{:.3f}"),

@@ -47,11 +47,22 @@ def test_snapping_returns_only_codebook_vectors(tiny_pipeline):
     assert torch.equal(codes, brute)
 
 
-@pytest.mark.parametrize("sampler,steps", [("ddpm", 10), ("ddim", 10), ("dpm", 5)])
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 10), ("ddim", 10), ("dpm", 5), ("dpm-sde", 5)])
 def test_scheduler_swap_without_retraining(tiny_pipeline, sampler, steps):
     pipe = Pipeline.from_pretrained(tiny_pipeline)
     out = pipe.sample(2, steps=steps, sampler=sampler, seed=1, progress=False)
     assert np.isfinite(out.signals).all() and out.info["sampler"] == sampler
+
+
+def test_stochastic_sampler_draws_its_step_noise_from_the_seed(tiny_pipeline):
+    """The SDE sampler adds noise at every step: the same seed gives the same windows, and its draws differ from the
+    ODE sampler's from the same starting noise (the step noise is really added)."""
+    prior = Pipeline.from_pretrained(tiny_pipeline).prior("diffusion")
+    sde = [prior.sample_vectors(3, steps=8, sampler="dpm-sde", seed=seed, progress=False) for seed in (4, 4, 5)]
+    assert torch.equal(sde[0], sde[1]) and not torch.equal(sde[0], sde[2])
+    assert not torch.allclose(sde[0], prior.sample_vectors(3, steps=8, sampler="dpm", seed=4, progress=False))
+    scheduler = sampling_scheduler("dpm-sde", training_scheduler().config)
+    assert (scheduler.config.algorithm_type, scheduler.config.solver_order) == ("sde-dpmsolver++", 2)
 
 
 def test_save_load_reproduces_samples(tiny_pipeline, tmp_path):
@@ -105,7 +116,7 @@ def test_tiny_diffusion_prior_learns_a_single_mode(denoiser, schedule):
         optimizer.step()
     prior = DiffusionPrior(model, dict(scheduler.config), torch.zeros(4), torch.ones(4))
     scale = mode.pow(2).mean().sqrt()
-    for sampler, steps in (("dpm", 20), ("ddim", 20), ("ddpm", 100)):
+    for sampler, steps in (("dpm", 20), ("dpm-sde", 20), ("ddim", 20), ("ddpm", 100)):
         samples = prior.sample_vectors(8, steps=steps, sampler=sampler, seed=0, progress=False).transpose(1, 2)
         assert (samples - mode).pow(2).mean().sqrt() < 0.35 * scale, sampler
     noise_error = (torch.randn(8, 4, 16) - mode).pow(2).mean().sqrt()

@@ -1,8 +1,8 @@
 """Diffusion prior over the codec's codebook vectors ``(B, L', D)`` (channels-first inside: ``(B, D, L')``).
 
-The denoiser trains with diffusers' ``DDPMScheduler``; sampling swaps in DDPM, DDIM or DPM-Solver++ from the
-same scheduler config, without retraining. Latents are standardised with statistics of the training latents,
-saved with the prior. Samples are continuous; the pipeline snaps them to the nearest codebook entries.
+The denoiser trains with diffusers' ``DDPMScheduler``; sampling swaps in DDPM, DDIM or DPM-Solver++ (ODE or SDE
+form) from the same scheduler config, without retraining. Latents are standardised with statistics of the training
+latents, saved with the prior. Samples are continuous; the pipeline snaps them to the nearest codebook entries.
 
 A saved prior is a folder: ``denoiser/`` (config.json + safetensors), ``scheduler/scheduler_config.json`` and
 ``prior.json`` (latent statistics, label vocabulary, and the signature of the codec it belongs to).
@@ -27,7 +27,8 @@ from tsvq.safe_loading import load_model
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler}
+SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "dpm-sde": DPMSolverMultistepScheduler}
+STOCHASTIC_SAMPLERS = ("ddpm", "dpm-sde")  # they draw fresh noise at every step, from the sampling seed's generator
 
 
 @dataclass
@@ -57,7 +58,8 @@ def terminal_snr(scheduler) -> float:
 
 
 def sampling_scheduler(name: str, config) -> object:
-    """A sampler built from the training scheduler's config: 'ddpm', 'ddim' or 'dpm' (DPM-Solver++ 3M)."""
+    """A sampler built from the training scheduler's config: 'ddpm', 'ddim', 'dpm' (DPM-Solver++ 3M) or 'dpm-sde'
+    (DPM-Solver++ 2M SDE)."""
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}")
     # Trailing timestep spacing starts the few-step samplers at the last training step, where the cosine schedule
@@ -66,8 +68,12 @@ def sampling_scheduler(name: str, config) -> object:
     # advises for cosine schedules, whose last steps would make the solver divide by a vanishing signal.
     # What each choice gained is measured in benchmarks/README.md (sampling.py).
     extra: dict = {}
-    if name == "dpm":
-        extra = {"algorithm_type": "dpmsolver++", "solver_order": 3, "use_lu_lambdas": True, "lambda_min_clipped": -5.1}
+    # The SDE form adds fresh noise at every step, as DDPM does, so part of an early step's error is forgotten
+    # instead of carried to the end; it runs at second order (the "2M SDE" of common use).
+    if name in ("dpm", "dpm-sde"):
+        stochastic = name == "dpm-sde"
+        extra = {"algorithm_type": "sde-dpmsolver++" if stochastic else "dpmsolver++", "solver_order": 2 if stochastic else 3,
+                 "use_lu_lambdas": True, "lambda_min_clipped": -5.1}
     elif name == "ddim":
         extra = {"clip_sample": False, "timestep_spacing": "trailing"}
     return SAMPLERS[name].from_config(config, **extra)
@@ -76,7 +82,7 @@ def sampling_scheduler(name: str, config) -> object:
 @dataclass
 class DiffusionSamplingOptions:
     steps: int = field(default=20, metadata={"help": "diffusion: sampling steps"})
-    sampler: str = field(default="dpm", metadata={"help": "diffusion: ddpm, ddim or dpm (DPM-Solver++ 3M)"})
+    sampler: str = field(default="dpm", metadata={"help": "diffusion: ddpm, ddim, dpm (DPM-Solver++ 3M) or dpm-sde (2M SDE)"})
     guidance: float = field(default=1.0, metadata={"help": "diffusion: classifier-free guidance scale (conditional priors)"})
 
 
@@ -152,9 +158,8 @@ class DiffusionPrior:
                     prediction = unconditional + guidance * (conditional - unconditional)
                 else:
                     prediction = self.denoiser(model_input, t, cond)
-                step_kwargs = {"generator": generator} if sampler == "ddpm" else {}
-                if sampler == "ddpm":
-                    x = scheduler.step(prediction.cpu(), t, x.cpu(), **step_kwargs).prev_sample.to(self.device)
+                if sampler in STOCHASTIC_SAMPLERS:  # the step's noise comes from the CPU generator, on any device
+                    x = scheduler.step(prediction.cpu(), t, x.cpu(), generator=generator).prev_sample.to(self.device)
                 else:
                     x = scheduler.step(prediction, t, x).prev_sample
             out.append(self.unstandardize(x))
