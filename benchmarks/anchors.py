@@ -48,7 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
-from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
+from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, DEMO_DIFFUSION, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.evaluation.tables import format_table  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
@@ -159,7 +159,7 @@ def train_tsvq(store: WindowStore, factor: float, out: Path, n: int, seed: int) 
     stages = {}
     codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(
         demo, "codec", round(factor * demo.codec_steps), LEARNING_RATES["codec"])))
-    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER, training=stage_training(
+    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER, **DEMO_DIFFUSION, training=stage_training(
         demo, "diffusion", round(factor * demo.diffusion_steps), LEARNING_RATES["diffusion"])))
     for stage in ("codec", "diffusion"):
         summary = json.loads((out / stage / "training_summary.json").read_text())

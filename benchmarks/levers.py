@@ -5,8 +5,8 @@
 
 Every row trains a diffusion prior over the demo's codec on the demo's 407 training windows with the demo's
 settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and changes one thing: the denoiser
-(a DiT-style transformer against the UNet), its size, the training length, the noise schedule and prediction
-target, the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
+(a DiT-style transformer against the UNet), its size, the training length, the noise schedule, prediction
+target and loss weighting (Min-SNR), the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
 vectors, a low-pass at decode, DDPM with 1000 steps, DPM-Solver++ with 50 steps or in its SDE form). The ``maskgit`` rows train the MaskGIT prior over the code
 indices instead (same codec, windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding
 passes and confidence noise. Each row draws ``--n`` x ``--seeds`` windows; one
@@ -58,8 +58,9 @@ class Lever:
 
 
 LEVERS = [
-    Lever("baseline", "the demo's prior: UNet [64, 128] x 1 layer, cosine schedule, v-prediction, per-dimension "
-                      "standardised latents, DPM-Solver++ 20 steps, snapped to the codebook"),
+    Lever("baseline", "the demo's prior until Min-SNR became its loss: UNet [64, 128] x 1 layer, cosine schedule, "
+                      "v-prediction with the plain (unweighted) error, per-dimension standardised latents, DPM-Solver++ "
+                      "20 steps, snapped to the codebook"),
     Lever("transformer", "DiT-style transformer denoiser (width 128, 4 adaLN-zero blocks, 4 heads) instead of the UNet",
           stage={"model": TRANSFORMER}),
     Lever("unet-attention", "UNet with 4-head self-attention after its lowest level (the DDPM UNet's choice)",
@@ -71,6 +72,8 @@ LEVERS = [
     Lever("zero-snr-linear", "linear beta schedule rescaled to zero terminal SNR (instead of the cosine schedule)",
           stage={"scheduler": {"beta_schedule": "linear", "rescale_betas_zero_snr": True}}),
     Lever("epsilon", "epsilon prediction instead of v-prediction", stage={"scheduler": {"prediction_type": "epsilon"}}),
+    Lever("min-snr-5", "Min-SNR-5 loss weights (Hang et al. 2023) instead of the plain v-prediction error (the demo's "
+                       "prior since 2026-12-03)", stage={"snr_gamma": 5.0}),
     Lever("global-norm", "latents standardised with one mean and spread (instead of per dimension)",
           stage={"latent_normalisation": "global"}),
     Lever("unsnapped", "the baseline's samples decoded as drawn, not snapped to the codebook", reuse="baseline", snap=False),
@@ -99,12 +102,12 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     out = Path(args.out) / lever.name
     stage = dict(lever.stage)
     if lever.prior == "maskgit":
-        training = stage_training(DemoConfig(out=args.out), lever.name, steps, MASKGIT_LEARNING_RATE)
+        training = stage_training(DemoConfig(out=args.out, seed=args.train_seed), lever.name, steps, MASKGIT_LEARNING_RATE)
         training.weight_decay = MASKGIT_WEIGHT_DECAY
         training.progress = not args.quiet
         prior = train_maskgit(MaskGITStageConfig(store=args.store, codec=str(codec), training=training, **stage))
     else:
-        training = stage_training(DemoConfig(out=args.out), lever.name, steps, LEARNING_RATES["diffusion"])
+        training = stage_training(DemoConfig(out=args.out, seed=args.train_seed), lever.name, steps, LEARNING_RATES["diffusion"])
         training.progress = not args.quiet
         model = DEMO_DENOISER | stage.pop("model", {})
         prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
@@ -140,6 +143,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=None, help="rows to run (baseline always runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--train-seed", type=int, default=0,
+                        help="training seed of every row (another seed: another --out too, or the rows trained there resume)")
     parser.add_argument("--results", default="levers", help="results/<name>.json to write (and, with --only, to add rows to)")
     args = parser.parse_args()
     codec = Path(args.pipeline) / "codec"
@@ -177,7 +182,8 @@ def main() -> None:
         if not baseline_reproduced(kept.get("baseline"), rows["baseline"], results_name):
             results_name, kept = f"{results_name}-{time.strftime('%Y-%m-%d')}", {}
         rows = {lever.name: rows.get(lever.name, kept.get(lever.name)) for lever in LEVERS if lever.name in rows or lever.name in kept}
-    results = {"store": args.store, "codec": str(codec), "steps": args.steps, "n": args.n, "seeds": args.seeds,
+    results = {"store": args.store, "codec": str(codec), "steps": args.steps, "train_seed": args.train_seed, "n": args.n,
+               "seeds": args.seeds,
                "floor": floor, "train_copies": generators["train_copies"]["figures"],
                "informative": report["generation"]["informative"], "rows": rows, "report": str(Path(args.out) / "report")}
     print(markdown_table(results))

@@ -500,3 +500,34 @@ def test_maskgit_prior_stage_in_a_pipeline_saves_loads_and_refuses_another_codec
     assert cli_main(["sample", "--pipeline", str(tmp_path / "pipe"), "--prior", "maskgit", "--n", "3", "--steps", "3",
                      "--no-wfdb", "--out", str(tmp_path / "samples")]) == 0
     assert np.load(tmp_path / "samples" / "samples.npy").shape == (3, 256, 1)
+
+
+def test_min_snr_weights_follow_the_prediction_target():
+    """Min-SNR-gamma (Hang et al. 2023): the weight turns each target's error into a clean-latent error capped at gamma.
+    With gamma beyond every SNR, epsilon prediction is weighted 1 (its loss unchanged); v-prediction by SNR / (SNR + 1);
+    a zero-SNR last step keeps a finite weight."""
+    from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask, min_snr_weights
+
+    timesteps = torch.tensor([0, 10, 500, 999])
+    for kind in ("epsilon", "v_prediction", "sample"):
+        scheduler = training_scheduler(prediction_type=kind)
+        snr = scheduler.alphas_cumprod[timesteps] / (1 - scheduler.alphas_cumprod[timesteps])
+        weights = min_snr_weights(scheduler, timesteps, gamma=5.0)
+        expected = {"epsilon": snr.clamp(max=5) / snr, "v_prediction": snr.clamp(max=5) / (snr + 1), "sample": snr.clamp(max=5)}[kind]
+        assert torch.allclose(weights, expected, rtol=1e-4), kind
+    zero_terminal = training_scheduler(prediction_type="epsilon", beta_schedule="linear", rescale_betas_zero_snr=True)
+    assert torch.isfinite(min_snr_weights(zero_terminal, timesteps, 5.0)).all()
+
+    # the weighted training loss: with gamma above every SNR, epsilon prediction gives the plain loss back
+    scheduler = training_scheduler(prediction_type="epsilon")
+    task = DiffusionTask.__new__(DiffusionTask)
+    task.noise_scheduler, task.labels = scheduler, []
+    model = build_denoiser(DenoiserConfig(block_out_channels=(16, 32), time_embedding_dim=32), latent_channels=4, latent_length=16, num_classes=0)
+    latents, steps = torch.randn(6, 4, 16), torch.tensor([1, 50, 200, 400, 700, 900])
+    plain = task._denoising_loss(model, latents, None, torch.Generator().manual_seed(0), steps)
+    weighted = task._denoising_loss(model, latents, None, torch.Generator().manual_seed(0), steps, snr_gamma=1e12)
+    assert torch.allclose(plain, weighted, rtol=1e-5)
+    capped = task._denoising_loss(model, latents, None, torch.Generator().manual_seed(0), steps, snr_gamma=1.0)
+    assert not torch.allclose(plain, capped)
+    with pytest.raises(ConfigError, match="snr_gamma"):
+        DiffusionStageConfig(snr_gamma=-1.0)

@@ -36,6 +36,7 @@ from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 DEMO_RECIPE = load_yaml(Path(__file__).with_name("demo.yaml"))
 DEMO_CODEC = DEMO_RECIPE["codec"]["model"]
 DEMO_DENOISER = DEMO_RECIPE["diffusion"]["model"]
+DEMO_DIFFUSION = {key: value for key, value in DEMO_RECIPE["diffusion"].items() if key != "model"}  # the stage's other settings
 DEMO_WAVENET = DEMO_RECIPE["wavenet"]["model"]
 
 
@@ -89,7 +90,7 @@ NOT_TRAINING = ("out", "samples", "eval_windows", "eval_seeds", "classifier_step
 def settings_fingerprint(config: DemoConfig, store_hash: str) -> str:
     """Everything that decides what the stages train: data, demo settings and the stage models."""
     settings = {"store": store_hash, "demo": {k: v for k, v in asdict(config).items() if k not in NOT_TRAINING},
-                "codec": DEMO_CODEC, "denoiser": DEMO_DENOISER, "wavenet": DEMO_WAVENET}
+                "codec": DEMO_CODEC, "denoiser": DEMO_DENOISER, "diffusion": DEMO_DIFFUSION, "wavenet": DEMO_WAVENET}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -115,8 +116,9 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     print("[2/6] training the codec (VQ-VAE)")
     codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(config, "codec", config.codec_steps, LEARNING_RATES["codec"])))
     print("[3/6] training the diffusion prior over codebook vectors")
-    diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER,
-                                                     training=stage_training(config, "diffusion", config.diffusion_steps, LEARNING_RATES["diffusion"])))
+    diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER, **DEMO_DIFFUSION,
+                                                     training=stage_training(config, "diffusion", config.diffusion_steps,
+                                                                             LEARNING_RATES["diffusion"])))
     print("[4/6] training the WaveNet prior over code indices")
     wavenet = train_wavenet(WaveNetStageConfig(store=str(store.path), codec=str(codec), model=DEMO_WAVENET,
                                                training=stage_training(config, "wavenet", config.wavenet_steps, LEARNING_RATES["wavenet"])))

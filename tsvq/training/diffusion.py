@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
-from diffusers.training_utils import EMAModel
+from diffusers.training_utils import EMAModel, compute_snr
 
 from tsvq.codec import VQVAE
 from tsvq.config import as_config
@@ -34,6 +34,8 @@ class DiffusionStageConfig:
     latent_normalisation: str = "per_dim"
     label_dropout: float = 0.1
     ema_decay: float = 0.999
+    # > 0: Min-SNR-gamma loss weights (Hang et al. 2023); 0: the plain mean squared error of the prediction target
+    snr_gamma: float = 0.0
     val_max_windows: int = 512
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4))
 
@@ -42,6 +44,22 @@ class DiffusionStageConfig:
         self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
         if self.latent_normalisation not in ("per_dim", "global"):
             raise ConfigError(f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}")
+        if self.snr_gamma < 0:
+            raise ConfigError(f"diffusion stage: snr_gamma must be >= 0 (0: no weighting), not {self.snr_gamma}")
+
+
+def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights (Hang et al. 2023) per timestep, for the scheduler's prediction target: each step's loss
+    then counts as a clean-latent error weighted by min(SNR, gamma). The nearly clean steps (huge SNR), easy to
+    denoise, stop pulling the gradient their way; the noisy steps that decide a sample's shape weigh more."""
+    snr = compute_snr(scheduler, timesteps)
+    clipped = snr.clamp(max=gamma)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":  # epsilon error = clean error x SNR; zero SNR (a zero-terminal schedule) keeps weight 1
+        return torch.where(snr > 0, clipped / snr.clamp(min=1e-12), torch.ones_like(snr))
+    if kind == "v_prediction":  # velocity error = clean error x (SNR + 1)
+        return clipped / (snr + 1)
+    return clipped
 
 
 class DiffusionTask:
@@ -80,19 +98,25 @@ class DiffusionTask:
             return self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return latents
 
-    def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None):
+    def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None, snr_gamma: float = 0.0):
+        """Mean squared error of the prediction target; ``snr_gamma`` > 0 weights each window by its timestep's
+        Min-SNR weight (training only: validation stays unweighted, comparable across settings)."""
         noise = torch.randn(latents.shape, generator=generator).to(latents.device)
         if timesteps is None:
             timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         prediction = model(noisy, timesteps, labels if self.labels else None)
-        return F.mse_loss(prediction.float(), self._target(latents, noise, timesteps).float())
+        target = self._target(latents, noise, timesteps)
+        if not snr_gamma:
+            return F.mse_loss(prediction.float(), target.float())
+        per_window = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2))
+        return (per_window * min_snr_weights(self.noise_scheduler, timesteps, snr_gamma)).mean()
 
     def loss(self, model, batch):
         labels = batch["label"]
         if self.labels:
             labels = drop_labels(labels, len(self.labels), self.config.label_dropout)
-        loss = self._denoising_loss(model, self.latents(batch["codes"]), labels)
+        loss = self._denoising_loss(model, self.latents(batch["codes"]), labels, snr_gamma=self.config.snr_gamma)
         return loss, {}
 
     def after_step(self, model) -> None:
