@@ -2,18 +2,21 @@
 
     make demo    # the codec and window store every row reuses
     .venv/bin/python benchmarks/levers.py [--only transformer zero-snr] [--steps 1200] [--n 200] [--seeds 3]
+        [--train-seed 0 --out runs/benchmarks/levers] [--results levers]
 
 Every row trains a diffusion prior over the demo's codec on the demo's 407 training windows with the demo's
-settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed 0) and changes one thing: the denoiser
-(a DiT-style transformer against the UNet), its size, the training length, the noise schedule, prediction
-target and loss weighting (Min-SNR), the latent normalisation; or, reusing the baseline prior, a sampling/decoding choice (decoding unsnapped
-vectors, a low-pass at decode, DDPM with 1000 steps, DPM-Solver++ with 50 steps or in its SDE form). The ``maskgit`` rows train the MaskGIT prior over the code
-indices instead (same codec, windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding
-passes and confidence noise. Each row draws ``--n`` x ``--seeds`` windows; one
-``tsvq eval`` report scores all rows side by side against the held-out windows and the real-vs-real floor, each seed
-on its own share (mean +- std over the seeds). Trained rows are resumed, not retrained, when run again; rows run
-with ``--only`` replace those rows of ``results/levers.json`` and keep the others (the floor and the baseline are
-the same draws at the same seeds, so the rows stay comparable).
+training settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed ``--train-seed``) and changes one
+thing: the denoiser (a DiT-style transformer against the UNet), its size, the training length, the noise schedule,
+the prediction target and loss weighting (Min-SNR), the latent normalisation; or, reusing the baseline prior, a
+sampling/decoding choice (decoding unsnapped vectors, a low-pass at decode, DDPM with 1000 steps, DPM-Solver++ with
+50 steps or in its SDE form). The ``maskgit`` rows train the MaskGIT prior over the code indices instead (same codec,
+windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding passes and confidence noise.
+Each row draws ``--n`` x ``--seeds`` windows; one ``tsvq eval`` report scores all rows side by side against the
+held-out windows and the real-vs-real floor, each seed on its own share (mean +- std over the seeds). Trained rows
+are resumed, not retrained, when run again (so another ``--train-seed`` needs another ``--out``); rows run with
+``--only`` replace those rows of ``results/<--results>.json`` and keep the others when the retrained baseline scores
+exactly as the kept one did (the floor and the baseline are then the same draws at the same seeds), else they are
+saved beside their own baseline in ``results/<--results>-<date>.json``.
 
 Writes ``results/levers.json`` (per row: every figure's mean and std, its ratio to the floor, training time and
 speed) and prints the table that ``benchmarks/README.md`` shows.
