@@ -104,13 +104,14 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     steps = int(args.steps * lever.steps_factor)
     out = Path(args.out) / lever.name
     stage = dict(lever.stage)
+    demo = DemoConfig(out=args.out, seed=args.train_seed)
     if lever.prior == "maskgit":
-        training = stage_training(DemoConfig(out=args.out, seed=args.train_seed), lever.name, steps, MASKGIT_LEARNING_RATE)
+        training = stage_training(demo, lever.name, steps, MASKGIT_LEARNING_RATE)
         training.weight_decay = MASKGIT_WEIGHT_DECAY
         training.progress = not args.quiet
         prior = train_maskgit(MaskGITStageConfig(store=args.store, codec=str(codec), training=training, **stage))
     else:
-        training = stage_training(DemoConfig(out=args.out, seed=args.train_seed), lever.name, steps, LEARNING_RATES["diffusion"])
+        training = stage_training(demo, lever.name, steps, LEARNING_RATES["diffusion"])
         training.progress = not args.quiet
         model = DEMO_DENOISER | stage.pop("model", {})
         prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
@@ -199,7 +200,8 @@ def baseline_reproduced(kept: dict | None, baseline: dict, name: str) -> bool:
     run's rows go to a file of their own with their own baseline, and the kept file stays as it was."""
     if kept is None or kept["figures"] == baseline["figures"]:
         return True
-    changed = [figure for figure, value in baseline["figures"].items() if kept["figures"].get(figure) != value]
+    changed = [figure for figure in baseline["figures"].keys() | kept["figures"].keys()
+               if kept["figures"].get(figure) != baseline["figures"].get(figure)]
     print(f"warning: the baseline does not reproduce the one in results/{name}.json ({len(changed)} figures differ, "
           f"e.g. {changed[0]}): this run's rows are saved on their own, beside their own baseline", file=sys.stderr)
     return False

@@ -27,7 +27,20 @@ from tsvq.safe_loading import load_model
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpm": DPMSolverMultistepScheduler, "dpm-sde": DPMSolverMultistepScheduler}
+# Each sampler: its diffusers class and what it changes in the training scheduler's config. Trailing timestep spacing
+# starts DDIM at the last training step, where the cosine schedule has (almost) no signal left (Lin et al. 2024).
+# DPM-Solver++ takes steps uniform in log-SNR (use_lu_lambdas, as in Lu et al.'s DPM-Solver++) with a third-order
+# multistep update; lambda_min_clipped is what diffusers advises for cosine schedules, whose last steps would make the
+# solver divide by a vanishing signal. Its SDE form adds fresh noise at every step, as DDPM does, so part of an early
+# step's error is forgotten instead of carried to the end; it runs at second order (the "2M SDE" of common use).
+# What each choice gained is measured in benchmarks/README.md (sampling.py, levers.py).
+_DPM_STEPS = {"use_lu_lambdas": True, "lambda_min_clipped": -5.1}
+SAMPLERS = {
+    "ddpm": (DDPMScheduler, {}),
+    "ddim": (DDIMScheduler, {"clip_sample": False, "timestep_spacing": "trailing"}),
+    "dpm": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 3, **_DPM_STEPS}),
+    "dpm-sde": (DPMSolverMultistepScheduler, {"algorithm_type": "sde-dpmsolver++", "solver_order": 2, **_DPM_STEPS}),
+}
 STOCHASTIC_SAMPLERS = ("ddpm", "dpm-sde")  # they draw fresh noise at every step, from the sampling seed's generator
 
 
@@ -62,21 +75,8 @@ def sampling_scheduler(name: str, config) -> object:
     (DPM-Solver++ 2M SDE)."""
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{name}'; choose one of {sorted(SAMPLERS)}")
-    # Trailing timestep spacing starts the few-step samplers at the last training step, where the cosine schedule
-    # has (almost) no signal left (Lin et al. 2024). DPM-Solver++ takes steps uniform in log-SNR (use_lu_lambdas,
-    # as in Lu et al.'s DPM-Solver++) with a third-order multistep update; lambda_min_clipped is what diffusers
-    # advises for cosine schedules, whose last steps would make the solver divide by a vanishing signal.
-    # What each choice gained is measured in benchmarks/README.md (sampling.py).
-    extra: dict = {}
-    # The SDE form adds fresh noise at every step, as DDPM does, so part of an early step's error is forgotten
-    # instead of carried to the end; it runs at second order (the "2M SDE" of common use).
-    if name in ("dpm", "dpm-sde"):
-        stochastic = name == "dpm-sde"
-        extra = {"algorithm_type": "sde-dpmsolver++" if stochastic else "dpmsolver++", "solver_order": 2 if stochastic else 3,
-                 "use_lu_lambdas": True, "lambda_min_clipped": -5.1}
-    elif name == "ddim":
-        extra = {"clip_sample": False, "timestep_spacing": "trailing"}
-    return SAMPLERS[name].from_config(config, **extra)
+    scheduler_class, settings = SAMPLERS[name]
+    return scheduler_class.from_config(config, **settings)
 
 
 @dataclass
