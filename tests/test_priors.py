@@ -531,3 +531,30 @@ def test_min_snr_weights_follow_the_prediction_target():
     assert not torch.allclose(plain, capped)
     with pytest.raises(ConfigError, match="snr_gamma"):
         DiffusionStageConfig(snr_gamma=-1.0)
+
+
+def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
+    """The prior's training latents are the codec's standardised codebook vectors, computed on the batch's device:
+    the codebooks move there once (on the meta device here, standing in for a GPU), so a step never sends its codes
+    back to the codec's device. Stage codebooks sum to the codec's vectors for residual codes too."""
+    from tsvq.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+    from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask
+
+    task = DiffusionTask(DiffusionStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]),
+                                              model={"block_out_channels": [16, 32]}, training=tiny_training(tmp_path / "prior", 1)))
+    codes = task.train_dataset.codes[:4]
+    vectors = task.codec.codes_to_vectors(codes).transpose(1, 2)
+    assert torch.equal(task.latents(codes), (vectors - task.mean.view(-1, 1)) / task.std.view(-1, 1))
+    on_meta = task.latents(codes.to("meta"))
+    assert on_meta.device.type == "meta" and on_meta.shape == vectors.shape
+    assert task.codec.device.type == "cpu" and task.mean.device.type == "cpu"  # what the saved prior keeps
+    assert torch.equal(task.latents(codes), (vectors - task.mean.view(-1, 1)) / task.std.view(-1, 1))  # and back
+
+    torch.manual_seed(0)
+    for quantizer, shape in ((VectorQuantizer(num_codes=16, dim=4, kmeans_init=False), (5, 7)),
+                             (ResidualVectorQuantizer(num_quantizers=3, num_codes=16, dim=4, kmeans_init=False), (5, 7, 3))):
+        stage_codes = torch.randint(0, 16, shape)
+        tables = quantizer.stage_codebooks()
+        per_stage = stage_codes.reshape(5, 7, -1)
+        summed = sum(F.embedding(per_stage[..., i], tables[i]) for i in range(per_stage.shape[-1]))
+        assert tables.shape[1:] == (16, 4) and torch.equal(summed, quantizer.lookup(stage_codes))

@@ -127,6 +127,10 @@ class VectorQuantizer(nn.Module):
         codebook = self.codebook.float()
         return F.normalize(codebook, dim=1) if self.cosine else codebook
 
+    def stage_codebooks(self) -> torch.Tensor:
+        """The codebook as ``(1, K, dim)``: one stage, in the form a residual quantizer gives its stages."""
+        return self.normalized_codebook()[None]
+
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook vectors of integer codes (any shape) -> (..., dim)."""
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.num_codes):
@@ -248,6 +252,10 @@ class ResidualVectorQuantizer(nn.Module):
         summary = QuantizerOutput(total, codes, loss, stages[0].perplexity, stages[0].usage,
                                   sum(s.dead_codes for s in stages))
         return summary, stages
+
+    def stage_codebooks(self) -> torch.Tensor:
+        """Every stage's codebook, ``(Q, K, dim)``: a code tuple's vector is the sum of its stages' rows."""
+        return torch.stack([quantizer.normalized_codebook() for quantizer in self.quantizers])
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """(..., q) codes of the first q <= Q stages -> (..., dim) summed vectors.

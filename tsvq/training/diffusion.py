@@ -76,7 +76,11 @@ class DiffusionTask:
             self.mean, self.std = vectors.mean().expand(vectors.shape[1]), vectors.std().clamp(min=1e-6).expand(vectors.shape[1])
         else:
             self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
-        # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size
+        # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size.
+        # The codebooks stay fixed while the prior trains: the lookup needs only them, wherever the batches are.
+        with torch.no_grad():
+            codebooks = self.codec.quantizer.stage_codebooks().detach()
+        self._lookup = {codebooks.device: (codebooks, self.mean, self.std)}  # per device: copied there on first use
         self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
@@ -85,10 +89,15 @@ class DiffusionTask:
 
     @torch.no_grad()
     def latents(self, codes: torch.Tensor) -> torch.Tensor:
-        """Standardised codebook vectors ``(B, D, L')`` of a batch of codes, on the codes' device. One lookup per
-        batch: per window, the codec's device query alone (diffusers walks every module for it) cost 15% of a step."""
-        vectors = self.codec.codes_to_vectors(codes).transpose(1, 2)  # (B, D, L')
-        return ((vectors - self.mean.view(-1, 1)) / self.std.view(-1, 1)).to(codes.device)
+        """Standardised codebook vectors ``(B, D, L')`` of a batch of codes ``(B, L')`` or ``(B, L', Q)``, computed
+        where the codes are. The codebooks move there with the first batch, so a GPU step neither copies its
+        batch to the codec's device and back nor waits for it; one lookup per batch, not per window."""
+        if codes.device not in self._lookup:
+            self._lookup[codes.device] = tuple(t.to(codes.device) for t in next(iter(self._lookup.values())))
+        codebooks, mean, std = self._lookup[codes.device]
+        stages = codes.long().reshape(codes.shape[0], codes.shape[1], -1)
+        vectors = sum(F.embedding(stages[..., i], codebooks[i]) for i in range(stages.shape[-1])).transpose(1, 2)
+        return (vectors - mean.view(-1, 1)) / std.view(-1, 1)
 
     def _target(self, latents, noise, timesteps):
         kind = self.noise_scheduler.config.prediction_type
@@ -101,7 +110,9 @@ class DiffusionTask:
     def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None, snr_gamma: float = 0.0):
         """Mean squared error of the prediction target; ``snr_gamma`` > 0 weights each window by its timestep's
         Min-SNR weight (training only: validation stays unweighted, comparable across settings)."""
-        noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+        # seeded validation noise comes from a CPU generator (the same on every device); training noise is drawn
+        # where the latents are
+        noise = torch.randn(latents.shape, generator=generator, device="cpu" if generator else latents.device).to(latents.device)
         if timesteps is None:
             timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
