@@ -537,7 +537,7 @@ def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
     """The prior's training latents are the codec's standardised codebook vectors, computed on the batch's device:
     the codebooks move there once (on the meta device here, standing in for a GPU), so a step never sends its codes
     back to the codec's device. Stage codebooks sum to the codec's vectors for residual codes too."""
-    from tsvq.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer
+    from tsvq.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer, stage_vectors
     from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask
 
     task = DiffusionTask(DiffusionStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]),
@@ -555,6 +555,5 @@ def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
                              (ResidualVectorQuantizer(num_quantizers=3, num_codes=16, dim=4, kmeans_init=False), (5, 7, 3))):
         stage_codes = torch.randint(0, 16, shape)
         tables = quantizer.stage_codebooks()
-        per_stage = stage_codes.reshape(5, 7, -1)
-        summed = sum(F.embedding(per_stage[..., i], tables[i]) for i in range(per_stage.shape[-1]))
+        summed = stage_vectors(tables, stage_codes.reshape(5, 7, -1))
         assert tables.shape[1:] == (16, 4) and torch.equal(summed, quantizer.lookup(stage_codes))

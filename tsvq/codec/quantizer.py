@@ -44,6 +44,12 @@ def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return distances.argmin(dim=1)
 
 
+def stage_vectors(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """``(..., q)`` codes of the first q stages -> ``(..., dim)``: the sum of each stage's row of ``codebooks``
+    (``stage_codebooks()``, on any device). No range check, which would wait on the device: for codes a codec made."""
+    return sum(F.embedding(codes[..., i], codebooks[i]) for i in range(codes.shape[-1]))
+
+
 def kmeans(samples: torch.Tensor, k: int, iterations: int = 10, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on ``samples`` (N, d) with k-means++ seeding; returns centroids (k, d) and cluster sizes (k,)."""
     n = samples.shape[0]

@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel, compute_snr
 
 from tsvq.codec import VQVAE
+from tsvq.codec.quantizer import stage_vectors
 from tsvq.config import as_config
 from tsvq.errors import ConfigError
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
@@ -95,8 +96,7 @@ class DiffusionTask:
         if codes.device not in self._lookup:
             self._lookup[codes.device] = tuple(t.to(codes.device) for t in next(iter(self._lookup.values())))
         codebooks, mean, std = self._lookup[codes.device]
-        stages = codes.long().reshape(codes.shape[0], codes.shape[1], -1)
-        vectors = sum(F.embedding(stages[..., i], codebooks[i]) for i in range(stages.shape[-1])).transpose(1, 2)
+        vectors = stage_vectors(codebooks, codes.long().reshape(codes.shape[0], codes.shape[1], -1)).transpose(1, 2)
         return (vectors - mean.view(-1, 1)) / std.view(-1, 1)
 
     def _target(self, latents, noise, timesteps):
@@ -110,9 +110,10 @@ class DiffusionTask:
     def _denoising_loss(self, model, latents, labels, generator=None, timesteps=None, snr_gamma: float = 0.0):
         """Mean squared error of the prediction target; ``snr_gamma`` > 0 weights each window by its timestep's
         Min-SNR weight (training only: validation stays unweighted, comparable across settings)."""
-        # seeded validation noise comes from a CPU generator (the same on every device); training noise is drawn
-        # where the latents are
-        noise = torch.randn(latents.shape, generator=generator, device="cpu" if generator else latents.device).to(latents.device)
+        # seeded validation noise comes from its generator's device (a CPU one: the same on every device);
+        # training noise is drawn where the latents are
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device if generator is None else generator.device)
+        noise = noise.to(latents.device)
         if timesteps is None:
             timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
