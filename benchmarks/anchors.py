@@ -16,7 +16,9 @@ windows are few for 1024 codes: tried on 2026-11-23, Frechet 3232 at the demo's 
 
 Budgets: ``same`` gives stage 1 the demo codec's training seconds and stage 2 the demo diffusion prior's (measured
 on this machine by ``make demo``, read from its training summaries); ``5x`` five times both; ``epochs`` runs the
-authors' recommended 2000 stage-1 and 10000 stage-2 epochs (a GPU job: hours on a 2-core CPU).
+authors' recommended 2000 stage-1 and 10000 stage-2 epochs (minutes on a GPU, about 8 hours on the 2-core CPU: each
+stage saves its progress in ``<out>/timevqvae-epochs/checkpoints`` every 10 minutes, and the same command run again
+resumes it, drawing the batches and masks an unbroken run would; ``benchmarks/anchor_training.py``).
 
 The wheel declares Python >= 3.12 and numpy >= 2.4 but runs on 3.11 with numpy 2.x; ``make anchors`` installs it
 with ``pip install --no-deps --ignore-requires-python timevqvae==1.0.1 einops``. It is a benchmark-only dependency:
@@ -27,10 +29,12 @@ settings, for five times the demo's steps (4000 + 6000) on the same windows, so 
 tsvq column; it samples as the demo does (DPM-Solver++, 20 steps).
 
 Writes ``results/anchors.json``: one ``tsvq eval`` report (``--compare``-style) of tsvq's diffusion and WaveNet
-priors (the demo's pipeline) beside TimeVQVAE at each budget, tsvq at each factor, the floor and the baselines. A run
-of some columns only (``--budgets`` with fewer names, or none) replaces those columns of the results file and keeps
-the others; the floor, the baselines and the demo pipeline's columns are the same draws at the same seeds, and the
-script says if they no longer reproduce the kept ones.
+priors (the demo's pipeline) beside TimeVQVAE at each budget, tsvq at each factor, the floor and the baselines. Every
+column's samples are kept in ``--out`` (``timevqvae-<budget>.npy``, ``tsvq-<factor>x.npy``), and every run scores all
+the samples it finds there, trained now or before: a run of some columns only (``--budgets`` with fewer names, or
+none, and ``--tsvq-factors`` with none) trains those and scores every column afresh, so a change to the evaluation
+re-scores the whole table without training again (``--budgets --tsvq-factors``). Delete a column's ``.npy`` to
+drop it. The training logs of columns not trained in a run are kept from the results file.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.anchor_training import OPTIMISER, train_stage  # noqa: E402
 from benchmarks.common import RESULTS, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
 from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, DEMO_DIFFUSION, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
@@ -71,7 +76,6 @@ STAGE2 = {"lf_choice_temperature": 4.0, "hf_choice_temperature": 4.0, "lf_num_sa
 PRIOR_L = {"hidden_dim": 128, "n_layers": 4, "heads": 2, "ff_mult": 1, "use_rmsnorm": True, "p_unconditional": 0.2,
            "model_dropout": 0.3, "emb_dropout": 0.3}
 PRIOR_H = PRIOR_L | {"hidden_dim": 32, "n_layers": 1, "heads": 1}
-OPTIMISER = {"lr": 1e-3, "weight_decay": 1e-5}
 BATCH = {"stage1": 128, "stage2": 256}
 RECOMMENDED_EPOCHS = {"stage1": 2000, "stage2": 10000}
 
@@ -98,37 +102,6 @@ def demo_seconds(demo: Path) -> tuple[float, float]:
     return seconds[0], seconds[1]
 
 
-def batches(windows: torch.Tensor, size: int, generator: torch.Generator):
-    """Endless shuffled batches, one epoch after another (the authors' loader drops no window)."""
-    while True:
-        order = torch.randperm(len(windows), generator=generator)
-        for start in range(0, len(windows), size):
-            yield windows[order[start : start + size]], start + size >= len(windows)
-
-
-def train_stage(name: str, model: torch.nn.Module, loss_of, windows: torch.Tensor, seconds: float | None,
-                epochs: int | None, seed: int) -> dict:
-    """Train until the wall-clock or epoch budget is spent; returns steps, epochs and seconds."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(parameters, **OPTIMISER)
-    generator = torch.Generator().manual_seed(seed)
-    started, steps, done_epochs, last = time.perf_counter(), 0, 0, float("nan")
-    model.train()
-    for batch, epoch_end in batches(windows, BATCH[name], generator):
-        loss = loss_of(batch)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        steps, last = steps + 1, float(loss)
-        done_epochs += int(epoch_end)
-        elapsed = time.perf_counter() - started
-        if steps % 20 == 0:
-            print(f"  {name}: step {steps}, epoch {done_epochs}, loss {last:.4f}, {elapsed:.0f} s", flush=True)
-        if (seconds is not None and elapsed >= seconds) or (epochs is not None and done_epochs >= epochs):
-            break
-    return {"steps": steps, "epochs": done_epochs, "seconds": round(time.perf_counter() - started, 1), "final_loss": last}
-
-
 def stage1_loss(vqvae: VQVAE):
     def loss_of(batch: torch.Tensor) -> torch.Tensor:
         out = vqvae(batch)
@@ -136,18 +109,25 @@ def stage1_loss(vqvae: VQVAE):
     return loss_of
 
 
-def train_anchor(windows: np.ndarray, budget: Budget, seed: int) -> tuple[MaskGIT, dict]:
-    """Stage 1 (VQVAE) then stage 2 (MaskGIT) on ``windows`` (n, C, L), already scaled."""
+def train_anchor(windows: np.ndarray, budget: Budget, seed: int, checkpoints: Path | None = None) -> tuple[MaskGIT, dict]:
+    """Stage 1 (VQVAE) then stage 2 (MaskGIT) on ``windows`` (n, C, L), already scaled. ``checkpoints``: a folder
+    each stage of an epoch budget saves its progress in and resumes from."""
     torch.manual_seed(seed)
+    np.random.seed(seed)  # MaskGIT draws its masking ratios from numpy's global generator
     x = torch.from_numpy(windows)
     vqvae = VQVAE(in_channels=x.shape[1], input_length=x.shape[2], **STAGE1)
-    log = {"stage1": train_stage("stage1", vqvae, stage1_loss(vqvae), x, budget.stage1_seconds, budget.stage1_epochs, seed)}
+
+    def checkpoint(stage: str) -> Path | None:
+        return checkpoints / f"{stage}.pt" if checkpoints is not None else None
+
+    log = {"stage1": train_stage("stage1", vqvae, stage1_loss(vqvae), x, BATCH["stage1"], budget.stage1_seconds,
+                                 budget.stage1_epochs, seed, checkpoint("stage1"))}
     vqvae.eval()
     maskgit = MaskGIT(vqvae, lf_codebook_size=STAGE1["codebook_size_l"], hf_codebook_size=STAGE1["codebook_size_h"],
                       lf_prior_model_config=PriorModelConfig(**PRIOR_L), hf_prior_model_config=PriorModelConfig(**PRIOR_H),
                       **STAGE2)
     log["stage2"] = train_stage("stage2", maskgit, lambda batch: maskgit(batch, None).total_mask_prediction_loss, x,
-                                budget.stage2_seconds, budget.stage2_epochs, seed)
+                                BATCH["stage2"], budget.stage2_seconds, budget.stage2_epochs, seed, checkpoint("stage2"))
     stage1 = sum(p.numel() for p in vqvae.parameters())
     log["parameters"] = {"stage1": stage1, "stage2": sum(p.numel() for p in maskgit.parameters()) - stage1}
     return maskgit, log
@@ -172,28 +152,16 @@ def train_tsvq(store: WindowStore, factor: float, out: Path, n: int, seed: int) 
                             "factor": factor, "folder": str(out)}
 
 
-def kept_columns(results_file: Path, new: dict, n: int, seeds: int) -> tuple[dict, dict]:
-    """The columns (figures, runs) of an earlier run at the same ``n`` and seeds that were not run this time.
-
-    Warns about a column scored both times (the floor, the baselines, the demo pipeline's priors) that no longer
-    reproduces: the kept columns are then from another machine or pipeline and not comparable.
-    """
-    if not results_file.exists():
-        return {}, {}
-    earlier = json.loads(results_file.read_text())
-    if (earlier.get("n"), earlier.get("seeds")) != (n, seeds):
-        print(f"{results_file} was scored with n={earlier.get('n')}, seeds={earlier.get('seeds')}: none of its columns kept")
-        return {}, {}
-    for name, scored in new.items():
-        before = earlier["figures"].get(name)
-        if before is None or name.startswith(("timevqvae-", "tsvq-")):
-            continue
-        moved = [figure for figure, value in scored["figures"].items()
-                 if figure in before["figures"] and not np.isclose(value["mean"], before["figures"][figure]["mean"], rtol=1e-3)]
-        if moved:
-            print(f"warning: {name} does not reproduce the kept results on {', '.join(moved)}")
-    kept = {name: value for name, value in earlier["figures"].items() if name not in new}
-    return kept, {name: value for name, value in earlier["runs"].items() if name in kept}
+def saved_samples(out: Path, seed: int, n: int) -> dict[str, np.ndarray]:
+    """Every column's samples kept in ``out``. A tsvq column trained before its samples were kept is sampled once
+    more from its stages (the same seed: the same draws) and kept."""
+    demo = DemoConfig()
+    for folder in sorted(out.glob("tsvq-*x")):
+        if (folder / "diffusion" / "model").is_dir() and not (out / f"{folder.name}.npy").exists():
+            output = Pipeline.from_stages(folder / "codec" / "model", folder / "diffusion" / "model").sample(
+                n, "diffusion", seed=seed, progress=False, sampler=demo.sampler, steps=demo.sampling_steps)
+            np.save(out / f"{folder.name}.npy", output.signals)
+    return {path.stem: np.load(path) for path in sorted(out.glob("*.npy")) if path.stem.startswith(("timevqvae-", "tsvq-"))}
 
 
 @torch.no_grad()
@@ -231,23 +199,27 @@ def main() -> None:
     codec_s, prior_s = args.stage_seconds or demo_seconds(demo)
     budgets = {"same": Budget("same", codec_s, prior_s), "5x": Budget("5x", 5 * codec_s, 5 * prior_s),
                "epochs": Budget("epochs", stage1_epochs=RECOMMENDED_EPOCHS["stage1"], stage2_epochs=RECOMMENDED_EPOCHS["stage2"])}
-    samples, runs = {}, {}
+    runs = {}
     for name in args.budgets:
         print(f"TimeVQVAE, budget '{name}' ({len(train)} training windows)", flush=True)
-        maskgit, log = train_anchor(scaled, budgets[name], args.seed)
+        resumable = out / f"timevqvae-{name}" / "checkpoints" if budgets[name].stage1_epochs is not None else None
+        maskgit, log = train_anchor(scaled, budgets[name], args.seed, resumable)
         started = time.perf_counter()
         generated = sample_anchor(maskgit, args.n * args.seeds, args.seed)
         log["samples_per_s"] = len(generated) / (time.perf_counter() - started)
-        samples[f"timevqvae-{name}"] = (generated.transpose(0, 2, 1) * std + mean).astype(np.float32)
         out.mkdir(parents=True, exist_ok=True)
-        np.save(out / f"timevqvae-{name}.npy", samples[f"timevqvae-{name}"])
+        np.save(out / f"timevqvae-{name}.npy", (generated.transpose(0, 2, 1) * std + mean).astype(np.float32))
         runs[f"timevqvae-{name}"] = log | {"budget": vars(budgets[name])}
         print(json.dumps(runs[f"timevqvae-{name}"]), flush=True)
     for factor in args.tsvq_factors:
         name = f"tsvq-{factor:g}x"
         print(f"tsvq, {factor:g}x the demo's steps", flush=True)
-        samples[name], runs[name] = train_tsvq(store, factor, out / name, args.n * args.seeds, args.seed)
+        generated, runs[name] = train_tsvq(store, factor, out / name, args.n * args.seeds, args.seed)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / f"{name}.npy", generated)
         print(json.dumps(runs[name]), flush=True)
+    samples = saved_samples(out, args.seed, args.n * args.seeds)
+    print(f"scoring {', '.join(samples)} beside the demo's priors", flush=True)
     pipeline = Pipeline.from_pretrained(demo / "pipeline")
     config = EvalConfig(n=args.n, seeds=args.seeds, prior="diffusion", priors=["wavenet"], sampling={"steps": 20, "sampler": "dpm"})
     report = evaluate(store, out / "report", config, pipeline=pipeline, samples=samples)
@@ -255,8 +227,8 @@ def main() -> None:
     generators = report["generation"]["generators"]
     figures = {name: {"figures": g["figures"], "memorisation_ratio": g.get("memorisation_ratio")} for name, g in generators.items()}
     results_file = RESULTS / "anchors.json"
-    kept_figures, kept_runs = kept_columns(results_file, figures, args.n, args.seeds)
-    figures, runs = figures | kept_figures, kept_runs | runs
+    earlier_runs = json.loads(results_file.read_text())["runs"] if results_file.exists() else {}
+    runs = {name: log for name, log in earlier_runs.items() if name in samples} | runs
     results = {"store": str(store.path), "pipeline": str(demo / "pipeline"), "n": args.n, "seeds": args.seeds,
                "anchor": {"package": "timevqvae 1.0.1", "stage1": STAGE1, "stage2": STAGE2, "prior_l": PRIOR_L,
                           "prior_h": PRIOR_H, "optimiser": OPTIMISER, "batch": BATCH, "scaling": {"mean": mean, "std": std}},
