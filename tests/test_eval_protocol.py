@@ -140,3 +140,28 @@ def test_beat_morphology_tells_ecg_from_noise_and_subsets_by_window():
     assert other["average_beat_rms"] > 3 * same["average_beat_rms"]
     part = beats["a"].subset(np.array([3, 5]))
     assert set(part.window) <= {0, 1} and len(part.qrs) == int(np.isin(beats["a"].window, [3, 5]).sum())
+
+
+def test_p_wave_amplitude_tells_flattened_p_waves_where_presence_cannot():
+    """McSharry-model ECG of one virtual subject with its P waves at full and at a fifth of their amplitude: the
+    delineator finds a P peak before every beat of both, so presence is 1 on both sides, while the amplitude
+    distance to the flattened set is several times the distance between two full sets."""
+    pytest.importorskip("neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]')")
+    from tsvq.data.synthetic import BASE_A, VirtualSubject, synthesize
+    from tsvq.evaluation.morphology import delineate, morphology_distance
+    from tsvq.evaluation.physiology import detect_beats
+
+    rate = 250.0  # 4 s windows, long enough for the delineator
+
+    def beats(p_scale: float, seed: int):
+        waves = BASE_A.copy()
+        waves[0] *= p_scale  # the P wave is the first of the model's five
+        signal, _ = synthesize(VirtualSubject("subject", a=waves), 60, rate, seed=seed)
+        windows = signal[: 12 * 1024].reshape(12, 1024, 1).astype(np.float32)
+        return delineate(windows, detect_beats(windows, rate), rate)
+
+    full, other_full, flat = beats(1.0, 1), beats(1.0, 2), beats(0.2, 3)
+    assert flat.p_present.mean() == full.p_present.mean() == 1.0
+    assert np.nanmedian(flat.p_amplitude) < 0.3 * np.nanmedian(full.p_amplitude)
+    same = morphology_distance(full, other_full)["p_wave_amplitude_wasserstein"]
+    assert morphology_distance(full, flat)["p_wave_amplitude_wasserstein"] > 3 * same
