@@ -10,7 +10,6 @@ masks as an unbroken run would.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+
+from tsvq.io import atomic_file
 
 OPTIMISER = {"lr": 1e-3, "weight_decay": 1e-5}  # the authors' AdamW (configs/config.yaml of ML4ITS/TimeVQVAE)
 SAVE_EVERY_S = 600.0
@@ -31,14 +32,6 @@ def batches(windows: torch.Tensor, size: int, generator: torch.Generator) -> Ite
         order = torch.randperm(len(windows), generator=generator)
         for start in range(0, len(windows), size):
             yield windows[order[start : start + size]], start + size >= len(windows)
-
-
-def _save(path: Path, state: dict) -> None:
-    """Written beside and renamed over the old one: a run killed while saving leaves the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
 
 
 def _random_states() -> dict:
@@ -82,9 +75,10 @@ def train_stage(name: str, model: torch.nn.Module, loss_of: Callable[[torch.Tens
 
     def save() -> None:
         progress = log()
-        _save(checkpoint, {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "shuffle": generator.get_state(),
-                           "random": _random_states(), "steps": steps, "epochs": done_epochs, "loss": last,
-                           "seconds": progress["seconds"], "sittings": sittings})
+        with atomic_file(checkpoint, "wb") as handle:  # a run killed while saving keeps the previous checkpoint
+            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "shuffle": generator.get_state(),
+                        "random": _random_states(), "steps": steps, "epochs": done_epochs, "loss": last,
+                        "seconds": progress["seconds"], "sittings": sittings}, handle)
 
     started = saved = time.perf_counter()
     if epochs is not None and done_epochs >= epochs:
