@@ -32,7 +32,7 @@ from benchmarks.common import save  # noqa: E402
 from tsvq import plots  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
 from tsvq.evaluation.physiology import MIN_RR_S, beat_source, rr_irregularity  # noqa: E402
-from tsvq.evaluation.report import LabelledDraws  # noqa: E402
+from tsvq.evaluation.conditional import LabelledDraws  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 from tsvq.priors.base import option_names  # noqa: E402
 

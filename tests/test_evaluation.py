@@ -237,19 +237,21 @@ def test_reference_rows_are_training_windows_and_their_codec_round_trip(tiny_run
     """train_decoded must be the codec's round trip of the very windows train_windows draws (the decomposition of a
     prior's gap rests on it), drawn anew for each seed and at the size asked for."""
     from tsvq.data import WindowStore
-    from tsvq.evaluation.report import EvalConfig, _reference_generators, held_out
+    from tsvq.evaluation.config import EvalConfig
+    from tsvq.evaluation.generators import reference_generators
+    from tsvq.evaluation.heldout import held_out
     from tsvq.pipeline import Pipeline
 
     pipeline = Pipeline.from_pretrained(tiny_pipeline)
     store = WindowStore(tiny_runs["store"])
     index = store.subset_indices("test", max_windows=8, seed=0)
     heldout = held_out(store, np.asarray(store.windows[index]), index, EvalConfig(n=4, seeds=1))
-    windows, decoded = (g.draw(0, 5, 6) for g in _reference_generators(pipeline, heldout))
+    windows, decoded = (g.draw(0, 5, 6) for g in reference_generators(pipeline, heldout))
     assert windows.shape == decoded.shape == (6, *heldout.train.shape[1:])
     assert all(np.any(np.all(heldout.train == w, axis=(1, 2))) for w in windows)  # real training windows, unchanged
     np.testing.assert_allclose(decoded, pipeline.codec.decode_codes(pipeline.codec.encode_windows(windows)), atol=1e-6)
     assert not np.allclose(decoded, windows)
-    assert not np.array_equal(_reference_generators(pipeline, heldout)[0].draw(1, 6, 6), windows)  # another seed, other windows
+    assert not np.array_equal(reference_generators(pipeline, heldout)[0].draw(1, 6, 6), windows)  # another seed, other windows
 
     # a pipeline with a codec and no prior: the codec's figures and how close any prior over it could get
     assert cli_main(["assemble", "--codec", str(tiny_pipeline / "codec"), "--out", str(tmp_path / "codec-only")]) == 0

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel, compute_snr
 
-from tsvq.codec import VQVAE
 from tsvq.codec.quantizer import stage_vectors
 from tsvq.config import as_config
 from tsvq.errors import ConfigError
