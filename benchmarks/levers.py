@@ -7,7 +7,8 @@
 Every row trains a diffusion prior over the demo's codec on the demo's 407 training windows with the demo's
 training settings (batch 32, learning rate 1e-3, ``--steps`` steps, training seed ``--train-seed``) and changes one
 thing: the denoiser (a DiT-style transformer against the UNet), its size, the training length, the noise schedule,
-the prediction target and loss weighting (Min-SNR), the latent normalisation; or, reusing the baseline prior, a
+the prediction target and loss weighting (Min-SNR), the latent normalisation, the codec's training loss (a row
+with its own codec trains that first, at the demo's codec steps); or, reusing the baseline prior, a
 sampling/decoding choice (decoding unsnapped vectors, a low-pass at decode, DDPM with 1000 steps, DPM-Solver++ with
 50 steps or in its SDE form). The ``maskgit`` rows train the MaskGIT prior over the code indices instead (same codec,
 windows, batch and steps; learning rate 2e-3, weight decay 0.01) and vary its decoding passes and confidence noise.
@@ -35,11 +36,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, save  # noqa: E402
+from tsvq.codec import VQVAE  # noqa: E402
+from tsvq.codec.metrics import prdn  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
-from tsvq.data.preprocess import bandpass  # noqa: E402
-from tsvq.demo import DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
+from tsvq.data.preprocess import Preprocessing, bandpass  # noqa: E402
+from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
+from tsvq.evaluation.generation import mean_welch_psd, psd_distance_db  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
+from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
 from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E402
 
@@ -58,6 +63,7 @@ class Lever:
     snap: bool = True
     lowpass_hz: float | None = None
     prior: str = "diffusion"  # or "maskgit": stage (model) and sampling then configure a MaskGIT prior
+    codec: dict = field(default_factory=dict)  # codec model fields changed: the row trains its own codec first (demo steps)
 
 
 LEVERS = [
@@ -89,6 +95,9 @@ LEVERS = [
           sampling={"sampler": "dpm-sde", "steps": 20}),
     Lever("dpm-sde-50", "the baseline sampled by DPM-Solver++ 2M SDE with 50 steps", reuse="baseline",
           sampling={"sampler": "dpm-sde", "steps": 50}),
+    Lever("codec-spectral", "the baseline prior over a codec trained with a multi-resolution STFT loss (weight 0.01) "
+                            "beside its squared error, against the decoder's out-of-band noise",
+          codec={"spectral_loss_weight": 0.01}),
     Lever("maskgit", "MaskGIT prior over the code indices (width 128, 4 layers, 4 heads), 12 decoding passes",
           prior="maskgit"),
     Lever("maskgit-24-passes", "the MaskGIT prior decoded in 24 passes", reuse="maskgit", prior="maskgit",
@@ -97,6 +106,32 @@ LEVERS = [
           prior="maskgit", sampling={"confidence_noise": 1.0}),
     Lever("maskgit-longer", "the MaskGIT prior, 2.5x the training steps", prior="maskgit", steps_factor=2.5),
 ]
+
+
+def train_row_codec(lever: Lever, args) -> tuple[Path, dict]:
+    """A codec row's own codec: the demo's codec, steps and settings with the row's changes (resumed if there)."""
+    demo = DemoConfig(out=args.out, seed=args.train_seed)
+    training = stage_training(demo, f"{lever.name}-codec", demo.codec_steps, LEARNING_RATES["codec"])
+    training.progress = not args.quiet
+    folder = train_codec(CodecStageConfig(store=args.store, model=DEMO_CODEC | lever.codec, training=training))
+    return folder, json.loads((Path(training.output_dir) / "training_summary.json").read_text())
+
+
+def codec_fidelity(codec: Path, store: WindowStore) -> dict:
+    """A codec on the held-out windows: PRDN, and its reconstructions' spectrum against the real one's (PSD distance,
+    and the power 5 Hz past the store's low-pass edge, where only the decoder's noise should be)."""
+    test = store.load("test").astype(np.float32)
+    model = VQVAE.from_pretrained(codec).eval()
+    decoded = model.decode_codes(model.encode_windows(test))
+    figures = {"windows": len(test), "prdn_percent": float(prdn(test, decoded).mean()),
+               "psd_distance_db": psd_distance_db(decoded, test, store.sampling_rate_hz)}
+    lowpass = Preprocessing.from_store_manifest(store.manifest).lowpass_hz
+    if lowpass:
+        frequencies, real_power = mean_welch_psd(test, store.sampling_rate_hz)
+        decoded_power = mean_welch_psd(decoded, store.sampling_rate_hz)[1]
+        above = frequencies > lowpass + 5
+        figures[f"power_above_{lowpass + 5:g}_hz_vs_real"] = float(decoded_power[above].sum() / real_power[above].sum())
+    return figures
 
 
 def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
@@ -139,7 +174,7 @@ def draw(lever: Lever, prior: Path, codec: Path, store: WindowStore, args) -> tu
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pipeline", default="runs/demo/pipeline", help="its codec is every row's codec")
+    parser.add_argument("--pipeline", default="runs/demo/pipeline", help="its codec is the codec of every row but those that train their own")
     parser.add_argument("--store", default="runs/demo/store")
     parser.add_argument("--out", default="runs/benchmarks/levers")
     parser.add_argument("--steps", type=int, default=1200, help="training steps of a row (the demo's prior: 1200)")
@@ -158,16 +193,23 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}; known: {[lever.name for lever in LEVERS]}")
     priors: dict[str, Path] = {}
+    codecs: dict[str, Path] = {}  # each row's codec: the demo's, or the row's own
     rows: dict[str, dict] = {}
     samples: dict[str, np.ndarray] = {}
     for lever in levers:
         row = {"what": lever.what}
+        codecs[lever.name] = codecs[lever.reuse] if lever.reuse else codec
+        if lever.codec:
+            codecs[lever.name], codec_summary = train_row_codec(lever, args)
+            row |= {"codec": lever.codec, "codec_training_seconds": codec_summary["seconds"],
+                    "codec_best_prdn": codec_summary["best_prdn"], "codec_held_out": codec_fidelity(codecs[lever.name], store),
+                    "demo_codec_held_out": codec_fidelity(codec, store)}
         if lever.reuse is None:
-            priors[lever.name], summary = train_row(lever, args, codec)
+            priors[lever.name], summary = train_row(lever, args, codecs[lever.name])
             row |= {"training_steps": summary["steps"], "training_seconds": summary["seconds"],
                     "training_windows_per_s": summary["windows_per_s"], "stage": lever.stage, "prior": lever.prior,
                     **{key: value for key, value in summary.items() if key.startswith("best_")}}
-        samples[lever.name], info = draw(lever, priors[lever.reuse or lever.name], codec, store, args)
+        samples[lever.name], info = draw(lever, priors[lever.reuse or lever.name], codecs[lever.name], store, args)
         rows[lever.name] = row | info
         print(f"{lever.name}: {info['samples_per_s']:.1f} samples/s", flush=True)
     report = evaluate(store, Path(args.out) / "report", EvalConfig(n=args.n, seeds=args.seeds, baselines=["train_copies"]),

@@ -172,6 +172,41 @@ def test_reconstruction_losses_weigh_windows_as_documented():
         VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, reconstruction_loss_type="l1")
 
 
+def test_spectral_loss_sees_out_of_band_noise_that_the_squared_error_barely_does():
+    """The multi-resolution STFT loss is zero for a perfect reconstruction and, unlike the squared error, costs more
+    for faint noise where the target has no power (above its band) than for a larger error inside its band."""
+    from tsvq.codec.model import multi_resolution_stft_loss, reconstruction_error
+
+    torch.manual_seed(0)
+    t = torch.arange(512) / 250.0
+    target = (torch.sin(2 * torch.pi * 5 * t) + 0.5 * torch.sin(2 * torch.pi * 12 * t)).repeat(4, 1, 1)  # (B, C, L), < 20 Hz
+    assert float(multi_resolution_stft_loss(target, target)) == pytest.approx(0.0, abs=1e-6)
+    in_band = target * 1.1  # a 10% gain error: all of it where the target has power
+    high = torch.sin(2 * torch.pi * 100 * t + torch.rand(4, 1, 1) * 6.28)
+    out_of_band = target + 0.01 * high  # faint 100 Hz hum
+    assert float(reconstruction_error(out_of_band, target)) < float(reconstruction_error(in_band, target)) / 100
+    assert float(multi_resolution_stft_loss(out_of_band, target)) > float(multi_resolution_stft_loss(in_band, target))
+    with pytest.raises(ValueError, match="shorter than every STFT size"):
+        multi_resolution_stft_loss(target[..., :16], target[..., :16])
+
+
+def test_spectral_loss_weight_adds_the_spectral_loss_to_the_codec_loss():
+    kwargs = dict(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16)
+    torch.manual_seed(0)
+    plain = VQVAE(**kwargs)
+    torch.manual_seed(0)
+    weighted = VQVAE(**kwargs, spectral_loss_weight=0.5)
+    x = torch.randn(4, 64, 1)
+    out_plain, out_weighted = plain(x), weighted(x)
+    assert out_plain.spectral_loss is None and out_weighted.spectral_loss is not None
+    expected = out_plain.loss + 0.5 * out_weighted.spectral_loss
+    assert out_weighted.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    out_weighted.loss.backward()
+    assert weighted.decoder.net[-1].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="spectral_loss_weight"):
+        VQVAE(**kwargs, spectral_loss_weight=-1.0)
+
+
 def test_residual_vq_refines_and_dropout_trains_prefixes():
     torch.manual_seed(0)
     z = torch.randn(2000, 4)

@@ -67,6 +67,8 @@ class CodecTask:
         logs = {"reconstruction_loss": float(out.reconstruction_loss), "quantizer_loss": float(out.quantizer_loss),
                 "perplexity": float(out.quantizer.perplexity), "usage": float(out.quantizer.usage),
                 "dead_codes_restarted": float(out.quantizer.dead_codes)}
+        if out.spectral_loss is not None:
+            logs["spectral_loss"] = float(out.spectral_loss)
         return out.loss, logs
 
     @torch.no_grad()
