@@ -174,7 +174,8 @@ def draw(lever: Lever, prior: Path, codec: Path, store: WindowStore, args) -> tu
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--pipeline", default="runs/demo/pipeline", help="its codec is the codec of every row but those that train their own")
+    parser.add_argument("--pipeline", default="runs/demo/pipeline",
+                        help="its codec is the codec of every row but those that train their own")
     parser.add_argument("--store", default="runs/demo/store")
     parser.add_argument("--out", default="runs/benchmarks/levers")
     parser.add_argument("--steps", type=int, default=1200, help="training steps of a row (the demo's prior: 1200)")
