@@ -16,7 +16,7 @@ windows are few for 1024 codes: tried on 2026-11-23, Frechet 3232 at the demo's 
 
 Budgets: ``same`` gives stage 1 the demo codec's training seconds and stage 2 the demo diffusion prior's (measured
 on this machine by ``make demo``, read from its training summaries); ``5x`` five times both; ``epochs`` runs the
-authors' recommended 2000 stage-1 and 10000 stage-2 epochs (minutes on a GPU, about 8 hours on the 2-core CPU: each
+authors' recommended 2000 stage-1 and 10000 stage-2 epochs (9.0 hours on the 2-core CPU, measured 2026-12-04: each
 stage saves its progress in ``<out>/timevqvae-epochs/checkpoints`` every 10 minutes, and the same command run again
 resumes it, drawing the batches and masks an unbroken run would; ``benchmarks/anchor_training.py``).
 
