@@ -291,3 +291,41 @@ def test_sets_scored_together_match_sets_scored_alone(sets):
     together = [finish_set(pending, learned, RATE) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))]
     assert together == alone
     assert alone[1]["discriminative_score"] > alone[0]["discriminative_score"]  # noise is told apart, so the test can fail
+
+
+def test_sets_scored_in_worker_processes_match_sets_scored_in_turn(monkeypatch):
+    """`tsvq eval` scores a seed's sets side by side in worker processes when there is much signal (delineation holds
+    the GIL); every field of every set must be what scoring them one after another gives."""
+    pytest.importorskip("neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]'; make test has it)")
+    import dataclasses
+
+    from tsvq.evaluation import scoring
+    from tsvq.evaluation.physiology import beat_source
+
+    windows = [ecg_windows(12, seed) for seed in (5, 6)]
+    windows.append(np.random.default_rng(8).normal(0, 0.3, windows[0].shape).astype(np.float32))  # noise: other "beats"
+    features = RandomKernelFeatures(512, 1, num_kernels=16, seed=0).fit_scale(windows[0])
+    beats = beat_source(["MLII"], ["mV"])
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(scoring, "PARALLEL_MIN_SAMPLES", 10**15)
+        in_turn = scoring.score_sets(windows, features, RATE, beats, morphology=True)
+        monkeypatch.setattr(scoring, "PARALLEL_MIN_SAMPLES", 0)
+        side_by_side = scoring.score_sets(windows, features, RATE, beats, morphology=True)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(in_turn[0].beats.qrs) > 12  # beats were delineated, so the comparison has something to compare
+    for alone, parallel in zip(in_turn, side_by_side, strict=True):
+        np.testing.assert_array_equal(alone.windows, parallel.windows)
+        np.testing.assert_array_equal(alone.features, parallel.features)
+        for name, value in dataclasses.asdict(alone.beats).items():
+            np.testing.assert_array_equal(value, getattr(parallel.beats, name), err_msg=name)
+        assert alone.rhythm.keys() == parallel.rhythm.keys()
+        for key, value in alone.rhythm.items():
+            if isinstance(value, list):
+                assert len(value) == len(parallel.rhythm[key])
+                for a, b in zip(value, parallel.rhythm[key], strict=True):
+                    np.testing.assert_array_equal(a, b, err_msg=key)
+            else:
+                np.testing.assert_array_equal(value, parallel.rhythm[key], err_msg=key)

@@ -37,7 +37,7 @@ from tsvq.evaluation.generators import (
 from tsvq.evaluation.heldout import HeldOut, held_out
 from tsvq.evaluation.physiology import BeatSource, rr_irregularity
 from tsvq.evaluation.scoring import (
-    ScoredSet, below_floor, finish_set, informative_figures, memorisation, plan_set, summarise, within_noise,
+    ScoredSet, below_floor, finish_set, informative_figures, memorisation, plan_set, score_sets, summarise, within_noise,
 )
 from tsvq.io import atomic_directory, write_json
 
@@ -157,9 +157,9 @@ def _generation_section(generators: list[Generator], heldout: HeldOut, config: E
         copying["floor"].append({"ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance)})
         # every set of the seed is drawn and its learned models built first, so all their fits train side by side
         planned = {"floor": plan_set(reference, floor, config.folds, config.classifier_steps, seed, len(floor.windows))}
-        for generator in generators:
-            windows = generator.draw(index, seed, len(floor.windows))
-            scored = ScoredSet.of(windows, heldout.features, rate, heldout.beat_source, heldout.morphology)
+        drawn = [generator.draw(index, seed, len(floor.windows)) for generator in generators]
+        scored_sets = score_sets(drawn, heldout.features, rate, heldout.beat_source, heldout.morphology)
+        for generator, windows, scored in zip(generators, drawn, scored_sets, strict=True):
             first_draw.setdefault(generator.name, scored)
             planned[generator.name] = plan_set(reference, scored, config.folds, config.classifier_steps, seed, len(floor.windows))
             copying[generator.name].append({"ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance)})

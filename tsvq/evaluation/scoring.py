@@ -12,14 +12,20 @@
   discriminative classifier sees all windows at once, class-balanced (more windows only sharpen it), with
   overlapping real windows kept in one fold so it cannot recognise a window by its twin.
 - **Threads.** Learned scores are fitted on one thread each, so a report does not change with the machine's core
-  count; every set of a seed is planned first and all their fits then run side by side (``plan_set``, ``fit_all``).
+  count; every set of a seed is planned first and all their fits then run side by side (``plan_set``, ``fit_all``),
+  and with much signal the sets' beats are delineated side by side in worker processes (``score_sets``).
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
@@ -114,6 +120,27 @@ class ScoredSet:
         return ScoredSet(self.windows[positions], self.features[positions],
                          rhythm_subset(self.rhythm, positions) if self.rhythm is not None else None,
                          self.beats.subset(positions) if self.beats is not None else None, groups)
+
+
+PARALLEL_MIN_SAMPLES = 100_000  # less signal (under 7 min at 250 Hz) is scored in turn: forking would save little
+
+
+def score_sets(sets: list[np.ndarray], features: RandomKernelFeatures, rate_hz: float, beat_source: BeatSource | None,
+               morphology: bool = False) -> list[ScoredSet]:
+    """``ScoredSet.of`` of several sets, with the results of one call per set. Beat detection and delineation (wfdb's
+    XQRS, neurokit2) are pure Python that holds the GIL, so with much signal to delineate the sets are scored side by
+    side in forked worker processes, one per core (Linux; elsewhere in turn). Forked workers start at once and import
+    nothing, and a user's script needs no ``if __name__ == "__main__"`` guard; as in a DataLoader's workers, torch
+    runs on one thread there. Every step of ``ScoredSet.of`` is deterministic and single-threaded: the workers' sets
+    are the same to the bit."""
+    workers = min(len(sets), torch.get_num_threads())
+    large = morphology and sum(windows.size for windows in sets) >= PARALLEL_MIN_SAMPLES
+    if workers > 1 and large and sys.platform == "linux":
+        shared = (itertools.repeat(value) for value in (features, rate_hz, beat_source, morphology))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
+            return list(pool.map(ScoredSet.of, sets, *shared))
+    return [ScoredSet.of(windows, features, rate_hz, beat_source, morphology) for windows in sets]
 
 
 def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, folds: int, steps: int, seed: int,
