@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import RESULTS, save  # noqa: E402
+from benchmarks.common import MEASURED_DENOISER, RESULTS, save  # noqa: E402
 from tsvq.codec import VQVAE  # noqa: E402
 from tsvq.codec.metrics import prdn  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
@@ -48,6 +48,7 @@ from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
 from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E402
 
+LEVERS_DENOISER = DEMO_DENOISER | MEASURED_DENOISER  # every diffusion row's starting point (results/levers*.json)
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
 MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 2e-3, 0.01
 
@@ -148,7 +149,7 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     else:
         training = stage_training(demo, lever.name, steps, LEARNING_RATES["diffusion"])
         training.progress = not args.quiet
-        model = DEMO_DENOISER | stage.pop("model", {})
+        model = LEVERS_DENOISER | stage.pop("model", {})
         prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
     summary = json.loads((out / "training_summary.json").read_text())
     return prior, summary
