@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.anchor_training import OPTIMISER, train_stage  # noqa: E402
 from benchmarks.common import MEASURED_DENOISER, RESULTS, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
-from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, DEMO_DIFFUSION, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
+from tsvq.demo import DEMO_CODEC, DEMO_DIFFUSION, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.evaluation.tables import format_table  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
@@ -133,16 +133,14 @@ def train_anchor(windows: np.ndarray, budget: Budget, seed: int, checkpoints: Pa
     return maskgit, log
 
 
-ANCHOR_DENOISER = DEMO_DENOISER | MEASURED_DENOISER  # tsvq's columns of results/anchors.json; a resumed run loads them
-
-
 def train_tsvq(store: WindowStore, factor: float, out: Path, n: int, seed: int) -> tuple[np.ndarray, dict]:
-    """The demo's codec and diffusion prior trained ``factor`` times as long; ``n`` samples drawn as the demo draws."""
+    """The demo's codec and diffusion prior (with the denoiser results/anchors.json was measured with) trained ``factor``
+    times as long; ``n`` samples drawn as the demo draws."""
     demo = DemoConfig(out=str(out), seed=seed)
     stages = {}
     codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(
         demo, "codec", round(factor * demo.codec_steps), LEARNING_RATES["codec"])))
-    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=ANCHOR_DENOISER, **DEMO_DIFFUSION, training=stage_training(
+    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=MEASURED_DENOISER, **DEMO_DIFFUSION, training=stage_training(
         demo, "diffusion", round(factor * demo.diffusion_steps), LEARNING_RATES["diffusion"])))
     for stage in ("codec", "diffusion"):
         summary = json.loads((out / stage / "training_summary.json").read_text())

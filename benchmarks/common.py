@@ -13,8 +13,9 @@ import torch
 from tsvq.io import atomic_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# The UNet the demo's diffusion prior had until 2026-12-04 ([32, 64] since): the levers, the anchors and the sampling
-# benchmark were measured with it, so their scripts keep it and their results stay reproducible (and resumable).
+# The whole denoiser of the demo's diffusion prior until 2026-12-04 (a [32, 64] UNet since): the levers, the anchors
+# and the sampling benchmark were measured with it, so their scripts train it as written here, not merged with the
+# demo's recipe, and their results stay reproducible (and resumable) whatever the demo trains next.
 MEASURED_DENOISER = {"block_out_channels": [64, 128], "layers_per_block": 1}
 
 

@@ -40,7 +40,7 @@ from tsvq.codec import VQVAE  # noqa: E402
 from tsvq.codec.metrics import prdn  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
 from tsvq.data.preprocess import Preprocessing, bandpass  # noqa: E402
-from tsvq.demo import DEMO_CODEC, DEMO_DENOISER, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
+from tsvq.demo import DEMO_CODEC, LEARNING_RATES, DemoConfig, stage_training  # noqa: E402
 from tsvq.evaluation.generation import mean_welch_psd, psd_distance_db  # noqa: E402
 from tsvq.evaluation.report import EvalConfig, evaluate  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
@@ -48,7 +48,6 @@ from tsvq.training.codec import CodecStageConfig, train_codec  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
 from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit  # noqa: E402
 
-LEVERS_DENOISER = DEMO_DENOISER | MEASURED_DENOISER  # every diffusion row's starting point (results/levers*.json)
 TRANSFORMER = {"architecture": "transformer", "width": 128, "depth": 4, "heads": 4}  # 1.26 M parameters (UNet: 1.15 M)
 MASKGIT_LEARNING_RATE, MASKGIT_WEIGHT_DECAY = 2e-3, 0.01
 
@@ -149,7 +148,7 @@ def train_row(lever: Lever, args, codec: Path) -> tuple[Path, dict]:
     else:
         training = stage_training(demo, lever.name, steps, LEARNING_RATES["diffusion"])
         training.progress = not args.quiet
-        model = LEVERS_DENOISER | stage.pop("model", {})
+        model = MEASURED_DENOISER | stage.pop("model", {})
         prior = train_diffusion(DiffusionStageConfig(store=args.store, codec=str(codec), model=model, training=training, **stage))
     summary = json.loads((out / "training_summary.json").read_text())
     return prior, summary

@@ -25,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import MEASURED_DENOISER, save  # noqa: E402
 from tsvq.data import WindowStore  # noqa: E402
-from tsvq.demo import DEMO_DENOISER  # noqa: E402
 from tsvq.evaluation import RandomKernelFeatures, frechet_distance, mmd_rbf  # noqa: E402
 from tsvq.pipeline import Pipeline  # noqa: E402
 from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion  # noqa: E402
@@ -38,7 +37,7 @@ def trained_pipeline(pipeline: Path, store: Path, steps: int, out: Path) -> Path
     """The pipeline's codec with a diffusion prior trained for ``steps`` (resumed if already there)."""
     training = TrainingConfig(output_dir=str(out / "diffusion"), max_steps=steps, batch_size=32, learning_rate=1e-3,
                               warmup_steps=100, eval_every=max(steps // 6, 1), checkpoint_every=max(steps // 3, 1))
-    prior = train_diffusion(DiffusionStageConfig(store=str(store), codec=str(pipeline / "codec"), model=DEMO_DENOISER | MEASURED_DENOISER,
+    prior = train_diffusion(DiffusionStageConfig(store=str(store), codec=str(pipeline / "codec"), model=MEASURED_DENOISER,
                                                  training=training))
     Pipeline.from_stages(pipeline / "codec", prior, None).save_pretrained(out / "pipeline")
     return out / "pipeline"
