@@ -150,13 +150,14 @@ def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_spl
 
 
 def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys):
-    rate = 250.0
+    rate, source = 250.0, tmp_path / "db"
+    source.mkdir()
     for name, seed in (("p1", 40), ("p2", 41), ("p3", 42)):
         x = ecg_like(40, rate, seed=seed)
         leads = np.stack([x, -0.5 * x + 0.1 * ecg_like(40, rate, seed=seed + 10), 90 + x], axis=1)
         wfdb.wrsamp(name, fs=rate, units=["mV", "mV", "mmHg"], sig_name=["II", "V1", "ABP"], p_signal=leads,
-                    fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(tmp_path))
-    config = PrepareConfig(source=str(tmp_path), rate_hz=125, window_seconds=2.048, test_groups=["p3"], val_groups=["p2"],
+                    fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(source))
+    config = PrepareConfig(source=str(source), rate_hz=125, window_seconds=2.048, test_groups=["p3"], val_groups=["p2"],
                            leads_as_examples=True, lead_projections=3)
     store = prepare(config, tmp_path / "store", progress=False)
     names = set(store.record_names)
@@ -174,8 +175,8 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys)
     again = prepare(config, tmp_path / "again", progress=False)  # weights come from the seed and record name
     np.testing.assert_array_equal(again.windows[:], store.windows[:])
     with pytest.raises(ConfigError, match="lead_projections"):
-        prepare(PrepareConfig(source=str(tmp_path), lead_projections=2), tmp_path / "bad", progress=False)
-    assert cli_main(["prepare", "--source", str(tmp_path), "--rate", "125", "--window", "2.048", "--test-groups", "p3",
+        prepare(PrepareConfig(source=str(source), lead_projections=2), tmp_path / "bad", progress=False)
+    assert cli_main(["prepare", "--source", str(source), "--rate", "125", "--window", "2.048", "--test-groups", "p3",
                      "--val-groups", "p2", "--leads-as-examples", "--lead-projections", "3", "--out", str(tmp_path / "cli")]) == 0
     assert "(9 single-lead examples, 3 of them lead mixtures)" in capsys.readouterr().out
 

@@ -40,12 +40,16 @@ def test_demo_runs_every_stage_on_the_builtin_record(tmp_path, capsys):
 def test_rerunning_the_demo_with_other_settings_discards_the_old_stages(tmp_path, monkeypatch):
     from tsvq import demo
 
+    from tsvq.io import claim_workspace
+
     out = tmp_path / "demo"
-    (out / "codec" / "checkpoints").mkdir(parents=True)
+    (claim_workspace(out / "codec") / "checkpoints").mkdir(parents=True)
+    (out / "diffusion").mkdir()  # a folder tsvq did not make (no marker): never removed
+    (out / "diffusion" / "notes.txt").write_text("mine")
     first = demo.settings_fingerprint(demo.DemoConfig(), "store-a")
     demo.discard_stale_stages(out, first)  # stages from before settings were recorded: unknown, so discarded
-    assert not (out / "codec").exists()
-    (out / "codec").mkdir()
+    assert not (out / "codec").exists() and (out / "diffusion" / "notes.txt").exists()
+    claim_workspace(out / "codec")
     demo.discard_stale_stages(out, first)  # same settings: resumed, kept
     assert (out / "codec").exists()
     assert demo.settings_fingerprint(demo.DemoConfig(codec_steps=5), "store-a") != first

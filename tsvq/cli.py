@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tsvq.errors import ConfigError, DataError, TsvqError
+from tsvq.io import check_output_file, check_output_path, claim_output_folder
 
 
 def _prepare_config_from_args(args: argparse.Namespace):
@@ -126,10 +127,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from tsvq.sample_writer import write_samples
 
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    check_output_path(args.out, [pipe.folder], "samples folder")
+    claim_output_folder(args.out, args.overwrite, "samples folder")  # before drawing, not after
     labels = args.labels[0] if args.labels and len(args.labels) == 1 else args.labels  # one label: for every sample
     output = pipe.sample(args.n, args.prior, labels=labels, seed=args.seed, batch_size=args.batch_size,
                          **_prior_options(args))
-    folder = write_samples(output, args.out, wfdb_records=not args.no_wfdb)
+    folder = write_samples(output, args.out, wfdb_records=not args.no_wfdb, overwrite=args.overwrite)
     print(f"{args.n} samples ({pipe.window_length} samples at {pipe.sampling_rate_hz:g} Hz, {pipe.channel_names}) -> {folder}")
     print(json.dumps(output.info))
     return 0
@@ -162,7 +165,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         seeds=args.seeds, baselines=args.baselines, physiology="none" if args.no_physiology else args.physiology,
                         morphology=not args.no_morphology, folds=args.folds,
                         classifier_steps=args.classifier_steps, search=args.search, references=not args.no_references)
-    report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples)
+    check_output_path(args.out, [spec.rpartition("=")[2] for spec in sample_specs], "report folder")
+    report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples, overwrite=args.overwrite)
     print(format_table(report))
     print(f"report: {Path(args.out) / 'report.json'} (plots beside it)")
     return 0
@@ -182,17 +186,23 @@ def _load_samples(spec: str) -> tuple[str, "np.ndarray"]:
     if path.is_dir():
         path = path / "samples.npy"
     name = name or (path.parent.name if path.name == "samples.npy" else path.stem)
+    from tsvq.data.preprocess import real_array
+
+    if not path.is_file():
+        raise DataError(f"{path}: samples file not found")
     try:
-        return name, np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path}: cannot read samples as a NumPy array ({error})") from error
+    return name, real_array(loaded, str(path))
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
 
+    check_output_path(args.out, [args.codec, *(args.prior or [])], "pipeline folder")
     pipe = Pipeline.from_stages(args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling))
-    folder = pipe.save_pretrained(args.out, description=args.description)
+    folder = pipe.save_pretrained(args.out, description=args.description, overwrite=args.overwrite)
     print(f"pipeline: codec {args.codec} + priors {sorted(pipe.priors) or 'none'} -> {folder}")
     for name, options in pipe.sampling.items():
         print(f"  {name} samples by default with {options}")
@@ -214,12 +224,15 @@ def _sampling_defaults(settings: list[str]) -> dict[str, dict]:
 
 def cmd_compress(args: argparse.Namespace) -> int:
     from tsvq.data import read_record
+    from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
 
+    check_output_path(args.out, record_files(args.record), "compressed file")
+    check_output_file(args.out, args.overwrite)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
     compressed = pipe.compress(record, channels=args.channels, search=args.search, quantizers=args.quantizers)
-    out = compressed.save(args.out)
+    out = compressed.save(args.out, overwrite=args.overwrite)
     size = out.stat().st_size
     channels = len(compressed.channel_names)
     bits = ", ".join(sorted({f"{b}-bit" for b in compressed.input_bits}))
@@ -240,9 +253,13 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
     from tsvq.sample_writer import write_record
 
+    targets = [f"{args.out}.hea", f"{args.out}.dat"]
+    for target in targets:
+        check_output_path(target, [args.file], "decompressed record")
+        check_output_file(target, args.overwrite)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     decoded = pipe.decompress(args.file, rate=args.rate)
-    path = write_record(decoded, args.out, fmt=args.format,
+    path = write_record(decoded, args.out, fmt=args.format, overwrite=args.overwrite,
                         comments=[f"decompressed by tsvq from {Path(args.file).name} ({pipe.name})"])
     print(f"{args.file} -> {path}.hea ({decoded.signal.shape[0]} samples at {decoded.sampling_rate_hz:g} Hz, "
           f"{', '.join(decoded.channel_names)}, format {args.format})")
@@ -325,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=DefaultsHelpFormatter)
     _add_prepare_arguments(p)
     p.add_argument("--out", required=True, help="folder of the window store")
-    p.add_argument("--overwrite", action="store_true", help="replace a store made with another config")
+    p.add_argument("--overwrite", action="store_true", help="replace a store tsvq made with another config")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",
@@ -350,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256, help="windows drawn at once (memory)")
     p.add_argument("--no-wfdb", action="store_true", help="skip writing WFDB records")
     p.add_argument("--out", required=True, help="folder for samples.npy, the WFDB records and the PNG grid")
+    p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots",
@@ -381,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", type=int, default=0, metavar="N",
                    help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")
     p.add_argument("--out", help="report folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.add_argument("--compare", nargs="+", metavar="GENERATOR",
                    help="generators side by side in one report: priors of --pipeline by name and [NAME=]PATH samples; "
                         "or finished report folders, printed side by side")
@@ -395,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a prior's default sampling option, saved in pipeline.json (e.g. wavenet.top_p=0.95); "
                         "sample and eval use it unless told otherwise")
     p.add_argument("--out", required=True, help="pipeline folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_assemble)
 
     p = sub.add_parser("compress", help="code a whole WFDB record into one small file (prints bit rate, ratio, PRDN)",
@@ -407,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="compressed file (e.g. 100.tsvqz)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="a compressed file -> a WFDB record that wfdb.rdrecord opens",
@@ -417,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["16", "212"], default="16", help="WFDB sample format")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="WFDB record path without extension (writes .hea and .dat)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate",
@@ -436,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except TsvqError as error:
         print(f"tsvq {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # permissions, a full disk, a path that is not there: the system's words and the path
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"tsvq {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,7 @@ and is refused with its name; a file made with another codec is refused by its c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -28,9 +29,9 @@ import numpy as np
 
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
-from tsvq.data.preprocess import Preprocessing, finite_stretches, resample
+from tsvq.data.preprocess import Preprocessing, finite_stretches, real_array, resample
 from tsvq.errors import DataError
-from tsvq.io import atomic_file
+from tsvq.io import atomic_file, check_output_file
 
 MAGIC = b"TSVQZ"
 COMPRESSED_FORMAT_VERSION = 1
@@ -70,6 +71,8 @@ class CompressedRecord:
     search: int = 0
     residual: bool = False  # residual-VQ codec: codes are (n, quantizers) even when one stage is kept
     record: str = ""  # the recording's name
+    base_date: str = ""  # the recording's start date and time of day (ISO), when its header gave them
+    base_time: str = ""
 
     # ----- figures -------------------------------------------------------------------------------------
     @property
@@ -99,8 +102,10 @@ class CompressedRecord:
         return sum(self.input_bits) * self.length / (self.size_bytes() * 8)
 
     # ----- files ---------------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the file atomically; an existing file is replaced only with ``overwrite``."""
         path = Path(path)
+        check_output_file(path, overwrite)
         with atomic_file(path, "wb") as handle:
             handle.write(self.to_bytes())
         return path
@@ -114,6 +119,8 @@ class CompressedRecord:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "compressed record") -> "CompressedRecord":
+        """Parse and check a file: its checksum, then every header field (type, range, consistency with the
+        payload), so a damaged or crafted file is refused with a DataError before anything is allocated."""
         if not data.startswith(MAGIC):
             raise DataError(f"{where}: not a tsvq compressed record (it does not start with {MAGIC!r})")
         if len(data) < len(MAGIC) + 13:
@@ -124,24 +131,124 @@ class CompressedRecord:
             raise DataError(f"{where}: damaged or truncated (checksum mismatch); the file cannot be decoded")
         at = len(MAGIC) + 1
         (header_length,) = struct.unpack_from("<I", data, at)
-        header = json.loads(zlib.decompress(data[at + 4 : at + 4 + header_length]))
+        if at + 4 + header_length + 4 > len(data) - 4:
+            raise DataError(f"{where}: header length {header_length} runs past the end of the file")
+        header = _read_header(data[at + 4 : at + 4 + header_length], where)
         at += 4 + header_length
         (payload_length,) = struct.unpack_from("<I", data, at)
+        if at + 4 + payload_length != len(data) - 4:
+            raise DataError(f"{where}: payload length {payload_length} does not match the file's size")
         payload = np.frombuffer(data[at + 4 : at + 4 + payload_length], dtype=np.uint8)
-        header.pop("format_version", None)
-        segments = [[Segment(**s) for s in stream] for stream in header.pop("segments")]
-        per_code = max(1, header["quantizers"])
+        fields = check_header(header, where)
+        segments = [[Segment(**s) for s in stream] for stream in fields.pop("segments")]
+        per_code = fields["quantizers"]
         total = sum(s.codes for stream in segments for s in stream) * per_code
-        flat = unpack_bits(payload, header["code_bits"], total, where)
+        if (total * fields["code_bits"] + 7) // 8 != payload_length:
+            raise DataError(f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
+                            f"payload has {payload_length} bytes")
+        flat = unpack_bits(payload, fields["code_bits"], total, where)
         codes, offset = [], 0
         for stream in segments:
             codes.append([])
             for segment in stream:
                 n = segment.codes * per_code
                 part = flat[offset : offset + n]
-                codes[-1].append(part.reshape(segment.codes, per_code) if header.get("residual") else part)
+                codes[-1].append(part.reshape(segment.codes, per_code) if fields["residual"] else part)
                 offset += n
-        return cls(segments=segments, codes=codes, **header)
+        return cls(segments=segments, codes=codes, **fields)
+
+
+MAX_SAMPLES = 2**31  # native samples x channels a file may describe (8 GiB of float32): bounds what decoding allocates
+
+
+def _read_header(packed: bytes, where: str) -> dict:
+    try:
+        header = json.loads(zlib.decompress(packed))
+    except zlib.error as error:
+        raise DataError(f"{where}: header is not valid compressed data ({error})") from error
+    except (UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{where}: header is not valid JSON ({error})") from error
+    if not isinstance(header, dict):
+        raise DataError(f"{where}: header is not a JSON object")
+    return header
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_header(header: dict, where: str) -> dict:
+    """The header's fields as ``CompressedRecord`` arguments, each checked; anything else is a DataError naming the
+    field. Fields added after format 1 (``base_date``, ``base_time``) may be absent."""
+    header = dict(header)
+    version = header.pop("format_version", None)
+    if version != COMPRESSED_FORMAT_VERSION:
+        raise DataError(f"{where}: header field 'format_version' is {version!r}, expected {COMPRESSED_FORMAT_VERSION}")
+    optional = {"search": 0, "residual": False, "record": "", "base_date": "", "base_time": ""}
+    required = [f.name for f in dataclasses.fields(CompressedRecord) if f.name != "codes" and f.name not in optional]
+    missing = [name for name in required if name not in header]
+    unknown = sorted(set(header) - set(required) - set(optional))
+    if missing or unknown:
+        raise DataError(f"{where}: header fields missing {missing}, unknown {unknown}")
+    fields = optional | header
+
+    def bad(name: str, expected: str):
+        return DataError(f"{where}: header field '{name}' = {str(fields[name])[:60]!r}: expected {expected}")
+
+    for name in ("codec_id", "pipeline", "record", "base_date", "base_time"):
+        if not isinstance(fields[name], str) or len(fields[name]) > 4096:
+            raise bad(name, "text")
+    for name in ("sampling_rate_hz", "native_rate_hz"):
+        if not _is_number(fields[name]) or not 0 < fields[name] <= 1e6:
+            raise bad(name, "a rate in Hz above 0")
+    for name in ("start_sample", "search"):
+        if not _is_int(fields[name]) or fields[name] < 0:
+            raise bad(name, "an integer >= 0")
+    if not _is_int(fields["code_bits"]) or not 1 <= fields["code_bits"] <= 24:
+        raise bad("code_bits", "an integer in [1, 24]")
+    if not _is_int(fields["quantizers"]) or not 1 <= fields["quantizers"] <= 64:
+        raise bad("quantizers", "an integer in [1, 64]")
+    if not isinstance(fields["residual"], bool):
+        raise bad("residual", "true or false")
+    names = fields["channel_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise bad("channel_names", "a non-empty list of names")
+    channels = len(names)
+    for name, valid in (("units", lambda v: isinstance(v, str)), ("unit_scales", lambda v: _is_number(v) and v > 0),
+                        ("input_bits", lambda v: _is_int(v) and 1 <= v <= 64)):
+        if not isinstance(fields[name], list) or len(fields[name]) != channels or not all(valid(v) for v in fields[name]):
+            raise bad(name, f"a list of {channels} valid value(s), one per channel")
+    if not _is_int(fields["length"]) or not 1 <= fields["length"] <= MAX_SAMPLES // channels:
+        raise bad("length", f"a sample count in [1, {MAX_SAMPLES // channels}]")
+    streams = fields["streams"]
+    flat = [c for stream in streams for c in stream] if isinstance(streams, list) and all(isinstance(s, list) for s in streams) else None
+    if flat is None or sorted(flat) != list(range(channels)) or not all(streams):
+        raise bad("streams", f"lists of channel indices that cover 0..{channels - 1} once")
+    segments = fields["segments"]
+    if not isinstance(segments, list) or len(segments) != len(streams):
+        raise bad("segments", f"one list of segments per stream ({len(streams)})")
+    ratio = fields["sampling_rate_hz"] / fields["native_rate_hz"]
+    for stream in segments:
+        if not isinstance(stream, list):
+            raise bad("segments", "lists of segments")
+        previous_end = 0
+        for segment in stream:
+            keys = {"start", "end", "samples", "codes"}
+            if not isinstance(segment, dict) or set(segment) != keys or not all(_is_int(segment[k]) for k in keys):
+                raise bad("segments", "segments of integer start, end, samples and codes")
+            start, end, samples, codes = (segment[k] for k in ("start", "end", "samples", "codes"))
+            if not previous_end <= start < end <= fields["length"]:
+                raise DataError(f"{where}: a segment [{start}, {end}) lies outside the recording's {fields['length']} "
+                                "samples or overlaps the one before")
+            if not 1 <= samples <= (end - start) * ratio + 2 or not 1 <= codes <= samples:
+                raise DataError(f"{where}: a segment of {end - start} native samples claims {samples} samples and "
+                                f"{codes} codes; the header is inconsistent")
+            previous_end = end
+    return fields
 
 
 def pack_bits(values: np.ndarray, bits: int) -> bytes:
@@ -179,27 +286,47 @@ class DecodedRecord:
     units: list[str]
     start_sample: int
     record: str = ""
+    base_date: str = ""  # the start of the recording (ISO), written into the WFDB header
+    base_time: str = ""
 
 
 def check_recording(signal: np.ndarray, channel_names: list[str], where: str) -> None:
     """Errors a user can act on before any coding: shape, no samples, a lead that is one constant value."""
-    if signal.ndim != 2 or signal.shape[1] != len(channel_names):
-        raise DataError(f"{where}: expected a signal of shape (L, {len(channel_names)}), got {signal.shape}")
+    if signal.ndim != 2 or signal.shape[1] != len(channel_names) or not len(channel_names):
+        raise DataError(f"{where}: expected a signal of shape (L, C >= 1) with one name per channel, got {signal.shape}")
     for c, name in enumerate(channel_names):
         finite = signal[np.isfinite(signal[:, c]), c]
         if not len(finite):
-            raise DataError(f"{where}: channel '{name}' holds no finite sample (all NaN)")
+            kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("Inf", np.isinf)) if f(signal[:, c]).any())
+            raise DataError(f"{where}: channel '{name}' holds no finite sample (all {kinds})")
         if float(finite.max() - finite.min()) == 0.0:
             raise DataError(f"{where}: channel '{name}' is flat (every sample {finite[0]:g}): a disconnected lead has "
                             "nothing to code; leave it out (--channels)")
 
 
+AMPLITUDE_FACTOR = 20.0  # a recording this many times louder or quieter than the codec's training data is refused
+
+
+def check_amplitude(codec, stream: list[int], names: list[str], units: list[str], conditioned: np.ndarray,
+                    where: str) -> None:
+    """Refuse a recording whose band-passed amplitude is far from what the codec was trained on: the usual cause is
+    a wrong unit (microvolts labelled mV code at PRDN near 100%, which no figure would otherwise reveal)."""
+    trained = np.asarray(codec.config.norm_std, dtype=np.float64)
+    for k, (name, unit) in enumerate(zip(names, units)):
+        reference = trained[stream[k] if len(trained) > 1 else 0]
+        spread = float(np.std(conditioned[:, k]))
+        if reference > 0 and spread > 0 and not 1 / AMPLITUDE_FACTOR <= spread / reference <= AMPLITUDE_FACTOR:
+            raise DataError(f"{where}: channel '{name}' has a band-passed spread of {spread:.3g} {codec.config.units[0]} "
+                            f"(read as {unit or 'the pipeline unit'}), {spread / reference:.3g} times that of the "
+                            f"pipeline's training data ({reference:.3g}); check its unit")
+
+
 def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline: str, signal: np.ndarray,
                     rate_hz: float, channel_names: list[str], units: list[str], input_bits: list[int], *,
                     record: str = "signal", start_sample: int = 0, search: int = 0,
-                    quantizers: int | None = None) -> CompressedRecord:
+                    quantizers: int | None = None, base_date: str = "", base_time: str = "") -> CompressedRecord:
     """The work of ``Pipeline.compress`` on a signal ``(L, C)`` whose channels are already chosen."""
-    signal = np.asarray(signal, dtype=np.float64)
+    signal = real_array(signal, record).astype(np.float64)
     check_recording(signal, channel_names, record)
     preprocessing.check_rate(rate_hz, record)
     c = codec.config
@@ -223,8 +350,10 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
     for stream in streams:
         x = signal[:, stream] * np.array([scales[i] for i in stream])
         segments, codes = [], []
-        for start, end in finite_stretches(x):
-            conditioned = preprocessing.condition(x[start:end], rate_hz)
+        stretches = [(start, end, preprocessing.condition(x[start:end], rate_hz)) for start, end in finite_stretches(x)]
+        check_amplitude(codec, stream, [channel_names[i] for i in stream], [units[i] for i in stream],
+                        np.concatenate([s[2] for s in stretches]), record)
+        for start, end, conditioned in stretches:
             n = len(conditioned)
             padded = _pad_to_multiple(conditioned, f)
             seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept, margin=margin)
@@ -239,6 +368,7 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         quantizers=kept if c.num_quantizers > 1 else 1, code_bits=int(math.ceil(math.log2(c.num_codes))),
         segments=all_segments, codes=all_codes, search=search, residual=c.num_quantizers > 1,
         record=Path(record).name,  # the name, not the sender's folders
+        base_date=base_date, base_time=base_time,
     )
 
 
@@ -253,6 +383,7 @@ def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") 
     """The work of ``Pipeline.decompress``: decode each segment and place it, at the native or the pipeline rate."""
     if rate not in ("native", "pipeline"):
         raise DataError(f"rate must be 'native' or 'pipeline', got {rate!r}")
+    check_codes_fit(codec, compressed)
     native = rate == "native"
     out_rate = compressed.native_rate_hz if native else compressed.sampling_rate_hz
     scale = compressed.sampling_rate_hz / compressed.native_rate_hz
@@ -273,7 +404,24 @@ def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") 
             out[at : at + usable, stream] = decoded[:usable] / np.array([compressed.unit_scales[i] for i in stream])
     return DecodedRecord(out, out_rate, list(compressed.channel_names), list(compressed.units),
                          compressed.start_sample if native else int(round(compressed.start_sample * scale)),
-                         compressed.record)
+                         compressed.record, compressed.base_date, compressed.base_time)
+
+
+def check_codes_fit(codec, compressed: CompressedRecord, where: str | None = None) -> None:
+    """The codes fit this codec: code width, stages, code count per segment and index range (a file whose codec id
+    matched can still have been edited after it was written)."""
+    c, where = codec.config, where or compressed.record or "compressed record"
+    if compressed.code_bits != int(math.ceil(math.log2(c.num_codes))) or compressed.quantizers > c.num_quantizers \
+            or compressed.residual != (c.num_quantizers > 1) or abs(compressed.sampling_rate_hz - c.sampling_rate_hz) > 1e-6:
+        raise DataError(f"{where}: its code layout ({compressed.code_bits}-bit codes, {compressed.quantizers} stage(s), "
+                        f"{compressed.sampling_rate_hz:g} Hz) is not this codec's")
+    for segments, codes in zip(compressed.segments, compressed.codes):
+        for segment, seg_codes in zip(segments, codes):
+            if segment.codes != -(-segment.samples // c.downsample_factor):
+                raise DataError(f"{where}: a segment of {segment.samples} samples holds {segment.codes} codes; this "
+                                f"codec makes {-(-segment.samples // c.downsample_factor)}")
+            if len(seg_codes) and int(seg_codes.max()) >= c.num_codes:
+                raise DataError(f"{where}: code index {int(seg_codes.max())} is beyond the codebook's {c.num_codes}")
 
 
 def prdn_per_channel(reference: np.ndarray, reconstruction: np.ndarray) -> list[float]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,11 +29,93 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "config"
         hint = _dataclass_in(hints[name])
         if hint is not None and isinstance(value, dict):
             value = from_dict(hint, value, f"{where}.{name}")
+        else:
+            value = _typed(value, hints[name], f"{where}: {name}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from error
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` checked against a field's type; a number written as text where a float is expected (YAML 1.1
+    reads ``3e-4`` as a string) is read as the number."""
+    if _accepts(hint, float) and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not _conforms(value, hint):
+        raise ConfigError(f"{where} = {value!r} ({type(value).__name__}): expected {_describe(hint)}")
+    return value
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, TypeVar):
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, set, frozenset, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_conforms(v, a) for v, a in zip(value, args))
+        return not args or all(_conforms(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (hint, dict))
+    return True  # a type this check does not know: the dataclass itself decides
+
+
+def _accepts(hint: Any, kind: type) -> bool:
+    return hint is kind or kind in typing.get_args(hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        return f"a list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
+    if origin in (list, tuple, collections.abc.Sequence):
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    if origin is dict or hint is dict:
+        return "a mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    names = {type(None): "none", bool: "true or false", int: "an integer", float: "a number", str: "text"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_ranges(config: Any, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                 choices: dict[str, tuple] | None = None) -> None:
+    """Refuse settings out of range (``None`` means unset and passes); called from configs' ``__post_init__``."""
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} = {value!r}: must be greater than 0")
+    for name in non_negative:
+        value = getattr(config, name)
+        if value is not None and not value >= 0:
+            raise ConfigError(f"{name} = {value!r}: must be 0 or more")
+    for name, allowed in (choices or {}).items():
+        if getattr(config, name) not in allowed:
+            raise ConfigError(f"{name} = {getattr(config, name)!r}: expected one of {[a for a in allowed if a is not None]}")
 
 
 def as_config(cls: type[T], value: Any, where: str) -> T:

@@ -24,7 +24,7 @@ from tsvq.data import PrepareConfig, prepare
 from tsvq.data.builtin import MITDB208, SYNTHETIC
 from tsvq.evaluation.report import EvalConfig, evaluate
 from tsvq.evaluation.tables import format_table
-from tsvq.io import write_json
+from tsvq.io import claim_workspace, is_tsvq_output, write_json
 from tsvq.pipeline import Pipeline
 from tsvq.sample_writer import write_samples
 from tsvq.training.codec import CodecStageConfig, train_codec
@@ -103,14 +103,15 @@ def discard_stale_stages(out: Path, fingerprint: str) -> None:
     if previous != fingerprint and any((out / stage).exists() for stage in STAGES):
         print(f"      settings changed since the last run in {out}: retraining every stage")
         for stage in STAGES:
-            shutil.rmtree(out / stage, ignore_errors=True)
+            if is_tsvq_output(out / stage):  # a training folder tsvq made; anything else stays
+                shutil.rmtree(out / stage, ignore_errors=True)
     write_json(marker, {"fingerprint": fingerprint})
 
 
 def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     """Run every stage; returns the evaluation report (also written to ``<out>/report/report.json``)."""
     started = time.time()
-    out = Path(config.out)
+    out = claim_workspace(config.out, "demo folder")
     print(f"[1/6] preparing windows from '{config.source}'")
     store = prepare(prepare_config(config), out / "store", overwrite=True)
     discard_stale_stages(out, settings_fingerprint(config, store.manifest["config_hash"]))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tsvq.errors import ConfigError, DataError
 
 
 def _default_mode(directory: bool) -> int:
@@ -67,24 +71,122 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
 
 
+OWNER_MARKER = ".tsvq"  # written into every folder tsvq makes: only such a folder may ever be replaced
+
+
+def is_tsvq_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder tsvq made (it holds the ownership marker)."""
+    return (Path(path) / OWNER_MARKER).is_file()
+
+
+def _holds(parent: Path, child: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_output_path(out: str | os.PathLike, inputs=(), what: str = "output", replaced: bool = True) -> None:
+    """Refuse an output that is, sits inside, or (when it is ``replaced`` whole) holds one of ``inputs`` (files or
+    folders a command reads): replacing a folder would destroy an input inside it, and an output inside an input
+    folder would mix tsvq's files into the user's data."""
+    target = Path(out).resolve()
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item).resolve()
+        if _holds(source, target) or (replaced and _holds(target, source)):
+            relation = "is" if source == target else ("is inside" if _holds(source, target) else "holds")
+            raise DataError(f"{out}: the {what} {relation} the input {item}; choose a path apart from the inputs")
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool) -> None:
+    """A file output (a compressed record, a WFDB record's files) replaces an existing file only with ``overwrite``."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; name the file to write")
+    if path.exists() and not overwrite:
+        raise DataError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
+
+
+def claim_output_folder(path: str | os.PathLike, overwrite: bool, what: str = "output folder") -> None:
+    """Check that writing ``path`` destroys nothing a user made: it must not exist, be an empty folder, or be a
+    folder tsvq made (then only with ``overwrite``)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir() or path.is_symlink():
+        raise DataError(f"{path}: exists and is not a folder tsvq made; choose another {what}")
+    if is_tsvq_output(path):
+        if not overwrite:
+            raise DataError(f"{path}: a {what} tsvq made is already there; pass --overwrite (overwrite=True) to replace it")
+        return
+    if any(path.iterdir()):
+        raise DataError(f"{path}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never replaces "
+                        f"a folder it did not make: choose another {what}, or empty or remove it yourself")
+
+
+def claim_workspace(folder: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make (or reuse) a folder tsvq writes into over time (a training run, the demo): refused when it already
+    holds files tsvq did not put there; marked as tsvq's otherwise."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder}: exists and is not a folder; choose another {what}")
+    if folder.is_dir() and not is_tsvq_output(folder) and any(folder.iterdir()):
+        raise DataError(f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never writes into "
+                        f"a folder of yours: choose another {what}")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not is_tsvq_output(folder):
+        with atomic_file(folder / OWNER_MARKER) as handle:
+            handle.write(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
+    return folder
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-{socket.gethostname()}-"
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Temporary folders a killed tsvq process on this machine left beside ``path`` (its marker says tsvq made it;
+    its process id is gone)."""
+    prefix = _temporary_prefix(path)
+    for leftover in path.parent.glob(glob.escape(prefix) + "*"):
+        pid = leftover.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and is_tsvq_output(leftover):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(path: str | os.PathLike, overwrite: bool = True, what: str = "output folder") -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    A folder being written is named ``.<name>.tmp-*`` and is never mistaken for a finished one.
-    The previous folder is kept until the new one is complete, then removed.
+    Only a folder tsvq made (it holds the ``.tsvq`` marker, written here) or an empty one is ever replaced, and a
+    tsvq folder only with ``overwrite``. A folder being written is named ``.<name>.tmp-<host>-<pid>-*`` and is never
+    mistaken for a finished one; one a killed process left is removed by the next write of the same folder. The
+    previous folder is kept until the new one is complete, then removed.
     """
     path = Path(path)
+    if not path.name or path.resolve() == Path.cwd():
+        raise DataError(f"{path}: name a folder to write, not the current folder")
+    claim_output_folder(path, overwrite, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    _remove_abandoned(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}-", dir=path.parent))
     os.chmod(tmp, _default_mode(directory=True))
     try:
+        (tmp / OWNER_MARKER).write_text(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
         yield tmp
+        claim_output_folder(path, overwrite, what)  # nothing of the user's appeared there meanwhile
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = tmp.with_name(tmp.name.replace(".tmp-", ".old-", 1))
             os.replace(path, old)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
@@ -95,10 +197,34 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
         raise
 
 
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold ``folder/.tsvq-lock`` for the block, so two runs never write one folder at once (the lock goes with
+    the process, also when it is killed)."""
+    import fcntl
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".tsvq-lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"{folder}: {holder} is writing to this folder; wait for it to finish or choose "
+                              "another output folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"tsvq process {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
     """Read JSON with an error that names the file when it is missing or corrupt."""
-    from tsvq.errors import ConfigError
-
     path = Path(path)
     try:
         with open(path) as handle:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tsvq.priors.base import sampling_options
 from tsvq.priors.signature import as_long
 from tsvq.safe_loading import load_model
 
+logger = logging.getLogger(__name__)
 PIPELINE_FORMAT_VERSION = 2  # 1: fixed 'diffusion'/'wavenet' components; 2: a 'priors' index by name
 
 
@@ -66,6 +69,7 @@ class Pipeline:
         self.codec = codec.eval()
         self.priors = dict(priors or {})
         self.name = name  # where it was loaded from: compressed files name it in their messages
+        self.folder: Path | None = None  # the pipeline folder it was loaded from (outputs must not land in it)
         self._codec_id: str | None = None
         for prior_name, prior in self.priors.items():
             try:
@@ -97,17 +101,28 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "Pipeline":
-        """A pipeline folder, or the name of a pipeline shipped in the package (``tsvq.list_pretrained()``)."""
+        """A pipeline folder, or the name of a pipeline shipped in the package (``tsvq.list_pretrained()``).
+
+        A bare name of a shipped pipeline always means the shipped one; a local folder of the same name is reached
+        with a path (``"./ecg-single-lead"``), and a warning says that one exists.
+        """
         from tsvq.pretrained import list_pretrained, pretrained_folder
 
-        folder, name = Path(folder), str(folder)
-        if not folder.exists() and pretrained_folder(name) is not None:
+        raw = os.fspath(folder)
+        folder, name = Path(raw), str(raw)
+        if os.sep not in raw and pretrained_folder(name) is not None:
+            if folder.exists():
+                logger.warning("'%s' names the shipped pipeline; the local folder of that name is read as './%s'", name, name)
             folder = pretrained_folder(name)
         elif not folder.exists() and len(folder.parts) == 1:
             raise CheckpointError(f"{folder}: no such pipeline folder, and no pretrained pipeline of that name "
                                   f"(shipped: {sorted(list_pretrained()) or 'none'})")
         index_file = folder / "pipeline.json"
         index = read_json(index_file, "pipeline description")
+        if not isinstance(index, dict) or not isinstance(index.get("components", {}), dict):
+            raise CheckpointError(f"{index_file}: not a pipeline description (expected a JSON object with 'components')")
+        if not isinstance(index.get("format_version", 1), int):
+            raise CheckpointError(f"{index_file}: format_version {index['format_version']!r} is not a number")
         if index.get("format_version", 0) > PIPELINE_FORMAT_VERSION:
             raise CheckpointError(f"{index_file}: written by a newer tsvq ({index.get('tsvq_version')}); upgrade tsvq")
         components = index.get("components", {})
@@ -117,16 +132,31 @@ class Pipeline:
             entries = {name: {"folder": components[name]} for name in ("diffusion", "wavenet") if name in components}
         else:
             entries = index.get("priors", {})
-        priors = {name: load_prior(folder / entry["folder"], device) for name, entry in entries.items()}
+        def component(what: str, relative) -> Path:
+            """A component's folder, which must lie inside the pipeline folder (a forged index cannot reach out)."""
+            if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
+                raise CheckpointError(f"{index_file}: {what} folder {relative!r} must be a relative path inside the pipeline folder")
+            path = folder / relative
+            if folder.resolve() not in path.resolve().parents:
+                raise CheckpointError(f"{index_file}: {what} folder {relative!r} lies outside the pipeline folder")
+            return path
+
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) and "folder" in e for e in entries.values()):
+            raise CheckpointError(f"{index_file}: 'priors' must map each name to {{\"folder\": ...}}")
+        priors = {name: load_prior(component(f"prior '{name}'", entry["folder"]), device) for name, entry in entries.items()}
         sampling = {name: entry["sampling"] for name, entry in entries.items() if entry.get("sampling")}
         try:
-            return cls(load_model(VQVAE, folder / components["codec"]).to(device), priors, name=name, sampling=sampling)
+            pipe = cls(load_model(VQVAE, component("codec", components["codec"])).to(device), priors, name=name,
+                       sampling=sampling)
         except ConfigError as error:  # e.g. a hand-edited sampling default: name the file to fix
             raise CheckpointError(f"{index_file}: {error}") from error
+        pipe.folder = folder
+        return pipe
 
-    def save_pretrained(self, folder: str | Path, description: str = "") -> Path:
+    def save_pretrained(self, folder: str | Path, description: str = "", overwrite: bool = True) -> Path:
+        """Write the pipeline folder; only a folder tsvq made is replaced, and only with ``overwrite``."""
         folder = Path(folder)
-        with atomic_directory(folder) as tmp:
+        with atomic_directory(folder, overwrite, "pipeline folder") as tmp:
             self.codec.save_pretrained(tmp / "codec")
             for name, prior in self.priors.items():
                 prior.save_pretrained(tmp / "priors" / name)
@@ -178,14 +208,24 @@ class Pipeline:
 
     @property
     def codec_id(self) -> str:
-        """Fingerprint of the codec's config and weights: a compressed file decodes only with that very codec."""
+        """Fingerprint of the codec's settings and weights, and nothing else (not where it was loaded from, nor the
+        diffusers version): a compressed file decodes with that very codec, wherever it is installed."""
         if self._codec_id is None:
-            digest = hashlib.sha256(json.dumps(dict(self.codec.config), sort_keys=True, default=str).encode())
-            for key, tensor in sorted(self.codec.state_dict().items()):
-                digest.update(key.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._codec_id = digest.hexdigest()[:16]
+            settings = {key: value for key, value in dict(self.codec.config).items() if not key.startswith("_")}
+            self._codec_id = self._fingerprint(settings)
         return self._codec_id
+
+    def _fingerprint(self, settings: dict) -> str:
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+        for key, tensor in sorted(self.codec.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def accepts_codec_id(self, codec_id: str) -> bool:
+        """Whether a compressed file's codec id is this codec's: the content id, or the id of files made before it,
+        which also hashed the path the pipeline was loaded from (right when loaded the same way)."""
+        return codec_id == self.codec_id or codec_id == self._fingerprint(dict(self.codec.config))
 
     # ----- preprocessing and whole recordings ----------------------------------------------------------
     def preprocess(self, signal, sampling_rate_hz: float) -> np.ndarray:
@@ -225,6 +265,7 @@ class Pipeline:
             units = [record.units[i] for i in picked]
             bits = [record.adc_bits[i] if record.adc_bits and record.adc_bits[i] else None for i in picked]
             where = str(record.path)
+            start = {"base_date": record.base_date, "base_time": record.base_time}
         else:
             if sampling_rate_hz is None:
                 raise DataError("compress: a signal array needs its sampling_rate_hz")
@@ -236,11 +277,12 @@ class Pipeline:
                                            [f"ch{c}" for c in range(count)]))
             units = list(units or [self.units[0]] * count)
             bits = [None] * count
+            start = {}
         if input_bits is not None:
             bits = [input_bits] * len(names) if isinstance(input_bits, int) else list(input_bits)
         bits = [b or int(self.codec.config.input_bits) for b in bits]
         return compress_signal(self.codec, self.preprocessing, self.codec_id, self.name, signal, rate, names, units,
-                               bits, record=where, search=search, quantizers=quantizers)
+                               bits, record=where, search=search, quantizers=quantizers, **start)
 
     def recording_channels(self, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
         """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
@@ -281,7 +323,7 @@ class Pipeline:
         if not isinstance(compressed, CompressedRecord):
             where = str(compressed)
             compressed = CompressedRecord.load(compressed)
-        if compressed.codec_id != self.codec_id:
+        if not self.accepts_codec_id(compressed.codec_id):
             raise DataError(f"{where}: made by pipeline '{compressed.pipeline}' "
                             f"(codec {compressed.codec_id}); this is '{self.name}' (codec {self.codec_id}). "
                             "Decompress it with the pipeline that compressed it")
@@ -323,8 +365,10 @@ class Pipeline:
         A vector prior's samples are snapped to the nearest codebook vectors before decoding (``snap=False``
         decodes them as drawn); the snap distance, in units of the codebook's spacing, says how far off they were.
         """
-        if n < 1:
-            raise ConfigError(f"n must be at least 1, got {n}")
+        if not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n must be an integer of at least 1, got {n!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
         name = prior or next(iter(self.priors), None)
         chosen = self.prior(prior)
         options = self.sampling_for(name, options)

@@ -8,7 +8,7 @@ import numpy as np
 import wfdb
 
 from tsvq import __version__
-from tsvq.io import atomic_directory, atomic_file, write_json
+from tsvq.io import atomic_directory, atomic_file, check_output_file, write_json
 from tsvq.plots import has_twelve_leads, signal_grid, twelve_lead_sheet
 
 
@@ -29,12 +29,12 @@ def write_wfdb(signals: np.ndarray, rate_hz: float, folder: str | Path, channel_
     return [folder / n for n in names]
 
 
-def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: bool = True) -> Path:
+def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: bool = True, overwrite: bool = True) -> Path:
     """Write a :class:`~tsvq.pipeline.SampleOutput` to ``out_dir``: ``samples.npy`` (n, L, C) mV, ``codes.npy``,
     ``wfdb/`` records, ``samples.png`` (and ``sample_12lead.png`` for a 12-lead ECG) and ``samples.json`` (rate,
-    units, how they were drawn)."""
+    units, how they were drawn). Only a folder tsvq made is replaced, and only with ``overwrite``."""
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, overwrite, "samples folder") as tmp:
         with atomic_file(tmp / "samples.npy", "wb") as handle:
             np.save(handle, output.signals.astype(np.float32))
         with atomic_file(tmp / "codes.npy", "wb") as handle:
@@ -55,10 +55,26 @@ def write_samples(output, out_dir: str | Path, wfdb_records: bool = True, plot: 
     return out_dir
 
 
-def write_record(decoded, path: str | Path, fmt: str = "16", comments: list[str] | None = None) -> Path:
+def _start_of(decoded) -> dict:
+    """The WFDB header's base date and time of a decoded recording (shifted to its first sample when coding began
+    later), where the original header had them."""
+    import datetime
+
+    if not getattr(decoded, "base_time", ""):
+        return {}
+    time = datetime.time.fromisoformat(decoded.base_time)
+    date = datetime.date.fromisoformat(decoded.base_date) if getattr(decoded, "base_date", "") else None
+    start = datetime.datetime.combine(date or datetime.date(2000, 1, 1), time)
+    start += datetime.timedelta(seconds=decoded.start_sample / decoded.sampling_rate_hz)
+    return {"base_time": start.time(), **({"base_date": start.date()} if date else {})}
+
+
+def write_record(decoded, path: str | Path, fmt: str = "16", comments: list[str] | None = None,
+                 overwrite: bool = False) -> Path:
     """A decompressed recording (``tsvq.compression.DecodedRecord``) as the WFDB record ``path`` (no extension):
     ``path.hea`` + ``path.dat`` in format 16 or 212, NaN gaps as WFDB's invalid-sample value. Written beside the
-    target and moved into place, data file first, so a reader never finds a header without its data."""
+    target and moved into place, data file first, so a reader never finds a header without its data. Existing
+    files are replaced only with ``overwrite``."""
     import os
     import re
     import tempfile
@@ -68,13 +84,16 @@ def write_record(decoded, path: str | Path, fmt: str = "16", comments: list[str]
     path = Path(path)
     if fmt not in ("16", "212"):
         raise DataError(f"WFDB format must be 16 or 212, got {fmt!r}")
-    if not re.fullmatch(r"[-\w]+", path.name):
-        raise DataError(f"{path}: a WFDB record name may hold only letters, digits, '_' and '-'")
+    if not re.fullmatch(r"[-A-Za-z0-9_]+", path.name):
+        raise DataError(f"{path}: a WFDB record name may hold only ASCII letters, digits, '_' and '-'")
+    for extension in (".hea", ".dat"):
+        check_output_file(path.with_name(path.name + extension), overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
         wfdb.wrsamp(path.name, fs=float(decoded.sampling_rate_hz), units=list(decoded.units),
                     sig_name=list(decoded.channel_names), p_signal=np.asarray(decoded.signal, dtype=np.float64),
-                    fmt=[fmt] * decoded.signal.shape[1], comments=list(comments or []), write_dir=tmp)
+                    fmt=[fmt] * decoded.signal.shape[1], comments=list(comments or []), write_dir=tmp,
+                    **_start_of(decoded))
         for extension in (".dat", ".hea"):
             os.replace(Path(tmp) / f"{path.name}{extension}", path.with_name(path.name + extension))
     return path

@@ -20,6 +20,7 @@ from torch import nn
 from tsvq.codec.modules import Decoder, Encoder
 from tsvq.codec.quantizer import QuantizerOutput, ResidualVectorQuantizer
 from tsvq.codec.search import search_codes
+from tsvq.data.preprocess import real_array
 from tsvq.errors import ConfigError, DataError
 
 
@@ -47,11 +48,7 @@ class Encoded:
 def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Tensor:
     """Check and convert user input to a float32 ``(B, L, C)`` tensor, with errors that say what is wrong."""
     if isinstance(signals, np.ndarray):
-        if np.iscomplexobj(signals):
-            raise DataError(f"{what}: expected real-valued samples, got dtype {signals.dtype}")
-        if not np.issubdtype(signals.dtype, np.floating) and not np.issubdtype(signals.dtype, np.integer):
-            raise DataError(f"{what}: expected a numeric array, got dtype {signals.dtype}")
-        signals = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+        signals = torch.from_numpy(np.ascontiguousarray(real_array(signals, what), dtype=np.float32))
     if not isinstance(signals, torch.Tensor):
         raise DataError(f"{what}: expected a NumPy array or torch tensor of shape (B, L, C), got {type(signals).__name__}")
     if signals.is_complex() or signals.dtype == torch.bool:

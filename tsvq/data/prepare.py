@@ -22,8 +22,9 @@ from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
 from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
 from tsvq.data.store import STORE_FORMAT_VERSION, StoreWriter, WindowStore
 from tsvq.data.windows import beat_centred_starts, beats_in_window, fixed_window_starts, window_label
+from tsvq.config import check_ranges
 from tsvq.errors import ConfigError, DataError
-from tsvq.io import atomic_directory
+from tsvq.io import atomic_directory, check_output_path, claim_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,14 @@ class PrepareConfig:
     seed: int = _option(0, help="seed of the split and the lead mixtures")
     flat_seconds: float = _option(2.0, help="an unchanged stretch this long is a lead-off flat line, cut out")
     clip_seconds: float = _option(0.05, help="a plateau at the channel's extreme this long is clipping, cut out")
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("rate_hz", "window_seconds", "window_samples", "stride_seconds", "flat_seconds",
+                                     "clip_seconds"),
+                     non_negative=("highpass_hz", "lowpass_hz", "lead_projections"))
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: must lie in [0, 1)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -150,6 +159,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     out = Path(out)
     _check(config)
     sources = sources or open_sources(config)
+    check_output_path(out, [getattr(s, "root", None) for s in sources], "window store")
     refs = list_references(sources)
     where = ", ".join(s.description for s in sources)  # names the sources in messages
     config_hash = _config_hash(config, [s.fingerprint() for s in sources])
@@ -160,6 +170,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
             return existing
         if not overwrite:
             raise DataError(f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite")
+    claim_output_folder(out, overwrite=True, what="window store")  # a folder that is not a tsvq store: refused now
     skipped: dict[str, str] = {}
     for source, ref in refs:
         try:
@@ -173,7 +184,7 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     options = ReadOptions(config.channels, config.channel_aliases, tuple(config.annotation_extensions))
     quality = QualityConfig(flat_seconds=config.flat_seconds, clip_seconds=config.clip_seconds)
     rate = config.rate_hz
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, overwrite=True, what="window store") as tmp:
         writer = StoreWriter(tmp)
         try:
             iterator = tqdm(refs, desc="prepare", unit="record", disable=not progress)

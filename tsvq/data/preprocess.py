@@ -20,6 +20,22 @@ OK, NOT_FINITE, FLAT, CLIPPED = 0, 1, 2, 3
 REASONS = {NOT_FINITE: "nan_or_inf", FLAT: "flat_line", CLIPPED: "clipped"}
 
 
+def real_array(values, what: str = "signals") -> np.ndarray:
+    """``values`` as a NumPy array of real numbers, or a DataError that says what it is instead (text, complex,
+    an ``.npz`` archive, an object array)."""
+    if isinstance(values, np.lib.npyio.NpzFile):
+        raise DataError(f"{what}: an .npz archive of {len(values.files)} array(s); save the one array with np.save (.npy)")
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise DataError(f"{what}: not a rectangular array of numbers ({error})") from error
+    if np.iscomplexobj(array):
+        raise DataError(f"{what}: expected real-valued samples, got dtype {array.dtype}")
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
+    return array
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     """Thresholds for the stretches that are dropped."""

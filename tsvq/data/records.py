@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class Record:
     annotations: dict[str, Annotation]
     comments: list[str]
     adc_bits: list[int] | None = None  # bits per stored sample per channel (ADC resolution), when the header says
+    base_date: str = ""  # when the recording started, ISO format, when the header says (kept by compress/decompress)
+    base_time: str = ""
 
     @property
     def duration_s(self) -> float:
@@ -122,10 +125,37 @@ def read_header(path: str | os.PathLike) -> wfdb.Record:
         raise DataError(f"{header_file}: corrupt or unreadable WFDB header ({type(error).__name__}: {error})") from error
     if getattr(header, "fs", None) in (None, 0):
         raise DataError(f"{header_file}: header has no sampling frequency")
+    if not isinstance(header, wfdb.MultiRecord):
+        _check_gains(header_file, int(header.n_sig or 0))
     for file_name in sorted(set(getattr(header, "file_name", None) or [])):
         if not (path.parent / file_name).is_file():
             raise DataError(f"{header_file}: signal file '{file_name}' it refers to is missing")
     return header
+
+
+_GAIN = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\(-?\d+\))?(/.*)?$")
+
+
+def _check_gains(header_file: Path, signals: int) -> None:
+    """Each signal line's gain field is a number: wfdb reads ``abc/mV`` as its default gain of 200, silently
+    scaling the whole record by the wrong factor."""
+    lines = [ln for ln in header_file.read_text(errors="replace").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for number, line in enumerate(lines[1 : 1 + signals], start=1):
+        fields = line.split()
+        if len(fields) > 2 and not _GAIN.match(fields[2]):
+            raise DataError(f"{header_file}: signal {number} has gain '{fields[2]}', which is not a number "
+                            "(expected e.g. 200 or 200(0)/mV)")
+
+
+def record_files(path: str | os.PathLike) -> list[Path]:
+    """The files a record is read from: its header and the signal files the header names (as far as readable)."""
+    path = record_path(path)
+    files = [path.with_name(path.name + ".hea")]
+    try:
+        files += [path.parent / name for name in sorted(set(wfdb.rdheader(str(path)).file_name or []))]
+    except Exception:  # an unreadable header is reported when the record is read
+        pass
+    return files
 
 
 def clean_channel_name(name: str) -> str:
@@ -212,6 +242,8 @@ def read_record(
         annotations=annotations,
         comments=list(record.comments or []),
         adc_bits=_adc_bits(record, signal.shape[1]),
+        base_date=record.base_date.isoformat() if getattr(record, "base_date", None) else "",
+        base_time=record.base_time.isoformat() if getattr(record, "base_time", None) else "",
     )
 
 

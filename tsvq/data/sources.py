@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from tsvq.data import builtin
+from tsvq.data.preprocess import real_array
 from tsvq.data.records import Record, find_records, read_header, read_record, select_channels
 from tsvq.errors import ConfigError, DataError
 
@@ -269,8 +270,8 @@ class ArraySource:
     def __init__(self, signals: np.ndarray, sampling_rate_hz: float, groups=None, labels=None,
                  channel_names: list[str] | None = None, units: list[str] | None = None, names=None,
                  description: str = "arrays"):
-        signals = np.asarray(signals)
-        if signals.ndim != 3 or not np.issubdtype(signals.dtype, np.number):
+        signals = real_array(signals, description)
+        if signals.ndim != 3 or not signals.shape[2]:
             raise DataError(f"{description}: expected numeric signals of shape (N, L, C), got {signals.shape} {signals.dtype}")
         count, _, channels = signals.shape
         self.signals = signals

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tsvq.config import check_ranges
 from tsvq.errors import ConfigError
 from tsvq.evaluation.physiology import BEAT_KINDS
 
@@ -29,6 +30,10 @@ class EvalConfig:
     references: bool = True  # score the train_windows and train_decoded references (the parts of a prior's gap)
 
     def __post_init__(self) -> None:
+        check_ranges(self, positive=("num_kernels", "classifier_steps", "train_windows"), non_negative=("search", "seed"))
+        for name, least in (("n", 2), ("seeds", 1), ("folds", 2)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
+                raise ConfigError(f"{name} = {getattr(self, name)!r}: must be an integer of at least {least}")
         if isinstance(self.physiology, bool):  # the flag of report format 1
             self.physiology = "auto" if self.physiology else "none"
         if self.physiology not in ("auto", "none", *BEAT_KINDS):

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from tsvq.data import WindowStore
+from tsvq.data.preprocess import real_array
 from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.conditional import LabelledDraws
 from tsvq.evaluation.config import EvalConfig
@@ -35,7 +36,7 @@ def named_samples(samples, store: WindowStore) -> dict[str, np.ndarray]:
     named = samples if isinstance(samples, dict) else {"samples": samples}
     checked = {}
     for name, windows in named.items():
-        windows = np.asarray(windows, dtype=np.float32)
+        windows = real_array(windows, name).astype(np.float32)
         expected = (store.window_length, store.num_channels)
         if windows.ndim != 3 or windows.shape[1:] != expected or len(windows) < 2:
             raise DataError(f"{name}: expected samples of shape (n >= 2, {expected[0]}, {expected[1]}) to match the store, "

@@ -39,7 +39,7 @@ from tsvq.evaluation.physiology import BeatSource, rr_irregularity
 from tsvq.evaluation.scoring import (
     ScoredSet, below_floor, finish_set, informative_figures, memorisation, plan_set, score_sets, summarise, within_noise,
 )
-from tsvq.io import atomic_directory, write_json
+from tsvq.io import atomic_directory, check_output_path, claim_output_folder, write_json
 
 __all__ = ["REPORT_FORMAT_VERSION", "EvalConfig", "evaluate", "report_json"]  # EvalConfig lives in config.py; here for callers
 
@@ -68,11 +68,14 @@ def check_store_matches(pipeline, store: WindowStore) -> None:
 
 
 def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None = None, pipeline=None,
-             samples: np.ndarray | dict[str, np.ndarray] | None = None, progress: bool = True) -> dict:
+             samples: np.ndarray | dict[str, np.ndarray] | None = None, progress: bool = True,
+             overwrite: bool = True) -> dict:
     """Score a pipeline (its codec, and its priors' samples) and/or external ``samples`` (n, L, C) in physical units
     (one array, or several by name), each beside the floor and the baselines; writes ``report.json`` and plots."""
     started = time.time()
     config = config or EvalConfig()
+    check_output_path(out_dir, [store.path, getattr(pipeline, "folder", None)], "report folder")
+    claim_output_folder(out_dir, overwrite, "report folder")  # refused before minutes of scoring, not after
     if pipeline is not None:
         check_store_matches(pipeline, store)
     external = named_samples(samples, store)
@@ -95,7 +98,7 @@ def evaluate(store: WindowStore, out_dir: str | Path, config: EvalConfig | None 
     generators = [prior_generator(pipeline, name, options[name], config, draws.get(name)) for name in priors]
     generators += [samples_generator(name, windows, config) for name, windows in external.items()]
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, overwrite, "report folder") as tmp:
         if pipeline is not None:
             report |= _codec_section(pipeline, store, real, real_index, config, tmp)
         heldout = held_out(store, real, real_index, config)

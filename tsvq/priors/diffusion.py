@@ -18,6 +18,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
+from tsvq.config import check_ranges
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors.base import PRIOR_FORMAT_VERSION, PriorSample, read_prior_description, register_prior, sampling_options
@@ -84,6 +85,9 @@ class DiffusionSamplingOptions:
     steps: int = field(default=20, metadata={"help": "diffusion: sampling steps"})
     sampler: str = field(default="dpm", metadata={"help": "diffusion: ddpm, ddim, dpm (DPM-Solver++ 3M) or dpm-sde (2M SDE)"})
     guidance: float = field(default=1.0, metadata={"help": "diffusion: classifier-free guidance scale (conditional priors)"})
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("steps",), non_negative=("guidance",), choices={"sampler": tuple(SAMPLERS)})
 
 
 @register_prior

@@ -25,6 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
+from tsvq.config import check_ranges
 from tsvq.errors import DataError
 from tsvq.priors.base import PriorSample, register_prior, sampling_options
 from tsvq.priors.code_prior import CodePrior
@@ -181,6 +182,9 @@ class MaskGITSamplingOptions:
     confidence_noise: float = field(default=4.5, metadata={"help": "maskgit: Gumbel noise on the confidence at the first "
                                                                    "pass, fading to 0 (the paper's choice temperature)"})
     guidance: float = field(default=1.0, metadata={"help": "maskgit: classifier-free guidance scale (conditional priors)"})
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("steps", "temperature"), non_negative=("confidence_noise", "guidance"))
 
 
 @register_prior

@@ -27,7 +27,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from tqdm.auto import tqdm
 
-from tsvq.errors import DataError
+from tsvq.config import check_ranges
+from tsvq.errors import ConfigError, DataError
 from tsvq.priors.base import PriorSample, register_prior, sampling_options
 from tsvq.priors.code_prior import CodePrior
 
@@ -264,6 +265,11 @@ class WaveNetSamplingOptions:
     temperature: float = field(default=1.0, metadata={"help": "WaveNet: divide the logits by this (< 1: safer codes)"})
     top_k: int | None = field(default=None, metadata={"help": "WaveNet: draw only from the k most likely codes"})
     top_p: float | None = field(default=None, metadata={"help": "WaveNet: nucleus sampling, the smallest set of codes holding this probability"})
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("temperature", "top_k", "top_p"))
+        if self.top_p is not None and self.top_p > 1:
+            raise ConfigError(f"top_p = {self.top_p!r}: a probability, at most 1")
 
 
 @register_prior

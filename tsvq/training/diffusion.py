@@ -17,7 +17,7 @@ from tsvq.errors import ConfigError
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
-from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.loop import TrainingConfig, claim_output_dir, train
 from tsvq.training.stages import Stage
 from tsvq.training.prior_data import CodeDataset, drop_labels, load_prior_data
 
@@ -67,7 +67,7 @@ class DiffusionTask:
 
     def __init__(self, config: DiffusionStageConfig):
         self.config = config
-        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
+        data = load_prior_data(config.store, config.codec, claim_output_dir(config.training, config.store, config.codec) / "cache",
                                config.val_max_windows, config.conditional)
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():

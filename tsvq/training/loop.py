@@ -12,6 +12,7 @@ model, optimiser, LR schedule, EMA, RNG states and data order restored.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import math
@@ -30,7 +31,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from tsvq.errors import CheckpointError, ConfigError, DataError
-from tsvq.io import write_json
+from tsvq.config import check_ranges
+from tsvq.io import check_output_path, claim_workspace, output_lock, write_json
 from tsvq.training.trackers import JSONLinesTracker
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -60,6 +62,14 @@ class TrainingConfig:
     log_with: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])  # tensorboard only if installed
     resume: bool = True
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_ranges(self, positive=("max_steps", "batch_size", "learning_rate", "gradient_accumulation_steps",
+                                     "eval_every", "checkpoint_every", "log_every"),
+                     non_negative=("weight_decay", "warmup_steps", "max_grad_norm", "checkpoints_to_keep", "num_workers"),
+                     choices={"lr_schedule": ("cosine", "constant"), "mixed_precision": (None, "no", "fp16", "bf16")})
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ConfigError(f"adam_betas = {list(self.adam_betas)}: expected two numbers in [0, 1)")
 
 
 class Task(Protocol):
@@ -159,8 +169,26 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep
 
 
 def train(task: Task, config: TrainingConfig) -> Path:
-    """Train ``task.model``; returns the stage folder (``<output_dir>/model``) holding the best model."""
+    """Train ``task.model``; returns the stage folder (``<output_dir>/model``) holding the best model.
+
+    ``output_dir`` must be new, empty or a folder tsvq made; one run at a time writes it (a lock file).
+    """
+    output_dir = claim_output_dir(config, getattr(task.config, "store", None), getattr(task.config, "codec", None))
+    # the launcher's RANK, not accelerate's state: that is made by the Accelerator below, with its settings
+    with output_lock(output_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+        return _train(task, config, output_dir)
+
+
+def claim_output_dir(config: TrainingConfig, *inputs) -> Path:
+    """The run's folder, checked before anything is written to it (tasks call it before caching their data): new,
+    empty or tsvq's own, and apart from the store and codec it reads."""
     output_dir = Path(config.output_dir)
+    check_output_path(output_dir, inputs, "training output folder", replaced=False)
+    check_output_path(output_dir / "model", inputs, "model folder")
+    return claim_workspace(output_dir, "training output folder")
+
+
+def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,

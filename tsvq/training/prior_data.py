@@ -17,6 +17,7 @@ from tsvq.errors import ConfigError
 from tsvq.priors.code_prior import CodePrior
 from tsvq.priors.latents import cached_codes
 from tsvq.safe_loading import load_model
+from tsvq.training.loop import claim_output_dir
 
 
 @dataclass
@@ -76,7 +77,7 @@ class CodePriorTask:
 
     def __init__(self, config):
         self.config = config
-        data = load_prior_data(config.store, config.codec, Path(config.training.output_dir) / "cache",
+        data = load_prior_data(config.store, config.codec, claim_output_dir(config.training, config.store, config.codec) / "cache",
                                config.val_max_windows, config.conditional)
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels

@@ -1,0 +1,198 @@
+"""What tsvq writes, replaces and reads back: outputs it owns, compressed files that decode anywhere and refuse
+forgery, one run per output folder."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+import wfdb
+
+from conftest import ecg_like
+from tsvq.cli import main
+from tsvq.compression import MAGIC, CompressedRecord
+from tsvq.errors import ConfigError, DataError
+from tsvq.io import OWNER_MARKER, atomic_directory, claim_workspace, is_tsvq_output, output_lock
+from tsvq.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Pipeline:
+    return Pipeline.from_pretrained("ecg-single-lead")
+
+
+@pytest.fixture(scope="module")
+def compressed(shipped) -> CompressedRecord:
+    signal = ecg_like(12, 360.0, seed=1)[:, None]
+    signal[1000:1400] = np.nan  # a gap: two segments
+    return shipped.compress(signal, 360.0, channel_names=["MLII"], units=["mV"])
+
+
+def pack(header: dict, payload: bytes, version: int = 1) -> bytes:
+    """A file laid out as tsvq writes it, with a valid checksum: what a forger can make."""
+    packed = zlib.compress(json.dumps(header).encode())
+    body = MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed + struct.pack("<I", len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def parts(data: bytes) -> tuple[dict, bytes]:
+    at = len(MAGIC) + 1
+    (length,) = struct.unpack_from("<I", data, at)
+    header = json.loads(zlib.decompress(data[at + 4 : at + 4 + length]))
+    at += 4 + length
+    (payload_length,) = struct.unpack_from("<I", data, at)
+    return header, data[at + 4 : at + 4 + payload_length]
+
+
+def test_a_compressed_file_decodes_with_the_pipeline_loaded_any_way(shipped, compressed, tmp_path, monkeypatch):
+    path = compressed.save(tmp_path / "x.tsvqz")
+    folder = shipped.folder
+    copy = shutil.copytree(folder, tmp_path / "elsewhere" / "my-pipeline")
+    monkeypatch.chdir(folder.parent)
+    for way in (folder.name if False else str(folder), "./" + folder.name, str(copy), "ecg-single-lead"):
+        decoded = Pipeline.from_pretrained(way).decompress(path)
+        assert decoded.signal.shape == (compressed.length, 1)
+    # files made before the id was content-addressed also hashed the load path: still accepted from that load
+    legacy = shipped._fingerprint(dict(shipped.codec.config))
+    old = CompressedRecord.from_bytes(compressed.to_bytes())
+    old.codec_id = legacy
+    assert shipped.decompress(old).signal.shape == (compressed.length, 1)
+    old.codec_id = "0123456789abcdef"
+    with pytest.raises(DataError, match="Decompress it with the pipeline that compressed it"):
+        shipped.decompress(old)
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("length", 50, "lies outside the recording"),
+    ("length", 10**10, "header field 'length'"),
+    ("native_rate_hz", 0, "native_rate_hz"),
+    ("unit_scales", [0.0], "unit_scales"),
+    ("start_sample", -1, "start_sample"),
+    ("code_bits", "10", "code_bits"),
+    ("channel_names", [], "channel_names"),
+    ("streams", [[1]], "streams"),
+])
+def test_forged_header_fields_are_named(compressed, field, value, says):
+    header, payload = parts(compressed.to_bytes())
+    header[field] = value
+    with pytest.raises(DataError, match=says):
+        CompressedRecord.from_bytes(pack(header, payload), "forged.tsvqz")
+
+
+def test_fuzzed_compressed_files_never_raise_anything_but_a_data_error(shipped, compressed):
+    """A few hundred seeded mutations of a real file (header fields, bytes, lengths), each given a valid checksum:
+    every one is refused with a DataError or decodes to a recording of the length its header states."""
+    rng = np.random.default_rng(0)
+    original = compressed.to_bytes()
+    header, payload = parts(original)
+    values = [None, -1, 0, 1, 50, 2**40, 1e300, float("nan"), "x", "", [], [[]], {}, True, [0.5], [-1], [[0, 1]]]
+    cases = []
+    for key in header:
+        cases.append(pack({k: v for k, v in header.items() if k != key}, payload))  # a field missing
+        cases += [pack({**header, key: value}, payload) for value in values]
+    cases.append(pack({**header, "extra": 1}, payload))
+    for _ in range(120):  # bytes flipped anywhere, checksum made valid again
+        data = bytearray(original[:-4])
+        for at in rng.integers(0, len(data), size=rng.integers(1, 4)):
+            data[at] = int(rng.integers(0, 256))
+        cases.append(bytes(data) + struct.pack("<I", zlib.crc32(bytes(data))))
+    for cut in rng.integers(0, len(original) - 4, size=40):  # truncated, checksum made valid again
+        data = original[:cut]
+        cases.append(data + struct.pack("<I", zlib.crc32(data)))
+    at = len(MAGIC) + 1
+    cases.append(MAGIC + b"\x01" + struct.pack("<I", 5) + b"notzl" + struct.pack("<I", 0))
+    cases[-1] += struct.pack("<I", zlib.crc32(cases[-1]))
+    not_json = zlib.compress(b"{not json")
+    body = original[:at] + struct.pack("<I", len(not_json)) + not_json + struct.pack("<I", len(payload)) + payload
+    cases.append(body + struct.pack("<I", zlib.crc32(body)))
+    assert len(cases) > 300
+    refused = 0
+    for data in cases:
+        try:
+            decoded = shipped.decompress(CompressedRecord.from_bytes(data, "fuzzed.tsvqz"))
+        except DataError:
+            refused += 1
+            continue
+        assert decoded.signal.ndim == 2 and len(decoded.signal) >= 1
+    assert refused > 0.8 * len(cases)
+
+
+def test_a_wrong_array_to_compress_is_named(shipped):
+    x = ecg_like(12, 250.0)[:, None]
+    with pytest.raises(DataError, match="real-valued"):
+        shipped.compress(x.astype(np.complex64), 250.0)
+    with pytest.raises(DataError, match="C >= 1"):
+        shipped.compress(np.zeros((3000, 0)), 250.0, channel_names=[])
+    with pytest.raises(DataError, match="all Inf"):
+        shipped.compress(np.full((3000, 1), np.inf), 250.0)
+    with pytest.raises(DataError, match="expected numbers"):
+        shipped.compress(np.array([["a"]] * 3000), 250.0)
+
+
+def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    x = ecg_like(12, 360.0)[:, None]
+    wfdb.wrsamp("rec", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x, fmt=["16"],
+                base_time=datetime.time(10, 30, 5), base_date=datetime.date(2020, 1, 2))
+    assert main(["compress", "rec", "--pipeline", "ecg-single-lead", "--out", "rec.tsvqz", "--no-prdn"]) == 0
+    assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 0
+    header = wfdb.rdheader("back")
+    assert (header.base_time, header.base_date) == (datetime.time(10, 30, 5), datetime.date(2020, 1, 2))
+    # a second decompress to the same name is refused; with --overwrite it replaces what tsvq wrote
+    assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 2
+    assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back", "--overwrite"]) == 0
+
+
+def test_outputs_tsvq_made_are_replaced_only_with_overwrite(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["sample", "--pipeline", "ecg-single-lead", "--n", "2", "--steps", "2", "--no-wfdb", "--out", "s"]
+    assert main(args) == 0 and is_tsvq_output(tmp_path / "s")
+    first = (tmp_path / "s" / "samples.npy").read_bytes()
+    assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    assert (tmp_path / "s" / "samples.npy").read_bytes() != first
+    (tmp_path / "empty").mkdir()  # an empty folder holds nothing to lose
+    assert main([*args[:-1], "empty"]) == 0
+
+
+def test_a_killed_writer_leaves_nothing_behind_for_long(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / f".out.tmp-{socket.gethostname()}-{dead.pid}-abc"
+    leftover.mkdir()
+    (leftover / OWNER_MARKER).write_text("{}")
+    foreign = tmp_path / f".out.tmp-{socket.gethostname()}-{dead.pid}-user"
+    foreign.mkdir()  # no marker: not tsvq's, kept
+    with atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("1")
+    assert not leftover.exists() and foreign.exists() and (tmp_path / "out" / "x").exists()
+
+
+def test_two_trainings_never_write_one_output_folder(tiny_runs, tmp_path):
+    from conftest import TINY_CODEC, tiny_training
+    from tsvq.training.codec import CodecStageConfig, train_codec
+
+    config = CodecStageConfig(store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "run", 2))
+    claim_workspace(tmp_path / "run")  # as the first run does, before it takes the lock
+    with output_lock(tmp_path / "run"):
+        with pytest.raises(ConfigError, match="is writing to this folder"):
+            train_codec(config)
+    assert train_codec(config).is_dir()  # the lock went with its holder
+
+
+def test_a_shipped_name_is_not_shadowed_by_a_local_folder(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ecg-single-lead").mkdir()
+    (tmp_path / "ecg-single-lead" / "notes.txt").write_text("mine")
+    assert Pipeline.from_pretrained("ecg-single-lead").priors
+    assert "local folder of that name" in caplog.text
+    with pytest.raises(Exception, match="pipeline.json"):
+        Pipeline.from_pretrained("./ecg-single-lead")
