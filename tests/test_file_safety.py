@@ -196,3 +196,36 @@ def test_a_shipped_name_is_not_shadowed_by_a_local_folder(tmp_path, monkeypatch,
     assert "local folder of that name" in caplog.text
     with pytest.raises(Exception, match="pipeline.json"):
         Pipeline.from_pretrained("./ecg-single-lead")
+
+
+def test_skip_bad_records_skips_the_record_with_a_bad_gain_and_only_it(tmp_path):
+    from conftest import write_record
+    from tsvq.data import PrepareConfig, prepare
+
+    for i in range(4):
+        write_record(tmp_path / "db", f"r{i}", ecg_like(30, 250.0, seed=i), 250.0, ["II"])
+    header = tmp_path / "db" / "r2.hea"
+    lines = header.read_text().splitlines()
+    fields = lines[1].split()
+    fields[2] = "abc/mV"
+    header.write_text("\n".join([lines[0], " ".join(fields), *lines[2:]]) + "\n")
+    store = prepare(PrepareConfig(source=str(tmp_path / "db"), skip_bad_records=True, test_fraction=0.25,
+                                  val_fraction=0.25), tmp_path / "store", progress=False)
+    assert list(store.manifest["skipped_records"]) == ["r2"]
+    assert "gain 'abc/mV'" in store.manifest["skipped_records"]["r2"]
+    assert sorted({r["name"] for r in store.manifest["records"]}) == ["r0", "r1", "r3"]
+
+
+def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
+    """As root a chmod does not stop writes, so the refusal the system gives is simulated where tsvq meets it."""
+    import tempfile
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    out = tmp_path / "locked" / "s"
+    status = main(["sample", "--pipeline", "ecg-single-lead", "--n", "2", "--steps", "2", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err[-1] == f"tsvq sample: error: {out.parent}: Permission denied"
+    assert not out.exists()
