@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -85,10 +88,17 @@ def test_compress_round_trip_keeps_gaps_length_rate_and_units(pipe, tmp_path):
     prdn = pipe.compression_prdn(compressed, record)
     assert prdn["V5"] == pytest.approx(prdn_per_channel(pipe.preprocess(record.signal[:, 1:], 360.0),
                                                         at_pipeline_rate.reshape(-1, 1)[: len(x)])[0], rel=0.05)
-    # Bits: ceil(log2 K) per code plus a header of a few hundred bytes.
-    codes_bits = sum(len(c) for stream in compressed.codes for c in stream) * 5  # 32 codes: 5 bits
-    assert codes_bits / 8 < compressed.size_bytes() < codes_bits / 8 + 600
+    # Bits: the entropy-coded payload is within 64 bits of the context model's own code length, plus a header of a few
+    # hundred bytes; fixed-width codes (format 1) take ceil(log2 K) bits each
+    written = compressed.bits_per_code() * compressed.num_codes
+    assert abs(written - compressed.model_bits) < 64 + 1e-3 * compressed.model_bits
+    assert written / 8 < compressed.size_bytes() < written / 8 + 600
     assert compressed.compression_ratio() == pytest.approx(2 * 12 * len(record.signal) / (8 * compressed.size_bytes()))
+    fixed = pipe.compress(record, channels=["all"], entropy_coding=False)
+    codes_bits = fixed.num_codes * 5  # 32 codes: 5 bits
+    assert codes_bits / 8 < fixed.size_bytes() < codes_bits / 8 + 600 and fixed.bits_per_code() == pytest.approx(5, abs=0.01)
+    np.testing.assert_array_equal(pipe.decompress(CompressedRecord.from_bytes(fixed.to_bytes())).signal,
+                                  pipe.decompress(loaded).signal)
 
 
 def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
@@ -109,7 +119,7 @@ def test_residual_vq_keeps_a_prefix_of_stages_at_a_lower_rate():
     x = ecg_like(60, 125)[:, None]
     full, one = rvq.compress(x, 125), rvq.compress(x, 125, quantizers=1)
     assert full.codes[0][0].shape[1] == 3 and one.codes[0][0].shape[1] == 1
-    assert one.size_bytes() < 0.5 * full.size_bytes()
+    assert one.bits_per_code() * one.num_codes < 0.5 * full.bits_per_code() * full.num_codes  # the payloads
     assert CompressedRecord.from_bytes(one.to_bytes()).codes[0][0].shape == one.codes[0][0].shape
     assert rvq.decompress(one).signal.shape == x.shape
 
@@ -206,3 +216,63 @@ def test_readme_python_api_example_runs(tiny_pipeline, tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["restored"].signal.shape == (30 * 360, 1) and scope["recon"].shape == scope["windows"].shape
     assert (tmp_path / "100.tsvqz").is_file() and (tmp_path / "generated").is_dir()
+
+
+ENCODE_WITH_ONE_THREAD = """
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+sys.path.insert(0, sys.argv[3])
+from conftest import ecg_like
+from tsvq.pipeline import Pipeline
+x = ecg_like(60, 360.0, seed=3)[:, None]
+c = Pipeline.from_pretrained("ecg-single-lead").compress(x, 360.0, channel_names=["MLII"], units=["mV"])
+c.save(sys.argv[1])
+np.save(sys.argv[2], np.concatenate(c.codes[0]))
+"""
+
+DECODE_WITH_TWO_THREADS = """
+import sys, numpy as np, torch
+torch.set_num_threads(2)
+from tsvq.compression import CompressedRecord
+codes = np.concatenate(CompressedRecord.load(sys.argv[1]).codes[0])
+assert np.array_equal(codes, np.load(sys.argv[2])), "decoded codes differ"
+print("identical", len(codes))
+"""
+
+
+def test_entropy_coded_codes_decode_exactly_in_another_process_with_other_threads(tmp_path):
+    import subprocess
+    import sys
+
+    file, codes = tmp_path / "x.tsvqz", tmp_path / "codes.npy"
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", ENCODE_WITH_ONE_THREAD, str(file), str(codes), tests], check=True, env=env)
+    env["OMP_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", DECODE_WITH_TWO_THREADS, str(file), str(codes)], check=True, env=env,
+                         capture_output=True, text=True).stdout
+    assert out.startswith("identical")
+
+
+def test_entropy_model_settings_that_do_not_fit_are_refused(pipe):
+    x = ecg_like(20, 250.0, seed=5)[:, None]
+    compressed = pipe.compress(x, 250.0)
+    assert compressed.entropy["model"] == "adaptive-context" and CompressedRecord.from_bytes(compressed.to_bytes())
+    other = CompressedRecord.from_bytes(compressed.to_bytes())
+    other.entropy = {**other.entropy, "num_codes": 2 * other.entropy["num_codes"]}
+    with pytest.raises(DataError, match="entropy model codes 64 symbols; this codec has 32"):
+        pipe.decompress(other)
+
+
+def test_the_wavelet_baseline_decodes_its_own_bytes_at_the_rate_asked():
+    from benchmarks import wavelet_coder
+
+    x = ecg_like(120, 250.0, seed=6)
+    seconds = len(x) / 250.0
+    errors = []
+    for rate in (150.0, 600.0):
+        data, y = wavelet_coder.at_rate(x, rate * seconds)
+        assert 0.9 * rate <= 8 * len(data) / seconds <= rate  # every byte counted, the rate met from below
+        np.testing.assert_array_equal(wavelet_coder.decode(data), y)
+        errors.append(prdn_per_channel(x[:, None], y[:, None])[0])
+    assert errors[1] < 0.5 * errors[0] < 50  # more bits, less error

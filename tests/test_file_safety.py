@@ -36,8 +36,10 @@ def compressed(shipped) -> CompressedRecord:
     return shipped.compress(signal, 360.0, channel_names=["MLII"], units=["mV"])
 
 
-def pack(header: dict, payload: bytes, version: int = 1) -> bytes:
+def pack(header: dict, payload: bytes, version: int | None = None) -> bytes:
     """A file laid out as tsvq writes it, with a valid checksum: what a forger can make."""
+    version = version or header.get("format_version", 2)
+    version = version if isinstance(version, int) and 0 <= version < 256 else 2
     packed = zlib.compress(json.dumps(header).encode())
     body = MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed + struct.pack("<I", len(payload)) + payload
     return body + struct.pack("<I", zlib.crc32(body))
@@ -79,6 +81,10 @@ def test_a_compressed_file_decodes_with_the_pipeline_loaded_any_way(shipped, com
     ("code_bits", "10", "code_bits"),
     ("channel_names", [], "channel_names"),
     ("streams", [[1]], "streams"),
+    ("entropy", {"model": "wavenet", "num_codes": 1024, "gain": 16, "backoff": 1024}, "header field 'entropy'"),
+    ("entropy", {"model": "adaptive-context", "num_codes": 1024, "gain": 0, "backoff": 1024}, "setting 'gain'"),
+    ("entropy", {"model": "adaptive-context", "num_codes": 4096, "gain": 16, "backoff": 1024}, "more than 10-bit codes"),
+    ("model_bits", -1, "model_bits"),
 ])
 def test_forged_header_fields_are_named(compressed, field, value, says):
     header, payload = parts(compressed.to_bytes())

@@ -239,7 +239,11 @@ def cmd_compress(args: argparse.Namespace) -> int:
     codes_rate = pipe.codec.bits_per_second() * compressed.quantizers / pipe.codec.config.num_quantizers
     print(f"{record.name} ({', '.join(compressed.channel_names)}): {compressed.duration_s:.1f} s at "
           f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)")
-    print(f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel (codes {codes_rate:.1f} bit/s)")
+    print(f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all "
+          f"(codes at a fixed width: {codes_rate:.1f} bit/s)")
+    if compressed.entropy is not None:
+        print(f"  entropy coding: {compressed.bits_per_code():.3f} bit/code written, the context model's own code length "
+              f"{compressed.model_bits / max(compressed.num_codes, 1):.3f} (fixed width: {compressed.code_bits})")
     print(f"  compression ratio: {compressed.compression_ratio():.2f} (against {bits} samples at "
           f"{compressed.native_rate_hz:g} Hz, {channels} channel(s))")
     if not args.no_prdn:

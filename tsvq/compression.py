@@ -30,11 +30,12 @@ import numpy as np
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.preprocess import Preprocessing, finite_stretches, real_array, resample
+from tsvq import entropy
 from tsvq.errors import DataError
 from tsvq.io import atomic_file, check_output_file
 
 MAGIC = b"TSVQZ"
-COMPRESSED_FORMAT_VERSION = 1
+COMPRESSED_FORMAT_VERSION = 2  # 1: codes bit-packed at a fixed width; 2: entropy-coded (tsvq.entropy)
 VOLTS = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "nv": 1e-9}
 
 
@@ -73,19 +74,44 @@ class CompressedRecord:
     record: str = ""  # the recording's name
     base_date: str = ""  # the recording's start date and time of day (ISO), when its header gave them
     base_time: str = ""
+    entropy: dict | None = None  # the context model the codes are entropy-coded with (None: fixed-width, format 1)
+    model_bits: float | None = None  # the model's own code length of all codes (set when the file is written)
 
     # ----- figures -------------------------------------------------------------------------------------
     @property
     def duration_s(self) -> float:
         return self.length / self.native_rate_hz
 
+    @property
+    def num_codes(self) -> int:
+        return sum(s.codes for stream in self.segments for s in stream) * self.quantizers
+
+    def bits_per_code(self) -> float:
+        """Payload bits per code as written (the fixed width for format 1)."""
+        self.to_bytes()
+        return 8 * self._payload_length / max(self.num_codes, 1)
+
     def to_bytes(self) -> bytes:
+        """The file's bytes; made once (entropy coding a long record takes a second), as a record does not change
+        after it is made."""
+        if getattr(self, "_bytes", None) is None:
+            self._bytes = self._encode()
+        return self._bytes
+
+    def _encode(self) -> bytes:
+        version = 1 if self.entropy is None else COMPRESSED_FORMAT_VERSION
+        if version == 1:
+            flat = [c.reshape(-1) for stream in self.codes for c in stream]
+            payload = pack_bits(np.concatenate(flat) if flat else np.zeros(0, np.int64), self.code_bits)
+        else:
+            payload, self.model_bits = entropy.encode(self.codes, entropy.ContextModel.from_description(self.entropy, self.record))
+        self._payload_length = len(payload)
         header = {key: value for key, value in asdict(self).items() if key != "codes"}
-        header["format_version"] = COMPRESSED_FORMAT_VERSION
+        if version == 1:
+            header = {key: value for key, value in header.items() if key not in ("entropy", "model_bits")}
+        header["format_version"] = version
         packed = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
-        flat = [c.reshape(-1) for stream in self.codes for c in stream]
-        payload = pack_bits(np.concatenate(flat) if flat else np.zeros(0, np.int64), self.code_bits)
-        body = MAGIC + bytes([COMPRESSED_FORMAT_VERSION]) + struct.pack("<I", len(packed)) + packed
+        body = MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed
         body += struct.pack("<I", len(payload)) + payload
         return body + struct.pack("<I", zlib.crc32(body))
 
@@ -138,15 +164,26 @@ class CompressedRecord:
         (payload_length,) = struct.unpack_from("<I", data, at)
         if at + 4 + payload_length != len(data) - 4:
             raise DataError(f"{where}: payload length {payload_length} does not match the file's size")
-        payload = np.frombuffer(data[at + 4 : at + 4 + payload_length], dtype=np.uint8)
-        fields = check_header(header, where)
+        payload = data[at + 4 : at + 4 + payload_length]
+        fields = check_header(header, where, data[len(MAGIC)])
         segments = [[Segment(**s) for s in stream] for stream in fields.pop("segments")]
         per_code = fields["quantizers"]
         total = sum(s.codes for stream in segments for s in stream) * per_code
+        if fields.get("entropy") is not None:
+            model = entropy.ContextModel.from_description(fields["entropy"], where)
+            if model.num_codes > 2 ** fields["code_bits"]:
+                raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than {fields['code_bits']}-bit codes hold")
+            if total > 1024 * 8 * payload_length + 65536:  # below 1/1024 bit a code: no real record, a forged count
+                raise DataError(f"{where}: the header's {total} codes cannot fit {payload_length} bytes of payload")
+            codes = entropy.decode(payload, [[s.codes for s in stream] for stream in segments], per_code,
+                                   fields["residual"], model, where)
+            record = cls(segments=segments, codes=codes, **fields)
+            record._payload_length = payload_length
+            return record
         if (total * fields["code_bits"] + 7) // 8 != payload_length:
             raise DataError(f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
                             f"payload has {payload_length} bytes")
-        flat = unpack_bits(payload, fields["code_bits"], total, where)
+        flat = unpack_bits(np.frombuffer(payload, dtype=np.uint8), fields["code_bits"], total, where)
         codes, offset = [], 0
         for stream in segments:
             codes.append([])
@@ -155,7 +192,9 @@ class CompressedRecord:
                 part = flat[offset : offset + n]
                 codes[-1].append(part.reshape(segment.codes, per_code) if fields["residual"] else part)
                 offset += n
-        return cls(segments=segments, codes=codes, **fields)
+        record = cls(segments=segments, codes=codes, **fields)
+        record._payload_length = payload_length
+        return record
 
 
 MAX_SAMPLES = 2**31  # native samples x channels a file may describe (8 GiB of float32): bounds what decoding allocates
@@ -181,15 +220,17 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_header(header: dict, where: str) -> dict:
+def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERSION) -> dict:
     """The header's fields as ``CompressedRecord`` arguments, each checked; anything else is a DataError naming the
-    field. Fields added after format 1 (``base_date``, ``base_time``) may be absent."""
+    field. Fields added after format 1 (``base_date``, ``base_time``) may be absent; format 2 adds the entropy
+    model and its code length."""
     header = dict(header)
-    version = header.pop("format_version", None)
-    if version != COMPRESSED_FORMAT_VERSION:
-        raise DataError(f"{where}: header field 'format_version' is {version!r}, expected {COMPRESSED_FORMAT_VERSION}")
+    if header.pop("format_version", None) != version:
+        raise DataError(f"{where}: header field 'format_version' does not match the file's format {version}")
     optional = {"search": 0, "residual": False, "record": "", "base_date": "", "base_time": ""}
-    required = [f.name for f in dataclasses.fields(CompressedRecord) if f.name != "codes" and f.name not in optional]
+    later = {"entropy", "model_bits"}
+    required = [f.name for f in dataclasses.fields(CompressedRecord) if f.name != "codes" and f.name not in optional
+                and (version >= 2 or f.name not in later)]
     missing = [name for name in required if name not in header]
     unknown = sorted(set(header) - set(required) - set(optional))
     if missing or unknown:
@@ -214,6 +255,8 @@ def check_header(header: dict, where: str) -> dict:
         raise bad("quantizers", "an integer in [1, 64]")
     if not isinstance(fields["residual"], bool):
         raise bad("residual", "true or false")
+    if version >= 2 and (not _is_number(fields["model_bits"]) or fields["model_bits"] < 0):
+        raise bad("model_bits", "a code length in bits >= 0")
     names = fields["channel_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise bad("channel_names", "a non-empty list of names")
@@ -324,7 +367,8 @@ def check_amplitude(codec, stream: list[int], names: list[str], units: list[str]
 def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline: str, signal: np.ndarray,
                     rate_hz: float, channel_names: list[str], units: list[str], input_bits: list[int], *,
                     record: str = "signal", start_sample: int = 0, search: int = 0,
-                    quantizers: int | None = None, base_date: str = "", base_time: str = "") -> CompressedRecord:
+                    quantizers: int | None = None, base_date: str = "", base_time: str = "",
+                    entropy_coding: bool = True) -> CompressedRecord:
     """The work of ``Pipeline.compress`` on a signal ``(L, C)`` whose channels are already chosen."""
     signal = real_array(signal, record).astype(np.float64)
     check_recording(signal, channel_names, record)
@@ -369,6 +413,7 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         segments=all_segments, codes=all_codes, search=search, residual=c.num_quantizers > 1,
         record=Path(record).name,  # the name, not the sender's folders
         base_date=base_date, base_time=base_time,
+        entropy=entropy.ContextModel(int(c.num_codes)).describe() if entropy_coding else None,
     )
 
 
@@ -415,6 +460,8 @@ def check_codes_fit(codec, compressed: CompressedRecord, where: str | None = Non
             or compressed.residual != (c.num_quantizers > 1) or abs(compressed.sampling_rate_hz - c.sampling_rate_hz) > 1e-6:
         raise DataError(f"{where}: its code layout ({compressed.code_bits}-bit codes, {compressed.quantizers} stage(s), "
                         f"{compressed.sampling_rate_hz:g} Hz) is not this codec's")
+    if compressed.entropy is not None and compressed.entropy.get("num_codes") != c.num_codes:
+        raise DataError(f"{where}: its entropy model codes {compressed.entropy.get('num_codes')} symbols; this codec has {c.num_codes}")
     for segments, codes in zip(compressed.segments, compressed.codes):
         for segment, seg_codes in zip(segments, codes):
             if segment.codes != -(-segment.samples // c.downsample_factor):

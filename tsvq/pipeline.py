@@ -246,14 +246,17 @@ class Pipeline:
 
     def compress(self, signal_or_record, sampling_rate_hz: float | None = None, *, channels: list[str] | None = None,
                  search: int = 0, quantizers: int | None = None, input_bits: int | list[int] | None = None,
-                 channel_names: list[str] | None = None, units: list[str] | None = None) -> CompressedRecord:
+                 channel_names: list[str] | None = None, units: list[str] | None = None,
+                 entropy_coding: bool = True) -> CompressedRecord:
         """Code a whole recording: a ``tsvq.data.Record`` (channels chosen by name: ``channels``, default the
         pipeline's own, matched with aliases) or a signal ``(L, C)`` at ``sampling_rate_hz``. Returns a
         ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``).
 
         ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
         residual-VQ stages to keep (fewer: lower bit rate); ``input_bits``: bits per stored input sample, for the
-        compression ratio (default: the record's ADC resolution, else the codec's ``input_bits``).
+        compression ratio (default: the record's ADC resolution, else the codec's ``input_bits``);
+        ``entropy_coding``: code the codes with the adaptive context model (``tsvq.entropy``, file format 2) instead
+        of a fixed number of bits each (format 1).
         """
         from tsvq.data.records import Record
 
@@ -282,7 +285,8 @@ class Pipeline:
             bits = [input_bits] * len(names) if isinstance(input_bits, int) else list(input_bits)
         bits = [b or int(self.codec.config.input_bits) for b in bits]
         return compress_signal(self.codec, self.preprocessing, self.codec_id, self.name, signal, rate, names, units,
-                               bits, record=where, search=search, quantizers=quantizers, **start)
+                               bits, record=where, search=search, quantizers=quantizers, entropy_coding=entropy_coding,
+                               **start)
 
     def recording_channels(self, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
         """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own

@@ -1,0 +1,142 @@
+"""Rate and distortion of `tsvq compress` beside a wavelet transform coder, on MIT-BIH DS2 (patients the shipped
+codec never saw), every byte of each file counted.
+
+    .venv/bin/python -m benchmarks.rate_distortion            # rewrites results/rate-distortion-ds2.{json,png}
+
+Both coders see the same input: each record's MLII lead conditioned as the pipeline's training data (250 Hz,
+0.5-40 Hz zero-phase band-pass). PRDN is tsvq's (`tsvq.compression.prdn_per_channel`: the whole record, mean
+removed); PRD keeps the mean, as most papers report it; CR counts MIT-BIH's 11-bit samples at 360 Hz against the
+whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with fixed-width codes (format 1);
+the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each record and on a grid of rates.
+Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import wavelet_coder
+from benchmarks.common import RESULTS, save
+from benchmarks.mitbih import DS2
+from tsvq.compression import CompressedRecord, prdn_per_channel
+from tsvq.data import read_record
+from tsvq.pipeline import Pipeline
+
+GRID = (100.0, 200.0, 312.5, 625.0, 937.5)  # bit/s of the wavelet coder's curve
+NAME = "rate-distortion-ds2"
+
+
+def prd(reference: np.ndarray, reconstruction: np.ndarray) -> float:
+    """PRD (%) with the mean kept, over the samples finite in both."""
+    both = np.isfinite(reference) & np.isfinite(reconstruction)
+    x, y = reference[both], reconstruction[both]
+    return float(100 * np.sqrt(np.sum((x - y) ** 2) / np.sum(x**2)))
+
+
+def point(reference: np.ndarray, reconstruction: np.ndarray, file_bytes: int, seconds: float) -> dict:
+    return {"bits_per_second": 8 * file_bytes / seconds, "prdn": prdn_per_channel(reference[:, None], reconstruction[:, None])[0],
+            "prd": prd(reference, reconstruction), "compression_ratio_11bit_360hz": 11 * 360 * seconds / (8 * file_bytes)}
+
+
+def measure_record(pipe: Pipeline, path: Path) -> dict:
+    record = read_record(path, channels=["MLII"])
+    reference = pipe.preprocess(record.signal, record.sampling_rate_hz)[:, 0].astype(np.float64)
+    seconds = record.duration_s
+    start = time.perf_counter()
+    compressed = pipe.compress(record)
+    data = compressed.to_bytes()
+    compress_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoded = pipe.decompress(CompressedRecord.from_bytes(data))
+    decompress_s = time.perf_counter() - start
+    at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
+    fixed = pipe.compress(record, entropy_coding=False)
+    tsvq = point(reference, at_pipeline_rate, len(data), seconds) | {
+        "bits_per_code": compressed.bits_per_code(), "model_bits_per_code": compressed.model_bits / compressed.num_codes,
+        "compress_real_time_factor": seconds / compress_s, "decompress_real_time_factor": seconds / decompress_s,
+        "decoded_samples": int(len(decoded.signal))}
+    wavelet_bytes, wavelet = wavelet_coder.at_rate(reference, 8 * len(data))
+    grid = {}
+    for rate in GRID:
+        grid_bytes, grid_signal = wavelet_coder.at_rate(reference, rate * seconds)
+        grid[str(rate)] = point(reference, grid_signal, len(grid_bytes), seconds)
+    return {"seconds": seconds, "tsvq": tsvq,
+            "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds),
+            "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds), "wavelet": grid}
+
+
+def summarise(rows: dict) -> dict:
+    def mean(*keys):
+        values = []
+        for row in rows.values():
+            for key in keys:
+                row = row[key]
+            values.append(row)
+        return float(np.mean(values))
+
+    seconds = sum(r["seconds"] for r in rows.values())
+    summary = {name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio_11bit_360hz")}
+               for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")}
+    summary["tsvq"] |= {k: mean("tsvq", k) for k in ("bits_per_code", "model_bits_per_code")}
+    for key in ("compress_real_time_factor", "decompress_real_time_factor"):  # whole hours over whole compute
+        summary["tsvq"][key] = seconds / sum(r["seconds"] / r["tsvq"][key] for r in rows.values())
+    summary["wavelet"] = {rate: {k: mean("wavelet", rate, k) for k in ("bits_per_second", "prdn", "prd")} for rate in map(str, GRID)}
+    summary["prdn_tsvq_over_wavelet"] = summary["tsvq"]["prdn"] / summary["wavelet_at_tsvq_rate"]["prdn"]
+    return summary
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    rates = [summary["wavelet"][r]["bits_per_second"] for r in map(str, GRID)]
+    ax.plot(rates, [summary["wavelet"][r]["prdn"] for r in map(str, GRID)], "o-", color="0.4",
+            label=f"wavelet coder ({wavelet_coder.WAVELET}, entropy-coded)")
+    for name, marker, label in (("tsvq", "*", "tsvq compress (entropy-coded)"), ("tsvq_fixed_width", "s", "tsvq, fixed-width codes"),
+                                ("wavelet_at_tsvq_rate", "x", "wavelet coder at tsvq's rate")):
+        ax.plot(summary[name]["bits_per_second"], summary[name]["prdn"], marker, markersize=11 if marker == "*" else 7, label=label)
+    ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file)", ylabel="mean PRDN (%)",
+           title="MIT-BIH DS2, MLII, 22 records (unseen patients)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
+    parser.add_argument("--source", default="../shared/data/mitdb", help="folder of the MIT-BIH records")
+    parser.add_argument("--records", nargs="+", default=DS2, help="records (default: the 22 DS2 records)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    pipe = Pipeline.from_pretrained(args.pipeline)
+    rows = {}
+    for name in args.records:
+        rows[name] = row = measure_record(pipe, Path(args.source) / name)
+        print(f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at that "
+              f"rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width {row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
+              flush=True)
+    summary = summarise(rows)
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    save(NAME, {"command": "python -m benchmarks.rate_distortion " + " ".join(
+                    f"--{k} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items() if k != "records"),
+                "commit": commit, "versions": {p: version(p) for p in ("tsvq", "constriction", "PyWavelets", "numpy")},
+                "pipeline": args.pipeline, "summary": summary, "records": rows})
+    plot(summary, RESULTS / f"{NAME}.png")
+    print({k: summary[k] for k in ("tsvq", "wavelet_at_tsvq_rate", "prdn_tsvq_over_wavelet")})
+
+
+if __name__ == "__main__":
+    main()
