@@ -276,3 +276,27 @@ def test_the_wavelet_baseline_decodes_its_own_bytes_at_the_rate_asked():
         np.testing.assert_array_equal(wavelet_coder.decode(data), y)
         errors.append(prdn_per_channel(x[:, None], y[:, None])[0])
     assert errors[1] < 0.5 * errors[0] < 50  # more bits, less error
+
+
+def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
+    from tsvq.errors import ConfigError
+
+    prep = Preprocessing(sampling_rate_hz=125, window_length=256)
+    codec = VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3, downsample_factor=4,
+                  window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict())
+    rvq = Pipeline(codec)
+    x = ecg_like(60, 125)[:, None]
+    points = [rvq.compress(x, 125, quantizers=q) for q in (1, 2, 3)]
+    rates = [p.bits_per_second() for p in points]
+    prdns = [max(rvq.compression_prdn(p, x, 125).values()) for p in points]
+    assert rates[0] < rates[1] < rates[2]
+    chosen, point = rvq.compress_at(x, 125, bitrate=(rates[1] + rates[2]) / 2)
+    assert point["stages"] == 2 and point["met"] and chosen.quantizers == 2
+    with pytest.raises(DataError, match="lowest operating point"):
+        rvq.compress_at(x, 125, bitrate=rates[0] / 2)
+    chosen, point = rvq.compress_at(x, 125, max_prdn=max(prdns) + 1)
+    assert point["stages"] == 1 and point["met"]  # the fewest stages that meet it
+    _, point = rvq.compress_at(x, 125, max_prdn=min(prdns) / 2)
+    assert point["stages"] == 3 and not point["met"]  # the most it does, said as not met
+    with pytest.raises(ConfigError, match="one target"):
+        rvq.compress_at(x, 125, bitrate=100, max_prdn=5)

@@ -143,7 +143,7 @@ def test_a_wrong_array_to_compress_is_named(shipped):
         shipped.compress(np.array([["a"]] * 3000), 250.0)
 
 
-def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch):
+def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     x = ecg_like(12, 360.0)[:, None]
     wfdb.wrsamp("rec", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x, fmt=["16"],
@@ -152,6 +152,8 @@ def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch):
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 0
     header = wfdb.rdheader("back")
     assert (header.base_time, header.base_date) == (datetime.time(10, 30, 5), datetime.date(2020, 1, 2))
+    assert main(["compress", "rec", "--pipeline", "ecg-single-lead", "--out", "q.tsvqz", "--max-prdn", "50"]) == 0
+    assert "operating point: 1 of 1 stage(s)" in capsys.readouterr().out
     # a second decompress to the same name is refused; with --overwrite it replaces what tsvq wrote
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 2
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back", "--overwrite"]) == 0

@@ -57,6 +57,8 @@ PROBES = [
                                         '"priors": {"p": {"folder": "../../../../etc"}}}'}),
     Probe("a header with a non-numeric gain", "prepare --source gain --out store1", "is not a number"),
     Probe("microvolts labelled mV", f"compress rec/uv {PIPE} --out uv.tsvqz", "check its unit"),
+    Probe("a bit rate below the lowest point", f"compress rec/100 {PIPE} --out x.tsvqz --bitrate 50", "lowest operating point"),
+    Probe("two ways to set the point", f"compress rec/100 {PIPE} --out x.tsvqz --bitrate 500 --quantizers 1", "give one"),
     # configs of the wrong type or range
     Probe("max_steps: sixty", "train codec --config bad.yaml --store {store} --output-dir run1", "expected an integer",
           files={"bad.yaml": "training: {max_steps: sixty}"}),

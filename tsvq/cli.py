@@ -231,7 +231,16 @@ def cmd_compress(args: argparse.Namespace) -> int:
     check_output_file(args.out, args.overwrite)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
-    compressed = pipe.compress(record, channels=args.channels, search=args.search, quantizers=args.quantizers)
+    options = {"channels": args.channels, "search": args.search}
+    if args.bitrate is not None or args.max_prdn is not None:
+        if args.quantizers is not None:
+            raise ConfigError("--quantizers fixes the operating point; --bitrate and --max-prdn choose it: give one")
+        compressed, chosen = pipe.compress_at(record, bitrate=args.bitrate, max_prdn=args.max_prdn, **options)
+        print(f"operating point: {chosen['stages']} of {chosen['of']} stage(s), {chosen['bits_per_second']:.1f} bit/s per "
+              f"channel, PRDN " + ", ".join(f"{n} {v:.2f}%" for n, v in chosen["prdn"].items())
+              + ("" if chosen["met"] else f" (the most this pipeline does; {args.max_prdn:g}% not reached)"))
+    else:
+        compressed = pipe.compress(record, quantizers=args.quantizers, **options)
     out = compressed.save(args.out, overwrite=args.overwrite)
     size = out.stat().st_size
     channels = len(compressed.channel_names)
@@ -428,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", nargs="+", help="channels to code ('all': every one; default: the pipeline's, by alias)")
     p.add_argument("--search", type=int, default=0, metavar="K", help="code search over K candidates per position (slower, closer)")
     p.add_argument("--quantizers", type=int, help="residual VQ: keep the first Q stages (lower bit rate)")
+    p.add_argument("--bitrate", type=float, metavar="B",
+                   help="choose the operating point: the most residual stages whose file stays within B bit/s per channel")
+    p.add_argument("--max-prdn", type=float, metavar="P",
+                   help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel")
     p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="compressed file (e.g. 100.tsvqz)")

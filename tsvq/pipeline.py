@@ -288,6 +288,29 @@ class Pipeline:
                                bits, record=where, search=search, quantizers=quantizers, entropy_coding=entropy_coding,
                                **start)
 
+    def compress_at(self, signal_or_record, sampling_rate_hz: float | None = None, *, bitrate: float | None = None,
+                    max_prdn: float | None = None, **options) -> tuple[CompressedRecord, dict]:
+        """Compress at the operating point a user asks for: the most residual stages whose file stays within
+        ``bitrate`` (bit/s per channel, header included), or the fewest whose PRDN (%, every channel) is at most
+        ``max_prdn``. Returns the record and the point chosen (stages, bit/s, PRDN per channel, met or not)."""
+        if (bitrate is None) == (max_prdn is None):
+            raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
+        target = bitrate if bitrate is not None else max_prdn
+        if not isinstance(target, (int, float)) or not target > 0:
+            raise ConfigError(f"{'bitrate' if bitrate is not None else 'max_prdn'} = {target!r}: must be greater than 0")
+        stages = range(1, self.codec.config.num_quantizers + 1)
+        for kept in (reversed(stages) if bitrate is not None else stages):
+            compressed = self.compress(signal_or_record, sampling_rate_hz, quantizers=kept, **options)
+            rate = compressed.bits_per_second() / len(compressed.channel_names)
+            prdn = self.compression_prdn(compressed, signal_or_record, sampling_rate_hz)
+            met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
+            if met:
+                break
+        if bitrate is not None and not met:
+            raise DataError(f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {rate:.1f} bit/s "
+                            f"per channel (1 stage)")
+        return compressed, {"stages": kept, "of": len(stages), "bits_per_second": rate, "prdn": prdn, "met": met}
+
     def recording_channels(self, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
         """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
         channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first."""
