@@ -237,3 +237,27 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1] == f"tsvq sample: error: {out.parent}: Permission denied"
     assert not out.exists()
+
+
+def test_folders_an_earlier_tsvq_wrote_stay_tsvq_s(tmp_path):
+    """Written before the marker existed, they are recognised by their index file and contents; a folder that
+    holds anything else is the user's."""
+    from tsvq.io import claim_output_folder
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "manifest.json").write_text(json.dumps({"config_hash": "abc", "records": []}))
+    (store / "windows.f32").write_bytes(b"\0" * 8)
+    assert is_tsvq_output(store)
+    claim_output_folder(store, overwrite=True)  # replaceable with --overwrite, like a marked one
+    run = tmp_path / "run"
+    (run / "checkpoints" / "checkpoint-0000010").mkdir(parents=True)
+    assert is_tsvq_output(run) and claim_workspace(run) == run and (run / OWNER_MARKER).is_file()
+    (store / "thesis.txt").write_text("mine")
+    assert not is_tsvq_output(store)
+    with pytest.raises(DataError, match="was not made by tsvq"):
+        claim_output_folder(store, overwrite=True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text(json.dumps({"my": "data"}))  # the name alone is not enough
+    assert not is_tsvq_output(mine)

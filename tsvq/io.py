@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import json
 import os
@@ -74,9 +75,41 @@ def _json_default(value: Any) -> Any:
 OWNER_MARKER = ".tsvq"  # written into every folder tsvq makes: only such a folder may ever be replaced
 
 
+_TRAINING_RUN = {"checkpoints", "logs", "model", "cache", "training_summary.json", ".tsvq-lock"}
+# Folders an earlier tsvq wrote before it marked them: an index file that only tsvq writes (holding the key named),
+# and nothing beside it that such a folder does not hold. They stay tsvq's, so upgrading does not strand a run.
+_EARLIER_OUTPUTS = [
+    ("manifest.json", "config_hash", {"manifest.json", "windows.f32", "index.npz", "normalization.json"}),  # store
+    ("pipeline.json", "components", {"pipeline.json", "codec", "priors", "diffusion", "wavenet"}),
+    ("samples.json", "sampling_rate_hz", {"samples.json", "samples.npy", "codes.npy", "*.png", "wfdb"}),
+    ("report.json", "format_version", {"report.json", "*.png"}),
+    ("training_summary.json", "steps", _TRAINING_RUN),
+    ("checkpoints", None, _TRAINING_RUN),  # a training run that was interrupted
+    ("demo_settings.json", "fingerprint", {"demo_settings.json", "store", "codec", "diffusion", "wavenet", "maskgit",
+                                           "pipeline", "report", "samples-*"}),
+    ("prior.json", "kind", {"prior.json", "model", "denoiser", "scheduler"}),
+    ("diffusion_pytorch_model.safetensors", None, {"config.json", "diffusion_pytorch_model.safetensors"}),
+]
+
+
 def is_tsvq_output(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder tsvq made (it holds the ownership marker)."""
-    return (Path(path) / OWNER_MARKER).is_file()
+    """Whether ``path`` is a folder tsvq made: it holds the ownership marker, or it is one of the folders an
+    earlier tsvq wrote, recognised by its index file and its contents."""
+    path = Path(path)
+    if (path / OWNER_MARKER).is_file():
+        return True
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = {p.name for p in path.iterdir()}
+    for index, key, allowed in _EARLIER_OUTPUTS:
+        if index in names and all(any(fnmatch.fnmatchcase(n, pattern) for pattern in allowed) for n in names):
+            if key is None:
+                return True
+            with contextlib.suppress(OSError, ValueError):
+                content = json.loads((path / index).read_text())
+                if isinstance(content, dict) and key in content:
+                    return True
+    return False
 
 
 def _holds(parent: Path, child: Path) -> bool:
@@ -133,7 +166,7 @@ def claim_workspace(folder: str | os.PathLike, what: str = "output folder") -> P
         raise DataError(f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never writes into "
                         f"a folder of yours: choose another {what}")
     folder.mkdir(parents=True, exist_ok=True)
-    if not is_tsvq_output(folder):
+    if not (folder / OWNER_MARKER).is_file():  # new, empty, or written by an earlier tsvq: marked now
         with atomic_file(folder / OWNER_MARKER) as handle:
             handle.write(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
     return folder
