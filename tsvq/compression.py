@@ -6,13 +6,15 @@
 
 Each finite stretch of each coded stream is conditioned like the codec's training data (resampled, band-passed:
 ``Preprocessing``), coded in one pass with the codec's own receptive field as context (``tsvq.codec.streaming``:
-no window seams, no overlap bits) and bit-packed at ``log2(num_codes)`` bits per code. NaN stretches are gaps:
+no window seams, no overlap bits) and range-coded under an adaptive context model (``tsvq.entropy``; format 1
+bit-packed them at ``log2(num_codes)`` bits each). NaN stretches are gaps:
 kept out of the codes, recorded in the file, restored as NaN. A single-lead codec codes each channel on its own;
 a multi-lead codec codes its channels together.
 
 File layout (little-endian): ``TSVQZ`` | format byte | header length u32 | zlib(JSON header) | payload length u32 |
-bit-packed codes | CRC-32 of everything before it. A damaged or truncated file fails the CRC or a length check
-and is refused with its name; a file made with another codec is refused by its codec id.
+payload (format 2: range-coded 32-bit words; format 1: bit-packed codes) | CRC-32 of everything before it. A
+damaged or truncated file fails the CRC or a length check, a forged one the header's field-by-field check, each
+refused with its name; a file made with another codec is refused by its codec id.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ import numpy as np
 
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
-from tsvq.data.preprocess import Preprocessing, finite_stretches, real_array, resample
 from tsvq import entropy
+from tsvq.data.preprocess import Preprocessing, finite_stretches, real_array, resample
 from tsvq.errors import DataError
 from tsvq.io import atomic_file, check_output_file
 
@@ -104,7 +106,8 @@ class CompressedRecord:
             flat = [c.reshape(-1) for stream in self.codes for c in stream]
             payload = pack_bits(np.concatenate(flat) if flat else np.zeros(0, np.int64), self.code_bits)
         else:
-            payload, self.model_bits = entropy.encode(self.codes, entropy.ContextModel.from_description(self.entropy, self.record))
+            model = entropy.ContextModel.from_description(self.entropy, self.record)
+            payload, self.model_bits = entropy.encode(self.codes, model)
         self._payload_length = len(payload)
         header = {key: value for key, value in asdict(self).items() if key != "codes"}
         if version == 1:
@@ -172,7 +175,8 @@ class CompressedRecord:
         if fields.get("entropy") is not None:
             model = entropy.ContextModel.from_description(fields["entropy"], where)
             if model.num_codes > 2 ** fields["code_bits"]:
-                raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than {fields['code_bits']}-bit codes hold")
+                raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than "
+                                f"{fields['code_bits']}-bit codes hold")
             if total > 1024 * 8 * payload_length + 65536:  # below 1/1024 bit a code: no real record, a forged count
                 raise DataError(f"{where}: the header's {total} codes cannot fit {payload_length} bytes of payload")
             codes = entropy.decode(payload, [[s.codes for s in stream] for stream in segments], per_code,
