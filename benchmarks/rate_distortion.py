@@ -1,12 +1,13 @@
-"""Rate and distortion of `tsvq compress` beside a wavelet transform coder, on MIT-BIH DS2 (patients the shipped
-codec never saw), every byte of each file counted.
+"""Rate and distortion of `tsvq compress` beside a wavelet transform coder, on recordings the shipped codec never
+saw, every byte of each file counted. One scenario per database:
 
-    .venv/bin/python -m benchmarks.rate_distortion            # rewrites results/rate-distortion-ds2.{json,png}
+    .venv/bin/python -m benchmarks.rate_distortion                         # results/rate-distortion-ds2.{json,png}
+    .venv/bin/python -m benchmarks.rate_distortion --scenario ptbxl-fold10  # results/rate-distortion-ptbxl-fold10.*
 
-Both coders see the same input: each record's MLII lead conditioned as the pipeline's training data (250 Hz,
+Both coders see the same input: each record's lead conditioned as the pipeline's training data (250 Hz,
 0.5-40 Hz zero-phase band-pass). PRDN is tsvq's (`tsvq.compression.prdn_per_channel`: the whole record, mean
-removed); PRD keeps the mean, as most papers report it; CR counts MIT-BIH's 11-bit samples at 360 Hz against the
-whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with fixed-width codes (format 1);
+removed); PRD keeps the mean, as most papers report it; CR counts the record's own stored samples (MIT-BIH: 11
+bits at 360 Hz) against the whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with fixed-width codes (format 1);
 the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each record and on a grid of rates.
 Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
 """
@@ -30,7 +31,22 @@ from tsvq.data import read_record
 from tsvq.pipeline import Pipeline
 
 GRID = (100.0, 200.0, 312.5, 625.0, 937.5)  # bit/s of the wavelet coder's curve
-NAME = "rate-distortion-ds2"
+
+
+def ptbxl_fold(source: Path, fold: int = 10) -> list[str]:
+    import csv
+
+    with open(source / "ptbxl_database.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [row["filename_lr"] for row in rows if int(float(row["strat_fold"])) == fold and (source / f"{row['filename_lr']}.hea").is_file()]
+
+
+SCENARIOS = {  # results name, where the records are, which, the lead, the plot's title
+    "mitbih-ds2": {"name": "rate-distortion-ds2", "source": "../shared/data/mitdb", "records": lambda source: DS2,
+                   "lead": "MLII", "title": "MIT-BIH DS2, MLII, 22 records (unseen patients)"},
+    "ptbxl-fold10": {"name": "rate-distortion-ptbxl-fold10", "source": "../shared/data/ptbxl", "records": ptbxl_fold,
+                     "lead": "II", "title": "PTB-XL fold 10, lead II, 10-s ECGs (unseen patients)"},
+}
 
 
 def prd(reference: np.ndarray, reconstruction: np.ndarray) -> float:
@@ -40,13 +56,14 @@ def prd(reference: np.ndarray, reconstruction: np.ndarray) -> float:
     return float(100 * np.sqrt(np.sum((x - y) ** 2) / np.sum(x**2)))
 
 
-def point(reference: np.ndarray, reconstruction: np.ndarray, file_bytes: int, seconds: float) -> dict:
+def point(reference: np.ndarray, reconstruction: np.ndarray, file_bytes: int, seconds: float, stored_bits_per_s: float) -> dict:
     return {"bits_per_second": 8 * file_bytes / seconds, "prdn": prdn_per_channel(reference[:, None], reconstruction[:, None])[0],
-            "prd": prd(reference, reconstruction), "compression_ratio_11bit_360hz": 11 * 360 * seconds / (8 * file_bytes)}
+            "prd": prd(reference, reconstruction), "compression_ratio": stored_bits_per_s * seconds / (8 * file_bytes)}
 
 
-def measure_record(pipe: Pipeline, path: Path) -> dict:
-    record = read_record(path, channels=["MLII"])
+def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
+    record = read_record(path, channels=[lead], annotation_extensions=())
+    stored = (record.adc_bits[0] if record.adc_bits else 16) * record.sampling_rate_hz  # the record's own bits per second
     reference = pipe.preprocess(record.signal, record.sampling_rate_hz)[:, 0].astype(np.float64)
     seconds = record.duration_s
     start = time.perf_counter()
@@ -58,7 +75,7 @@ def measure_record(pipe: Pipeline, path: Path) -> dict:
     decompress_s = time.perf_counter() - start
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
     fixed = pipe.compress(record, entropy_coding=False)
-    tsvq = point(reference, at_pipeline_rate, len(data), seconds) | {
+    tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
         "bits_per_code": compressed.bits_per_code(), "model_bits_per_code": compressed.model_bits / compressed.num_codes,
         "compress_real_time_factor": seconds / compress_s, "decompress_real_time_factor": seconds / decompress_s,
         "decoded_samples": int(len(decoded.signal))}
@@ -66,10 +83,10 @@ def measure_record(pipe: Pipeline, path: Path) -> dict:
     grid = {}
     for rate in GRID:
         grid_bytes, grid_signal = wavelet_coder.at_rate(reference, rate * seconds)
-        grid[str(rate)] = point(reference, grid_signal, len(grid_bytes), seconds)
+        grid[str(rate)] = point(reference, grid_signal, len(grid_bytes), seconds, stored)
     return {"seconds": seconds, "tsvq": tsvq,
-            "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds),
-            "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds), "wavelet": grid}
+            "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds, stored),
+            "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds, stored), "wavelet": grid}
 
 
 def summarise(rows: dict) -> dict:
@@ -82,7 +99,7 @@ def summarise(rows: dict) -> dict:
         return float(np.mean(values))
 
     seconds = sum(r["seconds"] for r in rows.values())
-    summary = {name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio_11bit_360hz")}
+    summary = {name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio")}
                for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")}
     summary["tsvq"] |= {k: mean("tsvq", k) for k in ("bits_per_code", "model_bits_per_code")}
     for key in ("compress_real_time_factor", "decompress_real_time_factor"):  # whole hours over whole compute
@@ -92,7 +109,7 @@ def summarise(rows: dict) -> dict:
     return summary
 
 
-def plot(summary: dict, path: Path) -> None:
+def plot(summary: dict, path: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +123,7 @@ def plot(summary: dict, path: Path) -> None:
                                 ("wavelet_at_tsvq_rate", "x", "wavelet coder at tsvq's rate")):
         ax.plot(summary[name]["bits_per_second"], summary[name]["prdn"], marker, markersize=11 if marker == "*" else 7, label=label)
     ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file)", ylabel="mean PRDN (%)",
-           title="MIT-BIH DS2, MLII, 22 records (unseen patients)")
+           title=title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
@@ -116,25 +133,27 @@ def plot(summary: dict, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="mitbih-ds2", help="which database")
     parser.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
-    parser.add_argument("--source", default="../shared/data/mitdb", help="folder of the MIT-BIH records")
-    parser.add_argument("--records", nargs="+", default=DS2, help="records (default: the 22 DS2 records)")
+    parser.add_argument("--source", help="folder of the database (default: the scenario's, in ../shared/data)")
     args = parser.parse_args()
+    scenario = SCENARIOS[args.scenario]
+    source = Path(args.source or scenario["source"])
     torch.set_num_threads(1)
     pipe = Pipeline.from_pretrained(args.pipeline)
     rows = {}
-    for name in args.records:
-        rows[name] = row = measure_record(pipe, Path(args.source) / name)
+    for name in scenario["records"](source):
+        rows[name] = row = measure_record(pipe, source / name, scenario["lead"])
         print(f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at that "
               f"rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width {row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
               flush=True)
     summary = summarise(rows)
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    save(NAME, {"command": "python -m benchmarks.rate_distortion " + " ".join(
-                    f"--{k} {' '.join(v) if isinstance(v, list) else v}" for k, v in vars(args).items() if k != "records"),
+    save(scenario["name"], {"command": "python -m benchmarks.rate_distortion " + " ".join(
+                    f"--{k} {v}" for k, v in vars(args).items() if v is not None),
                 "commit": commit, "versions": {p: version(p) for p in ("tsvq", "constriction", "PyWavelets", "numpy")},
                 "pipeline": args.pipeline, "summary": summary, "records": rows})
-    plot(summary, RESULTS / f"{NAME}.png")
+    plot(summary, RESULTS / f"{scenario['name']}.png", scenario["title"])
     print({k: summary[k] for k in ("tsvq", "wavelet_at_tsvq_rate", "prdn_tsvq_over_wavelet")})
 
 
