@@ -300,3 +300,14 @@ def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
     assert point["stages"] == 3 and not point["met"]  # the most it does, said as not met
     with pytest.raises(ConfigError, match="one target"):
         rvq.compress_at(x, 125, bitrate=100, max_prdn=5)
+
+
+def test_a_short_record_keeps_fixed_width_codes_when_that_is_the_smaller_file():
+    pipe = Pipeline.from_pretrained("ecg-single-lead")
+    short, long = ecg_like(5, 250.0, seed=7)[:, None], ecg_like(300, 250.0, seed=7)[:, None]
+    for x in (short, long):
+        written = pipe.compress(x, 250.0)
+        fixed = pipe.compress(x, 250.0, entropy_coding=False)
+        assert written.size_bytes() <= fixed.size_bytes()
+    assert pipe.compress(long, 250.0).entropy is not None  # a long repetitive record: entropy-coded, smaller
+    assert CompressedRecord.from_bytes(pipe.compress(short, 250.0).to_bytes()).codes[0][0].shape[0] > 0

@@ -408,3 +408,21 @@ def test_example_unit_label_values_source_balance_and_relocated_recipe_sources(t
     assert [s["path"] for s in _relocate_sources(recipe, ["/a", "/b"])] == ["/a", "/b"]
     with pytest.raises(ConfigError, match="names 2 sources"):
         _relocate_sources(recipe, ["/a", "/b", "/c"])
+
+
+def test_parallel_prepare_writes_the_same_store_byte_for_byte_and_names_a_bad_record(small_database, tmp_path):
+    from conftest import write_record
+
+    write_record(small_database, "short", ecg_like(2, 250.0), 250.0, ["MLII"])  # shorter than a window: unusable
+    config = PrepareConfig(source=str(small_database), skip_bad_records=True)
+    stores = {n: prepare(config, tmp_path / f"workers{n}", progress=False, workers=n) for n in (1, 2, 3)}
+    for name in ("windows.f32", "index.npz", "manifest.json", "normalization.json"):
+        contents = {(store.path / name).read_bytes() for store in stores.values()}
+        assert len(contents) == 1, name
+    assert list(stores[2].manifest["skipped_records"]) == ["short"]
+    assert "short" in stores[2].manifest["skipped_records"]["short"]
+    with pytest.raises(DataError, match="short.hea"):  # without skipping, the bad record is named, nothing written
+        prepare(PrepareConfig(source=str(small_database)), tmp_path / "strict", progress=False, workers=2)
+    assert not (tmp_path / "strict").exists()
+    with pytest.raises(ConfigError, match="workers = 0"):
+        prepare(config, tmp_path / "none", progress=False, workers=0)

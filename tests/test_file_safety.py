@@ -31,9 +31,11 @@ def shipped() -> Pipeline:
 
 @pytest.fixture(scope="module")
 def compressed(shipped) -> CompressedRecord:
-    signal = ecg_like(12, 360.0, seed=1)[:, None]
+    signal = ecg_like(90, 360.0, seed=1)[:, None]
     signal[1000:1400] = np.nan  # a gap: two segments
-    return shipped.compress(signal, 360.0, channel_names=["MLII"], units=["mV"])
+    compressed = shipped.compress(signal, 360.0, channel_names=["MLII"], units=["mV"])
+    assert compressed.entropy is not None  # long enough for entropy coding to make the smaller file (format 2)
+    return compressed
 
 
 def pack(header: dict, payload: bytes, version: int | None = None) -> bytes:
@@ -128,7 +130,9 @@ def test_fuzzed_compressed_files_never_raise_anything_but_a_data_error(shipped, 
             refused += 1
             continue
         assert decoded.signal.ndim == 2 and len(decoded.signal) >= 1
-    assert refused > 0.8 * len(cases)
+    # a byte changed inside the range-coded payload decodes to other codes (a coder has no redundancy; the CRC
+    # guards against accidents): every header mutation and most others are refused
+    assert refused > 0.7 * len(cases)
 
 
 def test_a_wrong_array_to_compress_is_named(shipped):

@@ -80,7 +80,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from tsvq.data import prepare
 
     config = _prepare_config_from_args(args)
-    store = prepare(config, args.out, overwrite=args.overwrite)
+    store = prepare(config, args.out, overwrite=args.overwrite, workers=args.workers)
     print(summarise_store(store))
     return 0
 
@@ -250,7 +250,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
           f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)")
     print(f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all "
           f"(codes at a fixed width: {codes_rate:.1f} bit/s)")
-    if compressed.entropy is not None:
+    if compressed.entropy is None:
+        print(f"  fixed-width codes ({compressed.code_bits} bits each): entropy coding would not make this file smaller")
+    else:
         print(f"  entropy coding: {compressed.bits_per_code():.3f} bit/code written, the context model's own code length "
               f"{compressed.model_bits / max(compressed.num_codes, 1):.3f} (fixed width: {compressed.code_bits})")
     print(f"  compression ratio: {compressed.compression_ratio():.2f} (against {bits} samples at "
@@ -356,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_arguments(p)
     p.add_argument("--out", required=True, help="folder of the window store")
     p.add_argument("--overwrite", action="store_true", help="replace a store tsvq made with another config")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that read and window records (default: the machine's cores; the store is the same "
+                        "byte for byte whatever N)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",

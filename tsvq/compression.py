@@ -409,7 +409,7 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
             codes.append(seg_codes)
         all_segments.append(segments)
         all_codes.append(codes)
-    return CompressedRecord(
+    compressed = CompressedRecord(
         codec_id=codec_id, pipeline=pipeline, sampling_rate_hz=float(c.sampling_rate_hz), native_rate_hz=float(rate_hz),
         start_sample=int(start_sample), length=len(signal), channel_names=list(channel_names), units=list(units),
         unit_scales=scales, input_bits=[int(b) for b in input_bits], streams=streams,
@@ -419,6 +419,11 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         base_date=base_date, base_time=base_time,
         entropy=entropy.ContextModel(int(c.num_codes)).describe() if entropy_coding else None,
     )
+    if entropy_coding:  # a short record gives the model little to learn: fixed-width codes may make the smaller file
+        fixed = dataclasses.replace(compressed, entropy=None)
+        if fixed.size_bytes() <= compressed.size_bytes():
+            return fixed
+    return compressed
 
 
 def _pad_to_multiple(x: np.ndarray, f: int) -> np.ndarray:

@@ -255,8 +255,9 @@ class Pipeline:
         ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
         residual-VQ stages to keep (fewer: lower bit rate); ``input_bits``: bits per stored input sample, for the
         compression ratio (default: the record's ADC resolution, else the codec's ``input_bits``);
-        ``entropy_coding``: code the codes with the adaptive context model (``tsvq.entropy``, file format 2) instead
-        of a fixed number of bits each (format 1).
+        ``entropy_coding``: code the codes with the adaptive context model (``tsvq.entropy``, file format 2) where
+        that makes the smaller file (long records; a few seconds may not be), else a fixed number of bits each
+        (format 1).
         """
         from tsvq.data.records import Record
 

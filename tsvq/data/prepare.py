@@ -5,10 +5,15 @@ Memory holds one record at a time; windows stream to disk, so the sources may be
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,10 +156,12 @@ def _check(config: PrepareConfig) -> None:
 
 
 def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, progress: bool = True,
-            sources: list[Source] | None = None) -> WindowStore:
+            sources: list[Source] | None = None, workers: int | None = None) -> WindowStore:
     """Build (or reuse) the window store for ``config`` at ``out`` and return it.
 
     ``sources`` replaces ``config.source``, e.g. ``[ArraySource(signals, 250, groups=...)]`` for data in memory.
+    ``workers``: processes that read and window records (default: the machine's cores); the store is the same
+    byte for byte whatever their number, as records are written in their order.
     """
     out = Path(out)
     _check(config)
@@ -184,21 +191,25 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     options = ReadOptions(config.channels, config.channel_aliases, tuple(config.annotation_extensions))
     quality = QualityConfig(flat_seconds=config.flat_seconds, clip_seconds=config.clip_seconds)
     rate = config.rate_hz
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers = {workers!r}: must be an integer of at least 1")
+    plan = [(source, ref, split_of_group[ref.group], options, config, quality) for source, ref in refs]
     with atomic_directory(out, overwrite=True, what="window store") as tmp:
         writer = StoreWriter(tmp)
         try:
-            iterator = tqdm(refs, desc="prepare", unit="record", disable=not progress)
-            for source, ref in iterator:
-                iterator.set_postfix_str(ref.name)
-                split = split_of_group[ref.group]
+            results = in_order(_windowed_record, plan, workers or os.cpu_count() or 1)
+            for (source, ref, *_), (native_rate, examples) in tqdm(zip(plan, results), total=len(plan), desc="prepare",
+                                                                   unit="record", disable=not progress):
                 try:
-                    record = source.read(ref, options)
+                    if isinstance(examples, DataError):
+                        raise examples
                     if rate is None:
-                        rate = record.sampling_rate_hz
-                    elif config.rate_hz is None and record.sampling_rate_hz != rate:
-                        raise DataError(f"{ref.where}: sampling rate {record.sampling_rate_hz:g} Hz differs from "
+                        rate = native_rate
+                    elif config.rate_hz is None and native_rate != rate:
+                        raise DataError(f"{ref.where}: sampling rate {native_rate:g} Hz differs from "
                                         f"{rate:g} Hz of earlier records; set a target rate (--rate HZ) to resample them")
-                    _write_record(writer, record, ref, split, float(rate), config, quality, source.description)
+                    for example in examples:
+                        writer.add(*example)
                 except DataError as error:
                     if not config.skip_bad_records:
                         raise
@@ -229,9 +240,51 @@ def _window_and_stride(config: PrepareConfig, rate: float) -> tuple[int, int]:
     return window, int(round(config.stride_seconds * rate)) if config.stride_seconds else window
 
 
-def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate: float, config: PrepareConfig,
-                  quality: QualityConfig, source: str) -> None:
-    """Window every example of one record and hand the windows to the writer (all or nothing for the record)."""
+_FORKED: tuple = (None, [])  # (function, items) the forked workers inherit; tasks name an item by its index
+
+
+def _call_forked(index: int):
+    function, items = _FORKED
+    return function(items[index])
+
+
+def in_order(function, items: list, workers: int):
+    """``function`` of each item, yielded in the items' order; with several workers computed in forked processes
+    (Linux), at most a few items ahead of the one being consumed, so memory stays bounded. The workers inherit the
+    items (sources, in-memory arrays too) when they fork: only an index and the result travel between processes."""
+    global _FORKED
+    if workers < 2 or len(items) < 2 or sys.platform != "linux":
+        yield from map(function, items)
+        return
+    _FORKED = (function, items)
+    try:
+        with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("fork")) as pool:
+            pending: collections.deque = collections.deque()
+            for index in range(len(items)):
+                pending.append(pool.submit(_call_forked, index))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+    finally:
+        _FORKED = (None, [])
+
+
+def _windowed_record(task) -> tuple[float | None, list[tuple] | DataError]:
+    """Read one record and window it (runs in a worker): its native rate and the ``StoreWriter.add`` arguments of
+    each example, or the DataError that names what is wrong with it."""
+    source, ref, split, options, config, quality = task
+    try:
+        record = source.read(ref, options)
+        return record.sampling_rate_hz, _record_examples(record, ref, split, float(config.rate_hz or record.sampling_rate_hz),
+                                                         config, quality, source.description)
+    except DataError as error:
+        return None, error
+
+
+def _record_examples(record, ref: RecordRef, split: str, rate: float, config: PrepareConfig, quality: QualityConfig,
+                     source: str) -> list[tuple]:
+    """Window every example of one record: the writer's arguments for each (all or nothing for the record)."""
     window, stride = _window_and_stride(config, rate)
     record_label = None
     if config.window_label != "beats":
@@ -241,16 +294,18 @@ def _write_record(writer: StoreWriter, record, ref: RecordRef, split: str, rate:
     examples = [(entry, names, units, _windows_of_record(record, signal, rate, window, stride, quality, config))
                 for entry, signal, names, units in _examples_of_record(record, ref.name, config, split == "train")]
     named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
+    added = []
     for entry, names, units, result in examples:
         count = len(result["starts"])
         splits = (result["time_split"] if config.split_by == "time"
                   else np.full(count, SPLITS.index(split), dtype=np.int8))
         labels = result["labels"] if record_label is None else [record_label] * count
-        writer.add({"name": entry, "group": ref.group, "source": source, "file": ref.where, "split": split, "labels": dict(ref.labels),
-                    "native_rate_hz": record.sampling_rate_hz, "channels": names,
-                    "minutes": round(record.duration_s / 60, 3), "windows": count, "dropped_seconds": result["dropped_s"]},
-                   result["windows"], result["starts"], splits, labels, result["beats"],
-                   list(config.channels) if named_channels else names, units)
+        added.append(({"name": entry, "group": ref.group, "source": source, "file": ref.where, "split": split,
+                       "labels": dict(ref.labels), "native_rate_hz": record.sampling_rate_hz, "channels": names,
+                       "minutes": round(record.duration_s / 60, 3), "windows": count, "dropped_seconds": result["dropped_s"]},
+                      result["windows"], result["starts"], splits, labels, result["beats"],
+                      list(config.channels) if named_channels else names, units))
+    return added
 
 
 def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
