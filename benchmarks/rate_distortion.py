@@ -76,7 +76,8 @@ def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
     fixed = pipe.compress(record, entropy_coding=False)
     tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
-        "bits_per_code": compressed.bits_per_code(), "model_bits_per_code": compressed.model_bits / compressed.num_codes,
+        "format": 1 if compressed.entropy is None else 2, "bits_per_code": compressed.bits_per_code(),
+        "model_bits_per_code": None if compressed.model_bits is None else compressed.model_bits / compressed.num_codes,
         "compress_real_time_factor": seconds / compress_s, "decompress_real_time_factor": seconds / decompress_s,
         "decoded_samples": int(len(decoded.signal))}
     wavelet_bytes, wavelet = wavelet_coder.at_rate(reference, 8 * len(data))
@@ -101,7 +102,10 @@ def summarise(rows: dict) -> dict:
     seconds = sum(r["seconds"] for r in rows.values())
     summary = {name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio")}
                for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")}
-    summary["tsvq"] |= {k: mean("tsvq", k) for k in ("bits_per_code", "model_bits_per_code")}
+    summary["tsvq"]["bits_per_code"] = mean("tsvq", "bits_per_code")
+    coded = [r["tsvq"]["model_bits_per_code"] for r in rows.values() if r["tsvq"]["format"] == 2]
+    summary["tsvq"] |= {"entropy_coded_records": len(coded), "records": len(rows),
+                        "model_bits_per_code_of_entropy_coded": float(np.mean(coded)) if coded else None}
     for key in ("compress_real_time_factor", "decompress_real_time_factor"):  # whole hours over whole compute
         summary["tsvq"][key] = seconds / sum(r["seconds"] / r["tsvq"][key] for r in rows.values())
     summary["wavelet"] = {rate: {k: mean("wavelet", rate, k) for k in ("bits_per_second", "prdn", "prd")} for rate in map(str, GRID)}
