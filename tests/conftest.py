@@ -64,6 +64,14 @@ def write_record(folder: Path, name: str, signal: np.ndarray, rate: float, sig_n
     return folder / name
 
 
+def spoil_gain(header: Path, gain: str = "abc/mV") -> None:
+    """Write a non-numeric gain into a header's first signal line (wfdb would read it as its default, 200)."""
+    lines = header.read_text().splitlines()
+    fields = lines[1].split()
+    fields[2] = gain
+    header.write_text("\n".join([lines[0], " ".join(fields), *lines[2:]]) + "\n")
+
+
 @pytest.fixture
 def small_database(tmp_path) -> Path:
     """Four patients, one of them with two records in a subfolder, 250 Hz, 60 s each, with beat annotations."""

@@ -111,11 +111,15 @@ def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
         pipe.compress(x, 250, units=["NU"])
 
 
-def test_residual_vq_keeps_a_prefix_of_stages_at_a_lower_rate():
+def untrained_rvq_pipeline() -> Pipeline:
+    """A residual-VQ codec of three stages at 125 Hz, untrained: enough for what does not depend on its quality."""
     prep = Preprocessing(sampling_rate_hz=125, window_length=256)
-    codec = VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3, downsample_factor=4,
-                  window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict())
-    rvq = Pipeline(codec)
+    return Pipeline(VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3,
+                          downsample_factor=4, window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict()))
+
+
+def test_residual_vq_keeps_a_prefix_of_stages_at_a_lower_rate():
+    rvq = untrained_rvq_pipeline()
     x = ecg_like(60, 125)[:, None]
     full, one = rvq.compress(x, 125), rvq.compress(x, 125, quantizers=1)
     assert full.codes[0][0].shape[1] == 3 and one.codes[0][0].shape[1] == 1
@@ -281,10 +285,7 @@ def test_the_wavelet_baseline_decodes_its_own_bytes_at_the_rate_asked():
 def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
     from tsvq.errors import ConfigError
 
-    prep = Preprocessing(sampling_rate_hz=125, window_length=256)
-    codec = VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3, downsample_factor=4,
-                  window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict())
-    rvq = Pipeline(codec)
+    rvq = untrained_rvq_pipeline()
     x = ecg_like(60, 125)[:, None]
     points = [rvq.compress(x, 125, quantizers=q) for q in (1, 2, 3)]
     rates = [p.bits_per_second() for p in points]

@@ -211,16 +211,12 @@ def test_a_shipped_name_is_not_shadowed_by_a_local_folder(tmp_path, monkeypatch,
 
 
 def test_skip_bad_records_skips_the_record_with_a_bad_gain_and_only_it(tmp_path):
-    from conftest import write_record
+    from conftest import spoil_gain, write_record
     from tsvq.data import PrepareConfig, prepare
 
     for i in range(4):
         write_record(tmp_path / "db", f"r{i}", ecg_like(30, 250.0, seed=i), 250.0, ["II"])
-    header = tmp_path / "db" / "r2.hea"
-    lines = header.read_text().splitlines()
-    fields = lines[1].split()
-    fields[2] = "abc/mV"
-    header.write_text("\n".join([lines[0], " ".join(fields), *lines[2:]]) + "\n")
+    spoil_gain(tmp_path / "db" / "r2.hea")
     store = prepare(PrepareConfig(source=str(tmp_path / "db"), skip_bad_records=True, test_fraction=0.25,
                                   val_fraction=0.25), tmp_path / "store", progress=False)
     assert list(store.manifest["skipped_records"]) == ["r2"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from conftest import ecg_like, write_record
+from conftest import ecg_like, spoil_gain, write_record
 from tsvq.cli import main
 
 PIPE = "--pipeline ecg-single-lead"
@@ -109,11 +109,7 @@ def inputs(tmp_path_factory, tiny_runs, tiny_pipeline) -> dict:
     for i in range(3):
         write_record(root / "db", f"r{i}", ecg_like(30, 250.0, seed=i), 250.0, ["II"])
         write_record(root / "gain", f"g{i}", ecg_like(30, 250.0, seed=i), 250.0, ["II"])
-    header = root / "gain" / "g1.hea"
-    lines = header.read_text().splitlines()
-    fields = lines[1].split()
-    fields[2] = "abc/mV"
-    header.write_text("\n".join([lines[0], " ".join(fields), *lines[2:]]) + "\n")
+    spoil_gain(root / "gain" / "g1.hea")
     assert main(["compress", str(root / "rec" / "100"), *PIPE.split(), "--out", str(root / "kept.tsvqz"), "--no-prdn"]) == 0
     np.save(root / "text.npy", np.array([["a", "b"]]))
     np.save(root / "empty.npy", np.zeros((0, 256, 1), np.float32))
