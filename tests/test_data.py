@@ -426,3 +426,19 @@ def test_parallel_prepare_writes_the_same_store_byte_for_byte_and_names_a_bad_re
     assert not (tmp_path / "strict").exists()
     with pytest.raises(ConfigError, match="workers = 0"):
         prepare(config, tmp_path / "none", progress=False, workers=0)
+
+
+def test_forked_calls_in_order_do_not_disturb_each_other():
+    """A generator left half-consumed and finalised later (by the garbage collector) must not touch the items the
+    workers of a later call inherit."""
+    import gc
+
+    from tsvq.data.prepare import in_order
+
+    first = in_order(abs, [-1, -2, -3, -4, -5, -6, -7], 2)
+    assert next(first) == 1
+    second = in_order(abs, [-10, -20, -30], 2)
+    assert next(second) == 10
+    del first
+    gc.collect()
+    assert list(second) == [20, 30] and list(in_order(abs, [-4, -5], 3)) == [4, 5]

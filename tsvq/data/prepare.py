@@ -6,8 +6,10 @@ Memory holds one record at a time; windows stream to disk, so the sources may be
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -194,11 +196,11 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers = {workers!r}: must be an integer of at least 1")
     plan = [(source, ref, split_of_group[ref.group], options, config, quality) for source, ref in refs]
-    with atomic_directory(out, overwrite=True, what="window store") as tmp:
+    with atomic_directory(out, overwrite=True, what="window store") as tmp, contextlib.ExitStack() as stack:
         writer = StoreWriter(tmp)
         try:
-            results = in_order(_windowed_record, plan, workers or os.cpu_count() or 1)
-            for (source, ref, *_), (native_rate, examples) in tqdm(zip(plan, results), total=len(plan), desc="prepare",
+            results = stack.enter_context(contextlib.closing(in_order(_windowed_record, plan, workers or os.cpu_count() or 1)))
+            for (native_rate, examples), (source, ref, *_) in tqdm(zip(results, plan), total=len(plan), desc="prepare",
                                                                    unit="record", disable=not progress):
                 try:
                     if isinstance(examples, DataError):
@@ -240,11 +242,12 @@ def _window_and_stride(config: PrepareConfig, rate: float) -> tuple[int, int]:
     return window, int(round(config.stride_seconds * rate)) if config.stride_seconds else window
 
 
-_FORKED: tuple = (None, [])  # (function, items) the forked workers inherit; tasks name an item by its index
+_FORKED: dict[int, tuple] = {}  # call -> (function, items), inherited by its forked workers; a task names both
+_CALLS = itertools.count()
 
 
-def _call_forked(index: int):
-    function, items = _FORKED
+def _call_forked(call: int, index: int):
+    function, items = _FORKED[call]
     return function(items[index])
 
 
@@ -252,22 +255,22 @@ def in_order(function, items: list, workers: int):
     """``function`` of each item, yielded in the items' order; with several workers computed in forked processes
     (Linux), at most a few items ahead of the one being consumed, so memory stays bounded. The workers inherit the
     items (sources, in-memory arrays too) when they fork: only an index and the result travel between processes."""
-    global _FORKED
     if workers < 2 or len(items) < 2 or sys.platform != "linux":
         yield from map(function, items)
         return
-    _FORKED = (function, items)
+    call = next(_CALLS)
+    _FORKED[call] = (function, items)  # before the pool forks its workers
     try:
         with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("fork")) as pool:
             pending: collections.deque = collections.deque()
             for index in range(len(items)):
-                pending.append(pool.submit(_call_forked, index))
+                pending.append(pool.submit(_call_forked, call, index))
                 if len(pending) > 2 * workers:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
     finally:
-        _FORKED = (None, [])
+        _FORKED.pop(call, None)
 
 
 def _windowed_record(task) -> tuple[float | None, list[tuple] | DataError]:
