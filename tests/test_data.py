@@ -429,16 +429,21 @@ def test_parallel_prepare_writes_the_same_store_byte_for_byte_and_names_a_bad_re
 
 
 def test_forked_calls_in_order_do_not_disturb_each_other():
-    """A generator left half-consumed and finalised later (by the garbage collector) must not touch the items the
-    workers of a later call inherit."""
-    import gc
-
+    """A generator left half-consumed and finalised later (by the garbage collector, here by ``close`` at the worst
+    moment: after a later call registered its items, before its pool forks) must not touch that call's items."""
     from tsvq.data.prepare import in_order
 
     first = in_order(abs, [-1, -2, -3, -4, -5, -6, -7], 2)
     assert next(first) == 1
-    second = in_order(abs, [-10, -20, -30], 2)
-    assert next(second) == 10
-    del first
-    gc.collect()
-    assert list(second) == [20, 30] and list(in_order(abs, [-4, -5], 3)) == [4, 5]
+
+    class ClosesTheFirstOnItsSecondLength(list):
+        lengths = 0
+
+        def __len__(self):
+            ClosesTheFirstOnItsSecondLength.lengths += 1
+            if ClosesTheFirstOnItsSecondLength.lengths == 2:
+                first.close()
+            return super().__len__()
+
+    assert list(in_order(abs, ClosesTheFirstOnItsSecondLength([-10, -20, -30]), 2)) == [10, 20, 30]
+    assert ClosesTheFirstOnItsSecondLength.lengths >= 2
