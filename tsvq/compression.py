@@ -170,35 +170,40 @@ class CompressedRecord:
         payload = data[at + 4 : at + 4 + payload_length]
         fields = check_header(header, where, data[len(MAGIC)])
         segments = [[Segment(**s) for s in stream] for stream in fields.pop("segments")]
-        per_code = fields["quantizers"]
-        total = sum(s.codes for stream in segments for s in stream) * per_code
-        if fields.get("entropy") is not None:
-            model = entropy.ContextModel.from_description(fields["entropy"], where)
-            if model.num_codes > 2 ** fields["code_bits"]:
-                raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than "
-                                f"{fields['code_bits']}-bit codes hold")
-            if total > 1024 * 8 * payload_length + 65536:  # below 1/1024 bit a code: no real record, a forged count
-                raise DataError(f"{where}: the header's {total} codes cannot fit {payload_length} bytes of payload")
-            codes = entropy.decode(payload, [[s.codes for s in stream] for stream in segments], per_code,
-                                   fields["residual"], model, where)
-            record = cls(segments=segments, codes=codes, **fields)
-            record._payload_length = payload_length
-            return record
-        if (total * fields["code_bits"] + 7) // 8 != payload_length:
-            raise DataError(f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
-                            f"payload has {payload_length} bytes")
-        flat = unpack_bits(np.frombuffer(payload, dtype=np.uint8), fields["code_bits"], total, where)
-        codes, offset = [], 0
-        for stream in segments:
-            codes.append([])
-            for segment in stream:
-                n = segment.codes * per_code
-                part = flat[offset : offset + n]
-                codes[-1].append(part.reshape(segment.codes, per_code) if fields["residual"] else part)
-                offset += n
-        record = cls(segments=segments, codes=codes, **fields)
+        total = sum(s.codes for stream in segments for s in stream) * fields["quantizers"]
+        read = _entropy_coded if fields.get("entropy") is not None else _fixed_width
+        record = cls(segments=segments, codes=read(payload, segments, total, fields, where), **fields)
         record._payload_length = payload_length
         return record
+
+
+def _entropy_coded(payload: bytes, segments: list[list[Segment]], total: int, fields: dict, where: str) -> list:
+    """Format 2: the codes per stream and segment, range-decoded under the model the header names."""
+    model = entropy.ContextModel.from_description(fields["entropy"], where)
+    if model.num_codes > 2 ** fields["code_bits"]:
+        raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than "
+                        f"{fields['code_bits']}-bit codes hold")
+    if total > 1024 * 8 * len(payload) + 65536:  # below 1/1024 bit a code: no real record, a forged count
+        raise DataError(f"{where}: the header's {total} codes cannot fit {len(payload)} bytes of payload")
+    return entropy.decode(payload, [[s.codes for s in stream] for stream in segments], fields["quantizers"],
+                          fields["residual"], model, where)
+
+
+def _fixed_width(payload: bytes, segments: list[list[Segment]], total: int, fields: dict, where: str) -> list:
+    """Format 1: the codes per stream and segment, unpacked at ``code_bits`` each."""
+    if (total * fields["code_bits"] + 7) // 8 != len(payload):
+        raise DataError(f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
+                        f"payload has {len(payload)} bytes")
+    flat = unpack_bits(np.frombuffer(payload, dtype=np.uint8), fields["code_bits"], total, where)
+    per_code, codes, offset = fields["quantizers"], [], 0
+    for stream in segments:
+        codes.append([])
+        for segment in stream:
+            n = segment.codes * per_code
+            part = flat[offset : offset + n]
+            codes[-1].append(part.reshape(segment.codes, per_code) if fields["residual"] else part)
+            offset += n
+    return codes
 
 
 MAX_SAMPLES = 2**31  # native samples x channels a file may describe (8 GiB of float32): bounds what decoding allocates

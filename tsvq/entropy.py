@@ -15,7 +15,6 @@ it was written with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,26 +51,35 @@ class ContextModel:
                 raise DataError(f"{where}: entropy model setting '{name}' = {value!r}: expected an integer in [{low}, {high}]")
         return cls(**values)
 
-    def frequencies(self, length: int) -> Iterator[np.ndarray]:
-        """For each of ``length`` positions the frequencies ``(K,)`` float64 (exact integers) its code is coded with,
-        given the codes before it; the caller sends each true code back (``generator.send``) to update the counts."""
-        k = self.num_codes
-        pairs, singles, seen, previous = {}, np.zeros(k, np.int64), 0, None
-        for _ in range(length):
-            back_off = singles + 1
-            if previous is None:
-                row = back_off.astype(np.float64)
-            else:
-                counts = pairs.get(previous)
-                row = self.backoff * back_off.astype(np.float64)
-                if counts is not None:  # products stay below 2**53: exact in float64
-                    row += (self.gain * (seen + k)) * counts
-            code = yield row
-            if previous is not None:
-                pairs.setdefault(previous, np.zeros(k, np.int64))[code] += 1
-            singles[code] += 1
-            seen += 1
-            previous = code
+
+class Counts:
+    """What the model has seen of one sequence so far: ``n(a, b)`` per previous code ``a`` (a row is made on first
+    use), ``m(b)`` and their total."""
+
+    def __init__(self, model: ContextModel):
+        self.model = model
+        self.pairs: dict[int, np.ndarray] = {}
+        self.singles = np.zeros(model.num_codes, np.int64)
+        self.seen = 0
+        self.previous: int | None = None
+
+    def frequencies(self) -> np.ndarray:
+        """``(K,)`` float64 frequencies (exact integers) the next code is coded with."""
+        back_off = (self.singles + 1).astype(np.float64)
+        if self.previous is None:
+            return back_off
+        row = self.model.backoff * back_off
+        pairs = self.pairs.get(self.previous)
+        if pairs is not None:  # products stay below 2**53: exact in float64
+            row += (self.model.gain * (self.seen + self.model.num_codes)) * pairs
+        return row
+
+    def observe(self, code: int) -> None:
+        if self.previous is not None:
+            self.pairs.setdefault(self.previous, np.zeros(self.model.num_codes, np.int64))[code] += 1
+        self.singles[code] += 1
+        self.seen += 1
+        self.previous = code
 
 
 def encode(streams: list[list[np.ndarray]], model: ContextModel) -> tuple[bytes, float]:
@@ -87,17 +95,14 @@ def encode(streams: list[list[np.ndarray]], model: ContextModel) -> tuple[bytes,
         stages = stream[0].shape[1] if stream and stream[0].ndim == 2 else 1
         for stage in range(stages):
             sequence = np.concatenate([c[:, stage] if c.ndim == 2 else c for c in stream]).astype(np.int32)
-            rows = model.frequencies(len(sequence))
-            batch = []
-            row = next(rows, None)
-            for position, code in enumerate(sequence):
-                batch.append(row)
-                model_bits -= np.log2(row[code] / row.sum())
-                row = rows.send(int(code)) if position + 1 < len(sequence) else None
-                if len(batch) == CHUNK or position + 1 == len(sequence):
-                    start = position + 1 - len(batch)
-                    encoder.encode(sequence[start : position + 1], family, np.stack(batch))
-                    batch = []
+            counts = Counts(model)  # one stream's stage
+            for start in range(0, len(sequence), CHUNK):
+                chunk, rows = sequence[start : start + CHUNK], []
+                for code in chunk:
+                    rows.append(counts.frequencies())
+                    model_bits -= np.log2(rows[-1][code] / rows[-1].sum())
+                    counts.observe(int(code))
+                encoder.encode(chunk, family, np.stack(rows))
     return encoder.get_compressed().astype("<u4").tobytes(), float(model_bits)
 
 
@@ -115,15 +120,14 @@ def decode(payload: bytes, stream_lengths: list[list[int]], stages: int, residua
         total = sum(lengths)
         decoded = np.zeros((total, stages), np.int64)
         for stage in range(stages):
-            rows = model.frequencies(total)
-            row = next(rows, None)
+            counts = Counts(model)  # one stream's stage
             for position in range(total):
                 try:
-                    code = int(decoder.decode(family, row[None])[0])
+                    code = int(decoder.decode(family, counts.frequencies()[None])[0])
                 except Exception as error:  # constriction refuses data that no encoder wrote
                     raise DataError(f"{where}: entropy-coded payload is damaged ({error})") from error
                 decoded[position, stage] = code
-                row = rows.send(code) if position + 1 < total else None
+                counts.observe(code)
         bounds = np.cumsum([0, *lengths])
         out.append([decoded[a:b] if residual else decoded[a:b, 0] for a, b in zip(bounds[:-1], bounds[1:])])
     return out
