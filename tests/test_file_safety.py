@@ -261,3 +261,21 @@ def test_folders_an_earlier_tsvq_wrote_stay_tsvq_s(tmp_path):
     mine.mkdir()
     (mine / "manifest.json").write_text(json.dumps({"my": "data"}))  # the name alone is not enough
     assert not is_tsvq_output(mine)
+
+
+def _claim(folder) -> bool:
+    try:
+        claim_workspace(folder)
+        return True
+    except DataError:
+        return False
+
+
+def test_processes_claiming_one_folder_at_once_all_succeed(tmp_path):
+    """The ranks of one training claim its folder at the same moment: none may take the other's half-written
+    marker for a user's file (the marker was once written through a temporary file beside it)."""
+    import multiprocessing
+
+    folders = [tmp_path / f"run{i}" for i in range(200) for _ in range(2)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert all(pool.map(_claim, folders, chunksize=1))

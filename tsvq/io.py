@@ -151,9 +151,24 @@ def claim_output_folder(path: str | os.PathLike, overwrite: bool, what: str = "o
         if not overwrite:
             raise DataError(f"{path}: a {what} tsvq made is already there; pass --overwrite (overwrite=True) to replace it")
         return
-    if any(path.iterdir()):
-        raise DataError(f"{path}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never replaces "
+    _refuse_foreign(path, what, "replaces")
+
+
+def _refuse_foreign(folder: Path, what: str, action: str) -> None:
+    """A folder that holds anything and is not tsvq's is the user's: refused, whatever the flags. Decided from one
+    listing: tsvq writes its marker before anything else, so a listing that holds a file of tsvq's holds the marker
+    (another process may be claiming the same folder this very moment)."""
+    names = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
+    if names and OWNER_MARKER not in names and not is_tsvq_output(folder):
+        raise DataError(f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never {action} "
                         f"a folder it did not make: choose another {what}, or empty or remove it yourself")
+
+
+def _mark(folder: Path, what: str) -> None:
+    """Write the ownership marker into a folder tsvq is making. Written in place, not through a temporary file:
+    ownership is the file's existence, and a temporary file beside a missing marker would make the folder look like
+    the user's to another process claiming it at the same moment (the ranks of one training do)."""
+    (folder / OWNER_MARKER).write_text(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
 
 
 def claim_workspace(folder: str | os.PathLike, what: str = "output folder") -> Path:
@@ -162,13 +177,10 @@ def claim_workspace(folder: str | os.PathLike, what: str = "output folder") -> P
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: exists and is not a folder; choose another {what}")
-    if folder.is_dir() and not is_tsvq_output(folder) and any(folder.iterdir()):
-        raise DataError(f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never writes into "
-                        f"a folder of yours: choose another {what}")
+    _refuse_foreign(folder, what, "writes into")
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / OWNER_MARKER).is_file():  # new, empty, or written by an earlier tsvq: marked now
-        with atomic_file(folder / OWNER_MARKER) as handle:
-            handle.write(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
+        _mark(folder, what)
     return folder
 
 
@@ -214,7 +226,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True, what: str 
     tmp = Path(tempfile.mkdtemp(prefix=f"{_temporary_prefix(path)}{os.getpid()}-", dir=path.parent))
     os.chmod(tmp, _default_mode(directory=True))
     try:
-        (tmp / OWNER_MARKER).write_text(json.dumps({"made_by": "tsvq", "what": what}) + "\n")
+        _mark(tmp, what)
         yield tmp
         claim_output_folder(path, overwrite, what)  # nothing of the user's appeared there meanwhile
         old = None
