@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tsvq-installed
 
-.PHONY: demo test install clean anchors levers pretrained
+.PHONY: demo test lint install clean anchors levers pretrained
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,18 +20,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/tsvq demo --out runs/demo $(ARGS)
 
-# one pytest-xdist worker per core, each test file whole in one worker (module fixtures are built once)
-test: $(STAMP)
+# the linter first (seconds), then one pytest-xdist worker per core, each test file whole in one worker (module
+# fixtures are built once)
+test: lint
 	$(BIN)/python -m pytest -q -n auto --dist loadfile $(ARGS)
+
+# ruff, pinned in pyproject's dev extra and configured there: lint rules and the formatter (lines <= 120)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Benchmark-only: TimeVQVAE as an outside anchor (its wheel says Python >= 3.12 but runs on 3.11; see
 # benchmarks/anchors.py) and the generation-quality levers; both read the demo's runs (`make demo` first).
 anchors: $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python timevqvae==1.0.1 einops
-	$(BIN)/python benchmarks/anchors.py $(ARGS)
+	$(BIN)/python -m benchmarks.anchors $(ARGS)
 
 levers: $(STAMP)
-	$(BIN)/python benchmarks/levers.py $(ARGS)
+	$(BIN)/python -m benchmarks.levers $(ARGS)
 
 # The shipped ecg-single-lead pipeline, rebuilt from the open databases (recipes/pretrained/README.md): every step
 # reuses or resumes what an earlier run left, so the same command finishes an interrupted build. GPU:

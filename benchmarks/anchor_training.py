@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,9 +44,18 @@ def _restore_random_states(states: dict) -> None:
     random.setstate(states["python"])
 
 
-def train_stage(name: str, model: torch.nn.Module, loss_of: Callable[[torch.Tensor], torch.Tensor], windows: torch.Tensor,
-                batch_size: int, seconds: float | None, epochs: int | None, seed: int, checkpoint: Path | None = None,
-                save_every_s: float = SAVE_EVERY_S) -> dict:
+def train_stage(
+    name: str,
+    model: torch.nn.Module,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    windows: torch.Tensor,
+    batch_size: int,
+    seconds: float | None,
+    epochs: int | None,
+    seed: int,
+    checkpoint: Path | None = None,
+    save_every_s: float = SAVE_EVERY_S,
+) -> dict:
     """Train until the wall-clock or epoch budget is spent; returns steps, epochs, seconds (over every sitting),
     the last loss and how many sittings it took. ``checkpoint`` (epoch budgets only) is resumed from if it
     exists and saved at an epoch's end every ``save_every_s`` seconds and when the budget is spent."""
@@ -62,23 +71,46 @@ def train_stage(name: str, model: torch.nn.Module, loss_of: Callable[[torch.Tens
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
         except Exception as error:
-            raise SystemExit(f"{checkpoint}: cannot resume from this checkpoint ({error}); delete it to start over") from error
+            raise SystemExit(
+                f"{checkpoint}: cannot resume from this checkpoint ({error}); delete it to start over"
+            ) from error
         generator.set_state(state["shuffle"])
         _restore_random_states(state["random"])
-        steps, done_epochs, last, earlier_s, sittings = (state[key] for key in ("steps", "epochs", "loss", "seconds", "sittings"))
+        steps, done_epochs, last, earlier_s, sittings = (
+            state[key] for key in ("steps", "epochs", "loss", "seconds", "sittings")
+        )
         sittings += 0 if done_epochs >= epochs else 1
-        print(f"  {name}: resumed from {checkpoint} at epoch {done_epochs} of {epochs} ({earlier_s / 3600:.2f} h so far)", flush=True)
+        print(
+            f"  {name}: resumed from {checkpoint} at epoch {done_epochs} of {epochs} ({earlier_s / 3600:.2f} h so far)",
+            flush=True,
+        )
 
     def log() -> dict:
-        return {"steps": steps, "epochs": done_epochs, "seconds": round(earlier_s + time.perf_counter() - started, 1),
-                "final_loss": last, "sittings": sittings}
+        return {
+            "steps": steps,
+            "epochs": done_epochs,
+            "seconds": round(earlier_s + time.perf_counter() - started, 1),
+            "final_loss": last,
+            "sittings": sittings,
+        }
 
     def save() -> None:
         progress = log()
         with atomic_file(checkpoint, "wb") as handle:  # a run killed while saving keeps the previous checkpoint
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "shuffle": generator.get_state(),
-                        "random": _random_states(), "steps": steps, "epochs": done_epochs, "loss": last,
-                        "seconds": progress["seconds"], "sittings": sittings}, handle)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "shuffle": generator.get_state(),
+                    "random": _random_states(),
+                    "steps": steps,
+                    "epochs": done_epochs,
+                    "loss": last,
+                    "seconds": progress["seconds"],
+                    "sittings": sittings,
+                },
+                handle,
+            )
 
     started = saved = time.perf_counter()
     if epochs is not None and done_epochs >= epochs:
@@ -93,7 +125,9 @@ def train_stage(name: str, model: torch.nn.Module, loss_of: Callable[[torch.Tens
         done_epochs += int(epoch_end)
         elapsed = time.perf_counter() - started
         if steps % 20 == 0:
-            print(f"  {name}: step {steps}, epoch {done_epochs}, loss {last:.4f}, {earlier_s + elapsed:.0f} s", flush=True)
+            print(
+                f"  {name}: step {steps}, epoch {done_epochs}, loss {last:.4f}, {earlier_s + elapsed:.0f} s", flush=True
+            )
         finished = (seconds is not None and elapsed >= seconds) or (epochs is not None and done_epochs >= epochs)
         if checkpoint is not None and epoch_end and (finished or time.perf_counter() - saved >= save_every_s):
             save()

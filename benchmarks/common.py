@@ -20,16 +20,22 @@ MEASURED_DENOISER = {"block_out_channels": [64, 128], "layers_per_block": 1}
 
 
 def machine() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
 def save(name: str, payload: dict) -> Path:
-    """``results/<name>.json`` with the machine stamped in, written atomically (an interrupted run keeps the old file)."""
+    """``results/<name>.json`` with the machine stamped in, written atomically (an interrupted run keeps the old
+    file)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     with atomic_file(path) as handle:

@@ -1,6 +1,6 @@
 """Whole-record compression (`tsvq compress`) of MIT-BIH DS2 records: speed, size and error, and window seams.
 
-    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --source ../shared/data/mitdb
+    .venv/bin/python -m benchmarks.compress --pipeline ecg-single-lead --source ../shared/data/mitdb
 
 For each DS2 record (MLII, 30 minutes at 360 Hz): the real-time factor of compress and decompress (seconds of ECG
 per second of compute, reading and writing excluded), the file's size, bit rate and compression ratio (11-bit
@@ -15,7 +15,6 @@ show no edge effect; independent windows show how large it would be.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,20 +22,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
-from benchmarks.mitbih import BEAT_AFTER_S, BEAT_BEFORE_S, DS2  # noqa: E402
-from tsvq.codec.metrics import codebook_report, prdn  # noqa: E402
-from tsvq.compression import CompressedRecord  # noqa: E402
-from tsvq.data import read_record  # noqa: E402
-from tsvq.data.windows import AAMI_CLASSES  # noqa: E402
-from tsvq.pipeline import Pipeline  # noqa: E402
+from benchmarks.common import save
+from benchmarks.mitbih import BEAT_AFTER_S, BEAT_BEFORE_S, DS2
+from tsvq.codec.metrics import codebook_report, prdn
+from tsvq.compression import CompressedRecord
+from tsvq.data import read_record
+from tsvq.data.windows import AAMI_CLASSES
+from tsvq.pipeline import Pipeline
 
 EDGE_FRACTION = 0.1
 
 
-def beat_segment_prdn(reference: np.ndarray, reconstruction: np.ndarray, rate: float, annotation, native_rate: float,
-                      found: dict[str, list[float]]) -> None:
+def beat_segment_prdn(
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    rate: float,
+    annotation,
+    native_rate: float,
+    found: dict[str, list[float]],
+) -> None:
     """Append the PRDN of every annotated beat's segment to ``found[AAMI class]``."""
     before, after = int(BEAT_BEFORE_S * rate), int(BEAT_AFTER_S * rate)
     beats = np.round(np.asarray(annotation.sample) * rate / native_rate).astype(int)
@@ -50,7 +54,11 @@ def beat_segment_prdn(reference: np.ndarray, reconstruction: np.ndarray, rate: f
 
 def codebook_health(codes: list[np.ndarray], num_codes: int) -> dict:
     report = codebook_report(np.concatenate(codes), num_codes)
-    return {"usage": report["usage_percent"] / 100, "perplexity": report["perplexity"], "codes": int(sum(map(len, codes)))}
+    return {
+        "usage": report["usage_percent"] / 100,
+        "perplexity": report["perplexity"],
+        "codes": int(sum(map(len, codes))),
+    }
 
 
 def error_by_window_position(reference: np.ndarray, reconstruction: np.ndarray, window: int) -> dict:
@@ -104,36 +112,49 @@ def main() -> None:
             whole = pipe.decompress(compressed, rate="pipeline").signal
             naive = independent_windows(pipe, conditioned)
             if "atr" in record.annotations:
-                beat_segment_prdn(conditioned, whole, pipe.sampling_rate_hz, record.annotations["atr"],
-                                  record.sampling_rate_hz, beats)
+                beat_segment_prdn(
+                    conditioned, whole, pipe.sampling_rate_hz, record.annotations["atr"], record.sampling_rate_hz, beats
+                )
             all_codes += [c.reshape(-1) if c.ndim == 1 else c[:, 0] for c in compressed.codes[0]]
             rows[name] = {
-                "seconds": compressed.duration_s, "bytes": path.stat().st_size,
-                "bits_per_second": compressed.bits_per_second(), "compression_ratio": compressed.compression_ratio(),
+                "seconds": compressed.duration_s,
+                "bytes": path.stat().st_size,
+                "bits_per_second": compressed.bits_per_second(),
+                "compression_ratio": compressed.compression_ratio(),
                 "prdn": pipe.compression_prdn(compressed, record)["MLII"],
                 "compress_real_time_factor": compressed.duration_s / compress_s,
                 "decompress_real_time_factor": compressed.duration_s / decompress_s,
                 "whole_record_by_position": error_by_window_position(conditioned, whole, pipe.window_length),
-                "independent_windows_by_position": error_by_window_position(conditioned[: len(naive)], naive, pipe.window_length),
+                "independent_windows_by_position": error_by_window_position(
+                    conditioned[: len(naive)], naive, pipe.window_length
+                ),
             }
             r = rows[name]
-            print(f"{name}: PRDN {r['prdn']:.2f}%  CR {r['compression_ratio']:.2f}  {r['bits_per_second']:.1f} bit/s  "
-                  f"RTF compress {r['compress_real_time_factor']:.0f}x decompress {r['decompress_real_time_factor']:.0f}x  "
-                  f"edge/middle whole {r['whole_record_by_position']['edge_percent']:.2f}/"
-                  f"{r['whole_record_by_position']['middle_percent']:.2f}  windows "
-                  f"{r['independent_windows_by_position']['edge_percent']:.2f}/{r['independent_windows_by_position']['middle_percent']:.2f}",
-                  flush=True)
+            print(
+                f"{name}: PRDN {r['prdn']:.2f}%  CR {r['compression_ratio']:.2f}  {r['bits_per_second']:.1f} bit/s  "
+                f"RTF compress {r['compress_real_time_factor']:.0f}x decompress "
+                f"{r['decompress_real_time_factor']:.0f}x  "
+                f"edge/middle whole {r['whole_record_by_position']['edge_percent']:.2f}/"
+                f"{r['whole_record_by_position']['middle_percent']:.2f}  windows "
+                f"{r['independent_windows_by_position']['edge_percent']:.2f}/{r['independent_windows_by_position']['middle_percent']:.2f}",
+                flush=True,
+            )
 
     def mean(key, sub=None):
         return float(np.mean([r[key][sub] if sub else r[key] for r in rows.values()]))
 
     seconds = sum(r["seconds"] for r in rows.values())
     summary = {
-        "records": len(rows), "hours": seconds / 3600, "mean_prdn": mean("prdn"),
-        "compression_ratio_whole": sum(11 * 360 * r["seconds"] for r in rows.values()) / sum(8 * r["bytes"] for r in rows.values()),
+        "records": len(rows),
+        "hours": seconds / 3600,
+        "mean_prdn": mean("prdn"),
+        "compression_ratio_whole": sum(11 * 360 * r["seconds"] for r in rows.values())
+        / sum(8 * r["bytes"] for r in rows.values()),
         "mean_bits_per_second": mean("bits_per_second"),
-        "compress_real_time_factor": seconds / sum(r["seconds"] / r["compress_real_time_factor"] for r in rows.values()),
-        "decompress_real_time_factor": seconds / sum(r["seconds"] / r["decompress_real_time_factor"] for r in rows.values()),
+        "compress_real_time_factor": seconds
+        / sum(r["seconds"] / r["compress_real_time_factor"] for r in rows.values()),
+        "decompress_real_time_factor": seconds
+        / sum(r["seconds"] / r["decompress_real_time_factor"] for r in rows.values()),
         "whole_record_edge_percent": mean("whole_record_by_position", "edge_percent"),
         "whole_record_middle_percent": mean("whole_record_by_position", "middle_percent"),
         "independent_windows_edge_percent": mean("independent_windows_by_position", "edge_percent"),
@@ -143,8 +164,16 @@ def main() -> None:
         "parameters": sum(p.numel() for p in pipe.codec.parameters()),
     }
     print(summary)
-    out = save(args.results, {"pipeline": args.pipeline, "search": args.search, "torch_threads": torch.get_num_threads(),
-                              "summary": summary, "records": rows})
+    out = save(
+        args.results,
+        {
+            "pipeline": args.pipeline,
+            "search": args.search,
+            "torch_threads": torch.get_num_threads(),
+            "summary": summary,
+            "records": rows,
+        },
+    )
     print(f"-> {out}")
 
 

@@ -2,8 +2,8 @@
 
     tsvq prepare --config recipes/mitbih/prepare.yaml --source ../shared/data/mitdb --out runs/mitbih/store
     accelerate launch -m tsvq.cli train codec --config recipes/mitbih/codec.yaml          # and codec-rvq.yaml
-    .venv/bin/python benchmarks/mitbih.py --store runs/mitbih/store --codec runs/mitbih/codec/model
-    .venv/bin/python benchmarks/mitbih.py --store runs/mitbih/store --codec runs/mitbih/codec-rvq/model --rd
+    .venv/bin/python -m benchmarks.mitbih --store runs/mitbih/store --codec runs/mitbih/codec/model
+    .venv/bin/python -m benchmarks.mitbih --store runs/mitbih/store --codec runs/mitbih/codec-rvq/model --rd
 
 Reports per DS2 patient and on average: PRDN at the codec's bit rate, with the compression ratio in the
 database's own terms (11-bit samples at 360 Hz: 3960 bit/s per channel); PRDN of beat-centred segments per AAMI
@@ -15,7 +15,6 @@ Targets (issue 21): mean DS2 PRDN <= 5% with one codebook at CR >= 10; <= 2% at 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -23,13 +22,12 @@ import numpy as np
 import torch
 import wfdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
-from tsvq.codec import VQVAE  # noqa: E402
-from tsvq.codec.metrics import codebook_report, prdn  # noqa: E402
-from tsvq.data import WindowStore  # noqa: E402
-from tsvq.data.windows import AAMI_CLASSES  # noqa: E402
-from tsvq.safe_loading import load_model  # noqa: E402
+from benchmarks.common import save
+from tsvq.codec import VQVAE
+from tsvq.codec.metrics import codebook_report, prdn
+from tsvq.data import WindowStore
+from tsvq.data.windows import AAMI_CLASSES
+from tsvq.safe_loading import load_model
 
 DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
 STORED_BITS_PER_SECOND = 11 * 360  # one MIT-BIH channel as the database stores it
@@ -89,21 +87,32 @@ def measure(codec: VQVAE, windows, entries, starts, files, search: int, stages: 
         per_patient = {e.split(":")[0]: float(per_window[entries == e].mean()) for e in sorted(set(entries))}
         bits = codec.bits_per_second() * q / codec.config.num_quantizers
         health = codebook_report(codes[..., :q], codec.config.num_codes)
-        results.append({
-            "stages": q, "search": search, "bits_per_second": bits,
-            "compression_ratio_11bit_360hz": STORED_BITS_PER_SECOND / bits,
-            "mean_prdn_over_patients": float(np.mean(list(per_patient.values()))),
-            "median_prdn_over_patients": float(np.median(list(per_patient.values()))),
-            "worst_patient": max(per_patient, key=per_patient.get), "per_patient_prdn": per_patient,
-            "beat_class_prdn": beat_class_prdn(windows, reconstruction, entries, starts, files, rate),
-            "held_out_usage_percent": health["usage_percent"], "held_out_perplexity": health["perplexity"],
-            "windows": int(len(windows)), "encode_decode_seconds": round(seconds, 1),
-            "seconds_of_ecg_per_second": round(len(windows) * windows.shape[1] / rate / seconds, 1),
-        })
-        print(f"  {q} stage(s), search {search}: {bits:.1f} bit/s (CR {STORED_BITS_PER_SECOND / bits:.1f}), mean DS2 PRDN "
-              f"{results[-1]['mean_prdn_over_patients']:.2f}%, usage {health['usage_percent']:.1f}%, "
-              f"perplexity {health['perplexity']:.0f}, beats {({c: round(v['prdn'], 2) for c, v in results[-1]['beat_class_prdn'].items()})}",
-              flush=True)
+        results.append(
+            {
+                "stages": q,
+                "search": search,
+                "bits_per_second": bits,
+                "compression_ratio_11bit_360hz": STORED_BITS_PER_SECOND / bits,
+                "mean_prdn_over_patients": float(np.mean(list(per_patient.values()))),
+                "median_prdn_over_patients": float(np.median(list(per_patient.values()))),
+                "worst_patient": max(per_patient, key=per_patient.get),
+                "per_patient_prdn": per_patient,
+                "beat_class_prdn": beat_class_prdn(windows, reconstruction, entries, starts, files, rate),
+                "held_out_usage_percent": health["usage_percent"],
+                "held_out_perplexity": health["perplexity"],
+                "windows": int(len(windows)),
+                "encode_decode_seconds": round(seconds, 1),
+                "seconds_of_ecg_per_second": round(len(windows) * windows.shape[1] / rate / seconds, 1),
+            }
+        )
+        print(
+            f"  {q} stage(s), search {search}: {bits:.1f} bit/s (CR {STORED_BITS_PER_SECOND / bits:.1f}), mean DS2 "
+            "PRDN "
+            f"{results[-1]['mean_prdn_over_patients']:.2f}%, usage {health['usage_percent']:.1f}%, "
+            f"perplexity {health['perplexity']:.0f}, beats "
+            f"{ ({c: round(v['prdn'], 2) for c, v in results[-1]['beat_class_prdn'].items()}) }",
+            flush=True,
+        )
     return results
 
 
@@ -111,7 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default="runs/mitbih/store", help="window store of recipes/mitbih/prepare.yaml")
     parser.add_argument("--codec", nargs="+", default=["runs/mitbih/codec/model"], help="trained codec folder(s)")
-    parser.add_argument("--rd", action="store_true", help="residual VQ: decode with 1..Q stages (a rate-distortion curve)")
+    parser.add_argument(
+        "--rd", action="store_true", help="residual VQ: decode with 1..Q stages (a rate-distortion curve)"
+    )
     parser.add_argument("--search", type=int, nargs="+", default=[0], help="code search candidates (0: nearest codes)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--results", default="mitbih", help="results file name under benchmarks/results/")
@@ -129,10 +140,14 @@ def main() -> None:
         stages = list(range(1, codec.config.num_quantizers + 1)) if args.rd else [codec.config.num_quantizers]
         print(f"{folder}: {sum(p.numel() for p in codec.parameters()) / 1e6:.2f} M parameters")
         runs[folder] = {
-            "model": {k: v for k, v in codec.config.items() if not k.startswith("_") and k not in ("norm_mean", "norm_std")},
+            "model": {
+                k: v for k, v in codec.config.items() if not k.startswith("_") and k not in ("norm_mean", "norm_std")
+            },
             "parameters": sum(p.numel() for p in codec.parameters()),
             "training_summary": summary.read_text() if summary.exists() else None,
-            "results": [r for search in args.search for r in measure(codec, windows, entries, starts, files, search, stages)],
+            "results": [
+                r for search in args.search for r in measure(codec, windows, entries, starts, files, search, stages)
+            ],
         }
     print(f"results: {save(args.results, {'note': args.note, 'store': str(store.path), 'runs': runs})}")
 

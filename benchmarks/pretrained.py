@@ -1,9 +1,11 @@
 """The pretrained pipeline on PTB-XL ECGs it never saw (fold 10, lead II), and its speed on the 2-core CPU.
 
-    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --results compress-pretrained-ds2
-    .venv/bin/python benchmarks/compress.py --pipeline ecg-single-lead --search 8 --results compress-pretrained-ds2-search8
-    .venv/bin/python benchmarks/pretrained.py --source ../shared/data/ptbxl
-    .venv/bin/python benchmarks/pretrained.py --source ../shared/data/ptbxl --search 8 --no-speed --results pretrained-search8
+    .venv/bin/python -m benchmarks.compress --pipeline ecg-single-lead --results compress-pretrained-ds2
+    .venv/bin/python -m benchmarks.compress --pipeline ecg-single-lead --search 8 \
+        --results compress-pretrained-ds2-search8
+    .venv/bin/python -m benchmarks.pretrained --source ../shared/data/ptbxl
+    .venv/bin/python -m benchmarks.pretrained --source ../shared/data/ptbxl --search 8 --no-speed \
+        --results pretrained-search8
 
 Each fold-10 ECG (10 s, 100 Hz) is compressed whole and decompressed; PRDN against the input band-limited like
 the training data, per ECG and on average, with the compression ratio against PTB-XL's 16-bit samples at 100 Hz.
@@ -17,24 +19,26 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
-from tsvq.codec.streaming import decode_long, encode_long  # noqa: E402
-from tsvq.data import read_record  # noqa: E402
-from tsvq.pipeline import Pipeline  # noqa: E402
+from benchmarks.common import save
+from tsvq.codec.streaming import decode_long, encode_long
+from tsvq.data import read_record
+from tsvq.pipeline import Pipeline
 
 
 def fold_records(source: Path, fold: int) -> list[str]:
     with open(source / "ptbxl_database.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [row["filename_lr"] for row in rows if int(float(row["strat_fold"])) == fold and (source / f"{row['filename_lr']}.hea").is_file()]
+    return [
+        row["filename_lr"]
+        for row in rows
+        if int(float(row["strat_fold"])) == fold and (source / f"{row['filename_lr']}.hea").is_file()
+    ]
 
 
 def real_time_factors(pipe: Pipeline, seconds: float = 3600.0) -> dict:
@@ -48,8 +52,11 @@ def real_time_factors(pipe: Pipeline, seconds: float = 3600.0) -> dict:
     start = time.perf_counter()
     decode_long(pipe.codec, codes)
     decode_s = time.perf_counter() - start
-    return {"seconds_of_signal": seconds, "encode_real_time_factor": seconds / encode_s,
-            "decode_real_time_factor": seconds / decode_s}
+    return {
+        "seconds_of_signal": seconds,
+        "encode_real_time_factor": seconds / encode_s,
+        "decode_real_time_factor": seconds / decode_s,
+    }
 
 
 def module_parameters(obj) -> int:
@@ -74,20 +81,28 @@ def main() -> None:
     for name in fold_records(source, args.fold):
         record = read_record(source / name, channels=[args.lead], annotation_extensions=())
         compressed = pipe.compress(record, input_bits=16, search=args.search)
-        rows[name] = {"prdn": pipe.compression_prdn(compressed, record)[args.lead],
-                      "compression_ratio": compressed.compression_ratio(), "bytes": compressed.size_bytes()}
+        rows[name] = {
+            "prdn": pipe.compression_prdn(compressed, record)[args.lead],
+            "compression_ratio": compressed.compression_ratio(),
+            "bytes": compressed.size_bytes(),
+        }
     prdn = np.array([r["prdn"] for r in rows.values()])
     summary = {
-        "ptbxl_fold": args.fold, "lead": args.lead, "ecgs": len(rows), "mean_prdn": float(prdn.mean()),
-        "median_prdn": float(np.median(prdn)), "worst_prdn": float(prdn.max()),
+        "ptbxl_fold": args.fold,
+        "lead": args.lead,
+        "ecgs": len(rows),
+        "mean_prdn": float(prdn.mean()),
+        "median_prdn": float(np.median(prdn)),
+        "worst_prdn": float(prdn.max()),
         "mean_compression_ratio_16bit_100hz": float(np.mean([r["compression_ratio"] for r in rows.values()])),
         "parameters": {"codec": sum(p.numel() for p in pipe.codec.parameters())}
-                      | {name: module_parameters(prior) for name, prior in pipe.priors.items()},
+        | {name: module_parameters(prior) for name, prior in pipe.priors.items()},
     }
     if not args.no_speed:
         summary["speed"] = real_time_factors(pipe)
     print(summary)
-    print(f"-> {save(args.results, {'pipeline': args.pipeline, 'search': args.search, 'torch_threads': torch.get_num_threads(), 'summary': summary, 'ecgs': rows})}")
+    payload = {"pipeline": args.pipeline, "search": args.search, "torch_threads": torch.get_num_threads()}
+    print(f"-> {save(args.results, payload | {'summary': summary, 'ecgs': rows})}")
 
 
 if __name__ == "__main__":

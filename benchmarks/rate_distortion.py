@@ -7,8 +7,9 @@ saw, every byte of each file counted. One scenario per database:
 Both coders see the same input: each record's lead conditioned as the pipeline's training data (250 Hz,
 0.5-40 Hz zero-phase band-pass). PRDN is tsvq's (`tsvq.compression.prdn_per_channel`: the whole record, mean
 removed); PRD keeps the mean, as most papers report it; CR counts the record's own stored samples (MIT-BIH: 11
-bits at 360 Hz) against the whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with fixed-width codes (format 1);
-the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each record and on a grid of rates.
+bits at 360 Hz) against the whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with
+fixed-width codes (format 1); the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each
+record and on a grid of rates.
 Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
 """
 
@@ -38,14 +39,28 @@ def ptbxl_fold(source: Path, fold: int = 10) -> list[str]:
 
     with open(source / "ptbxl_database.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [row["filename_lr"] for row in rows if int(float(row["strat_fold"])) == fold and (source / f"{row['filename_lr']}.hea").is_file()]
+    return [
+        row["filename_lr"]
+        for row in rows
+        if int(float(row["strat_fold"])) == fold and (source / f"{row['filename_lr']}.hea").is_file()
+    ]
 
 
 SCENARIOS = {  # results name, where the records are, which, the lead, the plot's title
-    "mitbih-ds2": {"name": "rate-distortion-ds2", "source": "../shared/data/mitdb", "records": lambda source: DS2,
-                   "lead": "MLII", "title": "MIT-BIH DS2, MLII, 22 records (unseen patients)"},
-    "ptbxl-fold10": {"name": "rate-distortion-ptbxl-fold10", "source": "../shared/data/ptbxl", "records": ptbxl_fold,
-                     "lead": "II", "title": "PTB-XL fold 10, lead II, 10-s ECGs (unseen patients)"},
+    "mitbih-ds2": {
+        "name": "rate-distortion-ds2",
+        "source": "../shared/data/mitdb",
+        "records": lambda source: DS2,
+        "lead": "MLII",
+        "title": "MIT-BIH DS2, MLII, 22 records (unseen patients)",
+    },
+    "ptbxl-fold10": {
+        "name": "rate-distortion-ptbxl-fold10",
+        "source": "../shared/data/ptbxl",
+        "records": ptbxl_fold,
+        "lead": "II",
+        "title": "PTB-XL fold 10, lead II, 10-s ECGs (unseen patients)",
+    },
 }
 
 
@@ -56,14 +71,22 @@ def prd(reference: np.ndarray, reconstruction: np.ndarray) -> float:
     return float(100 * np.sqrt(np.sum((x - y) ** 2) / np.sum(x**2)))
 
 
-def point(reference: np.ndarray, reconstruction: np.ndarray, file_bytes: int, seconds: float, stored_bits_per_s: float) -> dict:
-    return {"bits_per_second": 8 * file_bytes / seconds, "prdn": prdn_per_channel(reference[:, None], reconstruction[:, None])[0],
-            "prd": prd(reference, reconstruction), "compression_ratio": stored_bits_per_s * seconds / (8 * file_bytes)}
+def point(
+    reference: np.ndarray, reconstruction: np.ndarray, file_bytes: int, seconds: float, stored_bits_per_s: float
+) -> dict:
+    return {
+        "bits_per_second": 8 * file_bytes / seconds,
+        "prdn": prdn_per_channel(reference[:, None], reconstruction[:, None])[0],
+        "prd": prd(reference, reconstruction),
+        "compression_ratio": stored_bits_per_s * seconds / (8 * file_bytes),
+    }
 
 
 def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
     record = read_record(path, channels=[lead], annotation_extensions=())
-    stored = (record.adc_bits[0] if record.adc_bits else 16) * record.sampling_rate_hz  # the record's own bits per second
+    stored = (
+        record.adc_bits[0] if record.adc_bits else 16
+    ) * record.sampling_rate_hz  # the record's own bits per second
     reference = pipe.preprocess(record.signal, record.sampling_rate_hz)[:, 0].astype(np.float64)
     seconds = record.duration_s
     start = time.perf_counter()
@@ -76,18 +99,25 @@ def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
     fixed = pipe.compress(record, entropy_coding=False)
     tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
-        "format": 1 if compressed.entropy is None else 2, "bits_per_code": compressed.bits_per_code(),
+        "format": 1 if compressed.entropy is None else 2,
+        "bits_per_code": compressed.bits_per_code(),
         "model_bits_per_code": None if compressed.model_bits is None else compressed.model_bits / compressed.num_codes,
-        "compress_real_time_factor": seconds / compress_s, "decompress_real_time_factor": seconds / decompress_s,
-        "decoded_samples": int(len(decoded.signal))}
+        "compress_real_time_factor": seconds / compress_s,
+        "decompress_real_time_factor": seconds / decompress_s,
+        "decoded_samples": int(len(decoded.signal)),
+    }
     wavelet_bytes, wavelet = wavelet_coder.at_rate(reference, 8 * len(data))
     grid = {}
     for rate in GRID:
         grid_bytes, grid_signal = wavelet_coder.at_rate(reference, rate * seconds)
         grid[str(rate)] = point(reference, grid_signal, len(grid_bytes), seconds, stored)
-    return {"seconds": seconds, "tsvq": tsvq,
-            "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds, stored),
-            "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds, stored), "wavelet": grid}
+    return {
+        "seconds": seconds,
+        "tsvq": tsvq,
+        "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds, stored),
+        "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds, stored),
+        "wavelet": grid,
+    }
 
 
 def summarise(rows: dict) -> dict:
@@ -100,15 +130,22 @@ def summarise(rows: dict) -> dict:
         return float(np.mean(values))
 
     seconds = sum(r["seconds"] for r in rows.values())
-    summary = {name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio")}
-               for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")}
+    summary = {
+        name: {k: mean(name, k) for k in ("bits_per_second", "prdn", "prd", "compression_ratio")}
+        for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")
+    }
     summary["tsvq"]["bits_per_code"] = mean("tsvq", "bits_per_code")
     coded = [r["tsvq"]["model_bits_per_code"] for r in rows.values() if r["tsvq"]["format"] == 2]
-    summary["tsvq"] |= {"entropy_coded_records": len(coded), "records": len(rows),
-                        "model_bits_per_code_of_entropy_coded": float(np.mean(coded)) if coded else None}
+    summary["tsvq"] |= {
+        "entropy_coded_records": len(coded),
+        "records": len(rows),
+        "model_bits_per_code_of_entropy_coded": float(np.mean(coded)) if coded else None,
+    }
     for key in ("compress_real_time_factor", "decompress_real_time_factor"):  # whole hours over whole compute
         summary["tsvq"][key] = seconds / sum(r["seconds"] / r["tsvq"][key] for r in rows.values())
-    summary["wavelet"] = {rate: {k: mean("wavelet", rate, k) for k in ("bits_per_second", "prdn", "prd")} for rate in map(str, GRID)}
+    summary["wavelet"] = {
+        rate: {k: mean("wavelet", rate, k) for k in ("bits_per_second", "prdn", "prd")} for rate in map(str, GRID)
+    }
     summary["prdn_tsvq_over_wavelet"] = summary["tsvq"]["prdn"] / summary["wavelet_at_tsvq_rate"]["prdn"]
     return summary
 
@@ -121,13 +158,26 @@ def plot(summary: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     rates = [summary["wavelet"][r]["bits_per_second"] for r in map(str, GRID)]
-    ax.plot(rates, [summary["wavelet"][r]["prdn"] for r in map(str, GRID)], "o-", color="0.4",
-            label=f"wavelet coder ({wavelet_coder.WAVELET}, entropy-coded)")
-    for name, marker, label in (("tsvq", "*", "tsvq compress (entropy-coded)"), ("tsvq_fixed_width", "s", "tsvq, fixed-width codes"),
-                                ("wavelet_at_tsvq_rate", "x", "wavelet coder at tsvq's rate")):
-        ax.plot(summary[name]["bits_per_second"], summary[name]["prdn"], marker, markersize=11 if marker == "*" else 7, label=label)
-    ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file)", ylabel="mean PRDN (%)",
-           title=title)
+    ax.plot(
+        rates,
+        [summary["wavelet"][r]["prdn"] for r in map(str, GRID)],
+        "o-",
+        color="0.4",
+        label=f"wavelet coder ({wavelet_coder.WAVELET}, entropy-coded)",
+    )
+    for name, marker, label in (
+        ("tsvq", "*", "tsvq compress (entropy-coded)"),
+        ("tsvq_fixed_width", "s", "tsvq, fixed-width codes"),
+        ("wavelet_at_tsvq_rate", "x", "wavelet coder at tsvq's rate"),
+    ):
+        ax.plot(
+            summary[name]["bits_per_second"],
+            summary[name]["prdn"],
+            marker,
+            markersize=11 if marker == "*" else 7,
+            label=label,
+        )
+    ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file)", ylabel="mean PRDN (%)", title=title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
@@ -148,15 +198,27 @@ def main() -> None:
     rows = {}
     for name in scenario["records"](source):
         rows[name] = row = measure_record(pipe, source / name, scenario["lead"])
-        print(f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at that "
-              f"rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width {row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
-              flush=True)
+        print(
+            f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at "
+            "that "
+            f"rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width "
+            f"{row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
+            flush=True,
+        )
     summary = summarise(rows)
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    save(scenario["name"], {"command": "python -m benchmarks.rate_distortion " + " ".join(
-                    f"--{k} {v}" for k, v in vars(args).items() if v is not None),
-                "commit": commit, "versions": {p: version(p) for p in ("tsvq", "constriction", "PyWavelets", "numpy")},
-                "pipeline": args.pipeline, "summary": summary, "records": rows})
+    save(
+        scenario["name"],
+        {
+            "command": "python -m benchmarks.rate_distortion "
+            + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
+            "commit": commit,
+            "versions": {p: version(p) for p in ("tsvq", "constriction", "PyWavelets", "numpy")},
+            "pipeline": args.pipeline,
+            "summary": summary,
+            "records": rows,
+        },
+    )
     plot(summary, RESULTS / f"{scenario['name']}.png", scenario["title"])
     print({k: summary[k] for k in ("tsvq", "wavelet_at_tsvq_rate", "prdn_tsvq_over_wavelet")})
 

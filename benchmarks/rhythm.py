@@ -1,7 +1,7 @@
 """What a prior's rhythm figures are made of: beats per window, beat-interval irregularity, doubled beats and how
 alike the beats of one window are, for held-out, training and generated windows.
 
-    .venv/bin/python benchmarks/rhythm.py --pipelines cpu=runs/mitbih/pipeline-cpu --store runs/mitbih/store \\
+    .venv/bin/python -m benchmarks.rhythm --pipelines cpu=runs/mitbih/pipeline-cpu --store runs/mitbih/store \\
         --name mitbih-rhythm [--n 300] [--seeds 3] [--steps 20 --sampler dpm --guidance 2]
 
 `tsvq eval` gives the rhythm as one number, the Wasserstein distance between the per-window RR-irregularity
@@ -10,9 +10,9 @@ windows above 0.1 (sinus rhythm sits at 0.02-0.05), beats per window, the share 
 0.25 s (a beat found twice, or a T wave taken for a QRS), and beat consistency, the mean correlation of each beat of
 a window with the window's median beat (about 1 where every beat looks like its neighbours; ectopic beats among
 normal ones lower it). ``train-decoded`` is the training windows through the first pipeline's codec: what a
-perfect prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the training split's mix),
-seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and spread of the main figures over
-seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``);
+perfect prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the
+training split's mix), seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and
+spread of the main figures over seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``);
 an ``--option`` none of them has is refused. Writes the results file and, beside the pipelines' `--out`,
 `beats.png` and `rr_irregularity.png`.
 """
@@ -27,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
-from tsvq import plots  # noqa: E402
-from tsvq.data import WindowStore  # noqa: E402
-from tsvq.evaluation.physiology import MIN_RR_S, beat_source, rr_irregularity  # noqa: E402
-from tsvq.evaluation.conditional import LabelledDraws  # noqa: E402
-from tsvq.pipeline import Pipeline  # noqa: E402
-from tsvq.priors.base import option_names  # noqa: E402
+from benchmarks.common import save
+from tsvq import plots
+from tsvq.data import WindowStore
+from tsvq.evaluation.conditional import LabelledDraws
+from tsvq.evaluation.physiology import MIN_RR_S, beat_source, rr_irregularity
+from tsvq.pipeline import Pipeline
+from tsvq.priors.base import option_names
 
 BEAT_BEFORE_S, BEAT_AFTER_S = 0.2, 0.4  # P wave to the end of the T wave at ordinary rates
 IRREGULAR = 0.1  # RR coefficient of variation above sinus rhythm's 0.02-0.05 (and below atrial fibrillation's)
@@ -67,7 +66,9 @@ def rhythm_summary(lead: np.ndarray, rhythm: dict, rate_hz: float) -> dict:
         "windows_without_beats": float(np.mean(rhythm["beats"] < 2)),
         "windows_with_an_interval_under_0.25s": float(np.mean(doubled)),
         "rr_irregularity_windows": len(irregularity),
-        "rr_irregularity_quantiles": dict(zip(map(str, quantiles), np.quantile(irregularity, quantiles).round(4).tolist())),
+        "rr_irregularity_quantiles": dict(
+            zip(map(str, quantiles), np.quantile(irregularity, quantiles).round(4).tolist())
+        ),
         f"rr_irregularity_share_above_{IRREGULAR}": float(np.mean(irregularity > IRREGULAR)),
         "beat_consistency_windows": len(consistency),
         "beat_consistency_median": float(np.median(consistency)),
@@ -92,7 +93,9 @@ def spread(summaries: list[dict]) -> dict:
         f"rr_irregularity_share_above_{IRREGULAR}": [s[f"rr_irregularity_share_above_{IRREGULAR}"] for s in summaries],
         "windows_with_an_interval_under_0.25s": [s["windows_with_an_interval_under_0.25s"] for s in summaries],
         "beat_consistency_median": [s["beat_consistency_median"] for s in summaries],
-        f"beat_consistency_share_below_{CONSISTENT}": [s[f"beat_consistency_share_below_{CONSISTENT}"] for s in summaries],
+        f"beat_consistency_share_below_{CONSISTENT}": [
+            s[f"beat_consistency_share_below_{CONSISTENT}"] for s in summaries
+        ],
     }
     return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": v} for k, v in figures.items()}
 
@@ -107,10 +110,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sampler", default="dpm")
     parser.add_argument("--guidance", type=float, default=2.0)
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="another sampling option for the priors that have it, e.g. temperature=0.9 (repeatable)")
-    parser.add_argument("--seeds", type=int, default=1, help="draw each prior with seeds 0..N-1 (plots and 'sets' show seed 0)")
-    parser.add_argument("--no-snap", action="store_true", help="decode the drawn vectors without snapping them to codes")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another sampling option for the priors that have it, e.g. temperature=0.9 (repeatable)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="draw each prior with seeds 0..N-1 (plots and 'sets' show seed 0)"
+    )
+    parser.add_argument(
+        "--no-snap", action="store_true", help="decode the drawn vectors without snapping them to codes"
+    )
     args = parser.parse_args()
     store = WindowStore(args.store)
     rate = store.sampling_rate_hz
@@ -118,17 +130,28 @@ def main() -> None:
     if source is None:
         sys.exit(f"{args.store}: no beats to find in channels {store.channel_names} ({store.units})")
     rng = np.random.default_rng(0)
-    sets = {split: np.asarray(store.windows[np.sort(rng.choice(store.split_indices(split), 2 * args.n, replace=False))])
-            for split in ("test", "train")}
-    sampling = {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance} | ({"snap": False} if args.no_snap else {})
+    sets = {
+        split: np.asarray(store.windows[np.sort(rng.choice(store.split_indices(split), 2 * args.n, replace=False))])
+        for split in ("test", "train")
+    }
+    sampling = {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance} | (
+        {"snap": False} if args.no_snap else {}
+    )
     extra = dict(o.split("=", 1) for o in args.option)
     sampling |= {key: json.loads(value) for key, value in extra.items()}  # numbers as numbers
-    pipelines = {name: Pipeline.from_pretrained(folder) for name, folder in (entry.split("=", 1) for entry in args.pipelines)}
+    pipelines = {
+        name: Pipeline.from_pretrained(folder) for name, folder in (entry.split("=", 1) for entry in args.pipelines)
+    }
     known = set().union(*(option_names(p.priors[next(iter(p.priors))]) for p in pipelines.values()))
     if set(extra) - known:
-        sys.exit(f"--option {sorted(set(extra) - known)}: none of the pipelines' priors has it (they take {sorted(known)})")
+        sys.exit(
+            f"--option {sorted(set(extra) - known)}: none of the pipelines' priors has it (they take {sorted(known)})"
+        )
     first = next(iter(pipelines.values()))
-    sets["train-decoded"] = first.decode(first.encode(sets["train"]).codes)  # a perfect prior over its codes would draw these
+    sets["train-decoded"] = first.decode(
+        first.encode(sets["train"]).codes
+    )  # a perfect prior over its codes would draw these
+
     def summarise(windows: np.ndarray) -> dict:
         return rhythm_summary(source.lead(windows), source.rhythm(windows, rate), rate)
 
@@ -141,15 +164,32 @@ def main() -> None:
     leads = {name: source.lead(windows) for name, windows in sets.items()}
     rhythms = {name: source.rhythm(windows, rate) for name, windows in sets.items()}
     summary = {name: rhythm_summary(leads[name], rhythms[name], rate) for name in sets}
-    over_seeds = {name: spread([summary[name]] + later) for name, later in later_seeds.items()} if args.seeds > 1 else {}
+    over_seeds = (
+        {name: spread([summary[name]] + later) for name, later in later_seeds.items()} if args.seeds > 1 else {}
+    )
     out = Path(args.out) / args.name
-    plots.histograms({name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()}, out / "rr_irregularity.png",
-                     "beat-interval irregularity per window (RR coefficient of variation)")
+    plots.histograms(
+        {name: rr_irregularity(rhythm) for name, rhythm in rhythms.items()},
+        out / "rr_irregularity.png",
+        "beat-interval irregularity per window (RR coefficient of variation)",
+    )
     plots.beat_examples({name: (leads[name], rhythms[name]) for name in sets}, rate, out / "beats.png", source.unit)
-    print(save(args.name, {"what": __doc__.splitlines()[0], "store": args.store, "pipelines": args.pipelines,
-                           "sampling": sampling, "real_windows": 2 * args.n, "beats": source.describe(),
-                           "sampling_seconds": seconds, "sets": summary,
-                           **({"seeds": args.seeds, "over_seeds": over_seeds} if over_seeds else {})}))
+    print(
+        save(
+            args.name,
+            {
+                "what": __doc__.splitlines()[0],
+                "store": args.store,
+                "pipelines": args.pipelines,
+                "sampling": sampling,
+                "real_windows": 2 * args.n,
+                "beats": source.describe(),
+                "sampling_seconds": seconds,
+                "sets": summary,
+                **({"seeds": args.seeds, "over_seeds": over_seeds} if over_seeds else {}),
+            },
+        )
+    )
     for name, figures in summary.items():
         print(name, figures)
 

@@ -54,17 +54,34 @@ def main() -> None:
                 store = prepare(config, Path(tmp) / f"store-{workers}", progress=False, workers=workers)
                 seconds = time.perf_counter() - start
                 records = len({r["file"] for r in store.manifest["records"]}) + len(store.manifest["skipped_records"])
-                runs[str(workers)] = {"seconds": seconds, "records": records, "records_per_s": records / seconds,
-                                      "windows": int(store.num_windows), "store_sha256": store_digest(store.path)}
-                print(f"{name}: {workers} worker(s) {records} records in {seconds:.1f} s ({records / seconds:.1f} records/s)",
-                      flush=True)
+                runs[str(workers)] = {
+                    "seconds": seconds,
+                    "records": records,
+                    "records_per_s": records / seconds,
+                    "windows": int(store.num_windows),
+                    "store_sha256": store_digest(store.path),
+                }
+                print(
+                    f"{name}: {workers} worker(s) {records} records in {seconds:.1f} s ({records / seconds:.1f} "
+                    "records/s)",
+                    flush=True,
+                )
         first = runs[str(args.workers[0])]
-        results[name] = {"recipe": recipe, "runs": runs,
-                         "same_store": len({r["store_sha256"] for r in runs.values()}) == 1,
-                         "speedup": {w: first["seconds"] / r["seconds"] for w, r in runs.items()}}
+        results[name] = {
+            "recipe": recipe,
+            "runs": runs,
+            "same_store": len({r["store_sha256"] for r in runs.values()}) == 1,
+            "speedup": {w: first["seconds"] / r["seconds"] for w, r in runs.items()},
+        }
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    save("scale-prepare", {"command": "python -m benchmarks.scale --workers " + " ".join(map(str, args.workers)),
-                           "commit": commit, "scenarios": results})
+    save(
+        "scale-prepare",
+        {
+            "command": "python -m benchmarks.scale --workers " + " ".join(map(str, args.workers)),
+            "commit": commit,
+            "scenarios": results,
+        },
+    )
 
 
 if __name__ == "__main__":

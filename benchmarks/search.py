@@ -1,6 +1,6 @@
 """What code search buys and costs: PRDN and encoding speed for candidates x sweeps, on excerpts of unseen ECG.
 
-    .venv/bin/python benchmarks/search.py --pipeline ecg-single-lead --source ../shared/data/mitdb
+    .venv/bin/python -m benchmarks.search --pipeline ecg-single-lead --source ../shared/data/mitdb
 
 Each record's MLII lead is band-limited like the pipeline's training data, a stretch of ``--minutes`` from
 ``--start-minute`` is encoded whole (``tsvq.codec.streaming.encode_long``, as ``tsvq compress`` does) with every
@@ -11,19 +11,17 @@ pretrained codec never saw. Speed is seconds of ECG per second of compute with t
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import save  # noqa: E402
-from tsvq.codec.metrics import prdn as prdn_percent  # noqa: E402
-from tsvq.codec.streaming import decode_long, encode_long  # noqa: E402
-from tsvq.data import read_record  # noqa: E402
-from tsvq.pipeline import Pipeline  # noqa: E402
+from benchmarks.common import save
+from tsvq.codec.metrics import prdn as prdn_percent
+from tsvq.codec.streaming import decode_long, encode_long
+from tsvq.data import read_record
+from tsvq.pipeline import Pipeline
 
 SETTINGS = ((0, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2), (16, 1), (16, 2))  # (candidates, sweeps)
 
@@ -55,14 +53,26 @@ def main() -> None:
             elapsed = time.perf_counter() - tic
             y = decode_long(pipe.codec, codes)
             prdn = float(prdn_percent(x[None], y[None])[0])  # the whole stretch as one window
-            rows.setdefault(f"{candidates}x{sweeps}", {})[name] = {"prdn": prdn, "encode_real_time_factor": seconds / elapsed}
-            print(f"{name}: {candidates} candidates x {sweeps} sweeps: PRDN {prdn:.2f}%  encode {seconds / elapsed:.1f}x real time",
-                  flush=True)
-    summary = {setting: {"mean_prdn": float(np.mean([r["prdn"] for r in per.values()])),
-                         "encode_real_time_factor": float(np.mean([r["encode_real_time_factor"] for r in per.values()]))}
-               for setting, per in rows.items()}
+            rows.setdefault(f"{candidates}x{sweeps}", {})[name] = {
+                "prdn": prdn,
+                "encode_real_time_factor": seconds / elapsed,
+            }
+            print(
+                f"{name}: {candidates} candidates x {sweeps} sweeps: PRDN {prdn:.2f}%  encode "
+                f"{seconds / elapsed:.1f}x real time",
+                flush=True,
+            )
+    summary = {
+        setting: {
+            "mean_prdn": float(np.mean([r["prdn"] for r in per.values()])),
+            "encode_real_time_factor": float(np.mean([r["encode_real_time_factor"] for r in per.values()])),
+        }
+        for setting, per in rows.items()
+    }
     print(summary)
-    print(f"-> {save(args.results, {'pipeline': args.pipeline, 'records': args.records, 'channel': args.channel, 'start_minute': args.start_minute, 'minutes': args.minutes, 'torch_threads': torch.get_num_threads(), 'summary': summary, 'per_record': rows})}")
+    payload = {key: getattr(args, key) for key in ("pipeline", "records", "channel", "start_minute", "minutes")}
+    payload |= {"torch_threads": torch.get_num_threads(), "summary": summary, "per_record": rows}
+    print(f"-> {save(args.results, payload)}")
 
 
 if __name__ == "__main__":

@@ -50,15 +50,32 @@ def ecg_like(seconds: float, rate: float, seed: int = 0, heart_rate_bpm: float =
     return np.exp(-((phase - 0.5) ** 2) / 0.0008) + 0.1 * np.sin(2 * np.pi * 0.3 * t) + 0.01 * rng.normal(size=t.shape)
 
 
-def write_record(folder: Path, name: str, signal: np.ndarray, rate: float, sig_names=None, fmt="16",
-                 beats: np.ndarray | None = None, symbols=None) -> Path:
+def write_record(
+    folder: Path,
+    name: str,
+    signal: np.ndarray,
+    rate: float,
+    sig_names=None,
+    fmt="16",
+    beats: np.ndarray | None = None,
+    symbols=None,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     signal = signal[:, None] if signal.ndim == 1 else signal
     channels = signal.shape[1]
     sig_names = sig_names or [f"ch{i}" for i in range(channels)]
     gain = {"16": 1000.0, "212": 200.0, "80": 50.0}[fmt]
-    wfdb.wrsamp(name, fs=rate, units=["mV"] * channels, sig_name=sig_names, p_signal=signal, fmt=[fmt] * channels,
-                adc_gain=[gain] * channels, baseline=[0] * channels, write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=rate,
+        units=["mV"] * channels,
+        sig_name=sig_names,
+        p_signal=signal,
+        fmt=[fmt] * channels,
+        adc_gain=[gain] * channels,
+        baseline=[0] * channels,
+        write_dir=str(folder),
+    )
     if beats is not None:
         wfdb.wrann(name, "atr", np.asarray(beats), symbol=symbols or ["N"] * len(beats), write_dir=str(folder))
     return folder / name
@@ -93,8 +110,18 @@ TINY_CODEC = dict(hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes
 def tiny_training(output_dir: Path, steps: int = 30, **extra):
     from tsvq.training.loop import TrainingConfig
 
-    values = dict(output_dir=str(output_dir), max_steps=steps, batch_size=16, eval_every=steps, checkpoint_every=steps,
-                  log_every=10, warmup_steps=2, learning_rate=2e-3, progress=False, log_with=["jsonl"])
+    values = dict(
+        output_dir=str(output_dir),
+        max_steps=steps,
+        batch_size=16,
+        eval_every=steps,
+        checkpoint_every=steps,
+        log_every=10,
+        warmup_steps=2,
+        learning_rate=2e-3,
+        progress=False,
+        log_with=["jsonl"],
+    )
     return TrainingConfig(**(values | extra))
 
 
@@ -108,15 +135,33 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 
     root = tmp_path_factory.mktemp("tiny")
-    source = write_synthetic_database(root / "synthetic", n_subjects=4, records_per_subject=1, minutes_per_record=1.0, rate_hz=125)
-    store = prepare(PrepareConfig(source=str(source), rate_hz=125, window_samples=256, val_fraction=0.25, test_fraction=0.25),
-                    root / "store", progress=False)
-    codec = train_codec(CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(root / "codec", 40)))
-    diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model={"block_out_channels": [16, 32]},
-                                                     training=tiny_training(root / "diffusion", 30)))
-    wavenet = train_wavenet(WaveNetStageConfig(store=str(store.path), codec=str(codec),
-                                               model={"residual_channels": 16, "skip_channels": 16, "dilation_cycle": [1, 2, 4, 8]},
-                                               training=tiny_training(root / "wavenet", 30)))
+    source = write_synthetic_database(
+        root / "synthetic", n_subjects=4, records_per_subject=1, minutes_per_record=1.0, rate_hz=125
+    )
+    store = prepare(
+        PrepareConfig(source=str(source), rate_hz=125, window_samples=256, val_fraction=0.25, test_fraction=0.25),
+        root / "store",
+        progress=False,
+    )
+    codec = train_codec(
+        CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(root / "codec", 40))
+    )
+    diffusion = train_diffusion(
+        DiffusionStageConfig(
+            store=str(store.path),
+            codec=str(codec),
+            model={"block_out_channels": [16, 32]},
+            training=tiny_training(root / "diffusion", 30),
+        )
+    )
+    wavenet = train_wavenet(
+        WaveNetStageConfig(
+            store=str(store.path),
+            codec=str(codec),
+            model={"residual_channels": 16, "skip_channels": 16, "dilation_cycle": [1, 2, 4, 8]},
+            training=tiny_training(root / "wavenet", 30),
+        )
+    )
     return {"root": root, "store": store.path, "codec": codec, "diffusion": diffusion, "wavenet": wavenet}
 
 

@@ -45,7 +45,9 @@ def test_an_epoch_budget_resumed_in_sittings_ends_where_an_unbroken_run_ends(tmp
     torch.manual_seed(123)  # whatever the next sitting's process did before resuming must not matter
     np.random.seed(123)
     second = fresh(seed=99)  # other initial weights: the checkpoint's must win
-    resumed = train_stage("stage", second, second.loss, WINDOWS, 8, None, 6, seed=3, checkpoint=checkpoint, save_every_s=0)
+    resumed = train_stage(
+        "stage", second, second.loss, WINDOWS, 8, None, 6, seed=3, checkpoint=checkpoint, save_every_s=0
+    )
 
     assert resumed["epochs"] == whole["epochs"] == 6 and resumed["steps"] == whole["steps"] and resumed["sittings"] == 2
     for a, b in zip(unbroken.state_dict().values(), second.state_dict().values(), strict=True):

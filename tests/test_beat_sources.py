@@ -64,7 +64,9 @@ def test_pulse_rate_agrees_with_the_bedside_monitor_on_bidmc():
     from tsvq.data.records import clean_channel_name
 
     if not (REAL_DATA / "bidmc").is_dir():
-        pytest.skip(f"real recordings not found at {REAL_DATA / 'bidmc'} (they live in ../shared/data beside the project)")
+        pytest.skip(
+            f"real recordings not found at {REAL_DATA / 'bidmc'} (they live in ../shared/data beside the project)"
+        )
     rate, length, found, monitor = 125, 1024, [], []
     for number in (1, 12, 23, 34, 45):
         path = str(REAL_DATA / "bidmc" / f"bidmc{number:02d}")
@@ -83,7 +85,6 @@ def test_pulse_rate_agrees_with_the_bedside_monitor_on_bidmc():
     assert np.median(error) < 3 and np.mean(error < 5) > 0.8, (np.median(error), np.mean(error < 5))
 
 
-
 def test_rr_irregularity_separates_an_irregular_rhythm():
     """Per-window beat-interval variation: regular rhythms (2% jitter) against irregularly irregular ones (AF-like,
     20%), and windows with under three intervals left out."""
@@ -93,8 +94,12 @@ def test_rr_irregularity_separates_an_irregular_rhythm():
 
     def rhythm(spread, windows=60):
         rr = [0.8 * (1 + spread * rng.standard_normal(5)) for _ in range(windows)] + [np.array([0.8, 0.8])]
-        return {"heart_rate_bpm": np.array([60 / np.median(r) for r in rr]), "rr_per_window": rr,
-                "rr_s": np.concatenate(rr), "beats": np.array([len(r) + 1 for r in rr])}
+        return {
+            "heart_rate_bpm": np.array([60 / np.median(r) for r in rr]),
+            "rr_per_window": rr,
+            "rr_s": np.concatenate(rr),
+            "beats": np.array([len(r) + 1 for r in rr]),
+        }
 
     regular_a, regular_b, irregular = rhythm(0.02), rhythm(0.02), rhythm(0.2)
     assert len(rr_irregularity(regular_a)) == 60  # the two-interval window has no irregularity figure
@@ -110,7 +115,11 @@ def test_beat_examples_marks_the_beats_found(tmp_path):
 
     regular = np.stack([_pulse_wave(8.192, 125, 75, seed)[:1024, None] for seed in range(3)])
     flat = np.zeros((3, 1024, 1), dtype=np.float32)
-    sets = {name: (windows, heart_rhythm(windows, 125, kind="ppg")) for name, windows in (("real", regular), ("flat", flat))}
-    assert all(len(peaks) >= 9 for peaks in sets["real"][1]["peaks"]) and not any(len(p) for p in sets["flat"][1]["peaks"])
+    sets = {
+        name: (windows, heart_rhythm(windows, 125, kind="ppg")) for name, windows in (("real", regular), ("flat", flat))
+    }
+    assert all(len(peaks) >= 9 for peaks in sets["real"][1]["peaks"]) and not any(
+        len(p) for p in sets["flat"][1]["peaks"]
+    )
     path = beat_examples(sets, 125, tmp_path / "beats.png", units="NU", rows=4)
     assert path.stat().st_size > 1000 and not list(tmp_path.glob("*.tmp*"))

@@ -50,9 +50,19 @@ def test_repeated_set_flags_all_apply(tmp_path):
     """`--set a=1 --set b=2` is how people write overrides; each flag must add to the others, not replace them."""
     from tsvq.cli import build_parser, load_stage_config
 
-    args = build_parser().parse_args(["train", "diffusion", "--config", "recipes/mitbih/diffusion.yaml", "--set",
-                                      "model.block_out_channels=[64, 128]", "--set", "training.max_steps=30",
-                                      "training.batch_size=8"])
+    args = build_parser().parse_args(
+        [
+            "train",
+            "diffusion",
+            "--config",
+            "recipes/mitbih/diffusion.yaml",
+            "--set",
+            "model.block_out_channels=[64, 128]",
+            "--set",
+            "training.max_steps=30",
+            "training.batch_size=8",
+        ]
+    )
     config = load_stage_config(args.stage, args.config, args.set)
     assert list(config.model.block_out_channels) == [64, 128]
     assert (config.training.max_steps, config.training.batch_size) == (30, 8)

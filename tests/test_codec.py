@@ -34,7 +34,9 @@ def test_straight_through_gradient_reaches_the_encoder(mode):
 
 
 def test_ema_update_matches_hand_computation():
-    q = VectorQuantizer(num_codes=3, dim=2, mode="ema", decay=0.9, epsilon=0.0, kmeans_init=False, restart_dead_codes=False)
+    q = VectorQuantizer(
+        num_codes=3, dim=2, mode="ema", decay=0.9, epsilon=0.0, kmeans_init=False, restart_dead_codes=False
+    )
     q.codebook.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]))
     q.ema_embed_sum.copy_(q.codebook.clone())
     q.ema_cluster_size.fill_(1.0)
@@ -43,7 +45,9 @@ def test_ema_update_matches_hand_computation():
     out = q(z)
     assert out.codes.tolist() == [0, 0, 1]
     size = 0.9 * torch.ones(3) + 0.1 * torch.tensor([2.0, 1.0, 0.0])
-    embed_sum = 0.9 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.1 * torch.tensor([[0.0, 0.0], [9.0, 1.0], [0.0, 0.0]])
+    embed_sum = 0.9 * torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]) + 0.1 * torch.tensor(
+        [[0.0, 0.0], [9.0, 1.0], [0.0, 0.0]]
+    )
     expected = embed_sum / size[:, None]  # epsilon = 0: Laplace smoothing leaves sizes as they are
     assert torch.allclose(q.codebook, expected, atol=1e-6)
     assert torch.allclose(q.ema_cluster_size, size)
@@ -76,13 +80,28 @@ def test_kmeans_init_places_codes_on_the_data():
 
 @pytest.mark.parametrize("channels,quantizers", [(1, 1), (3, 1), (1, 3)])
 def test_shapes_at_the_public_api(channels, quantizers):
-    model = VQVAE(in_channels=channels, channel_names=tuple(f"c{i}" for i in range(channels)), units=("mV",) * channels,
-                  norm_mean=(0.0,) * channels, norm_std=(1.0,) * channels, window_length=128, hidden_channels=8,
-                  num_res_blocks=1, latent_dim=16, code_dim=4, num_codes=32, num_quantizers=quantizers, downsample_factor=4)
+    model = VQVAE(
+        in_channels=channels,
+        channel_names=tuple(f"c{i}" for i in range(channels)),
+        units=("mV",) * channels,
+        norm_mean=(0.0,) * channels,
+        norm_std=(1.0,) * channels,
+        window_length=128,
+        hidden_channels=8,
+        num_res_blocks=1,
+        latent_dim=16,
+        code_dim=4,
+        num_codes=32,
+        num_quantizers=quantizers,
+        downsample_factor=4,
+    )
     x = np.random.default_rng(0).normal(size=(5, 128, channels)).astype(np.float32)
     encoded = model.encode(x)
     assert encoded.vectors.shape == (5, 32, 4)
-    assert encoded.codes.shape == ((5, 32) if quantizers == 1 else (5, 32, quantizers)) and encoded.codes.dtype == torch.int64
+    assert (
+        encoded.codes.shape == ((5, 32) if quantizers == 1 else (5, 32, quantizers))
+        and encoded.codes.dtype == torch.int64
+    )
     assert model.decode(encoded.codes).shape == (5, 128, channels)
     assert torch.allclose(model.decode(encoded.codes), model.decode(encoded.vectors), atol=1e-5)
     assert torch.allclose(model.codes_to_vectors(encoded.codes), encoded.vectors, atol=1e-5)
@@ -107,8 +126,17 @@ def test_bad_input_to_encode_and_decode_is_named():
 def _fit_sines(steps: int, num_quantizers: int = 1) -> tuple[VQVAE, list[float]]:
     """A small codec trained on one batch of eight sines; returns it and its reconstruction loss per step."""
     torch.manual_seed(0)
-    model = VQVAE(window_length=128, hidden_channels=16, num_res_blocks=1, latent_dim=16, num_codes=32, downsample_factor=4,
-                  num_quantizers=num_quantizers)
+    model = VQVAE(
+        window_length=128,
+        hidden_channels=16,
+        num_res_blocks=1,
+        latent_dim=16,
+        num_codes=32,
+        downsample_factor=4,
+        num_quantizers=num_quantizers,
+        code_dim=None,
+        reconstruction_loss_type="mse",
+    )
     t = torch.linspace(0, 8 * np.pi, 128)
     x = torch.stack([torch.sin(t * (1 + 0.1 * i))[:, None] for i in range(8)])
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -128,7 +156,15 @@ def test_overfitting_one_batch_drives_the_loss_down():
 
 
 def test_save_load_round_trip_is_exact(tmp_path):
-    model = VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, norm_mean=(0.3,), norm_std=(2.0,))
+    model = VQVAE(
+        window_length=64,
+        hidden_channels=8,
+        num_res_blocks=1,
+        latent_dim=8,
+        num_codes=16,
+        norm_mean=(0.3,),
+        norm_std=(2.0,),
+    )
     model.train()
     model(torch.randn(4, 64, 1))  # k-means init and EMA buffers change
     model.save_pretrained(tmp_path / "codec")
@@ -163,13 +199,24 @@ def test_reconstruction_losses_weigh_windows_as_documented():
     assert float(relative) == pytest.approx(float(np.mean(per_window**2)), rel=1e-5)
     # scaling a window and its reconstruction changes the MSE by the square of the scale, the relative loss not at all
     scale = torch.tensor([10.0, 1.0, 0.1]).view(3, 1, 1)
-    assert float(reconstruction_error(reconstruction * scale, target * scale, "relative")) == pytest.approx(float(relative), rel=1e-5)
-    assert float(reconstruction_error(reconstruction * scale, target * scale)) != pytest.approx(float(reconstruction_error(reconstruction, target)), rel=0.1)
+    assert float(reconstruction_error(reconstruction * scale, target * scale, "relative")) == pytest.approx(
+        float(relative), rel=1e-5
+    )
+    assert float(reconstruction_error(reconstruction * scale, target * scale)) != pytest.approx(
+        float(reconstruction_error(reconstruction, target)), rel=0.1
+    )
     # a flat window is floored, not divided by zero
     flat = torch.zeros(1, 1, 50)
     assert torch.isfinite(reconstruction_error(flat + 0.01, flat, "relative"))
     with pytest.raises(ValueError, match="reconstruction_loss_type"):
-        VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, reconstruction_loss_type="l1")
+        VQVAE(
+            window_length=64,
+            hidden_channels=8,
+            num_res_blocks=1,
+            latent_dim=8,
+            num_codes=16,
+            reconstruction_loss_type="l1",
+        )
 
 
 def test_spectral_loss_sees_out_of_band_noise_that_the_squared_error_barely_does():
@@ -179,7 +226,9 @@ def test_spectral_loss_sees_out_of_band_noise_that_the_squared_error_barely_does
 
     torch.manual_seed(0)
     t = torch.arange(512) / 250.0
-    target = (torch.sin(2 * torch.pi * 5 * t) + 0.5 * torch.sin(2 * torch.pi * 12 * t)).repeat(4, 1, 1)  # (B, C, L), < 20 Hz
+    target = (torch.sin(2 * torch.pi * 5 * t) + 0.5 * torch.sin(2 * torch.pi * 12 * t)).repeat(
+        4, 1, 1
+    )  # (B, C, L), < 20 Hz
     assert float(multi_resolution_stft_loss(target, target)) == pytest.approx(0.0, abs=1e-6)
     in_band = target * 1.1  # a 10% gain error: all of it where the target has power
     high = torch.sin(2 * torch.pi * 100 * t + torch.rand(4, 1, 1) * 6.28)
@@ -235,7 +284,7 @@ def _sync_worker(rank: int, world: int, port: int, folder: str, mode: str) -> No
     q = VectorQuantizer(num_codes=16, dim=4, mode=mode, kmeans_init=True, dead_code_threshold=0.5)
     q.train()
     optimizer = torch.optim.SGD(q.parameters(), lr=0.1) if mode == "loss" else None
-    for step in range(30):
+    for _ in range(30):
         out = q(torch.randn(64, 4) + rank)
         if optimizer:
             optimizer.zero_grad()
@@ -261,13 +310,17 @@ def test_codebook_health_is_logged_every_logging_step_and_on_validation(tiny_run
 
     rows = read_metrics(tiny_runs["codec"].parent / "logs")
     steps = [r for r in rows if "perplexity" in r]
-    assert steps and all({"usage", "dead_codes_restarted", "reconstruction_loss", "lr", "windows_per_s"} <= set(r) for r in steps)
+    assert steps and all(
+        {"usage", "dead_codes_restarted", "reconstruction_loss", "lr", "windows_per_s"} <= set(r) for r in steps
+    )
     validation = [r for r in rows if "val/prdn" in r]
     assert validation and {"val/usage_percent", "val/perplexity"} <= set(validation[-1])
     summary = json.loads((tiny_runs["codec"].parent / "training_summary.json").read_text())
     assert summary["steps"] == 40 and summary["best_prdn"] == min(r["val/prdn"] for r in validation)
     # the whole stage config travels with the run: augmentation, store and model, not only the loop's settings
-    assert TINY_CODEC.items() <= summary["stage_config"]["model"].items() and summary["stage_config"]["store"] == str(tiny_runs["store"])
+    assert TINY_CODEC.items() <= summary["stage_config"]["model"].items() and summary["stage_config"]["store"] == str(
+        tiny_runs["store"]
+    )
     assert set(summary["stage_config"]["augment"]) >= {"gain", "stretch", "time_warp"}
 
 
@@ -345,7 +398,9 @@ def test_code_search_reaches_a_point_no_single_code_change_improves():
 
     model = _fit_sines(60)[0].eval()
     t = torch.linspace(0, 8 * np.pi, 128)
-    x = torch.stack([0.8 * torch.sin(1.37 * t) + 0.3 * torch.cos(3.1 * t), torch.sign(torch.sin(0.9 * t))])[..., None]  # unseen
+    x = torch.stack([0.8 * torch.sin(1.37 * t) + 0.3 * torch.cos(3.1 * t), torch.sign(torch.sin(0.9 * t))])[
+        ..., None
+    ]  # unseen
     plain = model.encode(x).codes
     searched = model.encode(x, search=32, sweeps=6).codes
     assert searched.shape == plain.shape and searched.dtype == torch.int64
@@ -404,3 +459,24 @@ def test_code_search_works_for_residual_codes_and_refuses_bad_settings():
     assert (_squared_error(model, x, searched) <= _squared_error(model, x, plain) + 1e-6).all()
     with pytest.raises(ConfigError, match="search must be >= 0"):
         model.encode(x, search=-1)
+
+
+def test_codec_defaults_live_in_one_place_and_earlier_configs_keep_their_meaning(tmp_path):
+    """``VQVAE()`` builds what ``CodecModelConfig()`` describes; a config saved before a setting existed loads with
+    the value it meant then (an earlier codec trained with the squared error, today's default is relative)."""
+    import dataclasses
+    import json
+
+    from tsvq.codec import CodecModelConfig
+    from tsvq.safe_loading import load_model
+
+    built = VQVAE(window_length=64)
+    for name, value in dataclasses.asdict(CodecModelConfig()).items():
+        assert built.config[name] == value, name
+    model = VQVAE(window_length=64, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16)
+    model.save_pretrained(tmp_path / "codec")
+    config_file = tmp_path / "codec" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config.pop("reconstruction_loss_type") == "relative"
+    config_file.write_text(json.dumps(config))
+    assert load_model(VQVAE, tmp_path / "codec").config.reconstruction_loss_type == "mse"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-
 from conftest import ecg_like, write_record
+
 from tsvq.cli import main
 from tsvq.codec import VQVAE
 from tsvq.codec.streaming import decode_long, encode_long
@@ -61,8 +61,9 @@ def test_streaming_coding_equals_one_pass_over_the_whole_signal(pipe):
     whole = codec.encode(x[None]).codes[0].numpy()
     chunked = encode_long(codec, x, chunk_codes=64)
     np.testing.assert_array_equal(chunked, whole)
-    np.testing.assert_allclose(decode_long(codec, chunked, chunk_codes=64), codec.decode(torch.as_tensor(whole[None]))[0].numpy(),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        decode_long(codec, chunked, chunk_codes=64), codec.decode(torch.as_tensor(whole[None]))[0].numpy(), atol=1e-5
+    )
 
 
 def test_compress_round_trip_keeps_gaps_length_rate_and_units(pipe, tmp_path):
@@ -86,8 +87,10 @@ def test_compress_round_trip_keeps_gaps_length_rate_and_units(pipe, tmp_path):
     at_pipeline_rate = pipe.decompress(loaded, rate="pipeline").signal[:usable, 1:]
     np.testing.assert_allclose(at_pipeline_rate[: usable - 64], one_pass[: usable - 64], atol=1e-4)
     prdn = pipe.compression_prdn(compressed, record)
-    assert prdn["V5"] == pytest.approx(prdn_per_channel(pipe.preprocess(record.signal[:, 1:], 360.0),
-                                                        at_pipeline_rate.reshape(-1, 1)[: len(x)])[0], rel=0.05)
+    assert prdn["V5"] == pytest.approx(
+        prdn_per_channel(pipe.preprocess(record.signal[:, 1:], 360.0), at_pipeline_rate.reshape(-1, 1)[: len(x)])[0],
+        rel=0.05,
+    )
     # Bits: the entropy-coded payload is within 64 bits of the context model's own code length, plus a header of a few
     # hundred bytes; fixed-width codes (format 1) take ceil(log2 K) bits each
     written = compressed.bits_per_code() * compressed.num_codes
@@ -96,9 +99,12 @@ def test_compress_round_trip_keeps_gaps_length_rate_and_units(pipe, tmp_path):
     assert compressed.compression_ratio() == pytest.approx(2 * 12 * len(record.signal) / (8 * compressed.size_bytes()))
     fixed = pipe.compress(record, channels=["all"], entropy_coding=False)
     codes_bits = fixed.num_codes * 5  # 32 codes: 5 bits
-    assert codes_bits / 8 < fixed.size_bytes() < codes_bits / 8 + 600 and fixed.bits_per_code() == pytest.approx(5, abs=0.01)
-    np.testing.assert_array_equal(pipe.decompress(CompressedRecord.from_bytes(fixed.to_bytes())).signal,
-                                  pipe.decompress(loaded).signal)
+    assert codes_bits / 8 < fixed.size_bytes() < codes_bits / 8 + 600 and fixed.bits_per_code() == pytest.approx(
+        5, abs=0.01
+    )
+    np.testing.assert_array_equal(
+        pipe.decompress(CompressedRecord.from_bytes(fixed.to_bytes())).signal, pipe.decompress(loaded).signal
+    )
 
 
 def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
@@ -106,7 +112,9 @@ def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
     in_mv = pipe.compress(x, 250, units=["mV"])
     in_uv = pipe.compress(x * 1000, 250, units=["uV"])
     np.testing.assert_array_equal(in_uv.codes[0][0], in_mv.codes[0][0])
-    np.testing.assert_allclose(pipe.decompress(in_uv).signal, 1000 * pipe.decompress(in_mv).signal, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        pipe.decompress(in_uv).signal, 1000 * pipe.decompress(in_mv).signal, rtol=1e-4, atol=1e-3
+    )
     with pytest.raises(DataError, match="in 'NU', but the pipeline codes 'mV'"):
         pipe.compress(x, 250, units=["NU"])
 
@@ -114,8 +122,19 @@ def test_microvolt_recording_is_converted_and_returned_in_microvolts(pipe):
 def untrained_rvq_pipeline() -> Pipeline:
     """A residual-VQ codec of three stages at 125 Hz, untrained: enough for what does not depend on its quality."""
     prep = Preprocessing(sampling_rate_hz=125, window_length=256)
-    return Pipeline(VQVAE(hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16, num_quantizers=3,
-                          downsample_factor=4, window_length=256, sampling_rate_hz=125, preprocessing=prep.to_dict()))
+    return Pipeline(
+        VQVAE(
+            hidden_channels=8,
+            num_res_blocks=1,
+            latent_dim=8,
+            num_codes=16,
+            num_quantizers=3,
+            downsample_factor=4,
+            window_length=256,
+            sampling_rate_hz=125,
+            preprocessing=prep.to_dict(),
+        )
+    )
 
 
 def test_residual_vq_keeps_a_prefix_of_stages_at_a_lower_rate():
@@ -136,14 +155,30 @@ def test_bit_packing_round_trips():
 
 def test_cli_compress_and_decompress_write_a_wfdb_record(pipe, tiny_pipeline, tmp_path, capsys):
     source = two_lead_record(tmp_path / "in", name="100", fmt="16")
-    assert main(["compress", str(source) + ".hea", "--pipeline", str(tiny_pipeline), "--out", str(tmp_path / "100.tsvqz")]) == 0
+    assert (
+        main(["compress", str(source) + ".hea", "--pipeline", str(tiny_pipeline), "--out", str(tmp_path / "100.tsvqz")])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "bit/s per channel" in printed and "compression ratio" in printed and "PRDN" in printed
     assert "MLII" in printed and "V5" not in printed.split("\n")[0]  # the pipeline's lead only (by alias), by default
     for fmt in ("16", "212"):
         out = tmp_path / "out" / f"r{fmt}"
-        assert main(["decompress", str(tmp_path / "100.tsvqz"), "--pipeline", str(tiny_pipeline), "--out", str(out),
-                     "--format", fmt]) == 0
+        assert (
+            main(
+                [
+                    "decompress",
+                    str(tmp_path / "100.tsvqz"),
+                    "--pipeline",
+                    str(tiny_pipeline),
+                    "--out",
+                    str(out),
+                    "--format",
+                    fmt,
+                ]
+            )
+            == 0
+        )
         record = wfdb.rdrecord(str(out))
         assert record.fs == 360 and record.sig_name == ["MLII"] and record.units == ["mV"] and record.fmt == [fmt]
         assert record.p_signal.shape == (60 * 360, 1)
@@ -156,8 +191,11 @@ def corrupt_copies(path, tmp_path):
     data = path.read_bytes()
     flipped = bytearray(data)
     flipped[len(data) // 2] ^= 0xFF
-    return {"checksum mismatch": bytes(flipped), "checksum mismatch|truncated": data[: len(data) - 9],
-            "not a tsvq compressed record": b"PK\x03\x04" + data[4:]}
+    return {
+        "checksum mismatch": bytes(flipped),
+        "checksum mismatch|truncated": data[: len(data) - 9],
+        "not a tsvq compressed record": b"PK\x03\x04" + data[4:],
+    }
 
 
 def test_bad_inputs_get_clear_errors_and_nothing_half_written(pipe, tiny_pipeline, tmp_path):
@@ -212,7 +250,9 @@ def test_readme_python_api_example_runs(tiny_pipeline, tmp_path, monkeypatch):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## Python API") :]
-    block = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)]
+    block = section[
+        section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)
+    ]
     record = two_lead_record(tmp_path, name="100", seconds=30)
     code = block.replace('"runs/demo/pipeline"', repr(str(tiny_pipeline))).replace('"path/to/100"', repr(str(record)))
     monkeypatch.chdir(tmp_path)
@@ -253,8 +293,13 @@ def test_entropy_coded_codes_decode_exactly_in_another_process_with_other_thread
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-c", ENCODE_WITH_ONE_THREAD, str(file), str(codes), tests], check=True, env=env)
     env["OMP_NUM_THREADS"] = "2"
-    out = subprocess.run([sys.executable, "-c", DECODE_WITH_TWO_THREADS, str(file), str(codes)], check=True, env=env,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", DECODE_WITH_TWO_THREADS, str(file), str(codes)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert out.startswith("identical")
 
 

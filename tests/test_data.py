@@ -70,7 +70,7 @@ def test_quality_mask_finds_nan_flat_and_clipping():
     x[500:520] = np.nan
     x[1000:1400] = 0.25  # 4 s of flat line
     x[2000:2010] = x[~np.isnan(x)].max() + 1.0  # clipped plateau
-    x[2500:2010 + 500] = x[2000]
+    x[2500 : 2010 + 500] = x[2000]
     mask = quality_mask(x[:, None], rate)
     assert (mask[500:520] == NOT_FINITE).all()
     assert (mask[1001:1400] == FLAT).all()
@@ -108,7 +108,9 @@ def test_group_split_never_leaks_and_honours_named_groups():
 
 
 def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
-    config = PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, test_groups=["p4"], val_groups=["p2"])
+    config = PrepareConfig(
+        source=str(small_database), rate_hz=125, window_seconds=2.048, test_groups=["p4"], val_groups=["p2"]
+    )
     store = prepare(config, tmp_path / "store", progress=False)
     assert store.window_length == 256 and store.sampling_rate_hz == 125
     records = {r["name"]: r for r in store.manifest["records"]}
@@ -125,18 +127,35 @@ def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
     mtime = (store.path / "windows.f32").stat().st_mtime_ns
     assert (prepare(config, tmp_path / "store", progress=False).path / "windows.f32").stat().st_mtime_ns == mtime
     with pytest.raises(DataError, match="another config"):
-        prepare(PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]), tmp_path / "store", progress=False)
+        prepare(
+            PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]),
+            tmp_path / "store",
+            progress=False,
+        )
 
 
 def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_split(small_database, tmp_path):
     rate = 250.0
-    leads = np.stack([ecg_like(60, rate, seed=20), -0.5 * ecg_like(60, rate, seed=21), 90 + ecg_like(60, rate, seed=22)], axis=1)
-    wfdb.wrsamp("p5", fs=rate, units=["mV", "mV", "mmHg"], sig_name=["MLII", "V5", "ABP"], p_signal=leads,
-                fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(small_database))
+    leads = np.stack(
+        [ecg_like(60, rate, seed=20), -0.5 * ecg_like(60, rate, seed=21), 90 + ecg_like(60, rate, seed=22)], axis=1
+    )
+    wfdb.wrsamp(
+        "p5",
+        fs=rate,
+        units=["mV", "mV", "mmHg"],
+        sig_name=["MLII", "V5", "ABP"],
+        p_signal=leads,
+        fmt=["16"] * 3,
+        adc_gain=[1000.0, 1000.0, 100.0],
+        baseline=[0] * 3,
+        write_dir=str(small_database),
+    )
     config = dict(source=str(small_database), rate_hz=125, window_seconds=2.048, test_groups=["p5"], val_groups=["p2"])
     store = prepare(PrepareConfig(**config, leads_as_examples=True), tmp_path / "leads", progress=False)
     records = {r["name"]: r for r in store.manifest["records"]}
-    assert {"p5:MLII", "p5:V5", "p1:MLII", "p4/seg0:II"} <= set(records) and "p5:ABP" not in records  # mmHg is not an ECG lead
+    assert {"p5:MLII", "p5:V5", "p1:MLII", "p4/seg0:II"} <= set(
+        records
+    ) and "p5:ABP" not in records  # mmHg is not an ECG lead
     assert records["p5:MLII"]["split"] == records["p5:V5"]["split"] == "test"  # a patient's leads never straddle splits
     assert store.num_channels == 1 and store.channel_names == ["signal"] and store.units == ["mV"]
     assert store.manifest["minutes_per_group"]["p5"] == pytest.approx(1.0)  # leads share their record's minutes
@@ -146,7 +165,9 @@ def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_spl
     rows = lambda s, name: np.flatnonzero(s.record_names_at(np.arange(s.num_windows)) == name)  # noqa: E731
     np.testing.assert_array_equal(store.windows[rows(store, "p5:MLII")], plain.windows[rows(plain, "p5")])
     v5 = store.windows[rows(store, "p5:V5")]
-    assert v5.shape == plain.windows[rows(plain, "p5")].shape and -v5.min() > v5.max()  # the inverted second lead, not a copy
+    assert (
+        v5.shape == plain.windows[rows(plain, "p5")].shape and -v5.min() > v5.max()
+    )  # the inverted second lead, not a copy
 
 
 def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys):
@@ -155,16 +176,36 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys)
     for name, seed in (("p1", 40), ("p2", 41), ("p3", 42)):
         x = ecg_like(40, rate, seed=seed)
         leads = np.stack([x, -0.5 * x + 0.1 * ecg_like(40, rate, seed=seed + 10), 90 + x], axis=1)
-        wfdb.wrsamp(name, fs=rate, units=["mV", "mV", "mmHg"], sig_name=["II", "V1", "ABP"], p_signal=leads,
-                    fmt=["16"] * 3, adc_gain=[1000.0, 1000.0, 100.0], baseline=[0] * 3, write_dir=str(source))
-    config = PrepareConfig(source=str(source), rate_hz=125, window_seconds=2.048, test_groups=["p3"], val_groups=["p2"],
-                           leads_as_examples=True, lead_projections=3)
+        wfdb.wrsamp(
+            name,
+            fs=rate,
+            units=["mV", "mV", "mmHg"],
+            sig_name=["II", "V1", "ABP"],
+            p_signal=leads,
+            fmt=["16"] * 3,
+            adc_gain=[1000.0, 1000.0, 100.0],
+            baseline=[0] * 3,
+            write_dir=str(source),
+        )
+    config = PrepareConfig(
+        source=str(source),
+        rate_hz=125,
+        window_seconds=2.048,
+        test_groups=["p3"],
+        val_groups=["p2"],
+        leads_as_examples=True,
+        lead_projections=3,
+    )
     store = prepare(config, tmp_path / "store", progress=False)
     names = set(store.record_names)
     assert {"p1:mix1", "p1:mix2", "p1:mix3"} <= names  # the train patient gains three mixtures of its two mV leads
     assert not any("mix" in n for n in names if not n.startswith("p1"))  # validation and test keep recorded leads
     rows = lambda name: np.flatnonzero(store.record_names_at(np.arange(store.num_windows)) == name)  # noqa: E731
-    ii, v1, mixes = store.windows[rows("p1:II")], store.windows[rows("p1:V1")], [store.windows[rows(f"p1:mix{k}")] for k in (1, 2, 3)]
+    ii, v1, mixes = (
+        store.windows[rows("p1:II")],
+        store.windows[rows("p1:V1")],
+        [store.windows[rows(f"p1:mix{k}")] for k in (1, 2, 3)],
+    )
     typical = (ii.std() + v1.std()) / 2
     for mix in mixes:
         assert mix.shape == ii.shape and 0.5 * typical < mix.std() < 2 * typical  # at the leads' amplitude
@@ -176,16 +217,42 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys)
     np.testing.assert_array_equal(again.windows[:], store.windows[:])
     with pytest.raises(ConfigError, match="lead_projections"):
         prepare(PrepareConfig(source=str(source), lead_projections=2), tmp_path / "bad", progress=False)
-    assert cli_main(["prepare", "--source", str(source), "--rate", "125", "--window", "2.048", "--test-groups", "p3",
-                     "--val-groups", "p2", "--leads-as-examples", "--lead-projections", "3", "--out", str(tmp_path / "cli")]) == 0
+    assert (
+        cli_main(
+            [
+                "prepare",
+                "--source",
+                str(source),
+                "--rate",
+                "125",
+                "--window",
+                "2.048",
+                "--test-groups",
+                "p3",
+                "--val-groups",
+                "p2",
+                "--leads-as-examples",
+                "--lead-projections",
+                "3",
+                "--out",
+                str(tmp_path / "cli"),
+            ]
+        )
+        == 0
+    )
     assert "(9 single-lead examples, 3 of them lead mixtures)" in capsys.readouterr().out
 
 
 def test_several_sources_make_one_store_and_a_patient_in_two_is_refused(small_database, tmp_path):
     other = tmp_path / "other"
     write_record(other, "q1", ecg_like(60, 360.0, seed=30), 360.0, ["MLII"])
-    config = PrepareConfig(source=[str(small_database), str(other)], rate_hz=125, window_seconds=2.048,
-                           test_groups=["q1"], val_groups=["p2"])
+    config = PrepareConfig(
+        source=[str(small_database), str(other)],
+        rate_hz=125,
+        window_seconds=2.048,
+        test_groups=["q1"],
+        val_groups=["p2"],
+    )
     store = prepare(config, tmp_path / "both", progress=False)
     assert set(store.record_names) == {"p1", "p2", "p3", "p4/seg0", "p4/seg1", "q1"}
     assert set(store.record_of("test")) == {"q1"} and store.manifest["source"] == [str(small_database), str(other)]
@@ -197,8 +264,11 @@ def test_several_sources_make_one_store_and_a_patient_in_two_is_refused(small_da
 
 
 def test_group_balanced_dataset_weighs_every_patient_equally(small_database, tmp_path):
-    store = prepare(PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, split_by="time"),
-                    tmp_path / "store", progress=False)
+    store = prepare(
+        PrepareConfig(source=str(small_database), rate_hz=125, window_seconds=2.048, split_by="time"),
+        tmp_path / "store",
+        progress=False,
+    )
     plain, balanced = store.dataset("train"), store.dataset("train", balance_groups=True)
     groups = store.groups_of(balanced.indices)
     _, counts = np.unique(groups, return_counts=True)
@@ -207,8 +277,9 @@ def test_group_balanced_dataset_weighs_every_patient_equally(small_database, tmp
 
 
 def test_beat_centred_windows(small_database, tmp_path):
-    config = PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_samples=128, beat_centred=True,
-                           split_by="time")
+    config = PrepareConfig(
+        source=str(small_database / "p1"), rate_hz=250, window_samples=128, beat_centred=True, split_by="time"
+    )
     store = prepare(config, tmp_path / "s", progress=False)
     labels = store.index["label"]
     assert set(labels) == {"N", "V"}
@@ -216,8 +287,11 @@ def test_beat_centred_windows(small_database, tmp_path):
 
 
 def test_time_split_keeps_blocks_in_order(small_database, tmp_path):
-    store = prepare(PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_seconds=2.048, split_by="time"),
-                    tmp_path / "s", progress=False)
+    store = prepare(
+        PrepareConfig(source=str(small_database / "p1"), rate_hz=250, window_seconds=2.048, split_by="time"),
+        tmp_path / "s",
+        progress=False,
+    )
     starts = {s: store.index["start"][store.split_indices(s)] for s in ("train", "val", "test")}
     assert starts["train"].max() < starts["val"].min() <= starts["val"].max() < starts["test"].min()
 
@@ -259,14 +333,27 @@ def test_bad_inputs_name_the_file(tmp_path):
     nan_signal = np.full(5000, np.nan)
     folder = tmp_path / "nan"
     folder.mkdir()
-    wfdb.wrsamp("allnan", fs=250, units=["mV"], sig_name=["I"], p_signal=nan_signal[:, None], fmt=["16"],
-                adc_gain=[1000.0], baseline=[0], write_dir=str(folder))
+    wfdb.wrsamp(
+        "allnan",
+        fs=250,
+        units=["mV"],
+        sig_name=["I"],
+        p_signal=nan_signal[:, None],
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(folder),
+    )
     with pytest.raises(DataError, match=r"allnan\.hea: no usable samples"):
         prepare(PrepareConfig(source=str(folder), split_by="time"), tmp_path / "s4", progress=False)
     write_record(tmp_path / "mixed", "r1", ecg_like(30, 250), 250)
     write_record(tmp_path / "mixed", "r2", ecg_like(30, 360), 360)
     with pytest.raises(DataError, match=r"r2\.hea: sampling rate 360 Hz differs from 250 Hz"):
-        prepare(PrepareConfig(source=str(tmp_path / "mixed"), rate_hz=None, split_by="time"), tmp_path / "s5", progress=False)
+        prepare(
+            PrepareConfig(source=str(tmp_path / "mixed"), rate_hz=None, split_by="time"),
+            tmp_path / "s5",
+            progress=False,
+        )
     for name in ("s1", "s2", "s3", "s4", "s5"):
         assert not (tmp_path / name).exists()
 
@@ -279,8 +366,11 @@ def test_unreadable_annotation_file_is_named(small_database):
 
 def test_skip_bad_records_counts_them(small_database, tmp_path):
     (small_database / "p3.dat").unlink()
-    store = prepare(PrepareConfig(source=str(small_database), test_groups=["p4"], val_groups=["p2"], skip_bad_records=True),
-                    tmp_path / "s", progress=False)
+    store = prepare(
+        PrepareConfig(source=str(small_database), test_groups=["p4"], val_groups=["p2"], skip_bad_records=True),
+        tmp_path / "s",
+        progress=False,
+    )
     assert list(store.manifest["skipped_records"]) == ["p3"]
     assert "p3.dat" in store.manifest["skipped_records"]["p3"]
 
@@ -300,8 +390,21 @@ def test_builtin_mitdb208_is_bit_exact_wfdb_record(tmp_path):
 
 
 def test_cli_prepare_prints_summary(small_database, tmp_path, capsys):
-    rc = cli_main(["prepare", "--source", str(small_database), "--out", str(tmp_path / "s"), "--rate", "125",
-                   "--test-groups", "p4", "--val-groups", "p2"])
+    rc = cli_main(
+        [
+            "prepare",
+            "--source",
+            str(small_database),
+            "--out",
+            str(tmp_path / "s"),
+            "--rate",
+            "125",
+            "--test-groups",
+            "p4",
+            "--val-groups",
+            "p2",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "windows per split: train" in out and "p4" in out
     assert cli_main(["prepare", "--source", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
@@ -324,30 +427,45 @@ def test_sources_group_records_by_mapping_and_by_a_table_column(small_database, 
 
     # an explicit mapping: p1 and p2 are one patient, so they share a split (MIT-BIH 201/202)
     source = SourceConfig(path=str(small_database), groups={"p1+p2": ["p1", "p2"]}, exclude=["p4/seg1"])
-    store = prepare(PrepareConfig(source=source, rate_hz=125, window_seconds=2.048, test_groups=["p1+p2"], val_groups=["p3"]),
-                    tmp_path / "mapped", progress=False)
+    store = prepare(
+        PrepareConfig(source=source, rate_hz=125, window_seconds=2.048, test_groups=["p1+p2"], val_groups=["p3"]),
+        tmp_path / "mapped",
+        progress=False,
+    )
     split_of = {r["name"]: (r["group"], r["split"]) for r in store.manifest["records"]}
     assert split_of["p1"] == split_of["p2"] == ("p1+p2", "test") and "p4/seg1" not in split_of
     # a metadata table: patient ids and folds in a CSV; the fold places each patient, and labels come along
-    (small_database / "meta.csv").write_text("file,patient,fold,rhythm\np1,7,1,N\np2,7,1,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n")
+    (small_database / "meta.csv").write_text(
+        "file,patient,fold,rhythm\np1,7,1,N\np2,7,1,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n"
+    )
     table = TableConfig(file="meta.csv", record_column="file", group_column="patient", label_columns=["fold", "rhythm"])
-    config = PrepareConfig(source=SourceConfig(path=str(small_database), group_by="table", table=table), rate_hz=125,
-                           window_seconds=2.048, split_by="label", split_label="fold",
-                           split_values={"train": [1], "val": [2], "test": [3]}, window_label="rhythm")
+    config = PrepareConfig(
+        source=SourceConfig(path=str(small_database), group_by="table", table=table),
+        rate_hz=125,
+        window_seconds=2.048,
+        split_by="label",
+        split_label="fold",
+        split_values={"train": [1], "val": [2], "test": [3]},
+        window_label="rhythm",
+    )
     store = prepare(config, tmp_path / "table", progress=False)
     records = {r["name"]: r for r in store.manifest["records"]}
     assert records["p1"]["group"] == records["p2"]["group"] == "7" and records["p4/seg0"]["split"] == "test"
     assert records["p2"]["labels"] == {"fold": "1", "rhythm": "A"}
     assert set(store.labels("test")) == {"O"} and set(store.labels("train")) == {"N", "A"}
     # a patient whose records carry two folds would straddle splits: refused, naming the patient
-    (small_database / "meta.csv").write_text("file,patient,fold,rhythm\np1,7,1,N\np2,7,3,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n")
+    (small_database / "meta.csv").write_text(
+        "file,patient,fold,rhythm\np1,7,1,N\np2,7,3,A\np3,8,2,N\np4/seg0,9,3,O\np4/seg1,9,3,O\n"
+    )
     with pytest.raises(DataError, match=r"group '7' has records in \['test', 'train'\] by 'fold'"):
         prepare(config, tmp_path / "straddle", progress=False)
     (small_database / "meta.csv").write_text("file,person\np1,7\n")
     with pytest.raises(DataError, match=r"meta\.csv: column\(s\) \['patient', 'fold', 'rhythm'\] not found"):
         prepare(config, tmp_path / "columns", progress=False)
     with pytest.raises(DataError, match="record 'p9' named in the source config was not found"):
-        prepare(PrepareConfig(source={"path": str(small_database), "records": ["p1", "p9"]}), tmp_path / "x", progress=False)
+        prepare(
+            PrepareConfig(source={"path": str(small_database), "records": ["p1", "p9"]}), tmp_path / "x", progress=False
+        )
 
 
 def test_array_source_prepares_arrays_in_memory(tmp_path):
@@ -355,13 +473,23 @@ def test_array_source_prepares_arrays_in_memory(tmp_path):
 
     rng = np.random.default_rng(0)
     signals = np.stack([ecg_like(20, 250, seed=i)[:, None] for i in range(6)]) + 0.01 * rng.normal(size=(6, 5000, 1))
-    source = ArraySource(signals, 250, groups=["a", "a", "b", "c", "d", "e"], labels=list("NNAVNN"), channel_names=["II"])
-    store = prepare(PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"],
-                                  window_label="label"), tmp_path / "arrays", progress=False, sources=[source])
+    source = ArraySource(
+        signals, 250, groups=["a", "a", "b", "c", "d", "e"], labels=list("NNAVNN"), channel_names=["II"]
+    )
+    store = prepare(
+        PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"], window_label="label"),
+        tmp_path / "arrays",
+        progress=False,
+        sources=[source],
+    )
     assert store.channel_names == ["II"] and set(store.labels("test")) == {"A"} and set(store.labels("val")) == {"V"}
     assert {r["split"] for r in store.manifest["records"] if r["group"] == "a"} == {"train"}
-    again = prepare(PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"],
-                                  window_label="label"), tmp_path / "arrays", progress=False, sources=[source])
+    again = prepare(
+        PrepareConfig(source="unused", window_seconds=2.048, test_groups=["b"], val_groups=["c"], window_label="label"),
+        tmp_path / "arrays",
+        progress=False,
+        sources=[source],
+    )
     assert again.manifest["config_hash"] == store.manifest["config_hash"]  # same arrays: the store is reused
     with pytest.raises(DataError, match=r"arrays: 2 groups for 6 rows"):
         ArraySource(signals, 250, groups=["a", "b"])
@@ -379,14 +507,29 @@ def test_example_unit_label_values_source_balance_and_relocated_recipe_sources(t
     icu.mkdir()
     for name, seed in (("q1", 50), ("q2", 51), ("q3", 52)):
         x = ecg_like(40, 250, seed=seed)
-        wfdb.wrsamp(name, fs=250, units=["NU", "mV"], sig_name=["PLETH,", "II,"], p_signal=np.stack([0.5 + x, x], 1),
-                    fmt=["16"] * 2, adc_gain=[1000.0, 1000.0], baseline=[0, 0], write_dir=str(icu))
+        wfdb.wrsamp(
+            name,
+            fs=250,
+            units=["NU", "mV"],
+            sig_name=["PLETH,", "II,"],
+            p_signal=np.stack([0.5 + x, x], 1),
+            fmt=["16"] * 2,
+            adc_gain=[1000.0, 1000.0],
+            baseline=[0, 0],
+            write_dir=str(icu),
+        )
     (small_database / "meta.csv").write_text("file,patient,fold\np1,7,1\np2,7,1\np3,8,2\np4/seg0,9,3\np4/seg1,9,3\n")
     table = TableConfig(file="meta.csv", record_column="file", group_column="patient", label_columns=["fold"])
     folds = SourceConfig(path=str(small_database), group_by="table", table=table, label_values={"fold": [1, 3]})
-    config = PrepareConfig(source=[folds, SourceConfig(path=str(icu), group_by="record")], rate_hz=125,
-                           window_seconds=2.048, leads_as_examples=True, example_unit="mV", val_groups=["q1"],
-                           test_groups=["9"])
+    config = PrepareConfig(
+        source=[folds, SourceConfig(path=str(icu), group_by="record")],
+        rate_hz=125,
+        window_seconds=2.048,
+        leads_as_examples=True,
+        example_unit="mV",
+        val_groups=["q1"],
+        test_groups=["9"],
+    )
     store = prepare(config, tmp_path / "store", progress=False)
     names = set(store.record_names)
     assert {"q2:II", "p1:MLII"} <= names and not any("PLETH" in n for n in names)  # PPG left out by its unit
@@ -398,11 +541,23 @@ def test_example_unit_label_values_source_balance_and_relocated_recipe_sources(t
     counts = dict(zip(*np.unique(store.sources_of(both), return_counts=True)))
     assert len(counts) == 2 and len(set(counts.values())) == 1  # each source the same share
     with pytest.raises(DataError, match="no lead in 'mmhg'"):
-        prepare(PrepareConfig(source=str(icu), leads_as_examples=True, example_unit="mmHg", rate_hz=125,
-                              window_seconds=2.048), tmp_path / "none", progress=False)
+        prepare(
+            PrepareConfig(
+                source=str(icu), leads_as_examples=True, example_unit="mmHg", rate_hz=125, window_seconds=2.048
+            ),
+            tmp_path / "none",
+            progress=False,
+        )
     with pytest.raises(DataError, match="label_values names 'site'"):
-        prepare(PrepareConfig(source=SourceConfig(path=str(small_database), group_by="table", table=table,
-                                                  label_values={"site": ["a"]})), tmp_path / "x", progress=False)
+        prepare(
+            PrepareConfig(
+                source=SourceConfig(
+                    path=str(small_database), group_by="table", table=table, label_values={"site": ["a"]}
+                )
+            ),
+            tmp_path / "x",
+            progress=False,
+        )
     recipe = [{"path": "data/mitdb", "group_by": "record"}, {"path": "data/ptbxl"}]
     assert [s["path"] for s in _relocate_sources(recipe, ["/d"])] == ["/d/mitdb", "/d/ptbxl"]
     assert [s["path"] for s in _relocate_sources(recipe, ["/a", "/b"])] == ["/a", "/b"]

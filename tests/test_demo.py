@@ -39,7 +39,6 @@ def test_demo_runs_every_stage_on_the_builtin_record(tmp_path, capsys):
 
 def test_rerunning_the_demo_with_other_settings_discards_the_old_stages(tmp_path, monkeypatch):
     from tsvq import demo
-
     from tsvq.io import claim_workspace
 
     out = tmp_path / "demo"
@@ -54,7 +53,9 @@ def test_rerunning_the_demo_with_other_settings_discards_the_old_stages(tmp_path
     assert (out / "codec").exists()
     assert demo.settings_fingerprint(demo.DemoConfig(codec_steps=5), "store-a") != first
     assert demo.settings_fingerprint(demo.DemoConfig(out="elsewhere"), "store-a") == first
-    assert demo.settings_fingerprint(demo.DemoConfig(eval_seeds=5, eval_windows=50), "store-a") == first  # evaluation only
+    assert (
+        demo.settings_fingerprint(demo.DemoConfig(eval_seeds=5, eval_windows=50), "store-a") == first
+    )  # evaluation only
     monkeypatch.setitem(demo.DEMO_CODEC, "code_dim", 16)  # e.g. a newer tsvq with other defaults
     changed = demo.settings_fingerprint(demo.DemoConfig(), "store-a")
     assert changed != first

@@ -21,9 +21,20 @@ def _launch(stage: str, config: dict, tmp_path: Path) -> dict:
     path = tmp_path / f"{stage}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    command = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes/accelerate/cpu_2proc.yaml"),
-               "--main_process_port", str(free_port()),
-               "-m", "tsvq.cli", "train", stage, "--config", str(path)]
+    command = [
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        str(ROOT / "recipes/accelerate/cpu_2proc.yaml"),
+        "--main_process_port",
+        str(free_port()),
+        "-m",
+        "tsvq.cli",
+        "train",
+        stage,
+        "--config",
+        str(path),
+    ]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.count(f"{stage} saved to") == 1  # printed by the main process only
@@ -32,8 +43,16 @@ def _launch(stage: str, config: dict, tmp_path: Path) -> dict:
 
 
 def _training(output: Path) -> dict:
-    return {"output_dir": str(output), "max_steps": 8, "batch_size": 8, "eval_every": 8, "checkpoint_every": 4,
-            "warmup_steps": 1, "progress": False, "log_with": ["jsonl"]}
+    return {
+        "output_dir": str(output),
+        "max_steps": 8,
+        "batch_size": 8,
+        "eval_every": 8,
+        "checkpoint_every": 4,
+        "warmup_steps": 1,
+        "progress": False,
+        "log_with": ["jsonl"],
+    }
 
 
 @pytest.mark.slow
@@ -62,4 +81,3 @@ def test_every_stage_runs_on_two_processes_with_identical_ranks(tiny_runs, tmp_p
 
     pipe = Pipeline.from_stages(tmp_path / "codec" / "model")
     assert pipe.window_length == 256
-

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsvq.demo import DemoConfig, prepare_config
 from tsvq.data import prepare
+from tsvq.demo import DemoConfig, prepare_config
 from tsvq.evaluation.report import EvalConfig, evaluate
 
 # figure -> the least ratio (baseline mean / floor mean) the baseline must reach. Measured on 2026-12-01 (2-core
@@ -17,11 +17,22 @@ from tsvq.evaluation.report import EvalConfig, evaluate
 # 7.1-7.3, 23-25, 11, 4.8-5.0, 3.9-4.0. P-wave amplitude (2026-12-04): gaussian 11.4, phase-randomised 3.8, AR 3.6.
 # Each margin sits well inside. The discriminative score saturates at 0.5, so it has an absolute bar instead
 # (measured 0.47-0.5).
-BEATS = {"heart_rate_wasserstein_bpm": 5.0, "rr_wasserstein_ms": 3.0, "qtc_wasserstein_ms": 2.5, "average_beat_rms": 2.5,
-         "p_wave_amplitude_wasserstein": 2.0}
+BEATS = {
+    "heart_rate_wasserstein_bpm": 5.0,
+    "rr_wasserstein_ms": 3.0,
+    "qtc_wasserstein_ms": 2.5,
+    "average_beat_rms": 2.5,
+    "p_wave_amplitude_wasserstein": 2.0,
+}
 EXPECTED_FAILURES = {
-    "gaussian": {"frechet_distance": 3.0, "predictive_score": 5.0, "psd_distance_db": 5.0, "autocorrelation_distance": 2.0,
-                 "amplitude_wasserstein": 3.0, **BEATS},
+    "gaussian": {
+        "frechet_distance": 3.0,
+        "predictive_score": 5.0,
+        "psd_distance_db": 5.0,
+        "autocorrelation_distance": 2.0,
+        "amplitude_wasserstein": 3.0,
+        **BEATS,
+    },
     "phase_randomised": {"frechet_distance": 3.0, "amplitude_wasserstein": 3.0, **BEATS},
     "autoregressive": {"frechet_distance": 3.0, "amplitude_wasserstein": 3.0, **BEATS},
 }
@@ -29,7 +40,9 @@ EXPECTED_FAILURES = {
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    pytest.importorskip("neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]'; make test has it)")
+    pytest.importorskip(
+        "neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]'; make test has it)"
+    )
     folder = tmp_path_factory.mktemp("calibration")
     store = prepare(prepare_config(DemoConfig()), folder / "store", progress=False)
     validation = store.load("val")  # real windows the evaluation never sees as held-out: a "generator" of real data

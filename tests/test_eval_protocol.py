@@ -11,7 +11,12 @@ from tests.conftest import ecg_like
 from tsvq.evaluation.baselines import BASELINES, fit_ar_by_aic, fit_baselines
 from tsvq.evaluation.generation import discriminative_score, nearest_shifted_distances, predictive_score
 from tsvq.evaluation.scoring import (
-    chunks, disjoint_halves, gap_in_deviations, informative_figures, overlap_groups, within_noise,
+    chunks,
+    disjoint_halves,
+    gap_in_deviations,
+    informative_figures,
+    overlap_groups,
+    within_noise,
 )
 
 RATE = 125.0
@@ -19,7 +24,9 @@ RATE = 125.0
 
 @pytest.fixture(scope="module")
 def train():
-    return np.stack([ecg_like(256 / RATE, RATE, seed=i, heart_rate_bpm=60 + i % 20)[:256, None] for i in range(40)]).astype(np.float32)
+    return np.stack(
+        [ecg_like(256 / RATE, RATE, seed=i, heart_rate_bpm=60 + i % 20)[:256, None] for i in range(40)]
+    ).astype(np.float32)
 
 
 def test_autoregressive_order_by_aic_recovers_a_known_process():
@@ -40,7 +47,9 @@ def test_every_baseline_draws_finite_windows_of_the_training_shape(train):
     for name, baseline in fitted.items():
         draw = baseline.sample(12, seed=1)
         assert draw.shape == (12, 256, 1) and draw.dtype == np.float32 and np.isfinite(draw).all(), name
-        assert np.array_equal(draw, baseline.sample(12, seed=1)) and not np.array_equal(draw, baseline.sample(12, seed=2)), name
+        assert np.array_equal(draw, baseline.sample(12, seed=1)) and not np.array_equal(
+            draw, baseline.sample(12, seed=2)
+        ), name
     gaussian = fitted["gaussian"].sample(4000, seed=0)
     assert np.abs(gaussian.mean(0) - train.mean(0)).max() < 0.1 * train.std()
     assert fitted["autoregressive"].info["orders"][0] >= 2
@@ -92,8 +101,12 @@ def test_learned_scores_do_not_move_with_the_thread_count(train):
         scores = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            scores.append((discriminative_score(train[:20], other[:20], folds=2, steps=30)["mean"],
-                           predictive_score(other[:20], train[20:], steps=30)))
+            scores.append(
+                (
+                    discriminative_score(train[:20], other[:20], folds=2, steps=30)["mean"],
+                    predictive_score(other[:20], train[20:], steps=30),
+                )
+            )
         assert torch.get_num_threads() == 2  # the scores restore the caller's setting
     finally:
         torch.set_num_threads(previous)
@@ -113,13 +126,20 @@ def test_the_discriminative_classifier_cannot_recognise_real_windows_by_their_ov
     rng = np.random.default_rng(0)
     length, stretch, stretches = 128, 1024, 24
     t = np.arange(stretch) / length
-    signal = np.concatenate([rng.uniform(0.3, 3) * np.sin(2 * np.pi * rng.uniform(2, 12) * t + rng.uniform(0, 6))
-                             + 0.1 * rng.standard_normal(stretch) for _ in range(stretches)]).astype(np.float32)
+    signal = np.concatenate(
+        [
+            rng.uniform(0.3, 3) * np.sin(2 * np.pi * rng.uniform(2, 12) * t + rng.uniform(0, 6))
+            + 0.1 * rng.standard_normal(stretch)
+            for _ in range(stretches)
+        ]
+    ).astype(np.float32)
     starts = np.array([s * stretch + offset for s in range(stretches) for offset in range(0, stretch - length + 1, 32)])
     windows = np.stack([signal[s : s + length] for s in starts])[:, :, None]
     side = (starts // stretch) % 2 == 0
     groups = [overlap_groups(np.zeros(part.sum()), starts[part], length) for part in (side, ~side)]
-    fair = discriminative_score(windows[side], windows[~side], folds=3, steps=150, real_groups=groups[0], generated_groups=groups[1])
+    fair = discriminative_score(
+        windows[side], windows[~side], folds=3, steps=150, real_groups=groups[0], generated_groups=groups[1]
+    )
     leaky = discriminative_score(windows[side], windows[~side], folds=3, steps=150)
     assert fair["mean"] < 0.12 and leaky["mean"] > 0.25
 
@@ -130,12 +150,18 @@ def test_beat_morphology_tells_ecg_from_noise_and_subsets_by_window():
     from tsvq.evaluation.physiology import detect_beats
 
     def windows(seed):
-        return np.stack([ecg_like(1024 / RATE, RATE, seed=seed * 100 + i, heart_rate_bpm=70)[:1024, None] for i in range(12)]).astype(np.float32)
+        return np.stack(
+            [ecg_like(1024 / RATE, RATE, seed=seed * 100 + i, heart_rate_bpm=70)[:1024, None] for i in range(12)]
+        ).astype(np.float32)
 
     a, b = windows(1), windows(2)
     noise = np.random.default_rng(0).normal(0, a.std(), a.shape).astype(np.float32)
     beats = {name: delineate(x, detect_beats(x, RATE), RATE) for name, x in (("a", a), ("b", b), ("noise", noise))}
-    assert len(beats["a"].qrs) >= 60 and np.isfinite(beats["a"].qrs).sum() >= 20 and np.isfinite(beats["a"].qtc).sum() >= 20
+    assert (
+        len(beats["a"].qrs) >= 60
+        and np.isfinite(beats["a"].qrs).sum() >= 20
+        and np.isfinite(beats["a"].qtc).sum() >= 20
+    )
     same, other = morphology_distance(beats["a"], beats["b"]), morphology_distance(beats["a"], beats["noise"])
     assert other["average_beat_rms"] > 3 * same["average_beat_rms"]
     part = beats["a"].subset(np.array([3, 5]))

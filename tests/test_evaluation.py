@@ -13,8 +13,17 @@ import torch
 from tests.conftest import ecg_like
 from tsvq.cli import main as cli_main
 from tsvq.evaluation import (
-    RandomKernelFeatures, amplitude_distance, autocorrelation_distance, discriminative_score, frechet_distance,
-    heart_rhythm, mmd_rbf, phase_randomized, predictive_score, psd_distance_db, rhythm_distance,
+    RandomKernelFeatures,
+    amplitude_distance,
+    autocorrelation_distance,
+    discriminative_score,
+    frechet_distance,
+    heart_rhythm,
+    mmd_rbf,
+    phase_randomized,
+    predictive_score,
+    psd_distance_db,
+    rhythm_distance,
 )
 from tsvq.evaluation.generation import fit_all, predictive_scores
 from tsvq.evaluation.scoring import ScoredSet, finish_set, plan_set, set_figures
@@ -24,8 +33,12 @@ RATE = 125.0
 
 def ecg_windows(n: int, seed: int, length: int = 512) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.stack([ecg_like(length / RATE, RATE, seed=seed * 1000 + i, heart_rate_bpm=rng.uniform(60, 80))[:length, None]
-                     for i in range(n)]).astype(np.float32)
+    return np.stack(
+        [
+            ecg_like(length / RATE, RATE, seed=seed * 1000 + i, heart_rate_bpm=rng.uniform(60, 80))[:length, None]
+            for i in range(n)
+        ]
+    ).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +65,11 @@ def test_frechet_distance_is_exact_for_singular_covariances():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8)) + 0.5
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    reference = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b) - 2 * np.trace(
-        np.real(scipy.linalg.sqrtm(cov_a @ cov_b)))
+    reference = (
+        ((a.mean(0) - b.mean(0)) ** 2).sum()
+        + np.trace(cov_a + cov_b)
+        - 2 * np.trace(np.real(scipy.linalg.sqrtm(cov_a @ cov_b)))
+    )
     assert frechet_distance(a, b) == pytest.approx(reference, rel=1e-9)
     few = rng.normal(size=(10, 50))  # rank 9 covariance in 50 dimensions
     with warnings.catch_warnings():
@@ -86,8 +102,10 @@ def test_real_vs_white_noise_is_far(sets):
     assert discriminative_score(real_a, noise, folds=3, steps=100)["mean"] > 0.4
     rhythm = heart_rhythm(real_a, RATE)
     assert np.nanmedian(rhythm["heart_rate_bpm"]) == pytest.approx(70, abs=12)
-    assert rhythm_distance(rhythm, heart_rhythm(noise, RATE))["heart_rate_wasserstein_bpm"] > \
-        rhythm_distance(rhythm, heart_rhythm(real_b, RATE))["heart_rate_wasserstein_bpm"]
+    assert (
+        rhythm_distance(rhythm, heart_rhythm(noise, RATE))["heart_rate_wasserstein_bpm"]
+        > rhythm_distance(rhythm, heart_rhythm(real_b, RATE))["heart_rate_wasserstein_bpm"]
+    )
 
 
 def test_shifted_and_scaled_copies_move_figures_the_right_way(sets):
@@ -108,8 +126,29 @@ def test_phase_randomised_surrogate_keeps_the_spectrum(sets):
 
 def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
     out = tmp_path / "report"
-    rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--n", "16", "--steps", "4",
-                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--search", "2", "--out", str(out)])
+    rc = cli_main(
+        [
+            "eval",
+            "--pipeline",
+            str(tiny_pipeline),
+            "--data",
+            str(tiny_runs["store"]),
+            "--n",
+            "16",
+            "--steps",
+            "4",
+            "--folds",
+            "2",
+            "--seeds",
+            "2",
+            "--classifier-steps",
+            "20",
+            "--search",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0 and "PRDN" in printed and "frechet_distance" in printed and "code search: 2 candidates" in printed
     assert f"codec of {tiny_pipeline}" in printed and "mean±std over 2 seeds" in printed
@@ -117,8 +156,16 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     generation = report["generation"]
     assert generation["compared"] == ["diffusion"] and generation["seeds"] == [0, 1]
     assert generation["references"] == ["train_windows", "train_decoded"]
-    assert set(generation["generators"]) == {"diffusion", "floor", "train_windows", "train_decoded", "phase_randomised",
-                                             "autoregressive", "gaussian", "train_copies"}
+    assert set(generation["generators"]) == {
+        "diffusion",
+        "floor",
+        "train_windows",
+        "train_decoded",
+        "phase_randomised",
+        "autoregressive",
+        "gaussian",
+        "train_copies",
+    }
     assert "train-decoded" in printed and "a perfect prior over its codes" in printed
     references = generation["generators"]["train_windows"], generation["generators"]["train_decoded"]
     # copies vs decoded; copies score 0 up to the float32 FFT's rounding (1.8e-4 on one 2-core machine, 0 on another)
@@ -128,22 +175,59 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     assert diffusion["info"]["kind"] == "diffusion" and diffusion["info"]["steps"] == 4
     assert report["reconstruction"]["per_record"] and report["codebook"]["num_codes"] == 32
     assert report["versions"]["torch"] and report["config"]["seed"] == 0 and report["codec_of"] == str(tiny_pipeline)
-    for name in ("examples.png", "spectra.png", "heart_rate.png", "rr_irregularity.png", "beats.png", "codebook_usage.png",
-                 "reconstruction.png", "features_pca.png", "comparison.png"):
+    for name in (
+        "examples.png",
+        "spectra.png",
+        "heart_rate.png",
+        "rr_irregularity.png",
+        "beats.png",
+        "codebook_usage.png",
+        "reconstruction.png",
+        "features_pca.png",
+        "comparison.png",
+    ):
         assert (out / name).stat().st_size > 1000, name
 
     # external samples alone: no codec figures that a reader could take for the generator's
     noise = np.random.default_rng(0).normal(size=(12, 256, 1)).astype(np.float32)
     np.save(tmp_path / "external.npy", noise)
-    rc = cli_main(["eval", "--samples", f"noise={tmp_path / 'external.npy'}", "--data", str(tiny_runs["store"]), "--n", "8",
-                   "--folds", "2", "--seeds", "2", "--classifier-steps", "20", "--baselines", "gaussian", "--no-morphology",
-                   "--out", str(tmp_path / "external")])
+    rc = cli_main(
+        [
+            "eval",
+            "--samples",
+            f"noise={tmp_path / 'external.npy'}",
+            "--data",
+            str(tiny_runs["store"]),
+            "--n",
+            "8",
+            "--folds",
+            "2",
+            "--seeds",
+            "2",
+            "--classifier-steps",
+            "20",
+            "--baselines",
+            "gaussian",
+            "--no-morphology",
+            "--out",
+            str(tmp_path / "external"),
+        ]
+    )
     external = json.loads((tmp_path / "external" / "report.json").read_text())
     assert rc == 0 and "reconstruction" not in external and "codec of" not in capsys.readouterr().out
-    assert external["generation"]["generators"]["noise"]["windows_per_seed"] == 6  # 12 windows, a disjoint share per seed
-    assert set(external["generation"]["generators"]) == {"noise", "floor", "train_windows", "gaussian"}  # no codec: no train_decoded
+    assert (
+        external["generation"]["generators"]["noise"]["windows_per_seed"] == 6
+    )  # 12 windows, a disjoint share per seed
+    assert set(external["generation"]["generators"]) == {
+        "noise",
+        "floor",
+        "train_windows",
+        "gaussian",
+    }  # no codec: no train_decoded
     assert external["generation"]["morphology"] == "off"
-    assert "qtc_wasserstein_ms" in report["generation"]["generators"]["floor"]["figures"]  # the first report delineated beats
+    assert (
+        "qtc_wasserstein_ms" in report["generation"]["generators"]["floor"]["figures"]
+    )  # the first report delineated beats
 
     # two reports side by side
     assert cli_main(["eval", "--compare", str(out), str(tmp_path / "external")]) == 0
@@ -151,8 +235,22 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     assert "report:diffusion" in printed and "external:noise" in printed and "frechet_distance" in printed
 
     # an unknown baseline is refused by name before any work; the help names every baseline there is
-    assert cli_main(["eval", "--samples", str(tmp_path / "external.npy"), "--data", str(tiny_runs["store"]), "--baselines", "nope",
-                     "--out", str(tmp_path / "nope")]) == 2
+    assert (
+        cli_main(
+            [
+                "eval",
+                "--samples",
+                str(tmp_path / "external.npy"),
+                "--data",
+                str(tiny_runs["store"]),
+                "--baselines",
+                "nope",
+                "--out",
+                str(tmp_path / "nope"),
+            ]
+        )
+        == 2
+    )
     assert "unknown baseline(s) ['nope']" in capsys.readouterr().err and not (tmp_path / "nope").exists()
     from tsvq.evaluation.baselines import BASELINES
 
@@ -162,27 +260,78 @@ def test_cli_eval_writes_a_valid_report(tiny_runs, tiny_pipeline, tmp_path, caps
     assert all(name in eval_help for name in BASELINES)
 
     np.save(tmp_path / "bad.npy", np.zeros((8, 100, 1), dtype=np.float32))
-    assert cli_main(["eval", "--samples", str(tmp_path / "bad.npy"), "--data", str(tiny_runs["store"]), "--out", str(tmp_path / "bad")]) == 2
+    assert (
+        cli_main(
+            [
+                "eval",
+                "--samples",
+                str(tmp_path / "bad.npy"),
+                "--data",
+                str(tiny_runs["store"]),
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "bad").exists()
 
 
 def test_cli_eval_compare_puts_priors_and_external_samples_in_one_report(tiny_runs, tiny_pipeline, tmp_path, capsys):
     samples = np.random.default_rng(1).normal(size=(9, 256, 1)).astype(np.float32)
     np.save(tmp_path / "other.npy", samples)
-    rc = cli_main(["eval", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"]), "--compare", "diffusion", "wavenet",
-                   f"other={tmp_path / 'other.npy'}", "--n", "8", "--steps", "3", "--folds", "2", "--seeds", "1",
-                   "--classifier-steps", "10", "--baselines", "--no-physiology", "--no-references", "--out", str(tmp_path / "report")])
+    rc = cli_main(
+        [
+            "eval",
+            "--pipeline",
+            str(tiny_pipeline),
+            "--data",
+            str(tiny_runs["store"]),
+            "--compare",
+            "diffusion",
+            "wavenet",
+            f"other={tmp_path / 'other.npy'}",
+            "--n",
+            "8",
+            "--steps",
+            "3",
+            "--folds",
+            "2",
+            "--seeds",
+            "1",
+            "--classifier-steps",
+            "10",
+            "--baselines",
+            "--no-physiology",
+            "--no-references",
+            "--out",
+            str(tmp_path / "report"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0 and all(name in printed.splitlines()[3] for name in ("diffusion", "wavenet", "other", "floor"))
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     generation = report["generation"]
     assert generation["compared"] == ["diffusion", "wavenet", "other"] and generation["baselines"] == []
-    assert generation["references"] == [] and set(generation["generators"]) == {"diffusion", "wavenet", "other", "floor"}
-    assert generation["informative"] == {} and "(uninf.)" not in printed  # no baseline scored: no figure marked uninformative
+    assert generation["references"] == [] and set(generation["generators"]) == {
+        "diffusion",
+        "wavenet",
+        "other",
+        "floor",
+    }
+    assert (
+        generation["informative"] == {} and "(uninf.)" not in printed
+    )  # no baseline scored: no figure marked uninformative
     # --steps belongs to the diffusion prior; the WaveNet prior is drawn without it instead of refusing it
-    assert generation["generators"]["diffusion"]["info"]["steps"] == 3 and "steps" not in generation["generators"]["wavenet"]["info"]
+    assert (
+        generation["generators"]["diffusion"]["info"]["steps"] == 3
+        and "steps" not in generation["generators"]["wavenet"]["info"]
+    )
     assert (tmp_path / "report" / "comparison.png").stat().st_size > 1000
-    assert cli_main(["eval", "--data", str(tiny_runs["store"]), "--compare", "diffusion", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(["eval", "--data", str(tiny_runs["store"]), "--compare", "diffusion", "--out", str(tmp_path / "x")])
+        == 2
+    )
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "report.json").write_text(json.dumps({"format_version": 1}))
     assert cli_main(["eval", "--compare", str(tmp_path / "report"), str(tmp_path / "old")]) == 2
@@ -210,9 +359,15 @@ def test_eval_refuses_a_store_that_does_not_match_the_pipeline(tiny_pipeline, tm
     from tsvq.pipeline import Pipeline
 
     signals = np.random.default_rng(0).normal(size=(6, 2048, 1))
-    store = prepare(PrepareConfig(source="unused", rate_hz=250, window_samples=256, test_groups=["row0"], val_groups=["row1"]),
-                    tmp_path / "store", progress=False, sources=[ArraySource(signals, 250)])
-    with pytest.raises(DataError, match=r"does not match the pipeline: sampling rate \(Hz\) 250.0 vs the pipeline's 125.0"):
+    store = prepare(
+        PrepareConfig(source="unused", rate_hz=250, window_samples=256, test_groups=["row0"], val_groups=["row1"]),
+        tmp_path / "store",
+        progress=False,
+        sources=[ArraySource(signals, 250)],
+    )
+    with pytest.raises(
+        DataError, match=r"does not match the pipeline: sampling rate \(Hz\) 250.0 vs the pipeline's 125.0"
+    ):
         evaluate(store, tmp_path / "report", pipeline=Pipeline.from_pretrained(tiny_pipeline), progress=False)
     assert not (tmp_path / "report").exists()
 
@@ -224,10 +379,22 @@ def test_eval_refuses_a_held_out_split_too_small_for_two_disjoint_halves(tmp_pat
     from tsvq.evaluation import EvalConfig, evaluate
 
     signals = np.stack([ecg_like(2560 / RATE, RATE, seed=i)[:2560, None] for i in range(3)])
-    store = prepare(PrepareConfig(source="unused", rate_hz=RATE, window_samples=256, stride_seconds=64 / RATE,
-                                  test_groups=["row0"], val_groups=["row1"]), tmp_path / "store", progress=False,
-                    sources=[ArraySource(signals[:, :448], RATE)])
-    samples = np.zeros((4, 256, 1), dtype=np.float32) + np.random.default_rng(0).normal(size=(4, 256, 1)).astype(np.float32)
+    store = prepare(
+        PrepareConfig(
+            source="unused",
+            rate_hz=RATE,
+            window_samples=256,
+            stride_seconds=64 / RATE,
+            test_groups=["row0"],
+            val_groups=["row1"],
+        ),
+        tmp_path / "store",
+        progress=False,
+        sources=[ArraySource(signals[:, :448], RATE)],
+    )
+    samples = np.zeros((4, 256, 1), dtype=np.float32) + np.random.default_rng(0).normal(size=(4, 256, 1)).astype(
+        np.float32
+    )
     with pytest.raises(DataError, match="leave too few for two non-overlapping halves"):
         evaluate(store, tmp_path / "report", EvalConfig(n=4, seeds=1), samples=samples, progress=False)
     assert not (tmp_path / "report").exists()
@@ -251,12 +418,36 @@ def test_reference_rows_are_training_windows_and_their_codec_round_trip(tiny_run
     assert all(np.any(np.all(heldout.train == w, axis=(1, 2))) for w in windows)  # real training windows, unchanged
     np.testing.assert_allclose(decoded, pipeline.codec.decode_codes(pipeline.codec.encode_windows(windows)), atol=1e-6)
     assert not np.allclose(decoded, windows)
-    assert not np.array_equal(reference_generators(pipeline, heldout)[0].draw(1, 6, 6), windows)  # another seed, other windows
+    assert not np.array_equal(
+        reference_generators(pipeline, heldout)[0].draw(1, 6, 6), windows
+    )  # another seed, other windows
 
     # a pipeline with a codec and no prior: the codec's figures and how close any prior over it could get
     assert cli_main(["assemble", "--codec", str(tiny_pipeline / "codec"), "--out", str(tmp_path / "codec-only")]) == 0
-    assert cli_main(["eval", "--pipeline", str(tmp_path / "codec-only"), "--data", str(tiny_runs["store"]), "--n", "8", "--seeds", "1",
-                     "--folds", "2", "--classifier-steps", "10", "--baselines", "--no-physiology", "--out", str(tmp_path / "report")]) == 0
+    assert (
+        cli_main(
+            [
+                "eval",
+                "--pipeline",
+                str(tmp_path / "codec-only"),
+                "--data",
+                str(tiny_runs["store"]),
+                "--n",
+                "8",
+                "--seeds",
+                "1",
+                "--folds",
+                "2",
+                "--classifier-steps",
+                "10",
+                "--baselines",
+                "--no-physiology",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     assert "PRDN" in capsys.readouterr().out
     generation = json.loads((tmp_path / "report" / "report.json").read_text())["generation"]
     assert generation["compared"] == [] and set(generation["generators"]) == {"floor", "train_windows", "train_decoded"}
@@ -272,12 +463,17 @@ def test_learned_scores_are_the_same_fitted_side_by_side(sets):
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            scores[threads] = (discriminative_score(real_a[:40], mixed, folds=3, steps=20),
-                               predictive_scores([real_b[:20], noise[:20], mixed], real_a[:20], steps=20, seeds=[4, 5, 6]))
+            scores[threads] = (
+                discriminative_score(real_a[:40], mixed, folds=3, steps=20),
+                predictive_scores([real_b[:20], noise[:20], mixed], real_a[:20], steps=20, seeds=[4, 5, 6]),
+            )
     finally:
         torch.set_num_threads(previous)
     assert scores[1] == scores[2]
-    one_by_one = [predictive_score(train, real_a[:20], steps=20, seed=seed) for train, seed in ((real_b[:20], 4), (noise[:20], 5), (mixed, 6))]
+    one_by_one = [
+        predictive_score(train, real_a[:20], steps=20, seed=seed)
+        for train, seed in ((real_b[:20], 4), (noise[:20], 5), (mixed, 6))
+    ]
     assert scores[2][1] == one_by_one
 
 
@@ -286,17 +482,25 @@ def test_sets_scored_together_match_sets_scored_alone(sets):
     each set's figures must be those it gets scored alone."""
     real_a, real_b, noise, features = sets
     reference, *candidates = (ScoredSet.of(w, features, RATE, None) for w in (real_a[:30], real_b[:30], noise[:40]))
-    alone = [set_figures(reference, candidate, RATE, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
+    alone = [
+        set_figures(reference, candidate, RATE, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates
+    ]
     planned = [plan_set(reference, candidate, folds=2, steps=15, seed=3, chunk_size=20) for candidate in candidates]
-    together = [finish_set(pending, learned, RATE) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))]
+    together = [
+        finish_set(pending, learned, RATE) for pending, learned in zip(planned, fit_all([p.learned for p in planned]))
+    ]
     assert together == alone
-    assert alone[1]["discriminative_score"] > alone[0]["discriminative_score"]  # noise is told apart, so the test can fail
+    assert (
+        alone[1]["discriminative_score"] > alone[0]["discriminative_score"]
+    )  # noise is told apart, so the test can fail
 
 
 def test_sets_scored_in_worker_processes_match_sets_scored_in_turn(monkeypatch):
     """`tsvq eval` scores a seed's sets side by side in worker processes when there is much signal (delineation holds
     the GIL); every field of every set must be what scoring them one after another gives."""
-    pytest.importorskip("neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]'; make test has it)")
+    pytest.importorskip(
+        "neurokit2", reason="beat morphology needs neurokit2 (pip install 'tsvq[morphology]'; make test has it)"
+    )
     import dataclasses
 
     from tsvq.evaluation import scoring

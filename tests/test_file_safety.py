@@ -15,8 +15,8 @@ import zlib
 import numpy as np
 import pytest
 import wfdb
-
 from conftest import ecg_like
+
 from tsvq.cli import main
 from tsvq.compression import MAGIC, CompressedRecord
 from tsvq.errors import ConfigError, DataError
@@ -43,7 +43,9 @@ def pack(header: dict, payload: bytes, version: int | None = None) -> bytes:
     version = version or header.get("format_version", 2)
     version = version if isinstance(version, int) and 0 <= version < 256 else 2
     packed = zlib.compress(json.dumps(header).encode())
-    body = MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed + struct.pack("<I", len(payload)) + payload
+    body = (
+        MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed + struct.pack("<I", len(payload)) + payload
+    )
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -74,20 +76,27 @@ def test_a_compressed_file_decodes_with_the_pipeline_loaded_any_way(shipped, com
         shipped.decompress(old)
 
 
-@pytest.mark.parametrize("field, value, says", [
-    ("length", 50, "lies outside the recording"),
-    ("length", 10**10, "header field 'length'"),
-    ("native_rate_hz", 0, "native_rate_hz"),
-    ("unit_scales", [0.0], "unit_scales"),
-    ("start_sample", -1, "start_sample"),
-    ("code_bits", "10", "code_bits"),
-    ("channel_names", [], "channel_names"),
-    ("streams", [[1]], "streams"),
-    ("entropy", {"model": "wavenet", "num_codes": 1024, "gain": 16, "backoff": 1024}, "header field 'entropy'"),
-    ("entropy", {"model": "adaptive-context", "num_codes": 1024, "gain": 0, "backoff": 1024}, "setting 'gain'"),
-    ("entropy", {"model": "adaptive-context", "num_codes": 4096, "gain": 16, "backoff": 1024}, "more than 10-bit codes"),
-    ("model_bits", -1, "model_bits"),
-])
+@pytest.mark.parametrize(
+    "field, value, says",
+    [
+        ("length", 50, "lies outside the recording"),
+        ("length", 10**10, "header field 'length'"),
+        ("native_rate_hz", 0, "native_rate_hz"),
+        ("unit_scales", [0.0], "unit_scales"),
+        ("start_sample", -1, "start_sample"),
+        ("code_bits", "10", "code_bits"),
+        ("channel_names", [], "channel_names"),
+        ("streams", [[1]], "streams"),
+        ("entropy", {"model": "wavenet", "num_codes": 1024, "gain": 16, "backoff": 1024}, "header field 'entropy'"),
+        ("entropy", {"model": "adaptive-context", "num_codes": 1024, "gain": 0, "backoff": 1024}, "setting 'gain'"),
+        (
+            "entropy",
+            {"model": "adaptive-context", "num_codes": 4096, "gain": 16, "backoff": 1024},
+            "more than 10-bit codes",
+        ),
+        ("model_bits", -1, "model_bits"),
+    ],
+)
 def test_forged_header_fields_are_named(compressed, field, value, says):
     header, payload = parts(compressed.to_bytes())
     header[field] = value
@@ -150,8 +159,16 @@ def test_a_wrong_array_to_compress_is_named(shipped):
 def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     x = ecg_like(12, 360.0)[:, None]
-    wfdb.wrsamp("rec", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x, fmt=["16"],
-                base_time=datetime.time(10, 30, 5), base_date=datetime.date(2020, 1, 2))
+    wfdb.wrsamp(
+        "rec",
+        fs=360,
+        units=["mV"],
+        sig_name=["MLII"],
+        p_signal=x,
+        fmt=["16"],
+        base_time=datetime.time(10, 30, 5),
+        base_date=datetime.date(2020, 1, 2),
+    )
     assert main(["compress", "rec", "--pipeline", "ecg-single-lead", "--out", "rec.tsvqz", "--no-prdn"]) == 0
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 0
     header = wfdb.rdheader("back")
@@ -190,9 +207,12 @@ def test_a_killed_writer_leaves_nothing_behind_for_long(tmp_path):
 
 def test_two_trainings_never_write_one_output_folder(tiny_runs, tmp_path):
     from conftest import TINY_CODEC, tiny_training
+
     from tsvq.training.codec import CodecStageConfig, train_codec
 
-    config = CodecStageConfig(store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "run", 2))
+    config = CodecStageConfig(
+        store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "run", 2)
+    )
     claim_workspace(tmp_path / "run")  # as the first run does, before it takes the lock
     with output_lock(tmp_path / "run"):
         with pytest.raises(ConfigError, match="is writing to this folder"):
@@ -212,13 +232,17 @@ def test_a_shipped_name_is_not_shadowed_by_a_local_folder(tmp_path, monkeypatch,
 
 def test_skip_bad_records_skips_the_record_with_a_bad_gain_and_only_it(tmp_path):
     from conftest import spoil_gain, write_record
+
     from tsvq.data import PrepareConfig, prepare
 
     for i in range(4):
         write_record(tmp_path / "db", f"r{i}", ecg_like(30, 250.0, seed=i), 250.0, ["II"])
     spoil_gain(tmp_path / "db" / "r2.hea")
-    store = prepare(PrepareConfig(source=str(tmp_path / "db"), skip_bad_records=True, test_fraction=0.25,
-                                  val_fraction=0.25), tmp_path / "store", progress=False)
+    store = prepare(
+        PrepareConfig(source=str(tmp_path / "db"), skip_bad_records=True, test_fraction=0.25, val_fraction=0.25),
+        tmp_path / "store",
+        progress=False,
+    )
     assert list(store.manifest["skipped_records"]) == ["r2"]
     assert "gain 'abc/mV'" in store.manifest["skipped_records"]["r2"]
     assert sorted({r["name"] for r in store.manifest["records"]}) == ["r0", "r1", "r3"]

@@ -28,13 +28,38 @@ def _launch_machines(stage: str, config: dict, tmp_path: Path, kill_after: Path 
     path.write_text(yaml.safe_dump(config))
     env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     port = str(free_port())
-    launchers = [subprocess.Popen([str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes/accelerate/multi_node.yaml"),
-                                   "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", port,
-                                   "-m", "tsvq.cli", "train", stage, "--config", str(path)],
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True) for rank in (0, 1)]
+    launchers = [
+        subprocess.Popen(
+            [
+                str(ACCELERATE),
+                "launch",
+                "--config_file",
+                str(ROOT / "recipes/accelerate/multi_node.yaml"),
+                "--machine_rank",
+                str(rank),
+                "--main_process_ip",
+                "127.0.0.1",
+                "--main_process_port",
+                port,
+                "-m",
+                "tsvq.cli",
+                "train",
+                stage,
+                "--config",
+                str(path),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for rank in (0, 1)
+    ]
     if kill_after is not None:
         deadline = time.time() + 300
+
         def finished() -> bool:
             return kill_after.is_dir() and any(p.name.startswith("checkpoint-") for p in kill_after.iterdir())
 
@@ -64,8 +89,10 @@ def _state_hash(output: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_machines_on_loopback_train_as_one_machine_with_two_processes_and_resume_when_killed(tiny_runs, tmp_path):
     store, codec = str(tiny_runs["store"]), str(tiny_runs["codec"])
-    stages = {"codec": {"store": store, "model": TINY_CODEC},
-              "wavenet": {"store": store, "codec": codec, "model": {"residual_channels": 16, "skip_channels": 16}}}
+    stages = {
+        "codec": {"store": store, "model": TINY_CODEC},
+        "wavenet": {"store": store, "codec": codec, "model": {"residual_channels": 16, "skip_channels": 16}},
+    }
     for stage, config in stages.items():
         machines = config | {"training": _training(tmp_path / f"{stage}-machines")}
         outputs = _launch_machines(stage, machines, tmp_path)

@@ -18,12 +18,16 @@ def test_the_shipped_pipeline_is_listed_small_and_records_its_preprocessing():
     assert NAME in list_pretrained() and list_pretrained()[NAME]
     pipe = Pipeline.from_pretrained(NAME)
     assert pipe.name == NAME and set(pipe.priors) == {"diffusion", "wavenet"}
-    assert pipe.preprocessing.sampling_rate_hz == 250 and (pipe.preprocessing.highpass_hz, pipe.preprocessing.lowpass_hz) == (0.5, 40)
+    assert pipe.preprocessing.sampling_rate_hz == 250 and (
+        pipe.preprocessing.highpass_hz,
+        pipe.preprocessing.lowpass_hz,
+    ) == (0.5, 40)
     assert sum(p.numel() for p in pipe.codec.parameters()) < 1_000_000
 
 
 def test_the_shipped_pipeline_round_trips_a_real_record_through_the_cli(tmp_path, capsys):
-    """Five minutes of MIT-BIH record 208 (built in), compressed and decompressed with the pipeline named, not a folder."""
+    """Five minutes of MIT-BIH record 208 (built in), compressed and decompressed with the pipeline named, not a
+    folder."""
     record = builtin.materialize(builtin.MITDB208, tmp_path / "cache") / "208"
     assert main(["compress", str(record), "--pipeline", NAME, "--out", str(tmp_path / "208.tsvqz")]) == 0
     printed = capsys.readouterr().out
@@ -54,8 +58,34 @@ def test_tsvq_eval_scores_the_shipped_pipeline_out_of_the_box(tmp_path):
     import json
 
     assert main(["prepare", "--source", "mitdb208", "--split-by", "time", "--out", str(tmp_path / "store")]) == 0
-    assert main(["eval", "--pipeline", NAME, "--data", str(tmp_path / "store"), "--n", "16", "--steps", "5",
-                 "--no-physiology", "--folds", "2", "--seeds", "1", "--classifier-steps", "20", "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--pipeline",
+                NAME,
+                "--data",
+                str(tmp_path / "store"),
+                "--n",
+                "16",
+                "--steps",
+                "5",
+                "--no-physiology",
+                "--folds",
+                "2",
+                "--seeds",
+                "1",
+                "--classifier-steps",
+                "20",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["reconstruction"]["prdn"] < 15 and report["codec_of"] == NAME
-    assert report["generation"]["generators"][report["generation"]["compared"][0]]["figures"]["frechet_distance"]["mean"] > 0
+    assert (
+        report["generation"]["generators"][report["generation"]["compared"][0]]["figures"]["frechet_distance"]["mean"]
+        > 0
+    )

@@ -72,8 +72,9 @@ def test_save_load_reproduces_samples(tiny_pipeline, tmp_path):
         a = pipe.sample(3, prior, seed=7, progress=False, **options).signals
         b = again.sample(3, prior, seed=7, progress=False, **options).signals
         assert np.array_equal(a, b)
-    assert not np.array_equal(pipe.sample(3, steps=5, seed=7, progress=False).signals,
-                              pipe.sample(3, steps=5, seed=8, progress=False).signals)
+    assert not np.array_equal(
+        pipe.sample(3, steps=5, seed=7, progress=False).signals, pipe.sample(3, steps=5, seed=8, progress=False).signals
+    )
 
 
 def test_schedulers_keep_latents_unclipped_and_check_steps(tiny_pipeline):
@@ -88,17 +89,23 @@ def test_schedulers_keep_latents_unclipped_and_check_steps(tiny_pipeline):
         pipe.sample(1, sampler="euler")
 
 
-@pytest.mark.parametrize("denoiser,schedule", [
-    ({"architecture": "unet"}, {}),
-    ({"architecture": "unet", "attention_heads": 2}, {}),
-    ({"architecture": "transformer"}, {}),
-    ({"architecture": "unet"}, {"beta_schedule": "linear", "rescale_betas_zero_snr": True}),
-])
+@pytest.mark.parametrize(
+    "denoiser,schedule",
+    [
+        ({"architecture": "unet"}, {}),
+        ({"architecture": "unet", "attention_heads": 2}, {}),
+        ({"architecture": "transformer"}, {}),
+        ({"architecture": "unet"}, {"beta_schedule": "linear", "rescale_betas_zero_snr": True}),
+    ],
+)
 def test_tiny_diffusion_prior_learns_a_single_mode(denoiser, schedule):
     """Trained on one latent pattern (v-prediction, the default), samples of every sampler land near it: with the
     UNet (with and without attention) and the transformer, and with a linear schedule rescaled to zero terminal SNR."""
     torch.manual_seed(0)
-    mode = torch.sin(torch.linspace(0, 6, 16))[None, None, :].repeat(1, 4, 1) * torch.tensor([1.0, -1.0, 0.5, 2.0])[None, :, None]
+    mode = (
+        torch.sin(torch.linspace(0, 6, 16))[None, None, :].repeat(1, 4, 1)
+        * torch.tensor([1.0, -1.0, 0.5, 2.0])[None, :, None]
+    )
     config = DenoiserConfig(**denoiser, block_out_channels=(16, 32), time_embedding_dim=32, width=32, depth=2, heads=2)
     model = build_denoiser(config, latent_channels=4, latent_length=16, num_classes=0)
     scheduler = training_scheduler(**schedule)
@@ -144,9 +151,15 @@ def test_transformer_prior_stage_saves_loads_and_samples(tiny_runs, tmp_path):
     transformer and reproduces its samples; a denoiser folder naming an unknown class is refused by name."""
     from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
 
-    folder = train_diffusion(DiffusionStageConfig(
-        store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]), latent_normalisation="global",
-        model={"architecture": "transformer", "width": 32, "depth": 1, "heads": 2}, training=tiny_training(tmp_path / "diff", 4)))
+    folder = train_diffusion(
+        DiffusionStageConfig(
+            store=str(tiny_runs["store"]),
+            codec=str(tiny_runs["codec"]),
+            latent_normalisation="global",
+            model={"architecture": "transformer", "width": 32, "depth": 1, "heads": 2},
+            training=tiny_training(tmp_path / "diff", 4),
+        )
+    )
     prior = DiffusionPrior.from_pretrained(folder)
     assert type(prior.denoiser).__name__ == "LatentTransformer1D"
     assert torch.unique(prior.latent_std).numel() == 1 and torch.unique(prior.latent_mean).numel() == 1
@@ -162,20 +175,43 @@ def test_transformer_prior_stage_saves_loads_and_samples(tiny_runs, tmp_path):
 
 
 def test_conditional_prior_with_guidance(small_database, tmp_path):
+    import shutil
+
     from tsvq.data import PrepareConfig, prepare
     from tsvq.training.codec import CodecStageConfig, train_codec
     from tsvq.training.diffusion import DiffusionStageConfig, train_diffusion
 
-    import shutil
-
     with pytest.raises(DataError, match=r"seg0\.hea: beat-centred windows need beat annotations"):
-        prepare(PrepareConfig(source=str(small_database), beat_centred=True, test_groups=["p4"]), tmp_path / "bad", progress=False)
+        prepare(
+            PrepareConfig(source=str(small_database), beat_centred=True, test_groups=["p4"]),
+            tmp_path / "bad",
+            progress=False,
+        )
     shutil.rmtree(small_database / "p4")  # the only records without beat annotations
-    store = prepare(PrepareConfig(source=str(small_database), rate_hz=125, window_samples=128, beat_centred=True,
-                                  test_groups=["p3"], val_groups=["p2"]), tmp_path / "store", progress=False)
-    codec = train_codec(CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 10)))
-    prior = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), conditional=True,
-                                                 model={"block_out_channels": [16, 32]}, training=tiny_training(tmp_path / "diff", 10)))
+    store = prepare(
+        PrepareConfig(
+            source=str(small_database),
+            rate_hz=125,
+            window_samples=128,
+            beat_centred=True,
+            test_groups=["p3"],
+            val_groups=["p2"],
+        ),
+        tmp_path / "store",
+        progress=False,
+    )
+    codec = train_codec(
+        CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 10))
+    )
+    prior = train_diffusion(
+        DiffusionStageConfig(
+            store=str(store.path),
+            codec=str(codec),
+            conditional=True,
+            model={"block_out_channels": [16, 32]},
+            training=tiny_training(tmp_path / "diff", 10),
+        )
+    )
     pipe = Pipeline.from_stages(codec, prior)
     assert pipe.priors["diffusion"].labels == ["N", "V"]
     out = pipe.sample(4, steps=4, labels=["N", "V", "V", "N"], guidance=3.0, progress=False)
@@ -192,8 +228,13 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
         return sample(n, *args, **kwargs)
 
     pipe.sample = counted_sample
-    report = evaluate(WindowStore(store.path), tmp_path / "report", EvalConfig(n=8, sampling={"steps": 2, "guidance": 2.0}, folds=2, classifier_steps=20, seeds=3),
-                      pipeline=pipe, progress=False)
+    report = evaluate(
+        WindowStore(store.path),
+        tmp_path / "report",
+        EvalConfig(n=8, sampling={"steps": 2, "guidance": 2.0}, folds=2, classifier_steps=20, seeds=3),
+        pipeline=pipe,
+        progress=False,
+    )
     # the pooled figures and TSTR score the same draw per seed: sampled once, never twice
     assert len(calls) == len(set(calls)) and sum(n == 8 and len(labels) == 8 for n, _, labels in calls) >= 3
     tstr = report["label_classification"]["diffusion"]
@@ -204,12 +245,16 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
     # every synthetic window is drawn with a label in the training windows' mix, and the options of the draw are kept
     assert tstr["train_synthetic_test_real"]["train_windows"] == 8 and tstr["sampling"] == {"steps": 2, "guidance": 2.0}
     assert tstr["train_real_test_real"]["test_windows"] == tstr["train_synthetic_test_real"]["test_windows"] > 0
-    assert tstr["seeds"] == [0, 1, 2] and len(tstr["train_synthetic_test_real"]["per_seed"]) == 3  # mean +- std over seeds
+    assert (
+        tstr["seeds"] == [0, 1, 2] and len(tstr["train_synthetic_test_real"]["per_seed"]) == 3
+    )  # mean +- std over seeds
     assert "ridge" in tstr["train_real_test_real"]["classifier"]
     per_class = report["per_class"]["diffusion"]
     assert set(per_class) == {"N", "V"}
-    for label, figures in per_class.items():  # each class scored against its own held-out windows, or said why not
-        assert "skipped" in figures or (figures["model"]["frechet_distance"]["mean"] > 0 and len(figures["windows_per_seed"]) == 3)
+    for figures in per_class.values():  # each class scored against its own held-out windows, or said why not
+        assert "skipped" in figures or (
+            figures["model"]["frechet_distance"]["mean"] > 0 and len(figures["windows_per_seed"]) == 3
+        )
     assert (tmp_path / "report" / "classes_diffusion.png").stat().st_size > 1000
 
 
@@ -265,7 +310,13 @@ def test_wavenet_learns_structure_below_unigram_entropy_and_scores_atypical_wors
     sequences = torch.stack([period.roll(int(s)).repeat(4) for s in torch.randint(0, 8, (64,))])
     model = WaveNet(num_codes=10, latent_length=32, residual_channels=16, skip_channels=16, dilation_cycle=(1, 2, 4, 8))
     fit_teacher_forced(model, sequences, steps=150)
-    unigram = -(torch.bincount(period, minlength=10).float() / 8).clamp(min=1e-12).log2().mul(torch.bincount(period, minlength=10).float() / 8).sum()
+    unigram = (
+        -(torch.bincount(period, minlength=10).float() / 8)
+        .clamp(min=1e-12)
+        .log2()
+        .mul(torch.bincount(period, minlength=10).float() / 8)
+        .sum()
+    )
     typical = model.nll_bits(sequences[:8]).mean()
     assert typical < 0.5 * unigram
     atypical = model.nll_bits(torch.randint(0, 10, (8, 32))).mean()
@@ -275,12 +326,21 @@ def test_wavenet_learns_structure_below_unigram_entropy_and_scores_atypical_wors
 
 def test_residual_wavenet_draws_stage_by_stage_and_each_stage_sees_only_what_came_before():
     torch.manual_seed(0)
-    model = WaveNet(num_codes=12, latent_length=20, residual_channels=8, skip_channels=8, dilation_cycle=(1, 2, 4),
-                    num_classes=2, num_quantizers=3).eval()
+    model = WaveNet(
+        num_codes=12,
+        latent_length=20,
+        residual_channels=8,
+        skip_channels=8,
+        dilation_cycle=(1, 2, 4),
+        num_classes=2,
+        num_quantizers=3,
+    ).eval()
     labels = torch.tensor([0, 1, 2, 1])  # 2: "no label"
     for kwargs in ({}, {"top_p": 0.7}, {"temperature": 0.8, "top_k": 4}):
         cached = model.generate(4, labels=labels, seed=3, **kwargs)
-        assert cached.shape == (4, 20, 3) and torch.equal(cached, model.generate(4, labels=labels, seed=3, cached=False, **kwargs))
+        assert cached.shape == (4, 20, 3) and torch.equal(
+            cached, model.generate(4, labels=labels, seed=3, cached=False, **kwargs)
+        )
     codes = torch.randint(0, 12, (2, 20, 3))
     changed = codes.clone()
     changed[:, 10, 1:] = (changed[:, 10, 1:] + 1) % 12  # stages 1 and 2 of position 10
@@ -288,7 +348,9 @@ def test_residual_wavenet_draws_stage_by_stage_and_each_stage_sees_only_what_cam
     assert before.shape == (2, 12, 20, 3)
     assert torch.equal(before[..., :10, :], after[..., :10, :])  # earlier positions
     assert torch.equal(before[..., 10, :2], after[..., 10, :2])  # stage 0 and 1 at 10: they come before the change
-    assert not torch.allclose(before[..., 10, 2], after[..., 10, 2]) and not torch.allclose(before[..., 11:, :], after[..., 11:, :])
+    assert not torch.allclose(before[..., 10, 2], after[..., 10, 2]) and not torch.allclose(
+        before[..., 11:, :], after[..., 11:, :]
+    )
     with pytest.raises(DataError, match=r"codes must have shape \(B, L', 3\)"):
         model(codes[..., 0])
 
@@ -303,8 +365,14 @@ def test_residual_wavenet_learns_a_stage_that_follows_from_the_coarser_one_at_it
         return torch.stack([stage0, (3 * stage0 + 1) % 8], dim=-1)
 
     codes = draw(256)
-    model = WaveNet(num_codes=8, latent_length=16, residual_channels=16, skip_channels=16, dilation_cycle=(1, 2, 4),
-                    num_quantizers=2)
+    model = WaveNet(
+        num_codes=8,
+        latent_length=16,
+        residual_channels=16,
+        skip_channels=16,
+        dilation_cycle=(1, 2, 4),
+        num_quantizers=2,
+    )
     fit_teacher_forced(model, codes, steps=100)
     unseen = draw(32)
     with torch.no_grad():
@@ -321,11 +389,19 @@ def test_wavenet_stage_on_a_residual_vq_codec_samples_scores_and_round_trips(tin
     from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 
     store = str(tiny_runs["store"])
-    codec = train_codec(CodecStageConfig(store=store, model=TINY_CODEC | {"num_quantizers": 2},
-                                         training=tiny_training(tmp_path / "codec", 4)))
-    folder = train_wavenet(WaveNetStageConfig(store=store, codec=str(codec), model={"residual_channels": 8, "skip_channels": 8,
-                                                                                   "dilation_cycle": [1, 2]},
-                                              training=tiny_training(tmp_path / "wavenet", 4)))
+    codec = train_codec(
+        CodecStageConfig(
+            store=store, model=TINY_CODEC | {"num_quantizers": 2}, training=tiny_training(tmp_path / "codec", 4)
+        )
+    )
+    folder = train_wavenet(
+        WaveNetStageConfig(
+            store=store,
+            codec=str(codec),
+            model={"residual_channels": 8, "skip_channels": 8, "dilation_cycle": [1, 2]},
+            training=tiny_training(tmp_path / "wavenet", 4),
+        )
+    )
     statistics = json.loads((folder / "prior.json").read_text())["statistics"]
     assert statistics["codes_per_second"] == 125 / 4 * 2 and 0 < statistics["val_bits_per_code"]
     assert statistics["val_bits_per_second"] == pytest.approx(statistics["val_bits_per_code"] * 62.5)
@@ -334,15 +410,21 @@ def test_wavenet_stage_on_a_residual_vq_codec_samples_scores_and_round_trips(tin
     assert out.signals.shape == (3, 256, 1) and np.isfinite(out.signals).all() and out.codes.shape == (3, 64, 2)
     np.testing.assert_allclose(pipe.decode(out.codes), out.signals, atol=1e-5)
     codes = pipe.encode(out.signals).codes
-    expected = pipe.priors["wavenet"].model.nll_bits(codes).detach().numpy() * 125 / 4 * 2  # bits per code x codes (both stages) per second
+    expected = (
+        pipe.priors["wavenet"].model.nll_bits(codes).detach().numpy() * 125 / 4 * 2
+    )  # bits per code x codes (both stages) per second
     np.testing.assert_allclose(pipe.log_likelihood(out.signals), expected, rtol=1e-5)
     pipe.save_pretrained(tmp_path / "pipe")
     again = Pipeline.from_pretrained(tmp_path / "pipe").sample(3, prior="wavenet", top_p=0.9, seed=1, progress=False)
     assert np.array_equal(again.codes, out.codes)
     with pytest.raises(CheckpointError, match="num_quantizers"):
         Pipeline.from_stages(tiny_runs["codec"], folder)  # a single-codebook codec: not the one it was trained on
-    with pytest.raises(ConfigError, match="MaskGIT prior models one code per position; this codec has 2 residual quantizers"):
-        train_maskgit(MaskGITStageConfig(store=store, codec=str(codec), training=tiny_training(tmp_path / "maskgit", 2)))
+    with pytest.raises(
+        ConfigError, match="MaskGIT prior models one code per position; this codec has 2 residual quantizers"
+    ):
+        train_maskgit(
+            MaskGITStageConfig(store=store, codec=str(codec), training=tiny_training(tmp_path / "maskgit", 2))
+        )
     assert MaskGITPrior.residual_codes is False
 
 
@@ -364,12 +446,19 @@ def test_pipeline_wavenet_sampling_and_log_likelihood(tiny_pipeline):
 
 def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_runs, tmp_path, capsys):
     codec, wavenet, out = str(tiny_runs["codec"]), str(tiny_runs["wavenet"]), tmp_path / "pipe"
-    assert cli_main(["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "wavenet.top_p=0.5", "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            ["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "wavenet.top_p=0.5", "--out", str(out)]
+        )
+        == 0
+    )
     assert json.loads((out / "pipeline.json").read_text())["priors"]["wavenet"]["sampling"] == {"top_p": 0.5}
     pipe = Pipeline.from_pretrained(out)
     default = pipe.sample(4, prior="wavenet", seed=3, progress=False)
     assert default.info["top_p"] == 0.5
-    np.testing.assert_array_equal(default.codes, pipe.sample(4, prior="wavenet", seed=3, progress=False, top_p=0.5).codes)
+    np.testing.assert_array_equal(
+        default.codes, pipe.sample(4, prior="wavenet", seed=3, progress=False, top_p=0.5).codes
+    )
     # an option given wins over the default: top_p 1.0 draws exactly what a pipeline without defaults draws
     plain = Pipeline.from_stages(codec, wavenet)
     assert plain.sampling == {}
@@ -382,7 +471,12 @@ def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_
     with pytest.raises(ConfigError, match="'diffusion'.*not one of the pipeline's priors"):
         Pipeline.from_stages(codec, wavenet, sampling={"diffusion": {"steps": 4}})
     capsys.readouterr()
-    assert cli_main(["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "top_p=0.5", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        cli_main(
+            ["assemble", "--codec", codec, "--prior", wavenet, "--sampling", "top_p=0.5", "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
     assert "PRIOR.OPTION=VALUE" in capsys.readouterr().err and not (tmp_path / "x").exists()
     index = json.loads((out / "pipeline.json").read_text())  # a hand-edited default is refused on load, naming the file
     index["priors"]["wavenet"]["sampling"] = {"top_q": 0.9}
@@ -394,7 +488,12 @@ def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_
 def test_cli_sample_writes_numpy_wfdb_and_png(tiny_pipeline, tmp_path, capsys):
     for prior, options in (("diffusion", ["--steps", "4"]), ("wavenet", ["--temperature", "0.9"])):
         out = tmp_path / prior
-        assert cli_main(["sample", "--pipeline", str(tiny_pipeline), "--n", "3", *options, "--prior", prior, "--out", str(out)]) == 0
+        assert (
+            cli_main(
+                ["sample", "--pipeline", str(tiny_pipeline), "--n", "3", *options, "--prior", prior, "--out", str(out)]
+            )
+            == 0
+        )
         signals = np.load(out / "samples.npy")
         assert signals.shape == (3, 256, 1)
         record = wfdb.rdrecord(str(out / "wfdb" / "sample_0000"))
@@ -427,7 +526,9 @@ def test_maskgit_decodes_every_position_on_the_cosine_schedule():
     assert model.generate(2, steps=1, seed=0).shape == (2, 20)  # one pass decides everything
     guided = model.generate(3, steps=6, labels=torch.tensor([0, 1, 1]), guidance=3.0, seed=3)
     assert guided.shape == (3, 20) and not torch.equal(guided, codes)
-    learned = MaskedCodeTransformer(num_codes=12, latent_length=20, width=16, depth=1, heads=2, position_encoding="learned").eval()
+    learned = MaskedCodeTransformer(
+        num_codes=12, latent_length=20, width=16, depth=1, heads=2, position_encoding="learned"
+    ).eval()
     assert learned.generate(2, steps=3, seed=0).shape == (2, 20)
     with pytest.raises(ValueError, match="position_encoding must be conv or learned"):
         MaskedCodeTransformer(num_codes=12, latent_length=20, width=16, depth=1, heads=2, position_encoding="rotary")
@@ -439,14 +540,18 @@ def test_maskgit_conv_positions_make_the_model_shift_equivariant():
     from tsvq.priors.maskgit import MaskedCodeTransformer
 
     torch.manual_seed(0)
-    model = MaskedCodeTransformer(num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_kernel=9, dropout=0.0).eval()
+    model = MaskedCodeTransformer(
+        num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_kernel=9, dropout=0.0
+    ).eval()
     codes = torch.full((1, 64), model.mask_id)
     codes[0, 20:30] = torch.arange(10)
     shifted = codes.roll(8, dims=1)
     with torch.no_grad():
         # away from the edges (zero padding), predictions move with the codes
         assert torch.allclose(model(codes)[0, 10:40], model(shifted)[0, 18:48], atol=1e-5)
-        absolute = MaskedCodeTransformer(num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_encoding="learned", dropout=0.0).eval()
+        absolute = MaskedCodeTransformer(
+            num_codes=12, latent_length=64, width=16, depth=2, heads=2, position_encoding="learned", dropout=0.0
+        ).eval()
         assert not torch.allclose(absolute(codes)[0, 10:40], absolute(shifted)[0, 18:48], atol=1e-5)
 
 
@@ -477,9 +582,14 @@ def test_maskgit_prior_stage_in_a_pipeline_saves_loads_and_refuses_another_codec
     from tsvq.priors.maskgit import MaskGITPrior
     from tsvq.training.maskgit import MaskGITStageConfig, train_maskgit
 
-    folder = train_maskgit(MaskGITStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]),
-                                              model={"width": 32, "depth": 1, "heads": 2},
-                                              training=tiny_training(tmp_path / "maskgit", 20)))
+    folder = train_maskgit(
+        MaskGITStageConfig(
+            store=str(tiny_runs["store"]),
+            codec=str(tiny_runs["codec"]),
+            model={"width": 32, "depth": 1, "heads": 2},
+            training=tiny_training(tmp_path / "maskgit", 20),
+        )
+    )
     prior = MaskGITPrior.from_pretrained(folder)
     assert prior.statistics["val_bits_per_hidden_code"] > 0 and "val_bits_hidden_50pct" in prior.statistics
     pipe = Pipeline.from_stages(tiny_runs["codec"], tiny_runs["diffusion"], folder)
@@ -491,14 +601,33 @@ def test_maskgit_prior_stage_in_a_pipeline_saves_loads_and_refuses_another_codec
     assert np.array_equal(first.signals, again.signals)
     with pytest.raises(ConfigError, match="sampler"):
         pipe.sample(2, "maskgit", sampler="dpm")
-    with pytest.raises(DataError, match="MaskGIT prior: labels given, but this prior was trained without class conditioning"):
+    with pytest.raises(
+        DataError, match="MaskGIT prior: labels given, but this prior was trained without class conditioning"
+    ):
         pipe.sample(2, "maskgit", labels=[0, 0])
     same_shape = VQVAE(window_length=256, **TINY_CODEC)
     same_shape.save_pretrained(tmp_path / "same")
     with pytest.raises(CheckpointError, match="MaskGIT prior: the prior was trained on another codec's codebook"):
         Pipeline.from_stages(tmp_path / "same", None, folder)
-    assert cli_main(["sample", "--pipeline", str(tmp_path / "pipe"), "--prior", "maskgit", "--n", "3", "--steps", "3",
-                     "--no-wfdb", "--out", str(tmp_path / "samples")]) == 0
+    assert (
+        cli_main(
+            [
+                "sample",
+                "--pipeline",
+                str(tmp_path / "pipe"),
+                "--prior",
+                "maskgit",
+                "--n",
+                "3",
+                "--steps",
+                "3",
+                "--no-wfdb",
+                "--out",
+                str(tmp_path / "samples"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "samples" / "samples.npy").shape == (3, 256, 1)
 
 
@@ -513,7 +642,11 @@ def test_min_snr_weights_follow_the_prediction_target():
         scheduler = training_scheduler(prediction_type=kind)
         snr = scheduler.alphas_cumprod[timesteps] / (1 - scheduler.alphas_cumprod[timesteps])
         weights = min_snr_weights(scheduler, timesteps, gamma=5.0)
-        expected = {"epsilon": snr.clamp(max=5) / snr, "v_prediction": snr.clamp(max=5) / (snr + 1), "sample": snr.clamp(max=5)}[kind]
+        expected = {
+            "epsilon": snr.clamp(max=5) / snr,
+            "v_prediction": snr.clamp(max=5) / (snr + 1),
+            "sample": snr.clamp(max=5),
+        }[kind]
         assert torch.allclose(weights, expected, rtol=1e-4), kind
     zero_terminal = training_scheduler(prediction_type="epsilon", beta_schedule="linear", rescale_betas_zero_snr=True)
     assert torch.isfinite(min_snr_weights(zero_terminal, timesteps, 5.0)).all()
@@ -522,7 +655,12 @@ def test_min_snr_weights_follow_the_prediction_target():
     scheduler = training_scheduler(prediction_type="epsilon")
     task = DiffusionTask.__new__(DiffusionTask)
     task.noise_scheduler, task.labels = scheduler, []
-    model = build_denoiser(DenoiserConfig(block_out_channels=(16, 32), time_embedding_dim=32), latent_channels=4, latent_length=16, num_classes=0)
+    model = build_denoiser(
+        DenoiserConfig(block_out_channels=(16, 32), time_embedding_dim=32),
+        latent_channels=4,
+        latent_length=16,
+        num_classes=0,
+    )
     latents, steps = torch.randn(6, 4, 16), torch.tensor([1, 50, 200, 400, 700, 900])
     plain = task._denoising_loss(model, latents, None, torch.Generator().manual_seed(0), steps)
     weighted = task._denoising_loss(model, latents, None, torch.Generator().manual_seed(0), steps, snr_gamma=1e12)
@@ -540,8 +678,14 @@ def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
     from tsvq.codec.quantizer import ResidualVectorQuantizer, VectorQuantizer, stage_vectors
     from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask
 
-    task = DiffusionTask(DiffusionStageConfig(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]),
-                                              model={"block_out_channels": [16, 32]}, training=tiny_training(tmp_path / "prior", 1)))
+    task = DiffusionTask(
+        DiffusionStageConfig(
+            store=str(tiny_runs["store"]),
+            codec=str(tiny_runs["codec"]),
+            model={"block_out_channels": [16, 32]},
+            training=tiny_training(tmp_path / "prior", 1),
+        )
+    )
     codes = task.train_dataset.codes[:4]
     vectors = task.codec.codes_to_vectors(codes).transpose(1, 2)
     assert torch.equal(task.latents(codes), (vectors - task.mean.view(-1, 1)) / task.std.view(-1, 1))
@@ -551,8 +695,10 @@ def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
     assert torch.equal(task.latents(codes), (vectors - task.mean.view(-1, 1)) / task.std.view(-1, 1))  # and back
 
     torch.manual_seed(0)
-    for quantizer, shape in ((VectorQuantizer(num_codes=16, dim=4, kmeans_init=False), (5, 7)),
-                             (ResidualVectorQuantizer(num_quantizers=3, num_codes=16, dim=4, kmeans_init=False), (5, 7, 3))):
+    for quantizer, shape in (
+        (VectorQuantizer(num_codes=16, dim=4, kmeans_init=False), (5, 7)),
+        (ResidualVectorQuantizer(num_quantizers=3, num_codes=16, dim=4, kmeans_init=False), (5, 7, 3)),
+    ):
         stage_codes = torch.randint(0, 16, shape)
         tables = quantizer.stage_codebooks()
         summed = stage_vectors(tables, stage_codes.reshape(5, 7, -1))

@@ -45,16 +45,30 @@ def test_every_dataset_recipe_has_a_prepare_and_a_codec():
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Each dataset recipe's prepare step, run as a user runs it (`--source ../shared/data/DB`) on a few real records.
 FEW_RECORDS = {
-    "mitbih": ("mitdb", ["source.records=['100', '101', '102', '106', '201', '202']", "test_groups=['100', '201+202']",
-                         "val_groups=['106']", "lead_projections=2"]),
+    "mitbih": (
+        "mitdb",
+        [
+            "source.records=['100', '101', '102', '106', '201', '202']",
+            "test_groups=['100', '201+202']",
+            "val_groups=['106']",
+            "lead_projections=2",
+        ],
+    ),
     "ptbxl": ("ptbxl", ["source.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 61)])]),
     "cinc2017": ("cinc2017", ["source.records=" + str([f"A{i:05d}" for i in range(1, 21)])]),
     "bidmc": ("bidmc", ["source.records=" + str([f"bidmc{i:02d}" for i in range(1, 11)])]),
     # several databases from one folder (--source ../shared/data); a few records of each (indices pick the source)
-    "pretrained": (".", ["source.0.records=['101', '106', '100']", "source.0.exclude=['100']",
-                         "source.1.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 31)]),
-                         "source.2.records=['A00001', 'A00002', 'A00003', 'A00004']",
-                         "source.3.records=['bidmc01', 'bidmc02']", "val_fraction=0.2"]),
+    "pretrained": (
+        ".",
+        [
+            "source.0.records=['101', '106', '100']",
+            "source.0.exclude=['100']",
+            "source.1.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 31)]),
+            "source.2.records=['A00001', 'A00002', 'A00003', 'A00004']",
+            "source.3.records=['bidmc01', 'bidmc02']",
+            "val_fraction=0.2",
+        ],
+    ),
 }
 
 
@@ -67,9 +81,25 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
 
     folder, overrides = FEW_RECORDS[recipe]
     if not (REAL_DATA / folder).is_dir():
-        pytest.skip(f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)")
-    assert main(["prepare", "--config", str(RECIPES / recipe / "prepare.yaml"), "--source", str(REAL_DATA / folder),
-                 "--out", str(tmp_path / "store"), "--set", *overrides]) == 0
+        pytest.skip(
+            f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)"
+        )
+    assert (
+        main(
+            [
+                "prepare",
+                "--config",
+                str(RECIPES / recipe / "prepare.yaml"),
+                "--source",
+                str(REAL_DATA / folder),
+                "--out",
+                str(tmp_path / "store"),
+                "--set",
+                *overrides,
+            ]
+        )
+        == 0
+    )
     store = WindowStore(tmp_path / "store")
     split_of_group: dict[str, set] = {}
     for record in store.manifest["records"]:
@@ -108,30 +138,104 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
 
     folder, overrides = FEW_RECORDS[recipe]
     if not (REAL_DATA / folder).is_dir():
-        pytest.skip(f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)")
+        pytest.skip(
+            f"real recordings not found at {REAL_DATA / folder} (they live in ../shared/data beside the project)"
+        )
     store = tmp_path / "store"
     # fewer windows of the long records (a window every 33-41 s): the prior stages encode every one of them
-    fewer = {"mitbih": ["stride_seconds=40.96", "lead_projections=0"], "bidmc": ["stride_seconds=32.768"],
-             "pretrained": ["stride_seconds=40.96", "lead_projections=0"]}.get(recipe, [])
-    assert main(["prepare", "--config", str(RECIPES / recipe / "prepare.yaml"), "--source", str(REAL_DATA / folder),
-                 "--out", str(store), "--set", *overrides, *fewer]) == 0
-    quick = ["training.max_steps=2", "training.batch_size=4", "training.eval_every=2", "training.checkpoint_every=2",
-             "training.warmup_steps=1", "training.progress=false", "training.log_with=['jsonl']"]
+    fewer = {
+        "mitbih": ["stride_seconds=40.96", "lead_projections=0"],
+        "bidmc": ["stride_seconds=32.768"],
+        "pretrained": ["stride_seconds=40.96", "lead_projections=0"],
+    }.get(recipe, [])
+    assert (
+        main(
+            [
+                "prepare",
+                "--config",
+                str(RECIPES / recipe / "prepare.yaml"),
+                "--source",
+                str(REAL_DATA / folder),
+                "--out",
+                str(store),
+                "--set",
+                *overrides,
+                *fewer,
+            ]
+        )
+        == 0
+    )
+    quick = [
+        "training.max_steps=2",
+        "training.batch_size=4",
+        "training.eval_every=2",
+        "training.checkpoint_every=2",
+        "training.warmup_steps=1",
+        "training.progress=false",
+        "training.log_with=['jsonl']",
+    ]
     codec = tmp_path / "codec"
-    assert main(["train", "codec", "--config", str(RECIPES / recipe / "codec.yaml"), "--store", str(store),
-                 "--set", *quick, f"training.output_dir={codec}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "codec",
+                "--config",
+                str(RECIPES / recipe / "codec.yaml"),
+                "--store",
+                str(store),
+                "--set",
+                *quick,
+                f"training.output_dir={codec}",
+            ]
+        )
+        == 0
+    )
     priors = []
     for path in sorted((RECIPES / recipe).glob("*.yaml")):
         stage = path.stem.split("-")[0]
         if stage in stage_names() and stage != "codec":
             output = tmp_path / path.stem
-            assert main(["train", stage, "--config", str(path), "--store", str(store), "--codec", str(codec / "model"),
-                         "--set", *quick, f"training.output_dir={output}"]) == 0
+            assert (
+                main(
+                    [
+                        "train",
+                        stage,
+                        "--config",
+                        str(path),
+                        "--store",
+                        str(store),
+                        "--codec",
+                        str(codec / "model"),
+                        "--set",
+                        *quick,
+                        f"training.output_dir={output}",
+                    ]
+                )
+                == 0
+            )
             priors.append(str(output / "model"))
     assert priors, f"recipes/{recipe} has no prior recipe"
-    assert main(["assemble", "--codec", str(codec / "model"), "--prior", *priors, "--out", str(tmp_path / "pipeline")]) == 0
-    assert main(["sample", "--pipeline", str(tmp_path / "pipeline"), "--n", "2", "--steps", "2",
-                 "--out", str(tmp_path / "samples")]) == 0
+    assert (
+        main(["assemble", "--codec", str(codec / "model"), "--prior", *priors, "--out", str(tmp_path / "pipeline")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "sample",
+                "--pipeline",
+                str(tmp_path / "pipeline"),
+                "--n",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "samples"),
+            ]
+        )
+        == 0
+    )
     import numpy as np
 
     from tsvq.data import WindowStore

@@ -42,18 +42,26 @@ class UnigramPrior:
 
     def sample(self, n, *, labels=None, seed=0, batch_size=256, progress=True, **options) -> PriorSample:
         settings = sampling_options(UnigramPrior, options, "unigram prior sampling options")
-        weights = self.frequencies ** settings.sharpness
+        weights = self.frequencies**settings.sharpness
         generator = torch.Generator().manual_seed(seed or 0)
         codes = torch.multinomial(weights, n * self.latent_length, replacement=True, generator=generator)
         return PriorSample(codes=codes.view(n, self.latent_length), info=asdict(settings))
 
     def save_pretrained(self, folder) -> None:
         with atomic_directory(folder) as tmp:
-            write_json(tmp / "prior.json", {"kind": self.kind, "format_version": 1, "frequencies": self.frequencies.tolist(),
-                                            "latent_length": self.latent_length, "codec_signature": self.codec_signature})
+            write_json(
+                tmp / "prior.json",
+                {
+                    "kind": self.kind,
+                    "format_version": 1,
+                    "frequencies": self.frequencies.tolist(),
+                    "latent_length": self.latent_length,
+                    "codec_signature": self.codec_signature,
+                },
+            )
 
     @classmethod
-    def from_pretrained(cls, folder, device="cpu") -> "UnigramPrior":
+    def from_pretrained(cls, folder, device="cpu") -> UnigramPrior:
         info = read_prior_description(folder, cls.kind)
         return cls(info["frequencies"], info["latent_length"], info["codec_signature"])
 
@@ -83,16 +91,50 @@ register_stage("unigram-test", Stage(UnigramStageConfig, train_unigram))
 
 def test_a_registered_prior_trains_samples_and_evaluates_through_the_cli(tiny_runs, tmp_path, capsys):
     assert "unigram-test" in stage_names() and PRIORS["unigram-test"] is UnigramPrior
-    assert main(["train", "unigram-test", "--store", str(tiny_runs["store"]), "--codec", str(tiny_runs["codec"]),
-                 "--set", f"output_dir={tmp_path / 'unigram'}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "unigram-test",
+                "--store",
+                str(tiny_runs["store"]),
+                "--codec",
+                str(tiny_runs["codec"]),
+                "--set",
+                f"output_dir={tmp_path / 'unigram'}",
+            ]
+        )
+        == 0
+    )
     pipe = Pipeline.from_stages(tiny_runs["codec"], tiny_runs["diffusion"], tmp_path / "unigram" / "model")
     pipe.save_pretrained(tmp_path / "pipeline")
     index = read_json(tmp_path / "pipeline" / "pipeline.json", "index")
-    assert index["priors"]["unigram-test"] == {"kind": "unigram-test", "models": "codes", "folder": "priors/unigram-test"}
+    assert index["priors"]["unigram-test"] == {
+        "kind": "unigram-test",
+        "models": "codes",
+        "folder": "priors/unigram-test",
+    }
 
     # the CLI knows the new prior's option (--sharpness) from its dataclass, with its help and default
-    assert main(["sample", "--pipeline", str(tmp_path / "pipeline"), "--prior", "unigram-test", "--sharpness", "2",
-                 "--n", "6", "--no-wfdb", "--out", str(tmp_path / "samples")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                "--pipeline",
+                str(tmp_path / "pipeline"),
+                "--prior",
+                "unigram-test",
+                "--sharpness",
+                "2",
+                "--n",
+                "6",
+                "--no-wfdb",
+                "--out",
+                str(tmp_path / "samples"),
+            ]
+        )
+        == 0
+    )
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["kind"] == "unigram-test" and info["sharpness"] == 2.0
     samples = np.load(tmp_path / "samples" / "samples.npy")
@@ -101,9 +143,31 @@ def test_a_registered_prior_trains_samples_and_evaluates_through_the_cli(tiny_ru
         main(["sample", "--help"])
     assert "raise the code frequencies to this power (default: 1.0)" in " ".join(capsys.readouterr().out.split())
 
-    assert main(["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(tiny_runs["store"]), "--prior",
-                 "unigram-test", "--n", "8", "--folds", "2", "--seeds", "1", "--classifier-steps", "20", "--no-physiology",
-                 "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--pipeline",
+                str(tmp_path / "pipeline"),
+                "--data",
+                str(tiny_runs["store"]),
+                "--prior",
+                "unigram-test",
+                "--n",
+                "8",
+                "--folds",
+                "2",
+                "--seeds",
+                "1",
+                "--classifier-steps",
+                "20",
+                "--no-physiology",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     report = read_json(tmp_path / "report" / "report.json", "report")
     scored = report["generation"]["generators"]["unigram-test"]
     assert scored["info"]["kind"] == "unigram-test" and scored["figures"]["frechet_distance"]["mean"] > 0
@@ -111,7 +175,9 @@ def test_a_registered_prior_trains_samples_and_evaluates_through_the_cli(tiny_ru
     # an option the chosen prior does not have is refused by name, not ignored
     with pytest.raises(ConfigError, match="sharpness"):
         pipe.sample(2, "diffusion", sharpness=2.0, progress=False)
-    assert main(["sample", "--pipeline", str(tmp_path / "pipeline"), "--prior", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["sample", "--pipeline", str(tmp_path / "pipeline"), "--prior", "nope", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "has no prior 'nope'" in capsys.readouterr().err
 
 

@@ -26,10 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stage_config(tmp_path: Path, stage: str, store: Path, output: Path, codec: Path | None = None) -> Path:
-    config = {"store": str(store),
-              "training": {"output_dir": str(output), "max_steps": 24, "batch_size": 8, "learning_rate": 2e-3, "warmup_steps": 2,
-                           "eval_every": 24, "checkpoint_every": 4, "checkpoints_to_keep": 2, "log_every": 4,
-                           "progress": False, "log_with": []}}
+    config = {
+        "store": str(store),
+        "training": {
+            "output_dir": str(output),
+            "max_steps": 24,
+            "batch_size": 8,
+            "learning_rate": 2e-3,
+            "warmup_steps": 2,
+            "eval_every": 24,
+            "checkpoint_every": 4,
+            "checkpoints_to_keep": 2,
+            "log_every": 4,
+            "progress": False,
+            "log_with": [],
+        },
+    }
     if stage == "codec":
         config["model"] = TINY_CODEC
     else:
@@ -111,7 +123,9 @@ def test_training_drops_the_prepared_model_before_the_process_group_ends(tiny_ru
         original(self)
 
     monkeypatch.setattr(Accelerator, "end_training", end_training)
-    train_codec(CodecStageConfig(store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 2)))
+    train_codec(
+        CodecStageConfig(store=str(tiny_runs["store"]), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 2))
+    )
     assert held_at_end == [0]
 
 

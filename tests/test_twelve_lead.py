@@ -24,10 +24,14 @@ def test_written_samples_of_a_twelve_lead_ecg_include_a_sheet(tmp_path):
     from tsvq.sample_writer import write_samples
 
     signals = np.stack([np.stack([ecg_like(9.6, 100, seed=i)[:960]] * 12, axis=1) for i in range(2)]).astype(np.float32)
-    output = SampleOutput(signals, np.zeros((2, 120), dtype=np.int64), 100.0, LEADS, ["mV"] * 12, {"prior": "diffusion"})
+    output = SampleOutput(
+        signals, np.zeros((2, 120), dtype=np.int64), 100.0, LEADS, ["mV"] * 12, {"prior": "diffusion"}
+    )
     write_samples(output, tmp_path / "twelve", wfdb_records=False)
     assert (tmp_path / "twelve" / "sample_12lead.png").stat().st_size > 10_000
-    single = SampleOutput(signals[..., :1], np.zeros((2, 120), dtype=np.int64), 100.0, ["II"], ["mV"], {"prior": "diffusion"})
+    single = SampleOutput(
+        signals[..., :1], np.zeros((2, 120), dtype=np.int64), 100.0, ["II"], ["mV"], {"prior": "diffusion"}
+    )
     write_samples(single, tmp_path / "one", wfdb_records=False)
     assert not (tmp_path / "one" / "sample_12lead.png").exists()
 
@@ -44,13 +48,27 @@ def test_twelve_lead_report_finds_beats_on_lead_ii_and_draws_standard_sheets(tmp
         ecg = ecg_like(40, rate, seed=i)[: int(40 * rate)]
         leads = [rng.normal(0, 0.005, len(ecg))] + [ecg * (0.5 + 0.1 * k) * (-1) ** k for k in range(11)]
         rows.append(np.stack(leads, axis=1))
-    store = prepare(PrepareConfig(source="unused", rate_hz=rate, window_samples=960, channels=LEADS,
-                                  test_groups=["row0", "row1", "row2"],
-                                  val_groups=["row3"]), tmp_path / "store", progress=False,
-                    sources=[ArraySource(np.stack(rows), rate, channel_names=LEADS)])
+    store = prepare(
+        PrepareConfig(
+            source="unused",
+            rate_hz=rate,
+            window_samples=960,
+            channels=LEADS,
+            test_groups=["row0", "row1", "row2"],
+            val_groups=["row3"],
+        ),
+        tmp_path / "store",
+        progress=False,
+        sources=[ArraySource(np.stack(rows), rate, channel_names=LEADS)],
+    )
     samples = np.asarray(store.windows[store.split_indices("val")])
-    report = evaluate(store, tmp_path / "report", EvalConfig(n=len(samples), seeds=1, baselines=[], classifier_steps=5,
-                                                             morphology=False), samples=samples, progress=False)
+    report = evaluate(
+        store,
+        tmp_path / "report",
+        EvalConfig(n=len(samples), seeds=1, baselines=[], classifier_steps=5, morphology=False),
+        samples=samples,
+        progress=False,
+    )
     generation = report["generation"]
     assert generation["beats"] == "QRS complexes (wfdb XQRS) on channel II"
     assert generation["generators"]["floor"]["figures"]["windows_without_beats"]["mean"] == 0

@@ -8,8 +8,13 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tsvq.errors import ConfigError, DataError, TsvqError
+
+if TYPE_CHECKING:
+    import numpy as np
+
 from tsvq.io import check_output_file, check_output_path, claim_output_folder
 
 
@@ -37,6 +42,7 @@ def _prepare_config_from_args(args: argparse.Namespace):
 def _relocate_sources(recipe_sources: list, paths: list[str]) -> list:
     """A recipe with several sources and ``--source``: as many paths replace the recipe's paths in order; one path
     is the folder that holds them all (``data/mitdb`` -> ``PATH/mitdb``)."""
+
     def path_of(entry):
         return entry["path"] if isinstance(entry, dict) else str(entry)
 
@@ -47,29 +53,45 @@ def _relocate_sources(recipe_sources: list, paths: list[str]) -> list:
         return [moved(entry, path) for entry, path in zip(recipe_sources, paths)]
     if len(paths) == 1:
         return [moved(entry, str(Path(paths[0]) / Path(path_of(entry)).name)) for entry in recipe_sources]
-    raise ConfigError(f"--source: the recipe names {len(recipe_sources)} sources; give one folder that holds them all "
-                      f"or {len(recipe_sources)} paths in the recipe's order")
+    raise ConfigError(
+        f"--source: the recipe names {len(recipe_sources)} sources; give one folder that holds them all "
+        f"or {len(recipe_sources)} paths in the recipe's order"
+    )
 
 
 def summarise_store(store) -> str:
     """The closing summary of `tsvq prepare`: records, minutes per patient, windows per split, drops."""
     m = store.manifest
     mixtures = sum(":mix" in r["name"] for r in m["records"]) if m["config"].get("lead_projections") else 0
-    examples = (f" ({len(m['records'])} single-lead examples" + (f", {mixtures} of them lead mixtures" if mixtures else "") + ")"
-                if m["config"].get("leads_as_examples") else "")
-    lines = [f"window store: {store.path}",
-             f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} ({', '.join(m['units'])})",
-             f"  records read: {len({r['file'] for r in m['records']})}{examples}; skipped: {len(m['skipped_records'])}; native rates: "
-             + ", ".join(f"{r:g}" for r in sorted({rec['native_rate_hz'] for rec in m['records']})) + " Hz",
-             "  minutes per patient/group:"]
+    examples = (
+        f" ({len(m['records'])} single-lead examples"
+        + (f", {mixtures} of them lead mixtures" if mixtures else "")
+        + ")"
+        if m["config"].get("leads_as_examples")
+        else ""
+    )
+    lines = [
+        f"window store: {store.path}",
+        f"  rate {m['sampling_rate_hz']:g} Hz, window {m['window_length']} samples, channels {m['channel_names']} "
+        f"({', '.join(m['units'])})",
+        f"  records read: {len({r['file'] for r in m['records']})}{examples}; skipped: {len(m['skipped_records'])}; "
+        "native rates: " + ", ".join(f"{r:g}" for r in sorted({rec["native_rate_hz"] for rec in m["records"]})) + " Hz",
+        "  minutes per patient/group:",
+    ]
     split_of = {r["group"]: r["split"] for r in m["records"]}
     for group, minutes in sorted(m["minutes_per_group"].items()):
         lines.append(f"    {group:<28} {minutes:8.1f} min  -> {split_of.get(group, '?')}")
     lines.append("  windows per split: " + ", ".join(f"{k} {v}" for k, v in m["windows_per_split"].items()))
     dropped = m["dropped_seconds"]
     stride_s = m["stride"] / m["sampling_rate_hz"]
-    lines.append("  dropped: " + (", ".join(f"{k} {v:.1f} s (~{v / stride_s:.0f} windows)" for k, v in dropped.items())
-                                  if dropped else "nothing"))
+    lines.append(
+        "  dropped: "
+        + (
+            ", ".join(f"{k} {v:.1f} s (~{v / stride_s:.0f} windows)" for k, v in dropped.items())
+            if dropped
+            else "nothing"
+        )
+    )
     for name, reason in m["skipped_records"].items():
         lines.append(f"  skipped {name}: {reason}")
     lines.append(f"  split: {m['split_note']}")
@@ -85,8 +107,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_stage_config(stage: str, config_file: str | None, overrides: list[str], store: str | None = None,
-                      output_dir: str | None = None, codec: str | None = None):
+def load_stage_config(
+    stage: str,
+    config_file: str | None,
+    overrides: list[str],
+    store: str | None = None,
+    output_dir: str | None = None,
+    codec: str | None = None,
+):
     """Stage config from YAML + ``--set`` overrides + the common flags."""
     from tsvq.config import apply_overrides, from_dict, load_yaml
     from tsvq.training.stages import get_stage
@@ -106,7 +134,9 @@ def load_stage_config(stage: str, config_file: str | None, overrides: list[str],
 def cmd_train(args: argparse.Namespace) -> int:
     from tsvq.training.stages import get_stage
 
-    config = load_stage_config(args.stage, args.config, args.set, args.store, args.output_dir, getattr(args, "codec", None))
+    config = load_stage_config(
+        args.stage, args.config, args.set, args.store, args.output_dir, getattr(args, "codec", None)
+    )
     folder = get_stage(args.stage).train(config)
     from accelerate import PartialState
 
@@ -130,10 +160,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_output_path(args.out, [pipe.folder], "samples folder")
     claim_output_folder(args.out, args.overwrite, "samples folder")  # before drawing, not after
     labels = args.labels[0] if args.labels and len(args.labels) == 1 else args.labels  # one label: for every sample
-    output = pipe.sample(args.n, args.prior, labels=labels, seed=args.seed, batch_size=args.batch_size,
-                         **_prior_options(args))
+    output = pipe.sample(
+        args.n, args.prior, labels=labels, seed=args.seed, batch_size=args.batch_size, **_prior_options(args)
+    )
     folder = write_samples(output, args.out, wfdb_records=not args.no_wfdb, overwrite=args.overwrite)
-    print(f"{args.n} samples ({pipe.window_length} samples at {pipe.sampling_rate_hz:g} Hz, {pipe.channel_names}) -> {folder}")
+    print(
+        f"{args.n} samples ({pipe.window_length} samples at {pipe.sampling_rate_hz:g} Hz, {pipe.channel_names}) -> "
+        f"{folder}"
+    )
     print(json.dumps(output.info))
     return 0
 
@@ -149,7 +183,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     priors = [item for item in compare if "=" not in item and not Path(item).exists()]
     sample_specs = (args.samples or []) + [item for item in compare if item not in priors]
     if priors and not args.pipeline:
-        raise ConfigError(f"--compare names priors {priors} but no --pipeline holds them (or no such sample files exist)")
+        raise ConfigError(
+            f"--compare names priors {priors} but no --pipeline holds them (or no such sample files exist)"
+        )
     if not (args.data and args.out and (args.pipeline or sample_specs)):
         raise ConfigError("tsvq eval needs --data, --out and --pipeline and/or --samples (or --compare REPORT...)")
     from tsvq.data import WindowStore
@@ -161,10 +197,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)
     samples = dict(_load_samples(spec) for spec in sample_specs) or None
-    config = EvalConfig(split=args.split, n=args.n, prior=args.prior, priors=priors, sampling=_prior_options(args), seed=args.seed,
-                        seeds=args.seeds, baselines=args.baselines, physiology="none" if args.no_physiology else args.physiology,
-                        morphology=not args.no_morphology, folds=args.folds,
-                        classifier_steps=args.classifier_steps, search=args.search, references=not args.no_references)
+    config = EvalConfig(
+        split=args.split,
+        n=args.n,
+        prior=args.prior,
+        priors=priors,
+        sampling=_prior_options(args),
+        seed=args.seed,
+        seeds=args.seeds,
+        baselines=args.baselines,
+        physiology="none" if args.no_physiology else args.physiology,
+        morphology=not args.no_morphology,
+        folds=args.folds,
+        classifier_steps=args.classifier_steps,
+        search=args.search,
+        references=not args.no_references,
+    )
     check_output_path(args.out, [spec.rpartition("=")[2] for spec in sample_specs], "report folder")
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples, overwrite=args.overwrite)
     print(format_table(report))
@@ -177,7 +225,7 @@ def _is_report(item: str) -> bool:
     return (path.is_file() and path.suffix == ".json") or (path.is_dir() and (path / "report.json").is_file())
 
 
-def _load_samples(spec: str) -> tuple[str, "np.ndarray"]:
+def _load_samples(spec: str) -> tuple[str, np.ndarray]:
     """``[NAME=]PATH``: a .npy of (n, L, C) windows, or a folder `tsvq sample` wrote (its samples.npy)."""
     import numpy as np
 
@@ -236,9 +284,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
         if args.quantizers is not None:
             raise ConfigError("--quantizers fixes the operating point; --bitrate and --max-prdn choose it: give one")
         compressed, chosen = pipe.compress_at(record, bitrate=args.bitrate, max_prdn=args.max_prdn, **options)
-        print(f"operating point: {chosen['stages']} of {chosen['of']} stage(s), {chosen['bits_per_second']:.1f} bit/s per "
-              f"channel, PRDN " + ", ".join(f"{n} {v:.2f}%" for n, v in chosen["prdn"].items())
-              + ("" if chosen["met"] else f" (the most this pipeline does; {args.max_prdn:g}% not reached)"))
+        print(
+            f"operating point: {chosen['stages']} of {chosen['of']} stage(s), {chosen['bits_per_second']:.1f} bit/s "
+            "per "
+            f"channel, PRDN "
+            + ", ".join(f"{n} {v:.2f}%" for n, v in chosen["prdn"].items())
+            + ("" if chosen["met"] else f" (the most this pipeline does; {args.max_prdn:g}% not reached)")
+        )
     else:
         compressed = pipe.compress(record, quantizers=args.quantizers, **options)
     out = compressed.save(args.out, overwrite=args.overwrite)
@@ -246,21 +298,33 @@ def cmd_compress(args: argparse.Namespace) -> int:
     channels = len(compressed.channel_names)
     bits = ", ".join(sorted({f"{b}-bit" for b in compressed.input_bits}))
     codes_rate = pipe.codec.bits_per_second() * compressed.quantizers / pipe.codec.config.num_quantizers
-    print(f"{record.name} ({', '.join(compressed.channel_names)}): {compressed.duration_s:.1f} s at "
-          f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)")
-    print(f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all "
-          f"(codes at a fixed width: {codes_rate:.1f} bit/s)")
+    print(
+        f"{record.name} ({', '.join(compressed.channel_names)}): {compressed.duration_s:.1f} s at "
+        f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)"
+    )
+    print(
+        f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all "
+        f"(codes at a fixed width: {codes_rate:.1f} bit/s)"
+    )
     if compressed.entropy is None:
-        print(f"  fixed-width codes ({compressed.code_bits} bits each): entropy coding would not make this file smaller")
+        print(
+            f"  fixed-width codes ({compressed.code_bits} bits each): entropy coding would not make this file smaller"
+        )
     else:
-        print(f"  entropy coding: {compressed.bits_per_code():.3f} bit/code written, the context model's own code length "
-              f"{compressed.model_bits / max(compressed.num_codes, 1):.3f} (fixed width: {compressed.code_bits})")
-    print(f"  compression ratio: {compressed.compression_ratio():.2f} (against {bits} samples at "
-          f"{compressed.native_rate_hz:g} Hz, {channels} channel(s))")
+        print(
+            f"  entropy coding: {compressed.bits_per_code():.3f} bit/code written, the context model's own code length "
+            f"{compressed.model_bits / max(compressed.num_codes, 1):.3f} (fixed width: {compressed.code_bits})"
+        )
+    print(
+        f"  compression ratio: {compressed.compression_ratio():.2f} (against {bits} samples at "
+        f"{compressed.native_rate_hz:g} Hz, {channels} channel(s))"
+    )
     if not args.no_prdn:
         prdn = pipe.compression_prdn(compressed, record)
-        print(f"  PRDN against the input band-limited to {pipe.preprocessing.describe()}: "
-              + ", ".join(f"{name} {value:.2f}%" for name, value in prdn.items()))
+        print(
+            f"  PRDN against the input band-limited to {pipe.preprocessing.describe()}: "
+            + ", ".join(f"{name} {value:.2f}%" for name, value in prdn.items())
+        )
     return 0
 
 
@@ -274,10 +338,17 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         check_output_file(target, args.overwrite)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     decoded = pipe.decompress(args.file, rate=args.rate)
-    path = write_record(decoded, args.out, fmt=args.format, overwrite=args.overwrite,
-                        comments=[f"decompressed by tsvq from {Path(args.file).name} ({pipe.name})"])
-    print(f"{args.file} -> {path}.hea ({decoded.signal.shape[0]} samples at {decoded.sampling_rate_hz:g} Hz, "
-          f"{', '.join(decoded.channel_names)}, format {args.format})")
+    path = write_record(
+        decoded,
+        args.out,
+        fmt=args.format,
+        overwrite=args.overwrite,
+        comments=[f"decompressed by tsvq from {Path(args.file).name} ({pipe.name})"],
+    )
+    print(
+        f"{args.file} -> {path}.hea ({decoded.signal.shape[0]} samples at {decoded.sampling_rate_hz:g} Hz, "
+        f"{', '.join(decoded.channel_names)}, format {args.format})"
+    )
     return 0
 
 
@@ -286,7 +357,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(source=args.source, out=args.out)
     if args.fast:  # a smoke run: every stage, minutes -> seconds (figures meaningless)
-        config.codec_steps, config.diffusion_steps, config.wavenet_steps, config.samples, config.eval_windows = 20, 20, 20, 16, 16
+        config.codec_steps, config.diffusion_steps, config.wavenet_steps, config.samples, config.eval_windows = (
+            20,
+            20,
+            20,
+            16,
+            16,
+        )
         config.eval_seeds, config.classifier_steps = 2, 20
     run_demo(config)
     return 0
@@ -309,7 +386,9 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
         flag = "--" + (meta.get("flag") or f.name).replace("_", "-")
         kind = str(f.type)
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        shown = "" if default is None or default is False or default == [] or default == {} else f" (default: {default})"
+        shown = (
+            "" if default is None or default is False or default == [] or default == {} else f" (default: {default})"
+        )
         options = {"dest": f.name, "default": None, "help": meta["help"] + shown}
         if kind.startswith("dict"):
             continue  # mappings come from YAML or --set
@@ -318,10 +397,17 @@ def _add_prepare_arguments(p: argparse.ArgumentParser) -> None:
         elif kind.startswith("list") or f.name == "source":
             p.add_argument(flag, nargs="+", **options)
         else:
-            p.add_argument(flag, type=_value_type(f), **{k: v for k, v in meta.items() if k in ("choices", "metavar")},
-                           **options)
-    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override any config field (repeatable)")
+            p.add_argument(
+                flag, type=_value_type(f), **{k: v for k, v in meta.items() if k in ("choices", "metavar")}, **options
+            )
+    p.add_argument(
+        "--set",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config field (repeatable)",
+    )
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -329,7 +415,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text, default = action.help, action.default
-        if text is None or "default" in text or default is None or default is False or default is argparse.SUPPRESS or default == []:
+        if (
+            text is None
+            or "default" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+        ):
             return text
         return f"{text} (default: %(default)s)"
 
@@ -342,9 +435,14 @@ def _add_prior_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--prior", help="which of the pipeline's priors draws the codes, by name (default: its first)")
     for name, fields in option_fields().items():
-        helps = [f.metadata.get("help", name) + ("" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})")
-                 for f in fields]
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_value_type(fields[0]), default=None, help="; ".join(helps))
+        helps = [
+            f.metadata.get("help", name)
+            + ("" if f.default in (None, dataclasses.MISSING) else f" (default: {f.default})")
+            for f in fields
+        ]
+        p.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=_value_type(fields[0]), default=None, help="; ".join(helps)
+        )
     p.add_argument("--seed", type=int, default=0, help="seed of the draw")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cuda:1")
 
@@ -353,18 +451,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsvq", description="Generative models of 1D biosignals with VQ latents.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each stage's steps (INFO level)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare", help="WFDB records -> window store (resample, filter, window, split, normalise)",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "prepare",
+        help="WFDB records -> window store (resample, filter, window, split, normalise)",
+        formatter_class=DefaultsHelpFormatter,
+    )
     _add_prepare_arguments(p)
     p.add_argument("--out", required=True, help="folder of the window store")
     p.add_argument("--overwrite", action="store_true", help="replace a store tsvq made with another config")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="processes that read and window records (default: the machine's cores; the store is the same "
-                        "byte for byte whatever N)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that read and window records (default: the machine's cores; the store is the same "
+        "byte for byte whatever N)",
+    )
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("train", help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train one stage (also under `accelerate launch -m tsvq.cli train ...`)",
+        formatter_class=DefaultsHelpFormatter,
+    )
     from tsvq.training.stages import stage_names
 
     p.add_argument("stage", choices=stage_names(), help="codec first; the priors need a trained codec")
@@ -372,12 +480,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="window store folder (overrides the config)")
     p.add_argument("--codec", help="trained codec folder, for the prior stages")
     p.add_argument("--output-dir", help="where checkpoints, logs and the model folder go")
-    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override any field, e.g. training.max_steps=500 (repeatable: --set a=1 --set b=2)")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any field, e.g. training.max_steps=500 (repeatable: --set a=1 --set b=2)",
+    )
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "sample",
+        help="draw new signals from a trained pipeline and write .npy, WFDB and a PNG grid",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("--pipeline", required=True, help="pipeline folder (see `tsvq demo` or Pipeline.save_pretrained)")
     p.add_argument("--n", type=int, default=16, help="how many windows to draw")
     _add_prior_arguments(p)
@@ -388,84 +505,157 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("eval", help="reconstruction, codebook health and generation quality -> report.json + plots",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "eval",
+        help="reconstruction, codebook health and generation quality -> report.json + plots",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("--pipeline", help="pipeline folder to evaluate")
-    p.add_argument("--samples", nargs="+", metavar="[NAME=]PATH",
-                   help="samples of any generator: .npy files of (n, L, C) windows in physical units, or `tsvq sample` folders")
+    p.add_argument(
+        "--samples",
+        nargs="+",
+        metavar="[NAME=]PATH",
+        help="samples of any generator: .npy files of (n, L, C) windows in physical units, or `tsvq sample` folders",
+    )
     p.add_argument("--data", help="window store with the held-out real windows")
     p.add_argument("--split", default="test", help="the store's split of held-out real windows")
-    p.add_argument("--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)")
+    p.add_argument(
+        "--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)"
+    )
     _add_prior_arguments(p)
     p.add_argument("--seeds", type=int, default=3, help="figures are mean +- std over this many seeds")
     # names checked by tsvq.evaluation.baselines when the evaluation starts: importing it here would load the whole
     # evaluation package (matplotlib included) for every command
-    p.add_argument("--baselines", nargs="*", default=None, metavar="NAME",
-                   help="baseline generators scored beside the model: phase_randomised, autoregressive, gaussian, "
-                        "train_copies (default: all; none with an empty list)")
-    p.add_argument("--no-references", action="store_true",
-                   help="skip the train_windows and train_decoded rows (training windows as they are and through the codec: "
-                        "what no model of the training split, and no prior over the codec, can beat)")
+    p.add_argument(
+        "--baselines",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="baseline generators scored beside the model: phase_randomised, autoregressive, gaussian, "
+        "train_copies (default: all; none with an empty list)",
+    )
+    p.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the train_windows and train_decoded rows (training windows as they are and through the codec: "
+        "what no model of the training split, and no prior over the codec, can beat)",
+    )
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
-    p.add_argument("--classifier-steps", type=int, default=200,
-                   help="optimiser steps of the discriminative classifier and the forecaster (fewer: faster, noisier)")
-    p.add_argument("--physiology", choices=["auto", "ecg", "ppg", "none"], default="auto",
-                   help="beats behind the rate and morphology figures: ECG QRS complexes, PPG pulse peaks, or none "
-                        "(auto: PPG for a PLETH/PPG channel, ECG for a channel in mV, none otherwise)")
+    p.add_argument(
+        "--classifier-steps",
+        type=int,
+        default=200,
+        help="optimiser steps of the discriminative classifier and the forecaster (fewer: faster, noisier)",
+    )
+    p.add_argument(
+        "--physiology",
+        choices=["auto", "ecg", "ppg", "none"],
+        default="auto",
+        help="beats behind the rate and morphology figures: ECG QRS complexes, PPG pulse peaks, or none "
+        "(auto: PPG for a PLETH/PPG channel, ECG for a channel in mV, none otherwise)",
+    )
     p.add_argument("--no-physiology", action="store_true", help="no beat figures (same as --physiology none)")
-    p.add_argument("--no-morphology", action="store_true", help="skip ECG beat delineation (P, QRS, T), the slowest ECG figures")
-    p.add_argument("--search", type=int, default=0, metavar="N",
-                   help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)")
+    p.add_argument(
+        "--no-morphology", action="store_true", help="skip ECG beat delineation (P, QRS, T), the slowest ECG figures"
+    )
+    p.add_argument(
+        "--search",
+        type=int,
+        default=0,
+        metavar="N",
+        help="reconstruct with analysis-by-synthesis code search over N candidates per position (slower)",
+    )
     p.add_argument("--out", help="report folder")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
-    p.add_argument("--compare", nargs="+", metavar="GENERATOR",
-                   help="generators side by side in one report: priors of --pipeline by name and [NAME=]PATH samples; "
-                        "or finished report folders, printed side by side")
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="GENERATOR",
+        help="generators side by side in one report: priors of --pipeline by name and [NAME=]PATH samples; "
+        "or finished report folders, printed side by side",
+    )
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("assemble", help="trained stage folders -> one pipeline folder (what sample, eval and compress load)",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "assemble",
+        help="trained stage folders -> one pipeline folder (what sample, eval and compress load)",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("--codec", required=True, help="trained codec folder (runs/<stage>/model)")
     p.add_argument("--prior", nargs="*", help="trained prior folders, each named by its kind")
     p.add_argument("--description", default="", help="one line saved in pipeline.json (shown by tsvq.list_pretrained)")
-    p.add_argument("--sampling", nargs="*", action="extend", default=[], metavar="PRIOR.OPTION=VALUE",
-                   help="a prior's default sampling option, saved in pipeline.json (e.g. wavenet.top_p=0.95); "
-                        "sample and eval use it unless told otherwise")
+    p.add_argument(
+        "--sampling",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="PRIOR.OPTION=VALUE",
+        help="a prior's default sampling option, saved in pipeline.json (e.g. wavenet.top_p=0.95); "
+        "sample and eval use it unless told otherwise",
+    )
     p.add_argument("--out", required=True, help="pipeline folder")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_assemble)
 
-    p = sub.add_parser("compress", help="code a whole WFDB record into one small file (prints bit rate, ratio, PRDN)",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "compress",
+        help="code a whole WFDB record into one small file (prints bit rate, ratio, PRDN)",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("record", help="WFDB record path (with or without .hea)")
     p.add_argument("--pipeline", required=True, help="pipeline folder")
-    p.add_argument("--channels", nargs="+", help="channels to code ('all': every one; default: the pipeline's, by alias)")
-    p.add_argument("--search", type=int, default=0, metavar="K", help="code search over K candidates per position (slower, closer)")
+    p.add_argument(
+        "--channels", nargs="+", help="channels to code ('all': every one; default: the pipeline's, by alias)"
+    )
+    p.add_argument(
+        "--search", type=int, default=0, metavar="K", help="code search over K candidates per position (slower, closer)"
+    )
     p.add_argument("--quantizers", type=int, help="residual VQ: keep the first Q stages (lower bit rate)")
-    p.add_argument("--bitrate", type=float, metavar="B",
-                   help="choose the operating point: the most residual stages whose file stays within B bit/s per channel")
-    p.add_argument("--max-prdn", type=float, metavar="P",
-                   help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel")
+    p.add_argument(
+        "--bitrate",
+        type=float,
+        metavar="B",
+        help="choose the operating point: the most residual stages whose file stays within B bit/s per channel",
+    )
+    p.add_argument(
+        "--max-prdn",
+        type=float,
+        metavar="P",
+        help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel",
+    )
     p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="compressed file (e.g. 100.tsvqz)")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help="a compressed file -> a WFDB record that wfdb.rdrecord opens",
-                       formatter_class=DefaultsHelpFormatter)
+    p = sub.add_parser(
+        "decompress",
+        help="a compressed file -> a WFDB record that wfdb.rdrecord opens",
+        formatter_class=DefaultsHelpFormatter,
+    )
     p.add_argument("file", help="compressed file made by `tsvq compress`")
     p.add_argument("--pipeline", required=True, help="the pipeline folder that compressed it")
-    p.add_argument("--rate", choices=["native", "pipeline"], default="native", help="write at the recording's rate or the pipeline's")
+    p.add_argument(
+        "--rate",
+        choices=["native", "pipeline"],
+        default="native",
+        help="write at the recording's rate or the pipeline's",
+    )
     p.add_argument("--format", choices=["16", "212"], default="16", help="WFDB sample format")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="WFDB record path without extension (writes .hea and .dat)")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")
     p.set_defaults(func=cmd_decompress)
 
-    p = sub.add_parser("demo", help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate",
-                       formatter_class=DefaultsHelpFormatter)
-    p.add_argument("--source", default="mitdb208", help="mitdb208 (real ECG, default), synthetic, or a folder of WFDB records")
+    p = sub.add_parser(
+        "demo",
+        help="the whole job on built-in data: prepare, train codec and priors, sample, evaluate",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--source", default="mitdb208", help="mitdb208 (real ECG, default), synthetic, or a folder of WFDB records"
+    )
     p.add_argument("--out", default="runs/demo", help="folder for the store, runs, pipeline, samples and report")
     p.add_argument("--fast", action="store_true", help="a smoke run with a few steps per stage")
     p.set_defaults(func=cmd_demo)
@@ -475,7 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except TsvqError as error:

@@ -26,15 +26,19 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tsvq import entropy
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
-from tsvq import entropy
-from tsvq.data.preprocess import Preprocessing, finite_stretches, real_array, resample
-from tsvq.errors import DataError
+from tsvq.data.preprocess import finite_stretches, real_array, resample
+from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_file, check_output_file
+
+if TYPE_CHECKING:
+    from tsvq.pipeline import Pipeline
 
 MAGIC = b"TSVQZ"
 COMPRESSED_FORMAT_VERSION = 2  # 1: codes bit-packed at a fixed width; 2: entropy-coded (tsvq.entropy)
@@ -140,14 +144,14 @@ class CompressedRecord:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "CompressedRecord":
+    def load(cls, path: str | Path) -> CompressedRecord:
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: compressed record not found")
         return cls.from_bytes(path.read_bytes(), str(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, where: str = "compressed record") -> "CompressedRecord":
+    def from_bytes(cls, data: bytes, where: str = "compressed record") -> CompressedRecord:
         """Parse and check a file: its checksum, then every header field (type, range, consistency with the
         payload), so a damaged or crafted file is refused with a DataError before anything is allocated."""
         if not data.startswith(MAGIC):
@@ -155,7 +159,10 @@ class CompressedRecord:
         if len(data) < len(MAGIC) + 13:
             raise DataError(f"{where}: truncated ({len(data)} bytes)")
         if data[len(MAGIC)] > COMPRESSED_FORMAT_VERSION:
-            raise DataError(f"{where}: format {data[len(MAGIC)]} is newer than this tsvq reads ({COMPRESSED_FORMAT_VERSION}); upgrade tsvq")
+            raise DataError(
+                f"{where}: format {data[len(MAGIC)]} is newer than this tsvq reads ({COMPRESSED_FORMAT_VERSION}); "
+                "upgrade tsvq"
+            )
         if zlib.crc32(data[:-4]) != struct.unpack("<I", data[-4:])[0]:
             raise DataError(f"{where}: damaged or truncated (checksum mismatch); the file cannot be decoded")
         at = len(MAGIC) + 1
@@ -181,19 +188,29 @@ def _entropy_coded(payload: bytes, segments: list[list[Segment]], total: int, fi
     """Format 2: the codes per stream and segment, range-decoded under the model the header names."""
     model = entropy.ContextModel.from_description(fields["entropy"], where)
     if model.num_codes > 2 ** fields["code_bits"]:
-        raise DataError(f"{where}: the entropy model codes {model.num_codes} symbols, more than "
-                        f"{fields['code_bits']}-bit codes hold")
+        raise DataError(
+            f"{where}: the entropy model codes {model.num_codes} symbols, more than "
+            f"{fields['code_bits']}-bit codes hold"
+        )
     if total > 1024 * 8 * len(payload) + 65536:  # below 1/1024 bit a code: no real record, a forged count
         raise DataError(f"{where}: the header's {total} codes cannot fit {len(payload)} bytes of payload")
-    return entropy.decode(payload, [[s.codes for s in stream] for stream in segments], fields["quantizers"],
-                          fields["residual"], model, where)
+    return entropy.decode(
+        payload,
+        [[s.codes for s in stream] for stream in segments],
+        fields["quantizers"],
+        fields["residual"],
+        model,
+        where,
+    )
 
 
 def _fixed_width(payload: bytes, segments: list[list[Segment]], total: int, fields: dict, where: str) -> list:
     """Format 1: the codes per stream and segment, unpacked at ``code_bits`` each."""
     if (total * fields["code_bits"] + 7) // 8 != len(payload):
-        raise DataError(f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
-                        f"payload has {len(payload)} bytes")
+        raise DataError(
+            f"{where}: the header's segments hold {total} codes of {fields['code_bits']} bits, but the "
+            f"payload has {len(payload)} bytes"
+        )
     flat = unpack_bits(np.frombuffer(payload, dtype=np.uint8), fields["code_bits"], total, where)
     per_code, codes, offset = fields["quantizers"], [], 0
     for stream in segments:
@@ -238,8 +255,11 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
         raise DataError(f"{where}: header field 'format_version' does not match the file's format {version}")
     optional = {"search": 0, "residual": False, "record": "", "base_date": "", "base_time": ""}
     later = {"entropy", "model_bits"}
-    required = [f.name for f in dataclasses.fields(CompressedRecord) if f.name != "codes" and f.name not in optional
-                and (version >= 2 or f.name not in later)]
+    required = [
+        f.name
+        for f in dataclasses.fields(CompressedRecord)
+        if f.name != "codes" and f.name not in optional and (version >= 2 or f.name not in later)
+    ]
     missing = [name for name in required if name not in header]
     unknown = sorted(set(header) - set(required) - set(optional))
     if missing or unknown:
@@ -270,14 +290,25 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise bad("channel_names", "a non-empty list of names")
     channels = len(names)
-    for name, valid in (("units", lambda v: isinstance(v, str)), ("unit_scales", lambda v: _is_number(v) and v > 0),
-                        ("input_bits", lambda v: _is_int(v) and 1 <= v <= 64)):
-        if not isinstance(fields[name], list) or len(fields[name]) != channels or not all(valid(v) for v in fields[name]):
+    for name, valid in (
+        ("units", lambda v: isinstance(v, str)),
+        ("unit_scales", lambda v: _is_number(v) and v > 0),
+        ("input_bits", lambda v: _is_int(v) and 1 <= v <= 64),
+    ):
+        if (
+            not isinstance(fields[name], list)
+            or len(fields[name]) != channels
+            or not all(valid(v) for v in fields[name])
+        ):
             raise bad(name, f"a list of {channels} valid value(s), one per channel")
     if not _is_int(fields["length"]) or not 1 <= fields["length"] <= MAX_SAMPLES // channels:
         raise bad("length", f"a sample count in [1, {MAX_SAMPLES // channels}]")
     streams = fields["streams"]
-    flat = [c for stream in streams for c in stream] if isinstance(streams, list) and all(isinstance(s, list) for s in streams) else None
+    flat = (
+        [c for stream in streams for c in stream]
+        if isinstance(streams, list) and all(isinstance(s, list) for s in streams)
+        else None
+    )
     if flat is None or sorted(flat) != list(range(channels)) or not all(streams):
         raise bad("streams", f"lists of channel indices that cover 0..{channels - 1} once")
     segments = fields["segments"]
@@ -294,11 +325,15 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
                 raise bad("segments", "segments of integer start, end, samples and codes")
             start, end, samples, codes = (segment[k] for k in ("start", "end", "samples", "codes"))
             if not previous_end <= start < end <= fields["length"]:
-                raise DataError(f"{where}: a segment [{start}, {end}) lies outside the recording's {fields['length']} "
-                                "samples or overlaps the one before")
+                raise DataError(
+                    f"{where}: a segment [{start}, {end}) lies outside the recording's {fields['length']} "
+                    "samples or overlaps the one before"
+                )
             if not 1 <= samples <= (end - start) * ratio + 2 or not 1 <= codes <= samples:
-                raise DataError(f"{where}: a segment of {end - start} native samples claims {samples} samples and "
-                                f"{codes} codes; the header is inconsistent")
+                raise DataError(
+                    f"{where}: a segment of {end - start} native samples claims {samples} samples and "
+                    f"{codes} codes; the header is inconsistent"
+                )
             previous_end = end
     return fields
 
@@ -311,7 +346,9 @@ def pack_bits(values: np.ndarray, bits: int) -> bytes:
 
 def unpack_bits(data: np.ndarray, bits: int, count: int, where: str = "payload") -> np.ndarray:
     if len(data) * 8 < count * bits:
-        raise DataError(f"{where}: payload holds {len(data) * 8} bits, {count} codes need {count * bits}; the file is truncated")
+        raise DataError(
+            f"{where}: payload holds {len(data) * 8} bits, {count} codes need {count * bits}; the file is truncated"
+        )
     unpacked = np.unpackbits(data)[: count * bits].reshape(count, bits)
     words = np.zeros((count, 32), dtype=np.uint8)
     words[:, 32 - bits :] = unpacked
@@ -345,22 +382,27 @@ class DecodedRecord:
 def check_recording(signal: np.ndarray, channel_names: list[str], where: str) -> None:
     """Errors a user can act on before any coding: shape, no samples, a lead that is one constant value."""
     if signal.ndim != 2 or signal.shape[1] != len(channel_names) or not len(channel_names):
-        raise DataError(f"{where}: expected a signal of shape (L, C >= 1) with one name per channel, got {signal.shape}")
+        raise DataError(
+            f"{where}: expected a signal of shape (L, C >= 1) with one name per channel, got {signal.shape}"
+        )
     for c, name in enumerate(channel_names):
         finite = signal[np.isfinite(signal[:, c]), c]
         if not len(finite):
             kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("Inf", np.isinf)) if f(signal[:, c]).any())
             raise DataError(f"{where}: channel '{name}' holds no finite sample (all {kinds})")
         if float(finite.max() - finite.min()) == 0.0:
-            raise DataError(f"{where}: channel '{name}' is flat (every sample {finite[0]:g}): a disconnected lead has "
-                            "nothing to code; leave it out (--channels)")
+            raise DataError(
+                f"{where}: channel '{name}' is flat (every sample {finite[0]:g}): a disconnected lead has "
+                "nothing to code; leave it out (--channels)"
+            )
 
 
 AMPLITUDE_FACTOR = 20.0  # a recording this many times louder or quieter than the codec's training data is refused
 
 
-def check_amplitude(codec, stream: list[int], names: list[str], units: list[str], conditioned: np.ndarray,
-                    where: str) -> None:
+def check_amplitude(
+    codec, stream: list[int], names: list[str], units: list[str], conditioned: np.ndarray, where: str
+) -> None:
     """Refuse a recording whose band-passed amplitude is far from what the codec was trained on: the usual cause is
     a wrong unit (microvolts labelled mV code at PRDN near 100%, which no figure would otherwise reveal)."""
     trained = np.asarray(codec.config.norm_std, dtype=np.float64)
@@ -368,25 +410,135 @@ def check_amplitude(codec, stream: list[int], names: list[str], units: list[str]
         reference = trained[stream[k] if len(trained) > 1 else 0]
         spread = float(np.std(conditioned[:, k]))
         if reference > 0 and spread > 0 and not 1 / AMPLITUDE_FACTOR <= spread / reference <= AMPLITUDE_FACTOR:
-            raise DataError(f"{where}: channel '{name}' has a band-passed spread of {spread:.3g} {codec.config.units[0]} "
-                            f"(read as {unit or 'the pipeline unit'}), {spread / reference:.3g} times that of the "
-                            f"pipeline's training data ({reference:.3g}); check its unit")
+            raise DataError(
+                f"{where}: channel '{name}' has a band-passed spread of {spread:.3g} {codec.config.units[0]} "
+                f"(read as {unit or 'the pipeline unit'}), {spread / reference:.3g} times that of the "
+                f"pipeline's training data ({reference:.3g}); check its unit"
+            )
 
 
-def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline: str, signal: np.ndarray,
-                    rate_hz: float, channel_names: list[str], units: list[str], input_bits: list[int], *,
-                    record: str = "signal", start_sample: int = 0, search: int = 0,
-                    quantizers: int | None = None, base_date: str = "", base_time: str = "",
-                    entropy_coding: bool = True) -> CompressedRecord:
-    """The work of ``Pipeline.compress`` on a signal ``(L, C)`` whose channels are already chosen."""
-    signal = real_array(signal, record).astype(np.float64)
+@dataclass
+class Recording:
+    """What is coded: a signal ``(L, C)`` whose channels are chosen, with what the file keeps about them."""
+
+    signal: np.ndarray
+    sampling_rate_hz: float
+    channel_names: list[str]
+    units: list[str]
+    input_bits: list[int]  # bits per stored input sample, for the compression ratio
+    where: str = "signal"  # named in messages; the file keeps only its last component
+    base_date: str = ""
+    base_time: str = ""
+
+
+def recording_channels(pipeline: Pipeline, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
+    """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
+    channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first."""
+    from tsvq.data.records import select_channels
+
+    in_channels = pipeline.codec.config.in_channels
+    if wanted and [w.lower() for w in wanted] == ["all"]:
+        if in_channels > 1 and len(available) != in_channels:
+            raise DataError(f"{where}: the pipeline codes {pipeline.channel_names} together; name them with --channels")
+        return list(range(len(available)))
+    if wanted:
+        return select_channels(available, wanted, use_aliases=True, where=where)
+    try:
+        return select_channels(available, pipeline.channel_names, use_aliases=True, where=where)
+    except DataError:
+        if in_channels == 1 and available:
+            return [0]
+        raise
+
+
+def as_recording(
+    pipeline: Pipeline,
+    signal_or_record,
+    sampling_rate_hz: float | None = None,
+    channels: list[str] | None = None,
+    input_bits: int | list[int] | None = None,
+    channel_names: list[str] | None = None,
+    units: list[str] | None = None,
+) -> Recording:
+    """A ``tsvq.data.Record`` (channels chosen by name: ``channels``, default the pipeline's own) or a signal
+    ``(L, C)`` at ``sampling_rate_hz`` (named ``channel_names`` in ``units``, default the pipeline's) as a
+    ``Recording``. ``input_bits`` default: the record's ADC resolution, else the codec's ``input_bits``."""
+    from tsvq.data.records import Record
+
+    if isinstance(signal_or_record, Record):
+        record = signal_or_record
+        picked = recording_channels(pipeline, record.channel_names, channels, str(record.path))
+        names = [record.channel_names[i] for i in picked]
+        bits = [record.adc_bits[i] if record.adc_bits and record.adc_bits[i] else None for i in picked]
+        recording = Recording(
+            record.signal[:, picked], record.sampling_rate_hz, names, [record.units[i] for i in picked], bits,
+            str(record.path), record.base_date, record.base_time,
+        )  # fmt: skip
+    else:
+        if sampling_rate_hz is None:
+            raise DataError("compress: a signal array needs its sampling_rate_hz")
+        signal = np.asarray(signal_or_record)
+        if signal.ndim != 2:
+            raise DataError(f"compress: expected one recording of shape (L, C), got {signal.shape}")
+        count = signal.shape[1]
+        own = pipeline.channel_names if count == len(pipeline.channel_names) else [f"ch{c}" for c in range(count)]
+        names = list(channel_names or own)
+        recording = Recording(signal, float(sampling_rate_hz), names, list(units or [pipeline.units[0]] * count),
+                              [None] * count)  # fmt: skip
+    if input_bits is not None:
+        count = len(recording.channel_names)
+        recording.input_bits = [input_bits] * count if isinstance(input_bits, int) else list(input_bits)
+    recording.input_bits = [b or int(pipeline.codec.config.input_bits) for b in recording.input_bits]
+    return recording
+
+
+def compress(
+    pipeline: Pipeline,
+    signal_or_record,
+    sampling_rate_hz: float | None = None,
+    *,
+    channels: list[str] | None = None,
+    search: int = 0,
+    quantizers: int | None = None,
+    input_bits: int | list[int] | None = None,
+    channel_names: list[str] | None = None,
+    units: list[str] | None = None,
+    entropy_coding: bool = True,
+) -> CompressedRecord:
+    """Code a whole recording with a pipeline's codec (``Pipeline.compress``); what is coded as in ``as_recording``.
+
+    ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
+    residual-VQ stages to keep (fewer: lower bit rate); ``entropy_coding``: code the codes with the adaptive context
+    model (``tsvq.entropy``, file format 2) where that makes the smaller file (long records; a few seconds may not
+    be), else a fixed number of bits each (format 1).
+    """
+    recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
+    return compress_recording(pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding)
+
+
+def compress_recording(
+    pipeline: Pipeline, recording: Recording, *, search: int = 0, quantizers: int | None = None,
+    entropy_coding: bool = True,
+) -> CompressedRecord:  # fmt: skip
+    """The coding itself: each finite stretch of each stream conditioned, encoded with no window seams, kept as
+    segments of codes."""
+    codec, preprocessing = pipeline.codec, pipeline.preprocessing
+    record, rate_hz, channel_names, units = (
+        recording.where,
+        recording.sampling_rate_hz,
+        recording.channel_names,
+        recording.units,
+    )
+    signal = real_array(recording.signal, record).astype(np.float64)
     check_recording(signal, channel_names, record)
     preprocessing.check_rate(rate_hz, record)
     c = codec.config
     window_s = preprocessing.window_length / preprocessing.sampling_rate_hz
     if len(signal) / rate_hz < window_s:
-        raise DataError(f"{record}: {len(signal) / rate_hz:.3g} s long, shorter than one window of the pipeline "
-                        f"({window_s:g} s): too short to code")
+        raise DataError(
+            f"{record}: {len(signal) / rate_hz:.3g} s long, shorter than one window of the pipeline "
+            f"({window_s:g} s): too short to code"
+        )
     if c.num_quantizers == 1 and quantizers not in (None, 1):
         raise DataError(f"quantizers={quantizers}: this codec has one codebook")
     kept = min(quantizers or c.num_quantizers, c.num_quantizers)
@@ -394,8 +546,10 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         raise DataError(f"quantizers must be at least 1, got {quantizers}")
     if c.in_channels > 1 and signal.shape[1] != c.in_channels:
         raise DataError(f"{record}: the codec codes {c.in_channels} channels together, got {signal.shape[1]}")
-    scales = [unit_scale(u, codec.config.units[0 if c.in_channels == 1 else i], f"{record}: channel '{n}'")
-              for i, (n, u) in enumerate(zip(channel_names, units))]
+    scales = [
+        unit_scale(u, codec.config.units[0 if c.in_channels == 1 else i], f"{record}: channel '{n}'")
+        for i, (n, u) in enumerate(zip(channel_names, units))
+    ]
     streams = [[i] for i in range(signal.shape[1])] if c.in_channels == 1 else [list(range(signal.shape[1]))]
     f = c.downsample_factor
     margin = encode_margin(codec, search)
@@ -404,8 +558,14 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         x = signal[:, stream] * np.array([scales[i] for i in stream])
         segments, codes = [], []
         stretches = [(start, end, preprocessing.condition(x[start:end], rate_hz)) for start, end in finite_stretches(x)]
-        check_amplitude(codec, stream, [channel_names[i] for i in stream], [units[i] for i in stream],
-                        np.concatenate([s[2] for s in stretches]), record)
+        check_amplitude(
+            codec,
+            stream,
+            [channel_names[i] for i in stream],
+            [units[i] for i in stream],
+            np.concatenate([s[2] for s in stretches]),
+            record,
+        )
         for start, end, conditioned in stretches:
             n = len(conditioned)
             padded = _pad_to_multiple(conditioned, f)
@@ -415,13 +575,26 @@ def compress_signal(codec, preprocessing: Preprocessing, codec_id: str, pipeline
         all_segments.append(segments)
         all_codes.append(codes)
     compressed = CompressedRecord(
-        codec_id=codec_id, pipeline=pipeline, sampling_rate_hz=float(c.sampling_rate_hz), native_rate_hz=float(rate_hz),
-        start_sample=int(start_sample), length=len(signal), channel_names=list(channel_names), units=list(units),
-        unit_scales=scales, input_bits=[int(b) for b in input_bits], streams=streams,
-        quantizers=kept if c.num_quantizers > 1 else 1, code_bits=int(math.ceil(math.log2(c.num_codes))),
-        segments=all_segments, codes=all_codes, search=search, residual=c.num_quantizers > 1,
+        codec_id=pipeline.codec_id,
+        pipeline=pipeline.name,
+        sampling_rate_hz=float(c.sampling_rate_hz),
+        native_rate_hz=float(rate_hz),
+        start_sample=0,
+        length=len(signal),
+        channel_names=list(channel_names),
+        units=list(units),
+        unit_scales=scales,
+        input_bits=[int(b) for b in recording.input_bits],
+        streams=streams,
+        quantizers=kept if c.num_quantizers > 1 else 1,
+        code_bits=int(math.ceil(math.log2(c.num_codes))),
+        segments=all_segments,
+        codes=all_codes,
+        search=search,
+        residual=c.num_quantizers > 1,
         record=Path(record).name,  # the name, not the sender's folders
-        base_date=base_date, base_time=base_time,
+        base_date=recording.base_date,
+        base_time=recording.base_time,
         entropy=entropy.ContextModel(int(c.num_codes)).describe() if entropy_coding else None,
     )
     if entropy_coding:  # a short record gives the model little to learn: fixed-width codes may make the smaller file
@@ -438,8 +611,20 @@ def _pad_to_multiple(x: np.ndarray, f: int) -> np.ndarray:
     return np.pad(x, ((0, missing), (0, 0)), mode="reflect" if len(x) > 1 else "edge") if missing else x
 
 
-def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") -> DecodedRecord:
-    """The work of ``Pipeline.decompress``: decode each segment and place it, at the native or the pipeline rate."""
+def decompress(pipeline: Pipeline, compressed: CompressedRecord | str | Path, rate: str = "native") -> DecodedRecord:
+    """A ``CompressedRecord`` (or its file) -> ``DecodedRecord``: each segment decoded and placed, at the record's
+    native rate or (``rate="pipeline"``) the pipeline's, NaN where it had gaps. Only the codec that wrote it may."""
+    where = "compressed record"
+    if not isinstance(compressed, CompressedRecord):
+        where = str(compressed)
+        compressed = CompressedRecord.load(compressed)
+    if not pipeline.accepts_codec_id(compressed.codec_id):
+        raise DataError(
+            f"{where}: made by pipeline '{compressed.pipeline}' "
+            f"(codec {compressed.codec_id}); this is '{pipeline.name}' (codec {pipeline.codec_id}). "
+            "Decompress it with the pipeline that compressed it"
+        )
+    codec = pipeline.codec
     if rate not in ("native", "pipeline"):
         raise DataError(f"rate must be 'native' or 'pipeline', got {rate!r}")
     check_codes_fit(codec, compressed)
@@ -461,26 +646,94 @@ def decompress_codes(codec, compressed: CompressedRecord, rate: str = "native") 
                 at = int(round(segment.start * scale))
             usable = min(len(decoded), length - at)
             out[at : at + usable, stream] = decoded[:usable] / np.array([compressed.unit_scales[i] for i in stream])
-    return DecodedRecord(out, out_rate, list(compressed.channel_names), list(compressed.units),
-                         compressed.start_sample if native else int(round(compressed.start_sample * scale)),
-                         compressed.record, compressed.base_date, compressed.base_time)
+    return DecodedRecord(
+        out,
+        out_rate,
+        list(compressed.channel_names),
+        list(compressed.units),
+        compressed.start_sample if native else int(round(compressed.start_sample * scale)),
+        compressed.record,
+        compressed.base_date,
+        compressed.base_time,
+    )
+
+
+def compress_at(
+    pipeline: Pipeline,
+    signal_or_record,
+    sampling_rate_hz: float | None = None,
+    *,
+    bitrate: float | None = None,
+    max_prdn: float | None = None,
+    **options,
+) -> tuple[CompressedRecord, dict]:
+    """Compress at the operating point a user asks for: the most residual stages whose file stays within
+    ``bitrate`` (bit/s per channel, header included), or the fewest whose PRDN (%, every channel) is at most
+    ``max_prdn``. Returns the record and the point chosen (stages, bit/s, PRDN per channel, met or not)."""
+    if (bitrate is None) == (max_prdn is None):
+        raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
+    target = bitrate if bitrate is not None else max_prdn
+    if not isinstance(target, (int, float)) or not target > 0:
+        raise ConfigError(f"{'bitrate' if bitrate is not None else 'max_prdn'} = {target!r}: must be greater than 0")
+    stages = range(1, pipeline.codec.config.num_quantizers + 1)
+    for kept in reversed(stages) if bitrate is not None else stages:
+        compressed = compress(pipeline, signal_or_record, sampling_rate_hz, quantizers=kept, **options)
+        rate = compressed.bits_per_second() / len(compressed.channel_names)
+        prdn = compression_prdn(pipeline, compressed, signal_or_record, sampling_rate_hz)
+        met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
+        if met:
+            break
+    if bitrate is not None and not met:
+        raise DataError(
+            f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {rate:.1f} bit/s "
+            f"per channel (1 stage)"
+        )
+    return compressed, {"stages": kept, "of": len(stages), "bits_per_second": rate, "prdn": prdn, "met": met}
+
+
+def compression_prdn(
+    pipeline: Pipeline, compressed: CompressedRecord, signal_or_record, sampling_rate_hz: float | None = None
+) -> dict[str, float]:
+    """PRDN (%) of each coded channel: the decompressed recording against the input conditioned the same way
+    (both at the pipeline rate, over the samples that are not gaps). The band the pipeline drops is not error."""
+    from tsvq.data.records import Record
+
+    if isinstance(signal_or_record, Record):
+        index = [signal_or_record.channel_names.index(name) for name in compressed.channel_names]
+        signal, rate = signal_or_record.signal[:, index], signal_or_record.sampling_rate_hz
+    else:
+        signal, rate = np.asarray(signal_or_record), float(sampling_rate_hz or compressed.native_rate_hz)
+    reference = pipeline.preprocess(signal * np.array(compressed.unit_scales), rate)
+    decoded = decompress(pipeline, compressed, rate="pipeline").signal * np.array(compressed.unit_scales)
+    return dict(zip(compressed.channel_names, prdn_per_channel(reference, decoded)))
 
 
 def check_codes_fit(codec, compressed: CompressedRecord, where: str | None = None) -> None:
     """The codes fit this codec: code width, stages, code count per segment and index range (a file whose codec id
     matched can still have been edited after it was written)."""
     c, where = codec.config, where or compressed.record or "compressed record"
-    if compressed.code_bits != int(math.ceil(math.log2(c.num_codes))) or compressed.quantizers > c.num_quantizers \
-            or compressed.residual != (c.num_quantizers > 1) or abs(compressed.sampling_rate_hz - c.sampling_rate_hz) > 1e-6:
-        raise DataError(f"{where}: its code layout ({compressed.code_bits}-bit codes, {compressed.quantizers} stage(s), "
-                        f"{compressed.sampling_rate_hz:g} Hz) is not this codec's")
+    if (
+        compressed.code_bits != int(math.ceil(math.log2(c.num_codes)))
+        or compressed.quantizers > c.num_quantizers
+        or compressed.residual != (c.num_quantizers > 1)
+        or abs(compressed.sampling_rate_hz - c.sampling_rate_hz) > 1e-6
+    ):
+        raise DataError(
+            f"{where}: its code layout ({compressed.code_bits}-bit codes, {compressed.quantizers} stage(s), "
+            f"{compressed.sampling_rate_hz:g} Hz) is not this codec's"
+        )
     if compressed.entropy is not None and compressed.entropy.get("num_codes") != c.num_codes:
-        raise DataError(f"{where}: its entropy model codes {compressed.entropy.get('num_codes')} symbols; this codec has {c.num_codes}")
+        raise DataError(
+            f"{where}: its entropy model codes {compressed.entropy.get('num_codes')} symbols; this codec has "
+            f"{c.num_codes}"
+        )
     for segments, codes in zip(compressed.segments, compressed.codes):
         for segment, seg_codes in zip(segments, codes):
             if segment.codes != -(-segment.samples // c.downsample_factor):
-                raise DataError(f"{where}: a segment of {segment.samples} samples holds {segment.codes} codes; this "
-                                f"codec makes {-(-segment.samples // c.downsample_factor)}")
+                raise DataError(
+                    f"{where}: a segment of {segment.samples} samples holds {segment.codes} codes; this "
+                    f"codec makes {-(-segment.samples // c.downsample_factor)}"
+                )
             if len(seg_codes) and int(seg_codes.max()) >= c.num_codes:
                 raise DataError(f"{where}: code index {int(seg_codes.max())} is beyond the codebook's {c.num_codes}")
 

@@ -102,8 +102,12 @@ def _describe(hint: Any) -> str:
     return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def check_ranges(config: Any, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
-                 choices: dict[str, tuple] | None = None) -> None:
+def check_ranges(
+    config: Any,
+    positive: tuple[str, ...] = (),
+    non_negative: tuple[str, ...] = (),
+    choices: dict[str, tuple] | None = None,
+) -> None:
     """Refuse settings out of range (``None`` means unset and passes); called from configs' ``__post_init__``."""
     for name in positive:
         value = getattr(config, name)
@@ -115,7 +119,9 @@ def check_ranges(config: Any, positive: tuple[str, ...] = (), non_negative: tupl
             raise ConfigError(f"{name} = {value!r}: must be 0 or more")
     for name, allowed in (choices or {}).items():
         if getattr(config, name) not in allowed:
-            raise ConfigError(f"{name} = {getattr(config, name)!r}: expected one of {[a for a in allowed if a is not None]}")
+            raise ConfigError(
+                f"{name} = {getattr(config, name)!r}: expected one of {[a for a in allowed if a is not None]}"
+            )
 
 
 def as_config(cls: type[T], value: Any, where: str) -> T:

@@ -36,7 +36,9 @@ from tsvq.training.wavenet import WaveNetStageConfig, train_wavenet
 DEMO_RECIPE = load_yaml(Path(__file__).with_name("demo.yaml"))
 DEMO_CODEC = DEMO_RECIPE["codec"]["model"]
 DEMO_DENOISER = DEMO_RECIPE["diffusion"]["model"]
-DEMO_DIFFUSION = {key: value for key, value in DEMO_RECIPE["diffusion"].items() if key != "model"}  # the stage's other settings
+DEMO_DIFFUSION = {
+    key: value for key, value in DEMO_RECIPE["diffusion"].items() if key != "model"
+}  # the stage's other settings
 DEMO_WAVENET = DEMO_RECIPE["wavenet"]["model"]
 
 
@@ -66,11 +68,19 @@ def prepare_config(config: DemoConfig) -> PrepareConfig:
     if config.source == MITDB208:
         # Windows every quarter window (75% overlap) give a 5-minute record enough training windows; the time
         # blocks of the split never share a window.
-        return PrepareConfig(**common, split_by="time", stride_seconds=config.window_samples / config.rate_hz / 4,
-                             val_fraction=0.15, test_fraction=0.15, annotation_extensions=["atr", "xqrs"])
+        return PrepareConfig(
+            **common,
+            split_by="time",
+            stride_seconds=config.window_samples / config.rate_hz / 4,
+            val_fraction=0.15,
+            test_fraction=0.15,
+            annotation_extensions=["atr", "xqrs"],
+        )
     if config.source == SYNTHETIC:
         # 12 virtual subjects: 2 validate, 3 are held out for testing, 7 train; windows overlap by half
-        return PrepareConfig(**common, val_fraction=0.17, test_fraction=0.25, stride_seconds=config.window_samples / config.rate_hz / 2)
+        return PrepareConfig(
+            **common, val_fraction=0.17, test_fraction=0.25, stride_seconds=config.window_samples / config.rate_hz / 2
+        )
     return PrepareConfig(**common)
 
 
@@ -79,9 +89,16 @@ LEARNING_RATES = {"codec": 2e-3, "diffusion": 1e-3, "wavenet": 2e-3}  # per stag
 
 def stage_training(config: DemoConfig, stage: str, steps: int, learning_rate: float) -> TrainingConfig:
     """The demo's training settings for one stage (``benchmarks/levers.py`` trains its rows with them too)."""
-    return TrainingConfig(output_dir=str(Path(config.out) / stage), max_steps=steps, batch_size=32, learning_rate=learning_rate,
-                          warmup_steps=min(50, steps // 10), eval_every=max(steps // 4, 1), checkpoint_every=max(steps // 4, 1),
-                          seed=config.seed)
+    return TrainingConfig(
+        output_dir=str(Path(config.out) / stage),
+        max_steps=steps,
+        batch_size=32,
+        learning_rate=learning_rate,
+        warmup_steps=min(50, steps // 10),
+        eval_every=max(steps // 4, 1),
+        checkpoint_every=max(steps // 4, 1),
+        seed=config.seed,
+    )
 
 
 STAGES = ("codec", "diffusion", "wavenet", "pipeline", "samples-diffusion", "samples-wavenet", "report")
@@ -91,8 +108,14 @@ NOT_TRAINING = ("out", "samples", "eval_windows", "eval_seeds", "classifier_step
 
 def settings_fingerprint(config: DemoConfig, store_hash: str) -> str:
     """Everything that decides what the stages train: data, demo settings and the stage models."""
-    settings = {"store": store_hash, "demo": {k: v for k, v in asdict(config).items() if k not in NOT_TRAINING},
-                "codec": DEMO_CODEC, "denoiser": DEMO_DENOISER, "diffusion": DEMO_DIFFUSION, "wavenet": DEMO_WAVENET}
+    settings = {
+        "store": store_hash,
+        "demo": {k: v for k, v in asdict(config).items() if k not in NOT_TRAINING},
+        "codec": DEMO_CODEC,
+        "denoiser": DEMO_DENOISER,
+        "diffusion": DEMO_DIFFUSION,
+        "wavenet": DEMO_WAVENET,
+    }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -108,8 +131,9 @@ def discard_stale_stages(out: Path, fingerprint: str) -> None:
     write_json(marker, {"fingerprint": fingerprint})
 
 
-def run_demo(config: DemoConfig = DemoConfig()) -> dict:
+def run_demo(config: DemoConfig | None = None) -> dict:
     """Run every stage; returns the evaluation report (also written to ``<out>/report/report.json``)."""
+    config = config or DemoConfig()
     started = time.time()
     out = claim_workspace(config.out, "demo folder")
     print(f"[1/6] preparing windows from '{config.source}'")
@@ -117,14 +141,32 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
     discard_stale_stages(out, settings_fingerprint(config, store.manifest["config_hash"]))
     print(f"      {store}")
     print("[2/6] training the codec (VQ-VAE)")
-    codec = train_codec(CodecStageConfig(store=str(store.path), model=DEMO_CODEC, training=stage_training(config, "codec", config.codec_steps, LEARNING_RATES["codec"])))
+    codec = train_codec(
+        CodecStageConfig(
+            store=str(store.path),
+            model=DEMO_CODEC,
+            training=stage_training(config, "codec", config.codec_steps, LEARNING_RATES["codec"]),
+        )
+    )
     print("[3/6] training the diffusion prior over codebook vectors")
-    diffusion = train_diffusion(DiffusionStageConfig(store=str(store.path), codec=str(codec), model=DEMO_DENOISER, **DEMO_DIFFUSION,
-                                                     training=stage_training(config, "diffusion", config.diffusion_steps,
-                                                                             LEARNING_RATES["diffusion"])))
+    diffusion = train_diffusion(
+        DiffusionStageConfig(
+            store=str(store.path),
+            codec=str(codec),
+            model=DEMO_DENOISER,
+            **DEMO_DIFFUSION,
+            training=stage_training(config, "diffusion", config.diffusion_steps, LEARNING_RATES["diffusion"]),
+        )
+    )
     print("[4/6] training the WaveNet prior over code indices")
-    wavenet = train_wavenet(WaveNetStageConfig(store=str(store.path), codec=str(codec), model=DEMO_WAVENET,
-                                               training=stage_training(config, "wavenet", config.wavenet_steps, LEARNING_RATES["wavenet"])))
+    wavenet = train_wavenet(
+        WaveNetStageConfig(
+            store=str(store.path),
+            codec=str(codec),
+            model=DEMO_WAVENET,
+            training=stage_training(config, "wavenet", config.wavenet_steps, LEARNING_RATES["wavenet"]),
+        )
+    )
     pipeline = Pipeline.from_stages(codec, diffusion, wavenet)
     pipeline.save_pretrained(out / "pipeline")
     pipeline.name = str(out / "pipeline")  # what the report names as the codec's owner: the folder a user loads
@@ -134,16 +176,26 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict:
         output = pipeline.sample(config.samples, prior, seed=config.seed, **options)
         write_samples(output, out / f"samples-{prior}")
     print(f"[6/6] evaluating against held-out real windows, the floor and the baselines ({config.eval_seeds} seeds)")
-    eval_config = EvalConfig(n=config.eval_windows, prior="diffusion", sampling=diffusion_options, seed=config.seed,
-                             seeds=config.eval_seeds, classifier_steps=config.classifier_steps)
+    eval_config = EvalConfig(
+        n=config.eval_windows,
+        prior="diffusion",
+        sampling=diffusion_options,
+        seed=config.seed,
+        seeds=config.eval_seeds,
+        classifier_steps=config.classifier_steps,
+    )
     report = evaluate(store, out / "report", eval_config, pipeline=pipeline)
     wavenet_stats = pipeline.priors["wavenet"].statistics
     minutes = (time.time() - started) / 60
     print()
     print(format_table(report))
-    print(f"WaveNet prior: {wavenet_stats.get('val_bits_per_code', float('nan')):.2f} bits/code on validation "
-          f"(unigram entropy {wavenet_stats.get('unigram_bits_per_code', float('nan')):.2f})")
+    print(
+        f"WaveNet prior: {wavenet_stats.get('val_bits_per_code', float('nan')):.2f} bits/code on validation "
+        f"(unigram entropy {wavenet_stats.get('unigram_bits_per_code', float('nan')):.2f})"
+    )
     print(f"split: {store.manifest['split_note']}")
-    print(f"\nreport: {out / 'report' / 'report.json'} (plots beside it); pipeline: {out / 'pipeline'}; "
-          f"samples: {out / 'samples-diffusion'}, {out / 'samples-wavenet'}; {minutes:.1f} min")
+    print(
+        f"\nreport: {out / 'report' / 'report.json'} (plots beside it); pipeline: {out / 'pipeline'}; "
+        f"samples: {out / 'samples-diffusion'}, {out / 'samples-wavenet'}; {minutes:.1f} min"
+    )
     return report

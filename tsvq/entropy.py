@@ -37,18 +37,22 @@ class ContextModel:
         return {"model": MODEL_NAME, **asdict(self)}
 
     @classmethod
-    def from_description(cls, description, where: str) -> "ContextModel":
+    def from_description(cls, description, where: str) -> ContextModel:
         """The model a file was written with, checked (a forged description is a DataError)."""
         keys = {"model", "num_codes", "gain", "backoff"}
         if not isinstance(description, dict) or set(description) != keys or description["model"] != MODEL_NAME:
-            raise DataError(f"{where}: header field 'entropy' = {str(description)[:80]!r}: expected the settings of "
-                            f"the '{MODEL_NAME}' model")
+            raise DataError(
+                f"{where}: header field 'entropy' = {str(description)[:80]!r}: expected the settings of "
+                f"the '{MODEL_NAME}' model"
+            )
         values = {k: description[k] for k in keys - {"model"}}
         limits = {"num_codes": (2, 2**24), "gain": (1, 2**16), "backoff": (1, 2**24)}
         for name, (low, high) in limits.items():
             value = values[name]
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise DataError(f"{where}: entropy model setting '{name}' = {value!r}: expected an integer in [{low}, {high}]")
+                raise DataError(
+                    f"{where}: entropy model setting '{name}' = {value!r}: expected an integer in [{low}, {high}]"
+                )
         return cls(**values)
 
 
@@ -106,8 +110,9 @@ def encode(streams: list[list[np.ndarray]], model: ContextModel) -> tuple[bytes,
     return encoder.get_compressed().astype("<u4").tobytes(), float(model_bits)
 
 
-def decode(payload: bytes, stream_lengths: list[list[int]], stages: int, residual: bool, model: ContextModel,
-           where: str) -> list[list[np.ndarray]]:
+def decode(
+    payload: bytes, stream_lengths: list[list[int]], stages: int, residual: bool, model: ContextModel, where: str
+) -> list[list[np.ndarray]]:
     """The inverse of ``encode``: codes per stream and segment, ``(n, stages)`` for a residual codec, else ``(n,)``."""
     import constriction
 

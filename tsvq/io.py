@@ -85,8 +85,11 @@ _EARLIER_OUTPUTS = [
     ("report.json", "format_version", {"report.json", "*.png"}),
     ("training_summary.json", "steps", _TRAINING_RUN),
     ("checkpoints", None, _TRAINING_RUN),  # a training run that was interrupted
-    ("demo_settings.json", "fingerprint", {"demo_settings.json", "store", "codec", "diffusion", "wavenet", "maskgit",
-                                           "pipeline", "report", "samples-*"}),
+    (
+        "demo_settings.json",
+        "fingerprint",
+        {"demo_settings.json", "store", "codec", "diffusion", "wavenet", "maskgit", "pipeline", "report", "samples-*"},
+    ),
     ("prior.json", "kind", {"prior.json", "model", "denoiser", "scheduler"}),
     ("diffusion_pytorch_model.safetensors", None, {"config.json", "diffusion_pytorch_model.safetensors"}),
 ]
@@ -149,7 +152,9 @@ def claim_output_folder(path: str | os.PathLike, overwrite: bool, what: str = "o
         raise DataError(f"{path}: exists and is not a folder tsvq made; choose another {what}")
     if is_tsvq_output(path):
         if not overwrite:
-            raise DataError(f"{path}: a {what} tsvq made is already there; pass --overwrite (overwrite=True) to replace it")
+            raise DataError(
+                f"{path}: a {what} tsvq made is already there; pass --overwrite (overwrite=True) to replace it"
+            )
         return
     _refuse_foreign(path, what, "replaces")
 
@@ -160,8 +165,10 @@ def _refuse_foreign(folder: Path, what: str, action: str) -> None:
     (another process may be claiming the same folder this very moment)."""
     names = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
     if names and OWNER_MARKER not in names and not is_tsvq_output(folder):
-        raise DataError(f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never {action} "
-                        f"a folder it did not make: choose another {what}, or empty or remove it yourself")
+        raise DataError(
+            f"{folder}: exists and was not made by tsvq (no {OWNER_MARKER} marker); tsvq never {action} "
+            f"a folder it did not make: choose another {what}, or empty or remove it yourself"
+        )
 
 
 def _mark(folder: Path, what: str) -> None:
@@ -193,7 +200,7 @@ def _remove_abandoned(path: Path) -> None:
     its process id is gone)."""
     prefix = _temporary_prefix(path)
     for leftover in path.parent.glob(glob.escape(prefix) + "*"):
-        pid = leftover.name[len(prefix):].split("-", 1)[0]
+        pid = leftover.name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)) and is_tsvq_output(leftover):
             shutil.rmtree(leftover, ignore_errors=True)
 
@@ -256,8 +263,9 @@ def output_lock(folder: str | os.PathLike) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise ConfigError(f"{folder}: {holder} is writing to this folder; wait for it to finish or choose "
-                              "another output folder") from None
+            raise ConfigError(
+                f"{folder}: {holder} is writing to this folder; wait for it to finish or choose another output folder"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"tsvq process {os.getpid()} on {socket.gethostname()}")

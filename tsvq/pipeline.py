@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tsvq import __version__
+from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
-from tsvq.compression import CompressedRecord, DecodedRecord, compress_signal, decompress_codes, prdn_per_channel
+from tsvq.compression import CompressedRecord, DecodedRecord
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
@@ -62,8 +62,13 @@ def codebook_spacing(codec: VQVAE) -> float:
 class Pipeline:
     """Codec + priors by name. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
 
-    def __init__(self, codec: VQVAE, priors: dict | None = None, name: str = "in-memory pipeline",
-                 sampling: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        codec: VQVAE,
+        priors: dict | None = None,
+        name: str = "in-memory pipeline",
+        sampling: dict[str, dict] | None = None,
+    ):
         """``sampling``: default sampling options by prior name (e.g. ``{"wavenet": {"top_p": 0.95}}``), the draw
         measured best for these weights; options given to ``sample`` override them."""
         self.codec = codec.eval()
@@ -83,24 +88,29 @@ class Pipeline:
         assembly or load, not at the first draw)."""
         for prior_name, options in sampling.items():
             if prior_name not in self.priors:
-                raise ConfigError(f"sampling defaults for '{prior_name}', which is not one of the pipeline's priors "
-                                  f"{sorted(self.priors)}")
+                raise ConfigError(
+                    f"sampling defaults for '{prior_name}', which is not one of the pipeline's priors "
+                    f"{sorted(self.priors)}"
+                )
             sampling_options(type(self.priors[prior_name]), options, f"sampling defaults of prior '{prior_name}'")
         return {prior_name: dict(options) for prior_name, options in sampling.items() if options}
 
     # ----- loading and saving --------------------------------------------------------------------------
     @classmethod
-    def from_stages(cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu",
-                    sampling: dict[str, dict] | None = None) -> "Pipeline":
+    def from_stages(
+        cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu", sampling: dict[str, dict] | None = None
+    ) -> Pipeline:
         """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind."""
         loaded = [load_prior(folder, device) for folder in priors if folder is not None]
         names = [prior.kind for prior in loaded]
         if len(set(names)) != len(names):
-            raise ConfigError(f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them")
+            raise ConfigError(
+                f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them"
+            )
         return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)), name=str(codec), sampling=sampling)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> "Pipeline":
+    def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> Pipeline:
         """A pipeline folder, or the name of a pipeline shipped in the package (``tsvq.list_pretrained()``).
 
         A bare name of a shipped pipeline always means the shipped one; a local folder of the same name is reached
@@ -112,15 +122,21 @@ class Pipeline:
         folder, name = Path(raw), str(raw)
         if os.sep not in raw and pretrained_folder(name) is not None:
             if folder.exists():
-                logger.warning("'%s' names the shipped pipeline; the local folder of that name is read as './%s'", name, name)
+                logger.warning(
+                    "'%s' names the shipped pipeline; the local folder of that name is read as './%s'", name, name
+                )
             folder = pretrained_folder(name)
         elif not folder.exists() and len(folder.parts) == 1:
-            raise CheckpointError(f"{folder}: no such pipeline folder, and no pretrained pipeline of that name "
-                                  f"(shipped: {sorted(list_pretrained()) or 'none'})")
+            raise CheckpointError(
+                f"{folder}: no such pipeline folder, and no pretrained pipeline of that name "
+                f"(shipped: {sorted(list_pretrained()) or 'none'})"
+            )
         index_file = folder / "pipeline.json"
         index = read_json(index_file, "pipeline description")
         if not isinstance(index, dict) or not isinstance(index.get("components", {}), dict):
-            raise CheckpointError(f"{index_file}: not a pipeline description (expected a JSON object with 'components')")
+            raise CheckpointError(
+                f"{index_file}: not a pipeline description (expected a JSON object with 'components')"
+            )
         if not isinstance(index.get("format_version", 1), int):
             raise CheckpointError(f"{index_file}: format_version {index['format_version']!r} is not a number")
         if index.get("format_version", 0) > PIPELINE_FORMAT_VERSION:
@@ -132,10 +148,13 @@ class Pipeline:
             entries = {name: {"folder": components[name]} for name in ("diffusion", "wavenet") if name in components}
         else:
             entries = index.get("priors", {})
+
         def component(what: str, relative) -> Path:
             """A component's folder, which must lie inside the pipeline folder (a forged index cannot reach out)."""
             if not isinstance(relative, str) or not relative or Path(relative).is_absolute():
-                raise CheckpointError(f"{index_file}: {what} folder {relative!r} must be a relative path inside the pipeline folder")
+                raise CheckpointError(
+                    f"{index_file}: {what} folder {relative!r} must be a relative path inside the pipeline folder"
+                )
             path = folder / relative
             if folder.resolve() not in path.resolve().parents:
                 raise CheckpointError(f"{index_file}: {what} folder {relative!r} lies outside the pipeline folder")
@@ -143,11 +162,17 @@ class Pipeline:
 
         if not isinstance(entries, dict) or not all(isinstance(e, dict) and "folder" in e for e in entries.values()):
             raise CheckpointError(f"{index_file}: 'priors' must map each name to {{\"folder\": ...}}")
-        priors = {name: load_prior(component(f"prior '{name}'", entry["folder"]), device) for name, entry in entries.items()}
+        priors = {
+            name: load_prior(component(f"prior '{name}'", entry["folder"]), device) for name, entry in entries.items()
+        }
         sampling = {name: entry["sampling"] for name, entry in entries.items() if entry.get("sampling")}
         try:
-            pipe = cls(load_model(VQVAE, component("codec", components["codec"])).to(device), priors, name=name,
-                       sampling=sampling)
+            pipe = cls(
+                load_model(VQVAE, component("codec", components["codec"])).to(device),
+                priors,
+                name=name,
+                sampling=sampling,
+            )
         except ConfigError as error:  # e.g. a hand-edited sampling default: name the file to fix
             raise CheckpointError(f"{index_file}: {error}") from error
         pipe.folder = folder
@@ -160,13 +185,24 @@ class Pipeline:
             self.codec.save_pretrained(tmp / "codec")
             for name, prior in self.priors.items():
                 prior.save_pretrained(tmp / "priors" / name)
-            write_json(tmp / "pipeline.json", {
-                "format_version": PIPELINE_FORMAT_VERSION, "tsvq_version": __version__, "description": description,
-                "components": {"codec": "codec"},
-                "priors": {name: {"kind": prior.kind, "models": prior.models, "folder": f"priors/{name}",
-                                  **({"sampling": self.sampling[name]} if name in self.sampling else {})}
-                           for name, prior in self.priors.items()},
-            })
+            write_json(
+                tmp / "pipeline.json",
+                {
+                    "format_version": PIPELINE_FORMAT_VERSION,
+                    "tsvq_version": __version__,
+                    "description": description,
+                    "components": {"codec": "codec"},
+                    "priors": {
+                        name: {
+                            "kind": prior.kind,
+                            "models": prior.models,
+                            "folder": f"priors/{name}",
+                            **({"sampling": self.sampling[name]} if name in self.sampling else {}),
+                        }
+                        for name, prior in self.priors.items()
+                    },
+                },
+            )
         return folder
 
     def prior(self, name: str | None = None):
@@ -201,9 +237,11 @@ class Pipeline:
         """How the codec's training windows were conditioned (rate, band, filter, channels, window length)."""
         recorded = self.codec.config.get("preprocessing")
         if not recorded:
-            raise CheckpointError(f"{self.name}: the codec does not record its preprocessing (saved before tsvq kept "
-                                  "it); retrain it, or set it: pipe.codec.register_to_config(preprocessing="
-                                  "Preprocessing(...).to_dict())")
+            raise CheckpointError(
+                f"{self.name}: the codec does not record its preprocessing (saved before tsvq kept "
+                "it); retrain it, or set it: pipe.codec.register_to_config(preprocessing="
+                "Preprocessing(...).to_dict())"
+            )
         return Preprocessing.from_dict(recorded, f"{self.name}: codec config 'preprocessing'")
 
     @property
@@ -242,120 +280,33 @@ class Pipeline:
             raise DataError(f"preprocess: expected one recording of shape (L, C), got {signal.shape}")
         if self.codec.config.in_channels > 1:
             return prep.apply(signal, sampling_rate_hz)
-        return np.concatenate([prep.apply(signal[:, c : c + 1], sampling_rate_hz) for c in range(signal.shape[1])], axis=1)
+        return np.concatenate(
+            [prep.apply(signal[:, c : c + 1], sampling_rate_hz) for c in range(signal.shape[1])], axis=1
+        )
 
-    def compress(self, signal_or_record, sampling_rate_hz: float | None = None, *, channels: list[str] | None = None,
-                 search: int = 0, quantizers: int | None = None, input_bits: int | list[int] | None = None,
-                 channel_names: list[str] | None = None, units: list[str] | None = None,
-                 entropy_coding: bool = True) -> CompressedRecord:
-        """Code a whole recording: a ``tsvq.data.Record`` (channels chosen by name: ``channels``, default the
-        pipeline's own, matched with aliases) or a signal ``(L, C)`` at ``sampling_rate_hz``. Returns a
-        ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``).
+    def compress(self, signal_or_record, sampling_rate_hz: float | None = None, **options) -> CompressedRecord:
+        """Code a whole recording: a ``tsvq.data.Record`` or a signal ``(L, C)`` at ``sampling_rate_hz``. Returns a
+        ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``); options as in
+        ``tsvq.compression.compress`` (``channels``, ``search``, ``quantizers``, ``input_bits``, ``entropy_coding``)."""
+        return compression.compress(self, signal_or_record, sampling_rate_hz, **options)
 
-        ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
-        residual-VQ stages to keep (fewer: lower bit rate); ``input_bits``: bits per stored input sample, for the
-        compression ratio (default: the record's ADC resolution, else the codec's ``input_bits``);
-        ``entropy_coding``: code the codes with the adaptive context model (``tsvq.entropy``, file format 2) where
-        that makes the smaller file (long records; a few seconds may not be), else a fixed number of bits each
-        (format 1).
-        """
-        from tsvq.data.records import Record
+    def compress_at(
+        self, signal_or_record, sampling_rate_hz: float | None = None, **options
+    ) -> tuple[CompressedRecord, dict]:
+        """Compress at a target ``bitrate`` (bit/s per channel) or ``max_prdn`` (%), see
+        ``tsvq.compression.compress_at``."""
+        return compression.compress_at(self, signal_or_record, sampling_rate_hz, **options)
 
-        if isinstance(signal_or_record, Record):
-            record = signal_or_record
-            picked = self.recording_channels(record.channel_names, channels, str(record.path))
-            signal, rate = record.signal[:, picked], record.sampling_rate_hz
-            names = [record.channel_names[i] for i in picked]
-            units = [record.units[i] for i in picked]
-            bits = [record.adc_bits[i] if record.adc_bits and record.adc_bits[i] else None for i in picked]
-            where = str(record.path)
-            start = {"base_date": record.base_date, "base_time": record.base_time}
-        else:
-            if sampling_rate_hz is None:
-                raise DataError("compress: a signal array needs its sampling_rate_hz")
-            signal, rate, where = np.asarray(signal_or_record), float(sampling_rate_hz), "signal"
-            if signal.ndim != 2:
-                raise DataError(f"compress: expected one recording of shape (L, C), got {signal.shape}")
-            count = signal.shape[1]
-            names = list(channel_names or (self.channel_names if count == len(self.channel_names) else
-                                           [f"ch{c}" for c in range(count)]))
-            units = list(units or [self.units[0]] * count)
-            bits = [None] * count
-            start = {}
-        if input_bits is not None:
-            bits = [input_bits] * len(names) if isinstance(input_bits, int) else list(input_bits)
-        bits = [b or int(self.codec.config.input_bits) for b in bits]
-        return compress_signal(self.codec, self.preprocessing, self.codec_id, self.name, signal, rate, names, units,
-                               bits, record=where, search=search, quantizers=quantizers, entropy_coding=entropy_coding,
-                               **start)
-
-    def compress_at(self, signal_or_record, sampling_rate_hz: float | None = None, *, bitrate: float | None = None,
-                    max_prdn: float | None = None, **options) -> tuple[CompressedRecord, dict]:
-        """Compress at the operating point a user asks for: the most residual stages whose file stays within
-        ``bitrate`` (bit/s per channel, header included), or the fewest whose PRDN (%, every channel) is at most
-        ``max_prdn``. Returns the record and the point chosen (stages, bit/s, PRDN per channel, met or not)."""
-        if (bitrate is None) == (max_prdn is None):
-            raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
-        target = bitrate if bitrate is not None else max_prdn
-        if not isinstance(target, (int, float)) or not target > 0:
-            raise ConfigError(f"{'bitrate' if bitrate is not None else 'max_prdn'} = {target!r}: must be greater than 0")
-        stages = range(1, self.codec.config.num_quantizers + 1)
-        for kept in (reversed(stages) if bitrate is not None else stages):
-            compressed = self.compress(signal_or_record, sampling_rate_hz, quantizers=kept, **options)
-            rate = compressed.bits_per_second() / len(compressed.channel_names)
-            prdn = self.compression_prdn(compressed, signal_or_record, sampling_rate_hz)
-            met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
-            if met:
-                break
-        if bitrate is not None and not met:
-            raise DataError(f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {rate:.1f} bit/s "
-                            f"per channel (1 stage)")
-        return compressed, {"stages": kept, "of": len(stages), "bits_per_second": rate, "prdn": prdn, "met": met}
-
-    def recording_channels(self, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
-        """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
-        channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first."""
-        from tsvq.data.records import select_channels
-
-        if wanted and [w.lower() for w in wanted] == ["all"]:
-            if self.codec.config.in_channels > 1 and len(available) != self.codec.config.in_channels:
-                raise DataError(f"{where}: the pipeline codes {self.channel_names} together; name them with --channels")
-            return list(range(len(available)))
-        if wanted:
-            return select_channels(available, wanted, use_aliases=True, where=where)
-        try:
-            return select_channels(available, self.channel_names, use_aliases=True, where=where)
-        except DataError:
-            if self.codec.config.in_channels == 1 and available:
-                return [0]
-            raise
-
-    def compression_prdn(self, compressed: CompressedRecord, signal_or_record, sampling_rate_hz: float | None = None) -> dict[str, float]:
-        """PRDN (%) of each coded channel: the decompressed recording against the input conditioned the same way
-        (both at the pipeline rate, over the samples that are not gaps). The band the pipeline drops is not error."""
-        from tsvq.data.records import Record
-
-        if isinstance(signal_or_record, Record):
-            index = [signal_or_record.channel_names.index(name) for name in compressed.channel_names]
-            signal, rate = signal_or_record.signal[:, index], signal_or_record.sampling_rate_hz
-        else:
-            signal, rate = np.asarray(signal_or_record), float(sampling_rate_hz or compressed.native_rate_hz)
-        reference = self.preprocess(signal * np.array(compressed.unit_scales), rate)
-        decoded = self.decompress(compressed, rate="pipeline").signal * np.array(compressed.unit_scales)
-        return dict(zip(compressed.channel_names, prdn_per_channel(reference, decoded)))
+    def compression_prdn(
+        self, compressed: CompressedRecord, signal_or_record, sampling_rate_hz: float | None = None
+    ) -> dict[str, float]:
+        """PRDN (%) of each coded channel against the input conditioned the same way (``tsvq.compression``)."""
+        return compression.compression_prdn(self, compressed, signal_or_record, sampling_rate_hz)
 
     def decompress(self, compressed: CompressedRecord | str | Path, rate: str = "native") -> DecodedRecord:
         """A ``CompressedRecord`` (or its file) -> ``DecodedRecord``: one continuous ``(T, C)`` signal in the
         recording's units at its native rate (``rate="pipeline"``: at the pipeline's), NaN where it had gaps."""
-        where = "compressed record"
-        if not isinstance(compressed, CompressedRecord):
-            where = str(compressed)
-            compressed = CompressedRecord.load(compressed)
-        if not self.accepts_codec_id(compressed.codec_id):
-            raise DataError(f"{where}: made by pipeline '{compressed.pipeline}' "
-                            f"(codec {compressed.codec_id}); this is '{self.name}' (codec {self.codec_id}). "
-                            "Decompress it with the pipeline that compressed it")
-        return decompress_codes(self.codec, compressed, rate)
+        return compression.decompress(self, compressed, rate)
 
     # ----- codec ---------------------------------------------------------------------------------------
     def _at_codec_rate(self, signals, sampling_rate_hz: float | None, resample: bool) -> torch.Tensor:
@@ -363,16 +314,21 @@ class Pipeline:
         if sampling_rate_hz is None or math.isclose(sampling_rate_hz, self.sampling_rate_hz):
             return x
         if not resample:
-            raise DataError(f"signals are at {sampling_rate_hz:g} Hz but the codec was trained at {self.sampling_rate_hz:g} Hz; "
-                            "pass resample=True or resample them first")
+            raise DataError(
+                f"signals are at {sampling_rate_hz:g} Hz but the codec was trained at {self.sampling_rate_hz:g} Hz; "
+                "pass resample=True or resample them first"
+            )
         from tsvq.data.preprocess import resample as resample_signal
 
-        y = np.stack([resample_signal(w, sampling_rate_hz, self.sampling_rate_hz) for w in x.numpy().astype(np.float64)])
+        y = np.stack(
+            [resample_signal(w, sampling_rate_hz, self.sampling_rate_hz) for w in x.numpy().astype(np.float64)]
+        )
         usable = (y.shape[1] // self.codec.config.downsample_factor) * self.codec.config.downsample_factor
         return torch.from_numpy(y[:, :usable].astype(np.float32))
 
-    def encode(self, signals, sampling_rate_hz: float | None = None, resample: bool = False, search: int = 0,
-               sweeps: int = 2) -> Encoded:
+    def encode(
+        self, signals, sampling_rate_hz: float | None = None, resample: bool = False, search: int = 0, sweeps: int = 2
+    ) -> Encoded:
         """``(B, L, C)`` mV -> vectors ``(B, L', D)`` and codes ``(B, L')``. Other rates need ``resample=True``.
 
         ``search`` > 0 picks codes by how well they decode (see ``VQVAE.encode``): slower, closer, same codes format.
@@ -384,8 +340,18 @@ class Pipeline:
         return self.codec.decode(codes_or_vectors).cpu().numpy()
 
     # ----- priors --------------------------------------------------------------------------------------
-    def sample(self, n: int, prior: str | None = None, *, labels=None, seed: int | None = 0, batch_size: int = 256,
-               progress: bool = True, snap: bool = True, **options) -> SampleOutput:
+    def sample(
+        self,
+        n: int,
+        prior: str | None = None,
+        *,
+        labels=None,
+        seed: int | None = 0,
+        batch_size: int = 256,
+        progress: bool = True,
+        snap: bool = True,
+        **options,
+    ) -> SampleOutput:
         """Draw ``n`` new windows from the prior ``prior`` (default: the first) with that prior's ``options``
         (diffusion: ``steps``, ``sampler``, ``guidance``; WaveNet: ``temperature``, ``top_k``, ``top_p``); options
         not given (or None) take the pipeline's sampling defaults for that prior, then the prior's own.
@@ -417,7 +383,9 @@ class Pipeline:
         return self.sampling.get(prior, {}) | {key: value for key, value in options.items() if value is not None}
 
     @torch.no_grad()
-    def log_likelihood(self, signals, labels=None, sampling_rate_hz: float | None = None, resample: bool = False) -> np.ndarray:
+    def log_likelihood(
+        self, signals, labels=None, sampling_rate_hz: float | None = None, resample: bool = False
+    ) -> np.ndarray:
         """Bits per second of each window under codec + WaveNet prior, ``(B,)``; atypical signals score higher."""
         wavenet = next((p for p in self.priors.values() if isinstance(p, WaveNetPrior)), None)
         if wavenet is None:

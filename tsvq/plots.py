@@ -12,7 +12,6 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tsvq.data.records import clean_channel_name  # noqa: E402
-from tsvq.evaluation.physiology import interval_variation  # noqa: E402
 from tsvq.io import atomic_file  # noqa: E402
 
 
@@ -26,8 +25,17 @@ def _save(fig, path: str | Path, top: float = 1.0) -> Path:
     return path
 
 
-def signal_grid(signals: np.ndarray, rate_hz: float, path: str | Path, title: str = "", units: str = "mV",
-                columns: int = 2, max_rows: int = 6, reference: np.ndarray | None = None, labels=("real", "generated")) -> Path:
+def signal_grid(
+    signals: np.ndarray,
+    rate_hz: float,
+    path: str | Path,
+    title: str = "",
+    units: str = "mV",
+    columns: int = 2,
+    max_rows: int = 6,
+    reference: np.ndarray | None = None,
+    labels=("real", "generated"),
+) -> Path:
     """Grid of windows ``(n, L, C)`` (first channel). With ``reference``, real windows are drawn in a first column."""
     if reference is not None:
         count = min(max_rows, len(signals), len(reference))
@@ -58,7 +66,14 @@ def signal_grid(signals: np.ndarray, rate_hz: float, path: str | Path, title: st
     return _save(fig, path)
 
 
-def overlay(reference: np.ndarray, reconstruction: np.ndarray, rate_hz: float, path: str | Path, titles: list[str], units: str = "mV") -> Path:
+def overlay(
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    rate_hz: float,
+    path: str | Path,
+    titles: list[str],
+    units: str = "mV",
+) -> Path:
     """Original vs reconstruction, one row per window (first channel)."""
     fig, axes = plt.subplots(len(reference), 1, figsize=(12, 2.0 * len(reference) + 0.5), squeeze=False)
     t = np.arange(reference.shape[1]) / rate_hz
@@ -100,19 +115,21 @@ def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bin
     return _save(fig, path)
 
 
-def beat_examples(sets: dict[str, tuple[np.ndarray, dict]], rate_hz: float, path: str | Path, units: str = "mV",
-                  rows: int = 4) -> Path:
+def beat_examples(
+    sets: dict[str, tuple[np.ndarray, dict]], rate_hz: float, path: str | Path, units: str = "mV", rows: int = 4
+) -> Path:
     """Windows of each set (a column each: ``(lead windows (n, L, 1), rhythm)``) with the beats found on them
-    marked and each window's beat-interval irregularity (RR coefficient of variation) in its corner: where a
+    marked and each window's beat-interval irregularity (``rr_variation_per_window``, the RR coefficient of
+    variation of ``tsvq.evaluation.physiology.heart_rhythm``) in its corner: where a
     rhythm figure is off, this shows whether beats are missed, doubled, misplaced or unlike their neighbours."""
     count = min(rows, *(len(windows) for windows, _ in sets.values()))
     fig, axes = plt.subplots(count, len(sets), figsize=(5 * len(sets), 1.6 * count + 0.6), squeeze=False, sharey=True)
     for col, (name, (windows, rhythm)) in enumerate(sets.items()):
         for row in range(count):
-            ax, signal, peaks, intervals = axes[row, col], windows[row, :, 0], rhythm["peaks"][row], rhythm["rr_per_window"][row]
+            ax, signal, peaks = axes[row, col], windows[row, :, 0], rhythm["peaks"][row]
+            variation = rhythm["rr_variation_per_window"][row]
             ax.plot(np.arange(len(signal)) / rate_hz, signal, lw=0.8, color="C0" if col == 0 else "C3")
             ax.plot(peaks / rate_hz, signal[peaks], "kx", ms=5)
-            variation = interval_variation(intervals)
             corner = f"RR CV {variation:.2f}" if np.isfinite(variation) else f"{len(peaks)} beats"
             ax.text(0.99, 0.95, corner, transform=ax.transAxes, ha="right", va="top", fontsize=8)
         axes[0, col].set_title(name)
@@ -156,7 +173,9 @@ def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[
     generators = list(figures)
     palette = [f"C{i}" for i in range(10) if i != 7]  # C7 is grey, the floor's colour
     colors = ["0.5" if g == "floor" else palette[i % len(palette)] for i, g in enumerate(generators)]
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 0.35 * len(generators) * rows + 1.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.6 * columns, 0.35 * len(generators) * rows + 1.2 * rows), squeeze=False
+    )
     for ax, name in zip(axes.ravel(), names):
         means = np.array([figures[g][name]["mean"] for g in generators])
         stds = np.array([figures[g][name]["std"] for g in generators])
@@ -168,18 +187,24 @@ def generator_comparison(figures: dict[str, dict[str, dict]], informative: dict[
         ax.set_yticks(np.arange(len(generators)), generators, fontsize=8)
         ax.invert_yaxis()
         ax.set_title(name + ("" if informative.get(name, True) else " (uninformative)"), fontsize=9)
-    for ax in axes.ravel()[len(names):]:
+    for ax in axes.ravel()[len(names) :]:
         ax.axis("off")
     fig.suptitle("lower is better; dashed: real vs real floor; bars: mean ± std over seeds", fontsize=10)
     return _save(fig, path, top=0.97)
 
 
-def class_examples(examples: dict[str, tuple[np.ndarray, np.ndarray]], rate_hz: float, path: str | Path, units: str = "mV",
-                   per_class: int = 3) -> Path:
+def class_examples(
+    examples: dict[str, tuple[np.ndarray, np.ndarray]],
+    rate_hz: float,
+    path: str | Path,
+    units: str = "mV",
+    per_class: int = 3,
+) -> Path:
     """One row per class: held-out real windows of the class (blue) beside windows generated with its label (red)."""
     labels = list(examples)
-    fig, axes = plt.subplots(len(labels), 2 * per_class, figsize=(3 * 2 * per_class, 1.7 * len(labels) + 0.6), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        len(labels), 2 * per_class, figsize=(3 * 2 * per_class, 1.7 * len(labels) + 0.6), squeeze=False, sharey=True
+    )
     for row, label in enumerate(labels):
         real, generated = examples[label]
         for col in range(2 * per_class):
@@ -203,13 +228,18 @@ def has_twelve_leads(channel_names: list[str]) -> bool:
     return all(lead in names for row in TWELVE_LEAD_LAYOUT for lead in row)
 
 
-def twelve_lead_sheet(signal: np.ndarray, rate_hz: float, channel_names: list[str], path: str | Path, title: str = "") -> Path:
+def twelve_lead_sheet(
+    signal: np.ndarray, rate_hz: float, channel_names: list[str], path: str | Path, title: str = ""
+) -> Path:
     """One ``(L, 12)`` ECG (mV) as a cardiologist reads it: three rows of four leads, each column a quarter of the
     time (I, aVR, V1, V4 / II, aVL, V2, V5 / III, aVF, V3, V6), a lead II rhythm strip under them, on ECG paper
     (1 mm = 0.04 s or 0.1 mV; 25 mm/s, 10 mm/mV)."""
     names = [clean_channel_name(n).upper() for n in channel_names]
     if not has_twelve_leads(channel_names):
-        raise ValueError(f"a 12-lead sheet needs the leads {[l for r in TWELVE_LEAD_LAYOUT for l in r]}, got {channel_names}")
+        raise ValueError(
+            f"a 12-lead sheet needs the leads {[lead for row in TWELVE_LEAD_LAYOUT for lead in row]}, got "
+            f"{channel_names}"
+        )
     length = signal.shape[0]
     seconds, quarter = length / rate_hz, length // 4
     row_height = 3.0  # mV between baselines

@@ -39,25 +39,32 @@ def load_model(cls: type[M], folder: str | Path) -> M:
     accepted = inspect.signature(cls.__init__).parameters
     unknown = sorted(k for k in config if not k.startswith("_") and k not in accepted)
     if unknown:
-        raise CheckpointError(f"{config_file}: settings {unknown} are unknown to this version of {cls.__name__}; "
-                              "the folder was written by a newer or incompatible tsvq")
+        raise CheckpointError(
+            f"{config_file}: settings {unknown} are unknown to this version of {cls.__name__}; "
+            "the folder was written by a newer or incompatible tsvq"
+        )
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         others = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
         hint = f" (found {others}: tsvq never loads pickled weights)" if others else ""
         raise CheckpointError(f"{weights}: weights file missing{hint}")
     try:
-        model, info = cls.from_pretrained(folder, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False,
-                                          output_loading_info=True)
-    except (SafetensorError, OSError, EnvironmentError) as error:
+        model, info = cls.from_pretrained(
+            folder, use_safetensors=True, local_files_only=True, low_cpu_mem_usage=False, output_loading_info=True
+        )
+    except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{weights}: corrupt or truncated safetensors file ({error})") from error
     except (TypeError, ValueError, RuntimeError) as error:
         if "size" in str(error) or "shape" in str(error):
-            raise CheckpointError(f"{weights}: weights do not fit the model described by {config_file}: {error}") from error
+            raise CheckpointError(
+                f"{weights}: weights do not fit the model described by {config_file}: {error}"
+            ) from error
         raise CheckpointError(f"{config_file}: invalid settings or weights ({error})") from error
     missing, unexpected = info.get("missing_keys", []), info.get("unexpected_keys", [])
     if missing or unexpected or info.get("mismatched_keys"):
-        raise CheckpointError(f"{weights}: weights do not match {config_file} (missing {list(missing)[:5]}, "
-                              f"unexpected {list(unexpected)[:5]}, mis-shaped {list(info.get('mismatched_keys') or [])[:5]})")
+        raise CheckpointError(
+            f"{weights}: weights do not match {config_file} (missing {list(missing)[:5]}, "
+            f"unexpected {list(unexpected)[:5]}, mis-shaped {list(info.get('mismatched_keys') or [])[:5]})"
+        )
     model.eval()
     return model

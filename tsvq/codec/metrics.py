@@ -41,11 +41,20 @@ def snr_db(reference, reconstruction) -> np.ndarray:
     return -20 * np.log10(np.maximum(prdn(reference, reconstruction), 1e-12) / 100)
 
 
-def reconstruction_report(reference, reconstruction, record_names=None, bits_per_second: float | None = None,
-                          input_bits_per_second: float | None = None) -> dict:
+def reconstruction_report(
+    reference,
+    reconstruction,
+    record_names=None,
+    bits_per_second: float | None = None,
+    input_bits_per_second: float | None = None,
+) -> dict:
     """Overall and per-record MSE, PRD, PRDN and SNR, plus the compression ratio when rates are given."""
-    figures = {"mse": mse(reference, reconstruction), "prd": prd(reference, reconstruction),
-               "prdn": prdn(reference, reconstruction), "snr_db": snr_db(reference, reconstruction)}
+    figures = {
+        "mse": mse(reference, reconstruction),
+        "prd": prd(reference, reconstruction),
+        "prdn": prdn(reference, reconstruction),
+        "snr_db": snr_db(reference, reconstruction),
+    }
     report: dict = {name: float(np.mean(values)) for name, values in figures.items()}
     report["windows"] = int(len(figures["mse"]))
     if bits_per_second:
@@ -55,7 +64,8 @@ def reconstruction_report(reference, reconstruction, record_names=None, bits_per
     if record_names is not None:
         names = np.asarray(record_names)
         report["per_record"] = {
-            str(name): {k: float(np.mean(v[names == name])) for k, v in figures.items()} | {"windows": int((names == name).sum())}
+            str(name): {k: float(np.mean(v[names == name])) for k, v in figures.items()}
+            | {"windows": int((names == name).sum())}
             for name in sorted(set(names.tolist()))
         }
     return report
@@ -71,7 +81,11 @@ def codebook_report(codes, num_codes: int) -> dict:
     probs = counts / max(counts.sum(), 1)
     entropy = -np.sum(probs[probs > 0] * np.log(probs[probs > 0]))
     return {
-        "num_codes": num_codes, "usage_percent": float(100 * (counts > 0).mean()), "perplexity": float(math.exp(entropy)),
-        "perplexity_fraction": float(math.exp(entropy) / num_codes), "dead_codes": int((counts == 0).sum()),
-        "entropy_bits": float(entropy / math.log(2)), "counts": counts.tolist(),
+        "num_codes": num_codes,
+        "usage_percent": float(100 * (counts > 0).mean()),
+        "perplexity": float(math.exp(entropy)),
+        "perplexity_fraction": float(math.exp(entropy) / num_codes),
+        "dead_codes": int((counts == 0).sum()),
+        "entropy_bits": float(entropy / math.log(2)),
+        "counts": counts.tolist(),
     }

@@ -50,15 +50,21 @@ def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Ten
     if isinstance(signals, np.ndarray):
         signals = torch.from_numpy(np.ascontiguousarray(real_array(signals, what), dtype=np.float32))
     if not isinstance(signals, torch.Tensor):
-        raise DataError(f"{what}: expected a NumPy array or torch tensor of shape (B, L, C), got {type(signals).__name__}")
+        raise DataError(
+            f"{what}: expected a NumPy array or torch tensor of shape (B, L, C), got {type(signals).__name__}"
+        )
     if signals.is_complex() or signals.dtype == torch.bool:
         raise DataError(f"{what}: expected real-valued samples, got dtype {signals.dtype}")
     if signals.ndim == 2 and channels == 1:
-        raise DataError(f"{what}: expected shape (B, L, C); got {tuple(signals.shape)}. Add the channel axis: x[..., None]")
+        raise DataError(
+            f"{what}: expected shape (B, L, C); got {tuple(signals.shape)}. Add the channel axis: x[..., None]"
+        )
     if signals.ndim != 3:
         raise DataError(f"{what}: expected shape (B, L, C), got {tuple(signals.shape)}")
     if signals.shape[-1] != channels:
-        raise DataError(f"{what}: the codec expects C = {channels} channel(s) in the last axis, got shape {tuple(signals.shape)}")
+        raise DataError(
+            f"{what}: the codec expects C = {channels} channel(s) in the last axis, got shape {tuple(signals.shape)}"
+        )
     signals = signals.float()
     if not torch.isfinite(signals).all():
         raise DataError(f"{what}: contains NaN or Inf samples; clean or split the signal first (tsvq.data.preprocess)")
@@ -84,8 +90,9 @@ def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor, kin
 SPECTRAL_FFT_SIZES = (32, 64, 128)  # 128 ms to 512 ms at 250 Hz: QRS-scale detail to a beat's P-QRS-T
 
 
-def multi_resolution_stft_loss(reconstruction: torch.Tensor, target: torch.Tensor,
-                               fft_sizes: tuple[int, ...] = SPECTRAL_FFT_SIZES) -> torch.Tensor:
+def multi_resolution_stft_loss(
+    reconstruction: torch.Tensor, target: torch.Tensor, fft_sizes: tuple[int, ...] = SPECTRAL_FFT_SIZES
+) -> torch.Tensor:
     """Spectral convergence plus log-magnitude L1 of ``(B, C, L)`` windows, averaged over STFT sizes (Hann windows,
     hop a quarter; Yamamoto et al. 2020, the loss of neural audio codecs).
 
@@ -96,8 +103,10 @@ def multi_resolution_stft_loss(reconstruction: torch.Tensor, target: torch.Tenso
     losses = []
     for size in (n for n in fft_sizes if n <= x.shape[-1]):
         window = torch.hann_window(size, device=x.device, dtype=x.dtype)
-        spectra = [torch.stft(v, size, hop_length=size // 4, window=window, return_complex=True).abs().clamp_min(1e-5)
-                   for v in (x, y)]
+        spectra = [
+            torch.stft(v, size, hop_length=size // 4, window=window, return_complex=True).abs().clamp_min(1e-5)
+            for v in (x, y)
+        ]
         convergence = torch.linalg.norm(spectra[1] - spectra[0]) / torch.linalg.norm(spectra[1])
         log_magnitude = (spectra[1].log() - spectra[0].log()).abs().mean()
         losses.append(convergence + log_magnitude)
@@ -131,10 +140,23 @@ class CodecModelConfig:
     spectral_loss_weight: float = 0.0  # > 0: adds a multi-resolution STFT loss (multi_resolution_stft_loss) this much
 
 
+_DEFAULTS = CodecModelConfig  # the architecture's defaults live in one place: the config a user edits
+# Settings a config written by an earlier tsvq lacks, with the value that config meant (not today's default).
+_ABSENT_FROM_EARLIER_CONFIGS = {"reconstruction_loss_type": "mse"}
+
+
 class VQVAE(ModelMixin, ConfigMixin):
-    """1D convolutional VQ-VAE. Public methods take and return ``(B, L, C)``; the networks run channels-first."""
+    """1D convolutional VQ-VAE. Public methods take and return ``(B, L, C)``; the networks run channels-first.
+    Its architecture's defaults are ``CodecModelConfig``'s."""
 
     config_name = "config.json"
+
+    @classmethod
+    def extract_init_dict(cls, config_dict, **kwargs):
+        """Read a saved config as it was meant when written (diffusers calls this for every load)."""
+        if "num_codes" in config_dict:  # a saved config, not keyword arguments
+            config_dict = {**_ABSENT_FROM_EARLIER_CONFIGS, **config_dict}
+        return super().extract_init_dict(config_dict, **kwargs)
 
     @register_to_config
     def __init__(
@@ -146,24 +168,24 @@ class VQVAE(ModelMixin, ConfigMixin):
         window_length: int = 1024,
         norm_mean: tuple[float, ...] = (0.0,),
         norm_std: tuple[float, ...] = (1.0,),
-        hidden_channels: int = 64,
-        num_res_blocks: int = 2,
-        downsample_factor: int = 8,
-        latent_dim: int = 64,
-        code_dim: int | None = None,
-        num_codes: int = 512,
-        num_quantizers: int = 1,
-        quantizer_dropout: float = 0.0,
-        codebook_mode: str = "ema",
-        beta: float = 0.25,
-        decay: float = 0.99,
-        kmeans_init: bool = True,
-        restart_dead_codes: bool = True,
-        dead_code_threshold: float = 0.1,
-        cosine_codes: bool = False,
-        input_bits: int = 11,
-        reconstruction_loss_type: str = "mse",
-        spectral_loss_weight: float = 0.0,
+        hidden_channels: int = _DEFAULTS.hidden_channels,
+        num_res_blocks: int = _DEFAULTS.num_res_blocks,
+        downsample_factor: int = _DEFAULTS.downsample_factor,
+        latent_dim: int = _DEFAULTS.latent_dim,
+        code_dim: int | None = _DEFAULTS.code_dim,
+        num_codes: int = _DEFAULTS.num_codes,
+        num_quantizers: int = _DEFAULTS.num_quantizers,
+        quantizer_dropout: float = _DEFAULTS.quantizer_dropout,
+        codebook_mode: str = _DEFAULTS.codebook_mode,
+        beta: float = _DEFAULTS.beta,
+        decay: float = _DEFAULTS.decay,
+        kmeans_init: bool = _DEFAULTS.kmeans_init,
+        restart_dead_codes: bool = _DEFAULTS.restart_dead_codes,
+        dead_code_threshold: float = _DEFAULTS.dead_code_threshold,
+        cosine_codes: bool = _DEFAULTS.cosine_codes,
+        input_bits: int = _DEFAULTS.input_bits,
+        reconstruction_loss_type: str = _DEFAULTS.reconstruction_loss_type,
+        spectral_loss_weight: float = _DEFAULTS.spectral_loss_weight,
         preprocessing: dict | None = None,
     ):
         """``preprocessing`` (tsvq.data.preprocess.Preprocessing as a dict) records how the training windows were
@@ -176,7 +198,9 @@ class VQVAE(ModelMixin, ConfigMixin):
         if downsample_factor < 1 or 2 ** int(math.log2(downsample_factor)) != downsample_factor:
             raise ValueError(f"downsample_factor must be a power of two, got {downsample_factor}")
         if window_length % downsample_factor:
-            raise ValueError(f"window_length {window_length} must be divisible by downsample_factor {downsample_factor}")
+            raise ValueError(
+                f"window_length {window_length} must be divisible by downsample_factor {downsample_factor}"
+            )
         if len(norm_mean) != in_channels or len(norm_std) != in_channels:
             raise ValueError(f"norm_mean/norm_std need {in_channels} value(s)")
         code_dim = code_dim or latent_dim
@@ -186,9 +210,17 @@ class VQVAE(ModelMixin, ConfigMixin):
         self.project_in = nn.Conv1d(latent_dim, code_dim, 1) if code_dim != latent_dim else nn.Identity()
         self.project_out = nn.Conv1d(code_dim, latent_dim, 1) if code_dim != latent_dim else nn.Identity()
         self.quantizer = ResidualVectorQuantizer(
-            num_quantizers=num_quantizers, quantizer_dropout=quantizer_dropout, num_codes=num_codes, dim=code_dim,
-            mode=codebook_mode, beta=beta, decay=decay, kmeans_init=kmeans_init, restart_dead_codes=restart_dead_codes,
-            dead_code_threshold=dead_code_threshold, cosine=cosine_codes,
+            num_quantizers=num_quantizers,
+            quantizer_dropout=quantizer_dropout,
+            num_codes=num_codes,
+            dim=code_dim,
+            mode=codebook_mode,
+            beta=beta,
+            decay=decay,
+            kmeans_init=kmeans_init,
+            restart_dead_codes=restart_dead_codes,
+            dead_code_threshold=dead_code_threshold,
+            cosine=cosine_codes,
         )
         self.register_buffer("_mean", torch.tensor(norm_mean, dtype=torch.float32).view(1, -1, 1), persistent=False)
         self.register_buffer("_std", torch.tensor(norm_std, dtype=torch.float32).view(1, -1, 1), persistent=False)
@@ -233,23 +265,31 @@ class VQVAE(ModelMixin, ConfigMixin):
         summary, stages = self.quantizer(z.transpose(1, 2).reshape(-1, d))
         quantized = summary.quantized.view(b, length, d).transpose(1, 2).to(z.dtype)
         reconstruction = self.decoder(self.project_out(quantized))
-        reconstruction_loss = reconstruction_error(reconstruction.float(), x.float(), self.config.reconstruction_loss_type)
+        reconstruction_loss = reconstruction_error(
+            reconstruction.float(), x.float(), self.config.reconstruction_loss_type
+        )
         loss = reconstruction_loss + summary.loss
         spectral_loss = None
         if self.config.spectral_loss_weight:
             spectral_loss = multi_resolution_stft_loss(reconstruction.float(), x.float())
             loss = loss + self.config.spectral_loss_weight * spectral_loss
             spectral_loss = spectral_loss.detach()
-        return CodecOutput(reconstruction, loss, reconstruction_loss.detach(), summary.loss.detach(), summary, stages, spectral_loss)
+        return CodecOutput(
+            reconstruction, loss, reconstruction_loss.detach(), summary.loss.detach(), summary, stages, spectral_loss
+        )
 
     # ----- public API ------------------------------------------------------------------------------------
     def _check_length(self, length: int) -> None:
         if length % self.config.downsample_factor:
-            raise DataError(f"signal length {length} must be a multiple of the codec's downsample factor {self.config.downsample_factor}")
+            raise DataError(
+                f"signal length {length} must be a multiple of the codec's downsample factor "
+                f"{self.config.downsample_factor}"
+            )
 
     @torch.no_grad()
     def encode(self, signals, search: int = 0, sweeps: int = 2) -> Encoded:
-        """``(B, L, C)`` physical units -> vectors ``(B, L', D)`` and codes ``(B, L')`` (``(B, L', Q)`` for residual VQ).
+        """``(B, L, C)`` physical units -> vectors ``(B, L', D)`` and codes ``(B, L')`` (``(B, L', Q)`` for
+        residual VQ).
 
         ``search`` > 0 tries that many nearest codes per position through the decoder and keeps those that decode
         closer to the input (analysis-by-synthesis, ``sweeps`` passes; tsvq.codec.search): same bit rate and
@@ -311,8 +351,14 @@ class VQVAE(ModelMixin, ConfigMixin):
         self.train(was_training)
         return self.denormalize(out).transpose(1, 2).float()
 
-    def encode_windows(self, windows, indices: np.ndarray | None = None, batch_size: int = 256, progress: bool = False,
-                       **encode_options) -> np.ndarray:
+    def encode_windows(
+        self,
+        windows,
+        indices: np.ndarray | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+        **encode_options,
+    ) -> np.ndarray:
         """Codes of many windows ``(N, L, C)``, a batch at a time: ``(N, L')`` (``(N, L', Q)`` for residual VQ) int64.
 
         ``windows`` may be a memory map (a window store's): with ``indices`` only those rows are read, a batch at a
@@ -321,15 +367,20 @@ class VQVAE(ModelMixin, ConfigMixin):
         from tqdm.auto import tqdm
 
         rows = np.arange(len(windows)) if indices is None else np.asarray(indices)
-        codes = [self.encode(np.asarray(windows[rows[start : start + batch_size]]), **encode_options).codes.cpu().numpy()
-                 for start in tqdm(range(0, len(rows), batch_size), desc="encode", unit="batch", disable=not progress, leave=False)]
+        codes = [
+            self.encode(np.asarray(windows[rows[start : start + batch_size]]), **encode_options).codes.cpu().numpy()
+            for start in tqdm(
+                range(0, len(rows), batch_size), desc="encode", unit="batch", disable=not progress, leave=False
+            )
+        ]
         shape = (0, self.latent_length) + ((self.config.num_quantizers,) if self.config.num_quantizers > 1 else ())
         return np.concatenate(codes) if codes else np.zeros(shape, dtype=np.int64)
 
     def decode_codes(self, codes, batch_size: int = 256) -> np.ndarray:
         """Signals ``(N, L, C)`` float32 in physical units of many code sequences (or vectors), a batch at a time."""
-        return np.concatenate([self.decode(codes[start : start + batch_size]).cpu().numpy()
-                               for start in range(0, len(codes), batch_size)])
+        return np.concatenate(
+            [self.decode(codes[start : start + batch_size]).cpu().numpy() for start in range(0, len(codes), batch_size)]
+        )
 
     @torch.no_grad()
     def reconstruct(self, signals) -> torch.Tensor:

@@ -35,14 +35,23 @@ def stage_channels(hidden_channels: int, num_stages: int, max_multiplier: int = 
 class Encoder(nn.Module):
     """(B, C, L) -> (B, latent_dim, L / downsample_factor)."""
 
-    def __init__(self, in_channels: int, hidden_channels: int, latent_dim: int, downsample_factor: int, num_res_blocks: int):
+    def __init__(
+        self, in_channels: int, hidden_channels: int, latent_dim: int, downsample_factor: int, num_res_blocks: int
+    ):
         super().__init__()
         stages = int(math.log2(downsample_factor))
         widths = [hidden_channels, *stage_channels(hidden_channels, stages)]
         layers: list[nn.Module] = [nn.Conv1d(in_channels, hidden_channels, 7, padding=3)]
         for i in range(stages):
-            layers += [residual_stack(widths[i], num_res_blocks), nn.Conv1d(widths[i], widths[i + 1], 4, stride=2, padding=1)]
-        layers += [residual_stack(widths[-1], num_res_blocks), nn.SiLU(), nn.Conv1d(widths[-1], latent_dim, 3, padding=1)]
+            layers += [
+                residual_stack(widths[i], num_res_blocks),
+                nn.Conv1d(widths[i], widths[i + 1], 4, stride=2, padding=1),
+            ]
+        layers += [
+            residual_stack(widths[-1], num_res_blocks),
+            nn.SiLU(),
+            nn.Conv1d(widths[-1], latent_dim, 3, padding=1),
+        ]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -52,13 +61,21 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """(B, latent_dim, L') -> (B, C, L' * downsample_factor); mirrors the encoder."""
 
-    def __init__(self, out_channels: int, hidden_channels: int, latent_dim: int, downsample_factor: int, num_res_blocks: int):
+    def __init__(
+        self, out_channels: int, hidden_channels: int, latent_dim: int, downsample_factor: int, num_res_blocks: int
+    ):
         super().__init__()
         stages = int(math.log2(downsample_factor))
         widths = [hidden_channels, *stage_channels(hidden_channels, stages)]
-        layers: list[nn.Module] = [nn.Conv1d(latent_dim, widths[-1], 3, padding=1), residual_stack(widths[-1], num_res_blocks)]
+        layers: list[nn.Module] = [
+            nn.Conv1d(latent_dim, widths[-1], 3, padding=1),
+            residual_stack(widths[-1], num_res_blocks),
+        ]
         for i in reversed(range(stages)):
-            layers += [nn.ConvTranspose1d(widths[i + 1], widths[i], 4, stride=2, padding=1), residual_stack(widths[i], num_res_blocks)]
+            layers += [
+                nn.ConvTranspose1d(widths[i + 1], widths[i], 4, stride=2, padding=1),
+                residual_stack(widths[i], num_res_blocks),
+            ]
         layers += [nn.SiLU(), nn.Conv1d(hidden_channels, out_channels, 7, padding=3)]
         self.net = nn.Sequential(*layers)
 

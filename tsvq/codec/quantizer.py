@@ -50,7 +50,9 @@ def stage_vectors(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     return sum(F.embedding(codes[..., i], codebooks[i]) for i in range(codes.shape[-1]))
 
 
-def kmeans(samples: torch.Tensor, k: int, iterations: int = 10, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(
+    samples: torch.Tensor, k: int, iterations: int = 10, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on ``samples`` (N, d) with k-means++ seeding; returns centroids (k, d) and cluster sizes (k,)."""
     n = samples.shape[0]
     device = samples.device
@@ -140,7 +142,9 @@ class VectorQuantizer(nn.Module):
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook vectors of integer codes (any shape) -> (..., dim)."""
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.num_codes):
-            raise IndexError(f"code indices must lie in [0, {self.num_codes}); got range [{int(codes.min())}, {int(codes.max())}]")
+            raise IndexError(
+                f"code indices must lie in [0, {self.num_codes}); got range [{int(codes.min())}, {int(codes.max())}]"
+            )
         return F.embedding(codes, self.normalized_codebook())
 
     @torch.no_grad()
@@ -255,8 +259,9 @@ class ResidualVectorQuantizer(nn.Module):
         if active < self.num_quantizers:  # dropped stages contribute nothing; mark their codes as 0
             codes = F.pad(codes, (0, self.num_quantizers - active))
         loss = sum(s.loss for s in stages)
-        summary = QuantizerOutput(total, codes, loss, stages[0].perplexity, stages[0].usage,
-                                  sum(s.dead_codes for s in stages))
+        summary = QuantizerOutput(
+            total, codes, loss, stages[0].perplexity, stages[0].usage, sum(s.dead_codes for s in stages)
+        )
         return summary, stages
 
     def stage_codebooks(self) -> torch.Tensor:
@@ -280,7 +285,9 @@ class ResidualVectorQuantizer(nn.Module):
         total = torch.zeros_like(residual)
         codes = []
         for quantizer in self.quantizers:
-            code = nearest_codes(F.normalize(residual, dim=1) if quantizer.cosine else residual, quantizer.normalized_codebook())
+            code = nearest_codes(
+                F.normalize(residual, dim=1) if quantizer.cosine else residual, quantizer.normalized_codebook()
+            )
             chosen = quantizer.lookup(code)
             codes.append(code)
             total = total + chosen

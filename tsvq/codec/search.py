@@ -21,7 +21,9 @@ import torch.nn.functional as F
 
 
 @torch.no_grad()
-def _reach(net, shape: tuple[int, int, int], nudge_at: int, centre: int, step: int, device, trials: int, seed: int) -> int:
+def _reach(
+    net, shape: tuple[int, int, int], nudge_at: int, centre: int, step: int, device, trials: int, seed: int
+) -> int:
     """Nudge ``net``'s input ``(1, C, L)`` at position ``nudge_at``; how far from ``centre`` (in output positions
     grouped by ``step``) does the output change? Measured on random inputs, so no layer arithmetic can go stale."""
     generator = torch.Generator().manual_seed(seed)
@@ -58,13 +60,15 @@ def _measured(codec, kind: str, latent_length: int, trials: int, seed: int, meas
 
 def decoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0) -> int:
     """How many code positions either side of a code its decoded samples can depend on (measured, not assumed)."""
+
     def decode(latent):
         return codec.decoder(codec.project_out(latent))
 
     def measure(length: int) -> int:
         mid = length // 2
-        return _reach(decode, (1, codec.code_dim, length), mid, mid, codec.config.downsample_factor, codec.device,
-                      trials, seed)
+        return _reach(
+            decode, (1, codec.code_dim, length), mid, mid, codec.config.downsample_factor, codec.device, trials, seed
+        )
 
     return _measured(codec, "decoder", latent_length, trials, seed, measure)
 
@@ -75,15 +79,23 @@ def encoder_reach(codec, latent_length: int = 64, trials: int = 3, seed: int = 0
 
     def measure(length: int) -> int:
         mid = length // 2
-        return _reach(codec.encoder, (1, codec.config.in_channels, length * f), mid * f, mid, 1, codec.device,
-                      trials, seed)
+        return _reach(
+            codec.encoder, (1, codec.config.in_channels, length * f), mid * f, mid, 1, codec.device, trials, seed
+        )
 
     return _measured(codec, "encoder", latent_length, trials, seed, measure)
 
 
 @torch.no_grad()
-def search_codes(codec, x: torch.Tensor, codes: torch.Tensor, latent: torch.Tensor, candidates: int = 16,
-                 sweeps: int = 2, positions_per_pass: int | None = None) -> torch.Tensor:
+def search_codes(
+    codec,
+    x: torch.Tensor,
+    codes: torch.Tensor,
+    latent: torch.Tensor,
+    candidates: int = 16,
+    sweeps: int = 2,
+    positions_per_pass: int | None = None,
+) -> torch.Tensor:
     """Codes ``(B, L', Q)`` whose decoding of ``x`` (``(B, C, L)``, normalised) has no larger squared error.
 
     ``latent`` is the encoder's output ``(B, L', D)`` before quantization; candidates at a position (and

@@ -32,8 +32,15 @@ def decode_margin(codec) -> int:
     return decoder_reach(codec, 64) + 1
 
 
-def encode_long(codec, signal: np.ndarray, chunk_codes: int = 2048, search: int = 0, sweeps: int = 2,
-                quantizers: int | None = None, margin: int | None = None) -> np.ndarray:
+def encode_long(
+    codec,
+    signal: np.ndarray,
+    chunk_codes: int = 2048,
+    search: int = 0,
+    sweeps: int = 2,
+    quantizers: int | None = None,
+    margin: int | None = None,
+) -> np.ndarray:
     """Codes of one long signal ``(L, C)`` in physical units, ``L`` a multiple of the downsample factor:
     ``(L / f,)`` int64, or ``(L / f, q)`` for residual VQ (its first ``quantizers`` stages). ``margin``:
     ``encode_margin(codec, search)``, measured here when not given."""

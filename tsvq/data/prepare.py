@@ -23,21 +23,22 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from tsvq.config import check_ranges
 from tsvq.data import builtin
 from tsvq.data.preprocess import Preprocessing, QualityConfig, clean_segments, dropped_seconds, quality_mask
 from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
 from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
 from tsvq.data.store import STORE_FORMAT_VERSION, StoreWriter, WindowStore
 from tsvq.data.windows import beat_centred_starts, beats_in_window, fixed_window_starts, window_label
-from tsvq.config import check_ranges
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_directory, check_output_path, claim_output_folder
 
 logger = logging.getLogger(__name__)
 
 
-def _option(default=dataclasses.MISSING, help: str = "", flag: str | None = None, default_factory=dataclasses.MISSING,
-            **cli):
+def _option(
+    default=dataclasses.MISSING, help: str = "", flag: str | None = None, default_factory=dataclasses.MISSING, **cli
+):
     """A config field with the help text (and, where it is shorter than the name, the flag; ``cli``: argparse's
     ``choices``/``metavar``) of its CLI option: `tsvq prepare` makes its options from these, so help and
     defaults cannot drift from the config."""
@@ -48,32 +49,70 @@ def _option(default=dataclasses.MISSING, help: str = "", flag: str | None = None
 class PrepareConfig:
     """How records become windows. Defaults suit single-lead ECG."""
 
-    source: Any = _option(builtin.MITDB208, flag="source", help=(
-        "folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; one path "
-        "replaces the path of a recipe's source mapping (tsvq.data.SourceConfig) and keeps its groups and table; for a "
-        "recipe with several mappings, give the folder that holds them all, or one path per mapping in order"))
-    rate_hz: float | None = _option(250.0, flag="rate", help="target sampling rate in Hz (none: keep the native rate, which every record must share)")
+    source: Any = _option(
+        builtin.MITDB208,
+        flag="source",
+        help=(
+            "folder or record of WFDB files, or a built-in source (mitdb208, synthetic); several combine; one path "
+            "replaces the path of a recipe's source mapping (tsvq.data.SourceConfig) and keeps its groups and table; "
+            "for a "
+            "recipe with several mappings, give the folder that holds them all, or one path per mapping in order"
+        ),
+    )
+    rate_hz: float | None = _option(
+        250.0,
+        flag="rate",
+        help="target sampling rate in Hz (none: keep the native rate, which every record must share)",
+    )
     window_seconds: float = _option(4.096, flag="window", help="window length in seconds")
     window_samples: int | None = _option(None, help="window length in samples (overrides --window)")
     stride_seconds: float | None = _option(None, flag="stride", help="stride in seconds (default: the window length)")
     channels: list[str] | None = _option(None, help="channel names to keep (default: each record's first channel)")
     channel_aliases: bool = _option(False, help="also match aliases such as MLII/II and V/V5")
-    leads_as_examples: bool = _option(False, help="each lead in the first channel's unit becomes its own single-channel example")
-    example_unit: str | None = _option(None, metavar="UNIT", help="with --leads-as-examples: the unit of the leads that become examples (default: the first channel's), e.g. mV to take a record's ECG leads and leave its PPG and blood pressure")
-    lead_projections: int = _option(0, metavar="N", help="with --leads-as-examples: N random mixtures of each train record's leads join as examples")
+    leads_as_examples: bool = _option(
+        False, help="each lead in the first channel's unit becomes its own single-channel example"
+    )
+    example_unit: str | None = _option(
+        None,
+        metavar="UNIT",
+        help="with --leads-as-examples: the unit of the leads that become examples (default: the first channel's), "
+        "e.g. mV to take a record's ECG leads and leave its PPG and blood pressure",
+    )
+    lead_projections: int = _option(
+        0, metavar="N", help="with --leads-as-examples: N random mixtures of each train record's leads join as examples"
+    )
     highpass_hz: float | None = _option(0.5, flag="highpass", help="high-pass edge in Hz (baseline wander removal)")
     lowpass_hz: float | None = _option(40.0, flag="lowpass", help="low-pass edge in Hz")
-    annotation_extensions: list[str] = _option(default_factory=lambda: ["atr"], flag="annotations", help="annotation extensions to read")
+    annotation_extensions: list[str] = _option(
+        default_factory=lambda: ["atr"], flag="annotations", help="annotation extensions to read"
+    )
     label_extension: str = _option("atr", help="the annotation whose beat symbols give AAMI beat labels")
     beat_centred: bool = _option(False, help="one window centred on each annotated beat instead of fixed strides")
-    group_by: str = _option("auto", choices=["auto", "record", "parent"], help=(
-        "what a patient is, for plain paths: a record, its folder (parent), or auto (folder for records in subfolders)"))
-    split_by: str = _option("group", choices=["group", "label", "time"], help=(
-        "group: patient-wise, seeded; label: by a record label such as a fold (split_label, split_values); time: "
-        "contiguous blocks of each record (one-patient data)"))
-    split_label: str | None = _option(None, help="with --split-by label: which record label places a patient (e.g. strat_fold)")
-    split_values: dict[str, list] = _option(default_factory=dict, help="with split_by label: {train: [1, ..., 8], val: [9], test: [10]} (YAML or --set)")
-    window_label: str = _option("beats", help="beats: the AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)")
+    group_by: str = _option(
+        "auto",
+        choices=["auto", "record", "parent"],
+        help=(
+            "what a patient is, for plain paths: a record, its folder (parent), or auto (folder for records in "
+            "subfolders)"
+        ),
+    )
+    split_by: str = _option(
+        "group",
+        choices=["group", "label", "time"],
+        help=(
+            "group: patient-wise, seeded; label: by a record label such as a fold (split_label, split_values); time: "
+            "contiguous blocks of each record (one-patient data)"
+        ),
+    )
+    split_label: str | None = _option(
+        None, help="with --split-by label: which record label places a patient (e.g. strat_fold)"
+    )
+    split_values: dict[str, list] = _option(
+        default_factory=dict, help="with split_by label: {train: [1, ..., 8], val: [9], test: [10]} (YAML or --set)"
+    )
+    window_label: str = _option(
+        "beats", help="beats: the AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)"
+    )
     val_fraction: float = _option(0.1, help="share of the patients that validate (when --val-groups is not given)")
     test_fraction: float = _option(0.2, help="share of the patients that test (when --test-groups is not given)")
     test_groups: list[str] = _option(default_factory=list, help="patients/groups that must land in the test split")
@@ -84,9 +123,11 @@ class PrepareConfig:
     clip_seconds: float = _option(0.05, help="a plateau at the channel's extreme this long is clipping, cut out")
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("rate_hz", "window_seconds", "window_samples", "stride_seconds", "flat_seconds",
-                                     "clip_seconds"),
-                     non_negative=("highpass_hz", "lowpass_hz", "lead_projections"))
+        check_ranges(
+            self,
+            positive=("rate_hz", "window_seconds", "window_samples", "stride_seconds", "flat_seconds", "clip_seconds"),
+            non_negative=("highpass_hz", "lowpass_hz", "lead_projections"),
+        )
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must lie in [0, 1)")
@@ -101,9 +142,16 @@ MANIFEST_REVISION = 2
 
 
 def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
-    payload = json.dumps({"config": config.to_dict(), "sources": fingerprint, "version": STORE_FORMAT_VERSION,
-                          "manifest_revision": MANIFEST_REVISION},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "config": config.to_dict(),
+            "sources": fingerprint,
+            "version": STORE_FORMAT_VERSION,
+            "manifest_revision": MANIFEST_REVISION,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -124,8 +172,10 @@ def list_references(sources: list[Source]) -> list[tuple[Source, RecordRef]]:
         checks = sorted({("records of group", r.group) for r in refs}) + sorted({("record", r.name) for r in refs})
         for kind, key in checks:  # patients first: the clash that matters most
             if origin.setdefault((kind, key), source.description) != source.description:
-                raise DataError(f"sources {origin[kind, key]} and {source.description} both hold {kind} '{key}'; "
-                                "rename one, or prepare them separately")
+                raise DataError(
+                    f"sources {origin[kind, key]} and {source.description} both hold {kind} '{key}'; "
+                    "rename one, or prepare them separately"
+                )
         found += [(source, ref) for ref in refs]
     return found
 
@@ -136,7 +186,9 @@ def plan_splits(refs: list[RecordRef], config: PrepareConfig) -> dict[str, str]:
         return {ref.group: "time-blocks" for ref in refs}
     if config.split_by == "label":
         if not config.split_label or not config.split_values:
-            raise ConfigError("split_by 'label' needs split_label (e.g. strat_fold) and split_values ({train: [...], ...})")
+            raise ConfigError(
+                "split_by 'label' needs split_label (e.g. strat_fold) and split_values ({train: [...], ...})"
+            )
         labels_of_group: dict[str, set[str]] = {}
         for ref in refs:
             if config.split_label not in ref.labels:
@@ -144,21 +196,39 @@ def plan_splits(refs: list[RecordRef], config: PrepareConfig) -> dict[str, str]:
             labels_of_group.setdefault(ref.group, set()).add(str(ref.labels[config.split_label]))
         return splits_from_label(labels_of_group, config.split_label, config.split_values)
     if config.split_by == "group":
-        return assign_group_splits([ref.group for ref in refs], config.val_fraction, config.test_fraction, config.seed,
-                                   [str(g) for g in config.test_groups], [str(g) for g in config.val_groups])
+        return assign_group_splits(
+            [ref.group for ref in refs],
+            config.val_fraction,
+            config.test_fraction,
+            config.seed,
+            [str(g) for g in config.test_groups],
+            [str(g) for g in config.val_groups],
+        )
     raise ConfigError(f"unknown split_by '{config.split_by}'; choose 'group', 'label' or 'time'")
 
 
 def _check(config: PrepareConfig) -> None:
-    if config.lead_projections < 0 or (config.lead_projections and not (config.leads_as_examples and config.split_by != "time")):
-        raise ConfigError(f"lead_projections={config.lead_projections}: needs a count >= 0, leads_as_examples and a "
-                          "patient-wise split (mixtures augment the train patients only)")
+    if config.lead_projections < 0 or (
+        config.lead_projections and not (config.leads_as_examples and config.split_by != "time")
+    ):
+        raise ConfigError(
+            f"lead_projections={config.lead_projections}: needs a count >= 0, leads_as_examples and a "
+            "patient-wise split (mixtures augment the train patients only)"
+        )
     if config.beat_centred and config.window_label != "beats":
-        raise ConfigError("beat_centred windows take their label from the beat they centre on; leave window_label 'beats'")
+        raise ConfigError(
+            "beat_centred windows take their label from the beat they centre on; leave window_label 'beats'"
+        )
 
 
-def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, progress: bool = True,
-            sources: list[Source] | None = None, workers: int | None = None) -> WindowStore:
+def prepare(
+    config: PrepareConfig,
+    out: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    sources: list[Source] | None = None,
+    workers: int | None = None,
+) -> WindowStore:
     """Build (or reuse) the window store for ``config`` at ``out`` and return it.
 
     ``sources`` replaces ``config.source``, e.g. ``[ArraySource(signals, 250, groups=...)]`` for data in memory.
@@ -178,7 +248,9 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
             logger.info("reusing window store %s (same config and sources)", out)
             return existing
         if not overwrite:
-            raise DataError(f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite")
+            raise DataError(
+                f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite"
+            )
     claim_output_folder(out, overwrite=True, what="window store")  # a folder that is not a tsvq store: refused now
     skipped: dict[str, str] = {}
     for source, ref in refs:
@@ -199,17 +271,22 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
     with atomic_directory(out, overwrite=True, what="window store") as tmp, contextlib.ExitStack() as stack:
         writer = StoreWriter(tmp)
         try:
-            results = stack.enter_context(contextlib.closing(in_order(_windowed_record, plan, workers or os.cpu_count() or 1)))
-            for (native_rate, examples), (source, ref, *_) in tqdm(zip(results, plan), total=len(plan), desc="prepare",
-                                                                   unit="record", disable=not progress):
+            results = stack.enter_context(
+                contextlib.closing(in_order(_windowed_record, plan, workers or os.cpu_count() or 1))
+            )
+            for (native_rate, examples), (_, ref, *_) in tqdm(
+                zip(results, plan), total=len(plan), desc="prepare", unit="record", disable=not progress
+            ):
                 try:
                     if isinstance(examples, DataError):
                         raise examples
                     if rate is None:
                         rate = native_rate
                     elif config.rate_hz is None and native_rate != rate:
-                        raise DataError(f"{ref.where}: sampling rate {native_rate:g} Hz differs from "
-                                        f"{rate:g} Hz of earlier records; set a target rate (--rate HZ) to resample them")
+                        raise DataError(
+                            f"{ref.where}: sampling rate {native_rate:g} Hz differs from "
+                            f"{rate:g} Hz of earlier records; set a target rate (--rate HZ) to resample them"
+                        )
                     for example in examples:
                         writer.add(*example)
                 except DataError as error:
@@ -217,12 +294,19 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
                         raise
                     skipped[ref.name] = str(error)
             window, stride = _window_and_stride(config, float(rate or 0))
-            writer.finish({
-                "config": config.to_dict(), "config_hash": config_hash,
-                "source": [s.description for s in sources] if len(sources) > 1 else sources[0].description,
-                "sampling_rate_hz": rate, "window_length": window, "stride": stride, "skipped_records": skipped,
-                "split_note": _SPLIT_NOTES[config.split_by],
-            }, where)
+            writer.finish(
+                {
+                    "config": config.to_dict(),
+                    "config_hash": config_hash,
+                    "source": [s.description for s in sources] if len(sources) > 1 else sources[0].description,
+                    "sampling_rate_hz": rate,
+                    "window_length": window,
+                    "stride": stride,
+                    "skipped_records": skipped,
+                    "split_note": _SPLIT_NOTES[config.split_by],
+                },
+                where,
+            )
         finally:
             writer.close()
     return WindowStore(out)
@@ -231,7 +315,8 @@ def prepare(config: PrepareConfig, out: str | Path, overwrite: bool = False, pro
 _SPLIT_NOTES = {
     "group": "patient-wise: every record of a group lands in one split",
     "label": "by a record label, patient-wise: every record of a group lands in one split",
-    "time": "by time: each record's first part trains, its middle validates, its end tests; windows crossing a block boundary are dropped",
+    "time": "by time: each record's first part trains, its middle validates, its end tests; windows crossing a block "
+    "boundary are dropped",
 }
 
 
@@ -279,14 +364,16 @@ def _windowed_record(task) -> tuple[float | None, list[tuple] | DataError]:
     source, ref, split, options, config, quality = task
     try:
         record = source.read(ref, options)
-        return record.sampling_rate_hz, _record_examples(record, ref, split, float(config.rate_hz or record.sampling_rate_hz),
-                                                         config, quality, source.description)
+        return record.sampling_rate_hz, _record_examples(
+            record, ref, split, float(config.rate_hz or record.sampling_rate_hz), config, quality, source.description
+        )
     except DataError as error:
         return None, error
 
 
-def _record_examples(record, ref: RecordRef, split: str, rate: float, config: PrepareConfig, quality: QualityConfig,
-                     source: str) -> list[tuple]:
+def _record_examples(
+    record, ref: RecordRef, split: str, rate: float, config: PrepareConfig, quality: QualityConfig, source: str
+) -> list[tuple]:
     """Window every example of one record: the writer's arguments for each (all or nothing for the record)."""
     window, stride = _window_and_stride(config, rate)
     record_label = None
@@ -294,24 +381,48 @@ def _record_examples(record, ref: RecordRef, split: str, rate: float, config: Pr
         if config.window_label not in ref.labels:
             raise DataError(f"{ref.where}: record has no label '{config.window_label}' (window_label)")
         record_label = str(ref.labels[config.window_label])
-    examples = [(entry, names, units, _windows_of_record(record, signal, rate, window, stride, quality, config))
-                for entry, signal, names, units in _examples_of_record(record, ref.name, config, split == "train")]
+    examples = [
+        (entry, names, units, _windows_of_record(record, signal, rate, window, stride, quality, config))
+        for entry, signal, names, units in _examples_of_record(record, ref.name, config, split == "train")
+    ]
     named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
     added = []
     for entry, names, units, result in examples:
         count = len(result["starts"])
-        splits = (result["time_split"] if config.split_by == "time"
-                  else np.full(count, SPLITS.index(split), dtype=np.int8))
+        splits = (
+            result["time_split"] if config.split_by == "time" else np.full(count, SPLITS.index(split), dtype=np.int8)
+        )
         labels = result["labels"] if record_label is None else [record_label] * count
-        added.append(({"name": entry, "group": ref.group, "source": source, "file": ref.where, "split": split,
-                       "labels": dict(ref.labels), "native_rate_hz": record.sampling_rate_hz, "channels": names,
-                       "minutes": round(record.duration_s / 60, 3), "windows": count, "dropped_seconds": result["dropped_s"]},
-                      result["windows"], result["starts"], splits, labels, result["beats"],
-                      list(config.channels) if named_channels else names, units))
+        added.append(
+            (
+                {
+                    "name": entry,
+                    "group": ref.group,
+                    "source": source,
+                    "file": ref.where,
+                    "split": split,
+                    "labels": dict(ref.labels),
+                    "native_rate_hz": record.sampling_rate_hz,
+                    "channels": names,
+                    "minutes": round(record.duration_s / 60, 3),
+                    "windows": count,
+                    "dropped_seconds": result["dropped_s"],
+                },
+                result["windows"],
+                result["starts"],
+                splits,
+                labels,
+                result["beats"],
+                list(config.channels) if named_channels else names,
+                units,
+            )
+        )
     return added
 
 
-def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
+def _examples_of_record(
+    record, name: str, config: PrepareConfig, train: bool
+) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
     """``(entry name, signal (T, C), channel names, units)`` of each example a record gives.
 
     By default one example: the record's first channel, or the ``channels`` asked for, together. With
@@ -327,10 +438,14 @@ def _examples_of_record(record, name: str, config: PrepareConfig, train: bool) -
     unit = (config.example_unit or units[0]).lower()
     leads = [i for i in range(len(units)) if units[i].lower() == unit]
     if not leads:
-        raise DataError(f"{record.path}.hea: no lead in '{unit}' (example_unit); its channels are "
-                        f"{list(zip(record.channel_names, units))}")
-    examples = [(f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
-                for i in leads]
+        raise DataError(
+            f"{record.path}.hea: no lead in '{unit}' (example_unit); its channels are "
+            f"{list(zip(record.channel_names, units))}"
+        )
+    examples = [
+        (f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
+        for i in leads
+    ]
     if train and len(leads) > 1:
         for k, signal in enumerate(mix_leads(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
             examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[leads[0]]]))
@@ -366,8 +481,10 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
     scale = rate / native
     label_ann = record.annotations.get(config.label_extension)
     if config.beat_centred and label_ann is None:
-        raise DataError(f"{record.path}.hea: beat-centred windows need beat annotations "
-                        f"('{record.path.name}.{config.label_extension}' not found)")
+        raise DataError(
+            f"{record.path}.hea: beat-centred windows need beat annotations "
+            f"('{record.path.name}.{config.label_extension}' not found)"
+        )
     beat_samples = np.round(label_ann.sample * scale).astype(np.int64) if label_ann else np.zeros(0, np.int64)
     beat_symbols = np.array(label_ann.symbol if label_ann else [], dtype=object)
     total = int(round(signal.shape[0] * scale))
@@ -375,8 +492,9 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
     out_windows, out_starts, out_split, labels, beats = [], [], [], [], []
     short = 0.0
     # The conditioning a codec trained on this store records and applies to new recordings (Pipeline.preprocess).
-    conditioning = Preprocessing(sampling_rate_hz=rate, highpass_hz=config.highpass_hz, lowpass_hz=config.lowpass_hz,
-                                 window_length=window)
+    conditioning = Preprocessing(
+        sampling_rate_hz=rate, highpass_hz=config.highpass_hz, lowpass_hz=config.lowpass_hz, window_length=window
+    )
     for seg_start, seg_end in clean_segments(mask):
         segment = conditioning.condition(signal[seg_start:seg_end], native)
         if segment.shape[0] < window:
@@ -391,7 +509,9 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
             absolute = offset + int(start)
             split_code = 0
             if config.split_by == "time":
-                inside = [i for i, s in enumerate(SPLITS) if bounds[s][0] <= absolute and absolute + window <= bounds[s][1]]
+                inside = [
+                    i for i, s in enumerate(SPLITS) if bounds[s][0] <= absolute and absolute + window <= bounds[s][1]
+                ]
                 if not inside:
                     dropped["split_boundary"] = dropped.get("split_boundary", 0.0) + stride / rate
                     continue
@@ -405,8 +525,15 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
     if short:
         dropped["shorter_than_window"] = round(short, 3)
     if not out_windows:
-        raise DataError(f"{record.path}.hea: no clean stretch as long as one window ({window} samples at {rate:g} Hz); dropped {dropped}")
+        raise DataError(
+            f"{record.path}.hea: no clean stretch as long as one window ({window} samples at {rate:g} Hz); dropped "
+            f"{dropped}"
+        )
     return {
-        "windows": np.stack(out_windows), "starts": np.array(out_starts, dtype=np.int64),
-        "time_split": np.array(out_split, dtype=np.int8), "labels": labels, "beats": beats, "dropped_s": dropped,
+        "windows": np.stack(out_windows),
+        "starts": np.array(out_starts, dtype=np.int64),
+        "time_split": np.array(out_split, dtype=np.int8),
+        "labels": labels,
+        "beats": beats,
+        "dropped_s": dropped,
     }

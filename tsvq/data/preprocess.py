@@ -24,7 +24,9 @@ def real_array(values, what: str = "signals") -> np.ndarray:
     """``values`` as a NumPy array of real numbers, or a DataError that says what it is instead (text, complex,
     an ``.npz`` archive, an object array)."""
     if isinstance(values, np.lib.npyio.NpzFile):
-        raise DataError(f"{what}: an .npz archive of {len(values.files)} array(s); save the one array with np.save (.npy)")
+        raise DataError(
+            f"{what}: an .npz archive of {len(values.files)} array(s); save the one array with np.save (.npy)"
+        )
     try:
         array = np.asarray(values)
     except ValueError as error:  # ragged nested lists
@@ -105,7 +107,9 @@ def resample(signal: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     return sps.resample_poly(signal, ratio.numerator, ratio.denominator, axis=0, padtype="line")
 
 
-def bandpass(signal: np.ndarray, rate_hz: float, low_hz: float | None, high_hz: float | None, order: int = 4) -> np.ndarray:
+def bandpass(
+    signal: np.ndarray, rate_hz: float, low_hz: float | None, high_hz: float | None, order: int = 4
+) -> np.ndarray:
     """Zero-phase Butterworth band-pass (or high-/low-pass when one edge is None) along time.
 
     A high-pass near 0.5 Hz removes baseline wander from breathing and movement without touching the QRS.
@@ -150,24 +154,29 @@ class Preprocessing:
     normalisation: str = "train-split mean and standard deviation per channel, applied inside the codec"
 
     @classmethod
-    def from_store_manifest(cls, manifest: dict) -> "Preprocessing":
+    def from_store_manifest(cls, manifest: dict) -> Preprocessing:
         config = manifest.get("config", {})
         return cls(
-            sampling_rate_hz=float(manifest["sampling_rate_hz"]), highpass_hz=config.get("highpass_hz"),
-            lowpass_hz=config.get("lowpass_hz"), window_length=int(manifest["window_length"]),
-            channel_names=tuple(manifest["channel_names"]), channel_aliases=bool(config.get("channel_aliases", False)),
+            sampling_rate_hz=float(manifest["sampling_rate_hz"]),
+            highpass_hz=config.get("highpass_hz"),
+            lowpass_hz=config.get("lowpass_hz"),
+            window_length=int(manifest["window_length"]),
+            channel_names=tuple(manifest["channel_names"]),
+            channel_aliases=bool(config.get("channel_aliases", False)),
             leads_as_examples=bool(config.get("leads_as_examples", False)),
         )
 
     @classmethod
-    def from_dict(cls, values: dict, where: str = "preprocessing") -> "Preprocessing":
+    def from_dict(cls, values: dict, where: str = "preprocessing") -> Preprocessing:
         return from_dict(cls, {**values, "channel_names": tuple(values.get("channel_names", ()))}, where)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"channel_names": list(self.channel_names)}
 
     def describe(self) -> str:
-        band = f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz" if self.lowpass_hz else f"above {self.highpass_hz:g} Hz"
+        band = (
+            f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz" if self.lowpass_hz else f"above {self.highpass_hz:g} Hz"
+        )
         return f"{self.sampling_rate_hz:g} Hz, {band} zero-phase Butterworth (order {self.filter_order})"
 
     def check_rate(self, rate_hz: float, where: str) -> None:
@@ -177,8 +186,10 @@ class Preprocessing:
             raise DataError(f"{where}: sampling rate must be positive, got {rate_hz}")
         band_top = self.lowpass_hz or self.sampling_rate_hz / 2
         if rate_hz / 2 < band_top:
-            raise DataError(f"{where}: recorded at {rate_hz:g} Hz, which holds nothing above {rate_hz / 2:g} Hz, but the "
-                            f"pipeline codes {self.describe()}; use a pipeline trained at this rate")
+            raise DataError(
+                f"{where}: recorded at {rate_hz:g} Hz, which holds nothing above {rate_hz / 2:g} Hz, but the "
+                f"pipeline codes {self.describe()}; use a pipeline trained at this rate"
+            )
 
     def condition(self, signal: np.ndarray, rate_hz: float) -> np.ndarray:
         """One finite stretch ``(L, C)`` at ``rate_hz`` -> ``(L', C)`` float64 at the pipeline rate, band-limited."""

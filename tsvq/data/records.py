@@ -96,8 +96,11 @@ def find_records(source: str | os.PathLike) -> list[Path]:
 def _segment_paths(path: Path) -> list[Path]:
     """Segment paths named by a multi-segment master header (first line 'name/n_segments ...')."""
     try:
-        lines = [ln for ln in path.with_name(path.name + ".hea").read_text(errors="replace").splitlines()
-                 if ln.strip() and not ln.startswith("#")]
+        lines = [
+            ln
+            for ln in path.with_name(path.name + ".hea").read_text(errors="replace").splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
     except OSError:
         return []
     if not lines or "/" not in lines[0].split()[0]:
@@ -122,7 +125,9 @@ def read_header(path: str | os.PathLike) -> wfdb.Record:
     try:
         header = wfdb.rdheader(str(path))
     except Exception as error:  # wfdb raises many types for a malformed header
-        raise DataError(f"{header_file}: corrupt or unreadable WFDB header ({type(error).__name__}: {error})") from error
+        raise DataError(
+            f"{header_file}: corrupt or unreadable WFDB header ({type(error).__name__}: {error})"
+        ) from error
     if getattr(header, "fs", None) in (None, 0):
         raise DataError(f"{header_file}: header has no sampling frequency")
     if not isinstance(header, wfdb.MultiRecord):
@@ -139,12 +144,18 @@ _GAIN = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(\(-?\d+\))?(/.*)?$")
 def _check_gains(header_file: Path, signals: int) -> None:
     """Each signal line's gain field is a number: wfdb reads ``abc/mV`` as its default gain of 200, silently
     scaling the whole record by the wrong factor."""
-    lines = [ln for ln in header_file.read_text(errors="replace").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [
+        ln
+        for ln in header_file.read_text(errors="replace").splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     for number, line in enumerate(lines[1 : 1 + signals], start=1):
         fields = line.split()
         if len(fields) > 2 and not _GAIN.match(fields[2]):
-            raise DataError(f"{header_file}: signal {number} has gain '{fields[2]}', which is not a number "
-                            "(expected e.g. 200 or 200(0)/mV)")
+            raise DataError(
+                f"{header_file}: signal {number} has gain '{fields[2]}', which is not a number "
+                "(expected e.g. 200 or 200(0)/mV)"
+            )
 
 
 def record_files(path: str | os.PathLike) -> list[Path]:
@@ -179,7 +190,9 @@ def select_channels(
                     candidates += [canonical, *aliases]
         match = next((lowered.index(c.lower()) for c in candidates if c.lower() in lowered), None)
         if match is None:
-            hint = "" if use_aliases else " (aliases such as MLII/II are tried with use_aliases=True / --channel-aliases)"
+            hint = (
+                "" if use_aliases else " (aliases such as MLII/II are tried with use_aliases=True / --channel-aliases)"
+            )
             raise DataError(f"{where}: no channel named '{name}'; available channels: {available}{hint}")
         indices.append(match)
     return indices
@@ -224,7 +237,9 @@ def read_record(
         try:
             ann = wfdb.rdann(str(path), extension)
         except Exception as error:
-            raise DataError(f"{annotation_file}: unreadable annotation file ({type(error).__name__}: {error})") from error
+            raise DataError(
+                f"{annotation_file}: unreadable annotation file ({type(error).__name__}: {error})"
+            ) from error
         annotations[extension] = Annotation(
             extension=extension,
             sample=np.asarray(ann.sample, dtype=np.int64),

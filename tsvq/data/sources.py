@@ -172,8 +172,10 @@ class WFDBSource:
     def _has_wanted_labels(self, labels: dict, path: Path) -> bool:
         for label, values in self.config.label_values.items():
             if label not in labels:
-                raise DataError(f"source {self.root}: label_values names '{label}', but record {path.name} has no such "
-                                f"label (labels: {sorted(labels)}); labels come from the source's table")
+                raise DataError(
+                    f"source {self.root}: label_values names '{label}', but record {path.name} has no such "
+                    f"label (labels: {sorted(labels)}); labels come from the source's table"
+                )
             if labels[label] not in _names(values):
                 return False
         return True
@@ -187,8 +189,12 @@ class WFDBSource:
                 rows = list(reader)
         except OSError as error:
             raise DataError(f"{path}: cannot read the source's metadata table ({error})") from error
-        needed = [table.record_column, *([table.group_column] if table.group_column else []), *table.label_columns,
-                  *([table.superclass_column] if table.superclass_column else [])]
+        needed = [
+            table.record_column,
+            *([table.group_column] if table.group_column else []),
+            *table.label_columns,
+            *([table.superclass_column] if table.superclass_column else []),
+        ]
         columns = rows[0].keys() if rows else []
         missing = [c for c in needed if c not in columns]
         if missing:
@@ -204,8 +210,9 @@ class WFDBSource:
         return result
 
     def read(self, ref: RecordRef, options: ReadOptions) -> Record:
-        return read_record(self._paths[ref.name], options.channels, options.use_aliases, options.annotation_extensions,
-                           ref.group)
+        return read_record(
+            self._paths[ref.name], options.channels, options.use_aliases, options.annotation_extensions, ref.group
+        )
 
     def check(self, ref: RecordRef) -> None:
         read_header(self._paths[ref.name])
@@ -256,7 +263,9 @@ def _superclass(cell: str, superclass_of: dict[str, str], where: Path) -> str:
         statements = ast.literal_eval(cell)
     except (ValueError, SyntaxError) as error:
         raise DataError(f"{where}: cannot parse SCP statements {cell!r}") from error
-    classes = {superclass_of[code] for code, likelihood in statements.items() if code in superclass_of and likelihood > 0}
+    classes = {
+        superclass_of[code] for code, likelihood in statements.items() if code in superclass_of and likelihood > 0
+    }
     return next((c for c in SUPERCLASS_ORDER if c in classes), "")
 
 
@@ -267,12 +276,22 @@ class ArraySource:
     ``labels`` (one per row) become the windows' labels.
     """
 
-    def __init__(self, signals: np.ndarray, sampling_rate_hz: float, groups=None, labels=None,
-                 channel_names: list[str] | None = None, units: list[str] | None = None, names=None,
-                 description: str = "arrays"):
+    def __init__(
+        self,
+        signals: np.ndarray,
+        sampling_rate_hz: float,
+        groups=None,
+        labels=None,
+        channel_names: list[str] | None = None,
+        units: list[str] | None = None,
+        names=None,
+        description: str = "arrays",
+    ):
         signals = real_array(signals, description)
         if signals.ndim != 3 or not signals.shape[2]:
-            raise DataError(f"{description}: expected numeric signals of shape (N, L, C), got {signals.shape} {signals.dtype}")
+            raise DataError(
+                f"{description}: expected numeric signals of shape (N, L, C), got {signals.shape} {signals.dtype}"
+            )
         count, _, channels = signals.shape
         self.signals = signals
         self.sampling_rate_hz = float(sampling_rate_hz)
@@ -283,28 +302,47 @@ class ArraySource:
         self.labels = _names(labels) if labels is not None else None
         self.channel_names = list(channel_names or [f"ch{i}" for i in range(channels)])
         self.units = list(units or ["mV"] * channels)
-        for what, values, size in (("names", self.names, count), ("groups", self.groups, count),
-                                   ("labels", self.labels, count), ("channel_names", self.channel_names, channels),
-                                   ("units", self.units, channels)):
+        for what, values, size in (
+            ("names", self.names, count),
+            ("groups", self.groups, count),
+            ("labels", self.labels, count),
+            ("channel_names", self.channel_names, channels),
+            ("units", self.units, channels),
+        ):
             if values is not None and len(values) != size:
-                raise DataError(f"{description}: {len(values)} {what} for {size} {'rows' if size == count else 'channels'}")
+                raise DataError(
+                    f"{description}: {len(values)} {what} for {size} {'rows' if size == count else 'channels'}"
+                )
         self._row_of = {name: row for row, name in enumerate(self.names)}
         if len(self._row_of) != count:
             raise DataError(f"{description}: row names must be unique")
         self.description = description
 
     def references(self) -> list[RecordRef]:
-        return [RecordRef(name, group, {"label": self.labels[i]} if self.labels is not None else {},
-                          where=f"{self.description}[{i}]")
-                for i, (name, group) in enumerate(zip(self.names, self.groups))]
+        return [
+            RecordRef(
+                name,
+                group,
+                {"label": self.labels[i]} if self.labels is not None else {},
+                where=f"{self.description}[{i}]",
+            )
+            for i, (name, group) in enumerate(zip(self.names, self.groups))
+        ]
 
     def read(self, ref: RecordRef, options: ReadOptions) -> Record:
         row = self._row_of[ref.name]
         picked = select_channels(self.channel_names, options.channels, options.use_aliases, where=ref.where)
-        return Record(name=ref.name, path=Path(ref.where), group=ref.group, sampling_rate_hz=self.sampling_rate_hz,
-                      signal=np.asarray(self.signals[row][:, picked], dtype=np.float64),
-                      channel_names=[self.channel_names[i] for i in picked], units=[self.units[i] for i in picked],
-                      annotations={}, comments=[])
+        return Record(
+            name=ref.name,
+            path=Path(ref.where),
+            group=ref.group,
+            sampling_rate_hz=self.sampling_rate_hz,
+            signal=np.asarray(self.signals[row][:, picked], dtype=np.float64),
+            channel_names=[self.channel_names[i] for i in picked],
+            units=[self.units[i] for i in picked],
+            annotations={},
+            comments=[],
+        )
 
     def check(self, ref: RecordRef) -> None:
         pass

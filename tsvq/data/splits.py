@@ -63,8 +63,9 @@ def splits_from_label(labels_of_group: dict[str, set[str]], label: str, values: 
             missing = sorted(v for v in found if v not in split_of_value)
             raise DataError(f"split: group '{group}' has {label} value(s) {missing} that split_values does not place")
         if len(splits) > 1:
-            raise DataError(f"split: group '{group}' has records in {sorted(splits)} by '{label}'; a patient must "
-                            "stay in one split")
+            raise DataError(
+                f"split: group '{group}' has records in {sorted(splits)} by '{label}'; a patient must stay in one split"
+            )
         assignment[group] = splits.pop()
     return assignment
 

@@ -36,7 +36,9 @@ class WindowStore:
             raise DataError(f"{self.path}: not a window store (no manifest.json); run `tsvq prepare` first")
         self.manifest = read_json(manifest_file, "window store manifest")
         if self.manifest.get("format_version") != STORE_FORMAT_VERSION:
-            raise DataError(f"{manifest_file}: store format {self.manifest.get('format_version')} is not {STORE_FORMAT_VERSION}")
+            raise DataError(
+                f"{manifest_file}: store format {self.manifest.get('format_version')} is not {STORE_FORMAT_VERSION}"
+            )
         self.normalization = read_json(self.path / "normalization.json", "normalization statistics")
         with np.load(self.path / "index.npz") as index:
             self.index = {key: index[key] for key in index.files}
@@ -44,7 +46,9 @@ class WindowStore:
         expected = self.num_windows * self.window_length * self.num_channels * 4
         actual = (self.path / "windows.f32").stat().st_size if (self.path / "windows.f32").exists() else -1
         if actual != expected:
-            raise DataError(f"{self.path / 'windows.f32'}: size {actual} bytes, manifest expects {expected}; the store is damaged")
+            raise DataError(
+                f"{self.path / 'windows.f32'}: size {actual} bytes, manifest expects {expected}; the store is damaged"
+            )
 
     @property
     def num_windows(self) -> int:
@@ -79,7 +83,9 @@ class WindowStore:
         """All windows, ``(N, L, C)`` float32 physical units, memory-mapped (nothing is loaded)."""
         if self._windows is None:
             self._windows = np.memmap(
-                self.path / "windows.f32", dtype=np.float32, mode="r",
+                self.path / "windows.f32",
+                dtype=np.float32,
+                mode="r",
                 shape=(self.num_windows, self.window_length, self.num_channels),
             )
         return self._windows
@@ -115,16 +121,23 @@ class WindowStore:
         """Record name of each window index."""
         return np.array(self.record_names)[self.index["record"][indices]]
 
-    def dataset(self, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False,
-                balance_sources: bool = False) -> "WindowDataset":
+    def dataset(
+        self,
+        split: str,
+        label_vocabulary: list[str] | None = None,
+        balance_groups: bool = False,
+        balance_sources: bool = False,
+    ) -> WindowDataset:
         return WindowDataset(self, split, label_vocabulary, balance_groups, balance_sources)
 
     def sources_of(self, indices: np.ndarray) -> np.ndarray:
         """The source (dataset folder) of each window index."""
         records = self.manifest["records"]
         if any("source" not in r for r in records):
-            raise DataError(f"{self.path}: the store does not record each record's source (made by an older tsvq); "
-                            "prepare it again to balance sources")
+            raise DataError(
+                f"{self.path}: the store does not record each record's source (made by an older tsvq); "
+                "prepare it again to balance sources"
+            )
         return np.array([r["source"] for r in records])[self.index["record"][indices]]
 
     def groups_of(self, indices: np.ndarray) -> np.ndarray:
@@ -134,7 +147,10 @@ class WindowStore:
 
     def __repr__(self) -> str:
         counts = {s: len(self.split_indices(s)) for s in SPLITS}
-        return f"WindowStore({self.path}, {self.sampling_rate_hz:g} Hz, window={self.window_length}, channels={self.channel_names}, {counts})"
+        return (
+            f"WindowStore({self.path}, {self.sampling_rate_hz:g} Hz, window={self.window_length}, "
+            f"channels={self.channel_names}, {counts})"
+        )
 
 
 class StoreWriter:
@@ -150,8 +166,17 @@ class StoreWriter:
         self.channel_names: list[str] | None = None
         self.units: list[str] | None = None
 
-    def add(self, meta: dict, windows: np.ndarray, starts: np.ndarray, splits: np.ndarray, labels: list[str],
-            beats: list[str], channel_names: list[str], units: list[str]) -> None:
+    def add(
+        self,
+        meta: dict,
+        windows: np.ndarray,
+        starts: np.ndarray,
+        splits: np.ndarray,
+        labels: list[str],
+        beats: list[str],
+        channel_names: list[str],
+        units: list[str],
+    ) -> None:
         """Append one example's windows ``(n, L, C)`` with their start samples, split codes, labels and beats."""
         where = meta.get("file", meta["name"])
         if self.units is not None and [u.lower() for u in units] != [u.lower() for u in self.units]:
@@ -178,9 +203,13 @@ class StoreWriter:
         self._sink.close()
         if not self.records:
             raise DataError(f"{where}: no usable record; skipped: {manifest.get('skipped_records', {})}")
-        index = {"record": np.concatenate(self._index["record"]), "start": np.concatenate(self._index["start"]),
-                 "split": np.concatenate(self._index["split"]), "label": np.array(self._index["label"], dtype=str),
-                 "beats": np.array(self._index["beats"], dtype=str)}
+        index = {
+            "record": np.concatenate(self._index["record"]),
+            "start": np.concatenate(self._index["start"]),
+            "split": np.concatenate(self._index["split"]),
+            "label": np.array(self._index["label"], dtype=str),
+            "beats": np.array(self._index["beats"], dtype=str),
+        }
         np.savez(self.folder / "index.npz", **index)
         counts = {s: int((index["split"] == i).sum()) for i, s in enumerate(SPLITS)}
         if counts["train"] == 0:
@@ -191,11 +220,20 @@ class StoreWriter:
         minutes_per_group: dict[str, float] = defaultdict(float)
         for record in {r["file"]: r for r in self.records}.values():  # a record's leads share its minutes
             minutes_per_group[record["group"]] += record["minutes"]
-        write_json(self.folder / "manifest.json", {
-            "format_version": STORE_FORMAT_VERSION, **manifest, "channel_names": self.channel_names, "units": self.units,
-            "num_windows": shape[0], "windows_per_split": counts, "minutes_per_group": dict(minutes_per_group),
-            "dropped_seconds": dict(self.dropped), "records": self.records,
-        })
+        write_json(
+            self.folder / "manifest.json",
+            {
+                "format_version": STORE_FORMAT_VERSION,
+                **manifest,
+                "channel_names": self.channel_names,
+                "units": self.units,
+                "num_windows": shape[0],
+                "windows_per_split": counts,
+                "minutes_per_group": dict(minutes_per_group),
+                "dropped_seconds": dict(self.dropped),
+                "records": self.records,
+            },
+        )
 
     def close(self) -> None:
         self._sink.close()
@@ -243,8 +281,14 @@ class WindowDataset(Dataset):
     """Windows of one split as ``{"signal": (L, C) float32 mV, "label": int64}``; label -1 means none/unknown.
     With ``balance_groups`` every patient/group contributes equally many windows per epoch."""
 
-    def __init__(self, store: WindowStore, split: str, label_vocabulary: list[str] | None = None, balance_groups: bool = False,
-                 balance_sources: bool = False):
+    def __init__(
+        self,
+        store: WindowStore,
+        split: str,
+        label_vocabulary: list[str] | None = None,
+        balance_groups: bool = False,
+        balance_sources: bool = False,
+    ):
         self.store_path = store.path
         self.shape = (store.num_windows, store.window_length, store.num_channels)
         self.indices = store.split_indices(split)

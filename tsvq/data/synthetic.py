@@ -45,19 +45,21 @@ def random_subjects(n: int, seed: int = 0) -> list[VirtualSubject]:
     rng = np.random.default_rng(seed)
     subjects = []
     for i in range(n):
-        subjects.append(VirtualSubject(
-            name=f"subject_{i + 1:02d}",
-            heart_rate_bpm=float(rng.uniform(55, 95)),
-            hrv_std_s=float(rng.uniform(0.015, 0.05)),
-            lf_hf_ratio=float(rng.uniform(0.3, 1.5)),
-            respiration_hz=float(rng.uniform(0.18, 0.33)),
-            theta=BASE_THETA + rng.normal(0, [0.06, 0.02, 0.0, 0.02, 0.1]),
-            a=BASE_A * rng.uniform([0.6, 0.5, 0.8, 0.4, 0.5], [1.6, 1.5, 1.2, 1.6, 1.8]),
-            b=BASE_B * rng.uniform(0.8, 1.25, size=5),
-            gain_mv=float(rng.uniform(0.7, 1.5)),
-            noise_mv=float(rng.uniform(0.005, 0.025)),
-            wander_mv=float(rng.uniform(0.02, 0.12)),
-        ))
+        subjects.append(
+            VirtualSubject(
+                name=f"subject_{i + 1:02d}",
+                heart_rate_bpm=float(rng.uniform(55, 95)),
+                hrv_std_s=float(rng.uniform(0.015, 0.05)),
+                lf_hf_ratio=float(rng.uniform(0.3, 1.5)),
+                respiration_hz=float(rng.uniform(0.18, 0.33)),
+                theta=BASE_THETA + rng.normal(0, [0.06, 0.02, 0.0, 0.02, 0.1]),
+                a=BASE_A * rng.uniform([0.6, 0.5, 0.8, 0.4, 0.5], [1.6, 1.5, 1.2, 1.6, 1.8]),
+                b=BASE_B * rng.uniform(0.8, 1.25, size=5),
+                gain_mv=float(rng.uniform(0.7, 1.5)),
+                noise_mv=float(rng.uniform(0.005, 0.025)),
+                wander_mv=float(rng.uniform(0.02, 0.12)),
+            )
+        )
     return subjects
 
 
@@ -75,7 +77,9 @@ def rr_tachogram(n_beats: int, subject: VirtualSubject, rng: np.random.Generator
     return np.clip(mean_rr + subject.hrv_std_s * series, 0.3, 2.0)
 
 
-def synthesize(subject: VirtualSubject, duration_s: float, rate_hz: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthesize(
+    subject: VirtualSubject, duration_s: float, rate_hz: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """One lead of ECG in mV, ``(L,)``, and the sample index of each R peak."""
     rng = np.random.default_rng(seed)
     oversample = 4  # integrate finer than the output rate, then decimate by picking
@@ -121,10 +125,19 @@ def write_synthetic_database(
             ecg, peaks = synthesize(subject, minutes_per_record * 60, rate_hz, seed=seed * 1000 + s * 10 + r)
             name = f"rec_{r}"
             wfdb.wrsamp(
-                name, fs=rate_hz, units=["mV"], sig_name=["MLII"], p_signal=ecg[:, None], fmt=["16"],
-                adc_gain=[1000.0], baseline=[0], write_dir=str(folder),
-                comments=[f"tsvq synthetic ECG (McSharry-style dynamical model), {subject.name}, "
-                          f"HR {subject.heart_rate_bpm:.0f} bpm, seed {seed}"],
+                name,
+                fs=rate_hz,
+                units=["mV"],
+                sig_name=["MLII"],
+                p_signal=ecg[:, None],
+                fmt=["16"],
+                adc_gain=[1000.0],
+                baseline=[0],
+                write_dir=str(folder),
+                comments=[
+                    f"tsvq synthetic ECG (McSharry-style dynamical model), {subject.name}, "
+                    f"HR {subject.heart_rate_bpm:.0f} bpm, seed {seed}"
+                ],
             )
             wfdb.wrann(name, "atr", peaks, symbol=["N"] * len(peaks), write_dir=str(folder))
     return out_dir

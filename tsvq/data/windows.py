@@ -22,7 +22,9 @@ def fixed_window_starts(segment_length: int, window_length: int, stride: int) ->
     return np.arange(0, segment_length - window_length + 1, stride, dtype=np.int64)
 
 
-def beat_centred_starts(beat_samples: np.ndarray, segment_start: int, segment_length: int, window_length: int) -> np.ndarray:
+def beat_centred_starts(
+    beat_samples: np.ndarray, segment_start: int, segment_length: int, window_length: int
+) -> np.ndarray:
     """Start offsets (within the segment) of windows centred on each beat that fits entirely."""
     starts = beat_samples - segment_start - window_length // 2
     return starts[(starts >= 0) & (starts + window_length <= segment_length)].astype(np.int64)

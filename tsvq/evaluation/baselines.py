@@ -30,7 +30,7 @@ class Baseline:
 
     name = "baseline"
 
-    def fit(self, train: np.ndarray) -> "Baseline":
+    def fit(self, train: np.ndarray) -> Baseline:
         self.train = np.asarray(train, dtype=np.float32)
         return self
 
@@ -66,7 +66,7 @@ class TrainCopies(Baseline):
 class Gaussian(Baseline):
     name = "gaussian"
 
-    def fit(self, train: np.ndarray) -> "Gaussian":
+    def fit(self, train: np.ndarray) -> Gaussian:
         self.mean = train.mean(axis=0)
         self.std = train.std(axis=0)
         return self
@@ -120,7 +120,7 @@ class Autoregressive(Baseline):
     def __init__(self, max_order: int = 64):
         self.max_order = max_order
 
-    def fit(self, train: np.ndarray) -> "Autoregressive":
+    def fit(self, train: np.ndarray) -> Autoregressive:
         length = train.shape[1]
         max_order = max(1, min(self.max_order, length // 4))
         self.models = [fit_ar_by_aic(train[:, :, c].astype(np.float64), max_order) for c in range(train.shape[2])]
@@ -144,7 +144,9 @@ class Autoregressive(Baseline):
         return {"orders": [m.order for m in self.models], "max_order": self.max_order}
 
 
-BASELINES: dict[str, type[Baseline]] = {cls.name: cls for cls in (PhaseRandomised, Autoregressive, Gaussian, TrainCopies)}
+BASELINES: dict[str, type[Baseline]] = {
+    cls.name: cls for cls in (PhaseRandomised, Autoregressive, Gaussian, TrainCopies)
+}
 
 
 def baseline_names(names: list[str] | None = None) -> list[str]:

@@ -22,7 +22,7 @@ class BalancedRidgeClassifier:
     def __init__(self, num_classes: int, penalty: float | None = None, folds: int = 3, seed: int = 0):
         self.num_classes, self.penalty, self.folds, self.seed = num_classes, penalty, folds, seed
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> "BalancedRidgeClassifier":
+    def fit(self, features: np.ndarray, labels: np.ndarray) -> BalancedRidgeClassifier:
         self.mean, self.std = features.mean(0), features.std(0) + 1e-8
         self.present = np.unique(labels)
         if self.penalty is None:
@@ -77,27 +77,55 @@ def classification_figures(predicted: np.ndarray, labels: np.ndarray, num_classe
         true_positive = float(((predicted == c) & (labels == c)).sum())
         predicted_c, actual_c = float((predicted == c).sum()), float((labels == c).sum())
         f1[c] = 2 * true_positive / (predicted_c + actual_c) if predicted_c + actual_c else 0.0
-    return {"accuracy": float((predicted == labels).mean()), "balanced_accuracy": float(np.mean(recalls)),
-            "macro_f1": float(np.mean(list(f1.values()))), "f1_per_class": f1}
+    return {
+        "accuracy": float((predicted == labels).mean()),
+        "balanced_accuracy": float(np.mean(recalls)),
+        "macro_f1": float(np.mean(list(f1.values()))),
+        "f1_per_class": f1,
+    }
 
 
-def classify_features(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
-                      test_labels: np.ndarray, num_classes: int, seed: int = 0) -> dict:
+def classify_features(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    num_classes: int,
+    seed: int = 0,
+) -> dict:
     """Fit the classifier on one set's features and score it on another's (features computed elsewhere, e.g. the
     held-out windows' features the report already has)."""
     classifier = BalancedRidgeClassifier(num_classes, seed=seed).fit(train_features, train_labels)
     figures = classification_figures(classifier.predict(test_features), test_labels, num_classes)
-    return figures | {"classifier": "random-kernel features + class-balanced ridge", "penalty": classifier.penalty,
-                      "train_windows": int(len(train_features)), "test_windows": int(len(test_features))}
+    return figures | {
+        "classifier": "random-kernel features + class-balanced ridge",
+        "penalty": classifier.penalty,
+        "train_windows": int(len(train_features)),
+        "test_windows": int(len(test_features)),
+    }
 
 
-def label_classification_score(train_windows: np.ndarray, train_labels: np.ndarray, test_windows: np.ndarray,
-                               test_labels: np.ndarray, num_classes: int, features: RandomKernelFeatures | None = None,
-                               seed: int = 0) -> dict:
+def label_classification_score(
+    train_windows: np.ndarray,
+    train_labels: np.ndarray,
+    test_windows: np.ndarray,
+    test_labels: np.ndarray,
+    num_classes: int,
+    features: RandomKernelFeatures | None = None,
+    seed: int = 0,
+) -> dict:
     """Fit the classifier on one labelled set (e.g. synthetic: TSTR) and test it on another (real). ``features``:
     random-kernel features whose scale real training windows fixed, so TSTR and TRTR see the same representation;
     by default 256 kernels scaled by the training set."""
     if features is None:
-        features = RandomKernelFeatures(train_windows.shape[1], train_windows.shape[2], 256, seed).fit_scale(train_windows)
-    return classify_features(features.transform(train_windows), train_labels, features.transform(test_windows), test_labels,
-                             num_classes, seed)
+        features = RandomKernelFeatures(train_windows.shape[1], train_windows.shape[2], 256, seed).fit_scale(
+            train_windows
+        )
+    return classify_features(
+        features.transform(train_windows),
+        train_labels,
+        features.transform(test_windows),
+        test_labels,
+        num_classes,
+        seed,
+    )

@@ -37,7 +37,9 @@ class LabelledDraws:
         """The seed's (signals, label ids, sampling info), sampled on first use."""
         if seed not in self._kept:
             ids = self.label_ids(np.random.default_rng(seed))
-            output = self.pipeline.sample(self.n, self.name, labels=ids.tolist(), seed=seed, progress=False, **self.sampling)
+            output = self.pipeline.sample(
+                self.n, self.name, labels=ids.tolist(), seed=seed, progress=False, **self.sampling
+            )
             self._kept[seed] = (output.signals, ids, output.info)
         return self._kept[seed]
 
@@ -59,20 +61,30 @@ def label_section(draws: LabelledDraws, heldout: HeldOut, config: EvalConfig) ->
         rng = np.random.default_rng(seed)
         draws.label_ids(rng)  # the draw's labels come first from this seed's stream; the real windows follow
         synthetic, draw, _ = draws.sample(seed)
-        chosen_train = np.sort(rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False))
+        chosen_train = np.sort(
+            rng.choice(store.split_indices("train")[train_known], min(config.n, len(train_known)), replace=False)
+        )
         real_ids = label_ids(store.index["label"][chosen_train], labels)
-        for key, (windows, ids) in (("train_synthetic_test_real", (synthetic, draw)),
-                                    ("train_real_test_real", (np.asarray(store.windows[chosen_train]), real_ids))):
-            per_seed[key].append(classify_features(heldout.features.transform(windows), ids, test_features, test_ids, len(labels), seed))
+        for key, (windows, ids) in (
+            ("train_synthetic_test_real", (synthetic, draw)),
+            ("train_real_test_real", (np.asarray(store.windows[chosen_train]), real_ids)),
+        ):
+            per_seed[key].append(
+                classify_features(heldout.features.transform(windows), ids, test_features, test_ids, len(labels), seed)
+            )
     section = {"labels": labels, "sampling": sampling, "seeds": config.seed_list}
     for key, scores in per_seed.items():
         figures = ("accuracy", "balanced_accuracy", "macro_f1")
         section[key] = {name: float(np.mean([s[name] for s in scores])) for name in figures} | {
             "std": {name: float(np.std([s[name] for s in scores])) for name in figures},
-            "f1_per_class": {labels[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]},
+            "f1_per_class": {
+                labels[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]
+            },
             "per_seed": [{name: s[name] for name in figures} for s in scores],
             "classifier": scores[0]["classifier"],
-            "train_windows": scores[0]["train_windows"], "test_windows": scores[0]["test_windows"]}
+            "train_windows": scores[0]["train_windows"],
+            "test_windows": scores[0]["test_windows"],
+        }
     return section
 
 
@@ -93,8 +105,9 @@ def per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, co
             reference, floor = split.reference, split.floor
             if min(len(reference.windows), len(floor.windows)) < 2:
                 break
-            samples = pipeline.sample(len(floor.windows), prior, labels=[label] * len(floor.windows), seed=seed, progress=False,
-                                      **sampling).signals
+            samples = pipeline.sample(
+                len(floor.windows), prior, labels=[label] * len(floor.windows), seed=seed, progress=False, **sampling
+            ).signals
             examples.setdefault(label, (floor.windows, samples))
             scored = ScoredSet.of(samples, heldout.features, rate, heldout.beat_source, heldout.morphology)
             model.append(distribution_figures(reference, scored, rate, config.classifier_steps, seed))

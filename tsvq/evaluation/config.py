@@ -30,7 +30,9 @@ class EvalConfig:
     references: bool = True  # score the train_windows and train_decoded references (the parts of a prior's gap)
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("num_kernels", "classifier_steps", "train_windows"), non_negative=("search", "seed"))
+        check_ranges(
+            self, positive=("num_kernels", "classifier_steps", "train_windows"), non_negative=("search", "seed")
+        )
         for name, least in (("n", 2), ("seeds", 1), ("folds", 2)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < least:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must be an integer of at least {least}")

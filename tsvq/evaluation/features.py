@@ -27,11 +27,13 @@ class RandomKernelFeatures:
             max_exponent = np.log2(max((length - 1) / (size - 1), 1))
             dilation = int(2 ** rng.uniform(0, max_exponent))
             padding = ((size - 1) * dilation) // 2 if rng.integers(2) else 0
-            self.kernels.append((torch.tensor(weights, dtype=torch.float32)[None], float(rng.uniform(-1, 1)), dilation, padding))
+            self.kernels.append(
+                (torch.tensor(weights, dtype=torch.float32)[None], float(rng.uniform(-1, 1)), dilation, padding)
+            )
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
-    def fit_scale(self, reference: np.ndarray) -> "RandomKernelFeatures":
+    def fit_scale(self, reference: np.ndarray) -> RandomKernelFeatures:
         """Standardise every set with the reference (real) windows' per-channel statistics, so amplitude counts."""
         self.mean = reference.mean(axis=(0, 1), keepdims=True)
         self.std = reference.std(axis=(0, 1), keepdims=True) + 1e-8

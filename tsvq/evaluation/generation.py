@@ -3,11 +3,12 @@ so any generator can be scored, not only tsvq's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,7 +98,9 @@ def mean_autocorrelation(windows: np.ndarray, max_lag: int) -> np.ndarray:
 
 def autocorrelation_distance(windows_a: np.ndarray, windows_b: np.ndarray, max_lag: int) -> float:
     """RMS difference of the mean autocorrelation functions up to ``max_lag`` samples."""
-    return float(np.sqrt(np.mean((mean_autocorrelation(windows_a, max_lag) - mean_autocorrelation(windows_b, max_lag)) ** 2)))
+    return float(
+        np.sqrt(np.mean((mean_autocorrelation(windows_a, max_lag) - mean_autocorrelation(windows_b, max_lag)) ** 2))
+    )
 
 
 def amplitude_distance(windows_a: np.ndarray, windows_b: np.ndarray, max_values: int = 200_000, seed: int = 0) -> float:
@@ -127,9 +130,12 @@ class _WindowClassifier(nn.Module):
     def __init__(self, channels: int, width: int = 32):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv1d(channels, width, 7, stride=2, padding=3), nn.ReLU(),
-            nn.Conv1d(width, width, 7, stride=2, padding=3), nn.ReLU(),
-            nn.Conv1d(width, width, 7, stride=2, padding=3), nn.ReLU(),
+            nn.Conv1d(channels, width, 7, stride=2, padding=3),
+            nn.ReLU(),
+            nn.Conv1d(width, width, 7, stride=2, padding=3),
+            nn.ReLU(),
+            nn.Conv1d(width, width, 7, stride=2, padding=3),
+            nn.ReLU(),
         )
         self.head = nn.Linear(2 * width, 1)
 
@@ -240,8 +246,15 @@ def _real_logit_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(out[:, 0], target)
 
 
-def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3, steps: int = 200, seed: int = 0,
-                         real_groups: np.ndarray | None = None, generated_groups: np.ndarray | None = None) -> dict:
+def discriminative_score(
+    real: np.ndarray,
+    generated: np.ndarray,
+    folds: int = 3,
+    steps: int = 200,
+    seed: int = 0,
+    real_groups: np.ndarray | None = None,
+    generated_groups: np.ndarray | None = None,
+) -> dict:
     """|balanced accuracy - 0.5| of a post-hoc real-vs-generated classifier on held-out folds: 0 = indistinguishable.
 
     Every window is used, whatever the two set sizes: each training batch is half real, half generated, and the
@@ -252,12 +265,22 @@ def discriminative_score(real: np.ndarray, generated: np.ndarray, folds: int = 3
     return fit_all([discriminative_fits(real, generated, folds, steps, seed, real_groups, generated_groups)])[0]
 
 
-def discriminative_fits(real: np.ndarray, generated: np.ndarray, folds: int = 3, steps: int = 200, seed: int = 0,
-                        real_groups: np.ndarray | None = None, generated_groups: np.ndarray | None = None) -> PendingFits:
+def discriminative_fits(
+    real: np.ndarray,
+    generated: np.ndarray,
+    folds: int = 3,
+    steps: int = 200,
+    seed: int = 0,
+    real_groups: np.ndarray | None = None,
+    generated_groups: np.ndarray | None = None,
+) -> PendingFits:
     """``discriminative_score`` as fits still to run (``fit_all``): the fold models are built here, in order."""
     rng = np.random.default_rng(seed)
     x_real, x_gen = _standardize(real, generated, reference=real)
-    fold_real, fold_gen = fold_assignment(len(real), folds, rng, real_groups), fold_assignment(len(generated), folds, rng, generated_groups)
+    fold_real, fold_gen = (
+        fold_assignment(len(real), folds, rng, real_groups),
+        fold_assignment(len(generated), folds, rng, generated_groups),
+    )
     fits, tests = [], []
     for fold in range(folds):
         train_real, train_gen = x_real[fold_real != fold], x_gen[fold_gen != fold]
@@ -266,7 +289,9 @@ def discriminative_fits(real: np.ndarray, generated: np.ndarray, folds: int = 3,
             continue  # fewer groups than folds: this fold has nothing to test or train on
         torch.manual_seed(seed + fold)
         model = _WindowClassifier(real.shape[2])
-        fits.append(partial(_fit, model, _balanced_batches(train_real, train_gen, seed + fold), _real_logit_loss, steps))
+        fits.append(
+            partial(_fit, model, _balanced_batches(train_real, train_gen, seed + fold), _real_logit_loss, steps)
+        )
         tests.append((test_real, test_gen))
     if not fits:
         raise ValueError("discriminative_score: no fold has both real and generated windows to train and test on")
@@ -277,8 +302,12 @@ def discriminative_fits(real: np.ndarray, generated: np.ndarray, folds: int = 3,
             real_right = (model(test_real)[:, 0] > 0).float().mean().item()
             gen_right = (model(test_gen)[:, 0] <= 0).float().mean().item()
             scores.append(abs((real_right + gen_right) / 2 - 0.5))
-        return {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "folds": len(scores),
-                "windows": {"real": len(real), "generated": len(generated)}}
+        return {
+            "mean": float(np.mean(scores)),
+            "std": float(np.std(scores)),
+            "folds": len(scores),
+            "windows": {"real": len(real), "generated": len(generated)},
+        }
 
     return PendingFits(fits, finish)
 
@@ -288,7 +317,9 @@ class _CausalForecaster(nn.Module):
 
     def __init__(self, channels: int, width: int = 32):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Conv1d(channels if i == 0 else width, width, 3, dilation=d) for i, d in enumerate((1, 2, 4, 8)))
+        self.layers = nn.ModuleList(
+            nn.Conv1d(channels if i == 0 else width, width, 3, dilation=d) for i, d in enumerate((1, 2, 4, 8))
+        )
         self.out = nn.Conv1d(width, channels, 1)
 
     def forward(self, x):
@@ -298,8 +329,14 @@ class _CausalForecaster(nn.Module):
         return self.out(h).transpose(1, 2)
 
 
-def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, steps: int = 200, seed: int = 0,
-                     reference: np.ndarray | None = None, crop: int = 128) -> float:
+def predictive_score(
+    train_windows: np.ndarray,
+    test_windows: np.ndarray,
+    steps: int = 200,
+    seed: int = 0,
+    reference: np.ndarray | None = None,
+    crop: int = 128,
+) -> float:
     """Train on ``train_windows`` (e.g. synthetic) to predict the next sample; mean absolute error on ``test_windows``
     (real), in units of the reference's standard deviation. Compare with the same trained on real windows.
 
@@ -308,18 +345,32 @@ def predictive_score(train_windows: np.ndarray, test_windows: np.ndarray, steps:
     return predictive_scores([train_windows], test_windows, steps, [seed], reference, crop)[0]
 
 
-def predictive_scores(train_sets: list[np.ndarray], test_windows: np.ndarray, steps: int = 200, seeds: list[int] | None = None,
-                      reference: np.ndarray | None = None, crop: int = 128) -> list[float]:
+def predictive_scores(
+    train_sets: list[np.ndarray],
+    test_windows: np.ndarray,
+    steps: int = 200,
+    seeds: list[int] | None = None,
+    reference: np.ndarray | None = None,
+    crop: int = 128,
+) -> list[float]:
     """``predictive_score`` of several training sets against one test set (seed ``seeds[i]`` for set i), their
     forecasters trained side by side (one thread each): the same scores as one call per set."""
     return fit_all([predictive_fits(train_sets, test_windows, steps, seeds, reference, crop)])[0]
 
 
-def predictive_fits(train_sets: list[np.ndarray], test_windows: np.ndarray, steps: int = 200, seeds: list[int] | None = None,
-                    reference: np.ndarray | None = None, crop: int = 128) -> PendingFits:
+def predictive_fits(
+    train_sets: list[np.ndarray],
+    test_windows: np.ndarray,
+    steps: int = 200,
+    seeds: list[int] | None = None,
+    reference: np.ndarray | None = None,
+    crop: int = 128,
+) -> PendingFits:
     """``predictive_scores`` as fits still to run (``fit_all``): the forecasters are built here, in order."""
     seeds = list(range(len(train_sets))) if seeds is None else seeds
-    *x_trains, x_test = _standardize(*train_sets, test_windows, reference=reference if reference is not None else test_windows)
+    *x_trains, x_test = _standardize(
+        *train_sets, test_windows, reference=reference if reference is not None else test_windows
+    )
     fits = []
     for train_windows, x_train, seed in zip(train_sets, x_trains, seeds, strict=True):
         torch.manual_seed(seed)
@@ -328,7 +379,9 @@ def predictive_fits(train_sets: list[np.ndarray], test_windows: np.ndarray, step
             x_train = x_train[:, : pieces * (crop + 1)].reshape(-1, crop + 1, x_train.shape[2])
         model = _CausalForecaster(train_windows.shape[2])
         fits.append(partial(_fit, model, _random_batches(x_train[:, :-1], x_train[:, 1:], seed), F.l1_loss, steps))
-    return PendingFits(fits, lambda models: [float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:])) for model in models])
+    return PendingFits(
+        fits, lambda models: [float(F.l1_loss(model(x_test[:, :-1]), x_test[:, 1:])) for model in models]
+    )
 
 
 @single_thread()
@@ -338,7 +391,10 @@ def nearest_shifted_distances(queries: np.ndarray, references: np.ndarray, block
     circular time shift: a training window replayed at another phase is still a copy. The cross-correlation at
     every shift comes from one FFT product per pair."""
     length = queries.shape[1]
-    q, r = torch.from_numpy(np.ascontiguousarray(queries, np.float32)), torch.from_numpy(np.ascontiguousarray(references, np.float32))
+    q, r = (
+        torch.from_numpy(np.ascontiguousarray(queries, np.float32)),
+        torch.from_numpy(np.ascontiguousarray(references, np.float32)),
+    )
     q_spectrum, r_spectrum = torch.fft.rfft(q, dim=1), torch.fft.rfft(r, dim=1).conj()
     q_energy, r_energy = q.pow(2).sum((1, 2)), r.pow(2).sum((1, 2))
     nearest = []

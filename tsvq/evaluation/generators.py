@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -39,8 +39,10 @@ def named_samples(samples, store: WindowStore) -> dict[str, np.ndarray]:
         windows = real_array(windows, name).astype(np.float32)
         expected = (store.window_length, store.num_channels)
         if windows.ndim != 3 or windows.shape[1:] != expected or len(windows) < 2:
-            raise DataError(f"{name}: expected samples of shape (n >= 2, {expected[0]}, {expected[1]}) to match the store, "
-                            f"got {windows.shape}")
+            raise DataError(
+                f"{name}: expected samples of shape (n >= 2, {expected[0]}, {expected[1]}) to match the store, "
+                f"got {windows.shape}"
+            )
         if not np.isfinite(windows).all():
             raise DataError(f"{name}: the samples contain NaN or Inf")
         checked[name] = windows
@@ -76,14 +78,18 @@ def prior_generator(pipeline, name: str, sampling: dict, config: EvalConfig, dra
 
     def draw(index: int, seed: int, floor_size: int) -> np.ndarray:
         if draws is None or not len(draws.mix):
-            output = pipeline.sample(config.n, name, seed=seed, progress=False, **sampling)  # the seeds' bar shows progress
+            output = pipeline.sample(
+                config.n, name, seed=seed, progress=False, **sampling
+            )  # the seeds' bar shows progress
             info.update(output.info)
             return output.signals
         signals, ids, sample_info = draws.sample(seed)
         names, counts = np.unique(np.asarray(draws.labels)[ids], return_counts=True)
         info.update(sample_info)
-        info["labels_drawn"] = {"mix": "the training split's label frequencies",
-                                "counts_last_seed": {str(k): int(v) for k, v in zip(names, counts)}}
+        info["labels_drawn"] = {
+            "mix": "the training split's label frequencies",
+            "counts_last_seed": {str(k): int(v) for k, v in zip(names, counts)},
+        }
         return signals
 
     return Generator(name, "prior", draw, info)
@@ -93,10 +99,17 @@ def samples_generator(name: str, windows: np.ndarray, config: EvalConfig) -> Gen
     """External samples cannot be redrawn: with enough of them, each seed scores its own disjoint share."""
     parts = np.array_split(np.random.default_rng(config.seed).permutation(len(windows)), config.seeds)
     shared = min(len(part) for part in parts) < 2
-    note = (f"{len(windows)} windows, too few to share among {config.seeds} seeds: all of them at every seed" if shared
-            else f"{len(windows)} windows in {config.seeds} disjoint shares, one per seed")
-    return Generator(name, "samples", lambda index, seed, _: windows if shared else windows[parts[index]], {"source": "external samples",
-                                                                                                          "note": note})
+    note = (
+        f"{len(windows)} windows, too few to share among {config.seeds} seeds: all of them at every seed"
+        if shared
+        else f"{len(windows)} windows in {config.seeds} disjoint shares, one per seed"
+    )
+    return Generator(
+        name,
+        "samples",
+        lambda index, seed, _: windows if shared else windows[parts[index]],
+        {"source": "external samples", "note": note},
+    )
 
 
 def reference_generators(pipeline, heldout: HeldOut) -> list[Generator]:
@@ -111,12 +124,26 @@ def reference_generators(pipeline, heldout: HeldOut) -> list[Generator]:
         return train[np.sort(rng.choice(len(train), min(size, len(train)), replace=False))]
 
     note = "training windows: their memorisation ratio is ~0 by construction"
-    generators = [Generator("train_windows", "reference", lambda index, seed, size: pick(seed, size),
-                            {"what": "training windows as they are: the gap between the training and held-out records", "note": note})]
+    generators = [
+        Generator(
+            "train_windows",
+            "reference",
+            lambda index, seed, size: pick(seed, size),
+            {"what": "training windows as they are: the gap between the training and held-out records", "note": note},
+        )
+    ]
     if pipeline is not None:
         codec = pipeline.codec
-        generators.append(Generator("train_decoded", "reference",
-                                    lambda index, seed, size: codec.decode_codes(codec.encode_windows(pick(seed, size))),
-                                    {"what": "the same training windows encoded and decoded by the codec: a perfect prior "
-                                             "over its codes", "note": note}))
+        generators.append(
+            Generator(
+                "train_decoded",
+                "reference",
+                lambda index, seed, size: codec.decode_codes(codec.encode_windows(pick(seed, size))),
+                {
+                    "what": "the same training windows encoded and decoded by the codec: a perfect prior "
+                    "over its codes",
+                    "note": note,
+                },
+            )
+        )
     return generators

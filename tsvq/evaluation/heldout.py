@@ -54,10 +54,15 @@ class HeldOut:
 
     def halves(self, positions: np.ndarray, seed: int) -> RealSplit:
         """Reference and floor halves of the held-out windows at ``positions`` that share no sample."""
-        records, starts = self.store.index["record"][self.index[positions]], self.store.index["start"][self.index[positions]]
+        records, starts = (
+            self.store.index["record"][self.index[positions]],
+            self.store.index["start"][self.index[positions]],
+        )
         halves = disjoint_halves(records, starts, self.store.window_length, seed)
-        reference, floor = (self.scored.subset(positions[part], overlap_groups(records[part], starts[part], self.store.window_length))
-                            for part in (halves.reference, halves.floor))
+        reference, floor = (
+            self.scored.subset(positions[part], overlap_groups(records[part], starts[part], self.store.window_length))
+            for part in (halves.reference, halves.floor)
+        )
         return RealSplit(reference, floor, positions[halves.reference], positions[halves.floor], halves.dropped)
 
 
@@ -65,8 +70,17 @@ def held_out(store: WindowStore, real: np.ndarray, real_index: np.ndarray, confi
     train = store.load("train", max_windows=config.train_windows, seed=config.seed)
     if len(train) < 2:
         raise DataError(f"{store.path}: the 'train' split has {len(train)} windows; the baselines need at least 2")
-    features = RandomKernelFeatures(store.window_length, store.num_channels, config.num_kernels, config.seed).fit_scale(train)
+    features = RandomKernelFeatures(store.window_length, store.num_channels, config.num_kernels, config.seed).fit_scale(
+        train
+    )
     beats = beat_source(store.channel_names, store.units, config.physiology)
     morphology = bool(beats) and beats.kind == "ecg" and config.morphology and morphology_available()
-    return HeldOut(store, real_index, ScoredSet.of(real, features, store.sampling_rate_hz, beats, morphology),
-                   train, features, beats, morphology)
+    return HeldOut(
+        store,
+        real_index,
+        ScoredSet.of(real, features, store.sampling_rate_hz, beats, morphology),
+        train,
+        features,
+        beats,
+        morphology,
+    )

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-MORPHOLOGY_FIGURES = ("qrs_width_wasserstein_ms", "pr_interval_wasserstein_ms", "qt_wasserstein_ms", "qtc_wasserstein_ms",
-                      "p_wave_presence_difference", "p_wave_amplitude_wasserstein", "average_beat_rms")
+MORPHOLOGY_FIGURES = (
+    "qrs_width_wasserstein_ms",
+    "pr_interval_wasserstein_ms",
+    "qt_wasserstein_ms",
+    "qtc_wasserstein_ms",
+    "p_wave_presence_difference",
+    "p_wave_amplitude_wasserstein",
+    "average_beat_rms",
+)
 BEFORE_R_S, AFTER_R_S = 0.3, 0.5  # room a beat needs inside its window for its P wave and T wave
 PLAUSIBLE_MS = {"qrs": (40, 200), "pr": (60, 400), "qt": (200, 650), "qtc": (250, 650)}
 
@@ -47,12 +54,20 @@ class Beats:
     p_amplitude: np.ndarray
     shapes: np.ndarray  # (beats, samples around R)
 
-    def subset(self, positions: np.ndarray) -> "Beats":
+    def subset(self, positions: np.ndarray) -> Beats:
         """The beats of some windows (positions into the set), renumbered to their place among them."""
         new_index = {int(w): i for i, w in enumerate(positions)}
         keep = np.isin(self.window, positions)
-        return Beats(np.array([new_index[int(w)] for w in self.window[keep]], dtype=np.int64), self.qrs[keep], self.pr[keep],
-                     self.qt[keep], self.qtc[keep], self.p_present[keep], self.p_amplitude[keep], self.shapes[keep])
+        return Beats(
+            np.array([new_index[int(w)] for w in self.window[keep]], dtype=np.int64),
+            self.qrs[keep],
+            self.pr[keep],
+            self.qt[keep],
+            self.qtc[keep],
+            self.p_present[keep],
+            self.p_amplitude[keep],
+            self.shapes[keep],
+        )
 
 
 def delineate(windows: np.ndarray, peaks: list[np.ndarray], rate_hz: float) -> Beats:
@@ -70,9 +85,15 @@ def delineate(windows: np.ndarray, peaks: list[np.ndarray], rate_hz: float) -> B
                 window_of.append(index)
                 rpeaks.append(index * length + int(peak))
                 rr_s.append(median_rr)
-    window_of, rpeaks, rr_s = np.asarray(window_of, dtype=np.int64), np.asarray(rpeaks, dtype=np.int64), np.asarray(rr_s)
+    window_of, rpeaks, rr_s = (
+        np.asarray(window_of, dtype=np.int64),
+        np.asarray(rpeaks, dtype=np.int64),
+        np.asarray(rr_s),
+    )
     signal = np.asarray(windows[:, :, 0], dtype=np.float64).ravel()
-    shapes = np.stack([signal[r - before : r + after] for r in rpeaks]) if len(rpeaks) else np.zeros((0, before + after))
+    shapes = (
+        np.stack([signal[r - before : r + after] for r in rpeaks]) if len(rpeaks) else np.zeros((0, before + after))
+    )
     empty, absent = np.full(len(rpeaks), np.nan), np.zeros(len(rpeaks), dtype=bool)
     if len(rpeaks) < 2:
         return Beats(window_of, empty, empty, empty, empty, absent, empty, shapes)
@@ -89,9 +110,20 @@ def delineate(windows: np.ndarray, peaks: list[np.ndarray], rate_hz: float) -> B
     qt = (wave["ECG_T_Offsets"] - wave["ECG_R_Onsets"]) * to_ms
     with np.errstate(invalid="ignore"):
         qtc = qt / np.sqrt(rr_s)  # Bazett; RR in seconds (NaN for a window with one beat)
-    p_amplitude = _value_at(signal, wave["ECG_P_Peaks"]) - (_value_at(signal, wave["ECG_P_Onsets"]) + _value_at(signal, wave["ECG_P_Offsets"])) / 2
-    return Beats(window_of, _plausible(qrs, "qrs"), _plausible(pr, "pr"), _plausible(qt, "qt"), _plausible(qtc, "qtc"),
-                 np.isfinite(wave["ECG_P_Peaks"]), p_amplitude, shapes)
+    p_amplitude = (
+        _value_at(signal, wave["ECG_P_Peaks"])
+        - (_value_at(signal, wave["ECG_P_Onsets"]) + _value_at(signal, wave["ECG_P_Offsets"])) / 2
+    )
+    return Beats(
+        window_of,
+        _plausible(qrs, "qrs"),
+        _plausible(pr, "pr"),
+        _plausible(qt, "qt"),
+        _plausible(qtc, "qtc"),
+        np.isfinite(wave["ECG_P_Peaks"]),
+        p_amplitude,
+        shapes,
+    )
 
 
 def _value_at(signal: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -112,13 +144,24 @@ def morphology_distance(real: Beats, generated: Beats) -> dict[str, float]:
     P wave and the Wasserstein distance of P-wave amplitudes (signal units); and the RMS difference of the average
     beats (signal units). NaN where either side has no such beat."""
     figures = {}
-    for name, attribute in (("qrs_width_wasserstein_ms", "qrs"), ("pr_interval_wasserstein_ms", "pr"), ("qt_wasserstein_ms", "qt"),
-                            ("qtc_wasserstein_ms", "qtc"), ("p_wave_amplitude_wasserstein", "p_amplitude")):
+    for name, attribute in (
+        ("qrs_width_wasserstein_ms", "qrs"),
+        ("pr_interval_wasserstein_ms", "pr"),
+        ("qt_wasserstein_ms", "qt"),
+        ("qtc_wasserstein_ms", "qtc"),
+        ("p_wave_amplitude_wasserstein", "p_amplitude"),
+    ):
         a, b = getattr(real, attribute), getattr(generated, attribute)
         a, b = a[np.isfinite(a)], b[np.isfinite(b)]
         figures[name] = float(wasserstein_distance(a, b)) if len(a) and len(b) else float("nan")
-    figures["p_wave_presence_difference"] = (float(abs(real.p_present.mean() - generated.p_present.mean()))
-                                             if len(real.p_present) and len(generated.p_present) else float("nan"))
-    figures["average_beat_rms"] = (float(np.sqrt(np.mean((real.shapes.mean(0) - generated.shapes.mean(0)) ** 2)))
-                                   if len(real.shapes) and len(generated.shapes) else float("nan"))
+    figures["p_wave_presence_difference"] = (
+        float(abs(real.p_present.mean() - generated.p_present.mean()))
+        if len(real.p_present) and len(generated.p_present)
+        else float("nan")
+    )
+    figures["average_beat_rms"] = (
+        float(np.sqrt(np.mean((real.shapes.mean(0) - generated.shapes.mean(0)) ** 2)))
+        if len(real.shapes) and len(generated.shapes)
+        else float("nan")
+    )
     return figures

@@ -64,8 +64,12 @@ def beat_source(channel_names: list[str], units: list[str], requested: str = "au
     else:
         leads = [names.index(lead) for lead in ECG_LEADS_PREFERRED if lead in names]
         channel = leads[0] if leads else ecg[0] if ecg else 0
-    return BeatSource(requested, channel, channel_names[channel] if channel < len(channel_names) else "",
-                      units[channel] if channel < len(units) else "")
+    return BeatSource(
+        requested,
+        channel,
+        channel_names[channel] if channel < len(channel_names) else "",
+        units[channel] if channel < len(units) else "",
+    )
 
 
 def detect_beats(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
@@ -98,7 +102,9 @@ def detect_pulses(windows: np.ndarray, rate_hz: float) -> list[np.ndarray]:
         if spread <= 0:
             peaks.append(np.zeros(0, dtype=np.int64))
             continue
-        found, _ = find_peaks(x, distance=max(1, int(MIN_PULSE_INTERVAL_S * rate_hz)), prominence=PULSE_PROMINENCE * spread)
+        found, _ = find_peaks(
+            x, distance=max(1, int(MIN_PULSE_INTERVAL_S * rate_hz)), prominence=PULSE_PROMINENCE * spread
+        )
         peaks.append(found.astype(np.int64))
     return peaks
 
@@ -110,17 +116,29 @@ def heart_rhythm(windows: np.ndarray, rate_hz: float, kind: str = "ecg") -> dict
     rr = [np.diff(p) / rate_hz for p in peaks]
     plausible = [r[(r > MIN_RR_S) & (r < MAX_RR_S)] for r in rr]
     heart_rate = np.array([60.0 / np.median(r) if len(r) else np.nan for r in plausible])
-    return {"heart_rate_bpm": heart_rate, "rr_per_window": plausible,
-            "rr_s": np.concatenate(plausible) if plausible else np.zeros(0), "beats": np.array([len(p) for p in peaks]),
-            "peaks": peaks, "kind": kind}
+    return {
+        "heart_rate_bpm": heart_rate,
+        "rr_per_window": plausible,
+        "rr_variation_per_window": np.array([interval_variation(r) for r in plausible]),
+        "rr_s": np.concatenate(plausible) if plausible else np.zeros(0),
+        "beats": np.array([len(p) for p in peaks]),
+        "peaks": peaks,
+        "kind": kind,
+    }
 
 
 def rhythm_subset(rhythm: dict, positions: np.ndarray) -> dict:
     """The rhythm of some of the windows, without detecting their beats again."""
     rr = [rhythm["rr_per_window"][i] for i in positions]
-    return {"heart_rate_bpm": rhythm["heart_rate_bpm"][positions], "rr_per_window": rr,
-            "rr_s": np.concatenate(rr) if rr else np.zeros(0), "beats": rhythm["beats"][positions],
-            "peaks": [rhythm["peaks"][i] for i in positions], "kind": rhythm["kind"]}
+    return {
+        "heart_rate_bpm": rhythm["heart_rate_bpm"][positions],
+        "rr_per_window": rr,
+        "rr_variation_per_window": rhythm["rr_variation_per_window"][positions],
+        "rr_s": np.concatenate(rr) if rr else np.zeros(0),
+        "beats": rhythm["beats"][positions],
+        "peaks": [rhythm["peaks"][i] for i in positions],
+        "kind": rhythm["kind"],
+    }
 
 
 def rr_irregularity(rhythm: dict) -> np.ndarray:
@@ -143,10 +161,14 @@ def rhythm_distance(rhythm_a: dict, rhythm_b: dict) -> dict[str, float]:
     hr_a, hr_b = hr_a[np.isfinite(hr_a)], hr_b[np.isfinite(hr_b)]
     irregular_a, irregular_b = rr_irregularity(rhythm_a), rr_irregularity(rhythm_b)
     return {
-        "heart_rate_wasserstein_bpm": float(wasserstein_distance(hr_a, hr_b)) if len(hr_a) and len(hr_b) else float("nan"),
+        "heart_rate_wasserstein_bpm": float(wasserstein_distance(hr_a, hr_b))
+        if len(hr_a) and len(hr_b)
+        else float("nan"),
         "rr_wasserstein_ms": float(1000 * wasserstein_distance(rhythm_a["rr_s"], rhythm_b["rr_s"]))
-        if len(rhythm_a["rr_s"]) and len(rhythm_b["rr_s"]) else float("nan"),
+        if len(rhythm_a["rr_s"]) and len(rhythm_b["rr_s"])
+        else float("nan"),
         "rr_irregularity_wasserstein": float(wasserstein_distance(irregular_a, irregular_b))
-        if len(irregular_a) and len(irregular_b) else float("nan"),
+        if len(irregular_a) and len(irregular_b)
+        else float("nan"),
         "windows_without_beats": float(np.mean(rhythm_b["beats"] < 2)),
     }

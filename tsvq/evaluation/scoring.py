@@ -29,17 +29,36 @@ import torch
 
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
-    PendingFits, amplitude_distance, autocorrelation_distance, discriminative_fits, fit_all, frechet_distance, mmd_rbf,
-    predictive_fits, predictive_score, psd_distance_db,
+    PendingFits,
+    amplitude_distance,
+    autocorrelation_distance,
+    discriminative_fits,
+    fit_all,
+    frechet_distance,
+    mmd_rbf,
+    predictive_fits,
+    predictive_score,
+    psd_distance_db,
 )
 from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, morphology_distance
 from tsvq.evaluation.physiology import BeatSource, rhythm_distance, rhythm_subset
 
 # Figures where smaller is better, in table order. The rhythm ones exist only where beats do (ECG, PPG), the
 # morphology ones only for ECG.
-GENERATION_FIGURES = ("frechet_distance", "mmd", "discriminative_score", "predictive_score", "psd_distance_db",
-                      "autocorrelation_distance", "amplitude_wasserstein", "heart_rate_wasserstein_bpm", "rr_wasserstein_ms",
-                      "rr_irregularity_wasserstein", "windows_without_beats", *MORPHOLOGY_FIGURES)
+GENERATION_FIGURES = (
+    "frechet_distance",
+    "mmd",
+    "discriminative_score",
+    "predictive_score",
+    "psd_distance_db",
+    "autocorrelation_distance",
+    "amplitude_wasserstein",
+    "heart_rate_wasserstein_bpm",
+    "rr_wasserstein_ms",
+    "rr_irregularity_wasserstein",
+    "windows_without_beats",
+    *MORPHOLOGY_FIGURES,
+)
 SEPARATION = 2.0  # a baseline separates from the floor when its gap exceeds this many combined standard deviations
 
 
@@ -107,8 +126,14 @@ class ScoredSet:
     groups: np.ndarray | None = None
 
     @classmethod
-    def of(cls, windows: np.ndarray, features: RandomKernelFeatures, rate_hz: float, beat_source: BeatSource | None,
-           morphology: bool = False) -> "ScoredSet":
+    def of(
+        cls,
+        windows: np.ndarray,
+        features: RandomKernelFeatures,
+        rate_hz: float,
+        beat_source: BeatSource | None,
+        morphology: bool = False,
+    ) -> ScoredSet:
         """``morphology``: delineate the beats too (ECG only)."""
         rhythm = beat_source.rhythm(windows, rate_hz) if beat_source else None
         beats = None
@@ -116,17 +141,26 @@ class ScoredSet:
             beats = delineate(beat_source.lead(windows), rhythm["peaks"], rate_hz)
         return cls(windows, features.transform(windows), rhythm, beats)
 
-    def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> "ScoredSet":
-        return ScoredSet(self.windows[positions], self.features[positions],
-                         rhythm_subset(self.rhythm, positions) if self.rhythm is not None else None,
-                         self.beats.subset(positions) if self.beats is not None else None, groups)
+    def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> ScoredSet:
+        return ScoredSet(
+            self.windows[positions],
+            self.features[positions],
+            rhythm_subset(self.rhythm, positions) if self.rhythm is not None else None,
+            self.beats.subset(positions) if self.beats is not None else None,
+            groups,
+        )
 
 
 PARALLEL_MIN_SAMPLES = 100_000  # less signal (under 7 min at 250 Hz) is scored in turn: forking would save little
 
 
-def score_sets(sets: list[np.ndarray], features: RandomKernelFeatures, rate_hz: float, beat_source: BeatSource | None,
-               morphology: bool = False) -> list[ScoredSet]:
+def score_sets(
+    sets: list[np.ndarray],
+    features: RandomKernelFeatures,
+    rate_hz: float,
+    beat_source: BeatSource | None,
+    morphology: bool = False,
+) -> list[ScoredSet]:
     """``ScoredSet.of`` of several sets, with the results of one call per set. Beat detection and delineation (wfdb's
     XQRS, neurokit2) are pure Python that holds the GIL, so with much signal to delineate the sets are scored side by
     side in forked worker processes, one per core (Linux; elsewhere in turn). Forked workers start at once and import
@@ -137,14 +171,22 @@ def score_sets(sets: list[np.ndarray], features: RandomKernelFeatures, rate_hz: 
     large = morphology and sum(windows.size for windows in sets) >= PARALLEL_MIN_SAMPLES
     if workers > 1 and large and sys.platform == "linux":
         shared = (itertools.repeat(value) for value in (features, rate_hz, beat_source, morphology))
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=torch.set_num_threads,
-                                 initargs=(1,)) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("fork"), initializer=torch.set_num_threads, initargs=(1,)
+        ) as pool:
             return list(pool.map(ScoredSet.of, sets, *shared))
     return [ScoredSet.of(windows, features, rate_hz, beat_source, morphology) for windows in sets]
 
 
-def set_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, folds: int, steps: int, seed: int,
-                chunk_size: int | None = None) -> dict[str, float]:
+def set_figures(
+    reference: ScoredSet,
+    candidate: ScoredSet,
+    rate_hz: float,
+    folds: int,
+    steps: int,
+    seed: int,
+    chunk_size: int | None = None,
+) -> dict[str, float]:
     """Every generation figure of a candidate set against the reference set.
 
     The discriminative classifier sees all candidate windows at once (class-balanced, so a larger set only
@@ -166,27 +208,41 @@ class PendingSet:
     steps: int
 
 
-def plan_set(reference: ScoredSet, candidate: ScoredSet, folds: int, steps: int, seed: int,
-             chunk_size: int | None = None) -> PendingSet:
+def plan_set(
+    reference: ScoredSet, candidate: ScoredSet, folds: int, steps: int, seed: int, chunk_size: int | None = None
+) -> PendingSet:
     """``set_figures``' learned models, built (in order, so seeded alike) but not yet fitted: the fold classifiers on
     the whole candidate, then one forecaster per chunk."""
-    discriminative = discriminative_fits(reference.windows, candidate.windows, folds, steps, seed, reference.groups, candidate.groups)
+    discriminative = discriminative_fits(
+        reference.windows, candidate.windows, folds, steps, seed, reference.groups, candidate.groups
+    )
     parts = chunks(len(candidate.windows), chunk_size or len(candidate.windows), seed)
     subsets = [candidate.subset(part) for part in parts]
-    predictive = predictive_fits([subset.windows for subset in subsets], reference.windows, steps,
-                                 [seed + i for i in range(len(subsets))], reference=reference.windows)
+    predictive = predictive_fits(
+        [subset.windows for subset in subsets],
+        reference.windows,
+        steps,
+        [seed + i for i in range(len(subsets))],
+        reference=reference.windows,
+    )
     split = len(discriminative.fits)
-    learned = PendingFits(discriminative.fits + predictive.fits,
-                          lambda models: (discriminative.finish(models[:split]), predictive.finish(models[split:])))
+    learned = PendingFits(
+        discriminative.fits + predictive.fits,
+        lambda models: (discriminative.finish(models[:split]), predictive.finish(models[split:])),
+    )
     return PendingSet(reference, subsets, learned, seed, steps)
 
 
 def finish_set(pending: PendingSet, learned: tuple[dict, list[float]], rate_hz: float) -> dict[str, float]:
     """``set_figures`` from a planned set and its learned scores (``fit_all``'s result for ``pending.learned``)."""
     discriminative, predictive = learned
-    per_chunk = [distribution_figures(pending.reference, subset, rate_hz, pending.steps, pending.seed + i, predictive[i])
-                 for i, subset in enumerate(pending.chunks)]
-    return {"discriminative_score": discriminative["mean"]} | {name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]}
+    per_chunk = [
+        distribution_figures(pending.reference, subset, rate_hz, pending.steps, pending.seed + i, predictive[i])
+        for i, subset in enumerate(pending.chunks)
+    ]
+    return {"discriminative_score": discriminative["mean"]} | {
+        name: _finite_mean([c[name] for c in per_chunk]) for name in per_chunk[0]
+    }
 
 
 def _finite_mean(values: list[float]) -> float:
@@ -196,8 +252,9 @@ def _finite_mean(values: list[float]) -> float:
     return float(finite.mean()) if len(finite) else float("nan")
 
 
-def distribution_figures(reference: ScoredSet, candidate: ScoredSet, rate_hz: float, steps: int, seed: int,
-                         predictive: float | None = None) -> dict[str, float]:
+def distribution_figures(
+    reference: ScoredSet, candidate: ScoredSet, rate_hz: float, steps: int, seed: int, predictive: float | None = None
+) -> dict[str, float]:
     """Every figure but the discriminative score, of one candidate chunk against the reference (``predictive``: its
     predictive score when already computed)."""
     max_lag = min(reference.windows.shape[1] - 1, int(2 * rate_hz))
@@ -231,8 +288,11 @@ def summarise(per_seed: list[dict[str, float]]) -> dict[str, dict]:
     for name in per_seed[0]:
         values = np.array([seed[name] for seed in per_seed], dtype=float)
         finite = values[np.isfinite(values)]
-        summary[name] = {"mean": _finite_mean(values), "std": float(finite.std()) if len(finite) else float("nan"),
-                         "per_seed": values.tolist()}
+        summary[name] = {
+            "mean": _finite_mean(values),
+            "std": float(finite.std()) if len(finite) else float("nan"),
+            "per_seed": values.tolist(),
+        }
     return summary
 
 
@@ -251,8 +311,14 @@ def informative_figures(floor: dict[str, dict], baselines: dict[str, dict[str, d
     baseline scored (``--baselines`` empty) nothing is known either way: no figure is marked."""
     if not baselines:
         return {}
-    return {name: any(gap_in_deviations(figures[name], floor[name]) > SEPARATION
-                      for figures in baselines.values() if name in figures) for name in floor}
+    return {
+        name: any(
+            gap_in_deviations(figures[name], floor[name]) > SEPARATION
+            for figures in baselines.values()
+            if name in figures
+        )
+        for name in floor
+    }
 
 
 def within_noise(candidate: dict[str, dict], floor: dict[str, dict]) -> list[str]:

@@ -9,6 +9,21 @@ from tsvq.priors.maskgit import MaskedCodeTransformer, MaskGITPrior
 from tsvq.priors.transformer import LatentTransformer1D
 from tsvq.priors.wavenet import WaveNet, WaveNetPrior
 
-__all__ = ["PRIORS", "DenoiserConfig", "DiffusionPrior", "LatentTransformer1D", "LatentUNet1D", "MaskGITPrior",
-           "MaskedCodeTransformer", "Prior", "PriorSample", "WaveNet", "WaveNetPrior", "build_denoiser", "load_prior", "register_prior", "sampling_scheduler",
-           "training_scheduler"]
+__all__ = [
+    "PRIORS",
+    "DenoiserConfig",
+    "DiffusionPrior",
+    "LatentTransformer1D",
+    "LatentUNet1D",
+    "MaskGITPrior",
+    "MaskedCodeTransformer",
+    "Prior",
+    "PriorSample",
+    "WaveNet",
+    "WaveNetPrior",
+    "build_denoiser",
+    "load_prior",
+    "register_prior",
+    "sampling_scheduler",
+    "training_scheduler",
+]

@@ -38,15 +38,16 @@ class Prior(Protocol):
     SamplingOptions: ClassVar[type]  # dataclass of this prior's own sampling settings (CLI flags come from it)
     labels: list[str]  # class vocabulary of a conditional prior; empty when unconditional
 
-    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
-               **options: Any) -> PriorSample: ...
+    def sample(
+        self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True, **options: Any
+    ) -> PriorSample: ...
 
     def check_codec(self, codec) -> None: ...
 
     def save_pretrained(self, folder: str | Path) -> None: ...
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "Prior": ...
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> Prior: ...
 
 
 PRIORS: dict[str, type] = {}
@@ -67,7 +68,9 @@ def read_prior_description(folder: str | Path, kind: str | None = None) -> dict:
     if kind is not None and info.get("kind") != kind:
         raise CheckpointError(f"{folder / 'prior.json'}: not a {kind} prior (kind = {info.get('kind')})")
     if info.get("format_version", 0) > PRIOR_FORMAT_VERSION:
-        raise CheckpointError(f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq")
+        raise CheckpointError(
+            f"{folder / 'prior.json'}: written by a newer tsvq (format {info['format_version']}); upgrade tsvq"
+        )
     return info
 
 
@@ -75,8 +78,10 @@ def load_prior(folder: str | Path, device: str | torch.device = "cpu"):
     """Any registered prior from its folder, by the kind its ``prior.json`` records."""
     kind = read_prior_description(folder).get("kind")
     if kind not in PRIORS:
-        raise CheckpointError(f"{Path(folder) / 'prior.json'}: unknown prior kind '{kind}'; known kinds: {sorted(PRIORS)} "
-                              "(a prior from a plug-in needs its module imported first)")
+        raise CheckpointError(
+            f"{Path(folder) / 'prior.json'}: unknown prior kind '{kind}'; known kinds: {sorted(PRIORS)} "
+            "(a prior from a plug-in needs its module imported first)"
+        )
     return PRIORS[kind].from_pretrained(folder, device)
 
 

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -25,8 +26,13 @@ class CodePrior:
     title: ClassVar[str]  # how errors name the prior, e.g. "WaveNet prior"
     model_class: ClassVar[type]
 
-    def __init__(self, model, labels: list[str] | None = None, codec_signature: dict | None = None,
-                 statistics: dict | None = None):
+    def __init__(
+        self,
+        model,
+        labels: list[str] | None = None,
+        codec_signature: dict | None = None,
+        statistics: dict | None = None,
+    ):
         self.model = model
         self.labels = list(labels or [])
         self.codec_signature = dict(codec_signature or {})
@@ -36,9 +42,11 @@ class CodePrior:
     def check_codebooks(cls, codec, prior: str) -> None:
         """A prior of one code per position refuses a residual-VQ codec; one that models all stages takes it."""
         if not cls.residual_codes and codec.config.num_quantizers != 1:
-            raise ConfigError(f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
-                              "residual quantizers (use the diffusion prior, which models their summed vectors, or the "
-                              "WaveNet prior, which draws them stage by stage)")
+            raise ConfigError(
+                f"{prior} models one code per position; this codec has {codec.config.num_quantizers} "
+                "residual quantizers (use the diffusion prior, which models their summed vectors, or the "
+                "WaveNet prior, which draws them stage by stage)"
+            )
 
     def check_codec(self, codec) -> None:
         self.check_codebooks(codec, f"the {self.title}")
@@ -50,15 +58,25 @@ class CodePrior:
             raise DataError(f"{self.title}: labels given, but this prior was trained without class conditioning")
         return as_long(labels, n, self.labels, self.title)
 
-    def _in_batches(self, n: int, labels: torch.Tensor | None, seed: int | None, batch_size: int,
-                    draw: Callable[[int, torch.Tensor | None, int | None], torch.Tensor]) -> torch.Tensor:
+    def _in_batches(
+        self,
+        n: int,
+        labels: torch.Tensor | None,
+        seed: int | None,
+        batch_size: int,
+        draw: Callable[[int, torch.Tensor | None, int | None], torch.Tensor],
+    ) -> torch.Tensor:
         """``draw(count, labels, seed)`` over batches of ``batch_size``; batch i is seeded ``seed + i``, so a draw
         depends on the seed and batch size only."""
         self.model.eval()
         out = []
         for i, start in enumerate(range(0, n, batch_size)):
             count = min(batch_size, n - start)
-            out.append(draw(count, None if labels is None else labels[start : start + count], None if seed is None else seed + i))
+            out.append(
+                draw(
+                    count, None if labels is None else labels[start : start + count], None if seed is None else seed + i
+                )
+            )
         return torch.cat(out)
 
     def models_description(self) -> str:
@@ -68,10 +86,17 @@ class CodePrior:
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:
             self.model.save_pretrained(tmp / "model")
-            write_json(tmp / "prior.json", {
-                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": self.models_description(),
-                "labels": self.labels, "codec_signature": self.codec_signature, "statistics": self.statistics,
-            })
+            write_json(
+                tmp / "prior.json",
+                {
+                    "kind": self.kind,
+                    "format_version": PRIOR_FORMAT_VERSION,
+                    "models": self.models_description(),
+                    "labels": self.labels,
+                    "codec_signature": self.codec_signature,
+                    "statistics": self.statistics,
+                },
+            )
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu"):

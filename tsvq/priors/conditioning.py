@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 
-def condition_embedding(model: nn.Module, sample: torch.Tensor, timestep: torch.Tensor | int,
-                        class_labels: torch.Tensor | None) -> torch.Tensor:
+def condition_embedding(
+    model: nn.Module, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None
+) -> torch.Tensor:
     """``(B, E)`` from ``model.time_proj``/``time_embedding`` and, for a conditional model, ``class_embedding``
     (a missing label is the model's ``null_class``, the "no label" token classifier-free guidance trains)."""
     batch = sample.shape[0]

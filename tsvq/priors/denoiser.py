@@ -16,7 +16,11 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_1d_blocks import (
-    DownResnetBlock1D, MidResTemporalBlock1D, OutConv1DBlock, SelfAttention1d, UpResnetBlock1D,
+    DownResnetBlock1D,
+    MidResTemporalBlock1D,
+    OutConv1DBlock,
+    SelfAttention1d,
+    UpResnetBlock1D,
 )
 from torch import nn
 
@@ -66,7 +70,9 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         super().__init__()
         levels = len(block_out_channels)
         if latent_length % 2 ** (levels - 1):
-            raise ValueError(f"latent_length {latent_length} must be divisible by 2^{levels - 1} for {levels} UNet levels")
+            raise ValueError(
+                f"latent_length {latent_length} must be divisible by 2^{levels - 1} for {levels} UNet levels"
+            )
         if any(c % 8 for c in block_out_channels):
             raise ValueError(f"block_out_channels {block_out_channels} must be multiples of 8 (GroupNorm of 8 groups)")
         self.time_proj = Timesteps(block_out_channels[0], flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -74,8 +80,13 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         self.class_embedding = nn.Embedding(num_classes + 1, time_embedding_dim) if num_classes else None
         widths = list(block_out_channels)
         self.down_blocks = nn.ModuleList(
-            DownResnetBlock1D(latent_channels if i == 0 else widths[i - 1], widths[i], num_layers=layers_per_block,
-                              temb_channels=time_embedding_dim, add_downsample=i < levels - 1)
+            DownResnetBlock1D(
+                latent_channels if i == 0 else widths[i - 1],
+                widths[i],
+                num_layers=layers_per_block,
+                temb_channels=time_embedding_dim,
+                add_downsample=i < levels - 1,
+            )
             for i in range(levels)
         )
         self.mid_block = MidResTemporalBlock1D(widths[-1], widths[-1], time_embedding_dim, num_layers=layers_per_block)
@@ -83,8 +94,13 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         # window to every other (the beats of one window should agree), as in the DDPM UNet.
         self.mid_attention = SelfAttention1d(widths[-1], attention_heads) if attention_heads else None
         self.up_blocks = nn.ModuleList(
-            UpResnetBlock1D(widths[i], widths[max(i - 1, 0)], num_layers=layers_per_block,
-                            temb_channels=time_embedding_dim, add_upsample=i > 0)
+            UpResnetBlock1D(
+                widths[i],
+                widths[max(i - 1, 0)],
+                num_layers=layers_per_block,
+                temb_channels=time_embedding_dim,
+                add_upsample=i > 0,
+            )
             for i in reversed(range(levels))
         )
         self.out_block = OutConv1DBlock(8, latent_channels, widths[0], "mish")
@@ -94,7 +110,9 @@ class LatentUNet1D(ModelMixin, ConfigMixin):
         """Label index meaning "unconditional" (used for classifier-free guidance)."""
         return self.config.num_classes
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
         embedding = condition_embedding(self, sample, timestep, class_labels)
         skips = []
@@ -118,8 +136,13 @@ def build_denoiser(config: DenoiserConfig, latent_channels: int, latent_length: 
     shape = {"latent_channels": latent_channels, "latent_length": latent_length, "num_classes": num_classes}
     if config.architecture == "transformer":
         return LatentTransformer1D(width=config.width, depth=config.depth, heads=config.heads, **shape)
-    return LatentUNet1D(block_out_channels=tuple(config.block_out_channels), layers_per_block=config.layers_per_block,
-                        time_embedding_dim=config.time_embedding_dim, attention_heads=config.attention_heads, **shape)
+    return LatentUNet1D(
+        block_out_channels=tuple(config.block_out_channels),
+        layers_per_block=config.layers_per_block,
+        time_embedding_dim=config.time_embedding_dim,
+        attention_heads=config.attention_heads,
+        **shape,
+    )
 
 
 def saved_denoiser_class(folder) -> type[ModelMixin]:

@@ -56,13 +56,22 @@ class NoiseScheduleConfig:
     rescale_betas_zero_snr: bool = False  # rescale any schedule to end at exactly zero signal (Lin et al. 2024)
 
 
-def training_scheduler(num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2",
-                       prediction_type: str = "v_prediction", rescale_betas_zero_snr: bool = False) -> DDPMScheduler:
+def training_scheduler(
+    num_train_timesteps: int = 1000,
+    beta_schedule: str = "squaredcos_cap_v2",
+    prediction_type: str = "v_prediction",
+    rescale_betas_zero_snr: bool = False,
+) -> DDPMScheduler:
     """The training noise schedule. ``clip_sample`` is off: latents are standardised, not bounded to [-1, 1]."""
     if prediction_type not in ("epsilon", "v_prediction", "sample"):
         raise ConfigError(f"prediction_type must be epsilon, v_prediction or sample, got '{prediction_type}'")
-    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
-                         prediction_type=prediction_type, clip_sample=False, rescale_betas_zero_snr=rescale_betas_zero_snr)
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_schedule=beta_schedule,
+        prediction_type=prediction_type,
+        clip_sample=False,
+        rescale_betas_zero_snr=rescale_betas_zero_snr,
+    )
 
 
 def terminal_snr(scheduler) -> float:
@@ -83,8 +92,12 @@ def sampling_scheduler(name: str, config) -> object:
 @dataclass
 class DiffusionSamplingOptions:
     steps: int = field(default=20, metadata={"help": "diffusion: sampling steps"})
-    sampler: str = field(default="dpm", metadata={"help": "diffusion: ddpm, ddim, dpm (DPM-Solver++ 3M) or dpm-sde (2M SDE)"})
-    guidance: float = field(default=1.0, metadata={"help": "diffusion: classifier-free guidance scale (conditional priors)"})
+    sampler: str = field(
+        default="dpm", metadata={"help": "diffusion: ddpm, ddim, dpm (DPM-Solver++ 3M) or dpm-sde (2M SDE)"}
+    )
+    guidance: float = field(
+        default=1.0, metadata={"help": "diffusion: classifier-free guidance scale (conditional priors)"}
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=("steps",), non_negative=("guidance",), choices={"sampler": tuple(SAMPLERS)})
@@ -98,8 +111,15 @@ class DiffusionPrior:
     models = "vectors"
     SamplingOptions = DiffusionSamplingOptions
 
-    def __init__(self, denoiser: torch.nn.Module, scheduler_config: dict, latent_mean: torch.Tensor, latent_std: torch.Tensor,
-                 labels: list[str] | None = None, codec_signature: dict | None = None):
+    def __init__(
+        self,
+        denoiser: torch.nn.Module,
+        scheduler_config: dict,
+        latent_mean: torch.Tensor,
+        latent_std: torch.Tensor,
+        labels: list[str] | None = None,
+        codec_signature: dict | None = None,
+    ):
         self.denoiser = denoiser
         self.scheduler_config = dict(scheduler_config)
         self.latent_mean = latent_mean.float().view(1, -1, 1)
@@ -108,8 +128,11 @@ class DiffusionPrior:
         self.codec_signature = dict(codec_signature or {})
         snr = terminal_snr(DDPMScheduler.from_config(self.scheduler_config))
         if snr > 1e-3:
-            logger.warning("the noise schedule ends at SNR %.3g > 1e-3: samples start from noise the model never "
-                           "saw pure; prefer beta_schedule='squaredcos_cap_v2' or rescale_betas_zero_snr", snr)
+            logger.warning(
+                "the noise schedule ends at SNR %.3g > 1e-3: samples start from noise the model never "
+                "saw pure; prefer beta_schedule='squaredcos_cap_v2' or rescale_betas_zero_snr",
+                snr,
+            )
 
     @property
     def device(self) -> torch.device:
@@ -126,19 +149,34 @@ class DiffusionPrior:
     def check_codec(self, codec) -> None:
         check_signature(self.codec_signature, codec, "diffusion prior")
 
-    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
-               **options) -> PriorSample:
+    def sample(
+        self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True, **options
+    ) -> PriorSample:
         """``n`` codebook-vector sequences ``(n, L', D)``; options: ``steps``, ``sampler``, ``guidance``."""
         settings = sampling_options(DiffusionPrior, options, "diffusion prior sampling options")
-        vectors = self.sample_vectors(n, settings.steps, settings.sampler, labels, settings.guidance, seed, batch_size, progress)
+        vectors = self.sample_vectors(
+            n, settings.steps, settings.sampler, labels, settings.guidance, seed, batch_size, progress
+        )
         return PriorSample(vectors=vectors, info=asdict(settings))
 
     @torch.no_grad()
-    def sample_vectors(self, n: int, steps: int = 20, sampler: str = "dpm", labels=None, guidance: float = 1.0,
-                       seed: int | None = 0, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+    def sample_vectors(
+        self,
+        n: int,
+        steps: int = 20,
+        sampler: str = "dpm",
+        labels=None,
+        guidance: float = 1.0,
+        seed: int | None = 0,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> torch.Tensor:
         """``n`` latents ``(n, L', D)`` (unsnapped). ``guidance`` > 1 applies classifier-free guidance to ``labels``."""
         if not 1 <= steps <= self.max_steps:
-            raise ConfigError(f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got {steps}")
+            raise ConfigError(
+                f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got "
+                f"{steps}"
+            )
         label_ids = as_long(labels, n, self.labels, "diffusion prior")
         if label_ids is not None and self.denoiser.class_embedding is None:
             raise DataError("diffusion prior: labels given, but this prior was trained without class conditioning")
@@ -173,17 +211,30 @@ class DiffusionPrior:
         with atomic_directory(folder) as tmp:
             self.denoiser.save_pretrained(tmp / "denoiser")
             DDPMScheduler.from_config(self.scheduler_config).save_pretrained(tmp / "scheduler")
-            write_json(tmp / "prior.json", {
-                "kind": self.kind, "format_version": PRIOR_FORMAT_VERSION, "models": "codebook vectors (B, L', D)",
-                "latent_mean": self.latent_mean.flatten().tolist(), "latent_std": self.latent_std.flatten().tolist(),
-                "labels": self.labels, "codec_signature": self.codec_signature,
-            })
+            write_json(
+                tmp / "prior.json",
+                {
+                    "kind": self.kind,
+                    "format_version": PRIOR_FORMAT_VERSION,
+                    "models": "codebook vectors (B, L', D)",
+                    "latent_mean": self.latent_mean.flatten().tolist(),
+                    "latent_std": self.latent_std.flatten().tolist(),
+                    "labels": self.labels,
+                    "codec_signature": self.codec_signature,
+                },
+            )
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> "DiffusionPrior":
+    def from_pretrained(cls, folder: str | Path, device: str | torch.device = "cpu") -> DiffusionPrior:
         folder = Path(folder)
         info = read_prior_description(folder, cls.kind)
         denoiser = load_model(saved_denoiser_class(folder / "denoiser"), folder / "denoiser").to(device)
         scheduler_config = read_json(folder / "scheduler" / "scheduler_config.json", "scheduler config")
-        return cls(denoiser, scheduler_config, torch.tensor(info["latent_mean"]), torch.tensor(info["latent_std"]),
-                   info.get("labels"), info.get("codec_signature"))
+        return cls(
+            denoiser,
+            scheduler_config,
+            torch.tensor(info["latent_mean"]),
+            torch.tensor(info["latent_std"]),
+            info.get("labels"),
+            info.get("codec_signature"),
+        )

@@ -42,8 +42,9 @@ def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
     return -torch.log(-torch.log(uniform))
 
 
-def hide_codes(codes: torch.Tensor, fraction: torch.Tensor, mask_id: int,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def hide_codes(
+    codes: torch.Tensor, fraction: torch.Tensor, mask_id: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide ``ceil(fraction * L')`` (at least one) random positions of each row: (inputs, hidden mask)."""
     batch, length = codes.shape
     count = torch.ceil(fraction * length).clamp(1, length).long().to(codes.device)
@@ -52,8 +53,14 @@ def hide_codes(codes: torch.Tensor, fraction: torch.Tensor, mask_id: int,
     return torch.where(hidden, torch.full_like(codes, mask_id), codes), hidden
 
 
-def masked_cross_entropy(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None, fraction: torch.Tensor,
-                         mask_id: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def masked_cross_entropy(
+    model: nn.Module,
+    codes: torch.Tensor,
+    labels: torch.Tensor | None,
+    fraction: torch.Tensor,
+    mask_id: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The training loss: hide positions, predict them. ``model`` is called, not unwrapped, so a
     DistributedDataParallel wrapper synchronises its gradients."""
     inputs, hidden = hide_codes(codes, fraction, mask_id, generator)
@@ -78,8 +85,18 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
     A conditional model reads its label as one extra token in front (index ``num_classes``: no label)."""
 
     @register_to_config
-    def __init__(self, num_codes: int = 512, latent_length: int = 128, width: int = 128, depth: int = 4, heads: int = 4,
-                 dropout: float = 0.1, num_classes: int = 0, position_encoding: str = "conv", position_kernel: int = 65):
+    def __init__(
+        self,
+        num_codes: int = 512,
+        latent_length: int = 128,
+        width: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.1,
+        num_classes: int = 0,
+        position_encoding: str = "conv",
+        position_kernel: int = 65,
+    ):
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} must be divisible by heads {heads}")
@@ -89,13 +106,22 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
         # "conv": where a code sits is told by a convolution over its neighbours (wav2vec 2.0's relative positional
         # embedding), so the model is the same at every shift of a window, like the WaveNet; "learned": one vector
         # per absolute position (MaskGIT's), which on few, overlapping windows learns the windows by heart
-        self.position_conv = (nn.Conv1d(width, width, position_kernel, padding=position_kernel // 2, groups=math.gcd(16, width))
-                              if position_encoding == "conv" else None)
-        self.positions = nn.Parameter(torch.randn(1, latent_length, width) * 0.02) if position_encoding == "learned" else None
+        self.position_conv = (
+            nn.Conv1d(width, width, position_kernel, padding=position_kernel // 2, groups=math.gcd(16, width))
+            if position_encoding == "conv"
+            else None
+        )
+        self.positions = (
+            nn.Parameter(torch.randn(1, latent_length, width) * 0.02) if position_encoding == "learned" else None
+        )
         self.class_embedding = nn.Embedding(num_classes + 1, width) if num_classes else None
         self.input_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(BasicTransformerBlock(width, heads, width // heads, dropout=dropout, activation_fn="gelu",
-                                                          attention_bias=True) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            BasicTransformerBlock(
+                width, heads, width // heads, dropout=dropout, activation_fn="gelu", attention_bias=True
+            )
+            for _ in range(depth)
+        )
         self.norm_out = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_codes)
         # token and label embeddings on the positions' scale: at torch's default N(0, 1) they drown the positions,
@@ -115,7 +141,9 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
     def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``codes`` (B, L') with ``mask_id`` at hidden positions; ``labels`` (B,) (``null_class``: none)."""
         if codes.ndim != 2 or codes.shape[1] != self.config.latent_length:
-            raise DataError(f"MaskGIT prior: codes must have shape (B, {self.config.latent_length}), got {tuple(codes.shape)}")
+            raise DataError(
+                f"MaskGIT prior: codes must have shape (B, {self.config.latent_length}), got {tuple(codes.shape)}"
+            )
         tokens = self.embedding(codes)
         if self.position_conv is not None:
             tokens = tokens + F.gelu(self.position_conv(tokens.transpose(1, 2))).transpose(1, 2)
@@ -132,22 +160,37 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
             tokens = tokens[:, 1:]
         return self.head(self.norm_out(tokens))
 
-    def masked_loss(self, codes: torch.Tensor, labels: torch.Tensor | None, fraction: torch.Tensor,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+    def masked_loss(
+        self,
+        codes: torch.Tensor,
+        labels: torch.Tensor | None,
+        fraction: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Cross-entropy (nats) of the hidden positions' codes, over every hidden position of the batch."""
         return masked_cross_entropy(self, codes, labels, fraction, self.mask_id, generator)
 
     def _guided_logits(self, codes: torch.Tensor, labels: torch.Tensor | None, guidance: float) -> torch.Tensor:
         if labels is None or guidance == 1.0:
             return self.forward(codes, labels).float()
-        both = self.forward(torch.cat([codes, codes]), torch.cat([labels, torch.full_like(labels, self.null_class)])).float()
+        both = self.forward(
+            torch.cat([codes, codes]), torch.cat([labels, torch.full_like(labels, self.null_class)])
+        ).float()
         conditional, unconditional = both.chunk(2)
         return unconditional + guidance * (conditional - unconditional)
 
     @torch.no_grad()
-    def generate(self, n: int, steps: int = 12, labels: torch.Tensor | None = None, temperature: float = 1.0,
-                 confidence_noise: float = 4.5, guidance: float = 1.0, seed: int | None = 0,
-                 progress: bool = False) -> torch.Tensor:
+    def generate(
+        self,
+        n: int,
+        steps: int = 12,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        confidence_noise: float = 4.5,
+        guidance: float = 1.0,
+        seed: int | None = 0,
+        progress: bool = False,
+    ) -> torch.Tensor:
         """``(n, L')`` codes by iterative parallel decoding (module docstring). Noise is drawn on the CPU from
         ``seed``, so a draw is the same on every device."""
         length, device = self.config.latent_length, self.device
@@ -179,9 +222,16 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
 class MaskGITSamplingOptions:
     steps: int = field(default=12, metadata={"help": "maskgit: decoding passes"})
     temperature: float = field(default=1.0, metadata={"help": "maskgit: divide the logits by this (< 1: safer codes)"})
-    confidence_noise: float = field(default=4.5, metadata={"help": "maskgit: Gumbel noise on the confidence at the first "
-                                                                   "pass, fading to 0 (the paper's choice temperature)"})
-    guidance: float = field(default=1.0, metadata={"help": "maskgit: classifier-free guidance scale (conditional priors)"})
+    confidence_noise: float = field(
+        default=4.5,
+        metadata={
+            "help": "maskgit: Gumbel noise on the confidence at the first "
+            "pass, fading to 0 (the paper's choice temperature)"
+        },
+    )
+    guidance: float = field(
+        default=1.0, metadata={"help": "maskgit: classifier-free guidance scale (conditional priors)"}
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=("steps", "temperature"), non_negative=("confidence_noise", "guidance"))
@@ -196,13 +246,27 @@ class MaskGITPrior(CodePrior):
     model_class = MaskedCodeTransformer
     SamplingOptions = MaskGITSamplingOptions
 
-    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
-               **options) -> PriorSample:
+    def sample(
+        self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True, **options
+    ) -> PriorSample:
         """``n`` code sequences ``(n, L')`` int64 in ``steps`` parallel passes per batch."""
         settings = sampling_options(MaskGITPrior, options, "MaskGIT prior sampling options")
         if settings.steps < 1:
             raise DataError(f"MaskGIT prior: steps must be at least 1, got {settings.steps}")
-        codes = self._in_batches(n, self.label_ids(labels, n), seed, batch_size, lambda count, batch_labels, batch_seed:
-                                 self.model.generate(count, settings.steps, batch_labels, settings.temperature,
-                                                     settings.confidence_noise, settings.guidance, batch_seed, progress))
+        codes = self._in_batches(
+            n,
+            self.label_ids(labels, n),
+            seed,
+            batch_size,
+            lambda count, batch_labels, batch_seed: self.model.generate(
+                count,
+                settings.steps,
+                batch_labels,
+                settings.temperature,
+                settings.confidence_noise,
+                settings.guidance,
+                batch_seed,
+                progress,
+            ),
+        )
         return PriorSample(codes=codes, info=asdict(settings))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+
 import torch
 
 from tsvq.errors import CheckpointError
@@ -14,8 +15,10 @@ def codec_signature(codec) -> dict:
     for quantizer in codec.quantizer.quantizers:
         digest.update(quantizer.codebook.detach().float().cpu().contiguous().numpy().tobytes())
     return {
-        "num_codes": int(codec.config.num_codes), "code_dim": int(codec.code_dim),
-        "latent_length": int(codec.latent_length), "num_quantizers": int(codec.config.num_quantizers),
+        "num_codes": int(codec.config.num_codes),
+        "code_dim": int(codec.code_dim),
+        "latent_length": int(codec.latent_length),
+        "num_quantizers": int(codec.config.num_quantizers),
         "codebook_sha256": digest.hexdigest()[:16],
     }
 
@@ -25,11 +28,15 @@ def check_signature(expected: dict, codec, where: str) -> None:
     actual = codec_signature(codec)
     for key in ("num_codes", "code_dim", "latent_length", "num_quantizers"):
         if expected.get(key) != actual[key]:
-            raise CheckpointError(f"{where}: the prior was trained for a codec with {key} = {expected.get(key)}, "
-                                  f"but this codec has {key} = {actual[key]}")
+            raise CheckpointError(
+                f"{where}: the prior was trained for a codec with {key} = {expected.get(key)}, "
+                f"but this codec has {key} = {actual[key]}"
+            )
     if expected.get("codebook_sha256") != actual["codebook_sha256"]:
-        raise CheckpointError(f"{where}: the prior was trained on another codec's codebook "
-                              f"({expected.get('codebook_sha256')} vs {actual['codebook_sha256']}); retrain the prior for this codec")
+        raise CheckpointError(
+            f"{where}: the prior was trained on another codec's codebook "
+            f"({expected.get('codebook_sha256')} vs {actual['codebook_sha256']}); retrain the prior for this codec"
+        )
 
 
 def as_long(labels, n: int, vocabulary: list[str], where: str) -> torch.Tensor | None:

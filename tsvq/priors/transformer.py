@@ -41,7 +41,8 @@ class AdaLNZeroBlock(nn.Module):
 
 
 class LatentTransformer1D(ModelMixin, ConfigMixin):
-    """Predicts noise, velocity or the clean latent (per the scheduler) with ``depth`` adaLN-zero blocks of ``width``."""
+    """Predicts noise, velocity or the clean latent (per the scheduler) with ``depth`` adaLN-zero blocks of
+    ``width``."""
 
     @register_to_config
     def __init__(
@@ -76,7 +77,9 @@ class LatentTransformer1D(ModelMixin, ConfigMixin):
         """Label index meaning "unconditional" (used for classifier-free guidance)."""
         return self.config.num_classes
 
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, sample: torch.Tensor, timestep: torch.Tensor | int, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``sample`` (B, D, L'), ``timestep`` (B,) or scalar, ``class_labels`` (B,) int (``null_class`` = none)."""
         embedding = condition_embedding(self, sample, timestep, class_labels)
         tokens = self.proj_in(sample.transpose(1, 2)) + self.positions.to(sample.dtype)

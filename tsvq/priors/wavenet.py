@@ -36,7 +36,9 @@ from tsvq.priors.code_prior import CodePrior
 class GatedResidualLayer(nn.Module):
     """Dilated causal conv -> tanh * sigmoid gate (+ global condition) -> residual and skip 1x1 convs."""
 
-    def __init__(self, residual_channels: int, skip_channels: int, dilation: int, condition_dim: int, last: bool = False):
+    def __init__(
+        self, residual_channels: int, skip_channels: int, dilation: int, condition_dim: int, last: bool = False
+    ):
         super().__init__()
         self.dilation = dilation
         self.conv = nn.Conv1d(residual_channels, 2 * residual_channels, kernel_size=2, dilation=dilation)
@@ -64,12 +66,22 @@ class GatedResidualLayer(nn.Module):
         """Weights of one generation step as two matrices: the kernel-2 conv over [past; present] inputs, and the
         residual and skip 1x1 convs stacked, so a step is two matrix products instead of a dozen small ops."""
         conv = torch.cat([self.conv.weight[:, :, 0], self.conv.weight[:, :, 1]], dim=1)  # (2R, 2R)
-        out_weight = self.skip.weight[:, :, 0] if self.residual is None else torch.cat([self.residual.weight[:, :, 0], self.skip.weight[:, :, 0]])
+        out_weight = (
+            self.skip.weight[:, :, 0]
+            if self.residual is None
+            else torch.cat([self.residual.weight[:, :, 0], self.skip.weight[:, :, 0]])
+        )
         out_bias = self.skip.bias if self.residual is None else torch.cat([self.residual.bias, self.skip.bias])
         return {"conv": conv, "conv_bias": self.conv.bias, "out": out_weight, "out_bias": out_bias}
 
-    def step(self, x: torch.Tensor, buffer: torch.Tensor, t: int, weights: dict[str, torch.Tensor],
-             condition_bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(
+        self,
+        x: torch.Tensor,
+        buffer: torch.Tensor,
+        t: int,
+        weights: dict[str, torch.Tensor],
+        condition_bias: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: ``x`` (B, R); ``buffer`` (B, dilation, R) holds the inputs of the last ``dilation`` steps."""
         slot = t % self.dilation
         past = buffer[:, slot]  # the input of step t - dilation (zeros before the start, like the padding)
@@ -124,12 +136,18 @@ class WaveNet(ModelMixin, ConfigMixin):
         self.class_embedding = nn.Embedding(num_classes + 1, condition_dim) if num_classes else None
         dilations = [d for _ in range(num_cycles) for d in dilation_cycle]
         self.layers = nn.ModuleList(
-            GatedResidualLayer(residual_channels, skip_channels, d, condition_dim if num_classes else 0, last=i == len(dilations) - 1)
+            GatedResidualLayer(
+                residual_channels, skip_channels, d, condition_dim if num_classes else 0, last=i == len(dilations) - 1
+            )
             for i, d in enumerate(dilations)
         )
         # the last conv holds every stage's output layer: rows q*K..(q+1)*K-1 give stage q's logits
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
-                                  nn.Conv1d(skip_channels, num_quantizers * num_codes, 1))
+        self.head = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(skip_channels, skip_channels, 1),
+            nn.ReLU(),
+            nn.Conv1d(skip_channels, num_quantizers * num_codes, 1),
+        )
         if num_quantizers > 1:  # what stage q's head sees beside the position's features: q itself, the codes drawn
             self.stage_embedding = nn.Embedding(num_quantizers, skip_channels)
             self.depth_embedding = nn.Embedding((num_quantizers - 1) * num_codes, skip_channels)
@@ -148,8 +166,10 @@ class WaveNet(ModelMixin, ConfigMixin):
             codes = codes[..., None]
         if codes.ndim != 3 or codes.shape[-1] != q:
             expected = "(B, L')" if q == 1 else f"(B, L', {q})"
-            raise DataError(f"WaveNet prior: codes must have shape {expected} (this prior models {q} code(s) per "
-                            f"position), got {tuple(codes.shape)}")
+            raise DataError(
+                f"WaveNet prior: codes must have shape {expected} (this prior models {q} code(s) per "
+                f"position), got {tuple(codes.shape)}"
+            )
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.config.num_codes):
             raise DataError(f"WaveNet prior: code indices must lie in [0, {self.config.num_codes})")
         return codes
@@ -159,7 +179,9 @@ class WaveNet(ModelMixin, ConfigMixin):
 
     def _features(self, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """The trunk's skip features ``(B, S, L')`` of ``(B, L', Q)`` codes: position t sees positions < t."""
-        inputs = self.embedding(codes + self._stage_offsets(codes.device)).sum(dim=2)  # (B, L', R): a position's codes, summed
+        inputs = self.embedding(codes + self._stage_offsets(codes.device)).sum(
+            dim=2
+        )  # (B, L', R): a position's codes, summed
         start = self.embedding.weight[-1].expand(len(codes), 1, -1)
         x = torch.cat([start, inputs[:, :-1]], dim=1).transpose(1, 2)
         condition = self._condition(labels, len(codes))
@@ -183,7 +205,9 @@ class WaveNet(ModelMixin, ConfigMixin):
             return self.head(features)
         hidden, out, k = self.head[1], self.head[3], self.config.num_codes
         h = F.relu(torch.matmul(hidden.weight[:, :, 0], F.relu(features)) + hidden.bias[:, None])
-        return torch.matmul(out.weight[stage * k : (stage + 1) * k, :, 0], h) + out.bias[stage * k : (stage + 1) * k, None]
+        return (
+            torch.matmul(out.weight[stage * k : (stage + 1) * k, :, 0], h) + out.bias[stage * k : (stage + 1) * k, None]
+        )
 
     def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits ``(B, K, L')`` (``(B, K, L', Q)`` for Q > 1): position t sees codes < t, and
@@ -194,8 +218,10 @@ class WaveNet(ModelMixin, ConfigMixin):
         if self.config.num_quantizers == 1:
             logits = self._stage_logits(features, 0)
             return logits if single else logits[..., None]
-        stages = [self._stage_logits(features + self._depth_input(codes[..., :q], q).transpose(1, 2), q)
-                  for q in range(self.config.num_quantizers)]
+        stages = [
+            self._stage_logits(features + self._depth_input(codes[..., :q], q).transpose(1, 2), q)
+            for q in range(self.config.num_quantizers)
+        ]
         return torch.stack(stages, dim=-1)
 
     def nll_bits(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -205,7 +231,9 @@ class WaveNet(ModelMixin, ConfigMixin):
         return nats.flatten(1).mean(dim=1) / math.log(2)
 
     @staticmethod
-    def _pick(logits: torch.Tensor, uniform: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    def _pick(
+        logits: torch.Tensor, uniform: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None
+    ) -> torch.Tensor:
         """Sample one code per row by inverse CDF of one uniform draw, after temperature, top-k and top-p."""
         logits = logits.float() / max(temperature, 1e-6)
         if top_k:
@@ -222,9 +250,18 @@ class WaveNet(ModelMixin, ConfigMixin):
         return torch.searchsorted(cdf, uniform[:, None].to(cdf.dtype)).clamp(max=probs.shape[-1] - 1).squeeze(-1)
 
     @torch.no_grad()
-    def generate(self, n: int, length: int | None = None, labels: torch.Tensor | None = None, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, seed: int | None = 0, cached: bool = True,
-                 progress: bool = False) -> torch.Tensor:
+    def generate(
+        self,
+        n: int,
+        length: int | None = None,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = 0,
+        cached: bool = True,
+        progress: bool = False,
+    ) -> torch.Tensor:
         """Ancestral sampling of ``(n, length)`` codes (``(n, length, Q)`` for Q > 1, stage by stage within a
         position); ``cached=False`` recomputes the whole prefix each step."""
         length = length or self.config.latent_length
@@ -235,9 +272,14 @@ class WaveNet(ModelMixin, ConfigMixin):
         labels = labels.to(device) if labels is not None else None
         condition = self._condition(labels, n)
         codes = torch.zeros((n, length, stages), dtype=torch.long, device=device)
-        buffers = [torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers]
+        buffers = [
+            torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers
+        ]
         weights = [layer.fused_weights() for layer in self.layers]
-        condition_biases = [None if condition is None or layer.condition is None else layer.condition(condition) for layer in self.layers]
+        condition_biases = [
+            None if condition is None or layer.condition is None else layer.condition(condition)
+            for layer in self.layers
+        ]
         x = self.embedding.weight[-1].expand(n, -1)  # the start token
         scale = math.sqrt(1.0 / len(self.layers))
         for t in tqdm(range(length), desc="sample wavenet", leave=False, disable=not progress):
@@ -254,7 +296,9 @@ class WaveNet(ModelMixin, ConfigMixin):
                 x = self.embedding(codes[:, t] + self._stage_offsets(device)).sum(dim=1)
             else:
                 for q in range(stages):
-                    prefix = codes[:, : t + 1]  # position t's stages >= q are still zeros: nothing before them reads them
+                    prefix = codes[
+                        :, : t + 1
+                    ]  # position t's stages >= q are still zeros: nothing before them reads them
                     logits = self.forward(prefix, labels)[..., t, q]
                     codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
         return codes[..., 0] if stages == 1 else codes
@@ -264,7 +308,9 @@ class WaveNet(ModelMixin, ConfigMixin):
 class WaveNetSamplingOptions:
     temperature: float = field(default=1.0, metadata={"help": "WaveNet: divide the logits by this (< 1: safer codes)"})
     top_k: int | None = field(default=None, metadata={"help": "WaveNet: draw only from the k most likely codes"})
-    top_p: float | None = field(default=None, metadata={"help": "WaveNet: nucleus sampling, the smallest set of codes holding this probability"})
+    top_p: float | None = field(
+        default=None, metadata={"help": "WaveNet: nucleus sampling, the smallest set of codes holding this probability"}
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self, positive=("temperature", "top_k", "top_p"))
@@ -282,13 +328,25 @@ class WaveNetPrior(CodePrior):
     residual_codes = True
     SamplingOptions = WaveNetSamplingOptions
 
-    def sample(self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True,
-               **options) -> PriorSample:
+    def sample(
+        self, n: int, *, labels=None, seed: int | None = 0, batch_size: int = 256, progress: bool = True, **options
+    ) -> PriorSample:
         """``n`` code sequences ``(n, L')`` int64 (``(n, L', Q)`` for a residual-VQ codec), drawn with cached
         (O(layers) per position) generation."""
         settings = sampling_options(WaveNetPrior, options, "WaveNet prior sampling options")
-        codes = self._in_batches(n, self.label_ids(labels, n), seed, batch_size, lambda count, batch_labels, batch_seed:
-                                 self.model.generate(count, labels=batch_labels, temperature=settings.temperature,
-                                                     top_k=settings.top_k, top_p=settings.top_p, seed=batch_seed,
-                                                     progress=progress))
+        codes = self._in_batches(
+            n,
+            self.label_ids(labels, n),
+            seed,
+            batch_size,
+            lambda count, batch_labels, batch_seed: self.model.generate(
+                count,
+                labels=batch_labels,
+                temperature=settings.temperature,
+                top_k=settings.top_k,
+                top_p=settings.top_p,
+                seed=batch_seed,
+                progress=progress,
+            ),
+        )
         return PriorSample(codes=codes, info=asdict(settings))

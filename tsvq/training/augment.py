@@ -48,8 +48,13 @@ class AugmentConfig:
 
     @property
     def active(self) -> bool:
-        return (self.gain != (1.0, 1.0) or self.stretch != (1.0, 1.0) or self.flip_probability > 0
-                or self.time_warp > 0 or self.magnitude_warp > 0)
+        return (
+            self.gain != (1.0, 1.0)
+            or self.stretch != (1.0, 1.0)
+            or self.flip_probability > 0
+            or self.time_warp > 0
+            or self.magnitude_warp > 0
+        )
 
 
 def _log_uniform(low: float, high: float, n: int, device) -> torch.Tensor:
@@ -64,7 +69,9 @@ def time_stretch(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """
     length = x.shape[1]
     centre = (length - 1) / 2
-    positions = centre + (torch.arange(length, device=x.device, dtype=x.dtype)[None] - centre) / factors[:, None].to(x.dtype)
+    positions = centre + (torch.arange(length, device=x.device, dtype=x.dtype)[None] - centre) / factors[:, None].to(
+        x.dtype
+    )
     period = 2 * (length - 1)
     positions = torch.remainder(positions, period)
     return _read_at(x, torch.where(positions > length - 1, period - positions, positions))  # mirror

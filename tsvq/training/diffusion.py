@@ -18,8 +18,8 @@ from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, claim_output_dir, train
-from tsvq.training.stages import Stage
 from tsvq.training.prior_data import CodeDataset, drop_labels, load_prior_data
+from tsvq.training.stages import Stage
 
 
 @dataclass
@@ -37,13 +37,17 @@ class DiffusionStageConfig:
     # > 0: Min-SNR-gamma loss weights (Hang et al. 2023); 0: the plain mean squared error of the prediction target
     snr_gamma: float = 0.0
     val_max_windows: int = 512
-    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4))
+    training: TrainingConfig = field(
+        default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4)
+    )
 
     def __post_init__(self):
         self.model = as_config(DenoiserConfig, self.model, "diffusion stage: model")
         self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
         if self.latent_normalisation not in ("per_dim", "global"):
-            raise ConfigError(f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}")
+            raise ConfigError(
+                f"diffusion stage: latent_normalisation must be per_dim or global, not {self.latent_normalisation!r}"
+            )
         if self.snr_gamma < 0:
             raise ConfigError(f"diffusion stage: snr_gamma must be >= 0 (0: no weighting), not {self.snr_gamma}")
 
@@ -67,13 +71,21 @@ class DiffusionTask:
 
     def __init__(self, config: DiffusionStageConfig):
         self.config = config
-        data = load_prior_data(config.store, config.codec, claim_output_dir(config.training, config.store, config.codec) / "cache",
-                               config.val_max_windows, config.conditional)
+        data = load_prior_data(
+            config.store,
+            config.codec,
+            claim_output_dir(config.training, config.store, config.codec) / "cache",
+            config.val_max_windows,
+            config.conditional,
+        )
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():
             vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
         if config.latent_normalisation == "global":
-            self.mean, self.std = vectors.mean().expand(vectors.shape[1]), vectors.std().clamp(min=1e-6).expand(vectors.shape[1])
+            self.mean, self.std = (
+                vectors.mean().expand(vectors.shape[1]),
+                vectors.std().clamp(min=1e-6).expand(vectors.shape[1]),
+            )
         else:
             self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size.
@@ -85,7 +97,9 @@ class DiffusionTask:
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
         self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
-        self.ema = EMAModel(self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config)
+        self.ema = EMAModel(
+            self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config
+        )
 
     @torch.no_grad()
     def latents(self, codes: torch.Tensor) -> torch.Tensor:
@@ -111,10 +125,14 @@ class DiffusionTask:
         Min-SNR weight (training only: validation stays unweighted, comparable across settings)."""
         # seeded validation noise comes from its generator's device (a CPU one: the same on every device);
         # training noise is drawn where the latents are
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device if generator is None else generator.device)
+        noise = torch.randn(
+            latents.shape, generator=generator, device=latents.device if generator is None else generator.device
+        )
         noise = noise.to(latents.device)
         if timesteps is None:
-            timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+            timesteps = torch.randint(
+                0, self.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device
+            )
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         prediction = model(noisy, timesteps, labels if self.labels else None)
         target = self._target(latents, noise, timesteps)
@@ -138,7 +156,8 @@ class DiffusionTask:
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
-        """Denoising loss on validation latents with the EMA weights, fixed noise and timesteps (comparable across steps)."""
+        """Denoising loss on validation latents with the EMA weights, fixed noise and timesteps (comparable across
+        steps)."""
         self.ema.store(model.parameters())
         self.ema.copy_to(model.parameters())
         generator = torch.Generator().manual_seed(1234)
@@ -154,7 +173,9 @@ class DiffusionTask:
         """The prior with EMA weights, ready to sample or save."""
         ema_model = copy.deepcopy(model)
         self.ema.copy_to(ema_model.parameters())
-        return DiffusionPrior(ema_model, dict(self.noise_scheduler.config), self.mean, self.std, self.labels, codec_signature(self.codec))
+        return DiffusionPrior(
+            ema_model, dict(self.noise_scheduler.config), self.mean, self.std, self.labels, codec_signature(self.codec)
+        )
 
     def save(self, model, folder: Path) -> None:
         self.prior(model).save_pretrained(folder)

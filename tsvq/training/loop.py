@@ -30,8 +30,8 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.config import check_ranges
+from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import check_output_path, claim_workspace, output_lock, write_json
 from tsvq.training.trackers import JSONLinesTracker
 
@@ -64,10 +64,20 @@ class TrainingConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check_ranges(self, positive=("max_steps", "batch_size", "learning_rate", "gradient_accumulation_steps",
-                                     "eval_every", "checkpoint_every", "log_every"),
-                     non_negative=("weight_decay", "warmup_steps", "max_grad_norm", "checkpoints_to_keep", "num_workers"),
-                     choices={"lr_schedule": ("cosine", "constant"), "mixed_precision": (None, "no", "fp16", "bf16")})
+        check_ranges(
+            self,
+            positive=(
+                "max_steps",
+                "batch_size",
+                "learning_rate",
+                "gradient_accumulation_steps",
+                "eval_every",
+                "checkpoint_every",
+                "log_every",
+            ),
+            non_negative=("weight_decay", "warmup_steps", "max_grad_norm", "checkpoints_to_keep", "num_workers"),
+            choices={"lr_schedule": ("cosine", "constant"), "mixed_precision": (None, "no", "fp16", "bf16")},
+        )
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ConfigError(f"adam_betas = {list(self.adam_betas)}: expected two numbers in [0, 1)")
 
@@ -199,17 +209,32 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and accelerator.num_processes == 1:
         # Each process would train alone and all would write the same checkpoints: refuse instead.
-        raise ConfigError(f"{launched} processes were launched but each sees only itself; on CPU-only machines "
-                              "launch with ACCELERATE_USE_CPU=1 (see recipes/accelerate/cpu_2proc.yaml)")
+        raise ConfigError(
+            f"{launched} processes were launched but each sees only itself; on CPU-only machines "
+            "launch with ACCELERATE_USE_CPU=1 (see recipes/accelerate/cpu_2proc.yaml)"
+        )
     set_seed(config.seed)
     # The loader draws its worker seeds from its own generator, so resuming does not shift the global RNG.
-    loader = DataLoader(task.train_dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                        num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(
+        task.train_dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.num_workers,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
     if len(loader) < config.gradient_accumulation_steps:
-        raise DataError(f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
-                              f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation steps")
-    optimizer = torch.optim.AdamW(task.model.parameters(), lr=config.learning_rate, betas=tuple(config.adam_betas),
-                                  weight_decay=config.weight_decay, foreach=True)
+        raise DataError(
+            f"the training split has {len(task.train_dataset)} windows: fewer than one batch of "
+            f"{config.batch_size} x {config.gradient_accumulation_steps} accumulation steps"
+        )
+    optimizer = torch.optim.AdamW(
+        task.model.parameters(),
+        lr=config.learning_rate,
+        betas=tuple(config.adam_betas),
+        weight_decay=config.weight_decay,
+        foreach=True,
+    )
     scheduler = _scheduler(optimizer, config, accelerator.num_processes)
     model, optimizer, loader, scheduler = accelerator.prepare(task.model, optimizer, loader, scheduler)
     state = TrainingState()
@@ -227,8 +252,9 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
         try:
             accelerator.load_state(str(checkpoints[-1]))
         except Exception as error:
-            raise CheckpointError(f"{checkpoints[-1]}: cannot resume from this checkpoint ({error}); "
-                                  "delete it or train with resume=False") from error
+            raise CheckpointError(
+                f"{checkpoints[-1]}: cannot resume from this checkpoint ({error}); delete it or train with resume=False"
+            ) from error
         accelerator.print(f"resumed from {checkpoints[-1]} at step {state.step}")
 
     steps_per_epoch = max(1, len(loader) // config.gradient_accumulation_steps)
@@ -238,14 +264,23 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
     def clock() -> None:
         state.seconds, state.windows = earlier_seconds + time.time() - started, earlier_windows + windows_seen
 
-    progress = tqdm(total=config.max_steps, initial=state.step, desc=f"train {output_dir.name}", unit="step",
-                    disable=not (config.progress and accelerator.is_local_main_process))
+    progress = tqdm(
+        total=config.max_steps,
+        initial=state.step,
+        desc=f"train {output_dir.name}",
+        unit="step",
+        disable=not (config.progress and accelerator.is_local_main_process),
+    )
     model.train()
     logs: dict[str, float] = {}
     batches = loader
     while state.step < config.max_steps:
         epoch, done_in_epoch = divmod(state.step, steps_per_epoch)
-        batches = accelerator.skip_first_batches(loader, done_in_epoch * config.gradient_accumulation_steps) if done_in_epoch else loader
+        batches = (
+            accelerator.skip_first_batches(loader, done_in_epoch * config.gradient_accumulation_steps)
+            if done_in_epoch
+            else loader
+        )
         batches.set_epoch(epoch)  # the seeded shuffle of this epoch, also on a resumed (skipping) loader
         for batch in batches:
             with accelerator.accumulate(model):
@@ -263,8 +298,11 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
             state.step += 1
             progress.update(1)
             if state.step % config.log_every == 0 or state.step == config.max_steps:
-                logs |= {"loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0],
-                         "windows_per_s": windows_seen / max(time.time() - started, 1e-9)}  # current speed
+                logs |= {
+                    "loss": float(loss.detach()),
+                    "lr": scheduler.get_last_lr()[0],
+                    "windows_per_s": windows_seen / max(time.time() - started, 1e-9),
+                }  # current speed
                 accelerator.log(logs, step=state.step)
                 progress.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("loss", "perplexity", "usage")})
             if state.step % config.eval_every == 0 or state.step == config.max_steps:
@@ -283,14 +321,24 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
     if accelerator.is_main_process and not (output_dir / "model").exists():
         task.save(accelerator.unwrap_model(model), output_dir / "model")
     if accelerator.is_main_process:
-        write_json(output_dir / "training_summary.json", {
-            "steps": state.step, "best_" + task.best_metric: state.best, "rank_best": rank_best,
-            "seconds": round(state.seconds, 2), "windows": state.windows, "windows_per_s": round(state.windows / max(state.seconds, 1e-9), 2),
-            "resumed_at_step": resumed_at,
-            "num_processes": accelerator.num_processes, "device": str(accelerator.device),
-            "mixed_precision": accelerator.mixed_precision, "rank_state_hashes": rank_hashes, "config": asdict(config),
-            "stage_config": stage_config,
-        })
+        write_json(
+            output_dir / "training_summary.json",
+            {
+                "steps": state.step,
+                "best_" + task.best_metric: state.best,
+                "rank_best": rank_best,
+                "seconds": round(state.seconds, 2),
+                "windows": state.windows,
+                "windows_per_s": round(state.windows / max(state.seconds, 1e-9), 2),
+                "resumed_at_step": resumed_at,
+                "num_processes": accelerator.num_processes,
+                "device": str(accelerator.device),
+                "mixed_precision": accelerator.mixed_precision,
+                "rank_state_hashes": rank_hashes,
+                "config": asdict(config),
+                "stage_config": stage_config,
+            },
+        )
     accelerator.wait_for_everyone()
     # The DDP wrapper's reducer holds the process group. Dropped after end_training destroyed the group, the reducer
     # would run the group's destructor itself, holding the GIL while it joins gloo's threads, one of which may need

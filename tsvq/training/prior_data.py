@@ -31,15 +31,20 @@ class PriorData:
     labels: list[str]  # the label vocabulary of a conditional prior; empty for an unconditional one
 
 
-def load_prior_data(store_path: str, codec_path: str, cache_dir: Path, val_max_windows: int, conditional: bool) -> PriorData:
+def load_prior_data(
+    store_path: str, codec_path: str, cache_dir: Path, val_max_windows: int, conditional: bool
+) -> PriorData:
     """Open the store and codec, check they belong together, and encode (or reuse) the codes of both splits."""
     store = WindowStore(store_path)
     codec = load_model(VQVAE, codec_path)
     if codec.config.window_length != store.window_length:
-        raise ConfigError(f"{codec_path}: codec windows are {codec.config.window_length} samples, the store's are {store.window_length}")
+        raise ConfigError(
+            f"{codec_path}: codec windows are {codec.config.window_length} samples, the store's are "
+            f"{store.window_length}"
+        )
     train_codes, train_index = cached_codes(codec, store, "train", cache_dir)
     val_codes, val_index = cached_codes(codec, store, store.validation_split(), cache_dir, val_max_windows)
-    labels = sorted({str(l) for l in store.labels("train") if str(l)}) if conditional else []
+    labels = sorted({str(label) for label in store.labels("train") if str(label)}) if conditional else []
     if conditional and not labels:
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
@@ -77,8 +82,13 @@ class CodePriorTask:
 
     def __init__(self, config):
         self.config = config
-        data = load_prior_data(config.store, config.codec, claim_output_dir(config.training, config.store, config.codec) / "cache",
-                               config.val_max_windows, config.conditional)
+        data = load_prior_data(
+            config.store,
+            config.codec,
+            claim_output_dir(config.training, config.store, config.codec) / "cache",
+            config.val_max_windows,
+            config.conditional,
+        )
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         self.prior_class.check_codebooks(self.codec, self.title)

@@ -7,9 +7,10 @@ for (so ``tsvq --help`` stays quick); a plug-in prior registers its stage with `
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tsvq.errors import ConfigError
 

@@ -27,7 +27,9 @@ class WaveNetStageConfig:
     model: WaveNetConfig = field(default_factory=WaveNetConfig)
     conditional: bool = False
     val_max_windows: int = 512
-    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3))
+    training: TrainingConfig = field(
+        default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3)
+    )
 
     def __post_init__(self):
         self.model = as_config(WaveNetConfig, self.model, "wavenet stage: model")
@@ -43,9 +45,13 @@ class WaveNetTask(CodePriorTask):
         report = codebook_report(self.data.train_codes, self.codec.config.num_codes)
         # a residual codec's stages each have their own code statistics: the unigram bound is their mean
         self.unigram_bits = float(np.mean([stage["entropy_bits"] for stage in report.get("stages", [report])]))
-        self.model = WaveNet(num_codes=self.codec.config.num_codes, latent_length=self.codec.latent_length,
-                             num_classes=len(self.labels), num_quantizers=self.codec.config.num_quantizers,
-                             **asdict(config.model))
+        self.model = WaveNet(
+            num_codes=self.codec.config.num_codes,
+            latent_length=self.codec.latent_length,
+            num_classes=len(self.labels),
+            num_quantizers=self.codec.config.num_quantizers,
+            **asdict(config.model),
+        )
 
     def loss(self, model, batch):
         logits = model(batch["codes"], batch["label"] if self.labels else None)
@@ -56,10 +62,19 @@ class WaveNetTask(CodePriorTask):
     def evaluate(self, model) -> dict[str, float]:
         codes = self.val_dataset.codes.to(model.device)
         labels = self.val_dataset.labels.to(model.device) if self.labels else None
-        bits = float(torch.cat([model.nll_bits(codes[i : i + 256], None if labels is None else labels[i : i + 256])
-                                for i in range(0, len(codes), 256)]).mean())
-        self.last_metrics = {"val_bits_per_code": bits, "val_bits_per_second": bits * self.codec.codes_per_second(),
-                             "unigram_bits_per_code": self.unigram_bits}
+        bits = float(
+            torch.cat(
+                [
+                    model.nll_bits(codes[i : i + 256], None if labels is None else labels[i : i + 256])
+                    for i in range(0, len(codes), 256)
+                ]
+            ).mean()
+        )
+        self.last_metrics = {
+            "val_bits_per_code": bits,
+            "val_bits_per_second": bits * self.codec.codes_per_second(),
+            "unigram_bits_per_code": self.unigram_bits,
+        }
         return self.last_metrics
 
     def save(self, model, folder: Path) -> None:
