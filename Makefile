@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tsvq-installed
 
-.PHONY: demo test lint install clean anchors levers pretrained
+.PHONY: demo test lint tables install clean anchors levers pretrained
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The tables that quote benchmark results (benchmarks/README.md, README.md), regenerated from benchmarks/results
+tables: $(STAMP)
+	$(BIN)/python -m benchmarks.tables
 
 # Benchmark-only: TimeVQVAE as an outside anchor (its wheel says Python >= 3.12 but runs on 3.11; see
 # benchmarks/anchors.py) and the generation-quality levers; both read the demo's runs (`make demo` first).

@@ -16,9 +16,7 @@ Speed: seconds of ECG per second of compute on one torch thread, reading the rec
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -200,20 +198,14 @@ def main() -> None:
         rows[name] = row = measure_record(pipe, source / name, scenario["lead"])
         print(
             f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at "
-            "that "
-            f"rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width "
+            f"that rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width "
             f"{row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
             flush=True,
         )
     summary = summarise(rows)
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     save(
         scenario["name"],
         {
-            "command": "python -m benchmarks.rate_distortion "
-            + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
-            "commit": commit,
-            "versions": {p: version(p) for p in ("tsvq", "constriction", "PyWavelets", "numpy")},
             "pipeline": args.pipeline,
             "summary": summary,
             "records": rows,

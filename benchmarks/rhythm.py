@@ -9,13 +9,12 @@ distributions of generated and held-out windows. This splits it: the irregularit
 windows above 0.1 (sinus rhythm sits at 0.02-0.05), beats per window, the share of windows with an interval under
 0.25 s (a beat found twice, or a T wave taken for a QRS), and beat consistency, the mean correlation of each beat of
 a window with the window's median beat (about 1 where every beat looks like its neighbours; ectopic beats among
-normal ones lower it). ``train-decoded`` is the training windows through the first pipeline's codec: what a
-perfect prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the
-training split's mix), seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and
-spread of the main figures over seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior ignores ``--steps``);
-an ``--option`` none of them has is refused. Writes the results file and, beside the pipelines' `--out`,
-`beats.png` and `rr_irregularity.png`.
-"""
+normal ones lower it). ``train-decoded`` is the training windows through the first pipeline's codec: what a perfect
+prior over its codes would draw. A conditional prior is drawn as `tsvq eval` draws it (labels in the training
+split's mix), seed 0, so its windows are that report's first seed; ``--seeds N`` adds the mean and spread of the
+main figures over seeds 0..N-1 (``over_seeds``). Each prior takes the sampling options it has (the WaveNet prior
+ignores ``--steps``); an ``--option`` none of them has is refused. Writes the results file and, beside the
+pipelines' `--out`, `beats.png` and `rr_irregularity.png`."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -73,15 +72,7 @@ def main() -> None:
             "same_store": len({r["store_sha256"] for r in runs.values()}) == 1,
             "speedup": {w: first["seconds"] / r["seconds"] for w, r in runs.items()},
         }
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    save(
-        "scale-prepare",
-        {
-            "command": "python -m benchmarks.scale --workers " + " ".join(map(str, args.workers)),
-            "commit": commit,
-            "scenarios": results,
-        },
-    )
+    save("scale-prepare", {"scenarios": results})
 
 
 if __name__ == "__main__":

@@ -1,16 +1,12 @@
 """The outside anchor's training loop (benchmarks/anchor_training.py): an epoch budget cut into sittings ends where
 an unbroken run ends, so a multi-hour CPU run can stop with a session and go on in the next."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.anchor_training import train_stage  # noqa: E402
+from benchmarks.anchor_training import train_stage
 
 
 class NoisyModel(nn.Module):

@@ -249,12 +249,12 @@ def test_readme_python_api_example_runs(tiny_pipeline, tmp_path, monkeypatch):
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Python API") :]
+    section = readme[readme.index("## Python quick start") :]
     block = section[
         section.index("```python") + len("```python") : section.index("```", section.index("```python") + 9)
     ]
     record = two_lead_record(tmp_path, name="100", seconds=30)
-    code = block.replace('"runs/demo/pipeline"', repr(str(tiny_pipeline))).replace('"path/to/100"', repr(str(record)))
+    code = block.replace('"ecg-single-lead"', repr(str(tiny_pipeline))).replace('"path/to/100"', repr(str(record)))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)

@@ -1,0 +1,194 @@
+"""Regenerate the tables that quote benchmark results: the index in ``benchmarks/README.md`` and the results table
+of the top-level ``README.md``, each between its ``<!-- tables:NAME -->`` and ``<!-- /tables:NAME -->`` markers,
+read from ``benchmarks/results``. Nothing between the markers is typed by hand.
+
+    python -m benchmarks.tables            # rewrite both
+    python -m benchmarks.tables --check    # exit 1 if either is out of date (the test suite runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import RESULTS
+from benchmarks.questions import QUESTIONS, _mean
+
+ROOT = RESULTS.parents[1]
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def where(data: dict) -> str:
+    machine = data.get("machine", {})
+    return machine.get("gpu") or f"{machine.get('cpu_count', '?')}-core CPU"
+
+
+def index_table() -> list[str]:
+    lines = ["| results file | question | headline | command | ran on |", "|---|---|---|---|---|"]
+    for question in QUESTIONS:
+        data = load(question.name)
+        needs = f" (first: {question.needs})" if question.needs else ""
+        lines.append(
+            f"| [`{question.name}`](results/{question.name}.json) | {question.what} | {question.headline(data)} "
+            f"| `{question.command}`{needs} | {where(data)}, {data['date'][:10]}, {data['commit']} |"
+        )
+    return lines
+
+
+def wavelet_at(rate: float) -> float:
+    return load("rate-distortion-ds2")["summary"]["wavelet"][f"{rate:.1f}"]["prdn"]
+
+
+def _compression(name: str) -> tuple[str, str]:
+    s = load(name)["summary"]
+    return (
+        f"PRDN **{s['tsvq']['prdn']:.2f}%** at {s['tsvq']['bits_per_second']:.0f} bit/s "
+        f"(CR {s['tsvq']['compression_ratio']:.1f})",
+        f"wavelet coder at that rate: {s['wavelet_at_tsvq_rate']['prdn']:.2f}%",
+    )
+
+
+def _search() -> tuple[str, str]:
+    s = load("compress-pretrained-ds2-search8")["summary"]
+    return (
+        f"PRDN **{s['mean_prdn']:.2f}%** at {s['mean_bits_per_second']:.0f} bit/s",
+        f"wavelet coder at 312.5 bit/s: {wavelet_at(312.5):.2f}%",
+    )
+
+
+def _recipe_codec() -> tuple[str, str]:
+    row = next(iter(load("mitbih")["runs"].values()))["results"][0]
+    return (
+        f"PRDN **{row['mean_prdn_over_patients']:.2f}%** at {row['bits_per_second']:g} bit/s",
+        f"wavelet coder at 312.5 bit/s: {wavelet_at(312.5):.2f}%",
+    )
+
+
+def _residual() -> tuple[str, str]:
+    rows = next(iter(load("mitbih-rvq")["runs"].values()))["results"]
+    row = next(r for r in rows if r["bits_per_second"] == 937.5)
+    return (
+        f"PRDN **{row['mean_prdn_over_patients']:.2f}%** at 937.5 bit/s (3 of 4 stages)",
+        f"wavelet coder at 937.5 bit/s: {wavelet_at(937.5):.2f}%",
+    )
+
+
+def _anchor() -> tuple[str, str]:
+    figures = load("anchors")["figures"]
+
+    def pair(name: str) -> str:
+        f = figures[name]["figures"]
+        return f"{_mean(f['frechet_distance']):.0f} / {_mean(f['discriminative_score']):.3f}"
+
+    return (
+        f"tsvq (5x the demo's steps, 28 min): **{pair('tsvq-5x')}**",
+        f"TimeVQVAE, its recommended budget (9 h): {pair('timevqvae-epochs')}; floor {pair('floor')}",
+    )
+
+
+def _conditional() -> tuple[str, str]:
+    data = load("mitbih-conditional-cpu")
+    section = data["label_classification"]["diffusion"]
+    synthetic, real = (section[k]["macro_f1"] for k in ("train_synthetic_test_real", "train_real_test_real"))
+    floor = _mean(data["generation"]["floor"]["figures"]["frechet_distance"])
+    model = _mean(data["generation"]["diffusion"]["figures"]["frechet_distance"])
+    return (
+        f"TSTR macro-F1 **{synthetic:.3f}** ({synthetic / real:.2f}x); Frechet {model:.0f}",
+        f"train on real {real:.3f}; Frechet floor {floor:.0f}",
+    )
+
+
+def _samplers() -> tuple[str, str]:
+    rows = {f"{r['sampler']} {r['steps']}": r for r in load("sampling")["runs"]}
+    fast, slow = rows["dpm 20"], rows["ddpm 1000"]
+    return (
+        f"DPM-Solver++ 20 steps: Frechet **{fast['frechet_distance']:.0f}**, {fast['samples_per_s']:.0f} windows/s",
+        f"DDPM 1000 steps: {slow['frechet_distance']:.0f}, {slow['samples_per_s']:.1f} windows/s",
+    )
+
+
+def _wavenet() -> tuple[str, str]:
+    longest = max((r for r in load("wavenet")["speed"] if r["batch"] == 1), key=lambda r: r["latent_length"])
+    return (
+        f"cached sampling **{longest['speedup']:.1f}x** faster at {longest['latent_length']} codes",
+        "naive sampling",
+    )
+
+
+def _prepare() -> tuple[str, str]:
+    runs = load("scale-prepare")["scenarios"]["ptbxl"]["runs"]
+    return (
+        f"**{runs['2']['records_per_s']:.0f}** records/s (2 workers)",
+        f"1 worker: {runs['1']['records_per_s']:.0f}",
+    )
+
+
+# (what, results file the link goes to, figures): at most ~10 rows, each beside what a specialist would try first
+HEADLINES: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
+    (
+        "Compression, MIT-BIH DS2 (22 unseen patients), shipped pipeline",
+        "rate-distortion-ds2",
+        lambda: _compression("rate-distortion-ds2"),
+    ),
+    ("... with code search (`--search 8`)", "compress-pretrained-ds2-search8", _search),
+    (
+        "Compression, PTB-XL fold 10 lead II (unseen database)",
+        "rate-distortion-ptbxl-fold10",
+        lambda: _compression("rate-distortion-ptbxl-fold10"),
+    ),
+    ("MIT-BIH recipe codec (trained on DS1 on a GPU), DS2 in 4.096-s windows", "mitbih", _recipe_codec),
+    ("MIT-BIH residual-VQ codec, DS2", "mitbih-rvq", _residual),
+    ("Generation vs TimeVQVAE, demo data (Frechet / discriminative)", "anchors", _anchor),
+    ("MIT-BIH AAMI-conditional prior (CPU size), DS2", "mitbih-conditional-cpu", _conditional),
+    ("Diffusion sampling, demo prior", "sampling", _samplers),
+    ("WaveNet prior generation (batch 1)", "wavenet", _wavenet),
+    ("`tsvq prepare`, PTB-XL (500 ECGs)", "scale-prepare", _prepare),
+]
+
+
+def headline_table() -> list[str]:
+    lines = ["| what | tsvq | baseline | source |", "|---|---|---|---|"]
+    for what, name, figures in HEADLINES:
+        ours, theirs = figures()
+        lines.append(f"| {what} | {ours} | {theirs} | [`{name}`](benchmarks/results/{name}.json) |")
+    return lines
+
+
+def replace_block(text: str, name: str, lines: list[str], path: Path) -> str:
+    pattern = re.compile(rf"(<!-- tables:{name} -->\n).*?(<!-- /tables:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{path}: no <!-- tables:{name} --> ... <!-- /tables:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only say whether the tables are up to date")
+    args = parser.parse_args()
+    stale = []
+    for path, name, lines in (
+        (RESULTS.parent / "README.md", "index", index_table()),
+        (ROOT / "README.md", "results", headline_table()),
+    ):
+        text = path.read_text()
+        updated = replace_block(text, name, lines, path)
+        if updated != text:
+            stale.append(str(path.relative_to(ROOT)))
+            if not args.check:
+                path.write_text(updated)
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)}; run python -m benchmarks.tables")
+        return 1
+    print("up to date" if not stale else f"rewrote {', '.join(stale)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The benchmarks' bookkeeping: one registered question per results file, every file carrying where it came from,
+and the tables that quote them regenerated from the files, never typed."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import eval_summary, tables
+from benchmarks.common import RESULTS, provenance
+from benchmarks.questions import BY_NAME, QUESTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_results_file_answers_one_registered_question_and_says_where_it_came_from():
+    files = {path.stem for path in RESULTS.glob("*.json")}
+    assert files == set(BY_NAME), (files - set(BY_NAME), set(BY_NAME) - files)
+    assert len(BY_NAME) == len(QUESTIONS)
+    for name in files:
+        assert not re.search(r"\d{4}-\d{2}-\d{2}", name), f"{name}: a dated copy; rewrite the file, git keeps the old"
+        data = json.loads((RESULTS / f"{name}.json").read_text())
+        assert list(data)[:5] == ["command", "machine", "versions", "commit", "date"], name
+        assert data["command"] == BY_NAME[name].command, name
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", data["date"]), name
+        assert BY_NAME[name].headline(data), name
+
+
+def test_the_tables_quoting_results_are_generated_from_them():
+    checked = subprocess.run(
+        [sys.executable, "-m", "benchmarks.tables", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    readme = (ROOT / "README.md").read_text()
+    rows = re.search(r"<!-- tables:results -->\n(.*)<!-- /tables:results -->", readme, re.S).group(1)
+    assert 3 <= len(rows.splitlines()) - 2 <= 10  # a handful of headline figures, each with its baseline
+    with pytest.raises(SystemExit, match="no <!-- tables:nothing -->"):
+        tables.replace_block("text without markers", "nothing", ["| a |"], Path("README.md"))
+
+
+def test_a_results_file_records_the_command_as_typed_and_the_checkout(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["/somewhere/benchmarks/scale.py", "--workers", "1", "2"])
+    stamp = provenance()
+    assert stamp["command"] == "python -m benchmarks.scale --workers 1 2"
+    assert stamp["versions"]["tsvq"] and stamp["versions"]["torch"]
+    assert re.fullmatch(r"[0-9a-f]{7,}(-dirty)?|unknown \(not a git checkout\)", stamp["commit"])
+
+
+def test_an_evaluation_question_condenses_the_report_its_last_eval_writes():
+    question = BY_NAME["mitbih-references"]
+    assert eval_summary.report_folder(question.runs) == Path("runs/mitbih/eval-references")
+    figures = {"frechet_distance": {"mean": 2.0, "std": 0.1, "per_seed": [2.0]}}
+    report = {
+        "seconds": 12.5,
+        "generation": {
+            "generators": {
+                name: {"kind": name, "windows_per_seed": [3], "info": {}, "figures": figures, "memorisation_ratio": 1}
+                for name in ("floor", "train_windows")
+            },
+            "informative": {"frechet_distance": True},
+        },
+        "label_classification": {"diffusion": {}},
+    }
+    condensed = eval_summary.condense(report)
+    assert condensed["generation"]["train_windows"] == {"figures": figures, "memorisation_ratio": 1}
+    assert condensed["eval_seconds"] == 12.5 and "label_classification" in condensed and "per_class" not in condensed
+    with pytest.raises(SystemExit, match="no `tsvq eval --out DIR`"):
+        eval_summary.report_folder(("tsvq assemble --codec c --out p",))
