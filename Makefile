@@ -49,11 +49,12 @@ levers: $(STAMP)
 SOURCE ?= ../shared/data
 ACCELERATE_CONFIG ?= recipes/accelerate/cpu.yaml
 PRETRAINED_OUT ?= tsvq/pretrained/ecg-single-lead
+LAUNCH = $(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli
 pretrained: $(STAMP)
 	$(BIN)/tsvq prepare --config recipes/pretrained/prepare.yaml --source $(SOURCE) --out runs/pretrained/store
-	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train codec --config recipes/pretrained/codec.yaml
-	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train diffusion --config recipes/pretrained/diffusion.yaml
-	$(BIN)/accelerate launch --config_file $(ACCELERATE_CONFIG) -m tsvq.cli train wavenet --config recipes/pretrained/wavenet.yaml
+	$(LAUNCH) train codec --config recipes/pretrained/codec.yaml
+	$(LAUNCH) train diffusion --config recipes/pretrained/diffusion.yaml
+	$(LAUNCH) train wavenet --config recipes/pretrained/wavenet.yaml
 	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion/model \
 		runs/pretrained/wavenet/model --description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" \
 		--out $(PRETRAINED_OUT)

@@ -136,7 +136,8 @@ def main() -> None:
                 f"{r['decompress_real_time_factor']:.0f}x  "
                 f"edge/middle whole {r['whole_record_by_position']['edge_percent']:.2f}/"
                 f"{r['whole_record_by_position']['middle_percent']:.2f}  windows "
-                f"{r['independent_windows_by_position']['edge_percent']:.2f}/{r['independent_windows_by_position']['middle_percent']:.2f}",
+                f"{r['independent_windows_by_position']['edge_percent']:.2f}/"
+                f"{r['independent_windows_by_position']['middle_percent']:.2f}",
                 flush=True,
             )
 

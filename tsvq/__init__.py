@@ -4,7 +4,7 @@ Data flows one way: ``tsvq.data`` -> ``tsvq.codec`` -> ``tsvq.priors`` -> ``tsvq
 Signals at every public API are ``(B, L, C)`` float32 in physical units (mV for ECG).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from tsvq.errors import CheckpointError, ConfigError, DataError, TsvqError  # noqa: E402
 

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 # multistep update; lambda_min_clipped is what diffusers advises for cosine schedules, whose last steps would make the
 # solver divide by a vanishing signal. Its SDE form adds fresh noise at every step, as DDPM does, so part of an early
 # step's error is forgotten instead of carried to the end; it runs at second order (the "2M SDE" of common use).
-# What each choice gained is measured in benchmarks/README.md (sampling.py, levers.py).
+# What each choice gained is measured in benchmarks/results/sampling.json and levers.json.
 _DPM_STEPS = {"use_lu_lambdas": True, "lambda_min_clipped": -5.1}
 SAMPLERS = {
     "ddpm": (DDPMScheduler, {}),
