@@ -152,6 +152,18 @@ def tstr(data: dict) -> str:
     return f"{model_against_floor(data)}; TSTR/TRTR macro-F1 {synthetic:.3f} / {real:.3f}"
 
 
+def eeg(data: dict) -> str:
+    s = data["codec"]["summary"]
+    prior = data["generation"]["diffusion"]
+    seizure = prior.get("seizure_vs_rest", {})
+    worst_band = max((v, k) for k, v in prior["ratio_to_floor"].items() if k.endswith("_power_wasserstein"))
+    return (
+        f"codec {s['tsvq']['bits_per_second']:.0f} bit/s PRDN {s['tsvq']['prdn']:.1f}% (wavelet coder at that rate "
+        f"{s['wavelet_at_tsvq_rate']['prdn']:.1f}%); seizure TSTR/TRTR {seizure.get('ratio', float('nan')):.2f}x; "
+        f"band powers within {worst_band[0]:.1f}x the floor"
+    )
+
+
 @dataclass(frozen=True)
 class Question:
     name: str  # results/<name>.json
@@ -282,6 +294,13 @@ QUESTIONS = [
         "python -m benchmarks.bidmc --report runs/bidmc/eval",
         held_out_codec,
         "recipes/bidmc: every stage, then tsvq eval",
+    ),
+    Question(
+        "bonn",
+        "Bonn EEG: codec on held-out segments per set beside the wavelet coder; priors' EEG figures and seizure TSTR",
+        "python -m benchmarks.bonn --report runs/bonn/eval",
+        eeg,
+        "recipes/bonn: every stage, then tsvq eval (benchmarks/bonn.py's docstring)",
     ),
     Question(
         "codec",

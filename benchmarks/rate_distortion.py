@@ -82,20 +82,25 @@ def point(
 
 def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
     record = read_record(path, channels=[lead], annotation_extensions=())
-    stored = (
-        record.adc_bits[0] if record.adc_bits else 16
-    ) * record.sampling_rate_hz  # the record's own bits per second
-    reference = pipe.preprocess(record.signal, record.sampling_rate_hz)[:, 0].astype(np.float64)
-    seconds = record.duration_s
+    stored = (record.adc_bits[0] if record.adc_bits else 16) * record.sampling_rate_hz  # the record's own bits/s
+    return measure(pipe, record, record.signal, record.sampling_rate_hz, stored)
+
+
+def measure(pipe: Pipeline, recording, signal: np.ndarray, rate_hz: float, stored: float, **options) -> dict:
+    """tsvq's file and the wavelet coder (at tsvq's rate and on the grid) on one recording: a ``Record``, or the
+    ``(L, 1)`` ``signal`` itself with ``options`` for ``Pipeline.compress`` (its channel name, unit, input bits).
+    Both code the input conditioned as the pipeline conditions it; every byte of either file counts."""
+    reference = pipe.preprocess(signal, rate_hz)[:, 0].astype(np.float64)
+    seconds = len(signal) / rate_hz
     start = time.perf_counter()
-    compressed = pipe.compress(record)
+    compressed = pipe.compress(recording, rate_hz if recording is signal else None, **options)
     data = compressed.to_bytes()
     compress_s = time.perf_counter() - start
     start = time.perf_counter()
     decoded = pipe.decompress(CompressedRecord.from_bytes(data))
     decompress_s = time.perf_counter() - start
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
-    fixed = pipe.compress(record, entropy_coding=False)
+    fixed = pipe.compress(recording, rate_hz if recording is signal else None, entropy_coding=False, **options)
     tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
         "format": 1 if compressed.entropy is None else 2,
         "bits_per_code": compressed.bits_per_code(),

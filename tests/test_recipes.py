@@ -3,6 +3,7 @@ fails here instead of minutes into a user's run."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -57,6 +58,11 @@ FEW_RECORDS = {
     "ptbxl": ("ptbxl", ["source.records=" + str([f"records100/00000/{i:05d}_lr" for i in range(1, 61)])]),
     "cinc2017": ("cinc2017", ["source.records=" + str([f"A{i:05d}" for i in range(1, 21)])]),
     "bidmc": ("bidmc", ["source.records=" + str([f"bidmc{i:02d}" for i in range(1, 11)])]),
+    # four segments of each set (set C's files end in .TXT)
+    "bonn": (
+        "bonn",
+        ["source.records=" + str([f"set{s}/{p}{i:03d}" for s, p in zip("ABCDE", "ZONFS") for i in range(1, 5)])],
+    ),
     # several databases from one folder (--source ../shared/data); a few records of each (indices pick the source)
     "pretrained": (
         ".",
@@ -125,11 +131,15 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert folds and folds <= {str(f) for f in range(1, 9)}  # folds 9 and 10 stay unseen
     elif recipe == "cinc2017":
         assert labels <= {"N", "A", "O", "~"} and "A" in labels
+    elif recipe == "bonn":  # by segment, stratified by set: every split holds every set
+        assert store.units == ["uV"] and store.sampling_rate_hz == 128 and store.window_length == 512
+        sets = {f"set{s}" for s in "ABCDE"}
+        assert all(set(store.labels(split).tolist()) == sets for split in ("train", "val", "test"))
     else:
         assert store.channel_names == ["PLETH"] and store.units == ["NU"]
 
 
-@pytest.mark.parametrize("recipe", ["bidmc", "cinc2017", "mitbih", "pretrained", "ptbxl"])
+@pytest.mark.parametrize("recipe", ["bidmc", "bonn", "cinc2017", "mitbih", "pretrained", "ptbxl"])
 def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, capsys):
     """Each database's stage recipes, as written (only the step count, batch and folders overridden), train on a
     store prepared from a few of its real records, and the pipeline they assemble into samples: a recipe that does
@@ -243,3 +253,14 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
     samples = np.load(tmp_path / "samples" / "samples.npy")
     windows = WindowStore(store)
     assert samples.shape == (2, windows.window_length, windows.num_channels) and np.isfinite(samples).all()
+    if recipe == "bonn":  # EEG figures and the seizure task on the conditional prior, as the recipe README runs them
+        report = tmp_path / "report"
+        args = ["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(store), "--n", "10", "--seeds", "1"]
+        quick_eval = ["--steps", "2", "--classifier-steps", "5", "--baselines", "gaussian", "--no-references"]
+        assert main([*args, *quick_eval, "--positive-label", "setE", "--out", str(report)]) == 0
+        written = json.loads((report / "report.json").read_text())
+        figures = written["generation"]["generators"]["diffusion"]["figures"]
+        assert "alpha_power_wasserstein" in figures and "heart_rate_wasserstein_bpm" not in figures
+        task = written["label_classification"]["diffusion"]["one_vs_rest"]
+        assert task["label"] == "setE" and set(task["train_synthetic_test_real"]["f1_per_class"]) == {"rest", "setE"}
+        assert (report / "eeg_figures.png").is_file() and (report / "class_spectra_diffusion.png").is_file()

@@ -207,6 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         baselines=args.baselines,
         physiology="none" if args.no_physiology else args.physiology,
+        positive_label=args.positive_label,
         morphology=not args.no_morphology,
         folds=args.folds,
         classifier_steps=args.classifier_steps,
@@ -549,12 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--physiology",
-        choices=["auto", "ecg", "ppg", "none"],
+        choices=["auto", "ecg", "ppg", "eeg", "none"],
         default="auto",
-        help="beats behind the rate and morphology figures: ECG QRS complexes, PPG pulse peaks, or none "
-        "(auto: PPG for a PLETH/PPG channel, ECG for a channel in mV, none otherwise)",
+        help="physiology figures: ECG QRS complexes (rate, intervals, morphology), PPG pulse peaks, EEG band powers "
+        "(with spectral entropy, line length, Hjorth parameters), or none (auto: PPG for a PLETH/PPG channel, ECG "
+        "for a channel in mV, EEG for an EEG channel name or microvolts, none otherwise)",
     )
-    p.add_argument("--no-physiology", action="store_true", help="no beat figures (same as --physiology none)")
+    p.add_argument("--no-physiology", action="store_true", help="no physiology figures (--physiology none)")
+    p.add_argument(
+        "--positive-label",
+        metavar="LABEL",
+        help="a conditional prior: also train-on-synthetic/test-on-real of this label against all others "
+        "(e.g. the seizure set of an EEG database)",
+    )
     p.add_argument(
         "--no-morphology", action="store_true", help="skip ECG beat delineation (P, QRS, T), the slowest ECG figures"
     )

@@ -115,6 +115,28 @@ def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bin
     return _save(fig, path)
 
 
+def histogram_grid(values: dict[str, dict[str, np.ndarray]], path: str | Path, bins: int = 30) -> Path:
+    """One panel per figure (``{figure: {set: values}}``), each set's normalised histogram overlaid: where a
+    generator's per-window figures (EEG band powers, line length, ...) part from real windows'."""
+    names = list(values)
+    columns = min(len(names), 4)
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        finite = {s: v[np.isfinite(v)] for s, v in values[name].items()}
+        pooled = np.concatenate([v for v in finite.values() if len(v)] or [np.zeros(1)])
+        edges = np.histogram_bin_edges(pooled, bins=bins)
+        for set_name, v in finite.items():
+            if len(v):
+                ax.hist(v, bins=edges, density=True, alpha=0.45, label=set_name)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_yticks([])
+    for ax in axes.ravel()[len(names) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    return _save(fig, path)
+
+
 def beat_examples(
     sets: dict[str, tuple[np.ndarray, dict]], rate_hz: float, path: str | Path, units: str = "mV", rows: int = 4
 ) -> Path:
@@ -200,10 +222,11 @@ def class_examples(
     units: str = "mV",
     per_class: int = 3,
 ) -> Path:
-    """One row per class: held-out real windows of the class (blue) beside windows generated with its label (red)."""
+    """One row per class, on its own scale: held-out real windows of the class (blue) beside windows generated with
+    its label (red)."""
     labels = list(examples)
     fig, axes = plt.subplots(
-        len(labels), 2 * per_class, figsize=(3 * 2 * per_class, 1.7 * len(labels) + 0.6), squeeze=False, sharey=True
+        len(labels), 2 * per_class, figsize=(3 * 2 * per_class, 1.7 * len(labels) + 0.6), squeeze=False, sharey="row"
     )
     for row, label in enumerate(labels):
         real, generated = examples[label]
@@ -216,6 +239,25 @@ def class_examples(
             if row == 0:
                 ax.set_title("real" if col < per_class else "generated", fontsize=9)
         axes[row, 0].set_ylabel(f"{label} ({units})")
+    return _save(fig, path)
+
+
+def class_spectra(spectra: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: str | Path) -> Path:
+    """One panel per class: the mean power spectrum of its held-out real windows beside that of the windows
+    generated with its label (``{class: {"real": (frequencies, power), "generated": ...}}``), log scale."""
+    labels = list(spectra)
+    columns = min(len(labels), 3)
+    rows = -(-len(labels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), squeeze=False)
+    for ax, label in zip(axes.ravel(), labels):
+        for (name, (frequencies, power)), color in zip(spectra[label].items(), ("C0", "C3")):
+            ax.semilogy(frequencies, power, lw=1.2, color=color, label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("frequency (Hz)")
+    for ax in axes.ravel()[len(labels) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("power spectral density")
+    axes[0, 0].legend(fontsize=8)
     return _save(fig, path)
 
 

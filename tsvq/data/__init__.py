@@ -9,6 +9,8 @@ from tsvq.data.sources import (
     Source,
     SourceConfig,
     TableConfig,
+    TextConfig,
+    TextSource,
     WFDBSource,
     open_source,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "Source",
     "SourceConfig",
     "TableConfig",
+    "TextConfig",
+    "TextSource",
     "WFDBSource",
     "WindowDataset",
     "WindowStore",

@@ -113,6 +113,9 @@ class PrepareConfig:
     window_label: str = _option(
         "beats", help="beats: the AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)"
     )
+    stratify_label: str | None = _option(
+        None, help="with --split-by group: cut each value of this record label by the fractions (e.g. set)"
+    )
     val_fraction: float = _option(0.1, help="share of the patients that validate (when --val-groups is not given)")
     test_fraction: float = _option(0.2, help="share of the patients that test (when --test-groups is not given)")
     test_groups: list[str] = _option(default_factory=list, help="patients/groups that must land in the test split")
@@ -141,10 +144,15 @@ class PrepareConfig:
 MANIFEST_REVISION = 2
 
 
+# Settings added after stores were first written: left out of the hash while unset, so those stores stay valid.
+_LATER_SETTINGS = ("stratify_label",)
+
+
 def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
+    settings = {k: v for k, v in config.to_dict().items() if not (k in _LATER_SETTINGS and v is None)}
     payload = json.dumps(
         {
-            "config": config.to_dict(),
+            "config": settings,
             "sources": fingerprint,
             "version": STORE_FORMAT_VERSION,
             "manifest_revision": MANIFEST_REVISION,
@@ -196,6 +204,18 @@ def plan_splits(refs: list[RecordRef], config: PrepareConfig) -> dict[str, str]:
             labels_of_group.setdefault(ref.group, set()).add(str(ref.labels[config.split_label]))
         return splits_from_label(labels_of_group, config.split_label, config.split_values)
     if config.split_by == "group":
+        strata = None
+        if config.stratify_label:
+            strata = {}
+            for ref in refs:
+                if config.stratify_label not in ref.labels:
+                    raise DataError(f"{ref.where}: record has no label '{config.stratify_label}' to stratify by")
+                value = str(ref.labels[config.stratify_label])
+                if strata.setdefault(ref.group, value) != value:
+                    raise DataError(
+                        f"split: group '{ref.group}' has records of two '{config.stratify_label}' values; "
+                        "a stratified split places a patient by one"
+                    )
         return assign_group_splits(
             [ref.group for ref in refs],
             config.val_fraction,
@@ -203,6 +223,7 @@ def plan_splits(refs: list[RecordRef], config: PrepareConfig) -> dict[str, str]:
             config.seed,
             [str(g) for g in config.test_groups],
             [str(g) for g in config.val_groups],
+            strata,
         )
     raise ConfigError(f"unknown split_by '{config.split_by}'; choose 'group', 'label' or 'time'")
 
@@ -303,7 +324,12 @@ def prepare(
                     "window_length": window,
                     "stride": stride,
                     "skipped_records": skipped,
-                    "split_note": _SPLIT_NOTES[config.split_by],
+                    "split_note": _SPLIT_NOTES[config.split_by]
+                    + (
+                        f", cut within each '{config.stratify_label}' value"
+                        if config.stratify_label and config.split_by == "group"
+                        else ""
+                    ),
                 },
                 where,
             )

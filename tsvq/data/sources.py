@@ -81,6 +81,22 @@ class TableConfig:
 
 
 @dataclass
+class TextConfig:
+    """Headerless text or CSV signal files: one column per channel, one row per sample, what the files do not say
+    given here. Bonn EEG: ``{sampling_rate_hz: 173.61, unit: uV, channel_names: [EEG], folder_label: set}``."""
+
+    sampling_rate_hz: float
+    unit: str = "mV"
+    channel_names: list[str] | None = None  # default: ch0, ch1, ...
+    extensions: list[str] = field(default_factory=lambda: [".txt", ".csv"])  # matched in any case (.TXT)
+    folder_label: str | None = None  # a record label whose value is the file's folder name (e.g. set: setE)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.sampling_rate_hz, (int, float)) and self.sampling_rate_hz > 0):
+            raise ConfigError(f"text.sampling_rate_hz = {self.sampling_rate_hz!r}: must be greater than 0")
+
+
+@dataclass
 class SourceConfig:
     """A folder (or record) of WFDB records and how its records map to patients and labels.
 
@@ -98,6 +114,7 @@ class SourceConfig:
     exclude: list[str] = field(default_factory=list)
     table: TableConfig | None = None
     label_values: dict[str, list] = field(default_factory=dict)
+    text: TextConfig | None = None  # headerless text/CSV files instead of WFDB records
 
 
 def _names(values) -> list[str]:
@@ -353,7 +370,90 @@ class ArraySource:
         return [self.description, digest.hexdigest()]
 
 
-def open_source(spec: str | dict | SourceConfig, default_group_by: str = "auto") -> WFDBSource:
+class TextSource:
+    """A folder of headerless text or CSV signal files (``TextConfig``): one record per file, a patient per file or
+    per folder as ``group_by`` says, the folder name as a label where ``folder_label`` asks."""
+
+    def __init__(self, config: SourceConfig):
+        self.config = config
+        self.text = config.text
+        self.root = Path(config.path)
+        self.description = str(self.root)
+        if config.group_by == "table" or config.table is not None:
+            raise ConfigError(f"source {self.root}: text files take no table; group_by record, parent or auto")
+        self._paths: dict[str, Path] = {}
+        self._refs: list[RecordRef] | None = None
+
+    def references(self) -> list[RecordRef]:
+        if self._refs is None:
+            self._refs = self._list_references()
+        return self._refs
+
+    def _list_references(self) -> list[RecordRef]:
+        if not self.root.exists():
+            raise DataError(f"source {self.root}: no such file or folder")
+        extensions = {e.lower() for e in self.text.extensions}
+        files = [self.root] if self.root.is_file() else sorted(self.root.rglob("*"))
+        files = [f for f in files if f.is_file() and f.suffix.lower() in extensions]
+        base = self.root.parent if self.root.is_file() else self.root
+        wanted = set(_names(self.config.records)) if self.config.records is not None else None
+        excluded = set(_names(self.config.exclude))
+        group_of_record = {str(r): group for group, records in self.config.groups.items() for r in _names(records)}
+        refs = []
+        for path in files:
+            relative = path.relative_to(base).with_suffix("")
+            name = relative.as_posix()
+            if (wanted is not None and name not in wanted) or name in excluded:
+                continue
+            labels = {self.text.folder_label: path.parent.name} if self.text.folder_label else {}
+            if not self.config.label_values or all(
+                labels.get(label) in _names(values) for label, values in self.config.label_values.items()
+            ):
+                group = group_of_record.get(name) or _group_of(relative, self.config.group_by)
+                self._paths[name] = path
+                refs.append(RecordRef(name, group, labels, where=str(path)))
+        if not refs:
+            raise DataError(
+                f"source {self.root}: no {'/'.join(sorted(extensions))} file left after the source's selection"
+            )
+        return refs
+
+    def read(self, ref: RecordRef, options: ReadOptions) -> Record:
+        path = self._paths[ref.name]
+        try:
+            signal = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not a table of numbers, one column per channel ({error})") from error
+        if not signal.size:
+            raise DataError(f"{path}: holds no sample")
+        names = list(self.text.channel_names or [f"ch{c}" for c in range(signal.shape[1])])
+        if len(names) != signal.shape[1]:
+            raise DataError(
+                f"{path}: {signal.shape[1]} column(s), but the source names {len(names)} channel(s) {names}"
+            )
+        picked = select_channels(names, options.channels, options.use_aliases, where=str(path))
+        return Record(
+            name=ref.name,
+            path=path.with_suffix(""),
+            group=ref.group,
+            sampling_rate_hz=float(self.text.sampling_rate_hz),
+            signal=np.asarray(signal[:, picked], dtype=np.float64),
+            channel_names=[names[i] for i in picked],
+            units=[self.text.unit] * len(picked),
+            annotations={},
+            comments=[],
+        )
+
+    def check(self, ref: RecordRef) -> None:
+        if not self._paths[ref.name].stat().st_size:
+            raise DataError(f"{self._paths[ref.name]}: empty file")
+
+    def fingerprint(self) -> list:
+        self.references()
+        return [[name, p.stat().st_size, int(p.stat().st_mtime)] for name, p in sorted(self._paths.items())]
+
+
+def open_source(spec: str | dict | SourceConfig, default_group_by: str = "auto") -> WFDBSource | TextSource:
     """A source from its config: a path or built-in name (``mitdb208``, ``synthetic``), or a :class:`SourceConfig`."""
     from tsvq.config import from_dict
 
@@ -363,4 +463,4 @@ def open_source(spec: str | dict | SourceConfig, default_group_by: str = "auto")
         spec = SourceConfig(path=str(spec), group_by=default_group_by)
     if spec.path in builtin.BUILTIN_SOURCES and not Path(spec.path).exists():
         spec = replace(spec, path=str(builtin.materialize(spec.path)))
-    return WFDBSource(spec)
+    return TextSource(spec) if spec.text is not None else WFDBSource(spec)

@@ -16,8 +16,10 @@ def assign_group_splits(
     seed: int,
     test_groups: list[str] | None = None,
     val_groups: list[str] | None = None,
+    strata: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Map each group to a split. Named groups go where asked; the rest are shuffled (seeded) and cut by count."""
+    """Map each group to a split. Named groups go where asked; the rest are shuffled (seeded) and cut by count,
+    within each stratum when ``strata`` (group -> e.g. its class) is given, so every class is split alike."""
     unique = sorted(set(groups))
     test_groups, val_groups = list(test_groups or []), list(val_groups or [])
     for name in test_groups + val_groups:
@@ -25,26 +27,33 @@ def assign_group_splits(
             raise DataError(f"split: group '{name}' was asked for but no record belongs to it; groups: {unique}")
     assignment = {g: "test" for g in test_groups} | {g: "val" for g in val_groups}
     rest = [g for g in unique if g not in assignment]
-    order = np.random.default_rng(seed).permutation(len(rest))
+    if strata is None:
+        fractions = (0 if test_groups else test_fraction, 0 if val_groups else val_fraction)
+        return assignment | _cut(rest, *fractions, len(unique), np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    for stratum in sorted({strata[g] for g in rest}):
+        members = [g for g in rest if strata[g] == stratum]
+        fractions = (0 if test_groups else test_fraction, 0 if val_groups else val_fraction)
+        assignment |= _cut(members, *fractions, len(members), rng, f" of '{stratum}'")
+    return assignment
+
+
+def _cut(rest: list[str], test_fraction: float, val_fraction: float, total: int, rng, what: str = "") -> dict[str, str]:
+    """Shuffle ``rest`` and give test and val their share of ``total`` groups (at least one each if asked)."""
+    order = rng.permutation(len(rest))
     rest = [rest[i] for i in order]
-    n_test = 0 if test_groups else int(round(test_fraction * len(unique)))
-    n_val = 0 if val_groups else int(round(val_fraction * len(unique)))
-    if test_fraction > 0 and not test_groups:
-        n_test = max(n_test, 1)
-    if val_fraction > 0 and not val_groups:
-        n_val = max(n_val, 1)
+    n_test = max(int(round(test_fraction * total)), 1) if test_fraction > 0 else 0
+    n_val = max(int(round(val_fraction * total)), 1) if val_fraction > 0 else 0
     if n_test + n_val >= len(rest):
         raise DataError(
-            f"split: {len(unique)} group(s) {unique} cannot give train, val and test their own patients; "
+            f"split: {total} group(s){what} {sorted(rest)[:8]} cannot give train, val and test their own patients; "
             "use more records, smaller fractions, or split_by='time' for a single patient"
         )
-    for g in rest[:n_test]:
-        assignment[g] = "test"
-    for g in rest[n_test : n_test + n_val]:
-        assignment[g] = "val"
-    for g in rest[n_test + n_val :]:
-        assignment[g] = "train"
-    return assignment
+    return (
+        {g: "test" for g in rest[:n_test]}
+        | {g: "val" for g in rest[n_test : n_test + n_val]}
+        | {g: "train" for g in rest[n_test + n_val :]}
+    )
 
 
 def splits_from_label(labels_of_group: dict[str, set[str]], label: str, values: dict[str, list]) -> dict[str, str]:

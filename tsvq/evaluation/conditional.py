@@ -12,6 +12,7 @@ from tsvq.data import WindowStore
 from tsvq.data.store import label_ids
 from tsvq.evaluation.classify import classify_features
 from tsvq.evaluation.config import EvalConfig
+from tsvq.evaluation.generation import mean_welch_psd
 from tsvq.evaluation.heldout import HeldOut
 from tsvq.evaluation.scoring import ScoredSet, distribution_figures, summarise
 
@@ -48,7 +49,8 @@ def label_section(draws: LabelledDraws, heldout: HeldOut, config: EvalConfig) ->
     """Train on synthetic, test on real (TSTR), beside train on real, test on real (TRTR), for a conditional prior:
     each seed's synthetic windows are the pooled figures' draw (n windows in the training split's label mix), its
     real ones n training windows, and both classifiers are tested on every labelled held-out window. Means over the
-    seeds, with their spread."""
+    seeds, with their spread. With ``config.positive_label`` (e.g. a seizure class), the same draws score that
+    label against all others too (``one_vs_rest``), the task a detector has."""
     store, labels, sampling = heldout.store, draws.labels, draws.sampling
     test_names = store.index["label"][heldout.index]
     known = np.isin(test_names, labels)
@@ -56,7 +58,11 @@ def label_section(draws: LabelledDraws, heldout: HeldOut, config: EvalConfig) ->
     train_known = np.flatnonzero(np.isin(store.labels("train"), labels))
     if len(test_ids) < 2 or len(train_known) < 2:
         return {"skipped": "too few labelled windows"}
-    per_seed: dict[str, list[dict]] = {"train_synthetic_test_real": [], "train_real_test_real": []}
+    positive = labels.index(config.positive_label) if config.positive_label in labels else None
+    tasks = {"all": (labels, lambda ids: ids)}
+    if positive is not None:
+        tasks["one_vs_rest"] = (["rest", config.positive_label], lambda ids: (ids == positive).astype(np.int64))
+    per_seed = {(task, key): [] for task in tasks for key in ("train_synthetic_test_real", "train_real_test_real")}
     for seed in config.seed_list:
         rng = np.random.default_rng(seed)
         draws.label_ids(rng)  # the draw's labels come first from this seed's stream; the real windows follow
@@ -69,23 +75,34 @@ def label_section(draws: LabelledDraws, heldout: HeldOut, config: EvalConfig) ->
             ("train_synthetic_test_real", (synthetic, draw)),
             ("train_real_test_real", (np.asarray(store.windows[chosen_train]), real_ids)),
         ):
-            per_seed[key].append(
-                classify_features(heldout.features.transform(windows), ids, test_features, test_ids, len(labels), seed)
-            )
+            features = heldout.features.transform(windows)
+            for task, (names, relabel) in tasks.items():
+                per_seed[task, key].append(
+                    classify_features(features, relabel(ids), test_features, relabel(test_ids), len(names), seed)
+                )
     section = {"labels": labels, "sampling": sampling, "seeds": config.seed_list}
-    for key, scores in per_seed.items():
-        figures = ("accuracy", "balanced_accuracy", "macro_f1")
-        section[key] = {name: float(np.mean([s[name] for s in scores])) for name in figures} | {
-            "std": {name: float(np.std([s[name] for s in scores])) for name in figures},
-            "f1_per_class": {
-                labels[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]
-            },
-            "per_seed": [{name: s[name] for name in figures} for s in scores],
-            "classifier": scores[0]["classifier"],
-            "train_windows": scores[0]["train_windows"],
-            "test_windows": scores[0]["test_windows"],
-        }
+    for (task, key), scores in per_seed.items():
+        names = tasks[task][0]
+        summary = _summarise_scores(scores, names)
+        if task == "all":
+            section[key] = summary
+        else:
+            section.setdefault("one_vs_rest", {"label": config.positive_label})[key] = summary
     return section
+
+
+def _summarise_scores(scores: list[dict], names: list[str]) -> dict:
+    figures = ("accuracy", "balanced_accuracy", "macro_f1")
+    return {name: float(np.mean([s[name] for s in scores])) for name in figures} | {
+        "std": {name: float(np.std([s[name] for s in scores])) for name in figures},
+        "f1_per_class": {
+            names[c]: float(np.mean([s["f1_per_class"][c] for s in scores])) for c in scores[0]["f1_per_class"]
+        },
+        "per_seed": [{name: s[name] for name in figures} for s in scores],
+        "classifier": scores[0]["classifier"],
+        "train_windows": scores[0]["train_windows"],
+        "test_windows": scores[0]["test_windows"],
+    }
 
 
 def per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, config: EvalConfig, folder: Path) -> dict:
@@ -119,4 +136,11 @@ def per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, co
         section[label] = {"windows_per_seed": sizes, "model": summarise(model), "floor": summarise(floor_figures)}
     if config.plots and examples:
         plots.class_examples(examples, rate, folder / f"classes_{prior}.png", store.units[0])
+        plots.class_spectra(
+            {
+                label: {"real": mean_welch_psd(real, rate), "generated": mean_welch_psd(generated, rate)}
+                for label, (real, generated) in examples.items()
+            },
+            folder / f"class_spectra_{prior}.png",
+        )
     return section

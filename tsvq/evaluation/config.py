@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from tsvq.config import check_ranges
 from tsvq.errors import ConfigError
-from tsvq.evaluation.physiology import BEAT_KINDS
+from tsvq.evaluation.physiology import PHYSIOLOGY_KINDS
 
 
 @dataclass
@@ -23,7 +23,8 @@ class EvalConfig:
     num_kernels: int = 256
     folds: int = 3
     classifier_steps: int = 200  # optimiser steps of the post-hoc classifier and forecaster
-    physiology: str = "auto"  # beats: "ecg" (QRS), "ppg" (pulse peaks), "none", or "auto" (from the channels)
+    physiology: str = "auto"  # "ecg" (QRS), "ppg" (pulse peaks), "eeg" (band powers...), "none", "auto" (channels)
+    positive_label: str | None = None  # a conditional prior: also TSTR of this label against the rest (e.g. seizure)
     morphology: bool = True  # ECG beat delineation (P/QRS/T), when neurokit2 is installed (tsvq[morphology])
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
@@ -38,8 +39,8 @@ class EvalConfig:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must be an integer of at least {least}")
         if isinstance(self.physiology, bool):  # the flag of report format 1
             self.physiology = "auto" if self.physiology else "none"
-        if self.physiology not in ("auto", "none", *BEAT_KINDS):
-            raise ConfigError(f"physiology must be auto, none, ecg or ppg, not {self.physiology!r}")
+        if self.physiology not in ("auto", "none", *PHYSIOLOGY_KINDS):
+            raise ConfigError(f"physiology must be auto, none, ecg, ppg or eeg, not {self.physiology!r}")
 
     @property
     def seed_list(self) -> list[int]:

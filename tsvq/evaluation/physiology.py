@@ -1,7 +1,9 @@
-"""Physiology of windows: beats (ECG QRS complexes by wfdb's XQRS, or PPG pulse peaks), rate and beat intervals.
+"""Physiology of windows: beats (ECG QRS complexes by wfdb's XQRS, or PPG pulse peaks), rate and beat intervals;
+for EEG, which has no beats, the figures of ``tsvq.evaluation.eeg``.
 
-Which beats a dataset has follows from its channels (``beat_source``): a PPG channel (PLETH) gives pulse peaks,
-an ECG in mV gives QRS complexes on lead II where there is one; any other signal gets no beat figures.
+Which physiology a dataset has follows from its channels (``beat_source``): a PPG channel (PLETH) gives pulse
+peaks, an ECG in mV gives QRS complexes on lead II where there is one, an EEG channel (by name, or in microvolts)
+gives band powers, spectral entropy, line length and Hjorth parameters; any other signal gets none of them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from scipy.signal import find_peaks
 from scipy.stats import wasserstein_distance
 
 from tsvq.data.records import clean_channel_name
+from tsvq.evaluation.eeg import EEG_CHANNEL_NAMES, eeg_features
 
 BEAT_KINDS = ("ecg", "ppg")
+PHYSIOLOGY_KINDS = (*BEAT_KINDS, "eeg")
+MICROVOLTS = ("uv", "µv", "μv")
 PPG_CHANNELS = ("PLETH", "PPG")
 ECG_LEADS_PREFERRED = ("II", "MLII")  # the rhythm lead of a 12-lead ECG and of MIT-BIH
 MIN_PULSE_INTERVAL_S = 0.27  # 222 per minute: a dicrotic notch follows its systolic peak more closely than this
@@ -26,8 +31,8 @@ MIN_INTERVALS = 3  # beat intervals a window needs for an irregularity figure
 
 @dataclass(frozen=True)
 class BeatSource:
-    """Which beats the physiology figures come from: ``kind`` "ecg" (QRS complexes) or "ppg" (pulse peaks), found
-    on one channel of multi-channel windows."""
+    """Which physiology figures a dataset gets and from which channel: ``kind`` "ecg" (QRS complexes), "ppg" (pulse
+    peaks) or "eeg" (no beats: the EEG figures), on one channel of multi-channel windows."""
 
     kind: str
     channel: int = 0
@@ -38,29 +43,46 @@ class BeatSource:
         """The channel the beats are found on, as ``(n, L, 1)`` windows."""
         return windows[:, :, self.channel : self.channel + 1]
 
-    def rhythm(self, windows: np.ndarray, rate_hz: float) -> dict:
-        return heart_rhythm(self.lead(windows), rate_hz, self.kind)
+    @property
+    def has_beats(self) -> bool:
+        return self.kind in BEAT_KINDS
+
+    def rhythm(self, windows: np.ndarray, rate_hz: float) -> dict | None:
+        return heart_rhythm(self.lead(windows), rate_hz, self.kind) if self.has_beats else None
+
+    def eeg(self, windows: np.ndarray, rate_hz: float) -> dict | None:
+        return eeg_features(self.lead(windows), rate_hz) if self.kind == "eeg" else None
 
     def describe(self) -> str:
-        what = "QRS complexes (wfdb XQRS)" if self.kind == "ecg" else "PPG pulse peaks (scipy find_peaks)"
+        what = {
+            "ecg": "QRS complexes (wfdb XQRS)",
+            "ppg": "PPG pulse peaks (scipy find_peaks)",
+            "eeg": "no beats: EEG band powers, spectral entropy, line length and Hjorth parameters",
+        }[self.kind]
         return f"{what} on channel {self.channel_name or self.channel}"
 
 
 def beat_source(channel_names: list[str], units: list[str], requested: str = "auto") -> BeatSource | None:
-    """The beats of a dataset: ``requested`` "ecg", "ppg", "none", or "auto" (a PLETH/PPG channel means PPG, a
-    channel in mV means ECG, anything else has no beats)."""
+    """The physiology of a dataset: ``requested`` "ecg", "ppg", "eeg", "none", or "auto" (a PLETH/PPG channel means
+    PPG, a channel in mV means ECG, an EEG channel name (EEG, Fp1, C3, O2, ...) or microvolts means EEG, anything
+    else has none)."""
     names = [clean_channel_name(n).upper() for n in channel_names]
     units = list(units) + [""] * (len(names) - len(units))
     ppg = [i for i, n in enumerate(names) if n.startswith(PPG_CHANNELS)]
     ecg = [i for i, u in enumerate(units) if u.lower() == "mv"]
+    eeg = [
+        i for i, (n, u) in enumerate(zip(names, units)) if n.startswith(EEG_CHANNEL_NAMES) or u.lower() in MICROVOLTS
+    ]
     if requested == "auto":
-        requested = "ppg" if ppg else "ecg" if ecg else "none"
+        requested = "ppg" if ppg else "ecg" if ecg else "eeg" if eeg else "none"
     if requested == "none":
         return None
-    if requested not in BEAT_KINDS:
-        raise ValueError(f"unknown beat kind {requested!r}; expected auto, none or one of {BEAT_KINDS}")
+    if requested not in PHYSIOLOGY_KINDS:
+        raise ValueError(f"unknown physiology {requested!r}; expected auto, none or one of {PHYSIOLOGY_KINDS}")
     if requested == "ppg":
         channel = ppg[0] if ppg else 0
+    elif requested == "eeg":
+        channel = eeg[0] if eeg else 0
     else:
         leads = [names.index(lead) for lead in ECG_LEADS_PREFERRED if lead in names]
         channel = leads[0] if leads else ecg[0] if ecg else 0

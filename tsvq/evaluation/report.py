@@ -365,6 +365,14 @@ def _generation_plots(
             folder / "beats.png",
             beat_source.unit,
         )
+    if real.eeg is not None:
+        plots.histogram_grid(
+            {
+                feature: {"real": real.eeg[feature]} | {name: draws[name].eeg[feature] for name in compared}
+                for feature in real.eeg
+            },
+            folder / "eeg_figures.png",
+        )
     sets = {"real": real.features} | {name: draws[name].features for name in compared}
     pooled = np.concatenate(list(sets.values()))
     centred = pooled - pooled.mean(0)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tsvq.evaluation.eeg import EEG_FIGURES, eeg_distance, eeg_subset
 from tsvq.evaluation.features import RandomKernelFeatures
 from tsvq.evaluation.generation import (
     PendingFits,
@@ -44,7 +45,7 @@ from tsvq.evaluation.morphology import MORPHOLOGY_FIGURES, Beats, delineate, mor
 from tsvq.evaluation.physiology import BeatSource, rhythm_distance, rhythm_subset
 
 # Figures where smaller is better, in table order. The rhythm ones exist only where beats do (ECG, PPG), the
-# morphology ones only for ECG.
+# morphology ones only for ECG, the EEG ones only for EEG.
 GENERATION_FIGURES = (
     "frechet_distance",
     "mmd",
@@ -58,6 +59,7 @@ GENERATION_FIGURES = (
     "rr_irregularity_wasserstein",
     "windows_without_beats",
     *MORPHOLOGY_FIGURES,
+    *EEG_FIGURES,
 )
 SEPARATION = 2.0  # a baseline separates from the floor when its gap exceeds this many combined standard deviations
 
@@ -117,13 +119,14 @@ def overlap_groups(records: np.ndarray, starts: np.ndarray, window_length: int) 
 @dataclass
 class ScoredSet:
     """Windows with what every chunk needs computed once: their features, (for ECG) their rhythm and delineated
-    beats, and for real windows the groups of windows that overlap in time."""
+    beats, (for EEG) its figures, and for real windows the groups of windows that overlap in time."""
 
     windows: np.ndarray
     features: np.ndarray
     rhythm: dict | None
     beats: Beats | None = None
     groups: np.ndarray | None = None
+    eeg: dict | None = None
 
     @classmethod
     def of(
@@ -139,7 +142,8 @@ class ScoredSet:
         beats = None
         if beat_source and beat_source.kind == "ecg" and morphology:
             beats = delineate(beat_source.lead(windows), rhythm["peaks"], rate_hz)
-        return cls(windows, features.transform(windows), rhythm, beats)
+        eeg = beat_source.eeg(windows, rate_hz) if beat_source else None
+        return cls(windows, features.transform(windows), rhythm, beats, eeg=eeg)
 
     def subset(self, positions: np.ndarray, groups: np.ndarray | None = None) -> ScoredSet:
         return ScoredSet(
@@ -148,6 +152,7 @@ class ScoredSet:
             rhythm_subset(self.rhythm, positions) if self.rhythm is not None else None,
             self.beats.subset(positions) if self.beats is not None else None,
             groups,
+            eeg_subset(self.eeg, positions) if self.eeg is not None else None,
         )
 
 
@@ -272,6 +277,8 @@ def distribution_figures(
         figures |= rhythm_distance(reference.rhythm, candidate.rhythm)
     if reference.beats is not None:
         figures |= morphology_distance(reference.beats, candidate.beats)
+    if reference.eeg is not None:
+        figures |= eeg_distance(reference.eeg, candidate.eeg)
     return figures
 
 

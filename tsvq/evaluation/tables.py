@@ -112,17 +112,15 @@ def format_table(report: dict) -> str:
     for prior, section in report.get("label_classification", {}).items():
         if "skipped" not in section:
             synthetic, real = section["train_synthetic_test_real"], section["train_real_test_real"]
-            spread = {
-                key: f"±{part['std']['macro_f1']:.3f}" if "std" in part else ""
-                for key, part in (("s", synthetic), ("r", real))
-            }
             lines.append(
-                f"labels ({prior}): train on synthetic / train on real, test on real: macro-F1 "
-                f"{synthetic['macro_f1']:.3f}"
-                f"{spread['s']} / {real['macro_f1']:.3f}{spread['r']} "
-                f"({synthetic['macro_f1'] / max(real['macro_f1'], 1e-12):.2f}x), "
-                f"balanced accuracy {synthetic['balanced_accuracy']:.3f} / {real['balanced_accuracy']:.3f}"
+                f"labels ({prior}): train on synthetic / train on real, test on real: {_tstr(synthetic, real)}"
             )
+            if "one_vs_rest" in section:
+                task = section["one_vs_rest"]
+                lines.append(
+                    f"  {task['label']} against the rest: "
+                    f"{_tstr(task['train_synthetic_test_real'], task['train_real_test_real'])}"
+                )
             if "f1_per_class" in real:  # reports before per-class F1 lack it
                 lines.append(
                     "  F1 of each class against the rest (synthetic / real): "
@@ -151,6 +149,19 @@ def format_table(report: dict) -> str:
                 + "; ".join(f"{f} {_cell(figures['model'][f])} vs {_cell(figures['floor'][f])}" for f in shown)
             )
     return "\n".join(lines)
+
+
+def _tstr(synthetic: dict, real: dict) -> str:
+    """Macro-F1 of the classifier trained on synthetic windows and of the one trained on real ones, their ratio and
+    balanced accuracies (with the seeds' spread where the report has it)."""
+    spread = {
+        key: f"±{part['std']['macro_f1']:.3f}" if "std" in part else "" for key, part in (("s", synthetic), ("r", real))
+    }
+    return (
+        f"macro-F1 {synthetic['macro_f1']:.3f}{spread['s']} / {real['macro_f1']:.3f}{spread['r']} "
+        f"({synthetic['macro_f1'] / max(real['macro_f1'], 1e-12):.2f}x), "
+        f"balanced accuracy {synthetic['balanced_accuracy']:.3f} / {real['balanced_accuracy']:.3f}"
+    )
 
 
 def compare_reports(*paths: str | Path) -> str:
