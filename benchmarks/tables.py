@@ -122,11 +122,14 @@ def _wavenet() -> tuple[str, str]:
     )
 
 
-def _prepare() -> tuple[str, str]:
-    runs = load("scale-prepare")["scenarios"]["ptbxl"]["runs"]
+def _eeg() -> tuple[str, str]:
+    data = load("bonn")
+    codec, seizure = data["codec"]["summary"], data["generation"]["wavenet"]["seizure_vs_rest"]
     return (
-        f"**{runs['2']['records_per_s']:.0f}** records/s (2 workers)",
-        f"1 worker: {runs['1']['records_per_s']:.0f}",
+        f"PRDN **{codec['tsvq']['prdn']:.2f}%** at {codec['tsvq']['bits_per_second']:.0f} bit/s; "
+        f"seizure TSTR macro-F1 **{seizure['tstr']:.3f}**",
+        f"wavelet coder at that rate: {codec['wavelet_at_tsvq_rate']['prdn']:.2f}%; "
+        f"trained on real: {seizure['trtr']:.3f}",
     )
 
 
@@ -149,7 +152,7 @@ HEADLINES: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
     ("MIT-BIH AAMI-conditional prior (CPU size), DS2", "mitbih-conditional-cpu", _conditional),
     ("Diffusion sampling, demo prior", "sampling", _samplers),
     ("WaveNet prior generation (batch 1)", "wavenet", _wavenet),
-    ("`tsvq prepare`, PTB-XL (500 ECGs)", "scale-prepare", _prepare),
+    ("EEG (Bonn, held-out segments): codec; seizure detection from WaveNet samples", "bonn", _eeg),
 ]
 
 

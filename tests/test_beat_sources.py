@@ -26,14 +26,15 @@ def test_beat_source_follows_the_channels():
     assert beat_source(["II", "PLETH"], ["mV", "NU"], "ecg").channel == 0
     assert beat_source(["II", "PLETH"], ["mV", "NU"]).channel == 1  # auto: a PPG channel makes it a PPG dataset
     assert beat_source(["II", "PLETH"], ["mV", "NU"]).unit == "NU"  # the beat channel's unit labels its plots
-    with pytest.raises(ValueError, match="unknown beat kind"):
-        beat_source(["II"], ["mV"], "eeg")
+    with pytest.raises(ValueError, match="unknown physiology 'emg'"):
+        beat_source(["II"], ["mV"], "emg")
 
 
 def test_eval_config_takes_the_old_flag_and_refuses_unknown_kinds():
     assert EvalConfig(physiology=True).physiology == "auto" and EvalConfig(physiology=False).physiology == "none"
+    assert EvalConfig(physiology="eeg").physiology == "eeg"
     with pytest.raises(ConfigError, match="physiology"):
-        EvalConfig(physiology="eeg")
+        EvalConfig(physiology="emg")
 
 
 def _pulse_wave(seconds: float, rate_hz: float, pulse_per_minute: float, seed: int) -> np.ndarray:
