@@ -53,7 +53,7 @@ def test_bad_text_files_are_named_with_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="sampling_rate_hz"):
         TextConfig(sampling_rate_hz=0)
     with pytest.raises(DataError, match="no .csv/.txt file"):
-        open_source(SourceConfig(path=str(folder / "setA"), records=["nothing"], text=text)).references()
+        open_source(SourceConfig(path=str(folder / "setA"), exclude=["Z001", "Z002", "Z003"], text=text)).references()
 
 
 def test_a_stratified_split_cuts_every_class_by_the_fractions():
@@ -111,3 +111,17 @@ def test_a_stratified_split_needs_the_label_on_every_record(tmp_path):
                            val_fraction=0.2, test_fraction=0.2, window_label="label")  # fmt: skip
     store = prepare(config, tmp_path / "store", sources=[source])
     assert all(set(store.labels(split).tolist()) == {"A", "B"} for split in ("train", "val", "test"))
+
+
+def test_a_text_file_named_in_the_source_must_exist_and_a_short_one_is_named_as_it_is(tmp_path):
+    from tsvq.data import PrepareConfig, prepare
+
+    (tmp_path / "eeg").mkdir()
+    folder = _text_folder(tmp_path / "eeg")
+    text = TextConfig(sampling_rate_hz=RATE, unit="uV", channel_names=["EEG"], folder_label="set")
+    with pytest.raises(DataError, match="file 'setA/Z999' named in the source config was not found"):
+        open_source(SourceConfig(path=str(folder), records=["setA/Z001", "setA/Z999"], text=text)).references()
+    source = {"path": str(folder), "group_by": "record", "text": {"sampling_rate_hz": RATE, "channel_names": ["EEG"]}}
+    config = PrepareConfig(source=source, rate_hz=RATE, window_seconds=8.0, test_fraction=0, val_fraction=0)
+    with pytest.raises(DataError, match=r"Z001\.txt: no clean stretch as long as one window"):  # the file, no .hea
+        prepare(config, tmp_path / "store")

@@ -338,6 +338,12 @@ def prepare(
     return WindowStore(out)
 
 
+def _named(record) -> str:
+    """What a message names for a record: its WFDB header, or the file or array row it came from."""
+    header = Path(f"{record.path}.hea")
+    return str(header) if header.is_file() else str(record.path)
+
+
 _SPLIT_NOTES = {
     "group": "patient-wise: every record of a group lands in one split",
     "label": "by a record label, patient-wise: every record of a group lands in one split",
@@ -465,7 +471,7 @@ def _examples_of_record(
     leads = [i for i in range(len(units)) if units[i].lower() == unit]
     if not leads:
         raise DataError(
-            f"{record.path}.hea: no lead in '{unit}' (example_unit); its channels are "
+            f"{_named(record)}: no lead in '{unit}' (example_unit); its channels are "
             f"{list(zip(record.channel_names, units))}"
         )
     examples = [
@@ -503,12 +509,12 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
     mask = quality_mask(signal, native, quality)
     dropped = dropped_seconds(mask, native)
     if (mask != 0).all():
-        raise DataError(f"{record.path}.hea: no usable samples ({', '.join(dropped)})")
+        raise DataError(f"{_named(record)}: no usable samples ({', '.join(dropped)})")
     scale = rate / native
     label_ann = record.annotations.get(config.label_extension)
     if config.beat_centred and label_ann is None:
         raise DataError(
-            f"{record.path}.hea: beat-centred windows need beat annotations "
+            f"{_named(record)}: beat-centred windows need beat annotations "
             f"('{record.path.name}.{config.label_extension}' not found)"
         )
     beat_samples = np.round(label_ann.sample * scale).astype(np.int64) if label_ann else np.zeros(0, np.int64)
@@ -552,7 +558,7 @@ def _windows_of_record(record, signal, rate, window, stride, quality, config) ->
         dropped["shorter_than_window"] = round(short, 3)
     if not out_windows:
         raise DataError(
-            f"{record.path}.hea: no clean stretch as long as one window ({window} samples at {rate:g} Hz); dropped "
+            f"{_named(record)}: no clean stretch as long as one window ({window} samples at {rate:g} Hz); dropped "
             f"{dropped}"
         )
     return {

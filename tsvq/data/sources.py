@@ -399,19 +399,22 @@ class TextSource:
         wanted = set(_names(self.config.records)) if self.config.records is not None else None
         excluded = set(_names(self.config.exclude))
         group_of_record = {str(r): group for group, records in self.config.groups.items() for r in _names(records)}
-        refs = []
+        refs, left_out_by_label = [], set()
         for path in files:
             relative = path.relative_to(base).with_suffix("")
             name = relative.as_posix()
             if (wanted is not None and name not in wanted) or name in excluded:
                 continue
             labels = {self.text.folder_label: path.parent.name} if self.text.folder_label else {}
-            if not self.config.label_values or all(
-                labels.get(label) in _names(values) for label, values in self.config.label_values.items()
-            ):
-                group = group_of_record.get(name) or _group_of(relative, self.config.group_by)
-                self._paths[name] = path
-                refs.append(RecordRef(name, group, labels, where=str(path)))
+            if not all(labels.get(label) in _names(values) for label, values in self.config.label_values.items()):
+                left_out_by_label.add(name)
+                continue
+            group = group_of_record.get(name) or _group_of(relative, self.config.group_by)
+            self._paths[name] = path
+            refs.append(RecordRef(name, group, labels, where=str(path)))
+        for name in sorted((wanted or set()) | set(group_of_record)):
+            if name not in self._paths and name not in excluded and name not in left_out_by_label:
+                raise DataError(f"source {self.root}: file '{name}' named in the source config was not found")
         if not refs:
             raise DataError(
                 f"source {self.root}: no {'/'.join(sorted(extensions))} file left after the source's selection"
@@ -434,7 +437,7 @@ class TextSource:
         picked = select_channels(names, options.channels, options.use_aliases, where=str(path))
         return Record(
             name=ref.name,
-            path=path.with_suffix(""),
+            path=path,
             group=ref.group,
             sampling_rate_hz=float(self.text.sampling_rate_hz),
             signal=np.asarray(signal[:, picked], dtype=np.float64),
