@@ -46,7 +46,8 @@ def test_a_results_file_records_the_command_as_typed_and_the_checkout(monkeypatc
     stamp = provenance()
     assert stamp["command"] == "python -m benchmarks.scale --workers 1 2"
     assert stamp["versions"]["tsvq"] and stamp["versions"]["torch"]
-    assert re.fullmatch(r"[0-9a-f]{7,}(-dirty)?|unknown \(not a git checkout\)", stamp["commit"])
+    described = r"((v[\d.]+-\d+-g)?[0-9a-f]{7,}|v[\d.]+)(-dirty)?"  # a hash, or the nearest tag and how far past it
+    assert re.fullmatch(described + r"|unknown \(not a git checkout\)", stamp["commit"]), stamp["commit"]
 
 
 def test_an_evaluation_question_condenses_the_report_its_last_eval_writes():
