@@ -46,10 +46,10 @@ def held_out_segments(store: WindowStore, source_folder: str) -> list:
 def codec_figures(pipe: Pipeline, segments: list) -> dict:
     rows = {}
     for ref, record in segments:
-        rows[ref.name] = measure(
-            pipe, record.signal, record.signal, record.sampling_rate_hz, STORED_BITS_PER_SECOND,
-            channel_names=["EEG"], units=["uV"], input_bits=12,
-        ) | {"set": ref.labels["set"]}  # fmt: skip
+        options = {"channel_names": ["EEG"], "units": ["uV"], "input_bits": 12}
+        rows[ref.name] = measure(pipe, STORED_BITS_PER_SECOND, record.signal, record.sampling_rate_hz, **options) | {
+            "set": ref.labels["set"]
+        }
         row = rows[ref.name]
         print(
             f"{ref.name}: tsvq {row['tsvq']['bits_per_second']:.0f} bit/s PRDN {row['tsvq']['prdn']:.1f}% | "

@@ -83,24 +83,26 @@ def point(
 def measure_record(pipe: Pipeline, path: Path, lead: str) -> dict:
     record = read_record(path, channels=[lead], annotation_extensions=())
     stored = (record.adc_bits[0] if record.adc_bits else 16) * record.sampling_rate_hz  # the record's own bits/s
-    return measure(pipe, record, record.signal, record.sampling_rate_hz, stored)
+    return measure(pipe, stored, record)
 
 
-def measure(pipe: Pipeline, recording, signal: np.ndarray, rate_hz: float, stored: float, **options) -> dict:
-    """tsvq's file and the wavelet coder (at tsvq's rate and on the grid) on one recording: a ``Record``, or the
-    ``(L, 1)`` ``signal`` itself with ``options`` for ``Pipeline.compress`` (its channel name, unit, input bits).
-    Both code the input conditioned as the pipeline conditions it; every byte of either file counts."""
+def measure(pipe: Pipeline, stored: float, *recording, **options) -> dict:
+    """tsvq's file and the wavelet coder (at tsvq's rate and on the grid) on one recording, given as to
+    ``Pipeline.compress``: a ``Record``, or an ``(L, 1)`` signal and its rate, with ``options`` (its channel name,
+    unit, input bits). Both code the input conditioned as the pipeline conditions it; every byte of either file
+    counts. ``stored``: the recording's own bits per second, for the compression ratio."""
+    signal, rate_hz = (recording[0].signal, recording[0].sampling_rate_hz) if len(recording) == 1 else recording
     reference = pipe.preprocess(signal, rate_hz)[:, 0].astype(np.float64)
     seconds = len(signal) / rate_hz
     start = time.perf_counter()
-    compressed = pipe.compress(recording, rate_hz if recording is signal else None, **options)
+    compressed = pipe.compress(*recording, **options)
     data = compressed.to_bytes()
     compress_s = time.perf_counter() - start
     start = time.perf_counter()
     decoded = pipe.decompress(CompressedRecord.from_bytes(data))
     decompress_s = time.perf_counter() - start
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
-    fixed = pipe.compress(recording, rate_hz if recording is signal else None, entropy_coding=False, **options)
+    fixed = pipe.compress(*recording, entropy_coding=False, **options)
     tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
         "format": 1 if compressed.entropy is None else 2,
         "bits_per_code": compressed.bits_per_code(),

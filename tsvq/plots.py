@@ -98,16 +98,32 @@ def spectra(frequencies: np.ndarray, curves: dict[str, np.ndarray], path: str | 
     return _save(fig, path)
 
 
+def _overlaid_histograms(ax, values: dict[str, np.ndarray], bins: int, counts: bool = True) -> None:
+    """Each set's finite values as a normalised histogram on shared bins (nothing where no set has one)."""
+    finite = {name: v[np.isfinite(v)] for name, v in values.items()}
+    pooled = [v for v in finite.values() if len(v)]
+    if not pooled:
+        return
+    edges = np.histogram_bin_edges(np.concatenate(pooled), bins=bins)
+    for name, v in finite.items():
+        if len(v):
+            ax.hist(v, bins=edges, density=True, alpha=0.45, label=f"{name} (n={len(v)})" if counts else name)
+
+
+def _panels(count: int, columns: int, panel_size: tuple[float, float]):
+    """A figure of ``count`` panels, ``columns`` to a row at most; the axes of the panels in order (spares hidden)."""
+    columns = min(count, columns)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel_size[0] * columns, panel_size[1] * rows), squeeze=False)
+    for ax in axes.ravel()[count:]:
+        ax.axis("off")
+    return fig, axes.ravel()[:count]
+
+
 def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bins: int = 30) -> Path:
     """Overlaid normalised histograms."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    finite = [v[np.isfinite(v)] for v in values.values() if len(v)]
-    if finite and sum(len(v) for v in finite):
-        edges = np.histogram_bin_edges(np.concatenate(finite), bins=bins)
-        for name, v in values.items():
-            v = v[np.isfinite(v)]
-            if len(v):
-                ax.hist(v, bins=edges, density=True, alpha=0.45, label=f"{name} (n={len(v)})")
+    _overlaid_histograms(ax, values, bins)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     if ax.get_legend_handles_labels()[0]:  # nothing to show where no set had a finite value
@@ -118,22 +134,12 @@ def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bin
 def histogram_grid(values: dict[str, dict[str, np.ndarray]], path: str | Path, bins: int = 30) -> Path:
     """One panel per figure (``{figure: {set: values}}``), each set's normalised histogram overlaid: where a
     generator's per-window figures (EEG band powers, line length, ...) part from real windows'."""
-    names = list(values)
-    columns = min(len(names), 4)
-    rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.6 * rows), squeeze=False)
-    for ax, name in zip(axes.ravel(), names):
-        finite = {s: v[np.isfinite(v)] for s, v in values[name].items()}
-        pooled = np.concatenate([v for v in finite.values() if len(v)] or [np.zeros(1)])
-        edges = np.histogram_bin_edges(pooled, bins=bins)
-        for set_name, v in finite.items():
-            if len(v):
-                ax.hist(v, bins=edges, density=True, alpha=0.45, label=set_name)
+    fig, axes = _panels(len(values), 4, (3.6, 2.6))
+    for ax, (name, sets) in zip(axes, values.items()):
+        _overlaid_histograms(ax, sets, bins, counts=False)
         ax.set_title(name.replace("_", " "), fontsize=9)
         ax.set_yticks([])
-    for ax in axes.ravel()[len(names) :]:
-        ax.axis("off")
-    axes[0, 0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -245,19 +251,14 @@ def class_examples(
 def class_spectra(spectra: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: str | Path) -> Path:
     """One panel per class: the mean power spectrum of its held-out real windows beside that of the windows
     generated with its label (``{class: {"real": (frequencies, power), "generated": ...}}``), log scale."""
-    labels = list(spectra)
-    columns = min(len(labels), 3)
-    rows = -(-len(labels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3 * rows), squeeze=False)
-    for ax, label in zip(axes.ravel(), labels):
-        for (name, (frequencies, power)), color in zip(spectra[label].items(), ("C0", "C3")):
+    fig, axes = _panels(len(spectra), 3, (4.2, 3))
+    for ax, (label, curves) in zip(axes, spectra.items()):
+        for (name, (frequencies, power)), color in zip(curves.items(), ("C0", "C3")):
             ax.semilogy(frequencies, power, lw=1.2, color=color, label=name)
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("frequency (Hz)")
-    for ax in axes.ravel()[len(labels) :]:
-        ax.axis("off")
-    axes[0, 0].set_ylabel("power spectral density")
-    axes[0, 0].legend(fontsize=8)
+    axes[0].set_ylabel("power spectral density")
+    axes[0].legend(fontsize=8)
     return _save(fig, path)
 
 

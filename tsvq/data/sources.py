@@ -131,6 +131,40 @@ def _group_of(relative: Path, group_by: str) -> str:
     raise ConfigError(f"unknown group_by '{group_by}'; choose 'record', 'parent', 'auto' or 'table'")
 
 
+class _Selection:
+    """The records a source config picks, one piece for every folder source: by name (``records``, ``exclude``), by
+    label (``label_values``), and the patients named across records (``groups``). A record a config names that the
+    folder lacks is an error, once the folder has been listed (``check_found``)."""
+
+    def __init__(self, config: SourceConfig, root: Path, what: str):
+        self.config, self.root, self.what = config, root, what
+        self.group_of_record = {str(r): group for group, records in config.groups.items() for r in _names(records)}
+        self.wanted = set(_names(config.records)) if config.records is not None else None
+        self.excluded = set(_names(config.exclude))
+        self.left_out_by_label: set[str] = set()
+
+    def named_out(self, name: str) -> bool:
+        return (self.wanted is not None and name not in self.wanted) or name in self.excluded
+
+    def keeps_labels(self, name: str, labels: dict) -> bool:
+        """Whether the record's labels take values ``label_values`` keeps (a label it names must exist)."""
+        for label, values in self.config.label_values.items():
+            if label not in labels:
+                raise DataError(
+                    f"source {self.root}: label_values names '{label}', but {self.what} {name} has no such "
+                    f"label (labels: {sorted(labels)}); labels come from the source's table or folders"
+                )
+            if labels[label] not in _names(values):
+                self.left_out_by_label.add(name)
+                return False
+        return True
+
+    def check_found(self, found: set[str]) -> None:
+        for name in sorted((self.wanted or set()) | set(self.group_of_record)):
+            if name not in found and name not in self.excluded and name not in self.left_out_by_label:
+                raise DataError(f"source {self.root}: {self.what} '{name}' named in the source config was not found")
+
+
 class WFDBSource:
     """A folder of WFDB records (``.hea`` + ``.dat``/``.mat``), read through ``wfdb``."""
 
@@ -154,48 +188,31 @@ class WFDBSource:
         paths = find_records(self.root)
         record_root = self.root if self.root.is_dir() else self.root.parent
         rows = self._table_rows(record_root) if self.config.table else None
-        group_of_record = {str(r): group for group, records in self.config.groups.items() for r in _names(records)}
-        wanted = set(_names(self.config.records)) if self.config.records is not None else None
-        excluded = set(_names(self.config.exclude))
-        refs, left_out_by_label = [], set()
+        selection = _Selection(self.config, self.root, "record")
+        refs = []
         for path in paths:
             relative = path.relative_to(record_root)
             name = relative.as_posix()
-            if (wanted is not None and name not in wanted) or name in excluded:
+            if selection.named_out(name):
                 continue
             row = rows.get(name) if rows is not None else None
             if rows is not None and row is None:
                 continue  # a table lists the records that belong to the dataset; others are left out
             labels = dict(row["labels"]) if row else {}
-            if not self._has_wanted_labels(labels, path):
-                left_out_by_label.add(name)
+            if not selection.keeps_labels(name, labels):
                 continue
-            if name in group_of_record:
-                group = group_of_record[name]
+            if name in selection.group_of_record:
+                group = selection.group_of_record[name]
             elif self.config.group_by == "table":
                 group = row["group"]
             else:
                 group = _group_of(relative, self.config.group_by)
             self._paths[name] = path
             refs.append(RecordRef(name, group, labels, where=f"{path}.hea"))
-        found = {ref.name for ref in refs}
-        for name in sorted((wanted or set()) | set(group_of_record)):
-            if name not in found and name not in excluded and name not in left_out_by_label:
-                raise DataError(f"source {self.root}: record '{name}' named in the source config was not found")
+        selection.check_found({ref.name for ref in refs})
         if not refs:
             raise DataError(f"source {self.root}: no record left after the source's selection")
         return refs
-
-    def _has_wanted_labels(self, labels: dict, path: Path) -> bool:
-        for label, values in self.config.label_values.items():
-            if label not in labels:
-                raise DataError(
-                    f"source {self.root}: label_values names '{label}', but record {path.name} has no such "
-                    f"label (labels: {sorted(labels)}); labels come from the source's table"
-                )
-            if labels[label] not in _names(values):
-                return False
-        return True
 
     def _table_rows(self, record_root: Path) -> dict[str, dict]:
         table = self.config.table
@@ -396,25 +413,20 @@ class TextSource:
         files = [self.root] if self.root.is_file() else sorted(self.root.rglob("*"))
         files = [f for f in files if f.is_file() and f.suffix.lower() in extensions]
         base = self.root.parent if self.root.is_file() else self.root
-        wanted = set(_names(self.config.records)) if self.config.records is not None else None
-        excluded = set(_names(self.config.exclude))
-        group_of_record = {str(r): group for group, records in self.config.groups.items() for r in _names(records)}
-        refs, left_out_by_label = [], set()
+        selection = _Selection(self.config, self.root, "file")
+        refs = []
         for path in files:
             relative = path.relative_to(base).with_suffix("")
             name = relative.as_posix()
-            if (wanted is not None and name not in wanted) or name in excluded:
+            if selection.named_out(name):
                 continue
             labels = {self.text.folder_label: path.parent.name} if self.text.folder_label else {}
-            if not all(labels.get(label) in _names(values) for label, values in self.config.label_values.items()):
-                left_out_by_label.add(name)
+            if not selection.keeps_labels(name, labels):
                 continue
-            group = group_of_record.get(name) or _group_of(relative, self.config.group_by)
+            group = selection.group_of_record.get(name) or _group_of(relative, self.config.group_by)
             self._paths[name] = path
             refs.append(RecordRef(name, group, labels, where=str(path)))
-        for name in sorted((wanted or set()) | set(group_of_record)):
-            if name not in self._paths and name not in excluded and name not in left_out_by_label:
-                raise DataError(f"source {self.root}: file '{name}' named in the source config was not found")
+        selection.check_found(set(self._paths))
         if not refs:
             raise DataError(
                 f"source {self.root}: no {'/'.join(sorted(extensions))} file left after the source's selection"

@@ -27,13 +27,12 @@ def assign_group_splits(
             raise DataError(f"split: group '{name}' was asked for but no record belongs to it; groups: {unique}")
     assignment = {g: "test" for g in test_groups} | {g: "val" for g in val_groups}
     rest = [g for g in unique if g not in assignment]
-    if strata is None:
-        fractions = (0 if test_groups else test_fraction, 0 if val_groups else val_fraction)
-        return assignment | _cut(rest, *fractions, len(unique), np.random.default_rng(seed))
+    fractions = (0 if test_groups else test_fraction, 0 if val_groups else val_fraction)  # named groups replace them
     rng = np.random.default_rng(seed)
+    if strata is None:
+        return assignment | _cut(rest, *fractions, len(unique), rng)
     for stratum in sorted({strata[g] for g in rest}):
         members = [g for g in rest if strata[g] == stratum]
-        fractions = (0 if test_groups else test_fraction, 0 if val_groups else val_fraction)
         assignment |= _cut(members, *fractions, len(members), rng, f" of '{stratum}'")
     return assignment
 

@@ -67,10 +67,3 @@ def eeg_distance(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarr
     return {
         f"{name}_wasserstein": float(wasserstein_distance(reference[name], candidate[name])) for name in EEG_FEATURES
     }
-
-
-def average_spectrum(windows: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    """Frequencies and the mean Welch power spectrum of ``(n, L, 1)`` windows, for plots."""
-    x = np.asarray(windows[:, :, 0], dtype=np.float64)
-    frequencies, power = welch(x - x.mean(axis=1, keepdims=True), fs=rate_hz, nperseg=min(x.shape[1], int(2 * rate_hz)))
-    return frequencies, power.mean(axis=0)
