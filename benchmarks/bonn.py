@@ -6,14 +6,15 @@ rate, and the set-conditional priors' EEG figures and seizure detection (train o
     tsvq assemble --codec runs/bonn/codec/model --prior runs/bonn/diffusion/model runs/bonn/wavenet/model \\
         --out runs/bonn/pipeline
     tsvq eval --pipeline runs/bonn/pipeline --data runs/bonn/store --compare diffusion wavenet --n 250 \\
-        --steps 20 --sampler dpm --guidance 2 --positive-label setE --out runs/bonn/eval
+        --steps 20 --sampler dpm --guidance 2 --positive-label setE --floor-halves records --out runs/bonn/eval
     .venv/bin/python -m benchmarks.bonn --report runs/bonn/eval
 
 Each held-out segment (23.6 s) is compressed whole with `Pipeline.compress` (its file, header included) and scored
 against the segment conditioned as the pipeline conditions it (128 Hz, 0.5-40 Hz); the wavelet coder codes that
 same conditioned segment at the same number of bytes. The compression ratio is against the database's 12-bit
-samples at 173.61 Hz. Generation: each prior's EEG figures as ratios to the floor (held-out real windows against
-other held-out real windows), and seizure (set E) against the rest, TSTR against TRTR.
+samples at 173.61 Hz. Generation: each prior's EEG figures as ratios to the floor (held-out segments against other
+held-out segments: the halves hold whole segments), beside the training windows' own (as they are, and through the
+codec), and seizure (set E) against the rest, TSTR against TRTR.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def generation_figures(report: dict) -> dict:
     """Each compared prior's EEG figures over the floor's, and its TSTR / TRTR (five sets, and seizure vs rest)."""
     generation = report["generation"]
     floor = generation["generators"]["floor"]["figures"]
-    result = {}
-    for name in generation["compared"]:
+    result = {"floor_halves": generation["real"].get("halves", "blocks")}
+    for name in generation["compared"] + generation.get("references", []):
         figures = generation["generators"][name]["figures"]
         ratios = {
             figure: figures[figure]["mean"] / max(floor[figure]["mean"], 1e-12)

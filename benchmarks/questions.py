@@ -154,13 +154,13 @@ def tstr(data: dict) -> str:
 
 def eeg(data: dict) -> str:
     s = data["codec"]["summary"]
-    prior = data["generation"]["diffusion"]
+    prior = data["generation"]["wavenet"]  # the recipe's better prior
     seizure = prior.get("seizure_vs_rest", {})
     worst_band = max((v, k) for k, v in prior["ratio_to_floor"].items() if k.endswith("_power_wasserstein"))
     return (
         f"codec {s['tsvq']['bits_per_second']:.0f} bit/s PRDN {s['tsvq']['prdn']:.1f}% (wavelet coder at that rate "
-        f"{s['wavelet_at_tsvq_rate']['prdn']:.1f}%); seizure TSTR/TRTR {seizure.get('ratio', float('nan')):.2f}x; "
-        f"band powers within {worst_band[0]:.1f}x the floor"
+        f"{s['wavelet_at_tsvq_rate']['prdn']:.1f}%); WaveNet seizure TSTR/TRTR "
+        f"{seizure.get('ratio', float('nan')):.2f}x, band powers within {worst_band[0]:.1f}x the floor"
     )
 
 

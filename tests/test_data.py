@@ -124,8 +124,8 @@ def test_prepare_builds_store_with_patient_split(small_database, tmp_path):
     assert "V" in set(store.labels("train")) | set(store.labels("val"))
     assert json.loads((store.path / "normalization.json").read_text())["computed_on"] == "train split"
     # the same config reuses the store; another config refuses to overwrite silently
-    mtime = (store.path / "windows.f32").stat().st_mtime_ns
-    assert (prepare(config, tmp_path / "store", progress=False).path / "windows.f32").stat().st_mtime_ns == mtime
+    mtime = (store.path / "manifest.json").stat().st_mtime_ns
+    assert (prepare(config, tmp_path / "store", progress=False).path / "manifest.json").stat().st_mtime_ns == mtime
     with pytest.raises(DataError, match="another config"):
         prepare(
             PrepareConfig(source=str(small_database), rate_hz=100, test_groups=["p4"]),
@@ -571,7 +571,7 @@ def test_parallel_prepare_writes_the_same_store_byte_for_byte_and_names_a_bad_re
     write_record(small_database, "short", ecg_like(2, 250.0), 250.0, ["MLII"])  # shorter than a window: unusable
     config = PrepareConfig(source=str(small_database), skip_bad_records=True)
     stores = {n: prepare(config, tmp_path / f"workers{n}", progress=False, workers=n) for n in (1, 2, 3)}
-    for name in ("windows.f32", "index.npz", "manifest.json", "normalization.json"):
+    for name in ("windows-00000.f32", "index.npz", "manifest.json", "normalization.json"):
         contents = {(store.path / name).read_bytes() for store in stores.values()}
         assert len(contents) == 1, name
     assert list(stores[2].manifest["skipped_records"]) == ["short"]

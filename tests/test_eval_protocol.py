@@ -78,6 +78,18 @@ def test_disjoint_halves_never_share_a_sample_across_halves():
     assert no_overlap.dropped == 0
 
 
+def test_record_halves_keep_each_record_on_one_side():
+    """Segment databases: a recording compared with itself would make the floor unreachable for new recordings."""
+    records = np.repeat(np.arange(9), 5)
+    starts = np.tile(np.arange(5) * 100, 9)
+    halves = disjoint_halves(records, starts, 100, seed=3, by_record=True)
+    assert not set(records[halves.reference]) & set(records[halves.floor])
+    assert len(halves.reference) + len(halves.floor) == len(records) and halves.dropped == 0
+    assert sorted({len(set(records[halves.reference])), len(set(records[halves.floor]))}) == [4, 5]
+    blocks = disjoint_halves(records, starts, 100, seed=3)
+    assert set(records[blocks.reference]) & set(records[blocks.floor])  # the default: time blocks split records
+
+
 def test_chunks_cover_every_window_once_at_about_the_floor_size():
     parts = chunks(203, 34, seed=0)
     assert sorted(np.concatenate(parts)) == list(range(203))

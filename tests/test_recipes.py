@@ -257,8 +257,10 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         report = tmp_path / "report"
         args = ["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(store), "--n", "10", "--seeds", "1"]
         quick_eval = ["--steps", "2", "--classifier-steps", "5", "--baselines", "gaussian", "--no-references"]
-        assert main([*args, *quick_eval, "--positive-label", "setE", "--out", str(report)]) == 0
+        as_written = ["--positive-label", "setE", "--floor-halves", "records"]
+        assert main([*args, *quick_eval, *as_written, "--out", str(report)]) == 0
         written = json.loads((report / "report.json").read_text())
+        assert written["generation"]["real"]["halves"] == "records"
         figures = written["generation"]["generators"]["diffusion"]["figures"]
         assert "alpha_power_wasserstein" in figures and "heart_rate_wasserstein_bpm" not in figures
         task = written["label_classification"]["diffusion"]["one_vs_rest"]

@@ -102,8 +102,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from tsvq.data import prepare
 
     config = _prepare_config_from_args(args)
-    store = prepare(config, args.out, overwrite=args.overwrite, workers=args.workers)
-    print(summarise_store(store))
+    store = prepare(
+        config, args.out, overwrite=args.overwrite, workers=args.workers, part=args.part, shard_mb=args.shard_mb
+    )
+    if args.part:
+        print(f"part {args.part} of the store: {store}; join all parts with `tsvq merge-stores PART... --out STORE`")
+    else:
+        print(summarise_store(store))
+    return 0
+
+
+def cmd_merge_stores(args: argparse.Namespace) -> int:
+    from tsvq.data.parts import merge_stores
+
+    print(summarise_store(merge_stores(args.parts, args.out, overwrite=args.overwrite)))
     return 0
 
 
@@ -213,6 +225,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         classifier_steps=args.classifier_steps,
         search=args.search,
         references=not args.no_references,
+        floor_halves=args.floor_halves,
     )
     check_output_path(args.out, [spec.rpartition("=")[2] for spec in sample_specs], "report folder")
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples, overwrite=args.overwrite)
@@ -467,7 +480,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes that read and window records (default: the machine's cores; the store is the same "
         "byte for byte whatever N)",
     )
+    p.add_argument(
+        "--part",
+        metavar="I/N",
+        help="write only part I of N (from 0) of the records, as one job of a job array; `tsvq merge-stores` joins "
+        "the N parts into the store one job would write",
+    )
+    p.add_argument(
+        "--shard-mb", type=float, default=1024, metavar="MB", help="the windows go to files of at most this many MiB"
+    )
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "merge-stores",
+        help="join the parts `tsvq prepare --part I/N` wrote into one window store (links their files)",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    p.add_argument("parts", nargs="+", metavar="PART", help="the N part folders, in any order")
+    p.add_argument("--out", required=True, help="folder of the window store")
+    p.add_argument("--overwrite", action="store_true", help="replace a store tsvq made before")
+    p.set_defaults(func=cmd_merge_stores)
 
     p = sub.add_parser(
         "train",
@@ -540,6 +572,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the train_windows and train_decoded rows (training windows as they are and through the codec: "
         "what no model of the training split, and no prior over the codec, can beat)",
+    )
+    p.add_argument(
+        "--floor-halves",
+        choices=["blocks", "records"],
+        default="blocks",
+        help="how the held-out windows split into the reference and floor halves: time blocks within each record "
+        "(long recordings), or whole records to one half each (many short ones: segment databases, where blocks "
+        "would let a recording be compared with itself)",
     )
     p.add_argument("--folds", type=int, default=3, help="folds of the discriminative score")
     p.add_argument(

@@ -28,10 +28,10 @@ from tsvq.data import builtin
 from tsvq.data.preprocess import Preprocessing, QualityConfig, clean_segments, dropped_seconds, quality_mask
 from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
 from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
-from tsvq.data.store import STORE_FORMAT_VERSION, StoreWriter, WindowStore
+from tsvq.data.store import DEFAULT_SHARD_MB, StoreWriter, WindowStore
 from tsvq.data.windows import beat_centred_starts, beats_in_window, fixed_window_starts, window_label
 from tsvq.errors import ConfigError, DataError
-from tsvq.io import atomic_directory, check_output_path, claim_output_folder
+from tsvq.io import atomic_directory, check_output_path, claim_output_folder, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
         {
             "config": settings,
             "sources": fingerprint,
-            "version": STORE_FORMAT_VERSION,
+            "version": 1,  # the store format the hash was defined for: later formats hold the same windows
             "manifest_revision": MANIFEST_REVISION,
         },
         sort_keys=True,
@@ -249,30 +249,44 @@ def prepare(
     progress: bool = True,
     sources: list[Source] | None = None,
     workers: int | None = None,
-) -> WindowStore:
+    part: tuple[int, int] | None = None,
+    shard_mb: float = DEFAULT_SHARD_MB,
+) -> WindowStore | Path:
     """Build (or reuse) the window store for ``config`` at ``out`` and return it.
 
     ``sources`` replaces ``config.source``, e.g. ``[ArraySource(signals, 250, groups=...)]`` for data in memory.
     ``workers``: processes that read and window records (default: the machine's cores); the store is the same
-    byte for byte whatever their number, as records are written in their order.
+    byte for byte whatever their number, as records are written in their order. ``shard_mb``: the windows go to
+    files of at most this many MiB.
+
+    ``part=(i, n)``: write only part ``i`` of ``n`` (0-based) of the records, in their order, to ``out`` and return
+    its path: separate jobs (a Slurm array, any job runner) prepare the parts side by side and
+    ``tsvq.data.parts.merge_stores`` joins them into the store one job would write. Every part plans the split
+    over all the references, so a patient's split does not depend on which part reads it.
     """
     out = Path(out)
     _check(config)
+    part = check_part(part)
     sources = sources or open_sources(config)
     check_output_path(out, [getattr(s, "root", None) for s in sources], "window store")
     refs = list_references(sources)
     where = ", ".join(s.description for s in sources)  # names the sources in messages
     config_hash = _config_hash(config, [s.fingerprint() for s in sources])
     if (out / "manifest.json").exists():
-        existing = WindowStore(out)
-        if existing.manifest.get("config_hash") == config_hash:
+        existing = read_json(out / "manifest.json", "window store manifest")
+        existing_part = existing.get("part") or {}
+        same_part = (existing_part.get("index"), existing_part.get("count")) == (part or (None, None))
+        if existing.get("config_hash") == config_hash and same_part:
             logger.info("reusing window store %s (same config and sources)", out)
-            return existing
+            return out if part else WindowStore(out)
         if not overwrite:
             raise DataError(
                 f"{out}: a window store made with another config already exists; pass overwrite=True / --overwrite"
             )
     claim_output_folder(out, overwrite=True, what="window store")  # a folder that is not a tsvq store: refused now
+    split_of_group = plan_splits([ref for _, ref in refs], config) if part else None
+    if part:
+        refs = refs[part[0] * len(refs) // part[1] : (part[0] + 1) * len(refs) // part[1]]
     skipped: dict[str, str] = {}
     for source, ref in refs:
         try:
@@ -282,7 +296,7 @@ def prepare(
                 raise
             skipped[ref.name] = str(error)
     refs = [(source, ref) for source, ref in refs if ref.name not in skipped]
-    split_of_group = plan_splits([ref for _, ref in refs], config)
+    split_of_group = split_of_group or plan_splits([ref for _, ref in refs], config)
     options = ReadOptions(config.channels, config.channel_aliases, tuple(config.annotation_extensions))
     quality = QualityConfig(flat_seconds=config.flat_seconds, clip_seconds=config.clip_seconds)
     rate = config.rate_hz
@@ -290,7 +304,7 @@ def prepare(
         raise ConfigError(f"workers = {workers!r}: must be an integer of at least 1")
     plan = [(source, ref, split_of_group[ref.group], options, config, quality) for source, ref in refs]
     with atomic_directory(out, overwrite=True, what="window store") as tmp, contextlib.ExitStack() as stack:
-        writer = StoreWriter(tmp)
+        writer = StoreWriter(tmp, shard_mb)
         try:
             results = stack.enter_context(
                 contextlib.closing(in_order(_windowed_record, plan, workers or os.cpu_count() or 1))
@@ -330,12 +344,26 @@ def prepare(
                         if config.stratify_label and config.split_by == "group"
                         else ""
                     ),
+                    **({"part": {"index": part[0], "count": part[1]}} if part else {}),
                 },
                 where,
             )
         finally:
             writer.close()
-    return WindowStore(out)
+    return out if part else WindowStore(out)
+
+
+def check_part(part) -> tuple[int, int] | None:
+    """``(i, n)``, or ``"i/n"`` as the command line writes it: part ``i`` (0-based) of ``n``."""
+    if part is None:
+        return None
+    try:
+        index, count = (int(x) for x in (part.split("/") if isinstance(part, str) else part))
+    except (TypeError, ValueError):
+        raise ConfigError(f"part {part!r}: write it as i/n, e.g. 0/4 for the first of four parts") from None
+    if not 0 <= index < count:
+        raise ConfigError(f"part {part!r}: needs 0 <= i < n (parts are numbered from 0)")
+    return index, count
 
 
 def _named(record) -> str:

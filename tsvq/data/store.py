@@ -2,16 +2,20 @@
 
 Layout of a store folder::
 
-    manifest.json   preprocessing config and its hash, channels, rate, records and their splits, counts
-    windows.f32     (N, L, C) float32 in physical units, C order, read through np.memmap
+    manifest.json   preprocessing config and its hash, channels, rate, records and their splits, counts, shards
+    windows-00000.f32, windows-00001.f32, ...
+                    (N, L, C) float32 in physical units, C order, in shards of bounded size (format 1: one
+                    windows.f32), read with positional reads
     index.npz       per window: record index, start sample, split, AAMI label, beat symbols
     normalization.json  statistics of the train split, used by the codec to work in unit scale
 
-Training reads windows lazily, so a store larger than memory trains without being loaded.
+Training reads windows lazily, so a store larger than memory trains without being loaded: a process reads the
+windows it draws and nothing else, and opens a shard when it first reads from it.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -23,7 +27,95 @@ from tsvq.data.splits import SPLITS
 from tsvq.errors import DataError
 from tsvq.io import read_json, write_json
 
-STORE_FORMAT_VERSION = 1
+STORE_FORMAT_VERSION = 2  # 2: windows in shards listed by the manifest; format 1 (one windows.f32) still opens
+READABLE_FORMATS = (1, 2)
+DEFAULT_SHARD_MB = 1024  # shards of at most this many MiB: files a cluster copies, checks and serves one by one
+
+
+def shard_list(manifest: dict) -> list[dict]:
+    """The manifest's shards, ``[{"file", "windows"}]``; a format-1 store is one shard, ``windows.f32``."""
+    if "shards" in manifest:
+        return manifest["shards"]
+    return [{"file": "windows.f32", "windows": int(manifest["num_windows"])}]
+
+
+class ShardedWindows:
+    """The windows of a store's shards read as one ``(N, L, C)`` float32 array: an int, a slice or an array of
+    window indices gives those windows in memory. Windows are read from the files with positional reads (runs of
+    neighbours in one read), not mapped: a process holds only the windows it asked for, however large the store,
+    and opens a shard only when it first reads from it, so a DataLoader worker or a rank opens the shards it reads.
+    Forked processes may share the open files: positional reads move no shared file offset."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 3
+
+    def __init__(self, folder: Path, shards: list[dict], window_length: int, num_channels: int):
+        self.folder = Path(folder)
+        self.files = [str(shard["file"]) for shard in shards]
+        counts = np.array([int(shard["windows"]) for shard in shards], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(counts)])
+        self.shape = (int(self.starts[-1]), window_length, num_channels)
+        self.window_bytes = window_length * num_channels * 4
+        self._open: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self[np.array([key])][0]
+        indices = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        if indices.ndim != 1:
+            raise IndexError("windows are read by an int, a slice or a 1-D array of indices")
+        indices = np.where(indices < 0, indices + len(self), indices)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"window index out of range for {len(self)} windows")
+        out = np.empty((len(indices), *self.shape[1:]), dtype=np.float32)
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+        shard_of = np.searchsorted(self.starts, ordered, side="right") - 1
+        breaks = np.flatnonzero((np.diff(ordered) != 1) | (np.diff(shard_of) != 0)) + 1
+        for run in np.split(np.arange(len(ordered)), breaks):
+            if len(run):
+                s = int(shard_of[run[0]])
+                out[order[run]] = self._read(s, int(ordered[run[0]] - self.starts[s]), len(run))
+        return out
+
+    def _read(self, shard: int, first: int, count: int) -> np.ndarray:
+        """``count`` windows of one shard from its window ``first`` on."""
+        if shard not in self._open:
+            self._open[shard] = open(self.folder / self.files[shard], "rb")  # noqa: SIM115 (kept open for reads)
+        block = np.empty((count, *self.shape[1:]), dtype=np.float32)
+        view = memoryview(block).cast("B")
+        handle = self._open[shard]
+        if hasattr(os, "preadv"):
+            read = os.preadv(handle.fileno(), [view], first * self.window_bytes)
+        else:  # no positional reads on this system: a file of its own for each read
+            with open(self.folder / self.files[shard], "rb") as own:
+                own.seek(first * self.window_bytes)
+                read = own.readinto(view)
+        if read != len(view):
+            raise DataError(f"{self.folder / self.files[shard]}: ended early; the store is damaged")
+        return block
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self[:], dtype=dtype)
+
+
+def check_shards(folder: Path, manifest: dict, window_bytes: int) -> list[dict]:
+    """The manifest's shards, each checked to be a plain file in the folder of the size its windows need."""
+    shards = shard_list(manifest)
+    if sum(int(shard["windows"]) for shard in shards) != int(manifest["num_windows"]):
+        raise DataError(f"{folder / 'manifest.json'}: the shards' windows do not add up to num_windows")
+    for shard in shards:
+        file = folder / str(shard["file"])
+        if file.parent != folder:
+            raise DataError(f"{folder / 'manifest.json'}: shard {shard['file']!r} is not a file of the store's folder")
+        expected = int(shard["windows"]) * window_bytes
+        actual = file.stat().st_size if file.is_file() else -1
+        if actual != expected:
+            raise DataError(f"{file}: size {actual} bytes, manifest expects {expected}; the store is damaged")
+    return shards
 
 
 class WindowStore:
@@ -35,20 +127,22 @@ class WindowStore:
         if not manifest_file.is_file():
             raise DataError(f"{self.path}: not a window store (no manifest.json); run `tsvq prepare` first")
         self.manifest = read_json(manifest_file, "window store manifest")
-        if self.manifest.get("format_version") != STORE_FORMAT_VERSION:
+        if self.manifest.get("format_version") not in READABLE_FORMATS:
             raise DataError(
-                f"{manifest_file}: store format {self.manifest.get('format_version')} is not {STORE_FORMAT_VERSION}"
+                f"{manifest_file}: store format {self.manifest.get('format_version')!r}; this tsvq reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}"
             )
+        if "part" in self.manifest:
+            part = self.manifest["part"]
+            raise DataError(
+                f"{self.path}: part {part['index']}/{part['count']} of a store prepared in parts; merge all the parts "
+                "with `tsvq merge-stores PART... --out STORE` and use the merged store"
+            )
+        self.shards = check_shards(self.path, self.manifest, self.window_length * self.num_channels * 4)
         self.normalization = read_json(self.path / "normalization.json", "normalization statistics")
         with np.load(self.path / "index.npz") as index:
             self.index = {key: index[key] for key in index.files}
-        self._windows: np.memmap | None = None
-        expected = self.num_windows * self.window_length * self.num_channels * 4
-        actual = (self.path / "windows.f32").stat().st_size if (self.path / "windows.f32").exists() else -1
-        if actual != expected:
-            raise DataError(
-                f"{self.path / 'windows.f32'}: size {actual} bytes, manifest expects {expected}; the store is damaged"
-            )
+        self._windows: ShardedWindows | None = None
 
     @property
     def num_windows(self) -> int:
@@ -79,15 +173,10 @@ class WindowStore:
         return [r["name"] for r in self.manifest["records"]]
 
     @property
-    def windows(self) -> np.memmap:
-        """All windows, ``(N, L, C)`` float32 physical units, memory-mapped (nothing is loaded)."""
+    def windows(self) -> ShardedWindows:
+        """All windows, ``(N, L, C)`` float32 physical units, read on demand (nothing is loaded)."""
         if self._windows is None:
-            self._windows = np.memmap(
-                self.path / "windows.f32",
-                dtype=np.float32,
-                mode="r",
-                shape=(self.num_windows, self.window_length, self.num_channels),
-            )
+            self._windows = ShardedWindows(self.path, self.shards, self.window_length, self.num_channels)
         return self._windows
 
     def split_indices(self, split: str) -> np.ndarray:
@@ -157,9 +246,13 @@ class StoreWriter:
     """Writes a store into a (temporary) folder: windows stream to disk, the index, normalisation and
     manifest are written once every example is in. ``prepare`` decides what to write; this decides how."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, shard_mb: float = DEFAULT_SHARD_MB):
         self.folder = Path(folder)
-        self._sink = open(self.folder / "windows.f32", "wb")
+        if not shard_mb > 0:
+            raise DataError(f"shard size {shard_mb!r} MiB: must be positive")
+        self.shard_bytes = int(shard_mb * 2**20)
+        self.shards: list[dict] = []
+        self._sink = None
         self._index: dict[str, list] = defaultdict(list)
         self.records: list[dict] = []
         self.dropped: Counter = Counter()
@@ -195,12 +288,32 @@ class StoreWriter:
         self.records.append(meta)
 
     def _append_windows(self, windows: np.ndarray) -> None:
-        """Append windows to the raw store file (one seam, so tests can simulate a full disk here)."""
-        self._sink.write(np.ascontiguousarray(windows, dtype=np.float32).tobytes())
+        """Append windows to the shards, starting a new shard when the current one is full (one seam, so tests can
+        simulate a full disk here)."""
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        per_window = max(1, windows[:1].nbytes)
+        while len(windows):
+            room = self._room(per_window) if self.shards else 0
+            if room == 0:
+                self._start_shard()
+                room = max(1, self._room(per_window))  # a window larger than a shard gets a shard of its own
+            self._sink.write(windows[:room].tobytes())
+            self.shards[-1]["windows"] += len(windows[:room])
+            windows = windows[room:]
+
+    def _room(self, per_window: int) -> int:
+        """Windows that still fit in the current shard."""
+        return max(0, (self.shard_bytes - self.shards[-1]["windows"] * per_window) // per_window)
+
+    def _start_shard(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+        self.shards.append({"file": f"windows-{len(self.shards):05d}.f32", "windows": 0})
+        self._sink = open(self.folder / self.shards[-1]["file"], "wb")
 
     def finish(self, manifest: dict, where: str) -> None:
         """Write the index, the train split's normalisation statistics and the manifest."""
-        self._sink.close()
+        self.close()
         if not self.records:
             raise DataError(f"{where}: no usable record; skipped: {manifest.get('skipped_records', {})}")
         index = {
@@ -212,11 +325,15 @@ class StoreWriter:
         }
         np.savez(self.folder / "index.npz", **index)
         counts = {s: int((index["split"] == i).sum()) for i, s in enumerate(SPLITS)}
-        if counts["train"] == 0:
+        part = manifest.get("part")
+        if counts["train"] == 0 and part is None:
             raise DataError(f"{where}: the train split holds no windows; check the split settings")
-        shape = (len(index["start"]), manifest["window_length"], len(self.channel_names))
-        windows = np.memmap(self.folder / "windows.f32", dtype=np.float32, mode="r", shape=shape)
-        write_json(self.folder / "normalization.json", train_statistics(windows, index["split"]))
+        windows = ShardedWindows(self.folder, self.shards, manifest["window_length"], len(self.channel_names))
+        sums = train_sums(windows, index["split"])
+        if part is None:
+            write_json(self.folder / "normalization.json", statistics_from_sums(sums))
+        else:
+            part["train_sums"] = sums  # the merge adds every part's sums into the whole store's statistics
         minutes_per_group: dict[str, float] = defaultdict(float)
         for record in {r["file"]: r for r in self.records}.values():  # a record's leads share its minutes
             minutes_per_group[record["group"]] += record["minutes"]
@@ -227,7 +344,8 @@ class StoreWriter:
                 **manifest,
                 "channel_names": self.channel_names,
                 "units": self.units,
-                "num_windows": shape[0],
+                "num_windows": len(windows),
+                "shards": self.shards,
                 "windows_per_split": counts,
                 "minutes_per_group": dict(minutes_per_group),
                 "dropped_seconds": dict(self.dropped),
@@ -236,11 +354,13 @@ class StoreWriter:
         )
 
     def close(self) -> None:
-        self._sink.close()
+        if self._sink is not None:
+            self._sink.close()
 
 
-def train_statistics(windows: np.ndarray, split: np.ndarray) -> dict:
-    """Per-channel mean and standard deviation of the train split, read in chunks (the store may exceed memory)."""
+def train_sums(windows, split: np.ndarray) -> dict:
+    """Per-channel sum and sum of squares of the train split's samples and their count, read in chunks (the store
+    may exceed memory): what its statistics are computed from, and what parts of a store add up."""
     train = np.flatnonzero(split == SPLITS.index("train"))
     total = np.zeros(windows.shape[2])
     total_sq = np.zeros(windows.shape[2])
@@ -250,8 +370,15 @@ def train_statistics(windows: np.ndarray, split: np.ndarray) -> dict:
         total += block.sum(axis=(0, 1))
         total_sq += (block**2).sum(axis=(0, 1))
         count += block.shape[0] * block.shape[1]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return {"count": count, "sum": total.tolist(), "sum_of_squares": total_sq.tolist()}
+
+
+def statistics_from_sums(sums: dict) -> dict:
+    """Per-channel mean and standard deviation of the train split (``normalization.json``) from its sums."""
+    if not sums["count"]:
+        raise DataError("the train split holds no windows; check the split settings")
+    mean = np.asarray(sums["sum"]) / sums["count"]
+    std = np.sqrt(np.maximum(np.asarray(sums["sum_of_squares"]) / sums["count"] - mean**2, 0.0))
     if (std < 1e-6).any():
         raise DataError("the train split's windows are flat (standard deviation ~0); nothing to learn")
     return {"computed_on": "train split", "mean": mean.tolist(), "std": std.tolist()}
@@ -290,6 +417,7 @@ class WindowDataset(Dataset):
         balance_sources: bool = False,
     ):
         self.store_path = store.path
+        self.shards = store.shards
         self.shape = (store.num_windows, store.window_length, store.num_channels)
         self.indices = store.split_indices(split)
         if len(self.indices) == 0:
@@ -298,13 +426,13 @@ class WindowDataset(Dataset):
             sources = store.sources_of(self.indices) if balance_sources else None
             self.indices = balanced_indices(self.indices, store.groups_of(self.indices), sources)
         self.labels = label_ids(store.index["label"][self.indices], label_vocabulary or [])
-        self._windows: np.memmap | None = None  # opened lazily so DataLoader workers each map their own
+        self._windows: ShardedWindows | None = None  # opened lazily so DataLoader workers each open their own
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if self._windows is None:
-            self._windows = np.memmap(self.store_path / "windows.f32", dtype=np.float32, mode="r", shape=self.shape)
+            self._windows = ShardedWindows(self.store_path, self.shards, *self.shape[1:])
         window = np.array(self._windows[self.indices[i]])
         return {"signal": torch.from_numpy(window), "label": torch.tensor(self.labels[i])}

@@ -29,6 +29,7 @@ class EvalConfig:
     plots: bool = True
     search: int = 0  # reconstruction: analysis-by-synthesis code search over this many candidates (0: nearest codes)
     references: bool = True  # score the train_windows and train_decoded references (the parts of a prior's gap)
+    floor_halves: str = "blocks"  # the real halves: "blocks" of time within records, or whole "records" each
 
     def __post_init__(self) -> None:
         check_ranges(
@@ -41,6 +42,8 @@ class EvalConfig:
             self.physiology = "auto" if self.physiology else "none"
         if self.physiology not in ("auto", "none", *PHYSIOLOGY_KINDS):
             raise ConfigError(f"physiology must be auto, none, ecg, ppg or eeg, not {self.physiology!r}")
+        if self.floor_halves not in ("blocks", "records"):
+            raise ConfigError(f"floor_halves must be blocks or records, not {self.floor_halves!r}")
 
     @property
     def seed_list(self) -> list[int]:

@@ -41,6 +41,7 @@ class HeldOut:
     features: RandomKernelFeatures
     beat_source: BeatSource | None
     morphology: bool
+    floor_by_record: bool = False  # halves of whole records rather than time blocks (EvalConfig.floor_halves)
 
     @property
     def windows(self) -> np.ndarray:
@@ -58,7 +59,7 @@ class HeldOut:
             self.store.index["record"][self.index[positions]],
             self.store.index["start"][self.index[positions]],
         )
-        halves = disjoint_halves(records, starts, self.store.window_length, seed)
+        halves = disjoint_halves(records, starts, self.store.window_length, seed, self.floor_by_record)
         reference, floor = (
             self.scored.subset(positions[part], overlap_groups(records[part], starts[part], self.store.window_length))
             for part in (halves.reference, halves.floor)
@@ -83,4 +84,5 @@ def held_out(store: WindowStore, real: np.ndarray, real_index: np.ndarray, confi
         features,
         beats,
         morphology,
+        config.floor_halves == "records",
     )

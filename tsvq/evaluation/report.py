@@ -263,7 +263,7 @@ def _generation_section(
         "generation": {
             "seeds": seeds,
             "windows_requested": config.n,
-            "real": {"held_out": len(real), **real_sizes},
+            "real": {"held_out": len(real), "halves": config.floor_halves, **real_sizes},
             "note": (
                 f"every generator under test is scored against the reference half in chunks of the floor half's size "
                 f"({smallest_floor}-{max(real_sizes['floor'])} windows), mean over chunks, so every sample counts and "

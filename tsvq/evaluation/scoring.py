@@ -74,10 +74,21 @@ class Halves:
     dropped: int
 
 
-def disjoint_halves(records: np.ndarray, starts: np.ndarray, window_length: int, seed: int) -> Halves:
+def disjoint_halves(
+    records: np.ndarray, starts: np.ndarray, window_length: int, seed: int, by_record: bool = False
+) -> Halves:
     """Whole blocks of two window lengths per record go to one half each; overlapping windows across halves are
-    dropped from the earlier block. Blocks span two windows, so only neighbouring blocks can overlap."""
+    dropped from the earlier block. Blocks span two windows, so only neighbouring blocks can overlap.
+
+    ``by_record``: whole records go to one half each instead. Where every held-out record is short (a few windows,
+    as in segment databases), blocks put windows of one recording on both sides and the floor measures how a
+    recording resembles itself, which no model of other recordings can reach; record halves measure how one set
+    of recordings resembles another, the gap a generator of new recordings is asked to close."""
     rng = np.random.default_rng(seed)
+    if by_record:
+        names = np.unique(records)
+        in_reference = np.isin(records, names[rng.permutation(len(names))[: (len(names) + 1) // 2]])
+        return Halves(np.flatnonzero(in_reference), np.flatnonzero(~in_reference), 0)
     span = 2 * window_length
     first = {r: starts[records == r].min() for r in np.unique(records)}
     block_of = np.array([(r, (s - first[r]) // span) for r, s in zip(records, starts)], dtype=np.int64).reshape(-1, 2)

@@ -73,7 +73,7 @@ def generation_table(generation: dict) -> list[str]:
         f"mean±std over {len(generation['seeds'])} seeds; {generation['windows_requested']} windows per generator and "
         "seed, "
         f"scored in chunks of {min(real['floor'])}-{max(real['floor'])} (the floor's n; {real['held_out']} held-out "
-        "windows)"
+        "windows" + ("; the halves hold whole records" if real.get("halves") == "records" else "") + ")"
     )
     if generation.get("beats", "off") != "off":  # rates are pulse rates when the beats are PPG pulses
         lines.append(f"beats: {generation['beats']}")
