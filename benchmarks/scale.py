@@ -23,7 +23,7 @@ SCENARIOS = {  # recipe, where its data is
     "ptbxl": ("recipes/ptbxl/prepare.yaml", "../shared/data/ptbxl"),
     "mitbih": ("recipes/mitbih/prepare.yaml", "../shared/data/mitdb"),
 }
-STORE_FILES = ("windows.f32", "index.npz", "manifest.json", "normalization.json")
+STORE_FILES = ("index.npz", "manifest.json", "normalization.json")  # and every shard of windows
 
 
 def recipe_config(recipe: str, source: str) -> PrepareConfig:
@@ -34,8 +34,8 @@ def recipe_config(recipe: str, source: str) -> PrepareConfig:
 
 def store_digest(folder: Path) -> str:
     digest = hashlib.sha256()
-    for name in STORE_FILES:
-        digest.update((folder / name).read_bytes())
+    for path in sorted(folder.glob("windows*.f32")) + [folder / name for name in STORE_FILES]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -256,6 +256,7 @@ def test_conditional_prior_with_guidance(small_database, tmp_path):
             figures["model"]["frechet_distance"]["mean"] > 0 and len(figures["windows_per_seed"]) == 3
         )
     assert (tmp_path / "report" / "classes_diffusion.png").stat().st_size > 1000
+    assert (tmp_path / "report" / "class_spectra_diffusion.png").stat().st_size > 1000
 
 
 def test_prior_for_another_codec_is_refused(tiny_runs, tmp_path):

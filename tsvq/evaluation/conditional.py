@@ -131,7 +131,15 @@ def per_class_section(pipeline, prior: str, sampling: dict, heldout: HeldOut, co
             floor_figures.append(distribution_figures(reference, floor, rate, config.classifier_steps, seed))
             sizes.append(len(floor.windows))
         if len(model) < config.seeds:
-            section[label] = {"skipped": f"{len(positions)} held-out windows of this class: too few for two halves"}
+            records = len(np.unique(store.index["record"][heldout.index[positions]]))
+            section[label] = {
+                "skipped": f"{len(positions)} held-out windows of this class"
+                + (
+                    f" from {records} record{'s' if records != 1 else ''}: too few for two halves of whole records"
+                    if heldout.floor_by_record
+                    else ": too few for two halves"
+                )
+            }
             continue
         section[label] = {"windows_per_seed": sizes, "model": summarise(model), "floor": summarise(floor_figures)}
     if config.plots and examples:
