@@ -84,6 +84,16 @@ def prepare_speed(data: dict) -> str:
     return "; ".join(parts) + " (1 -> 2 workers), stores identical"
 
 
+def store_at_scale(data: dict) -> str:
+    epoch, prepare = data["epoch"], data["prepare"]["2"]
+    return (
+        f"{data['store']['windows']:,} windows ({data['store']['gb']:.1f} GB): prepare peak "
+        f"{prepare['peak_resident_mb']:.0f} MB, an epoch's peak {epoch['peak_resident_mb']:.0f} MB (after imports "
+        f"{epoch['resident_after_imports_mb']:.0f}); loader {epoch['windows_per_s']:,.0f} windows/s, "
+        f"{data['loader_over_codec']:,.0f}x what the codec consumes on this CPU"
+    )
+
+
 def inter_patient_codec(data: dict) -> str:
     rows = next(iter(data["runs"].values()))["results"]
     return "; ".join(f"{r['bits_per_second']:g} bit/s: {r['mean_prdn_over_patients']:.2f}%" for r in rows)
@@ -480,6 +490,13 @@ QUESTIONS = [
         "python -m benchmarks.scale",
         prepare_speed,
         "../shared/data",
+    ),
+    Question(
+        "scale-store",
+        "A 200k-window generated store: peak memory of prepare (workers, parts + merge) and of an epoch; loader "
+        "windows/s against the codec's; MIMIC-IV-ECG extrapolated",
+        "python -m benchmarks.scale_store",
+        store_at_scale,
     ),
 ]
 BY_NAME = {question.name: question for question in QUESTIONS}
