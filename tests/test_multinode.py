@@ -7,9 +7,11 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import TINY_CODEC, free_port
@@ -86,11 +88,29 @@ def _state_hash(output: Path) -> list[str]:
     return json.loads((output / "training_summary.json").read_text())["rank_state_hashes"]
 
 
+def _one_process(stage: str, config: dict, tmp_path: Path) -> None:
+    """The stage as one plain process (no launcher), as on a laptop."""
+    path = tmp_path / f"{stage}-one-process.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "tsvq.cli", "train", stage, "--config", str(path)]
+    done = subprocess.run(command, cwd=ROOT, env=os.environ | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _weights(model: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {
+        f"{f.relative_to(model)}:{k}": v for f in sorted(model.rglob("*.safetensors")) for k, v in load_file(f).items()
+    }
+
+
 @pytest.mark.slow
 def test_two_machines_on_loopback_train_as_one_machine_with_two_processes_and_resume_when_killed(tiny_runs, tmp_path):
     store, codec = str(tiny_runs["store"]), str(tiny_runs["codec"])
+    augment = {"gain": [0.5, 2.0], "flip_probability": 0.5, "stretch": [0.8, 1.25], "time_warp": 0.2}
     stages = {
-        "codec": {"store": store, "model": TINY_CODEC},
+        "codec": {"store": store, "model": TINY_CODEC, "augment": augment},
         "wavenet": {"store": store, "codec": codec, "model": {"residual_channels": 16, "skip_channels": 16}},
     }
     for stage, config in stages.items():
@@ -100,6 +120,17 @@ def test_two_machines_on_loopback_train_as_one_machine_with_two_processes_and_re
         _launch(stage, config | {"training": _training(tmp_path / f"{stage}-one")}, tmp_path)
         two, one = _state_hash(tmp_path / f"{stage}-machines"), _state_hash(tmp_path / f"{stage}-one")
         assert two[0] == two[1] == one[0] == one[1], f"{stage}: two machines {two} against one machine {one}"
+        # one process at the same global batch (2 x 8): the same data, k-means, restarts and augmentations, so the
+        # same weights but for the order of the gradients' sums
+        single = _training(tmp_path / f"{stage}-single") | {"batch_size": 16}
+        _one_process(stage, config | {"training": single}, tmp_path)
+        got, expected = (
+            _weights(tmp_path / f"{stage}-single" / "model"),
+            _weights(tmp_path / f"{stage}-machines" / "model"),
+        )
+        assert got.keys() == expected.keys() and got
+        for name, tensor in expected.items():
+            torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-5, msg=f"{stage}: {name}")
     # killed on both nodes at once after a checkpoint, the same command resumes and ends where an unbroken run ends
     long = {"max_steps": 600, "checkpoint_every": 20, "eval_every": 600}
     unbroken = stages["codec"] | {"training": _training(tmp_path / "unbroken") | long}

@@ -8,8 +8,9 @@ as in Sonnet's VectorQuantizerEMA). All codebook arithmetic runs in float32, eve
 
 Health is measured every step: the fraction of codes used, the perplexity of the assignments, and the number
 of dead codes (usage EMA below a threshold), which are restarted from current encoder outputs (Jukebox).
-Under multi-process training counts and sums are all-reduced and restarts broadcast from rank 0, so every
-rank holds the same codebook.
+Under multi-process training counts and sums are all-reduced, and k-means and restarts run on the encoder
+outputs of the whole global batch (gathered in rank order), so every rank holds the same codebook, and the one a
+single process training on the same global batches would hold.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
     if _distributed():
         dist.broadcast(tensor, src=0)
     return tensor
+
+
+def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """The rows of every rank's ``tensor`` (N_r, d), in rank order: the global batch's, as one process sees it."""
+    if not _distributed():
+        return tensor
+    sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))
+    largest = int(max(size.item() for size in sizes))
+    padded = F.pad(tensor, (0, 0, 0, largest - tensor.shape[0])).contiguous()
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[: int(size.item())] for part, size in zip(parts, sizes, strict=True)])
 
 
 def nearest_codes(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -149,7 +163,7 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _initialize(self, z: torch.Tensor) -> None:
-        centroids, counts = kmeans(z, self.num_codes, self.kmeans_iterations)
+        centroids, counts = kmeans(_all_gather_rows(z), self.num_codes, self.kmeans_iterations)
         centroids = _broadcast(centroids.contiguous())
         counts = _broadcast(counts.contiguous())
         self.codebook.data.copy_(centroids)
@@ -177,11 +191,13 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart(self, z: torch.Tensor) -> int:
-        """Move dead codes onto random current encoder outputs (chosen on rank 0) and reset their statistics."""
+        """Move dead codes onto random encoder outputs of the global batch (chosen on rank 0) and reset their
+        statistics."""
         dead = self.usage_ema < self.dead_code_threshold
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
+        z = _all_gather_rows(z)
         pick = torch.randint(0, z.shape[0], (n_dead,), device=z.device)
         noise = 0.01 * z.std() * torch.randn(n_dead, z.shape[1], device=z.device)
         replacement = _broadcast((z[pick] + noise).contiguous())

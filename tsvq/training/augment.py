@@ -7,7 +7,8 @@ how wide the waves are), and the smooth warps of Um et al. (2017): a time warp c
 beat (PR, QRS, QT differ between patients) and a magnitude warp the relative heights of P, QRS and T. The
 autoencoder target is the augmented window itself, so nothing about the labels has to be right. Randomness comes
 from torch's global generator, which accelerate's checkpoints save, so a resumed run draws the same
-augmentations.
+augmentations. Under several processes every rank draws for the whole global batch and keeps its own rows, so
+the draws are those of one process training on the same global batches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from tsvq.errors import ConfigError
@@ -57,8 +59,26 @@ class AugmentConfig:
         )
 
 
-def _log_uniform(low: float, high: float, n: int, device) -> torch.Tensor:
+def _this_rank(draw):
+    """``draw(n)`` of the global batch (every rank's ``n`` rows, as one process would draw them), this rank's rows."""
+
+    def drawn(n: int, *args, **kwargs) -> torch.Tensor:
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return draw(n, *args, **kwargs)
+        rank, world = dist.get_rank(), dist.get_world_size()
+        return draw(n * world, *args, **kwargs)[rank * n : (rank + 1) * n]
+
+    return drawn
+
+
+@_this_rank
+def _log_uniform(n: int, low: float, high: float, device) -> torch.Tensor:
     return torch.exp(torch.empty(n, device=device).uniform_(math.log(low), math.log(high)))
+
+
+@_this_rank
+def _uniform(n: int, device) -> torch.Tensor:
+    return torch.rand(n, device=device)
 
 
 def time_stretch(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -77,6 +97,7 @@ def time_stretch(x: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     return _read_at(x, torch.where(positions > length - 1, period - positions, positions))  # mirror
 
 
+@_this_rank
 def _smooth_curve(batch: int, knots: int, length: int, std: float, device) -> torch.Tensor:
     """``(B, L)`` positive curves: log-normal values at ``knots`` evenly spaced points, linearly joined."""
     values = torch.exp(std * torch.randn(batch, 1, knots, device=device))
@@ -112,14 +133,14 @@ def augment(x: torch.Tensor, config: AugmentConfig) -> torch.Tensor:
         return x
     b = x.shape[0]
     if config.stretch != (1.0, 1.0):
-        x = time_stretch(x, _log_uniform(*config.stretch, b, x.device))
+        x = time_stretch(x, _log_uniform(b, *config.stretch, x.device))
     if config.time_warp > 0:
         x = time_warp(x, config.time_warp, config.warp_knots)
     if config.magnitude_warp > 0:
         x = magnitude_warp(x, config.magnitude_warp, config.warp_knots)
     mean = x.mean(dim=1, keepdim=True)
-    scale = _log_uniform(*config.gain, b, x.device)
+    scale = _log_uniform(b, *config.gain, x.device)
     if config.flip_probability > 0:
-        flips = torch.rand(b, device=x.device) < config.flip_probability
+        flips = _uniform(b, x.device) < config.flip_probability
         scale = torch.where(flips, -scale, scale)
     return mean + (x - mean) * scale.view(b, 1, 1).to(x.dtype)
