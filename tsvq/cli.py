@@ -366,6 +366,52 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_repair(args: argparse.Namespace) -> int:
+    """``tsvq impute`` and ``tsvq forecast``: a WFDB record in, the repaired record out (the first draw on the
+    record's own channels, further draws as channels NAME_draw2, ...)."""
+    import numpy as np
+
+    from tsvq.compression import DecodedRecord, recording_channels
+    from tsvq.data import read_record
+    from tsvq.data.records import record_files
+    from tsvq.pipeline import Pipeline
+    from tsvq.sample_writer import write_record
+
+    for target in (f"{args.out}.hea", f"{args.out}.dat"):
+        check_output_path(target, record_files(args.record), "repaired record")
+        check_output_file(target, args.overwrite)
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    record = read_record(args.record, annotation_extensions=())
+    picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
+    signal = record.signal[:, picked]
+    options = {"draws": args.draws, "candidates": args.candidates, "prior": args.prior, "seed": args.seed}
+    if args.command == "forecast":
+        repaired = pipe.forecast(signal, record.sampling_rate_hz, args.seconds, **options)
+    else:
+        repaired = pipe.impute(signal, record.sampling_rate_hz, **options)
+    names = [record.channel_names[i] for i in picked]
+    units = [record.units[i] for i in picked]
+    out = DecodedRecord(
+        np.concatenate(list(repaired.signals), axis=1),
+        record.sampling_rate_hz,
+        names + [f"{n}_draw{d + 1}" for d in range(1, args.draws) for n in names],
+        units * args.draws,
+        0,
+        base_date=record.base_date,
+        base_time=record.base_time,
+    )
+    what = "forecast" if args.command == "forecast" else "imputed"
+    path = write_record(out, args.out, overwrite=args.overwrite, comments=[f"{what} by tsvq ({pipe.name})"])
+    filled = repaired.filled.any(axis=1)
+    spread = float(repaired.spread[repaired.filled].mean()) if args.draws > 1 and filled.any() else None
+    print(
+        f"{args.record} -> {path}.hea: {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
+        f"{len(np.flatnonzero(np.diff(np.concatenate([[0], filled.astype(int)])) == 1))} stretch(es), {args.draws} "
+        "draw(s)" + (f"; spread of the draws in the filled stretches {spread:.3g} {units[0]}" if spread else "")
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tsvq.demo import DemoConfig, run_demo
 
@@ -490,6 +536,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard-mb", type=float, default=1024, metavar="MB", help="the windows go to files of at most this many MiB"
     )
     p.set_defaults(func=cmd_prepare)
+
+    for command, text in (
+        ("impute", "fill the NaN stretches of a WFDB record with signal that agrees with both sides"),
+        ("forecast", "continue a WFDB record by --seconds"),
+    ):
+        p = sub.add_parser(command, help=text, formatter_class=DefaultsHelpFormatter)
+        p.add_argument("record", help="WFDB record path (no extension)")
+        p.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
+        p.add_argument("--out", required=True, help="WFDB record to write (no extension)")
+        if command == "forecast":
+            p.add_argument("--seconds", type=float, required=True, help="how much to add after the record's end")
+        p.add_argument("--draws", type=int, default=1, help="fills to draw (after the first: channels NAME_drawK)")
+        p.add_argument("--candidates", type=int, default=16, help="draws weighed by the signal after each gap")
+        p.add_argument("--prior", help="the WaveNet prior of the pipeline to draw from (default: its first)")
+        p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--overwrite", action="store_true", help="replace files tsvq wrote before")
+        p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser(
         "merge-stores",

@@ -377,6 +377,28 @@ class Pipeline:
         signals = np.concatenate([self.decode(latents[i : i + batch_size]) for i in range(0, n, batch_size)])
         return SampleOutput(signals, codes.cpu().numpy(), self.sampling_rate_hz, self.channel_names, self.units, info)
 
+    def impute(
+        self, signal, sampling_rate_hz: float, *, draws: int = 1, candidates: int = 16, choose: str = "sample",
+        prior: str | None = None, seed: int = 0, **options,
+    ):  # fmt: skip
+        """Fill every NaN stretch of a recording ``(L,)`` or ``(L, C)`` with signal that agrees with both sides
+        (``tsvq.repair``: the WaveNet prior's draws weighed by the codes after the gap); the observed samples come
+        back unchanged. ``draws`` fills to draw; their spread says how sure the model is. ``choose="likeliest"``:
+        the candidate that makes the signal after the gap likeliest instead of a draw (a best guess)."""
+        from tsvq.repair import repair
+
+        return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,
+                      seed=seed, **options)  # fmt: skip
+
+    def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
+        """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
+        the draws by, so they come from the prior given what came before)."""
+        x = np.asarray(signal, dtype=np.float64)
+        if not seconds > 0:
+            raise ConfigError(f"seconds must be positive, got {seconds!r}")
+        extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)
+        return self.impute(np.concatenate([x, extra]), sampling_rate_hz, **options)
+
     def sampling_for(self, prior: str, options: dict) -> dict:
         """The options a draw from ``prior`` uses: the pipeline's defaults for it, overridden by those given (a
         None value counts as not given)."""

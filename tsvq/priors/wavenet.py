@@ -265,13 +265,37 @@ class WaveNet(ModelMixin, ConfigMixin):
         """Ancestral sampling of ``(n, length)`` codes (``(n, length, Q)`` for Q > 1, stage by stage within a
         position); ``cached=False`` recomputes the whole prefix each step."""
         length = length or self.config.latent_length
+        known = torch.full((n, length, self.config.num_quantizers), -1, dtype=torch.long)
+        codes, _ = self.infill(known, labels, temperature, top_k, top_p, seed, cached, progress)
+        return codes
+
+    @torch.no_grad()
+    def infill(
+        self,
+        known: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = 0,
+        cached: bool = True,
+        progress: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Ancestral sampling where ``known`` ``(n, L[, Q])`` holds a code (>= 0), which is kept, and -1 where one is
+        drawn. Returns the codes and, per row, the log-probability (nats) of the known codes that come after the
+        first drawn one: how well the drawn codes agree with what is observed after them, the weight that turns
+        left-to-right draws into draws given both sides (sampling-importance-resampling)."""
+        n, length = known.shape[:2]
         stages = self.config.num_quantizers
+        known = known.reshape(n, length, stages).to(self.device)
         generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         uniforms = torch.rand((length, stages, n), generator=generator)
         device = self.device
         labels = labels.to(device) if labels is not None else None
         condition = self._condition(labels, n)
         codes = torch.zeros((n, length, stages), dtype=torch.long, device=device)
+        agreement = torch.zeros(n, device=device)
+        drawn_before = torch.zeros(n, dtype=torch.bool, device=device)
         buffers = [
             torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers
         ]
@@ -280,6 +304,17 @@ class WaveNet(ModelMixin, ConfigMixin):
             None if condition is None or layer.condition is None else layer.condition(condition)
             for layer in self.layers
         ]
+
+        def choose(t: int, q: int, logits: torch.Tensor) -> torch.Tensor:
+            nonlocal agreement, drawn_before
+            given = known[:, t, q]
+            drawn = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+            observed = given >= 0
+            log_p = torch.log_softmax(logits.float(), dim=-1).gather(1, given.clamp(min=0)[:, None])[:, 0]
+            agreement = agreement + torch.where(observed & drawn_before, log_p, 0.0)
+            drawn_before = drawn_before | ~observed
+            return torch.where(observed, given, drawn)
+
         x = self.embedding.weight[-1].expand(n, -1)  # the start token
         scale = math.sqrt(1.0 / len(self.layers))
         for t in tqdm(range(length), desc="sample wavenet", leave=False, disable=not progress):
@@ -291,17 +326,15 @@ class WaveNet(ModelMixin, ConfigMixin):
                 features = skips * scale
                 for q in range(stages):
                     head_input = features if stages == 1 else features + self._depth_input(codes[:, t, :q], q)
-                    logits = self._stage_logits(head_input.unsqueeze(-1), q)[:, :, 0]
-                    codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+                    codes[:, t, q] = choose(t, q, self._stage_logits(head_input.unsqueeze(-1), q)[:, :, 0])
                 x = self.embedding(codes[:, t] + self._stage_offsets(device)).sum(dim=1)
             else:
                 for q in range(stages):
                     prefix = codes[
                         :, : t + 1
                     ]  # position t's stages >= q are still zeros: nothing before them reads them
-                    logits = self.forward(prefix, labels)[..., t, q]
-                    codes[:, t, q] = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
-        return codes[..., 0] if stages == 1 else codes
+                    codes[:, t, q] = choose(t, q, self.forward(prefix, labels)[..., t, q])
+        return (codes[..., 0] if stages == 1 else codes), agreement
 
 
 @dataclass

@@ -1,0 +1,106 @@
+"""Filling gaps and forecasting: the WaveNet's infill, Pipeline.impute / forecast and the commands."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ecg_like, write_record
+from tsvq.cli import main
+from tsvq.errors import ConfigError, DataError
+from tsvq.pipeline import Pipeline
+from tsvq.priors.wavenet import WaveNet
+
+RATE = 250.0
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Pipeline:
+    torch.manual_seed(0)
+    return Pipeline.from_pretrained("ecg-single-lead")
+
+
+def test_infill_keeps_what_is_known_and_weighs_draws_by_what_follows():
+    torch.manual_seed(0)
+    model = WaveNet(num_codes=12, latent_length=24, residual_channels=8, skip_channels=8).eval()
+    known = torch.randint(0, 12, (5, 24))
+    known[:, 8:14] = -1
+    codes, agreement = model.infill(known, seed=3)
+    assert torch.equal(codes[:, :8], known[:, :8]) and torch.equal(codes[:, 14:], known[:, 14:])
+    # the weight is the teacher-forced log-probability of the known codes after the drawn ones
+    log_p = torch.log_softmax(model(codes).float(), dim=1).gather(1, codes[:, None])[:, 0]
+    torch.testing.assert_close(agreement, log_p[:, 14:].sum(dim=1), rtol=1e-5, atol=1e-5)
+    nothing_known = torch.full((3, 24), -1)
+    drawn, zero = model.infill(nothing_known, seed=4)
+    assert torch.equal(drawn, model.generate(3, seed=4)) and not zero.any()  # generation is infill of nothing known
+    naive, naive_weight = model.infill(known, seed=3, cached=False)
+    assert torch.equal(naive, codes) and torch.allclose(naive_weight, agreement, atol=1e-4)
+
+
+def test_impute_fills_gaps_and_leaves_observed_samples_unchanged(shipped):
+    x = ecg_like(30, RATE, seed=1)
+    holed = x.copy()
+    holed[2500:3000] = np.nan  # 2 s inside
+    holed[:40] = np.nan  # at the start
+    holed[-100:] = np.nan  # at the end
+    out = shipped.impute(holed, RATE, draws=3, seed=0)
+    assert out.signals.shape == (3, len(x), 1) and np.isfinite(out.signals).all()
+    observed = np.isfinite(holed)
+    for draw in out.signals[:, :, 0]:
+        np.testing.assert_array_equal(draw[observed], holed[observed].astype(np.float32))
+    assert out.filled[:, 0].sum() == (~observed).sum() and (out.spread[out.filled] > 0).any()
+    inside = out.signals[0, 2500:3000, 0]
+    assert inside.std() > 0.1 * x[2500:3000].std()  # beats, not a flat line
+    again = shipped.impute(holed, RATE, draws=3, seed=0)
+    np.testing.assert_array_equal(again.signals, out.signals)  # seeded
+    # a recording at another rate comes back at its own rate
+    at_360 = shipped.impute(np.interp(np.arange(0, len(x), RATE / 360), np.arange(len(x)), holed), 360.0)
+    assert at_360.sampling_rate_hz == 360.0 and np.isfinite(at_360.signals).all()
+
+
+def test_forecast_continues_the_recording(shipped):
+    x = ecg_like(12, RATE, seed=2)
+    out = shipped.forecast(x, RATE, 2.0, draws=2)
+    assert out.signals.shape == (2, len(x) + 500, 1) and np.isfinite(out.signals).all()
+    np.testing.assert_array_equal(out.signals[0, : len(x), 0], x.astype(np.float32))
+    assert not np.array_equal(out.signals[0, len(x) :], out.signals[1, len(x) :])
+    with pytest.raises(ConfigError, match="seconds must be positive"):
+        shipped.forecast(x, RATE, 0)
+
+
+def test_impute_refuses_what_it_cannot_do(shipped):
+    with pytest.raises(DataError, match="fewer than two observed samples"):
+        shipped.impute(np.full(3000, np.nan), RATE)
+    with pytest.raises(ConfigError, match="draws must be an integer of at least 1"):
+        shipped.impute(ecg_like(10, RATE), RATE, draws=0)
+    with pytest.raises(DataError, match="expected one recording"):
+        shipped.impute(np.zeros((2, 3, 4)), RATE)
+    gappy = np.where(np.arange(3000) < 100, np.nan, ecg_like(12, RATE))
+    with pytest.raises(ConfigError, match="needs a WaveNet prior"):
+        Pipeline(shipped.codec, {"diffusion": shipped.prior("diffusion")}).impute(gappy, RATE)
+    with pytest.raises(ConfigError, match="is a diffusion prior"):
+        shipped.impute(gappy, RATE, prior="diffusion")
+    clean = ecg_like(10, RATE)
+    assert np.array_equal(shipped.impute(clean, RATE).signals[0, :, 0], clean.astype(np.float32))
+
+
+def test_the_commands_write_the_repaired_record(tmp_path, capsys):
+    x = ecg_like(20, 360.0, seed=3)
+    x[3000:3500] = np.nan
+    write_record(tmp_path, "gappy", x, 360.0, ["MLII"])
+    assert not main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled"), "--draws", "2"])
+    assert "1.39 s filled in 1 stretch(es), 2 draw(s); spread" in capsys.readouterr().out
+    import wfdb
+
+    filled = wfdb.rdrecord(str(tmp_path / "filled"))
+    assert filled.sig_name == ["MLII", "MLII_draw2"] and not np.isnan(filled.p_signal).any()
+    before = (tmp_path / "filled.dat").read_bytes()
+    assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
+    assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "filled.dat").read_bytes() == before  # nothing overwritten without --overwrite
+    assert not main(["forecast", str(tmp_path / "filled"), "--seconds", "1.5", "--out", str(tmp_path / "longer")])
+    longer = wfdb.rdrecord(str(tmp_path / "longer"))
+    assert longer.sig_len == filled.sig_len + 540 and math.isclose(longer.fs, 360.0)
