@@ -28,15 +28,16 @@ def test_infill_keeps_what_is_known_and_weighs_draws_by_what_follows():
     model = WaveNet(num_codes=12, latent_length=24, residual_channels=8, skip_channels=8).eval()
     known = torch.randint(0, 12, (5, 24))
     known[:, 8:14] = -1
-    codes, agreement = model.infill(known, seed=3)
+    codes, agreement, own = model.infill(known, seed=3)
     assert torch.equal(codes[:, :8], known[:, :8]) and torch.equal(codes[:, 14:], known[:, 14:])
-    # the weight is the teacher-forced log-probability of the known codes after the drawn ones
+    # the weights are the teacher-forced log-probabilities of the known codes after the drawn ones, and of the drawn
     log_p = torch.log_softmax(model(codes).float(), dim=1).gather(1, codes[:, None])[:, 0]
     torch.testing.assert_close(agreement, log_p[:, 14:].sum(dim=1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(own, log_p[:, 8:14].sum(dim=1), rtol=1e-5, atol=1e-5)
     nothing_known = torch.full((3, 24), -1)
-    drawn, zero = model.infill(nothing_known, seed=4)
+    drawn, zero, _ = model.infill(nothing_known, seed=4)
     assert torch.equal(drawn, model.generate(3, seed=4)) and not zero.any()  # generation is infill of nothing known
-    naive, naive_weight = model.infill(known, seed=3, cached=False)
+    naive, naive_weight, _ = model.infill(known, seed=3, cached=False)
     assert torch.equal(naive, codes) and torch.allclose(naive_weight, agreement, atol=1e-4)
 
 
@@ -76,6 +77,10 @@ def test_impute_refuses_what_it_cannot_do(shipped):
         shipped.impute(np.full(3000, np.nan), RATE)
     with pytest.raises(ConfigError, match="draws must be an integer of at least 1"):
         shipped.impute(ecg_like(10, RATE), RATE, draws=0)
+    with pytest.raises(ConfigError, match="top_p = 2.0: a probability, at most 1"):
+        shipped.impute(np.where(np.arange(3000) < 100, np.nan, ecg_like(12, RATE)), RATE, top_p=2.0)
+    with pytest.raises(ConfigError, match="choose must be 'sample' or 'likeliest'"):
+        shipped.impute(ecg_like(10, RATE), RATE, choose="best")
     with pytest.raises(DataError, match="expected one recording"):
         shipped.impute(np.zeros((2, 3, 4)), RATE)
     gappy = np.where(np.arange(3000) < 100, np.nan, ecg_like(12, RATE))
@@ -101,6 +106,7 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "filled.dat").read_bytes() == before  # nothing overwritten without --overwrite
-    assert not main(["forecast", str(tmp_path / "filled"), "--seconds", "1.5", "--out", str(tmp_path / "longer")])
+    forecast = ["forecast", str(tmp_path / "filled"), "--seconds", "1.5", "--choose", "likeliest", "--top-p", "0.9"]
+    assert not main([*forecast, "--out", str(tmp_path / "longer")])
     longer = wfdb.rdrecord(str(tmp_path / "longer"))
     assert longer.sig_len == filled.sig_len + 540 and math.isclose(longer.fs, 360.0)

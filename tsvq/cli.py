@@ -384,7 +384,15 @@ def cmd_repair(args: argparse.Namespace) -> int:
     record = read_record(args.record, annotation_extensions=())
     picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
     signal = record.signal[:, picked]
-    options = {"draws": args.draws, "candidates": args.candidates, "prior": args.prior, "seed": args.seed}
+    options = {
+        "draws": args.draws,
+        "candidates": args.candidates,
+        "choose": args.choose,
+        "prior": args.prior,
+        "seed": args.seed,
+        "top_p": args.top_p,
+        "temperature": args.temperature,
+    }
     if args.command == "forecast":
         repaired = pipe.forecast(signal, record.sampling_rate_hz, args.seconds, **options)
     else:
@@ -549,6 +557,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seconds", type=float, required=True, help="how much to add after the record's end")
         p.add_argument("--draws", type=int, default=1, help="fills to draw (after the first: channels NAME_drawK)")
         p.add_argument("--candidates", type=int, default=16, help="draws weighed by the signal after each gap")
+        p.add_argument(
+            "--choose",
+            choices=["sample", "likeliest"],
+            default="sample",
+            help="keep a candidate by its weight (a draw given both sides) or the likeliest (one best guess)",
+        )
+        p.add_argument("--top-p", type=float, help="the WaveNet's nucleus (default: the pipeline's)")
+        p.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
         p.add_argument("--prior", help="the WaveNet prior of the pipeline to draw from (default: its first)")
         p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
         p.add_argument("--seed", type=int, default=0)

@@ -15,7 +15,7 @@ conditioned self) as a line between its values on either side, so it sits where 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ import torch
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long
 from tsvq.data.preprocess import real_array, resample
 from tsvq.errors import ConfigError, DataError
+from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
 
 LEFT_CONTEXT_S = 4.096  # codes before a gap the prior reads (its receptive field on the demo's models)
@@ -105,7 +106,7 @@ def repair(
     if codec.config.in_channels not in (1, x.shape[1]):
         raise DataError(f"{where}: the codec codes {codec.config.in_channels} channels together, got {x.shape[1]}")
     name, chosen = _wavenet(pipeline, prior)
-    settings = pipeline.sampling_for(name, options)
+    settings = asdict(sampling_options(WaveNetPrior, pipeline.sampling_for(name, options), "impute: WaveNet options"))
     pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     rate = pipeline.sampling_rate_hz
     bridged = _bridged(x, missing)
@@ -148,10 +149,10 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
         known[a - lo : b - lo] = -1
         known = known[None].expand(draws * candidates, *known.shape).clone()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        run, weight = model.infill(known, seed=seed, **settings)
+        run, weight, own = model.infill(known, seed=seed, **settings)
         run, weight = run.view(draws, candidates, *run.shape[1:]), weight.view(draws, candidates).double()
-        if choose == "likeliest":
-            picks = weight.argmax(dim=1)
+        if choose == "likeliest":  # the most probable completion, gap and what follows it together
+            picks = (weight + own.view(draws, candidates).double()).argmax(dim=1)
         else:
             picks = torch.multinomial(torch.softmax(weight, dim=1), 1, generator=generator)[:, 0]
         for d in range(draws):

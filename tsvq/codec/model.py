@@ -361,8 +361,8 @@ class VQVAE(ModelMixin, ConfigMixin):
     ) -> np.ndarray:
         """Codes of many windows ``(N, L, C)``, a batch at a time: ``(N, L')`` (``(N, L', Q)`` for residual VQ) int64.
 
-        ``windows`` may be a memory map (a window store's): with ``indices`` only those rows are read, a batch at a
-        time, so a store larger than memory is encoded without loading it.
+        ``windows`` may be a window store's (``WindowStore.windows``): with ``indices`` only those rows are read, a
+        batch at a time, so a store larger than memory is encoded without loading it.
         """
         from tqdm.auto import tqdm
 

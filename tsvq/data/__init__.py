@@ -1,4 +1,4 @@
-"""Data layer: sources of records -> clean, resampled, filtered windows -> a memory-mapped window store."""
+"""Data layer: sources of records -> clean, resampled, filtered windows -> a sharded window store."""
 
 from tsvq.data.prepare import PrepareConfig, prepare
 from tsvq.data.records import Annotation, Record, find_records, read_header, read_record

@@ -1,4 +1,4 @@
-"""The window store: windows written once as a raw memory-mapped float32 array plus a JSON manifest.
+"""The window store: windows written once as raw float32 shards plus a JSON manifest, read window by window.
 
 Layout of a store folder::
 

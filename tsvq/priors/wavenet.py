@@ -266,8 +266,7 @@ class WaveNet(ModelMixin, ConfigMixin):
         position); ``cached=False`` recomputes the whole prefix each step."""
         length = length or self.config.latent_length
         known = torch.full((n, length, self.config.num_quantizers), -1, dtype=torch.long)
-        codes, _ = self.infill(known, labels, temperature, top_k, top_p, seed, cached, progress)
-        return codes
+        return self.infill(known, labels, temperature, top_k, top_p, seed, cached, progress)[0]
 
     @torch.no_grad()
     def infill(
@@ -280,11 +279,12 @@ class WaveNet(ModelMixin, ConfigMixin):
         seed: int | None = 0,
         cached: bool = True,
         progress: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ancestral sampling where ``known`` ``(n, L[, Q])`` holds a code (>= 0), which is kept, and -1 where one is
-        drawn. Returns the codes and, per row, the log-probability (nats) of the known codes that come after the
-        first drawn one: how well the drawn codes agree with what is observed after them, the weight that turns
-        left-to-right draws into draws given both sides (sampling-importance-resampling)."""
+        drawn. Returns the codes and, per row, two log-probabilities (nats, under the untempered model): of the known
+        codes that come after the first drawn one (how well the drawn codes agree with what is observed after them,
+        the weight that turns left-to-right draws into draws given both sides: sampling-importance-resampling), and
+        of the drawn codes themselves (with the first: how likely the whole completion is)."""
         n, length = known.shape[:2]
         stages = self.config.num_quantizers
         known = known.reshape(n, length, stages).to(self.device)
@@ -294,7 +294,7 @@ class WaveNet(ModelMixin, ConfigMixin):
         labels = labels.to(device) if labels is not None else None
         condition = self._condition(labels, n)
         codes = torch.zeros((n, length, stages), dtype=torch.long, device=device)
-        agreement = torch.zeros(n, device=device)
+        agreement, own = torch.zeros(n, device=device), torch.zeros(n, device=device)
         drawn_before = torch.zeros(n, dtype=torch.bool, device=device)
         buffers = [
             torch.zeros(n, layer.dilation, self.config.residual_channels, device=device) for layer in self.layers
@@ -306,14 +306,17 @@ class WaveNet(ModelMixin, ConfigMixin):
         ]
 
         def choose(t: int, q: int, logits: torch.Tensor) -> torch.Tensor:
-            nonlocal agreement, drawn_before
+            nonlocal agreement, own, drawn_before
             given = known[:, t, q]
-            drawn = self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
             observed = given >= 0
-            log_p = torch.log_softmax(logits.float(), dim=-1).gather(1, given.clamp(min=0)[:, None])[:, 0]
+            chosen = torch.where(
+                observed, given, self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+            )
+            log_p = torch.log_softmax(logits.float(), dim=-1).gather(1, chosen[:, None])[:, 0]
             agreement = agreement + torch.where(observed & drawn_before, log_p, 0.0)
+            own = own + torch.where(observed, 0.0, log_p)
             drawn_before = drawn_before | ~observed
-            return torch.where(observed, given, drawn)
+            return chosen
 
         x = self.embedding.weight[-1].expand(n, -1)  # the start token
         scale = math.sqrt(1.0 / len(self.layers))
@@ -334,7 +337,7 @@ class WaveNet(ModelMixin, ConfigMixin):
                         :, : t + 1
                     ]  # position t's stages >= q are still zeros: nothing before them reads them
                     codes[:, t, q] = choose(t, q, self.forward(prefix, labels)[..., t, q])
-        return (codes[..., 0] if stages == 1 else codes), agreement
+        return (codes[..., 0] if stages == 1 else codes), agreement, own
 
 
 @dataclass
