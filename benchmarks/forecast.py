@@ -1,0 +1,86 @@
+"""Continuing ECGs of patients the models never saw: the shipped pipeline's WaveNet prior against the baselines a
+specialist tries first, on MIT-BIH DS2 (MLII).
+
+    .venv/bin/python -m benchmarks.forecast        # rewrites results/forecast.json
+
+As in `benchmarks/gaps.py` (same records, conditioning and scores), but the stretch to fill is the 2 or 5 s after
+8 s of signal, with nothing after it: ``tsvq`` is `Pipeline.forecast` (the WaveNet prior drawn with top_p 0.9, the
+likeliest of 32 candidates), beside the AR(64) model and the last cycle repeated (template copy). PRDN and R peaks
+(F1 within +-75 ms, RR error) are scored inside the forecast stretch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import wfdb
+
+from benchmarks.common import save
+from benchmarks.gaps import AAMI, autoregressive, scores, summarise, template_copy
+from benchmarks.mitbih import DS2
+from tsvq.data.records import read_record
+from tsvq.pipeline import Pipeline
+
+BEFORE_S = 8.0
+BASELINES = {"autoregressive": autoregressive, "template_copy": template_copy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default="ecg-single-lead")
+    parser.add_argument("--source", default="../shared/data/mitdb")
+    parser.add_argument("--records", nargs="+", default=DS2)
+    parser.add_argument("--horizons", type=float, nargs="+", default=[2.0, 5.0], help="seconds to forecast")
+    parser.add_argument("--per-record", type=int, default=23, help="forecasts per record and horizon (23 x 22 = 506)")
+    parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--top-p", type=float, default=0.9, help="the WaveNet's nucleus")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    pipe = Pipeline.from_pretrained(args.pipeline)
+    rate = pipe.sampling_rate_hz
+    options = {"candidates": args.candidates, "choose": "likeliest", "top_p": args.top_p}
+    methods = ["tsvq", *BASELINES]
+    rows: dict = {str(h): {m: [] for m in methods} for h in args.horizons}
+    started = time.perf_counter()
+    for name in args.records:
+        record = read_record(Path(args.source) / name)
+        lead = record.channel_names.index("MLII") if "MLII" in record.channel_names else 0
+        signal = pipe.preprocessing.condition(record.signal[:, [lead]], record.sampling_rate_hz)[:, 0]
+        annotation = wfdb.rdann(str(Path(args.source) / name), "atr")
+        keep = np.isin(annotation.symbol, list(AAMI))
+        beat_at = np.round(annotation.sample[keep] * rate / record.sampling_rate_hz).astype(int)
+        rng = np.random.default_rng([int(name), 56])
+        for horizon_s in args.horizons:
+            horizon, before = int(horizon_s * rate), int(BEFORE_S * rate)
+            starts = rng.integers(int(10 * rate) + before, len(signal) - int(10 * rate) - horizon, args.per_record)
+            for k, start in enumerate(starts):
+                truth = signal[start - before : start + horizon]
+                beats = beat_at[(beat_at >= start - before) & (beat_at < start + horizon)] - (start - before)
+                a, b = before, before + horizon
+                forecast = pipe.forecast(truth[:a], rate, horizon_s, seed=k, **options).signals[0, :, 0]
+                filled = {"tsvq": forecast[: len(truth)].astype(float)}
+                for method, fill in BASELINES.items():
+                    filled[method] = truth.copy()
+                    filled[method][a:b] = fill(truth, a, b, rate)
+                for method in methods:
+                    rows[str(horizon_s)][method].append(scores(truth, filled[method], a, b, beats, rate))
+        line = {h: {m: round(summarise(r)["r_peak_f1"], 2) for m, r in by.items()} for h, by in rows.items()}
+        print(f"{name} ({time.perf_counter() - started:.0f} s): R-peak F1 {line}", flush=True)
+    payload = {
+        "pipeline": args.pipeline,
+        "records": args.records,
+        "per_record": args.per_record,
+        "forecast_options": options,
+        "context_s": BEFORE_S,
+        "by_horizon": {h: {m: summarise(r) for m, r in by.items()} for h, by in rows.items()},
+        "seconds": time.perf_counter() - started,
+    }
+    print(f"-> {save('forecast', payload)}")
+
+
+if __name__ == "__main__":
+    main()
