@@ -84,6 +84,17 @@ def prepare_speed(data: dict) -> str:
     return "; ".join(parts) + " (1 -> 2 workers), stores identical"
 
 
+def gap_filling(data: dict) -> str:
+    parts = []
+    for gap, by in data["by_gap"].items():
+        best = max((m for m in by if m != "tsvq"), key=lambda m: by[m]["r_peak_f1"])
+        parts.append(
+            f"{float(gap):g} s: R-peak F1 {by['tsvq']['r_peak_f1']:.2f} ({best} {by[best]['r_peak_f1']:.2f}), "
+            f"PRDN median {by['tsvq']['prdn_median']:.0f}% ({best} {by[best]['prdn_median']:.0f}%)"
+        )
+    return "; ".join(parts)
+
+
 def store_at_scale(data: dict) -> str:
     epoch, prepare = data["epoch"], data["prepare"]["2"]
     return (
@@ -490,6 +501,14 @@ QUESTIONS = [
         "python -m benchmarks.scale",
         prepare_speed,
         "../shared/data",
+    ),
+    Question(
+        "gaps",
+        "Gaps of 0.5, 2 and 5 s in MIT-BIH DS2 filled by the shipped pipeline's WaveNet prior, beside linear, AR and "
+        "template baselines: PRDN and R peaks inside the gap",
+        "python -m benchmarks.gaps",
+        gap_filling,
+        "../shared/data/mitdb",
     ),
     Question(
         "scale-store",
