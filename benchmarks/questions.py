@@ -95,6 +95,14 @@ def gap_filling(data: dict) -> str:
     return "; ".join(parts)
 
 
+def forecasting(data: dict) -> str:
+    return "; ".join(
+        f"{float(h):g} s: R-peak F1 {by['tsvq']['r_peak_f1']:.2f} (template copy "
+        f"{by['template_copy']['r_peak_f1']:.2f}, AR {by['autoregressive']['r_peak_f1']:.2f})"
+        for h, by in data["by_horizon"].items()
+    )
+
+
 def store_at_scale(data: dict) -> str:
     epoch, prepare = data["epoch"], data["prepare"]["2"]
     return (
@@ -508,6 +516,13 @@ QUESTIONS = [
         "template baselines: PRDN and R peaks inside the gap",
         "python -m benchmarks.gaps",
         gap_filling,
+        "../shared/data/mitdb",
+    ),
+    Question(
+        "forecast",
+        "2 and 5 s of MIT-BIH DS2 continued by the shipped pipeline's WaveNet prior, beside AR and template copy",
+        "python -m benchmarks.forecast",
+        forecasting,
         "../shared/data/mitdb",
     ),
     Question(
