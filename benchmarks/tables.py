@@ -114,14 +114,6 @@ def _samplers() -> tuple[str, str]:
     )
 
 
-def _wavenet() -> tuple[str, str]:
-    longest = max((r for r in load("wavenet")["speed"] if r["batch"] == 1), key=lambda r: r["latent_length"])
-    return (
-        f"cached sampling **{longest['speedup']:.1f}x** faster at {longest['latent_length']} codes",
-        "naive sampling",
-    )
-
-
 def _eeg() -> tuple[str, str]:
     data = load("bonn")
     codec, seizure = data["codec"]["summary"], data["generation"]["wavenet"]["seizure_vs_rest"]
@@ -162,7 +154,6 @@ HEADLINES: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
     ("Generation vs TimeVQVAE, demo data (Frechet / discriminative)", "anchors", _anchor),
     ("MIT-BIH AAMI-conditional prior (CPU size), DS2", "mitbih-conditional-cpu", _conditional),
     ("Diffusion sampling, demo prior", "sampling", _samplers),
-    ("WaveNet prior generation (batch 1)", "wavenet", _wavenet),
     ("EEG (Bonn, held-out segments): codec; seizure detection from WaveNet samples", "bonn", _eeg),
     ("Filling 2-s gaps, MIT-BIH DS2 (unseen patients), shipped pipeline", "gaps", _gaps),
 ]

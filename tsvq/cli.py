@@ -567,8 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
         p.add_argument("--prior", help="the WaveNet prior of the pipeline to draw from (default: its first)")
         p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same seed, the same fill)")
+        p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
         p.add_argument("--overwrite", action="store_true", help="replace files tsvq wrote before")
         p.set_defaults(func=cmd_repair)
 
