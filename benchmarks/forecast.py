@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import wfdb
 
 from benchmarks.common import save
-from benchmarks.gaps import AAMI, autoregressive, scores, summarise, template_copy
+from benchmarks.gaps import annotated_lead, autoregressive, scores, summarise, template_copy
 from benchmarks.mitbih import DS2
-from tsvq.data.records import read_record
 from tsvq.pipeline import Pipeline
 
 BEFORE_S = 8.0
@@ -47,12 +44,7 @@ def main() -> None:
     rows: dict = {str(h): {m: [] for m in methods} for h in args.horizons}
     started = time.perf_counter()
     for name in args.records:
-        record = read_record(Path(args.source) / name)
-        lead = record.channel_names.index("MLII") if "MLII" in record.channel_names else 0
-        signal = pipe.preprocessing.condition(record.signal[:, [lead]], record.sampling_rate_hz)[:, 0]
-        annotation = wfdb.rdann(str(Path(args.source) / name), "atr")
-        keep = np.isin(annotation.symbol, list(AAMI))
-        beat_at = np.round(annotation.sample[keep] * rate / record.sampling_rate_hz).astype(int)
+        signal, beat_at, _ = annotated_lead(pipe, args.source, name)
         rng = np.random.default_rng([int(name), 56])
         for horizon_s in args.horizons:
             horizon, before = int(horizon_s * rate), int(BEFORE_S * rate)

@@ -134,6 +134,18 @@ def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats:
     }
 
 
+def annotated_lead(pipe: Pipeline, source: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Record ``name``'s MLII conditioned as the pipeline conditions it, its annotated beats at the pipeline's rate
+    and their AAMI classes."""
+    record = read_record(Path(source) / name)
+    lead = record.channel_names.index("MLII") if "MLII" in record.channel_names else 0
+    signal = pipe.preprocessing.condition(record.signal[:, [lead]], record.sampling_rate_hz)[:, 0]
+    annotation = wfdb.rdann(str(Path(source) / name), "atr")
+    keep = np.isin(annotation.symbol, list(AAMI))
+    beat_at = np.round(annotation.sample[keep] * pipe.sampling_rate_hz / record.sampling_rate_hz).astype(int)
+    return signal, beat_at, np.array([AAMI[s] for s in np.asarray(annotation.symbol)[keep]])
+
+
 def summarise(rows: list[dict]) -> dict:
     hits, found, annotated = (sum(r[k] for r in rows) for k in ("hits", "found", "annotated"))
     rr = [e for r in rows for e in r["rr_error_ms"]]
@@ -172,13 +184,7 @@ def main() -> None:
     classes: dict = {str(g): {} for g in args.gaps}
     started = time.perf_counter()
     for name in args.records:
-        record = read_record(Path(args.source) / name)
-        lead = record.channel_names.index("MLII") if "MLII" in record.channel_names else 0
-        signal = pipe.preprocessing.condition(record.signal[:, [lead]], record.sampling_rate_hz)[:, 0]
-        annotation = wfdb.rdann(str(Path(args.source) / name), "atr")
-        keep = np.isin(annotation.symbol, list(AAMI))
-        beat_at = np.round(annotation.sample[keep] * rate / record.sampling_rate_hz).astype(int)
-        beat_class = np.array([AAMI[s] for s in np.asarray(annotation.symbol)[keep]])
+        signal, beat_at, beat_class = annotated_lead(pipe, args.source, name)
         rng = np.random.default_rng([int(name), 55])
         for gap_s in args.gaps:
             gap, before, after = int(gap_s * rate), int(BEFORE_S * rate), int(AFTER_S * rate)
