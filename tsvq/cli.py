@@ -373,6 +373,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
     from tsvq.compression import DecodedRecord, recording_channels
     from tsvq.data import read_record
+    from tsvq.data.preprocess import true_runs
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
     from tsvq.sample_writer import write_record
@@ -414,7 +415,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     spread = float(repaired.spread[repaired.filled].mean()) if args.draws > 1 and filled.any() else None
     print(
         f"{args.record} -> {path}.hea: {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
-        f"{len(np.flatnonzero(np.diff(np.concatenate([[0], filled.astype(int)])) == 1))} stretch(es), {args.draws} "
+        f"{len(true_runs(filled))} stretch(es), {args.draws} "
         "draw(s)" + (f"; spread of the draws in the filled stretches {spread:.3g} {units[0]}" if spread else "")
     )
     return 0

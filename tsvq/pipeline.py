@@ -384,7 +384,7 @@ class Pipeline:
         """Fill every NaN stretch of a recording ``(L,)`` or ``(L, C)`` with signal that agrees with both sides
         (``tsvq.repair``: the WaveNet prior's draws weighed by the codes after the gap); the observed samples come
         back unchanged. ``draws`` fills to draw; their spread says how sure the model is. ``choose="likeliest"``:
-        the candidate that makes the signal after the gap likeliest instead of a draw (a best guess)."""
+        the candidate the prior finds most probable together with the codes after the gap (a best guess)."""
         from tsvq.repair import repair
 
         return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,

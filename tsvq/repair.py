@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long
-from tsvq.data.preprocess import real_array, resample
+from tsvq.data.preprocess import real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
 from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
@@ -55,12 +55,6 @@ def _wavenet(pipeline, prior: str | None) -> tuple[str, WaveNetPrior]:
     return names[0], chosen
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, end)`` of each run of True in a 1-D mask."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def _bridged(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
     """``x`` with its missing samples linearly joined across (the encoder needs numbers; they are not kept)."""
     out = x.copy()
@@ -86,7 +80,8 @@ def repair(
 ) -> Repaired:
     """Fill every NaN stretch of ``signal`` ``(L,)`` or ``(L, C)`` (``Pipeline.impute``). ``choose``: "sample" keeps
     a candidate with probability proportional to its weight (a draw given both sides), "likeliest" the candidate
-    that makes what follows the gap likeliest (one best guess; every draw the same but for their candidates).
+    whose codes, with those after the gap, the prior finds most probable (one best guess; the draws differ only by
+    their candidates).
     ``options``: the WaveNet's sampling options (default: the pipeline's for that prior)."""
     if choose not in ("sample", "likeliest"):
         raise ConfigError(f"choose must be 'sample' or 'likeliest', got {choose!r}")
@@ -115,17 +110,20 @@ def repair(
     streams = [[c] for c in range(x.shape[1])] if codec.config.in_channels == 1 else [list(range(x.shape[1]))]
     out = np.repeat(x[None], draws, axis=0)
     generator = torch.Generator().manual_seed(seed)
-    level = resample(conditioned, rate, sampling_rate_hz)[: len(x)]
-    baseline = bridged - np.pad(level, ((0, len(x) - len(level)), (0, 0)), mode="edge")
+    baseline = bridged - _at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
     for stream in streams:
         fills = _fill_stream(codec, chosen, conditioned[:, stream], at_rate[:, stream].any(axis=1), draws, candidates,
                              choose, generator, settings)  # fmt: skip
         for d in range(draws):
-            back = resample(fills[d], rate, sampling_rate_hz)[: len(x)]
-            back = np.pad(back, ((0, len(x) - len(back)), (0, 0)), mode="edge")
+            back = _at_length(resample(fills[d], rate, sampling_rate_hz), len(x))
             for i, c in enumerate(stream):
                 out[d, :, c] = _joined(x[:, c], back[:, i], missing[:, c], baseline[:, c], sampling_rate_hz)
     return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz))
+
+
+def _at_length(signal: np.ndarray, length: int) -> np.ndarray:
+    """A signal resampled back to the input's rate, cut or edge-padded to the input's ``length`` samples."""
+    return np.pad(signal[:length], ((0, max(0, length - len(signal))), (0, 0)), mode="edge")
 
 
 def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int,
@@ -136,14 +134,14 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
     padded = np.pad(x, ((0, (-length) % f), (0, 0)), mode="edge").astype(np.float32)
     codes = encode_long(codec, padded)
     unknown = np.zeros(len(codes), dtype=bool)
-    for start, end in _runs(np.pad(missing, (0, len(padded) - length))):
+    for start, end in true_runs(np.pad(missing, (0, len(padded) - length))):
         unknown[start // f : -(-end // f)] = True  # the codes of the missing samples; their neighbours, encoded
         # partly from the bridge across the gap, stay: drawing them too measured worse on MIT-BIH (0.5 s gaps)
     per_second = codec.config.sampling_rate_hz / f  # code positions per second
     left, right = int(round(LEFT_CONTEXT_S * per_second)), int(round(RIGHT_CONTEXT_S * per_second))
     drawn = np.repeat(codes[None], draws, axis=0)
     model = prior.model
-    for a, b in _runs(unknown):
+    for a, b in true_runs(unknown):
         lo, hi = max(0, a - left), min(len(codes), b + right)
         known = torch.as_tensor(codes[lo:hi]).clone()
         known[a - lo : b - lo] = -1
@@ -159,7 +157,7 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
             drawn[d, a:b] = run[d, picks[d], a - lo : b - lo].cpu().numpy()
     margin = decode_margin(codec)
     fills = np.repeat(x[None], draws, axis=0).astype(np.float32)
-    for a, b in _runs(unknown):
+    for a, b in true_runs(unknown):
         lo, hi = max(0, a - margin), min(len(codes), b + margin)
         for d in range(draws):
             decoded = decode_long(codec, drawn[d, lo:hi], margin=margin)
@@ -174,7 +172,7 @@ def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baselin
     line between its means over ``EDGE_S`` on either side."""
     out = observed.copy()
     edge = max(1, int(round(EDGE_S * rate)))
-    for start, end in _runs(missing):
+    for start, end in true_runs(missing):
         levels = []
         for lo, hi in ((max(0, start - edge), start), (end, min(len(out), end + edge))):
             seen = ~missing[lo:hi]

@@ -23,25 +23,26 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _distributed() -> bool:
+def distributed() -> bool:
+    """Whether this process is one of several training together (an initialised group of more than one)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    if _distributed():
+    if distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
 def _broadcast(tensor: torch.Tensor) -> torch.Tensor:
-    if _distributed():
+    if distributed():
         dist.broadcast(tensor, src=0)
     return tensor
 
 
 def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """The rows of every rank's ``tensor`` (N_r, d), in rank order: the global batch's, as one process sees it."""
-    if not _distributed():
+    if not distributed():
         return tensor
     sizes = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, torch.tensor([tensor.shape[0]], device=tensor.device))

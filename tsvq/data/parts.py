@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from tsvq.data.store import STORE_FORMAT_VERSION, WindowStore, check_shards, statistics_from_sums
+from tsvq.data.store import STORE_FORMAT_VERSION, WindowStore, check_shards, record_totals, statistics_from_sums
 from tsvq.errors import DataError
 from tsvq.io import atomic_directory, check_output_path, read_json, write_json
 
@@ -27,7 +27,7 @@ def read_part(folder: Path) -> dict:
             f"{folder}: not a part of a store (its manifest has no 'part'); name the folders that "
             "`tsvq prepare --part i/n` wrote"
         )
-    check_shards(folder, manifest, int(manifest["window_length"]) * len(manifest["channel_names"]) * 4)
+    check_shards(folder, manifest)
     return manifest
 
 
@@ -110,12 +110,6 @@ def _merged_manifest(manifests: list[dict], shards: list[dict]) -> dict:
     channel_names = first["channel_names"]
     if any(m["channel_names"] != channel_names for m in manifests):
         channel_names = ["signal"]  # differently named leads share one channel, as in one job
-    minutes_per_group: dict[str, float] = defaultdict(float)
-    for record in {r["file"]: r for r in records}.values():
-        minutes_per_group[record["group"]] += record["minutes"]
-    dropped: Counter = Counter()
-    for record in records:
-        dropped.update(record.get("dropped_seconds", {}))
     manifest = {key: value for key, value in first.items() if key != "part"}
     manifest.update(
         format_version=STORE_FORMAT_VERSION,
@@ -124,8 +118,7 @@ def _merged_manifest(manifests: list[dict], shards: list[dict]) -> dict:
         num_windows=sum(s["windows"] for s in shards),
         shards=shards,
         windows_per_split={k: sum(m["windows_per_split"][k] for m in manifests) for k in first["windows_per_split"]},
-        minutes_per_group=dict(minutes_per_group),
-        dropped_seconds=dict(dropped),
+        **record_totals(records),
         records=records,
     )
     return manifest

@@ -49,7 +49,7 @@ class QualityConfig:
     clip_min_fraction: float = 0.0005  # ...and only if the extreme is hit this often (a true peak is hit once)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Start/end (exclusive) of the True runs of a boolean vector."""
     padded = np.concatenate([[False], mask, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
@@ -71,7 +71,7 @@ def quality_mask(signal: np.ndarray, rate_hz: float, config: QualityConfig = Qua
             continue
         unchanged = np.zeros(length, dtype=bool)
         unchanged[1:] = (np.diff(x) == 0) & good[1:] & good[:-1]
-        for start, end in _runs(unchanged):
+        for start, end in true_runs(unchanged):
             if end - start + 1 >= flat_min:
                 mask[max(start - 1, 0) : end][mask[max(start - 1, 0) : end] == OK] = FLAT
         low, high = np.nanmin(x[good]), np.nanmax(x[good])
@@ -81,7 +81,7 @@ def quality_mask(signal: np.ndarray, rate_hz: float, config: QualityConfig = Qua
             pinned = good & (x == extreme)
             if pinned.sum() < config.clip_min_fraction * length:
                 continue
-            for start, end in _runs(pinned):
+            for start, end in true_runs(pinned):
                 if end - start >= clip_min:
                     mask[start:end][mask[start:end] == OK] = CLIPPED
     return mask
@@ -89,7 +89,7 @@ def quality_mask(signal: np.ndarray, rate_hz: float, config: QualityConfig = Qua
 
 def clean_segments(mask: np.ndarray) -> list[tuple[int, int]]:
     """Start/end of the runs of usable samples."""
-    return _runs(mask == OK)
+    return true_runs(mask == OK)
 
 
 def dropped_seconds(mask: np.ndarray, rate_hz: float) -> dict[str, float]:
@@ -131,7 +131,7 @@ def bandpass(
 
 def finite_stretches(signal: np.ndarray) -> list[tuple[int, int]]:
     """Start/end of the runs of samples where every channel of an ``(L, C)`` signal is finite (NaN/Inf: gaps)."""
-    return _runs(np.isfinite(signal).all(axis=1))
+    return true_runs(np.isfinite(signal).all(axis=1))
 
 
 @dataclass(frozen=True)

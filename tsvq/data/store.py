@@ -102,9 +102,10 @@ class ShardedWindows:
         return np.asarray(self[:], dtype=dtype)
 
 
-def check_shards(folder: Path, manifest: dict, window_bytes: int) -> list[dict]:
+def check_shards(folder: Path, manifest: dict) -> list[dict]:
     """The manifest's shards, each checked to be a plain file in the folder of the size its windows need."""
     shards = shard_list(manifest)
+    window_bytes = int(manifest["window_length"]) * len(manifest["channel_names"]) * 4
     if sum(int(shard["windows"]) for shard in shards) != int(manifest["num_windows"]):
         raise DataError(f"{folder / 'manifest.json'}: the shards' windows do not add up to num_windows")
     for shard in shards:
@@ -138,7 +139,7 @@ class WindowStore:
                 f"{self.path}: part {part['index']}/{part['count']} of a store prepared in parts; merge all the parts "
                 "with `tsvq merge-stores PART... --out STORE` and use the merged store"
             )
-        self.shards = check_shards(self.path, self.manifest, self.window_length * self.num_channels * 4)
+        self.shards = check_shards(self.path, self.manifest)
         self.normalization = read_json(self.path / "normalization.json", "normalization statistics")
         with np.load(self.path / "index.npz") as index:
             self.index = {key: index[key] for key in index.files}
@@ -255,7 +256,6 @@ class StoreWriter:
         self._sink = None
         self._index: dict[str, list] = defaultdict(list)
         self.records: list[dict] = []
-        self.dropped: Counter = Counter()
         self.channel_names: list[str] | None = None
         self.units: list[str] | None = None
 
@@ -284,7 +284,6 @@ class StoreWriter:
         self._index["split"].append(np.asarray(splits, dtype=np.int8))
         self._index["label"] += labels
         self._index["beats"] += beats
-        self.dropped.update(meta.get("dropped_seconds", {}))
         self.records.append(meta)
 
     def _append_windows(self, windows: np.ndarray) -> None:
@@ -334,9 +333,6 @@ class StoreWriter:
             write_json(self.folder / "normalization.json", statistics_from_sums(sums))
         else:
             part["train_sums"] = sums  # the merge adds every part's sums into the whole store's statistics
-        minutes_per_group: dict[str, float] = defaultdict(float)
-        for record in {r["file"]: r for r in self.records}.values():  # a record's leads share its minutes
-            minutes_per_group[record["group"]] += record["minutes"]
         write_json(
             self.folder / "manifest.json",
             {
@@ -347,8 +343,7 @@ class StoreWriter:
                 "num_windows": len(windows),
                 "shards": self.shards,
                 "windows_per_split": counts,
-                "minutes_per_group": dict(minutes_per_group),
-                "dropped_seconds": dict(self.dropped),
+                **record_totals(self.records),
                 "records": self.records,
             },
         )
@@ -356,6 +351,18 @@ class StoreWriter:
     def close(self) -> None:
         if self._sink is not None:
             self._sink.close()
+
+
+def record_totals(records: list[dict]) -> dict:
+    """The manifest's totals over its records, in their order: minutes per patient/group (a record's leads share
+    its minutes) and seconds dropped by reason."""
+    minutes_per_group: dict[str, float] = defaultdict(float)
+    for record in {r["file"]: r for r in records}.values():
+        minutes_per_group[record["group"]] += record["minutes"]
+    dropped: Counter = Counter()
+    for record in records:
+        dropped.update(record.get("dropped_seconds", {}))
+    return {"minutes_per_group": dict(minutes_per_group), "dropped_seconds": dict(dropped)}
 
 
 def train_sums(windows, split: np.ndarray) -> dict:
@@ -434,5 +441,5 @@ class WindowDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if self._windows is None:
             self._windows = ShardedWindows(self.store_path, self.shards, *self.shape[1:])
-        window = np.array(self._windows[self.indices[i]])
+        window = self._windows[self.indices[i]]  # read into a fresh array: no copy needed
         return {"signal": torch.from_numpy(window), "label": torch.tensor(self.labels[i])}

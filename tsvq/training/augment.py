@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from tsvq.codec.quantizer import distributed
 from tsvq.errors import ConfigError
 
 
@@ -63,7 +64,7 @@ def _this_rank(draw):
     """``draw(n)`` of the global batch (every rank's ``n`` rows, as one process would draw them), this rank's rows."""
 
     def drawn(n: int, *args, **kwargs) -> torch.Tensor:
-        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not distributed():
             return draw(n, *args, **kwargs)
         rank, world = dist.get_rank(), dist.get_world_size()
         return draw(n * world, *args, **kwargs)[rank * n : (rank + 1) * n]
