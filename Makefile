@@ -55,9 +55,10 @@ pretrained: $(STAMP)
 	$(LAUNCH) train codec --config recipes/pretrained/codec.yaml
 	$(LAUNCH) train diffusion --config recipes/pretrained/diffusion.yaml
 	$(LAUNCH) train wavenet --config recipes/pretrained/wavenet.yaml
+	$(LAUNCH) train denoiser --config recipes/pretrained/denoiser.yaml
 	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion/model \
-		runs/pretrained/wavenet/model --description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" \
-		--out $(PRETRAINED_OUT)
+		runs/pretrained/wavenet/model --denoiser runs/pretrained/denoiser/model \
+		--description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" --out $(PRETRAINED_OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

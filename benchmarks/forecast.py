@@ -18,12 +18,12 @@ import numpy as np
 import torch
 
 from benchmarks.common import save
-from benchmarks.gaps import annotated_lead, autoregressive, scores, summarise, template_copy
+from benchmarks.gaps import annotated_lead, scores, summarise
 from benchmarks.mitbih import DS2
+from tsvq.evaluation.repair_baselines import FORECAST_BASELINES as BASELINES
 from tsvq.pipeline import Pipeline
 
 BEFORE_S = 8.0
-BASELINES = {"autoregressive": autoregressive, "template_copy": template_copy}
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ baselines a specialist tries first, on MIT-BIH DS2 (MLII).
 
 Each record is conditioned as the pipeline conditions it (250 Hz, 0.5-40 Hz), and gaps of 0.5, 2 and 5 s are cut
 at seeded random places (at least 10 s from the ends). Every method sees the same stretch, 8 s before the gap and
-4 s after it, and fills the gap:
+4 s after it, and fills the gap (the baselines: `tsvq.evaluation.repair_baselines`):
 
 - ``tsvq``: `Pipeline.impute` (the WaveNet prior drawn with top_p 0.9, the likeliest of 32 candidates given the
   codes after the gap);
@@ -29,81 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import wfdb
-from wfdb import processing
 
 from benchmarks.common import save
 from benchmarks.mitbih import DS2
 from tsvq.data.records import read_record
+from tsvq.evaluation.repair_baselines import BASELINES, beat_matches, r_peaks
 from tsvq.pipeline import Pipeline
 
 BEFORE_S, AFTER_S = 8.0, 4.0
 TOLERANCE_S = 0.075
-AR_ORDER = 64
 AAMI = {"N": "N", "L": "N", "R": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J": "S", "S": "S", "V": "V", "E": "V",
         "F": "F", "/": "Q", "f": "Q", "Q": "Q"}  # fmt: skip
-
-
-def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
-    if len(x) < rate:
-        return np.array([], dtype=int)
-    config = processing.XQRS.Conf(hr_init=75, hr_max=200, hr_min=25, qrs_width=0.1)
-    detector = processing.XQRS(x, rate, conf=config)
-    detector.detect(verbose=False, learn=True)
-    return np.asarray(detector.qrs_inds, dtype=int)
-
-
-def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    return np.interp(np.arange(a, b), [a - 1, b], [segment[a - 1], segment[b]])
-
-
-def autoregressive(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    past = segment[:a]
-    rows = np.lib.stride_tricks.sliding_window_view(past, AR_ORDER + 1)
-    coefficients, *_ = np.linalg.lstsq(rows[:, :-1], rows[:, -1], rcond=None)
-    history = list(past[-AR_ORDER:])
-    for _ in range(b - a):
-        history.append(float(np.dot(coefficients, history[-AR_ORDER:])))
-    return np.array(history[AR_ORDER:])
-
-
-def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    peaks = r_peaks(segment[:a], rate)
-    if len(peaks) < 2:
-        return linear(segment, a, b, rate)
-    cycle = segment[peaks[-2] : peaks[-1]]
-    tiled = np.tile(cycle, (b - peaks[-1]) // len(cycle) + 2)
-    return tiled[a - peaks[-1] : b - peaks[-1]]
-
-
-def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    before, after = r_peaks(segment[:a], rate), r_peaks(segment[b:], rate) + b
-    if len(before) < 3 or not len(after):
-        return template_copy(segment, a, b, rate)
-    half_before, half_after = int(0.25 * rate), int(0.45 * rate)
-    beats = [segment[p - half_before : p + half_after] for p in before if p - half_before >= 0 and p + half_after <= a]
-    if not beats:
-        return template_copy(segment, a, b, rate)
-    template = np.median(beats, axis=0)
-    template = template - np.linspace(template[0], template[-1], len(template))  # the beat on a flat line
-    span = after[0] - before[-1]
-    rr = np.median(np.diff(before))
-    count = max(1, int(round(span / rr)))
-    out = linear(segment, a, b, rate)
-    for k in range(1, count):
-        centre = before[-1] + k * span / count
-        for i, value in enumerate(template):
-            position = int(round(centre)) - half_before + i
-            if a <= position < b:
-                out[position - a] += value
-    return out
-
-
-BASELINES = {
-    "linear": linear,
-    "autoregressive": autoregressive,
-    "template_copy": template_copy,
-    "template_both_sides": template_both_sides,
-}
 
 
 def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats: np.ndarray, rate: float) -> dict:
@@ -112,14 +48,7 @@ def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats:
     prdn = 100 * np.linalg.norm(truth - filled[a:b]) / max(np.linalg.norm(truth - truth.mean()), 1e-12)
     found = r_peaks(filled, rate)
     found, annotated = found[(found >= a) & (found < b)], beats[(beats >= a) & (beats < b)]
-    tolerance = TOLERANCE_S * rate
-    matched, used = [], set()
-    for t in annotated:
-        near = [i for i in range(len(found)) if abs(found[i] - t) <= tolerance and i not in used]
-        if near:
-            best = min(near, key=lambda i: abs(found[i] - t))
-            used.add(best)
-            matched.append((t, found[best]))
+    matched = beat_matches(found, annotated, TOLERANCE_S * rate)
     hits = len(matched)
     rr_errors = [
         abs((matched[i + 1][1] - matched[i][1]) - (matched[i + 1][0] - matched[i][0])) / rate * 1000

@@ -201,7 +201,7 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         )
         == 0
     )
-    priors = []
+    priors, denoiser = [], []
     for path in sorted((RECIPES / recipe).glob("*.yaml")):
         stage = path.stem.split("-")[0]
         if stage in stage_names() and stage != "codec":
@@ -224,12 +224,13 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
                 )
                 == 0
             )
-            priors.append(str(output / "model"))
+            if stage == "denoiser":
+                denoiser = ["--denoiser", str(output / "model")]
+            else:
+                priors.append(str(output / "model"))
     assert priors, f"recipes/{recipe} has no prior recipe"
-    assert (
-        main(["assemble", "--codec", str(codec / "model"), "--prior", *priors, "--out", str(tmp_path / "pipeline")])
-        == 0
-    )
+    assemble = ["assemble", "--codec", str(codec / "model"), "--prior", *priors, *denoiser]
+    assert main([*assemble, "--out", str(tmp_path / "pipeline")]) == 0
     assert (
         main(
             [
@@ -253,6 +254,15 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
     samples = np.load(tmp_path / "samples" / "samples.npy")
     windows = WindowStore(store)
     assert samples.shape == (2, windows.window_length, windows.num_channels) and np.isfinite(samples).all()
+    if recipe == "pretrained":  # the denoiser recipe trained on nstdb noise; its pipeline denoises a real record
+        from tsvq.data import read_record
+        from tsvq.pipeline import Pipeline
+
+        assert denoiser, "recipes/pretrained has no denoiser recipe"
+        record = read_record(REAL_DATA / "mitdb" / "100")
+        ten_seconds = record.signal[: int(10 * record.sampling_rate_hz), :1]
+        out = Pipeline.from_pretrained(tmp_path / "pipeline").denoise(ten_seconds, record.sampling_rate_hz)
+        assert out.shape == ten_seconds.shape and np.isfinite(out).all()
     if recipe == "bonn":  # EEG figures and the seizure task on the conditional prior, as the recipe README runs them
         report = tmp_path / "report"
         args = ["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(store), "--n", "10", "--seeds", "1"]

@@ -202,6 +202,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("tsvq eval needs --data, --out and --pipeline and/or --samples (or --compare REPORT...)")
     from tsvq.data import WindowStore
 
+    if args.task != "generation":
+        return _eval_task(args)
     store = WindowStore(args.data)
     pipeline = None
     if args.pipeline:
@@ -211,7 +213,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     samples = dict(_load_samples(spec) for spec in sample_specs) or None
     config = EvalConfig(
         split=args.split,
-        n=args.n,
+        n=1000 if args.n is None else args.n,
         prior=args.prior,
         priors=priors,
         sampling=_prior_options(args),
@@ -231,6 +233,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report = evaluate(store, args.out, config, pipeline=pipeline, samples=samples, overwrite=args.overwrite)
     print(format_table(report))
     print(f"report: {Path(args.out) / 'report.json'} (plots beside it)")
+    return 0
+
+
+def _eval_task(args: argparse.Namespace) -> int:
+    """``tsvq eval --task impute|forecast|denoise``: the pipeline repairing held-out stretches of the store."""
+    from tsvq.data import WindowStore
+    from tsvq.evaluation.tasks import TaskConfig, evaluate_task, format_task
+    from tsvq.pipeline import Pipeline
+
+    if not (args.pipeline and args.data and args.out):
+        raise ConfigError(f"tsvq eval --task {args.task} needs --pipeline, --data and --out")
+    config = TaskConfig(
+        task=args.task,
+        split=args.split,
+        n=100 if args.n is None else args.n,
+        stretch_s=args.stretch_seconds,
+        seconds=args.seconds,
+        draws=args.draws,
+        noise=args.noise or [],
+        snr_db=args.snr,
+        seed=args.seed,
+    )
+    store = WindowStore(args.data)
+    pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    report = evaluate_task(store, args.out, config, pipeline, overwrite=args.overwrite)
+    print(format_task(report))
+    print(f"report: {Path(args.out) / 'report.json'} (task.png beside it)")
     return 0
 
 
@@ -262,8 +291,10 @@ def _load_samples(spec: str) -> tuple[str, np.ndarray]:
 def cmd_assemble(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
 
-    check_output_path(args.out, [args.codec, *(args.prior or [])], "pipeline folder")
-    pipe = Pipeline.from_stages(args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling))
+    check_output_path(args.out, [args.codec, *(args.prior or []), *filter(None, [args.denoiser])], "pipeline folder")
+    pipe = Pipeline.from_stages(
+        args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling), denoiser=args.denoiser
+    )
     folder = pipe.save_pretrained(args.out, description=args.description, overwrite=args.overwrite)
     print(f"pipeline: codec {args.codec} + priors {sorted(pipe.priors) or 'none'} -> {folder}")
     for name, options in pipe.sampling.items():
@@ -366,25 +397,33 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_to_repair(args: argparse.Namespace, what: str):
+    """``impute``/``forecast``/``denoise``: refuse an ``--out`` record that is the input or exists (before any
+    work), then the pipeline, the record and its channels to repair ``(pipeline, record, picked, signal)``."""
+    from tsvq.compression import recording_channels
+    from tsvq.data import read_record
+    from tsvq.data.records import record_files
+    from tsvq.pipeline import Pipeline
+
+    for target in (f"{args.out}.hea", f"{args.out}.dat"):
+        check_output_path(target, record_files(args.record), what)
+        check_output_file(target, args.overwrite)
+    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    record = read_record(args.record, annotation_extensions=())
+    picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
+    return pipe, record, picked, record.signal[:, picked]
+
+
 def cmd_repair(args: argparse.Namespace) -> int:
     """``tsvq impute`` and ``tsvq forecast``: a WFDB record in, the repaired record out (the first draw on the
     record's own channels, further draws as channels NAME_draw2, ...)."""
     import numpy as np
 
-    from tsvq.compression import DecodedRecord, recording_channels
-    from tsvq.data import read_record
+    from tsvq.compression import DecodedRecord
     from tsvq.data.preprocess import true_runs
-    from tsvq.data.records import record_files
-    from tsvq.pipeline import Pipeline
     from tsvq.sample_writer import write_record
 
-    for target in (f"{args.out}.hea", f"{args.out}.dat"):
-        check_output_path(target, record_files(args.record), "repaired record")
-        check_output_file(target, args.overwrite)
-    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
-    record = read_record(args.record, annotation_extensions=())
-    picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
-    signal = record.signal[:, picked]
+    pipe, record, picked, signal = _record_to_repair(args, "repaired record")
     options = {
         "draws": args.draws,
         "candidates": args.candidates,
@@ -417,6 +456,29 @@ def cmd_repair(args: argparse.Namespace) -> int:
         f"{args.record} -> {path}.hea: {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
         f"{len(true_runs(filled))} stretch(es), {args.draws} "
         "draw(s)" + (f"; spread of the draws in the filled stretches {spread:.3g} {units[0]}" if spread else "")
+    )
+    return 0
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    """``tsvq denoise``: a WFDB record in, its denoised channels out (band-limited to the pipeline's band)."""
+    import numpy as np
+
+    from tsvq.compression import DecodedRecord
+    from tsvq.denoise import denoise
+    from tsvq.sample_writer import write_record
+
+    pipe, record, picked, signal = _record_to_repair(args, "denoised record")
+    clean = denoise(pipe, signal, record.sampling_rate_hz, where=str(args.record))
+    names, units = [record.channel_names[i] for i in picked], [record.units[i] for i in picked]
+    out = DecodedRecord(
+        clean, record.sampling_rate_hz, names, units, 0, base_date=record.base_date, base_time=record.base_time
+    )
+    path = write_record(out, args.out, overwrite=args.overwrite, comments=[f"denoised by tsvq ({pipe.name})"])
+    removed = np.sqrt(np.nanmean((signal - clean) ** 2, axis=0))
+    print(
+        f"{args.record} -> {path}.hea: {', '.join(names)} denoised; removed (RMS) "
+        + ", ".join(f"{r:.3g} {u}" for r, u in zip(removed, units))
     )
     return 0
 
@@ -574,6 +636,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser(
+        "denoise",
+        help="remove noise from a WFDB record with the pipeline's denoising encoder",
+        formatter_class=DefaultsHelpFormatter,
+    )
+    p.add_argument("record", help="WFDB record path (no extension)")
+    p.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
+    p.add_argument("--out", required=True, help="WFDB record to write (no extension)")
+    p.add_argument("--channels", nargs="+", help="channels to denoise (default: the pipeline's own lead)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--overwrite", action="store_true", help="replace files tsvq wrote before")
+    p.set_defaults(func=cmd_denoise)
+
+    p = sub.add_parser(
         "merge-stores",
         help="join the parts `tsvq prepare --part I/N` wrote into one window store (links their files)",
         formatter_class=DefaultsHelpFormatter,
@@ -635,7 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="window store with the held-out real windows")
     p.add_argument("--split", default="test", help="the store's split of held-out real windows")
     p.add_argument(
-        "--n", type=int, default=1000, help="generated windows (real windows: up to 2n, split in two halves)"
+        "--n",
+        type=int,
+        help="generated windows (real windows: up to 2n, split in two halves; default 1000); with --task: "
+        "stretches scored (default 100)",
+    )
+    p.add_argument(
+        "--task",
+        choices=["generation", "impute", "forecast", "denoise"],
+        default="generation",
+        help="what to score: generation (and reconstruction), or the pipeline repairing held-out stretches: a gap "
+        "of --seconds filled, --seconds forecast, --noise removed; beside the baselines a specialist tries first",
+    )
+    p.add_argument("--seconds", type=float, default=0.5, help="--task impute: the gap; forecast: the horizon")
+    p.add_argument(
+        "--stretch-seconds", type=float, default=12.0, help="--task: consecutive windows joined into stretches of this"
+    )
+    p.add_argument("--draws", type=int, default=3, help="--task impute/forecast: draws of the pipeline (plotted)")
+    p.add_argument(
+        "--noise",
+        nargs="+",
+        metavar="RECORD",
+        help="--task denoise: noise records, or 'NOISY - CLEAN' pairs whose difference is noise (nstdb's 118eXX - 118)",
+    )
+    p.add_argument(
+        "--snr", type=float, nargs="+", default=[0.0, 6.0, 12.0, 24.0], help="--task denoise: input SNRs (dB, nst)"
     )
     _add_prior_arguments(p)
     p.add_argument("--seeds", type=int, default=3, help="figures are mean +- std over this many seeds")
@@ -713,6 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--codec", required=True, help="trained codec folder (runs/<stage>/model)")
     p.add_argument("--prior", nargs="*", help="trained prior folders, each named by its kind")
+    p.add_argument("--denoiser", help="trained denoising encoder folder (tsvq train denoiser), for tsvq denoise")
     p.add_argument("--description", default="", help="one line saved in pipeline.json (shown by tsvq.list_pretrained)")
     p.add_argument(
         "--sampling",

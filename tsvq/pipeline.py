@@ -6,7 +6,8 @@
     out = pipe.sample(16, prior="diffusion", seed=0, steps=20, sampler="dpm")   # prior options as keywords
     out.signals, out.sampling_rate_hz
 
-A pipeline folder holds ``pipeline.json`` and one sub-folder per component: ``codec/`` and one per prior. Like
+A pipeline folder holds ``pipeline.json`` and one sub-folder per component: ``codec/``, one per prior, and
+``denoiser/`` when it has a denoising encoder. Like
 diffusers' ``model_index.json``, the index lists each prior's name, kind and folder, and the kind finds its class
 in the prior registry (``tsvq.priors.base``), so a new kind of prior needs no change here.
 """
@@ -26,8 +27,9 @@ import torch
 
 from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
+from tsvq.codec.denoising import DenoisingEncoder
 from tsvq.compression import CompressedRecord, DecodedRecord
-from tsvq.data.preprocess import Preprocessing
+from tsvq.data.preprocess import Preprocessing, real_array
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
@@ -68,11 +70,16 @@ class Pipeline:
         priors: dict | None = None,
         name: str = "in-memory pipeline",
         sampling: dict[str, dict] | None = None,
+        denoiser: DenoisingEncoder | None = None,
     ):
         """``sampling``: default sampling options by prior name (e.g. ``{"wavenet": {"top_p": 0.95}}``), the draw
-        measured best for these weights; options given to ``sample`` override them."""
+        measured best for these weights; options given to ``sample`` override them. ``denoiser``: an encoder
+        trained to give noisy recordings the codes of their clean selves (``denoise``)."""
         self.codec = codec.eval()
         self.priors = dict(priors or {})
+        self.denoiser = denoiser.eval() if denoiser is not None else None
+        if self.denoiser is not None:
+            self.denoiser.check_codec(codec, "denoiser")
         self.name = name  # where it was loaded from: compressed files name it in their messages
         self.folder: Path | None = None  # the pipeline folder it was loaded from (outputs must not land in it)
         self._codec_id: str | None = None
@@ -98,7 +105,12 @@ class Pipeline:
     # ----- loading and saving --------------------------------------------------------------------------
     @classmethod
     def from_stages(
-        cls, codec: str | Path, *priors: str | Path | None, device: str = "cpu", sampling: dict[str, dict] | None = None
+        cls,
+        codec: str | Path,
+        *priors: str | Path | None,
+        device: str = "cpu",
+        sampling: dict[str, dict] | None = None,
+        denoiser: str | Path | None = None,
     ) -> Pipeline:
         """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind."""
         loaded = [load_prior(folder, device) for folder in priors if folder is not None]
@@ -107,7 +119,13 @@ class Pipeline:
             raise ConfigError(
                 f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them"
             )
-        return cls(load_model(VQVAE, codec).to(device), dict(zip(names, loaded)), name=str(codec), sampling=sampling)
+        return cls(
+            load_model(VQVAE, codec).to(device),
+            dict(zip(names, loaded)),
+            name=str(codec),
+            sampling=sampling,
+            denoiser=load_model(DenoisingEncoder, denoiser).to(device) if denoiser is not None else None,
+        )
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, device: str = "cpu") -> Pipeline:
@@ -166,14 +184,18 @@ class Pipeline:
             name: load_prior(component(f"prior '{name}'", entry["folder"]), device) for name, entry in entries.items()
         }
         sampling = {name: entry["sampling"] for name, entry in entries.items() if entry.get("sampling")}
+        denoiser = None
+        if "denoiser" in components:
+            denoiser = load_model(DenoisingEncoder, component("denoiser", components["denoiser"])).to(device)
         try:
             pipe = cls(
                 load_model(VQVAE, component("codec", components["codec"])).to(device),
                 priors,
                 name=name,
                 sampling=sampling,
+                denoiser=denoiser,
             )
-        except ConfigError as error:  # e.g. a hand-edited sampling default: name the file to fix
+        except (CheckpointError, ConfigError) as error:  # e.g. a hand-edited sampling default: name the file to fix
             raise CheckpointError(f"{index_file}: {error}") from error
         pipe.folder = folder
         return pipe
@@ -183,6 +205,8 @@ class Pipeline:
         folder = Path(folder)
         with atomic_directory(folder, overwrite, "pipeline folder") as tmp:
             self.codec.save_pretrained(tmp / "codec")
+            if self.denoiser is not None:
+                self.denoiser.save_pretrained(tmp / "denoiser")
             for name, prior in self.priors.items():
                 prior.save_pretrained(tmp / "priors" / name)
             write_json(
@@ -191,7 +215,7 @@ class Pipeline:
                     "format_version": PIPELINE_FORMAT_VERSION,
                     "tsvq_version": __version__,
                     "description": description,
-                    "components": {"codec": "codec"},
+                    "components": {"codec": "codec", **({"denoiser": "denoiser"} if self.denoiser is not None else {})},
                     "priors": {
                         name: {
                             "kind": prior.kind,
@@ -393,11 +417,20 @@ class Pipeline:
     def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
         the draws by, so they come from the prior given what came before)."""
-        x = np.asarray(signal, dtype=np.float64)
+        x = np.asarray(real_array(signal, "signal"), dtype=np.float64)
         if not seconds > 0:
             raise ConfigError(f"seconds must be positive, got {seconds!r}")
         extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)
         return self.impute(np.concatenate([x, extra]), sampling_rate_hz, **options)
+
+    def denoise(self, signal, sampling_rate_hz: float, pass_through: bool = True) -> np.ndarray:
+        """A recording ``(L,)`` or ``(L, C)`` with its noise removed, same shape, band-limited to the pipeline's band
+        (``tsvq.denoise``: the denoising encoder's codes for the clean signal decoded by the codec, plus the share
+        of the input it keeps where it finds the input clean); NaN stays NaN. ``pass_through=False``: the decoded
+        codes alone."""
+        from tsvq.denoise import denoise
+
+        return denoise(self, signal, sampling_rate_hz, pass_through=pass_through)
 
     def sampling_for(self, prior: str, options: dict) -> dict:
         """The options a draw from ``prior`` uses: the pipeline's defaults for it, overridden by those given (a

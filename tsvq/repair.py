@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long
-from tsvq.data.preprocess import real_array, resample, true_runs
+from tsvq.data.preprocess import at_length, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
 from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
@@ -110,20 +110,15 @@ def repair(
     streams = [[c] for c in range(x.shape[1])] if codec.config.in_channels == 1 else [list(range(x.shape[1]))]
     out = np.repeat(x[None], draws, axis=0)
     generator = torch.Generator().manual_seed(seed)
-    baseline = bridged - _at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
+    baseline = bridged - at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
     for stream in streams:
         fills = _fill_stream(codec, chosen, conditioned[:, stream], at_rate[:, stream].any(axis=1), draws, candidates,
                              choose, generator, settings)  # fmt: skip
         for d in range(draws):
-            back = _at_length(resample(fills[d], rate, sampling_rate_hz), len(x))
+            back = at_length(resample(fills[d], rate, sampling_rate_hz), len(x))
             for i, c in enumerate(stream):
                 out[d, :, c] = _joined(x[:, c], back[:, i], missing[:, c], baseline[:, c], sampling_rate_hz)
     return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz))
-
-
-def _at_length(signal: np.ndarray, length: int) -> np.ndarray:
-    """A signal resampled back to the input's rate, cut or edge-padded to the input's ``length`` samples."""
-    return np.pad(signal[:length], ((0, max(0, length - len(signal))), (0, 0)), mode="edge")
 
 
 def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int,

@@ -32,6 +32,15 @@ def decode_margin(codec) -> int:
     return decoder_reach(codec, 64) + 1
 
 
+def map_long(signal: np.ndarray, f: int, margin: int, compute, chunk_codes: int = 2048) -> np.ndarray:
+    """``compute(chunk (1, l * f, C)) -> (l, ...)`` array, one row per code position, over a long ``signal`` in
+    chunks with ``margin`` code positions of context: what one pass over the whole signal would give."""
+    parts = []
+    for start, end, lo, hi in _chunks(len(signal) // f, chunk_codes, margin):
+        parts.append(compute(signal[None, lo * f : hi * f])[start - lo : end - lo])
+    return np.concatenate(parts)
+
+
 def encode_long(
     codec,
     signal: np.ndarray,
@@ -44,14 +53,12 @@ def encode_long(
     """Codes of one long signal ``(L, C)`` in physical units, ``L`` a multiple of the downsample factor:
     ``(L / f,)`` int64, or ``(L / f, q)`` for residual VQ (its first ``quantizers`` stages). ``margin``:
     ``encode_margin(codec, search)``, measured here when not given."""
-    f = codec.config.downsample_factor
-    length = len(signal) // f
     margin = encode_margin(codec, search) if margin is None else margin
-    parts = []
-    for start, end, lo, hi in _chunks(length, chunk_codes, margin):
-        codes = codec.encode(signal[None, lo * f : hi * f], search=search, sweeps=sweeps).codes[0].cpu().numpy()
-        parts.append(codes[start - lo : end - lo])
-    codes = np.concatenate(parts).astype(np.int64)
+
+    def compute(chunk: np.ndarray) -> np.ndarray:
+        return codec.encode(chunk, search=search, sweeps=sweeps).codes[0].cpu().numpy()
+
+    codes = map_long(signal, codec.config.downsample_factor, margin, compute, chunk_codes).astype(np.int64)
     if codes.ndim == 2:
         codes = codes[:, : quantizers or codes.shape[1]]
     return codes

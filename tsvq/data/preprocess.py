@@ -107,6 +107,12 @@ def resample(signal: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
     return sps.resample_poly(signal, ratio.numerator, ratio.denominator, axis=0, padtype="line")
 
 
+def at_length(signal: np.ndarray, length: int) -> np.ndarray:
+    """An ``(L, C)`` signal cut or edge-padded to ``length`` samples (a resampled signal back at its input's length:
+    rational resampling may leave it a sample long or short)."""
+    return np.pad(signal[:length], ((0, max(0, length - len(signal))), (0, 0)), mode="edge")
+
+
 def bandpass(
     signal: np.ndarray, rate_hz: float, low_hz: float | None, high_hz: float | None, order: int = 4
 ) -> np.ndarray:

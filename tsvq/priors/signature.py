@@ -23,19 +23,20 @@ def codec_signature(codec) -> dict:
     }
 
 
-def check_signature(expected: dict, codec, where: str) -> None:
-    """Raise a CheckpointError naming what differs between a prior's codec and the one given."""
+def check_signature(expected: dict, codec, where: str, what: str = "prior") -> None:
+    """Raise a CheckpointError naming what differs between the codec ``what`` (a prior, a denoiser) was trained
+    for and the one given."""
     actual = codec_signature(codec)
     for key in ("num_codes", "code_dim", "latent_length", "num_quantizers"):
         if expected.get(key) != actual[key]:
             raise CheckpointError(
-                f"{where}: the prior was trained for a codec with {key} = {expected.get(key)}, "
+                f"{where}: the {what} was trained for a codec with {key} = {expected.get(key)}, "
                 f"but this codec has {key} = {actual[key]}"
             )
     if expected.get("codebook_sha256") != actual["codebook_sha256"]:
         raise CheckpointError(
-            f"{where}: the prior was trained on another codec's codebook "
-            f"({expected.get('codebook_sha256')} vs {actual['codebook_sha256']}); retrain the prior for this codec"
+            f"{where}: the {what} was trained on another codec's codebook "
+            f"({expected.get('codebook_sha256')} vs {actual['codebook_sha256']}); retrain the {what} for this codec"
         )
 
 

@@ -15,7 +15,7 @@ from tsvq.data import WindowStore
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.training.augment import AugmentConfig, augment
-from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.loop import ModelFolderTask, TrainingConfig, train
 from tsvq.training.stages import Stage
 
 
@@ -56,7 +56,7 @@ def codec_from_store(store: WindowStore, model: CodecModelConfig | None = None) 
         raise ConfigError(f"codec config: {error}") from error
 
 
-class CodecTask:
+class CodecTask(ModelFolderTask):
     best_metric = "prdn"
 
     def __init__(self, config: CodecStageConfig):
@@ -92,18 +92,6 @@ class CodecTask:
             "usage_percent": health["usage_percent"],
             "perplexity": health["perplexity"],
         }
-
-    def save(self, model, folder: Path) -> None:
-        from tsvq.io import atomic_directory
-
-        with atomic_directory(folder) as tmp:
-            model.save_pretrained(tmp)
-
-    def after_step(self, model) -> None:
-        pass
-
-    def checkpoint_objects(self) -> list:
-        return []
 
 
 def train_codec(config: CodecStageConfig) -> Path:

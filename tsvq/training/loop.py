@@ -101,6 +101,23 @@ class Task(Protocol):
     def checkpoint_objects(self) -> list[Any]: ...
 
 
+class ModelFolderTask:
+    """What most stages' tasks share: the best model saved with its own ``save_pretrained`` into a folder written
+    whole or not at all, no per-step work, no extra checkpoint state."""
+
+    def save(self, model, folder: Path) -> None:
+        from tsvq.io import atomic_directory
+
+        with atomic_directory(folder) as tmp:
+            model.save_pretrained(tmp)
+
+    def after_step(self, model) -> None:
+        pass
+
+    def checkpoint_objects(self) -> list:
+        return []
+
+
 class TrainingState:
     """Step counter, best validation figure and the training time so far, saved in every checkpoint.
 

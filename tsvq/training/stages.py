@@ -26,6 +26,7 @@ _STAGES: dict[str, str | Stage] = {
     "diffusion": "tsvq.training.diffusion",
     "wavenet": "tsvq.training.wavenet",
     "maskgit": "tsvq.training.maskgit",
+    "denoiser": "tsvq.training.denoiser",
 }
 
 

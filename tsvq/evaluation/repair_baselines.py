@@ -1,0 +1,96 @@
+"""The baselines a specialist tries first for a gap or a continuation of an ECG, and how filled beats are scored.
+
+Every filler takes the whole stretch ``segment`` (the truth inside ``[a, b)`` is never read) and returns the
+``b - a`` samples it puts there:
+
+- ``linear``: a straight line between the samples on either side;
+- ``autoregressive``: an AR(64) model fitted by least squares on what comes before, run forward across the gap;
+- ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
+- ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last R
+  peak before and the first after it, on a line between the two sides' levels.
+
+R peaks are found by wfdb's XQRS; ``beat_matches`` pairs found with reference beats within a tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from wfdb import processing
+
+AR_ORDER = 64
+
+
+def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
+    if len(x) < rate:
+        return np.array([], dtype=int)
+    config = processing.XQRS.Conf(hr_init=75, hr_max=200, hr_min=25, qrs_width=0.1)
+    detector = processing.XQRS(x, rate, conf=config)
+    detector.detect(verbose=False, learn=True)
+    return np.asarray(detector.qrs_inds, dtype=int)
+
+
+def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
+    return np.interp(np.arange(a, b), [a - 1, b], [segment[a - 1], segment[b]])
+
+
+def autoregressive(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
+    past = segment[:a]
+    rows = np.lib.stride_tricks.sliding_window_view(past, AR_ORDER + 1)
+    coefficients, *_ = np.linalg.lstsq(rows[:, :-1], rows[:, -1], rcond=None)
+    history = list(past[-AR_ORDER:])
+    for _ in range(b - a):
+        history.append(float(np.dot(coefficients, history[-AR_ORDER:])))
+    return np.array(history[AR_ORDER:])
+
+
+def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
+    peaks = r_peaks(segment[:a], rate)
+    if len(peaks) < 2:
+        return linear(segment, a, b, rate)
+    cycle = segment[peaks[-2] : peaks[-1]]
+    tiled = np.tile(cycle, (b - peaks[-1]) // len(cycle) + 2)
+    return tiled[a - peaks[-1] : b - peaks[-1]]
+
+
+def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
+    before, after = r_peaks(segment[:a], rate), r_peaks(segment[b:], rate) + b
+    if len(before) < 3 or not len(after):
+        return template_copy(segment, a, b, rate)
+    half_before, half_after = int(0.25 * rate), int(0.45 * rate)
+    beats = [segment[p - half_before : p + half_after] for p in before if p - half_before >= 0 and p + half_after <= a]
+    if not beats:
+        return template_copy(segment, a, b, rate)
+    template = np.median(beats, axis=0)
+    template = template - np.linspace(template[0], template[-1], len(template))  # the beat on a flat line
+    span = after[0] - before[-1]
+    rr = np.median(np.diff(before))
+    count = max(1, int(round(span / rr)))
+    out = linear(segment, a, b, rate)
+    for k in range(1, count):
+        centre = before[-1] + k * span / count
+        for i, value in enumerate(template):
+            position = int(round(centre)) - half_before + i
+            if a <= position < b:
+                out[position - a] += value
+    return out
+
+
+BASELINES = {
+    "linear": linear,
+    "autoregressive": autoregressive,
+    "template_copy": template_copy,
+    "template_both_sides": template_both_sides,
+}
+FORECAST_BASELINES = {"autoregressive": autoregressive, "template_copy": template_copy}
+
+
+def beat_matches(found: np.ndarray, reference: np.ndarray, tolerance: float) -> list[tuple[int, int]]:
+    """(reference, found) pairs: each reference beat takes the nearest unused found beat within ``tolerance``."""
+    matched, used = [], set()
+    for t in reference:
+        near = [i for i in range(len(found)) if abs(found[i] - t) <= tolerance and i not in used]
+        if near:
+            best = min(near, key=lambda i: abs(found[i] - t))
+            used.add(best)
+            matched.append((int(t), int(found[best])))
+    return matched

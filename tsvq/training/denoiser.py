@@ -1,0 +1,157 @@
+"""The denoiser stage: train an encoder to give noisy windows the codes of their clean selves.
+
+Each training window (clean, from the store) gets recorded noise (``tsvq.data.noise``, nst-calibrated, a random
+source at a random signal-to-noise ratio; some windows stay clean, so clean input stays clean). The loss asks the
+denoising encoder for the latent the codec's own encoder gives the clean window, for codes that decode to the clean
+window through the codec's frozen decoder, and for the share of the input to keep at each code position (the output
+is the decoded codes plus that share of what they leave out) that brings the output closest to the clean window.
+The codec does not change: the pipeline's codes, priors and compressed files stay valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate.utils import set_seed
+
+from tsvq.codec import VQVAE
+from tsvq.codec.denoising import DenoisingEncoder
+from tsvq.codec.metrics import prdn
+from tsvq.config import as_config
+from tsvq.data import WindowStore
+from tsvq.data.noise import NoiseBank, scaled_to_snr
+from tsvq.data.preprocess import Preprocessing
+from tsvq.errors import ConfigError
+from tsvq.safe_loading import load_model
+from tsvq.training.augment import AugmentConfig, augment
+from tsvq.training.loop import ModelFolderTask, TrainingConfig, train
+from tsvq.training.stages import Stage
+
+
+@dataclass
+class DenoiserStageConfig:
+    """``noise``: records of noise ("RECORD", or "NOISY - CLEAN" for noise recovered as a difference);
+    ``noise_span``: the part of each (fractions of its length) trained on, so the rest can measure it."""
+
+    store: str = "runs/store"
+    codec: str = "runs/codec/model"
+    noise: list[str] = field(default_factory=list)
+    noise_span: tuple[float, float] = (0.0, 0.7)
+    snr_db: tuple[float, float] = (-6.0, 24.0)  # nst SNR drawn uniformly per window
+    clean_fraction: float = 0.1  # windows trained without noise
+    second_source: float = 0.3  # chance of a second noise source on top of the first
+    hidden_channels: int = 64
+    num_res_blocks: int = 2
+    latent_weight: float = 1.0  # weight of the latent-matching term beside the decoded error
+    init: str | None = None  # a trained denoiser folder to start from (fine-tuning, e.g. on other noise)
+    val_max_windows: int = 256
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/denoiser"))
+
+    def __post_init__(self):
+        self.augment = as_config(AugmentConfig, self.augment, "denoiser stage: augment")
+        self.noise_span, self.snr_db = tuple(self.noise_span), tuple(self.snr_db)
+        if not self.noise:
+            raise ConfigError("denoiser stage: 'noise' lists no noise record")
+        if self.snr_db[0] > self.snr_db[1]:
+            raise ConfigError(f"denoiser stage: snr_db {list(self.snr_db)} must be (low, high)")
+        for name in ("clean_fraction", "second_source"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"denoiser stage: {name} must lie in [0, 1], got {getattr(self, name)}")
+
+
+def add_noise(clean: np.ndarray, bank: NoiseBank, rng: np.random.Generator, snr_db: tuple[float, float],
+              clean_fraction: float, second_source: float, rate_hz: float) -> np.ndarray:  # fmt: skip
+    """``clean`` windows ``(B, L, C)`` with noise from ``bank`` at nst SNRs drawn in ``snr_db`` (the window's
+    peak-to-peak amplitude standing for its QRS amplitude)."""
+    noisy = clean.copy()
+    b, length, channels = clean.shape
+    for i in range(b):
+        if rng.random() < clean_fraction:
+            continue
+        for c in range(channels):
+            power = np.ptp(clean[i, :, c]) ** 2 / 8
+            noise = bank.draw(rng, length)
+            if rng.random() < second_source:
+                noise = noise + bank.draw(rng, length) * rng.uniform(0.3, 1.0)
+            noisy[i, :, c] += scaled_to_snr(noise, power, rng.uniform(*snr_db), rate_hz)
+    return noisy
+
+
+class DenoiserTask(ModelFolderTask):
+    best_metric = "prdn"
+
+    def __init__(self, config: DenoiserStageConfig):
+        self.config = config
+        self.store = WindowStore(config.store)
+        self.codec = load_model(VQVAE, config.codec).eval().requires_grad_(False)
+        if self.codec.config.window_length != self.store.window_length:
+            raise ConfigError(f"{config.codec}: codec windows differ in length from the store's")
+        self.rate = float(self.codec.config.sampling_rate_hz)
+        self.bank = NoiseBank(config.noise, Preprocessing.from_dict(self.codec.config.preprocessing), config.noise_span)
+        seen = {"noise": tuple(config.noise), "noise_span": config.noise_span, "snr_db": config.snr_db}
+        if config.init:
+            self.model = load_model(DenoisingEncoder, config.init)
+            self.model.check_codec(self.codec, config.init)
+            self.model.register_to_config(**seen)  # what it was trained on last
+        else:
+            self.model = DenoisingEncoder.for_codec(self.codec, config.hidden_channels, config.num_res_blocks, **seen)
+        self.train_dataset = self.store.dataset("train", balance_groups=True, balance_sources=True)
+        clean = self.store.load(self.store.validation_split(), config.val_max_windows, config.training.seed)
+        rng = np.random.default_rng(config.training.seed)
+        self.val_clean = clean
+        self.val_noisy = add_noise(clean, self.bank, rng, config.snr_db, 0.0, 0.0, self.rate)
+
+    def loss(self, model, batch):
+        clean = augment(batch["signal"], self.config.augment)
+        codec = self.codec.to(clean.device)
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from torch's RNG, which a resumed run restores
+        rng = np.random.default_rng(seed)
+        c = self.config
+        noisy = add_noise(clean.cpu().numpy(), self.bank, rng, c.snr_db, c.clean_fraction, c.second_source, self.rate)
+        x_clean = codec.normalize(clean.transpose(1, 2))
+        x_noisy = codec.normalize(torch.from_numpy(noisy).to(clean.device).transpose(1, 2))
+        with torch.no_grad():
+            target = codec.project_in(codec.encoder(x_clean))
+        z, keep = model(x_noisy)
+        b, d, length = z.shape
+        summary, _ = codec.quantizer(z.transpose(1, 2).reshape(-1, d))
+        quantized = summary.quantized.view(b, length, d).transpose(1, 2)  # straight-through: gradients reach z
+        decoded = codec.decoder(codec.project_out(quantized)).float()
+        reconstruction = F.mse_loss(decoded, x_clean.float())
+        latent = F.mse_loss(z.float(), target.float()) / target.float().var().clamp(min=1e-8)
+        kept = keep.float().repeat_interleave(codec.config.downsample_factor, dim=-1)
+        output = F.mse_loss(decoded + kept * (x_noisy.float() - decoded), x_clean.float())
+        loss = reconstruction + c.latent_weight * latent + output
+        logs = {"reconstruction_loss": reconstruction, "latent_loss": latent, "output_loss": output, "kept": keep}
+        return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
+
+    @torch.no_grad()
+    def evaluate(self, model) -> dict[str, float]:
+        codec = self.codec.to(next(model.parameters()).device)
+        projected, denoised = [], []
+        for i in range(0, len(self.val_noisy), 64):
+            noisy = self.val_noisy[i : i + 64]
+            encoded, keep = model.estimate(codec, noisy)
+            decoded = codec.decode(encoded.codes).cpu().numpy()
+            kept = keep.cpu().numpy().repeat(codec.config.downsample_factor, axis=1)
+            projected.append(decoded)
+            denoised.append(decoded + kept * (noisy - decoded))
+        return {
+            "prdn": float(prdn(self.val_clean, np.concatenate(denoised)).mean()),
+            "prdn_projected": float(prdn(self.val_clean, np.concatenate(projected)).mean()),
+            "prdn_noisy_input": float(prdn(self.val_clean, self.val_noisy).mean()),
+        }
+
+
+def train_denoiser(config: DenoiserStageConfig) -> Path:
+    """Train the denoiser stage; returns the folder of the best denoising encoder."""
+    set_seed(config.training.seed)
+    return train(DenoiserTask(config), config.training)
+
+
+STAGE = Stage(DenoiserStageConfig, train_denoiser)
