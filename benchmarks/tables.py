@@ -132,7 +132,9 @@ def _denoise() -> tuple[str, str]:
     names = {"bandpass": "band-pass", "wavelet": "wavelet", "neurokit2": "neurokit2"}
     return (
         f"SNR out **{by['tsvq']['snr_db']:.1f} dB**, R-peak F1 {by['tsvq']['r_peak_f1']:.2f}",
-        "; ".join(f"{label} {by[m]['snr_db']:.1f} dB, {by[m]['r_peak_f1']:.2f}" for m, label in names.items()),
+        "; ".join(
+            f"{label} {round(by[m]['snr_db'], 1) + 0.0:.1f} dB, {by[m]['r_peak_f1']:.2f}" for m, label in names.items()
+        ),
     )
 
 
