@@ -102,9 +102,15 @@ def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path)
         noise=[str(plain)],
         noise_span=(0.0, 0.5),
         init=str(denoiser),
+        output_loss="relative",
         training=tiny_training(tmp_path / "run", 2),
     )
     task = DenoiserTask(config)
+    batch = {"signal": torch.from_numpy(task.val_clean[:4])}
+    loss, logs = task.loss(task.model, batch)
+    assert torch.isfinite(loss) and 0 < logs["output_loss"] and 0 <= logs["kept"] <= 1
+    with pytest.raises(ConfigError, match="output_loss must be 'mse' or 'relative'"):
+        DenoiserStageConfig(noise=["x"], output_loss="l1")
     trained = load_model(DenoisingEncoder, denoiser)
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(task.model.state_dict()[name], value)  # starts where the other stopped

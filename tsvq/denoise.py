@@ -4,8 +4,9 @@ The recording is conditioned as the codec's training windows were (the pipeline'
 below the band goes here, as with any band-pass), the denoising encoder gives the codes of the clean signal under
 what noise is left, and the codec decodes them: the output is a signal the codec can draw, so what the codec has
 never seen in clean ECG (muscle bursts, electrode-motion swings inside the band) has no codes to come back as.
-Whole recordings are coded in overlapping chunks (``tsvq.codec.streaming``) and brought back to the input's rate;
-NaN gaps stay NaN, each finite stretch is denoised on its own.
+Where the denoiser finds the input clean it keeps a share of it (learnt per code position), so a clean stretch is
+not reduced to what the codes can draw. Whole recordings are coded in overlapping chunks (``tsvq.codec.streaming``)
+and brought back to the input's rate; NaN gaps stay NaN, each finite stretch is denoised on its own.
 """
 
 from __future__ import annotations
@@ -73,9 +74,8 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
             length = len(conditioned)
             padded = np.pad(conditioned, ((0, (-length) % f), (0, 0)), mode="edge").astype(np.float32)
             latent, keep = _estimate(pipeline, padded)
-            decoded = decode_long(codec, latent)[:length].astype(np.float64)
+            clean = decode_long(codec, latent)[:length].astype(np.float64)
             if pass_through:
-                decoded += np.repeat(keep, f, axis=0)[:length] * (conditioned - decoded)
-            clean = decoded
+                clean += np.repeat(keep, f, axis=0)[:length] * (conditioned - clean)
             out[start:end, stream] = at_length(resample(clean, rate, sampling_rate_hz), end - start)
     return out.reshape(shape)

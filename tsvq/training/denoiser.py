@@ -21,6 +21,7 @@ from accelerate.utils import set_seed
 from tsvq.codec import VQVAE
 from tsvq.codec.denoising import DenoisingEncoder
 from tsvq.codec.metrics import prdn
+from tsvq.codec.model import reconstruction_error
 from tsvq.config import as_config
 from tsvq.data import WindowStore
 from tsvq.data.noise import NoiseBank, scaled_to_snr
@@ -48,6 +49,7 @@ class DenoiserStageConfig:
     num_res_blocks: int = 2
     latent_weight: float = 1.0  # weight of the latent-matching term beside the decoded error
     init: str | None = None  # a trained denoiser folder to start from (fine-tuning, e.g. on other noise)
+    output_loss: str = "mse"  # relative: each window's output error over its clean energy (clean windows weigh more)
     val_max_windows: int = 256
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     training: TrainingConfig = field(default_factory=lambda: TrainingConfig(output_dir="runs/denoiser"))
@@ -59,6 +61,8 @@ class DenoiserStageConfig:
             raise ConfigError("denoiser stage: 'noise' lists no noise record")
         if self.snr_db[0] > self.snr_db[1]:
             raise ConfigError(f"denoiser stage: snr_db {list(self.snr_db)} must be (low, high)")
+        if self.output_loss not in ("mse", "relative"):
+            raise ConfigError(f"denoiser stage: output_loss must be 'mse' or 'relative', got {self.output_loss!r}")
         for name in ("clean_fraction", "second_source"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"denoiser stage: {name} must lie in [0, 1], got {getattr(self, name)}")
@@ -125,7 +129,7 @@ class DenoiserTask(ModelFolderTask):
         reconstruction = F.mse_loss(decoded, x_clean.float())
         latent = F.mse_loss(z.float(), target.float()) / target.float().var().clamp(min=1e-8)
         kept = keep.float().repeat_interleave(codec.config.downsample_factor, dim=-1)
-        output = F.mse_loss(decoded + kept * (x_noisy.float() - decoded), x_clean.float())
+        output = reconstruction_error(decoded + kept * (x_noisy.float() - decoded), x_clean.float(), c.output_loss)
         loss = reconstruction + c.latent_weight * latent + output
         logs = {"reconstruction_loss": reconstruction, "latent_loss": latent, "output_loss": output, "kept": keep}
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
