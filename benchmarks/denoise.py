@@ -20,8 +20,9 @@ the denoiser did not train on (its ``noise_span``'s complement). Methods, on the
 
 Scores against the clean stretch conditioned the same way (250 Hz, 0.5-40 Hz), the first and last 2 s left out:
 output SNR (dB, clean mean-removed power over error power), PRDN (%), and R peaks found by wfdb's XQRS on the output
-against the annotated beats (F1 within +-75 ms), per noise type and input SNR; the clean stretch's own scores (no
-noise) say how much each method costs a clean signal.
+against the annotated beats (F1 within +-75 ms), per noise type and input SNR, and again by the beats in the stretch
+(normal only; with a V beat; with an S beat; other); the clean stretch's own scores (no noise) say how much each
+method costs a clean signal.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def main() -> None:
         for kind, spec in NOISES.items()
     }
     rows: dict = {}
+    by_rhythm: dict = {}  # noise -> SNR -> the stretch's beats (N only; with V; with S; other) -> method -> scores
     example: dict = {}
     started = time.perf_counter()
     for name in args.records:
@@ -138,8 +140,10 @@ def main() -> None:
         length = int(args.seconds * rate)
         for start in rng.integers(int(10 * rate), len(record.signal) - int(10 * rate) - length, args.per_record):
             clean = record.signal[start : start + length, lead].astype(np.float64)
-            beats = annotation.sample[keep]
-            beats = beats[(beats >= start) & (beats < start + length)] - start
+            inside = keep & (annotation.sample >= start) & (annotation.sample < start + length)
+            beats = annotation.sample[inside] - start
+            classes = {AAMI[symbol] for symbol in np.asarray(annotation.symbol)[inside]}
+            label = "N" if classes <= {"N"} else ("V" if "V" in classes else ("S" if "S" in classes else "other"))
             reference = pipe.preprocessing.condition(clean[:, None], rate)[:, 0]
             beats_out = np.round(beats * pipe.sampling_rate_hz / rate).astype(int)
             power = qrs_power(clean, beats, rate)
@@ -157,9 +161,11 @@ def main() -> None:
                                    noisy=outputs["input"][window], bandpass=outputs["bandpass"][window],
                                    tsvq=outputs["tsvq"][window])  # fmt: skip
                 edge, end = int(EDGE_S * pipe.sampling_rate_hz), len(reference) - int(EDGE_S * pipe.sampling_rate_hz)
+                by_class = by_rhythm.setdefault(kind, {}).setdefault(snr, {}).setdefault(label, {})
                 for method, output in outputs.items():
                     score = repair_scores(reference, output, edge, end, pipe.sampling_rate_hz, beats_out)
                     by_method.setdefault(method, []).append(score)
+                    by_class.setdefault(method, []).append(score)
         summary = {k: {m: round(summarise_scores(r)["snr_db"], 1) for m, r in rows[k]["6"].items()} for k in banks}
         print(f"{name} ({time.perf_counter() - started:.0f} s): SNR out at 6 dB {summary}", flush=True)
     payload = {
@@ -173,6 +179,13 @@ def main() -> None:
             kind: {snr: {m: summarise_scores(r) for m, r in by.items()} for snr, by in per.items()}
             for kind, per in rows.items()
         },
+        "by_beats_in_stretch": {
+            kind: {
+                snr: {c: {m: summarise_scores(r) for m, r in by.items()} for c, by in per.items()}
+                for snr, per in snrs.items()
+            }
+            for kind, snrs in by_rhythm.items()
+        },  # fmt: skip
         "seconds": time.perf_counter() - started,
     }
     plot(payload["by_noise"], example, RESULTS / "denoise.png")
