@@ -36,7 +36,7 @@ import torch
 import wfdb
 
 from benchmarks.common import RESULTS, save
-from benchmarks.gaps import AAMI
+from benchmarks.gaps import AAMI, beats_label
 from benchmarks.mitbih import DS2
 from tsvq.codec.streaming import decode_long, encode_long
 from tsvq.data.noise import NoiseBank, qrs_power, scaled_to_snr
@@ -142,8 +142,7 @@ def main() -> None:
             clean = record.signal[start : start + length, lead].astype(np.float64)
             inside = keep & (annotation.sample >= start) & (annotation.sample < start + length)
             beats = annotation.sample[inside] - start
-            classes = {AAMI[symbol] for symbol in np.asarray(annotation.symbol)[inside]}
-            label = "N" if classes <= {"N"} else ("V" if "V" in classes else ("S" if "S" in classes else "other"))
+            label = beats_label(AAMI[symbol] for symbol in np.asarray(annotation.symbol)[inside])
             reference = pipe.preprocessing.condition(clean[:, None], rate)[:, 0]
             beats_out = np.round(beats * pipe.sampling_rate_hz / rate).astype(int)
             power = qrs_power(clean, beats, rate)

@@ -42,6 +42,12 @@ AAMI = {"N": "N", "L": "N", "R": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J
         "F": "F", "/": "Q", "f": "Q", "Q": "Q"}  # fmt: skip
 
 
+def beats_label(classes) -> str:
+    """What a stretch's AAMI beat classes say about it: normal only (N), with a V beat, with an S beat, or other."""
+    classes = set(classes)
+    return "N" if classes <= {"N"} else ("V" if "V" in classes else ("S" if "S" in classes else "other"))
+
+
 def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats: np.ndarray, rate: float) -> dict:
     """PRDN inside the gap, and R peaks of the filled stretch inside the gap against the annotated ones."""
     truth = truth_segment[a:b]
@@ -123,7 +129,7 @@ def main() -> None:
                 truth = signal[lo:hi]
                 beats = beat_at[(beat_at >= lo) & (beat_at < hi)] - lo
                 near = beat_class[(beat_at >= start - int(2 * rate)) & (beat_at < start + gap + int(2 * rate))]
-                label = "N" if set(near) <= {"N"} else ("V" if "V" in near else ("S" if "S" in near else "other"))
+                label = beats_label(near)
                 a, b = before, before + gap
                 holed = truth.copy()
                 holed[a:b] = np.nan

@@ -114,7 +114,7 @@ def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path)
     trained = load_model(DenoisingEncoder, denoiser)
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(task.model.state_dict()[name], value)  # starts where the other stopped
-    assert list(task.model.config.noise) == [str(plain)] and list(task.model.config.noise_span) == [0.0, 0.5]
+    assert list(task.model.config.noise) == ["noise/noise"] and list(task.model.config.noise_span) == [0.0, 0.5]
 
 
 def test_pipeline_denoises_any_rate_keeps_gaps_and_saves_the_denoiser(denoiser, tiny_runs, tmp_path):

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import torch
 
+from tsvq.codec.denoising import keep_input
 from tsvq.codec.search import encoder_reach
 from tsvq.codec.streaming import decode_long, map_long
 from tsvq.data.preprocess import CLIPPED, at_length, finite_stretches, quality_mask, real_array, resample
@@ -76,6 +77,6 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
             latent, keep = _estimate(pipeline, padded)
             clean = decode_long(codec, latent)[:length].astype(np.float64)
             if pass_through:
-                clean += np.repeat(keep, f, axis=0)[:length] * (conditioned - clean)
+                clean = keep_input(clean, keep, conditioned, f)
             out[start:end, stream] = at_length(resample(clean, rate, sampling_rate_hz), end - start)
     return out.reshape(shape)

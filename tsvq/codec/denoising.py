@@ -14,6 +14,7 @@ tied to one codebook: its folder records the codec's signature and a pipeline re
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -98,6 +99,9 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         encoded = Encoded(vectors, codes[..., 0] if codes.shape[-1] == 1 else codes)
         return encoded, keep.transpose(1, 2).float()
 
-    def encode(self, codec, signals) -> Encoded:
-        """The codes (and vectors) of ``estimate``, without the share to keep."""
-        return self.estimate(codec, signals)[0]
+
+def keep_input(decoded: np.ndarray, keep: np.ndarray, noisy: np.ndarray, downsample_factor: int) -> np.ndarray:
+    """The denoised output: the decoded codes ``(..., L, C)`` plus the kept share of what they leave out of the
+    input; ``keep`` ``(..., L', C)`` is per code position, repeated over its samples."""
+    per_sample = np.repeat(keep, downsample_factor, axis=-2)[..., : decoded.shape[-2], :]
+    return decoded + per_sample * (noisy - decoded)

@@ -41,6 +41,12 @@ def noise_source(spec: str | os.PathLike) -> tuple[np.ndarray, float]:
     return signal, float(noisy.sampling_rate_hz)
 
 
+def portable_name(spec: str | os.PathLike) -> str:
+    """A noise spec as it is recorded with a model: each record as its database folder and name (``nstdb/bw``,
+    ``nstdb/118e00 - mitdb/118``), not a path of the machine it was trained on."""
+    return " - ".join("/".join(Path(part.strip()).parts[-2:]) for part in os.fspath(spec).split(" - "))
+
+
 def noise_power(noise: np.ndarray, rate_hz: float) -> float:
     """Mean power of ``noise`` ``(L,)`` over 1-s blocks (each block's mean removed), 5% of blocks trimmed each side."""
     block = max(1, int(round(rate_hz)))
@@ -92,12 +98,13 @@ class NoiseBank:
                     self.names.append(f"{Path(spec.split(' - ')[0]).name}:{c}")
         if not self.stretches:
             raise DataError(f"noise {specs}: no stretch with noise in span {list(span)}")
+        self.sources = sorted(set(self.names))  # drawn equally often, whatever their length
+        self._by_source = {s: [i for i, name in enumerate(self.names) if name == s] for s in self.sources}
 
     def draw(self, rng: np.random.Generator, length: int) -> np.ndarray:
         """A random stretch of ``length`` samples from a random source (sources equally likely), mean removed."""
-        sources = sorted(set(self.names))
-        source = sources[rng.integers(len(sources))]
-        choices = [i for i, name in enumerate(self.names) if name == source and len(self.stretches[i]) > length]
+        source = self.sources[rng.integers(len(self.sources))]
+        choices = [i for i in self._by_source[source] if len(self.stretches[i]) > length]
         if not choices:
             raise DataError(f"noise {source}: no stretch of {length} samples")
         stretch = self.stretches[choices[rng.integers(len(choices))]]

@@ -19,7 +19,7 @@ import numpy as np
 import pywt
 
 from tsvq.data import WindowStore
-from tsvq.data.noise import NoiseBank, scaled_to_snr
+from tsvq.data.noise import NoiseBank, qrs_power, scaled_to_snr
 from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.repair_baselines import BASELINES, FORECAST_BASELINES, beat_matches, r_peaks
 from tsvq.io import atomic_directory, check_output_path, claim_output_folder, write_json
@@ -165,10 +165,10 @@ def _denoise_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate:
     examples = []
     for truth in truths:
         noise = bank.draw(rng, len(truth)).astype(np.float64)
-        peaks = r_peaks(truth, rate)
-        half = max(1, int(round(0.05 * rate)))
-        amplitudes = [np.ptp(truth[p - half : p + half]) for p in peaks if half <= p < len(truth) - half]
-        power = (np.median(amplitudes) if amplitudes else np.ptp(truth)) ** 2 / 8
+        try:
+            power = qrs_power(truth, r_peaks(truth, rate), rate)
+        except DataError:  # no beat found: the stretch's own peak-to-peak stands for the QRS amplitude
+            power = np.ptp(truth) ** 2 / 8
         for snr in config.snr_db:
             noisy = truth + scaled_to_snr(noise, power, snr, rate)
             outputs = {"noisy": noisy, "wavelet": wavelet_threshold(noisy), "tsvq": pipeline.denoise(noisy, rate)}

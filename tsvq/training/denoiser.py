@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 
 from tsvq.codec import VQVAE
-from tsvq.codec.denoising import DenoisingEncoder
+from tsvq.codec.denoising import DenoisingEncoder, keep_input
 from tsvq.codec.metrics import prdn
 from tsvq.codec.model import reconstruction_error
 from tsvq.config import as_config
 from tsvq.data import WindowStore
-from tsvq.data.noise import NoiseBank, scaled_to_snr
+from tsvq.data.noise import NoiseBank, portable_name, scaled_to_snr
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.safe_loading import load_model
@@ -97,7 +97,8 @@ class DenoiserTask(ModelFolderTask):
             raise ConfigError(f"{config.codec}: codec windows differ in length from the store's")
         self.rate = float(self.codec.config.sampling_rate_hz)
         self.bank = NoiseBank(config.noise, Preprocessing.from_dict(self.codec.config.preprocessing), config.noise_span)
-        seen = {"noise": tuple(config.noise), "noise_span": config.noise_span, "snr_db": config.snr_db}
+        noise = tuple(portable_name(spec) for spec in config.noise)
+        seen = {"noise": noise, "noise_span": config.noise_span, "snr_db": config.snr_db}
         if config.init:
             self.model = load_model(DenoisingEncoder, config.init)
             self.model.check_codec(self.codec, config.init)
@@ -142,9 +143,8 @@ class DenoiserTask(ModelFolderTask):
             noisy = self.val_noisy[i : i + 64]
             encoded, keep = model.estimate(codec, noisy)
             decoded = codec.decode(encoded.codes).cpu().numpy()
-            kept = keep.cpu().numpy().repeat(codec.config.downsample_factor, axis=1)
             projected.append(decoded)
-            denoised.append(decoded + kept * (noisy - decoded))
+            denoised.append(keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor))
         return {
             "prdn": float(prdn(self.val_clean, np.concatenate(denoised)).mean()),
             "prdn_projected": float(prdn(self.val_clean, np.concatenate(projected)).mean()),
