@@ -317,6 +317,8 @@ def test_codebook_health_is_logged_every_logging_step_and_on_validation(tiny_run
     assert validation and {"val/usage_percent", "val/perplexity"} <= set(validation[-1])
     summary = json.loads((tiny_runs["codec"].parent / "training_summary.json").read_text())
     assert summary["steps"] == 40 and summary["best_prdn"] == min(r["val/prdn"] for r in validation)
+    curves = tiny_runs["codec"].parent / "training_curves.png"  # the same rows drawn, for a person to look at
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and curves.stat().st_size > 10_000
     # the whole stage config travels with the run: augmentation, store and model, not only the loop's settings
     assert TINY_CODEC.items() <= summary["stage_config"]["model"].items() and summary["stage_config"]["store"] == str(
         tiny_runs["store"]

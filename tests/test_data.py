@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 
@@ -12,6 +13,7 @@ import wfdb
 from tests.conftest import ecg_like, shared_data, write_record
 from tsvq.cli import main as cli_main
 from tsvq.data import PrepareConfig, find_records, prepare, read_record
+from tsvq.data.leads import lead_label
 from tsvq.data.preprocess import CLIPPED, FLAT, NOT_FINITE, OK, bandpass, clean_segments, quality_mask, resample
 from tsvq.data.splits import assign_group_splits
 from tsvq.data.windows import window_label
@@ -170,6 +172,14 @@ def test_leads_as_examples_gives_each_mv_lead_its_own_window_in_its_patients_spl
     )  # the inverted second lead, not a copy
 
 
+def test_lead_labels_are_standard_names_across_databases():
+    assert [lead_label(n) for n in ("MLII", "II", "ECG II", "Lead II", "AVR", "avl", "V1", "MLIII")] == [
+        "II", "II", "II", "II", "aVR", "aVL", "V1", "III"
+    ]  # fmt: skip
+    assert lead_label("V") == lead_label("ECG") == lead_label("mix1") == ""  # no standard placement: no label
+    assert lead_label("ECG", {"ECG": "handheld"}) == "handheld" and lead_label("MLII", {"MLII": ""}) == ""
+
+
 def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys):
     rate, source = 250.0, tmp_path / "db"
     source.mkdir()
@@ -217,6 +227,16 @@ def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys)
     np.testing.assert_array_equal(again.windows[:], store.windows[:])
     with pytest.raises(ConfigError, match="lead_projections"):
         prepare(PrepareConfig(source=str(source), lead_projections=2), tmp_path / "bad", progress=False)
+    # labelled by lead: recorded leads by their standard name (or the recipe's), mixtures with none
+    by_lead = prepare(
+        dataclasses.replace(config, window_label="lead", lead_names={"V1": "chest"}),
+        tmp_path / "by-lead",
+        progress=False,
+    )
+    np.testing.assert_array_equal(by_lead.windows[:], store.windows[:])  # the same windows, other labels
+    label_of = dict(zip(by_lead.record_names_at(np.arange(by_lead.num_windows)), by_lead.index["label"]))
+    assert label_of["p1:II"] == label_of["p3:II"] == "II" and label_of["p1:V1"] == "chest"
+    assert all(label_of[f"p1:mix{k}"] == "" for k in (1, 2, 3))
     assert (
         cli_main(
             [

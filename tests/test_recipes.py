@@ -13,6 +13,7 @@ from tsvq.cli import load_stage_config
 from tsvq.codec import VQVAE
 from tsvq.config import from_dict, load_yaml
 from tsvq.data import PrepareConfig
+from tsvq.data.leads import STANDARD_LEADS
 from tsvq.training.stages import stage_names
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -129,6 +130,8 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert not any(n.startswith("100") for n in names) and not any("PLETH" in n or "RESP" in n for n in names)
         folds = {r["labels"].get("strat_fold") for r in store.manifest["records"] if Path(r["source"]).name == "ptbxl"}
         assert folds and folds <= {str(f) for f in range(1, 9)}  # folds 9 and 10 stay unseen
+        # each window labelled by its lead, for the lead-conditional prior: MLII is II, CinC's lead is handheld
+        assert {"II", "V1", "aVR", "V6", "handheld"} <= labels <= {*STANDARD_LEADS, "handheld", ""}
     elif recipe == "cinc2017":
         assert labels <= {"N", "A", "O", "~"} and "A" in labels
     elif recipe == "bonn":  # by segment, stratified by set: every split holds every set
@@ -261,8 +264,13 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         assert denoiser, "recipes/pretrained has no denoiser recipe"
         record = read_record(REAL_DATA / "mitdb" / "100")
         ten_seconds = record.signal[: int(10 * record.sampling_rate_hz), :1]
-        out = Pipeline.from_pretrained(tmp_path / "pipeline").denoise(ten_seconds, record.sampling_rate_hz)
+        pipe = Pipeline.from_pretrained(tmp_path / "pipeline")
+        out = pipe.denoise(ten_seconds, record.sampling_rate_hz)
         assert out.shape == ten_seconds.shape and np.isfinite(out).all()
+        # the diffusion prior is lead-conditional: a user asks for lead II by name
+        assert {"II", "aVR", "handheld"} <= set(pipe.prior("diffusion").labels)
+        lead_ii = pipe.sample(2, prior="diffusion", labels="II", steps=2, progress=False)
+        assert lead_ii.signals.shape == samples.shape and np.isfinite(lead_ii.signals).all()
     if recipe == "bonn":  # EEG figures and the seizure task on the conditional prior, as the recipe README runs them
         report = tmp_path / "report"
         args = ["eval", "--pipeline", str(tmp_path / "pipeline"), "--data", str(store), "--n", "10", "--seeds", "1"]

@@ -120,6 +120,35 @@ def _panels(count: int, columns: int, panel_size: tuple[float, float]):
     return fig, axes.ravel()[:count]
 
 
+def training_curves(rows: list[dict], path: str | Path, title: str = "") -> Path | None:
+    """A run's logged figures against the step (``metrics.jsonl`` rows): the training loss (each logged value and
+    a running median of 21) and every validation figure, one panel each, so a run that stopped improving shows it.
+    None where nothing was logged."""
+    losses = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    figures = sorted({k for r in rows for k in r if k.startswith("val")})
+    if not losses and not figures:
+        return None
+    fig, axes = _panels(1 + len(figures), 3, (4.2, 3.0))
+    if losses:
+        steps, values = np.array(losses).T
+        half = 10
+        smooth = [np.median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
+        axes[0].plot(steps, values, lw=0.5, alpha=0.4, label="logged")
+        axes[0].plot(steps, smooth, lw=1.5, label="running median")
+        axes[0].set_yscale("log" if values.min() > 0 else "linear")
+        axes[0].legend(fontsize=8)
+    axes[0].set_title("training loss", fontsize=9)
+    for ax, name in zip(axes[1:], figures):
+        points = np.array([(r["step"], r[name]) for r in rows if name in r])
+        ax.plot(points[:, 0], points[:, 1], marker="o", ms=3)
+        ax.set_title(name, fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path, top=0.93 if title else 1.0)
+
+
 def histograms(values: dict[str, np.ndarray], path: str | Path, xlabel: str, bins: int = 30) -> Path:
     """Overlaid normalised histograms."""
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from tsvq.config import check_ranges
 from tsvq.data import builtin
+from tsvq.data.leads import lead_label
 from tsvq.data.preprocess import Preprocessing, QualityConfig, clean_segments, dropped_seconds, quality_mask
 from tsvq.data.sources import ReadOptions, RecordRef, Source, open_source
 from tsvq.data.splits import SPLITS, assign_group_splits, splits_from_label, time_split_bounds
@@ -111,7 +112,14 @@ class PrepareConfig:
         default_factory=dict, help="with split_by label: {train: [1, ..., 8], val: [9], test: [10]} (YAML or --set)"
     )
     window_label: str = _option(
-        "beats", help="beats: the AAMI class of the window's beats; else a record label (e.g. rhythm, superclass)"
+        "beats",
+        help="beats: the AAMI class of the window's beats; lead: the example's standard lead name (II, aVR, V1; "
+        "mixtures and unknown leads get none); else a record label (e.g. rhythm, superclass)",
+    )
+    lead_names: dict[str, str] = _option(
+        default_factory=dict,
+        help="with window_label lead: labels for channel names that are not standard leads (YAML or --set), "
+        "e.g. {ECG: handheld}; a name given '' gets no label",
     )
     stratify_label: str | None = _option(
         None, help="with --split-by group: cut each value of this record label by the fractions (e.g. set)"
@@ -145,7 +153,7 @@ MANIFEST_REVISION = 2
 
 
 # Settings added after stores were first written: left out of the hash while unset, so those stores stay valid.
-_LATER_SETTINGS = ("stratify_label",)
+_LATER_SETTINGS = ("stratify_label", "lead_names")
 
 
 def _config_hash(config: PrepareConfig, fingerprint: list) -> str:
@@ -437,21 +445,23 @@ def _record_examples(
     """Window every example of one record: the writer's arguments for each (all or nothing for the record)."""
     window, stride = _window_and_stride(config, rate)
     record_label = None
-    if config.window_label != "beats":
+    if config.window_label not in ("beats", "lead"):
         if config.window_label not in ref.labels:
             raise DataError(f"{ref.where}: record has no label '{config.window_label}' (window_label)")
         record_label = str(ref.labels[config.window_label])
     examples = [
-        (entry, names, units, _windows_of_record(record, signal, rate, window, stride, quality, config))
-        for entry, signal, names, units in _examples_of_record(record, ref.name, config, split == "train")
+        (entry, names, units, lead, _windows_of_record(record, signal, rate, window, stride, quality, config))
+        for entry, signal, names, units, lead in _examples_of_record(record, ref.name, config, split == "train")
     ]
     named_channels = bool(config.channels) and not config.leads_as_examples  # the store's channels are these names
     added = []
-    for entry, names, units, result in examples:
+    for entry, names, units, lead, result in examples:
         count = len(result["starts"])
         splits = (
             result["time_split"] if config.split_by == "time" else np.full(count, SPLITS.index(split), dtype=np.int8)
         )
+        if config.window_label == "lead":  # a mixture of leads is no lead: it gets no label
+            record_label = lead_label(lead, config.lead_names) if lead else ""
         labels = result["labels"] if record_label is None else [record_label] * count
         added.append(
             (
@@ -482,8 +492,9 @@ def _record_examples(
 
 def _examples_of_record(
     record, name: str, config: PrepareConfig, train: bool
-) -> list[tuple[str, np.ndarray, list[str], list[str]]]:
-    """``(entry name, signal (T, C), channel names, units)`` of each example a record gives.
+) -> list[tuple[str, np.ndarray, list[str], list[str], str | None]]:
+    """``(entry name, signal (T, C), channel names, units, lead)`` of each example a record gives (``lead``: the
+    channel name of its first lead; None for a mixture of leads).
 
     By default one example: the record's first channel, or the ``channels`` asked for, together. With
     ``leads_as_examples`` every lead that shares the first one's unit becomes its own single-channel example
@@ -493,8 +504,8 @@ def _examples_of_record(
     units = list(record.units)
     if not config.leads_as_examples:
         if config.channels:
-            return [(name, record.signal, list(record.channel_names), units)]
-        return [(name, record.signal[:, :1], list(record.channel_names[:1]), units[:1])]
+            return [(name, record.signal, list(record.channel_names), units, record.channel_names[0])]
+        return [(name, record.signal[:, :1], list(record.channel_names[:1]), units[:1], record.channel_names[0])]
     unit = (config.example_unit or units[0]).lower()
     leads = [i for i in range(len(units)) if units[i].lower() == unit]
     if not leads:
@@ -503,12 +514,18 @@ def _examples_of_record(
             f"{list(zip(record.channel_names, units))}"
         )
     examples = [
-        (f"{name}:{record.channel_names[i]}", record.signal[:, i : i + 1], [record.channel_names[i]], [units[i]])
+        (
+            f"{name}:{record.channel_names[i]}",
+            record.signal[:, i : i + 1],
+            [record.channel_names[i]],
+            [units[i]],
+            record.channel_names[i],
+        )
         for i in leads
     ]
     if train and len(leads) > 1:
         for k, signal in enumerate(mix_leads(record.signal[:, leads], config.lead_projections, (config.seed, name)), 1):
-            examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[leads[0]]]))
+            examples.append((f"{name}:mix{k}", signal, [f"mix{k}"], [units[leads[0]]], None))
     return examples
 
 

@@ -30,10 +30,11 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from tsvq import plots
 from tsvq.config import check_ranges
 from tsvq.errors import CheckpointError, ConfigError, DataError
 from tsvq.io import check_output_path, claim_workspace, output_lock, write_json
-from tsvq.training.trackers import JSONLinesTracker
+from tsvq.training.trackers import JSONLinesTracker, read_metrics
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
@@ -356,6 +357,7 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
                 "stage_config": stage_config,
             },
         )
+        plots.training_curves(read_metrics(output_dir / "logs"), output_dir / "training_curves.png", output_dir.name)
     accelerator.wait_for_everyone()
     # The DDP wrapper's reducer holds the process group. Dropped after end_training destroyed the group, the reducer
     # would run the group's destructor itself, holding the GIL while it joins gloo's threads, one of which may need
