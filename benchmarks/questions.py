@@ -114,6 +114,26 @@ def denoising(data: dict) -> str:
     return "at 6 dB in, SNR out: " + "; ".join(parts)
 
 
+def generation_by_lead(data: dict) -> str:
+    parts = []
+    for database, leads in data["per_lead"].items():
+        for lead, scored in leads.items():
+            t = scored["targets"]
+            parts.append(
+                f"{database} {lead}: discriminative {t['discriminative_score']['model']:.2f}, Frechet "
+                f"{t['frechet_distance']['ratio']:.1f}x the floor"
+            )
+    tstr = data["leads_together"]["label_classification"]
+    if tstr:
+        scores = next(iter(tstr.values()))
+        ratio = (
+            scores["train_synthetic_test_real"]["balanced_accuracy"]
+            / scores["train_real_test_real"]["balanced_accuracy"]
+        )
+        parts.append(f"lead classifier TSTR/TRTR {ratio:.2f}")
+    return "; ".join(parts)
+
+
 def store_at_scale(data: dict) -> str:
     epoch, prepare = data["epoch"], data["prepare"]["2"]
     return (
@@ -542,6 +562,14 @@ QUESTIONS = [
         "pipeline's denoiser beside the band-pass, wavelet thresholding and neurokit2",
         "python -m benchmarks.denoise",
         denoising,
+        "../shared/data",
+    ),
+    Question(
+        "pretrained-generation",
+        "The shipped pipeline's samples of each lead against PTB-XL fold 10 and MIT-BIH DS2 lead II (never seen), "
+        "beside the real-vs-real floor and surrogates; a lead classifier trained on samples (TSTR)",
+        "python -m benchmarks.pretrained_generation",
+        generation_by_lead,
         "../shared/data",
     ),
     Question(
