@@ -178,6 +178,8 @@ def test_lead_labels_are_standard_names_across_databases():
     ]  # fmt: skip
     assert lead_label("V") == lead_label("ECG") == lead_label("mix1") == ""  # no standard placement: no label
     assert lead_label("ECG", {"ECG": "handheld"}) == "handheld" and lead_label("MLII", {"MLII": ""}) == ""
+    with pytest.raises(ConfigError, match="lead_names"):
+        PrepareConfig(window_label="lead", lead_names=["ECG", "handheld"])
 
 
 def test_lead_projections_mix_the_leads_of_train_patients_only(tmp_path, capsys):

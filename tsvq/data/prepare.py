@@ -139,6 +139,10 @@ class PrepareConfig:
             positive=("rate_hz", "window_seconds", "window_samples", "stride_seconds", "flat_seconds", "clip_seconds"),
             non_negative=("highpass_hz", "lowpass_hz", "lead_projections"),
         )
+        if not isinstance(self.lead_names, dict):
+            raise ConfigError(
+                f"lead_names = {self.lead_names!r}: must map channel names to labels, e.g. {{ECG: handheld}}"
+            )
         for name in ("val_fraction", "test_fraction"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} = {getattr(self, name)!r}: must lie in [0, 1)")
