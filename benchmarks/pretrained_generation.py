@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.common import save
@@ -36,6 +37,7 @@ from tsvq.cli import main as cli_main
 from tsvq.data import PrepareConfig, prepare
 from tsvq.data.leads import STANDARD_LEADS
 from tsvq.pipeline import Pipeline
+from tsvq.priors.base import option_names, sampling_options
 
 # left out of DS1 as the pretrained recipe leaves them: the paced records, and 201 (the patient of DS2's 202)
 NOT_DS1 = ["102", "104", "107", "217", "201"]
@@ -102,11 +104,20 @@ def targets_met(figures: dict, floor: dict) -> dict:
     return out
 
 
+def sampling_settings(pipe: Pipeline, prior: str, args) -> dict:
+    """What the prior draws with: the pipeline's saved defaults (``pipeline.json``), unless the command line says."""
+    model = pipe.prior(prior)
+    saved = asdict(sampling_options(type(model), pipe.sampling.get(prior, {}), f"{args.pipeline} sampling defaults"))
+    asked = {name: getattr(args, name) for name in ("steps", "sampler", "guidance") if getattr(args, name) is not None}
+    return saved | {name: value for name, value in asked.items() if name in option_names(model)}
+
+
 def evaluate(pipe_name: str, store: Path, out: Path, args, extra: list[str]) -> dict:
+    flags = [item for name, value in args.sampling.items() for item in (f"--{name}", str(value))]
     command = [
         *("eval", "--pipeline", pipe_name, "--data", str(store), "--split", "test", "--n", str(args.n)),
-        *("--seeds", str(args.seeds), "--steps", str(args.steps), "--sampler", args.sampler),
-        *("--guidance", str(args.guidance), "--floor-halves", "records", "--out", str(out), "--overwrite", *extra),
+        *("--seeds", str(args.seeds), *flags),
+        *("--floor-halves", "records", "--out", str(out), "--overwrite", *extra),
         *("--baselines", "phase_randomised", "gaussian"),
     ]
     if cli_main(command) != 0:
@@ -124,14 +135,15 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=100, help="generated windows per seed")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--sampler", default="dpm")
-    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance (conditional prior)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the pipeline's saved default)")
+    parser.add_argument("--sampler", help="diffusion sampler (default: the pipeline's)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance (default: the pipeline's)")
     parser.add_argument("--results", default="pretrained-generation")
     args = parser.parse_args()
     started = time.perf_counter()
     pipe = Pipeline.from_pretrained(args.pipeline)
     prior = next(iter(pipe.priors))
+    args.sampling = sampling_settings(pipe, prior, args)
     source, work = Path(args.source), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     jobs = [("ptbxl", lead) for lead in args.leads] + [("mitdb-ds2", "II")]
@@ -158,7 +170,7 @@ def main() -> None:
         "pipeline": args.pipeline,
         "prior": prior,
         "conditional": bool(pipe.prior(prior).labels),
-        "sampling": {"steps": args.steps, "sampler": args.sampler, "guidance": args.guidance},
+        "sampling": args.sampling,
         "n": args.n,
         "seeds": args.seeds,
         "per_lead": per_lead,

@@ -70,3 +70,18 @@ def test_an_evaluation_question_condenses_the_report_its_last_eval_writes():
     assert condensed["eval_seconds"] == 12.5 and "label_classification" in condensed and "per_class" not in condensed
     with pytest.raises(SystemExit, match="no `tsvq eval --out DIR`"):
         eval_summary.report_folder(("tsvq assemble --codec c --out p",))
+
+
+def test_pretrained_generation_draws_with_the_pipelines_saved_sampling_defaults():
+    from argparse import Namespace
+
+    from benchmarks.pretrained_generation import sampling_settings
+    from tsvq.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained("ecg-single-lead")
+    pipe.sampling = {"diffusion": {"guidance": 2.0}}  # as `tsvq assemble --sampling diffusion.guidance=2` saves it
+    unset = Namespace(pipeline="ecg-single-lead", steps=None, sampler=None, guidance=None)
+    assert sampling_settings(pipe, "diffusion", unset) == {"steps": 20, "sampler": "dpm", "guidance": 2.0}
+    asked = Namespace(pipeline="ecg-single-lead", steps=8, sampler=None, guidance=1.0)
+    assert sampling_settings(pipe, "diffusion", asked) == {"steps": 8, "sampler": "dpm", "guidance": 1.0}
+    assert "guidance" not in sampling_settings(pipe, "wavenet", asked)  # a WaveNet has no guidance to set

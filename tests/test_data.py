@@ -16,6 +16,7 @@ from tsvq.data import PrepareConfig, find_records, prepare, read_record
 from tsvq.data.leads import lead_label
 from tsvq.data.preprocess import CLIPPED, FLAT, NOT_FINITE, OK, bandpass, clean_segments, quality_mask, resample
 from tsvq.data.splits import assign_group_splits
+from tsvq.data.store import balanced_indices
 from tsvq.data.windows import window_label
 from tsvq.errors import ConfigError, DataError
 
@@ -296,6 +297,16 @@ def test_group_balanced_dataset_weighs_every_patient_equally(small_database, tmp
     _, counts = np.unique(groups, return_counts=True)
     assert len(set(counts.tolist())) == 1 and len(balanced) >= len(plain)
     assert set(balanced.indices.tolist()) == set(plain.indices.tolist())
+
+
+def test_partial_group_balance_weighs_patients_by_a_power_of_their_windows():
+    groups = np.array(["long"] * 100 + ["short"] * 4 + ["one"])
+    indices = np.arange(len(groups)) + 1000
+    counts = lambda rows: {g: int((groups[rows - 1000] == g).sum()) for g in ("long", "short", "one")}  # noqa: E731
+    assert counts(balanced_indices(indices, groups, power=0.0)) == {"long": 100, "short": 4, "one": 1}
+    assert counts(balanced_indices(indices, groups, power=0.5)) == {"long": 100, "short": 20, "one": 10}
+    assert counts(balanced_indices(indices, groups, power=1.0)) == {"long": 100, "short": 100, "one": 100}
+    assert set(balanced_indices(indices, groups, power=0.5).tolist()) == set(indices.tolist())  # none left out
 
 
 def test_beat_centred_windows(small_database, tmp_path):

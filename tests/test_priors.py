@@ -704,3 +704,33 @@ def test_diffusion_training_looks_codes_up_where_they_are(tiny_runs, tmp_path):
         tables = quantizer.stage_codebooks()
         summed = stage_vectors(tables, stage_codes.reshape(5, 7, -1))
         assert tables.shape[1:] == (16, 4) and torch.equal(summed, quantizer.lookup(stage_codes))
+
+
+def test_prior_data_balances_patients_by_repeating_rows_not_codes(small_database, tmp_path):
+    from tsvq.data import PrepareConfig, prepare
+    from tsvq.training.codec import CodecStageConfig, train_codec
+    from tsvq.training.diffusion import DiffusionStageConfig
+    from tsvq.training.prior_data import CodeDataset, load_prior_data
+
+    store = prepare(
+        PrepareConfig(source=str(small_database), rate_hz=125, window_samples=128, split_by="time"),
+        tmp_path / "store",
+        progress=False,
+    )
+    codec = train_codec(
+        CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 2))
+    )
+    plain = load_prior_data(str(store.path), str(codec), tmp_path / "cache", 64, False)
+    even = load_prior_data(str(store.path), str(codec), tmp_path / "cache", 64, False, balance_groups=1.0)
+    groups = store.groups_of(store.split_indices("train"))
+    assert len(np.unique(groups)) > 1 and len(np.unique(np.unique(groups, return_counts=True)[1])) > 1
+    assert np.array_equal(plain.train_rows, np.arange(len(plain.train_codes)))
+    _, per_group = np.unique(groups[even.train_rows], return_counts=True)
+    assert len(set(per_group.tolist())) == 1 and set(even.train_rows.tolist()) == set(plain.train_rows.tolist())
+    dataset = CodeDataset(even.train_codes, even.train_label_ids, even.train_rows)
+    assert len(dataset) == len(even.train_rows) and len(dataset.codes) == len(plain.train_codes)
+    row = int(even.train_rows[-1])
+    assert torch.equal(dataset[len(dataset) - 1]["codes"], torch.from_numpy(even.train_codes[row].astype(np.int64)))
+    for bad in (1.5, -0.1, "yes"):
+        with pytest.raises(ConfigError, match="balance_groups must be between 0"):
+            DiffusionStageConfig(balance_groups=bad)

@@ -397,18 +397,23 @@ def label_ids(names, vocabulary: list[str], missing: int = -1) -> np.ndarray:
     return np.array([index.get(str(name), missing) for name in names], dtype=np.int64)
 
 
-def balanced_indices(indices: np.ndarray, groups: np.ndarray, sources: np.ndarray | None = None) -> np.ndarray:
+def balanced_indices(
+    indices: np.ndarray, groups: np.ndarray, sources: np.ndarray | None = None, power: float = 1.0
+) -> np.ndarray:
     """Repeat each group's windows (cyclically) until every group has as many as the largest one, so each patient
     weighs the same in an epoch however many hours they contributed. With ``sources``, groups are balanced within
     each source and then the sources against each other: a database of 1000 short recordings and one of 20
-    long ones weigh the same. Deterministic: the shuffle stays the sampler's."""
+    long ones weigh the same. ``power`` < 1 balances part way: a group of n windows gets
+    n^(1 - power) x largest^power (0: as stored; 0.5: a patient weighs as the square root of their windows), so
+    a generative prior sees every patient often without one database's short records outweighing the rest.
+    Every window stays at least once. Deterministic: the shuffle stays the sampler's."""
     if sources is not None:
-        parts = [balanced_indices(indices[sources == s], groups[sources == s]) for s in np.unique(sources)]
+        parts = [balanced_indices(indices[sources == s], groups[sources == s], power=power) for s in np.unique(sources)]
         target = max(len(part) for part in parts)
         return np.concatenate([np.resize(part, target) for part in parts])
     names, counts = np.unique(groups, return_counts=True)
-    target = counts.max()
-    return np.concatenate([np.resize(indices[groups == name], target) for name in names])
+    targets = np.maximum(counts, np.round(counts ** (1.0 - power) * counts.max() ** power).astype(np.int64))
+    return np.concatenate([np.resize(indices[groups == name], target) for name, target in zip(names, targets)])
 
 
 class WindowDataset(Dataset):

@@ -18,7 +18,7 @@ from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, claim_output_dir, train
-from tsvq.training.prior_data import CodeDataset, drop_labels, load_prior_data
+from tsvq.training.prior_data import CodeDataset, check_balance_groups, drop_labels, load_prior_data
 from tsvq.training.stages import Stage
 
 
@@ -29,6 +29,8 @@ class DiffusionStageConfig:
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     scheduler: NoiseScheduleConfig = field(default_factory=NoiseScheduleConfig)
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
+    # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
+    balance_groups: float = 0.0
     # "per_dim": each codebook dimension standardised on its own; "global": one mean and spread for all of them
     # (keeps the dimensions' relative scales, as the codebook has them)
     latent_normalisation: str = "per_dim"
@@ -42,6 +44,7 @@ class DiffusionStageConfig:
     )
 
     def __post_init__(self):
+        check_balance_groups(self.balance_groups, "diffusion stage")
         self.model = as_config(DenoiserConfig, self.model, "diffusion stage: model")
         self.scheduler = as_config(NoiseScheduleConfig, self.scheduler, "diffusion stage: scheduler")
         if self.latent_normalisation not in ("per_dim", "global"):
@@ -77,6 +80,7 @@ class DiffusionTask:
             claim_output_dir(config.training, config.store, config.codec) / "cache",
             config.val_max_windows,
             config.conditional,
+            config.balance_groups,
         )
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():
@@ -93,7 +97,7 @@ class DiffusionTask:
         with torch.no_grad():
             codebooks = self.codec.quantizer.stage_codebooks().detach()
         self._lookup = {codebooks.device: (codebooks, self.mean, self.std)}  # per device: copied there on first use
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
+        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids, data.train_rows)
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
         self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))

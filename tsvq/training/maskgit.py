@@ -19,7 +19,7 @@ from tsvq.priors.maskgit import (
 )
 from tsvq.priors.signature import codec_signature
 from tsvq.training.loop import TrainingConfig, train
-from tsvq.training.prior_data import CodePriorTask, drop_labels
+from tsvq.training.prior_data import CodePriorTask, check_balance_groups, drop_labels
 from tsvq.training.stages import Stage
 
 VALIDATION_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)  # the hidden fractions the validation loss averages over
@@ -31,6 +31,8 @@ class MaskGITStageConfig:
     codec: str = "runs/codec/model"
     model: MaskGITConfig = field(default_factory=MaskGITConfig)
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
+    # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
+    balance_groups: float = 0.0
     label_dropout: float = 0.1
     val_max_windows: int = 512
     training: TrainingConfig = field(
@@ -38,6 +40,7 @@ class MaskGITStageConfig:
     )
 
     def __post_init__(self):
+        check_balance_groups(self.balance_groups, "maskgit stage")
         self.model = as_config(MaskGITConfig, self.model, "maskgit stage: model")
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from tsvq.codec import VQVAE
 from tsvq.data import WindowStore
-from tsvq.data.store import label_ids
+from tsvq.data.store import balanced_indices, label_ids
 from tsvq.errors import ConfigError
 from tsvq.priors.code_prior import CodePrior
 from tsvq.priors.latents import cached_codes
@@ -29,12 +29,20 @@ class PriorData:
     val_codes: np.ndarray
     val_label_ids: np.ndarray
     labels: list[str]  # the label vocabulary of a conditional prior; empty for an unconditional one
+    train_rows: np.ndarray  # rows of train_codes making up an epoch (some repeated when patients are balanced)
 
 
 def load_prior_data(
-    store_path: str, codec_path: str, cache_dir: Path, val_max_windows: int, conditional: bool
+    store_path: str,
+    codec_path: str,
+    cache_dir: Path,
+    val_max_windows: int,
+    conditional: bool,
+    balance_groups: float = 0.0,
 ) -> PriorData:
-    """Open the store and codec, check they belong together, and encode (or reuse) the codes of both splits."""
+    """Open the store and codec, check they belong together, and encode (or reuse) the codes of both splits.
+    ``balance_groups`` weighs patients against each other in an epoch (``balanced_indices``' power: 0 as stored,
+    1 every patient the same)."""
     store = WindowStore(store_path)
     codec = load_model(VQVAE, codec_path)
     if codec.config.window_length != store.window_length:
@@ -49,7 +57,18 @@ def load_prior_data(
         raise ConfigError(f"{store_path}: conditional=True but the train split has no window labels")
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
     ids = label_ids(store.index["label"], labels, missing=len(labels))
-    return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels)
+    rows = np.arange(len(train_index))
+    if balance_groups:
+        rows = balanced_indices(rows, store.groups_of(train_index), power=float(balance_groups))
+    return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels, rows)
+
+
+def check_balance_groups(value, stage: str) -> None:
+    """``balance_groups`` is a power between 0 and 1."""
+    if isinstance(value, str) or not 0 <= float(value) <= 1:
+        raise ConfigError(
+            f"{stage}: balance_groups must be between 0 (as stored) and 1 (every patient the same), not {value!r}"
+        )
 
 
 def drop_labels(labels: torch.Tensor, num_labels: int, probability: float) -> torch.Tensor:
@@ -60,17 +79,20 @@ def drop_labels(labels: torch.Tensor, num_labels: int, probability: float) -> to
 
 
 class CodeDataset(Dataset):
-    """Code rows ``(L',)`` with their label index (``len(labels)``: no label)."""
+    """Code rows ``(L',)`` with their label index (``len(labels)``: no label); ``rows`` (default: each once) says
+    which rows an epoch holds, so balancing patients repeats indices, not codes."""
 
-    def __init__(self, codes: np.ndarray, labels: np.ndarray):
+    def __init__(self, codes: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None):
         self.codes = torch.from_numpy(codes.astype(np.int64))
         self.labels = torch.from_numpy(labels.astype(np.int64))
+        self.rows = np.arange(len(codes)) if rows is None else rows
 
     def __len__(self) -> int:
-        return len(self.codes)
+        return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"codes": self.codes[i], "label": self.labels[i]}
+        row = self.rows[i]
+        return {"codes": self.codes[row], "label": self.labels[row]}
 
 
 class CodePriorTask:
@@ -88,11 +110,12 @@ class CodePriorTask:
             claim_output_dir(config.training, config.store, config.codec) / "cache",
             config.val_max_windows,
             config.conditional,
+            config.balance_groups,
         )
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         self.prior_class.check_codebooks(self.codec, self.title)
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids)
+        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids, data.train_rows)
         self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
         self.last_metrics: dict[str, float] | None = None
 

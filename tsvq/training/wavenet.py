@@ -16,7 +16,7 @@ from tsvq.config import as_config
 from tsvq.priors.signature import codec_signature
 from tsvq.priors.wavenet import WaveNet, WaveNetConfig, WaveNetPrior
 from tsvq.training.loop import TrainingConfig, train
-from tsvq.training.prior_data import CodePriorTask
+from tsvq.training.prior_data import CodePriorTask, check_balance_groups
 from tsvq.training.stages import Stage
 
 
@@ -26,12 +26,15 @@ class WaveNetStageConfig:
     codec: str = "runs/codec/model"
     model: WaveNetConfig = field(default_factory=WaveNetConfig)
     conditional: bool = False
+    # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
+    balance_groups: float = 0.0
     val_max_windows: int = 512
     training: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3)
     )
 
     def __post_init__(self):
+        check_balance_groups(self.balance_groups, "wavenet stage")
         self.model = as_config(WaveNetConfig, self.model, "wavenet stage: model")
 
 
