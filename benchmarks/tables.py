@@ -93,18 +93,6 @@ def _anchor() -> tuple[str, str]:
     )
 
 
-def _conditional() -> tuple[str, str]:
-    data = load("mitbih-conditional-cpu")
-    section = data["label_classification"]["diffusion"]
-    synthetic, real = (section[k]["macro_f1"] for k in ("train_synthetic_test_real", "train_real_test_real"))
-    floor = _mean(data["generation"]["floor"]["figures"]["frechet_distance"])
-    model = _mean(data["generation"]["diffusion"]["figures"]["frechet_distance"])
-    return (
-        f"TSTR macro-F1 **{synthetic:.3f}** ({synthetic / real:.2f}x); Frechet {model:.0f}",
-        f"train on real {real:.3f}; Frechet floor {floor:.0f}",
-    )
-
-
 def _eeg() -> tuple[str, str]:
     data = load("bonn")
     codec, seizure = data["codec"]["summary"], data["generation"]["wavenet"]["seizure_vs_rest"]
@@ -175,7 +163,6 @@ HEADLINES: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
         "pretrained-generation",
         _generation,
     ),
-    ("MIT-BIH AAMI-conditional prior (CPU size), DS2", "mitbih-conditional-cpu", _conditional),
     ("EEG (Bonn, held-out segments): codec; seizure detection from WaveNet samples", "bonn", _eeg),
     ("Filling 2-s gaps, MIT-BIH DS2 (unseen patients), shipped pipeline", "gaps", _gaps),
     ("Electrode-motion noise at 6 dB added to MIT-BIH DS2 (unseen patients), shipped denoiser", "denoise", _denoise),
