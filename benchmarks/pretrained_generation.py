@@ -107,9 +107,8 @@ def targets_met(figures: dict, floor: dict) -> dict:
 def sampling_settings(pipe: Pipeline, prior: str, args) -> dict:
     """What the prior draws with: the pipeline's saved defaults (``pipeline.json``), unless the command line says."""
     model = pipe.prior(prior)
-    saved = asdict(sampling_options(type(model), pipe.sampling.get(prior, {}), f"{args.pipeline} sampling defaults"))
-    asked = {name: getattr(args, name) for name in ("steps", "sampler", "guidance") if getattr(args, name) is not None}
-    return saved | {name: value for name, value in asked.items() if name in option_names(model)}
+    asked = {name: getattr(args, name) for name in ("steps", "sampler", "guidance") if name in option_names(model)}
+    return asdict(sampling_options(type(model), pipe.sampling_for(prior, asked), f"{args.pipeline} sampling"))
 
 
 def evaluate(pipe_name: str, store: Path, out: Path, args, extra: list[str]) -> dict:

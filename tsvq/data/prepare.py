@@ -465,8 +465,9 @@ def _record_examples(
             result["time_split"] if config.split_by == "time" else np.full(count, SPLITS.index(split), dtype=np.int8)
         )
         if config.window_label == "lead":  # a mixture of leads is no lead: it gets no label
-            record_label = lead_label(lead, config.lead_names) if lead else ""
-        labels = result["labels"] if record_label is None else [record_label] * count
+            labels = [lead_label(lead, config.lead_names) if lead else ""] * count
+        else:
+            labels = result["labels"] if record_label is None else [record_label] * count
         added.append(
             (
                 {

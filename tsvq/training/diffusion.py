@@ -17,8 +17,8 @@ from tsvq.errors import ConfigError
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
-from tsvq.training.loop import TrainingConfig, claim_output_dir, train
-from tsvq.training.prior_data import CodeDataset, check_balance_groups, drop_labels, load_prior_data
+from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.prior_data import check_balance_groups, drop_labels, load_stage_data
 from tsvq.training.stages import Stage
 
 
@@ -74,14 +74,7 @@ class DiffusionTask:
 
     def __init__(self, config: DiffusionStageConfig):
         self.config = config
-        data = load_prior_data(
-            config.store,
-            config.codec,
-            claim_output_dir(config.training, config.store, config.codec) / "cache",
-            config.val_max_windows,
-            config.conditional,
-            config.balance_groups,
-        )
+        data = load_stage_data(config)
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         with torch.no_grad():
             vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
@@ -97,8 +90,7 @@ class DiffusionTask:
         with torch.no_grad():
             codebooks = self.codec.quantizer.stage_codebooks().detach()
         self._lookup = {codebooks.device: (codebooks, self.mean, self.std)}  # per device: copied there on first use
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids, data.train_rows)
-        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
+        self.train_dataset, self.val_dataset = data.datasets()
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
         self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
         self.ema = EMAModel(

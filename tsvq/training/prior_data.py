@@ -31,6 +31,22 @@ class PriorData:
     labels: list[str]  # the label vocabulary of a conditional prior; empty for an unconditional one
     train_rows: np.ndarray  # rows of train_codes making up an epoch (some repeated when patients are balanced)
 
+    def datasets(self) -> tuple[CodeDataset, CodeDataset]:
+        """The training codes (an epoch's rows, patients balanced as asked) and the validation codes."""
+        return (
+            CodeDataset(self.train_codes, self.train_label_ids, self.train_rows),
+            CodeDataset(self.val_codes, self.val_label_ids),
+        )
+
+
+def load_stage_data(config) -> PriorData:
+    """``load_prior_data`` for a prior stage's config: its store, codec and patient balance, with the codes cached
+    in its output folder."""
+    cache_dir = claim_output_dir(config.training, config.store, config.codec) / "cache"
+    return load_prior_data(
+        config.store, config.codec, cache_dir, config.val_max_windows, config.conditional, config.balance_groups
+    )
+
 
 def load_prior_data(
     store_path: str,
@@ -104,19 +120,11 @@ class CodePriorTask:
 
     def __init__(self, config):
         self.config = config
-        data = load_prior_data(
-            config.store,
-            config.codec,
-            claim_output_dir(config.training, config.store, config.codec) / "cache",
-            config.val_max_windows,
-            config.conditional,
-            config.balance_groups,
-        )
+        data = load_stage_data(config)
         self.data = data
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
         self.prior_class.check_codebooks(self.codec, self.title)
-        self.train_dataset = CodeDataset(data.train_codes, data.train_label_ids, data.train_rows)
-        self.val_dataset = CodeDataset(data.val_codes, data.val_label_ids)
+        self.train_dataset, self.val_dataset = data.datasets()
         self.last_metrics: dict[str, float] | None = None
 
     def after_step(self, model) -> None:
