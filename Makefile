@@ -54,9 +54,10 @@ pretrained: $(STAMP)
 	$(BIN)/tsvq prepare --config recipes/pretrained/prepare.yaml --source $(SOURCE) --out runs/pretrained/store
 	$(LAUNCH) train codec --config recipes/pretrained/codec.yaml
 	$(LAUNCH) train diffusion --config recipes/pretrained/diffusion.yaml
+	$(LAUNCH) train diffusion --config recipes/pretrained/diffusion-labels.yaml
 	$(LAUNCH) train wavenet --config recipes/pretrained/wavenet.yaml
 	$(LAUNCH) train denoiser --config recipes/pretrained/denoiser.yaml
-	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion/model \
+	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion-labels/model \
 		runs/pretrained/wavenet/model --denoiser runs/pretrained/denoiser/model \
 		--sampling diffusion.steps=20 diffusion.sampler=dpm diffusion.guidance=2.0 \
 		--description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" --out $(PRETRAINED_OUT)

@@ -7,10 +7,11 @@ Held-out data, each lead its own store made by `tsvq prepare` at the pipeline's 
 labelled by its standard lead name (`tsvq.data.leads`):
 
 - PTB-XL fold 10 (12 leads; folds 1-8 are the training split the references and label mix come from),
-- MIT-BIH DS2 (the 22 inter-patient test records, MLII as lead II; DS1 without the paced records and without 201,
-  the patient of DS2's 202, trains).
+- MIT-BIH DS2 (the 22 inter-patient test records' MLII; DS1 without the paced records and without 201, the patient
+  of DS2's 202, trains). A pipeline that knows the label ``MLII`` (Holter lead II, the limb electrodes on the torso)
+  draws DS2 with it; DS2 drawn with ``II`` (the resting 12-lead's) is reported beside it.
 
-For PTB-XL lead II (``--leads`` adds others, a few minutes each) and DS2 lead II, `tsvq eval` draws ``--n``
+For PTB-XL lead II (``--leads`` adds others, a few minutes each) and DS2's MLII, `tsvq eval` draws ``--n``
 windows of that lead from the pipeline's first prior (a lead-conditional prior with the lead's label, an
 unconditional one as it can) over ``--seeds`` seeds, beside the real-vs-real floor (two halves of the held-out
 records), the training windows as they are and through the codec, and phase-randomised and Gaussian surrogates.
@@ -58,7 +59,8 @@ TARGETS = {
 
 
 def store_config(database: str, source: Path, pipe: Pipeline, lead: str | None) -> PrepareConfig:
-    """The held-out store of one lead (``lead`` None: every lead, each its own example)."""
+    """The held-out store of one lead (``lead`` None: every lead, each its own example); ``MLII`` keeps MIT-BIH's
+    name as the windows' label, ``II`` labels it as the standard lead."""
     conditioning = pipe.preprocessing
     common = dict(
         rate_hz=pipe.sampling_rate_hz,
@@ -72,6 +74,7 @@ def store_config(database: str, source: Path, pipe: Pipeline, lead: str | None) 
         channel_aliases=lead is not None,
         leads_as_examples=lead is None,
         example_unit="mV",
+        lead_names={"MLII": "MLII"} if lead == "MLII" else {},
     )
     if database == "ptbxl":  # else MIT-BIH
         return PrepareConfig(
@@ -145,7 +148,8 @@ def main() -> None:
     args.sampling = sampling_settings(pipe, prior, args)
     source, work = Path(args.source), Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    jobs = [("ptbxl", lead) for lead in args.leads] + [("mitdb-ds2", "II")]
+    holter = ["MLII", "II"] if "MLII" in pipe.prior(prior).labels else ["II"]
+    jobs = [("ptbxl", lead) for lead in args.leads] + [("mitdb-ds2", lead) for lead in holter]
     per_lead = {}
     for database, lead in jobs:
         store = work / f"{database}-{lead}"

@@ -126,11 +126,8 @@ def generation_by_lead(data: dict) -> str:
     tstr = data["leads_together"]["label_classification"]
     if tstr:
         scores = next(iter(tstr.values()))
-        ratio = (
-            scores["train_synthetic_test_real"]["balanced_accuracy"]
-            / scores["train_real_test_real"]["balanced_accuracy"]
-        )
-        parts.append(f"lead classifier TSTR/TRTR {ratio:.2f}")
+        ratio = scores["train_synthetic_test_real"]["macro_f1"] / scores["train_real_test_real"]["macro_f1"]
+        parts.append(f"lead classifier TSTR/TRTR macro-F1 {ratio:.2f}")
     return "; ".join(parts)
 
 
@@ -566,7 +563,7 @@ QUESTIONS = [
     ),
     Question(
         "pretrained-generation",
-        "The shipped pipeline's samples of each lead against PTB-XL fold 10 and MIT-BIH DS2 lead II (never seen), "
+        "The shipped pipeline's samples of each lead against PTB-XL fold 10 and MIT-BIH DS2's MLII (never seen), "
         "beside the real-vs-real floor and surrogates; a lead classifier trained on samples (TSTR)",
         "python -m benchmarks.pretrained_generation",
         generation_by_lead,

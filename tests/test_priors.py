@@ -734,3 +734,55 @@ def test_prior_data_balances_patients_by_repeating_rows_not_codes(small_database
     for bad in (1.5, -0.1, "yes"):
         with pytest.raises(ConfigError, match="balance_groups must be between 0"):
             DiffusionStageConfig(balance_groups=bad)
+
+
+def test_diffusion_stage_fine_tunes_a_saved_prior_and_balances_labels(small_database, tmp_path):
+    """``init_from`` starts a stage from a saved prior: its weights and latent statistics, its label embeddings
+    matched by name, a label it did not know starting from its "no label" row. ``balance_labels`` gives every
+    label (and "no label") the same share of an epoch."""
+    import shutil
+
+    from tsvq.data import PrepareConfig, prepare
+    from tsvq.io import read_json, write_json
+    from tsvq.training.codec import CodecStageConfig, train_codec
+    from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask, train_diffusion
+    from tsvq.training.prior_data import load_prior_data
+
+    shutil.rmtree(small_database / "p4")  # the only records without beat annotations
+    store = prepare(
+        PrepareConfig(source=str(small_database), rate_hz=125, window_samples=128, beat_centred=True),
+        tmp_path / "store",
+        progress=False,
+    )
+    codec = train_codec(
+        CodecStageConfig(store=str(store.path), model=TINY_CODEC, training=tiny_training(tmp_path / "codec", 2))
+    )
+    even = load_prior_data(str(store.path), str(codec), tmp_path / "cache", 64, True, balance_labels=True)
+    _, per_label = np.unique(even.train_label_ids[even.train_rows], return_counts=True)
+    assert len(per_label) == 2 and per_label[0] == per_label[1]  # N and V, however rare V is as stored
+    assert np.unique(even.train_label_ids, return_counts=True)[1].tolist() != per_label.tolist()
+    with pytest.raises(ConfigError, match="balance_labels needs conditional=True"):
+        load_prior_data(str(store.path), str(codec), tmp_path / "cache", 64, False, balance_labels=True)
+
+    def stage(folder: str, **changes) -> DiffusionStageConfig:
+        settings = dict(conditional=True, model={"block_out_channels": [16, 32]}, balance_labels=True)
+        return DiffusionStageConfig(
+            store=str(store.path), codec=str(codec), training=tiny_training(tmp_path / folder, 2), **settings | changes
+        )
+
+    first = train_diffusion(stage("first"))
+    description = read_json(first / "prior.json", "prior")
+    write_json(first / "prior.json", description | {"labels": ["N", "X"]})  # as if it had never seen V
+    saved = DiffusionPrior.from_pretrained(first)
+    task = DiffusionTask(stage("second", init_from=str(first)))
+    rows = saved.denoiser.class_embedding.weight
+    assert torch.equal(task.model.class_embedding.weight, rows[[0, 2, 2]])  # N kept; V and "no label" from none
+    own = dict(task.model.named_parameters())
+    assert all(
+        torch.equal(own[name], p) for name, p in saved.denoiser.named_parameters() if "class_embedding" not in name
+    )
+    assert torch.equal(task.mean, saved.latent_mean.flatten()) and torch.equal(task.std, saved.latent_std.flatten())
+    with pytest.raises(ConfigError, match="its denoiser differs from the stage's model"):
+        DiffusionTask(stage("third", init_from=str(first), model={"block_out_channels": [8, 16]}))
+    with pytest.raises(ConfigError, match=r"init_from .*store: not a saved diffusion prior"):
+        DiffusionTask(stage("fourth", init_from=str(store.path)))

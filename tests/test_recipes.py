@@ -130,8 +130,9 @@ def test_dataset_recipe_prepares_real_records(recipe, tmp_path, capsys):
         assert not any(n.startswith("100") for n in names) and not any("PLETH" in n or "RESP" in n for n in names)
         folds = {r["labels"].get("strat_fold") for r in store.manifest["records"] if Path(r["source"]).name == "ptbxl"}
         assert folds and folds <= {str(f) for f in range(1, 9)}  # folds 9 and 10 stay unseen
-        # each window labelled by its lead, for the lead-conditional prior: MLII is II, CinC's lead is handheld
-        assert {"II", "V1", "aVR", "V6", "handheld"} <= labels <= {*STANDARD_LEADS, "handheld", ""}
+        # each window labelled by its lead, for the lead-conditional prior; MIT-BIH's Holter lead II and CinC's
+        # handheld lead are their own labels
+        assert {"II", "MLII", "V1", "aVR", "V6", "handheld"} <= labels <= {*STANDARD_LEADS, "MLII", "handheld", ""}
     elif recipe == "cinc2017":
         assert labels <= {"N", "A", "O", "~"} and "A" in labels
     elif recipe == "bonn":  # by segment, stratified by set: every split holds every set
@@ -204,11 +205,16 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         )
         == 0
     )
-    priors, denoiser = [], []
-    for path in sorted((RECIPES / recipe).glob("*.yaml")):
+    priors, denoiser, trained = [], [], {}  # trained: a recipe's own model folder -> where this test wrote it
+    # a stage that fine-tunes another (init_from) runs after it, from what this test trained, and replaces it
+    for path in sorted((RECIPES / recipe).glob("*.yaml"), key=lambda p: bool(load_yaml(p).get("init_from"))):
         stage = path.stem.split("-")[0]
         if stage in stage_names() and stage != "codec":
             output = tmp_path / path.stem
+            recipe_config = load_yaml(path)
+            start, base = [], trained.get(recipe_config.get("init_from"))
+            if base:
+                start = [f"init_from={base}"]
             assert (
                 main(
                     [
@@ -222,13 +228,17 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
                         str(codec / "model"),
                         "--set",
                         *quick,
+                        *start,
                         f"training.output_dir={output}",
                     ]
                 )
                 == 0
             )
+            trained[f"{recipe_config['training']['output_dir']}/model"] = str(output / "model")
             if stage == "denoiser":
                 denoiser = ["--denoiser", str(output / "model")]
+            elif base:
+                priors[priors.index(base)] = str(output / "model")
             else:
                 priors.append(str(output / "model"))
     assert priors, f"recipes/{recipe} has no prior recipe"
@@ -268,7 +278,7 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         out = pipe.denoise(ten_seconds, record.sampling_rate_hz)
         assert out.shape == ten_seconds.shape and np.isfinite(out).all()
         # the diffusion prior is lead-conditional: a user asks for lead II by name
-        assert {"II", "aVR", "handheld"} <= set(pipe.prior("diffusion").labels)
+        assert {"II", "MLII", "aVR", "handheld"} <= set(pipe.prior("diffusion").labels)
         lead_ii = pipe.sample(2, prior="diffusion", labels="II", steps=2, progress=False)
         assert lead_ii.signals.shape == samples.shape and np.isfinite(lead_ii.signals).all()
     if recipe == "bonn":  # EEG figures and the seizure task on the conditional prior, as the recipe README runs them

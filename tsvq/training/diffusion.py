@@ -31,6 +31,7 @@ class DiffusionStageConfig:
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
     # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
     balance_groups: float = 0.0
+    balance_labels: bool = False  # conditional: every label weighs the same (patients balanced within each)
     # "per_dim": each codebook dimension standardised on its own; "global": one mean and spread for all of them
     # (keeps the dimensions' relative scales, as the codebook has them)
     latent_normalisation: str = "per_dim"
@@ -39,6 +40,9 @@ class DiffusionStageConfig:
     # > 0: Min-SNR-gamma loss weights (Hang et al. 2023); 0: the plain mean squared error of the prediction target
     snr_gamma: float = 0.0
     val_max_windows: int = 512
+    # a saved diffusion prior (of this codec, with this ``model``) to fine-tune instead of starting from noise:
+    # its weights and latent statistics; labels it knows keep their embeddings, new ones start from its "no label"
+    init_from: str | None = None
     training: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(output_dir="runs/diffusion", learning_rate=2e-4)
     )
@@ -85,6 +89,9 @@ class DiffusionTask:
             )
         else:
             self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
+        self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
+        if config.init_from:
+            self.mean, self.std = warm_start(self.model, self.labels, config.init_from, self.codec, config.scheduler)
         # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size.
         # The codebooks stay fixed while the prior trains: the lookup needs only them, wherever the batches are.
         with torch.no_grad():
@@ -92,7 +99,6 @@ class DiffusionTask:
         self._lookup = {codebooks.device: (codebooks, self.mean, self.std)}  # per device: copied there on first use
         self.train_dataset, self.val_dataset = data.datasets()
         self.noise_scheduler = training_scheduler(**asdict(config.scheduler))
-        self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
         self.ema = EMAModel(
             self.model.parameters(), decay=config.ema_decay, model_cls=type(self.model), model_config=self.model.config
         )
@@ -175,6 +181,42 @@ class DiffusionTask:
 
     def save(self, model, folder: Path) -> None:
         self.prior(model).save_pretrained(folder)
+
+
+def warm_start(
+    model, labels: list[str], folder: str, codec, schedule: NoiseScheduleConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load the saved prior at ``folder`` into ``model`` (labels matched by name; a label it lacks starts from its
+    "no label" embedding, so a new class begins as the unconditional model) and return its latent statistics, which
+    its weights were trained under."""
+    where = f"diffusion stage: init_from {folder}"
+    try:
+        prior = DiffusionPrior.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{where}: not a saved diffusion prior ({error})") from error
+    prior.check_codec(codec)
+    for key, value in asdict(schedule).items():
+        if prior.scheduler_config.get(key, value) != value:
+            raise ConfigError(
+                f"{where}: it was trained with scheduler {key}={prior.scheduler_config[key]!r}, not {value!r}"
+            )
+    state = {name: tensor.float() for name, tensor in prior.denoiser.state_dict().items()}
+    own = model.state_dict()
+    embedding = "class_embedding.weight"
+    if embedding in own:
+        if embedding not in state:
+            raise ConfigError(f"{where}: that prior is unconditional; it cannot start a conditional one")
+        saved = state[embedding]
+        known = {label: i for i, label in enumerate(prior.labels)}
+        rows = [known.get(label, len(prior.labels)) for label in labels] + [len(prior.labels)]
+        state[embedding] = saved[rows]
+    elif embedding in state:
+        del state[embedding]
+    mismatched = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    if mismatched or len(state) != len(own):
+        raise ConfigError(f"{where}: its denoiser differs from the stage's model ({', '.join(mismatched[:3])} ...)")
+    model.load_state_dict(state)
+    return prior.latent_mean.flatten(), prior.latent_std.flatten()
 
 
 def train_diffusion(config: DiffusionStageConfig) -> Path:

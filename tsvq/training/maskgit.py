@@ -33,6 +33,7 @@ class MaskGITStageConfig:
     conditional: bool = False  # condition on window labels (classifier-free guidance at sampling)
     # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
     balance_groups: float = 0.0
+    balance_labels: bool = False  # conditional: every label weighs the same (patients balanced within each)
     label_dropout: float = 0.1
     val_max_windows: int = 512
     training: TrainingConfig = field(

@@ -44,7 +44,13 @@ def load_stage_data(config) -> PriorData:
     in its output folder."""
     cache_dir = claim_output_dir(config.training, config.store, config.codec) / "cache"
     return load_prior_data(
-        config.store, config.codec, cache_dir, config.val_max_windows, config.conditional, config.balance_groups
+        config.store,
+        config.codec,
+        cache_dir,
+        config.val_max_windows,
+        config.conditional,
+        config.balance_groups,
+        config.balance_labels,
     )
 
 
@@ -55,10 +61,12 @@ def load_prior_data(
     val_max_windows: int,
     conditional: bool,
     balance_groups: float = 0.0,
+    balance_labels: bool = False,
 ) -> PriorData:
     """Open the store and codec, check they belong together, and encode (or reuse) the codes of both splits.
     ``balance_groups`` weighs patients against each other in an epoch (``balanced_indices``' power: 0 as stored,
-    1 every patient the same)."""
+    1 every patient the same); ``balance_labels`` makes every label (and "no label") weigh the same, patients
+    balanced within each: a conditional prior learns its rare classes as well as its common ones."""
     store = WindowStore(store_path)
     codec = load_model(VQVAE, codec_path)
     if codec.config.window_length != store.window_length:
@@ -74,8 +82,11 @@ def load_prior_data(
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
     ids = label_ids(store.index["label"], labels, missing=len(labels))
     rows = np.arange(len(train_index))
-    if balance_groups:
-        rows = balanced_indices(rows, store.groups_of(train_index), power=float(balance_groups))
+    if balance_labels and not conditional:
+        raise ConfigError("balance_labels needs conditional=True: an unconditional prior has no labels to balance")
+    if balance_groups or balance_labels:
+        classes = ids[train_index] if balance_labels else None
+        rows = balanced_indices(rows, store.groups_of(train_index), classes, power=float(balance_groups))
     return PriorData(store, codec, train_codes, ids[train_index], val_codes, ids[val_index], labels, rows)
 
 

@@ -28,6 +28,7 @@ class WaveNetStageConfig:
     conditional: bool = False
     # how much each patient weighs per epoch: 0 as stored, 1 every patient the same (``balanced_indices``)
     balance_groups: float = 0.0
+    balance_labels: bool = False  # conditional: every label weighs the same (patients balanced within each)
     val_max_windows: int = 512
     training: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(output_dir="runs/wavenet", learning_rate=1e-3)
