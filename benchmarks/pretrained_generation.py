@@ -11,7 +11,7 @@ labelled by its standard lead name (`tsvq.data.leads`):
   of DS2's 202, trains). A pipeline that knows the label ``MLII`` (Holter lead II, the limb electrodes on the torso)
   draws DS2 with it; DS2 drawn with ``II`` (the resting 12-lead's) is reported beside it.
 
-For PTB-XL lead II (``--leads`` adds others, a few minutes each) and DS2's MLII, `tsvq eval` draws ``--n``
+For each of PTB-XL's 12 leads (``--leads`` picks fewer; a few minutes each) and DS2's MLII, `tsvq eval` draws ``--n``
 windows of that lead from the pipeline's first prior (a lead-conditional prior with the lead's label, an
 unconditional one as it can) over ``--seeds`` seeds, beside the real-vs-real floor (two halves of the held-out
 records), the training windows as they are and through the codec, and phase-randomised and Gaussian surrogates.
@@ -133,7 +133,11 @@ def main() -> None:
     parser.add_argument("--source", default="../shared/data", help="folder holding ptbxl/ and mitdb/")
     parser.add_argument("--work", default="runs/bench/pretrained-generation", help="stores and eval reports")
     parser.add_argument(
-        "--leads", nargs="+", default=["II"], choices=STANDARD_LEADS, help="PTB-XL leads scored one by one"
+        "--leads",
+        nargs="+",
+        default=list(STANDARD_LEADS),
+        choices=STANDARD_LEADS,
+        help="PTB-XL leads scored one by one",
     )
     parser.add_argument("--n", type=int, default=100, help="generated windows per seed")
     parser.add_argument("--seeds", type=int, default=3)
