@@ -786,3 +786,37 @@ def test_diffusion_stage_fine_tunes_a_saved_prior_and_balances_labels(small_data
         DiffusionTask(stage("third", init_from=str(first), model={"block_out_channels": [8, 16]}))
     with pytest.raises(ConfigError, match=r"init_from .*store: not a saved diffusion prior"):
         DiffusionTask(stage("fourth", init_from=str(store.path)))
+
+
+def test_a_prior_stage_fine_tunes_the_shipped_pipeline_by_name(small_database, tmp_path):
+    """``codec: ecg-single-lead`` and ``init_from: ecg-single-lead`` stand for the shipped pipeline's codec and
+    diffusion prior, wherever the package is installed: a user fine-tunes it on their own windows and labels."""
+    from tsvq.data import PrepareConfig, prepare
+    from tsvq.pretrained import pipeline_part, pretrained_folder
+    from tsvq.training.diffusion import DiffusionStageConfig, DiffusionTask
+
+    shipped = pretrained_folder("ecg-single-lead")
+    assert pipeline_part("ecg-single-lead", "codec") == str(shipped / "codec")
+    assert pipeline_part(str(shipped), "priors/diffusion") == str(shipped / "priors" / "diffusion")
+    assert pipeline_part(str(tmp_path), "codec") == str(tmp_path)  # any other folder is itself
+    store = prepare(
+        PrepareConfig(source=str(small_database), rate_hz=250, window_samples=1024, window_label="lead"),
+        tmp_path / "store",
+        progress=False,
+    )
+    model = {"block_out_channels": [64, 128, 256], "attention_heads": 4}
+    task = DiffusionTask(
+        DiffusionStageConfig(
+            store=str(store.path),
+            codec="ecg-single-lead",
+            init_from="ecg-single-lead",
+            conditional=True,
+            model=model,
+            training=tiny_training(tmp_path / "fine-tuned", 1),
+        )
+    )
+    prior = DiffusionPrior.from_pretrained(shipped / "priors" / "diffusion")
+    assert task.labels == ["II"]
+    rows = prior.denoiser.class_embedding.weight.float()
+    ii, none = prior.labels.index("II"), len(prior.labels)
+    assert torch.equal(task.model.class_embedding.weight, rows[[ii, none]])

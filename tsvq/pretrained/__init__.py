@@ -10,6 +10,7 @@ card in ``docs/pretrained.md``; nothing is downloaded.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tsvq.io import read_json
@@ -29,3 +30,12 @@ def pretrained_folder(name: str) -> Path | None:
     """The folder of the shipped pipeline ``name``, or None when no such pipeline ships."""
     folder = HERE / name
     return folder if (folder / "pipeline.json").is_file() else None
+
+
+def pipeline_part(path: str, part: str) -> str:
+    """``path`` itself, unless it names a pipeline (a shipped name such as ``ecg-single-lead`` or a folder holding
+    ``pipeline.json``): then its ``part`` (``codec``, ``priors/diffusion``), so a training config can start from a
+    shipped model (``codec: ecg-single-lead``, ``init_from: ecg-single-lead``) without knowing where it is installed."""
+    folder = pretrained_folder(path) if path and os.sep not in path and not Path(path).exists() else None
+    folder = folder or Path(path)
+    return str(folder / part) if (folder / "pipeline.json").is_file() else path

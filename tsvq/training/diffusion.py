@@ -14,6 +14,7 @@ from diffusers.training_utils import EMAModel, compute_snr
 from tsvq.codec.quantizer import stage_vectors
 from tsvq.config import as_config
 from tsvq.errors import ConfigError
+from tsvq.pretrained import pipeline_part
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
@@ -191,7 +192,7 @@ def warm_start(
     its weights were trained under."""
     where = f"diffusion stage: init_from {folder}"
     try:
-        prior = DiffusionPrior.from_pretrained(folder)
+        prior = DiffusionPrior.from_pretrained(pipeline_part(folder, "priors/diffusion"))
     except (OSError, ValueError) as error:
         raise ConfigError(f"{where}: not a saved diffusion prior ({error})") from error
     prior.check_codec(codec)

@@ -14,6 +14,7 @@ from tsvq.codec import VQVAE
 from tsvq.data import WindowStore
 from tsvq.data.store import balanced_indices, label_ids
 from tsvq.errors import ConfigError
+from tsvq.pretrained import pipeline_part
 from tsvq.priors.code_prior import CodePrior
 from tsvq.priors.latents import cached_codes
 from tsvq.safe_loading import load_model
@@ -68,6 +69,7 @@ def load_prior_data(
     1 every patient the same); ``balance_labels`` makes every label (and "no label") weigh the same, patients
     balanced within each: a conditional prior learns its rare classes as well as its common ones."""
     store = WindowStore(store_path)
+    codec_path = pipeline_part(codec_path, "codec")
     codec = load_model(VQVAE, codec_path)
     if codec.config.window_length != store.window_length:
         raise ConfigError(
