@@ -134,17 +134,11 @@ class Pipeline:
         A bare name of a shipped pipeline always means the shipped one; a local folder of the same name is reached
         with a path (``"./ecg-single-lead"``), and a warning says that one exists.
         """
-        from tsvq.pretrained import list_pretrained, pretrained_folder
+        from tsvq.pretrained import list_pretrained, shipped_or_local
 
-        raw = os.fspath(folder)
-        folder, name = Path(raw), str(raw)
-        if os.sep not in raw and pretrained_folder(name) is not None:
-            if folder.exists():
-                logger.warning(
-                    "'%s' names the shipped pipeline; the local folder of that name is read as './%s'", name, name
-                )
-            folder = pretrained_folder(name)
-        elif not folder.exists() and len(folder.parts) == 1:
+        name = os.fspath(folder)
+        folder = shipped_or_local(name)
+        if not folder.exists() and len(folder.parts) == 1:
             raise CheckpointError(
                 f"{folder}: no such pipeline folder, and no pretrained pipeline of that name "
                 f"(shipped: {sorted(list_pretrained()) or 'none'})"

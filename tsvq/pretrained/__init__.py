@@ -10,12 +10,14 @@ card in ``docs/pretrained.md``; nothing is downloaded.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from tsvq.io import read_json
 
 HERE = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 
 
 def list_pretrained() -> dict[str, str]:
@@ -32,10 +34,22 @@ def pretrained_folder(name: str) -> Path | None:
     return folder if (folder / "pipeline.json").is_file() else None
 
 
+def shipped_or_local(path: str | os.PathLike) -> Path:
+    """The folder ``path`` stands for. A bare name of a shipped pipeline always means the shipped one (a local folder
+    of that name is reached with a path, ``./ecg-single-lead``, and a warning says one exists); anything else is
+    itself."""
+    raw = os.fspath(path)
+    shipped = pretrained_folder(raw) if raw and os.sep not in raw else None
+    if shipped is None:
+        return Path(raw)
+    if Path(raw).exists():
+        logger.warning("'%s' names the shipped pipeline; the local folder of that name is read as './%s'", raw, raw)
+    return shipped
+
+
 def pipeline_part(path: str, part: str) -> str:
     """``path`` itself, unless it names a pipeline (a shipped name such as ``ecg-single-lead`` or a folder holding
     ``pipeline.json``): then its ``part`` (``codec``, ``priors/diffusion``), so a training config can start from a
     shipped model (``codec: ecg-single-lead``, ``init_from: ecg-single-lead``) without knowing where it is installed."""
-    folder = pretrained_folder(path) if path and os.sep not in path and not Path(path).exists() else None
-    folder = folder or Path(path)
+    folder = shipped_or_local(path)
     return str(folder / part) if (folder / "pipeline.json").is_file() else path

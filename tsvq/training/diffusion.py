@@ -6,6 +6,7 @@ import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.utils import set_seed
@@ -81,18 +82,11 @@ class DiffusionTask:
         self.config = config
         data = load_stage_data(config)
         self.store, self.codec, self.labels = data.store, data.codec, data.labels
-        with torch.no_grad():
-            vectors = self.codec.codes_to_vectors(torch.from_numpy(data.train_codes)).reshape(-1, self.codec.code_dim)
-        if config.latent_normalisation == "global":
-            self.mean, self.std = (
-                vectors.mean().expand(vectors.shape[1]),
-                vectors.std().clamp(min=1e-6).expand(vectors.shape[1]),
-            )
-        else:
-            self.mean, self.std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         self.model = build_denoiser(config.model, self.codec.code_dim, self.codec.latent_length, len(self.labels))
-        if config.init_from:
+        if config.init_from:  # the statistics its weights were trained under
             self.mean, self.std = warm_start(self.model, self.labels, config.init_from, self.codec, config.scheduler)
+        else:
+            self.mean, self.std = latent_statistics(self.codec, data.train_codes, config.latent_normalisation)
         # codes, not vectors: a batch is looked up in one call (``latents``), and memory stays at the codes' size.
         # The codebooks stay fixed while the prior trains: the lookup needs only them, wherever the batches are.
         with torch.no_grad():
@@ -182,6 +176,16 @@ class DiffusionTask:
 
     def save(self, model, folder: Path) -> None:
         self.prior(model).save_pretrained(folder)
+
+
+@torch.no_grad()
+def latent_statistics(codec, codes: np.ndarray, normalisation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread of the codebook vectors of the training codes, per dimension (``per_dim``) or one for all
+    (``global``)."""
+    vectors = codec.codes_to_vectors(torch.from_numpy(codes)).reshape(-1, codec.code_dim)
+    if normalisation == "global":
+        return vectors.mean().expand(vectors.shape[1]), vectors.std().clamp(min=1e-6).expand(vectors.shape[1])
+    return vectors.mean(0), vectors.std(0).clamp(min=1e-6)
 
 
 def warm_start(

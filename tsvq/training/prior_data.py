@@ -68,6 +68,8 @@ def load_prior_data(
     ``balance_groups`` weighs patients against each other in an epoch (``balanced_indices``' power: 0 as stored,
     1 every patient the same); ``balance_labels`` makes every label (and "no label") weigh the same, patients
     balanced within each: a conditional prior learns its rare classes as well as its common ones."""
+    if balance_labels and not conditional:  # said before minutes of encoding, not after
+        raise ConfigError("balance_labels needs conditional=True: an unconditional prior has no labels to balance")
     store = WindowStore(store_path)
     codec_path = pipeline_part(codec_path, "codec")
     codec = load_model(VQVAE, codec_path)
@@ -84,8 +86,6 @@ def load_prior_data(
     # unlabelled windows of a conditional prior train the "no label" class; unconditional priors ignore labels
     ids = label_ids(store.index["label"], labels, missing=len(labels))
     rows = np.arange(len(train_index))
-    if balance_labels and not conditional:
-        raise ConfigError("balance_labels needs conditional=True: an unconditional prior has no labels to balance")
     if balance_groups or balance_labels:
         classes = ids[train_index] if balance_labels else None
         rows = balanced_indices(rows, store.groups_of(train_index), classes, power=float(balance_groups))
