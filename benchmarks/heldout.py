@@ -94,6 +94,7 @@ def generation_figures(report_folder: str | None) -> dict | None:
                 "kind": g["kind"],
                 "figures": {f: {"mean": v["mean"], "std": v["std"]} for f, v in g["figures"].items()},
                 "memorisation_ratio": g["memorisation_ratio"],
+                "shape_memorisation_ratio": g.get("shape_memorisation_ratio"),
             }
             for name, g in generation["generators"].items()
         },

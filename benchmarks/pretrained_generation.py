@@ -20,7 +20,9 @@ and tested on real windows (TSTR) against one trained on real windows (TRTR), an
 own floor (the grid of real beside generated windows per lead: results/pretrained-generation.png).
 
 The targets of each lead (issue 59): discriminative score <= 0.20, Frechet distance <= 3x the floor, heart rate,
-QTc and average beat within 2x the floor, memorisation ratio >= 0.9; TSTR >= 0.8x TRTR.
+QTc and average beat within 2x the floor, memorisation ratio >= 0.9 (of the windows' shapes: a set drawn quieter than
+the real one sits nearer the training windows without copying any; the Euclidean ratio is reported beside it);
+TSTR >= 0.8x TRTR.
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ def targets_met(figures: dict, floor: dict) -> dict:
     return out
 
 
+def memorisation_target(model: dict) -> dict:
+    """No copying: the samples' shapes (``tsvq.evaluation.generation.shapes``) no nearer the training windows than
+    held-out real windows are. Judged on shapes because the Euclidean ratio also falls when a set is drawn quieter
+    than the real one (amplitude, which the average beat and Frechet figures already judge), copying nothing."""
+    shape, euclidean = model["shape_memorisation_ratio"]["mean"], model["memorisation_ratio"]["mean"]
+    return {"model": shape, "euclidean": euclidean, "target": ">= 0.9 (shapes)", "met": bool(shape >= 0.9)}
+
+
 def sampling_settings(pipe: Pipeline, prior: str, args) -> dict:
     """What the prior draws with: the pipeline's saved defaults (``pipeline.json``), unless the command line says."""
     model = pipe.prior(prior)
@@ -160,10 +170,9 @@ def main() -> None:
         prepare(store_config(database, source, pipe, lead), store, progress=False)
         figures = evaluate(args.pipeline, store, work / f"eval-{database}-{lead}", args, [])
         model = figures["generators"][prior]
-        memorisation = model["memorisation_ratio"]["mean"]
         per_lead.setdefault(database, {})[lead] = {
             "targets": targets_met(model["figures"], figures["generators"]["floor"]["figures"])
-            | {"memorisation_ratio": {"model": memorisation, "target": ">= 0.9", "met": bool(memorisation >= 0.9)}},
+            | {"memorisation_ratio": memorisation_target(model)},
             "figures": figures,
         }
         shown = {k: round(v["model"], 3) for k, v in per_lead[database][lead]["targets"].items()}

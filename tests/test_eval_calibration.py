@@ -48,7 +48,8 @@ def report(tmp_path_factory):
     validation = store.load("val")  # real windows the evaluation never sees as held-out: a "generator" of real data
     # the training-windows reference row calibrates nothing here (it is the split's gap, not a floor or a failure)
     config = EvalConfig(n=len(validation), seeds=3, classifier_steps=100, plots=False, references=False)
-    return evaluate(store, folder / "report", config, samples={"held-out real": validation}, progress=False)
+    samples = {"held-out real": validation, "held-out real at half gain": validation / 2}
+    return evaluate(store, folder / "report", config, samples=samples, progress=False)
 
 
 def test_held_out_real_windows_score_at_the_floor_on_every_figure(report):
@@ -58,6 +59,14 @@ def test_held_out_real_windows_score_at_the_floor_on_every_figure(report):
         spread = np.hypot(summary["std"], real[name]["std"])
         assert abs(real[name]["mean"] - summary["mean"]) <= 2.5 * spread + 1e-9, name
     assert 0.8 < generation["generators"]["held-out real"]["memorisation_ratio"]["mean"] < 1.25
+    assert 0.8 < generation["generators"]["held-out real"]["shape_memorisation_ratio"]["mean"] < 1.25
+
+
+def test_a_set_at_another_gain_keeps_its_shape_memorisation(report):
+    """The shape ratio leaves amplitude to the other figures: real windows at half their gain score as they do."""
+    generators = report["generation"]["generators"]
+    real, quiet = generators["held-out real"], generators["held-out real at half gain"]
+    assert quiet["shape_memorisation_ratio"]["mean"] == pytest.approx(real["shape_memorisation_ratio"]["mean"], 1e-4)
 
 
 @pytest.mark.parametrize("baseline", sorted(EXPECTED_FAILURES))
@@ -74,6 +83,7 @@ def test_copies_of_training_windows_pass_distribution_figures_and_fail_memorisat
     generators = report["generation"]["generators"]
     copies, floor = generators["train_copies"], generators["floor"]
     assert copies["memorisation_ratio"]["mean"] < 0.05 < 0.8 < floor["memorisation_ratio"]["mean"]
+    assert copies["shape_memorisation_ratio"]["mean"] < 0.05 < 0.8 < floor["shape_memorisation_ratio"]["mean"]
     assert copies["figures"]["frechet_distance"]["mean"] < 2.5 * floor["figures"]["frechet_distance"]["mean"]
     assert copies["figures"]["discriminative_score"]["mean"] < floor["figures"]["discriminative_score"]["mean"] + 0.1
     # a beat detector that finds beats in noise tells nothing here, and the report says so

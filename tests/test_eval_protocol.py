@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import ecg_like
 from tsvq.evaluation.baselines import BASELINES, fit_ar_by_aic, fit_baselines
-from tsvq.evaluation.generation import discriminative_score, nearest_shifted_distances, predictive_score
+from tsvq.evaluation.generation import discriminative_score, nearest_shifted_distances, predictive_score, shapes
 from tsvq.evaluation.scoring import (
     chunks,
     disjoint_halves,
@@ -60,6 +60,29 @@ def test_train_copies_are_shifted_training_windows_and_the_shift_invariant_dista
     assert nearest_shifted_distances(copies, train).max() < 1e-3 * np.linalg.norm(train[0])
     other = np.stack([ecg_like(256 / RATE, RATE, seed=1000 + i)[:256, None] for i in range(10)]).astype(np.float32)
     assert nearest_shifted_distances(other, train).min() > 0.05 * np.linalg.norm(train[0])
+    # a copy at another gain and baseline is still a copy of the training window's shape
+    rescaled = 3 * copies + 0.5
+    assert nearest_shifted_distances(shapes(rescaled), shapes(train)).max() < 1e-3
+    assert nearest_shifted_distances(shapes(other), shapes(train)).min() > 0.05
+
+
+def test_a_quieter_set_sits_nearer_the_training_windows_but_not_its_shapes():
+    """Patients differ in amplitude: windows drawn at half the real gain find quiet training windows nearer than
+    real ones find theirs (Euclidean ratio well under 1) without copying any; their shapes score as real ones do."""
+    from tsvq.evaluation.scoring import memorisation
+
+    def patients(first: int, count: int) -> np.ndarray:
+        gains = np.random.default_rng(first).uniform(0.2, 2.0, count)
+        return np.stack(
+            [gain * ecg_like(256 / RATE, RATE, seed=first + i)[:256, None] for i, gain in enumerate(gains)]
+        ).astype(np.float32)
+
+    train, real = patients(0, 200), patients(5000, 40)
+    quiet = real / 2
+    held_out = float(np.median(nearest_shifted_distances(real, train)))
+    assert memorisation(nearest_shifted_distances(quiet, train), held_out) < 0.8
+    shape_held_out = float(np.median(nearest_shifted_distances(shapes(real), shapes(train))))
+    assert memorisation(nearest_shifted_distances(shapes(quiet), shapes(train)), shape_held_out) == pytest.approx(1)
 
 
 def test_disjoint_halves_never_share_a_sample_across_halves():

@@ -12,7 +12,7 @@ from tsvq.data import WindowStore
 from tsvq.errors import DataError
 from tsvq.evaluation.config import EvalConfig
 from tsvq.evaluation.features import RandomKernelFeatures
-from tsvq.evaluation.generation import nearest_shifted_distances
+from tsvq.evaluation.generation import nearest_shifted_distances, shapes
 from tsvq.evaluation.morphology import available as morphology_available
 from tsvq.evaluation.physiology import BeatSource, beat_source
 from tsvq.evaluation.scoring import ScoredSet, disjoint_halves, overlap_groups
@@ -52,6 +52,15 @@ class HeldOut:
         """Each held-out window's distance to its nearest training window (best circular shift): measured once,
         since every seed's reference and floor halves are subsets of these windows."""
         return nearest_shifted_distances(self.windows, self.train)
+
+    @functools.cached_property
+    def train_shapes(self) -> np.ndarray:
+        return shapes(self.train)
+
+    @functools.cached_property
+    def train_shape_distances(self) -> np.ndarray:
+        """``train_distances`` of the windows' shapes (``shapes``: amplitude left out)."""
+        return nearest_shifted_distances(shapes(self.windows), self.train_shapes)
 
     def halves(self, positions: np.ndarray, seed: int) -> RealSplit:
         """Reference and floor halves of the held-out windows at ``positions`` that share no sample."""

@@ -31,7 +31,7 @@ from tsvq.errors import DataError
 from tsvq.evaluation.baselines import baseline_names, fit_baselines
 from tsvq.evaluation.conditional import LabelledDraws, label_section, per_class_section
 from tsvq.evaluation.config import EvalConfig
-from tsvq.evaluation.generation import fit_all, mean_welch_psd, nearest_shifted_distances
+from tsvq.evaluation.generation import fit_all, mean_welch_psd, nearest_shifted_distances, shapes
 from tsvq.evaluation.generators import (
     Generator,
     named_samples,
@@ -225,8 +225,14 @@ def _generation_section(
         ):
             real_sizes[key].append(value)
         heldout_distance = float(np.median(heldout.train_distances[split.reference_positions]))
+        heldout_shape_distance = float(np.median(heldout.train_shape_distances[split.reference_positions]))
         copying["floor"].append(
-            {"ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance)}
+            {
+                "ratio": memorisation(heldout.train_distances[split.floor_positions], heldout_distance),
+                "shape_ratio": memorisation(
+                    heldout.train_shape_distances[split.floor_positions], heldout_shape_distance
+                ),
+            }
         )
         # every set of the seed is drawn and its learned models built first, so all their fits train side by side
         planned = {"floor": plan_set(reference, floor, config.folds, config.classifier_steps, seed, len(floor.windows))}
@@ -238,7 +244,12 @@ def _generation_section(
                 reference, scored, config.folds, config.classifier_steps, seed, len(floor.windows)
             )
             copying[generator.name].append(
-                {"ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance)}
+                {
+                    "ratio": memorisation(nearest_shifted_distances(windows, train), heldout_distance),
+                    "shape_ratio": memorisation(
+                        nearest_shifted_distances(shapes(windows), heldout.train_shapes), heldout_shape_distance
+                    ),
+                }
             )
         learned = fit_all([pending.learned for pending in planned.values()])
         for (name, pending), scores in zip(planned.items(), learned, strict=True):
@@ -252,6 +263,7 @@ def _generation_section(
             "info": kinds[name][1],
             "figures": summaries[name],
             "memorisation_ratio": summarise(copying[name])["ratio"],
+            "shape_memorisation_ratio": summarise(copying[name])["shape_ratio"],
         }
         for name in names
     }
@@ -288,7 +300,9 @@ def _generation_section(
             ),
             "memorisation_note": "median nearest-training-window distance over that of held-out real windows: well "
             "below 1 "
-            "means copying; it says nothing about quality (noise far from everything scores above 1)",
+            "means copying; it says nothing about quality (noise far from everything scores above 1). "
+            "shape_memorisation_ratio: the same of the windows' shapes (mean removed, unit norm), which a set "
+            "drawn quieter or louder than the real one does not move",
         }
     }
     if config.plots:
