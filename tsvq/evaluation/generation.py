@@ -384,8 +384,6 @@ def predictive_fits(
     )
 
 
-@single_thread()
-@torch.no_grad()
 def shapes(windows: np.ndarray) -> np.ndarray:
     """Each window ``(n, L, C)`` less its channels' means, over its norm: what is left is its shape, so the
     distance of two shapes (``nearest_shifted_distances``) is sqrt(2 - 2 x their correlation), whatever their
@@ -395,6 +393,8 @@ def shapes(windows: np.ndarray) -> np.ndarray:
     return centred / np.maximum(np.linalg.norm(centred, axis=(1, 2), keepdims=True), 1e-12)
 
 
+@single_thread()
+@torch.no_grad()
 def nearest_shifted_distances(queries: np.ndarray, references: np.ndarray, block: int = 8) -> np.ndarray:
     """Euclidean distance from each query window ``(n, L, C)`` to its nearest reference window under the best
     circular time shift: a training window replayed at another phase is still a copy. The cross-correlation at

@@ -256,14 +256,15 @@ def _generation_section(
             figures[name].append(finish_set(pending, scores, rate))
     summaries = {name: summarise(figures[name]) for name in names}
     kinds = {"floor": ("floor", {})} | {g.name: (g.kind, g.info) for g in generators}
+    copied = {name: summarise(copying[name]) for name in names}
     scored = {
         name: {
             "kind": kinds[name][0],
             "windows_per_seed": real_sizes["floor"] if name == "floor" else len(first_draw[name].windows),
             "info": kinds[name][1],
             "figures": summaries[name],
-            "memorisation_ratio": summarise(copying[name])["ratio"],
-            "shape_memorisation_ratio": summarise(copying[name])["shape_ratio"],
+            "memorisation_ratio": copied[name]["ratio"],
+            "shape_memorisation_ratio": copied[name]["shape_ratio"],
         }
         for name in names
     }
