@@ -7,13 +7,13 @@ Each record is conditioned as the pipeline conditions it (250 Hz, 0.5-40 Hz), an
 at seeded random places (at least 10 s from the ends). Every method sees the same stretch, 8 s before the gap and
 4 s after it, and fills the gap (the baselines: `tsvq.evaluation.repair_baselines`):
 
-- ``tsvq``: `Pipeline.impute` (the WaveNet prior drawn with top_p 0.9, the likeliest of 32 candidates given the
-  codes after the gap);
+- ``tsvq``: `Pipeline.impute` (beats planned from the R peaks on either side guide the WaveNet prior, drawn with
+  top_p 0.9; the likeliest of 8 candidates given the codes after the gap);
 - ``linear``: a straight line between the samples on either side;
 - ``autoregressive``: an AR(64) model fitted by least squares on the 8 s before, run forward across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
 - ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last
-  R peak before and the first after the gap, on a line between the two sides' levels.
+  R peak before and the first after the gap (found reading backwards), on a line between the two sides' levels.
 
 Scores inside each gap: PRDN against the true signal (mean removed), and R peaks found by wfdb's XQRS on the filled
 stretch against the annotated beats (`.atr`) inside the gap: F1 within +-75 ms and the mean absolute error of the
@@ -100,10 +100,11 @@ def main() -> None:
     parser.add_argument("--records", nargs="+", default=DS2)
     parser.add_argument("--gaps", type=float, nargs="+", default=[0.5, 2.0, 5.0], help="gap lengths in seconds")
     parser.add_argument("--per-record", type=int, default=23, help="gaps per record and length (23 x 22 = 506)")
-    parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--choose", choices=["sample", "likeliest"], default="likeliest")
     parser.add_argument("--top-p", type=float, default=0.9, help="the WaveNet's nucleus")
     parser.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
+    parser.add_argument("--rhythm", choices=["auto", "ecg", "none"], default="auto", help="Pipeline.impute's rhythm")
     args = parser.parse_args()
     torch.set_num_threads(2)
     pipe = Pipeline.from_pretrained(args.pipeline)
@@ -114,6 +115,7 @@ def main() -> None:
         "choose": args.choose,
         "top_p": args.top_p,
         "temperature": args.temperature,
+        "rhythm": args.rhythm,
     }
     rows: dict = {str(g): {m: [] for m in methods} for g in args.gaps}
     classes: dict = {str(g): {} for g in args.gaps}

@@ -41,6 +41,21 @@ def test_infill_keeps_what_is_known_and_weighs_draws_by_what_follows():
     assert torch.equal(naive, codes) and torch.allclose(naive_weight, agreement, atol=1e-4)
 
 
+def test_infill_guide_steers_the_drawn_codes_row_group_by_row_group():
+    torch.manual_seed(0)
+    model = WaveNet(num_codes=12, latent_length=24, residual_channels=8, skip_channels=8).eval()
+    known = torch.full((4, 24), -1)
+    known[:, :4] = 1
+    guide = torch.zeros(2, 24, 12)
+    guide[0, :, 5], guide[1, :, 7] = 1e4, 1e4  # rows 0-1 follow guide 0, rows 2-3 guide 1
+    codes, _, own = model.infill(known, seed=0, guide=guide)
+    assert (codes[:, :4] == 1).all() and (codes[:2, 4:] == 5).all() and (codes[2:, 4:] == 7).all()
+    unguided, _, _ = model.infill(known, seed=0)
+    assert not (unguided[:, 4:] == 5).all()  # the prior alone would not draw them
+    log_p = torch.log_softmax(model(codes).float(), dim=1).gather(1, codes[:, None])[:, 0]
+    torch.testing.assert_close(own, log_p[:, 4:].sum(dim=1), rtol=1e-5, atol=1e-5)  # weighed by the prior alone
+
+
 def test_impute_fills_gaps_and_leaves_observed_samples_unchanged(shipped):
     x = ecg_like(30, RATE, seed=1)
     holed = x.copy()

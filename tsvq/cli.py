@@ -430,6 +430,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         "choose": args.choose,
         "prior": args.prior,
         "seed": args.seed,
+        "rhythm": args.rhythm,
         "top_p": args.top_p,
         "temperature": args.temperature,
     }
@@ -629,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--top-p", type=float, help="the WaveNet's nucleus (default: the pipeline's)")
         p.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
         p.add_argument("--prior", help="the WaveNet prior of the pipeline to draw from (default: its first)")
+        p.add_argument(
+            "--rhythm",
+            choices=["auto", "ecg", "none"],
+            default="auto",
+            help="ecg: beats planned from the R peaks around each gap guide the prior; auto: ecg for an mV codec",
+        )
         p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
         p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same seed, the same fill)")
         p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")

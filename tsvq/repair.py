@@ -4,8 +4,16 @@ A gap (a NaN stretch) becomes a run of unknown codes: every code whose span hold
 WaveNet prior draws that run left to right from the codes before it, and each draw is weighed by the likelihood
 the prior gives the observed codes after the gap once the draw is in place: drawing ``candidates`` runs and
 keeping one with probability proportional to that weight (sampling-importance-resampling) draws from
-p(gap | before, after) as the candidates grow, so a filled beat lands where the rhythm on both sides puts it.
-A gap at the end has nothing after it: that is a forecast, drawn from p(gap | before).
+p(gap | before, after) as the candidates grow. A gap at the end has nothing after it: that is a forecast, drawn
+from p(gap | before).
+
+In an ECG the prior alone times beats poorly (its likelihood prefers fewer beats), so the rhythm plans them
+(``tsvq.rhythm``): beats spaced evenly between the R peaks on either side, the median beat before the gap placed at
+each. That guide signal is encoded, and every drawn code is weighed by how near its codebook vector lies to the
+guide's encoder vector there (a Gaussian likelihood ``GUIDE_SPREAD`` typical quantisation errors wide): the draws
+come from the prior times that likelihood, so beats land where the rhythm puts them and take the shape the prior
+gives them. The first draw follows the best-guess timing; further draws draw their timing too (each RR interval
+as variable as those before the gap), so their spread says how sure the timing is.
 
 The codes are decoded and only the missing samples are replaced: the observed ones come back unchanged. The
 codec sees signals conditioned as in training (the pipeline's rate and band), while a recording may carry baseline
@@ -20,15 +28,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from tsvq.codec.streaming import decode_long, decode_margin, encode_long
+from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.preprocess import at_length, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
 from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
+from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats
 
 LEFT_CONTEXT_S = 4.096  # codes before a gap the prior reads (its receptive field on the demo's models)
 RIGHT_CONTEXT_S = 2.0  # codes after a gap that weigh each draw: about two beats
 EDGE_S = 0.1  # how much observed signal on each side sets the level a fill is shifted to
+RHYTHM_BEFORE_S, RHYTHM_AFTER_S = 8.0, 4.0  # signal on either side of a gap whose R peaks plan its beats
+GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared distance), measured on MIT-BIH DS2
+# 2-s gaps: 16 and below keep the template beat as it is, 256 lets the prior move beats off their planned times
+RHYTHMS = ("auto", "ecg", "none")
 
 
 @dataclass
@@ -75,16 +88,20 @@ def repair(
     choose: str = "sample",
     prior: str | None = None,
     seed: int = 0,
+    rhythm: str = "auto",
     where: str = "signal",
     **options,
 ) -> Repaired:
     """Fill every NaN stretch of ``signal`` ``(L,)`` or ``(L, C)`` (``Pipeline.impute``). ``choose``: "sample" keeps
     a candidate with probability proportional to its weight (a draw given both sides), "likeliest" the candidate
     whose codes, with those after the gap, the prior finds most probable (one best guess; the draws differ only by
-    their candidates).
+    their candidates). ``rhythm``: "ecg" plans the beats of each gap from the R peaks around it and guides the
+    prior by them, "none" leaves timing to the prior, "auto" is "ecg" for a single-channel codec in mV.
     ``options``: the WaveNet's sampling options (default: the pipeline's for that prior)."""
     if choose not in ("sample", "likeliest"):
         raise ConfigError(f"choose must be 'sample' or 'likeliest', got {choose!r}")
+    if rhythm not in RHYTHMS:
+        raise ConfigError(f"rhythm must be one of {', '.join(RHYTHMS)}, got {rhythm!r}")
     for name, value, least in (("draws", draws, 1), ("candidates", candidates, 1)):
         if not isinstance(value, int) or value < least:
             raise ConfigError(f"{name} must be an integer of at least {least}, got {value!r}")
@@ -111,9 +128,14 @@ def repair(
     out = np.repeat(x[None], draws, axis=0)
     generator = torch.Generator().manual_seed(seed)
     baseline = bridged - at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
+    if rhythm == "auto":
+        rhythm = "ecg" if codec.config.in_channels == 1 and all(u.lower() == "mv" for u in pipeline.units) else "none"
+    rng = np.random.default_rng(seed)
     for stream in streams:
-        fills = _fill_stream(codec, chosen, conditioned[:, stream], at_rate[:, stream].any(axis=1), draws, candidates,
-                             choose, generator, settings)  # fmt: skip
+        gaps = at_rate[:, stream].any(axis=1)
+        guides = _rhythm_guides(conditioned[:, stream[0]], gaps, rate, draws, rng) if rhythm == "ecg" else None
+        fills = _fill_stream(codec, chosen, conditioned[:, stream], gaps, draws, candidates, choose, generator,
+                             settings, guides)  # fmt: skip
         for d in range(draws):
             back = at_length(resample(fills[d], rate, sampling_rate_hz), len(x))
             for i, c in enumerate(stream):
@@ -121,9 +143,48 @@ def repair(
     return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz))
 
 
+def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, rng: np.random.Generator):
+    """Per draw, ``x`` (one conditioned channel, bridged across its gaps) with each gap's planned beats in place
+    ``(draws, L)``, and where a plan was made ``(L,)``: gaps with fewer than three R peaks in the
+    ``RHYTHM_BEFORE_S`` before them get none (the prior alone times them). Draw 0 takes the best-guess timing."""
+    guides = np.repeat(x[None].astype(np.float64), draws, axis=0)
+    planned = np.zeros(len(x), dtype=bool)
+    for a, b in true_runs(missing):
+        before, after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
+        lo = max(0, a - int(RHYTHM_BEFORE_S * rate))
+        template = median_beat(x[lo:a], before - lo, rate) if len(before) >= 3 else None
+        if template is None:
+            continue
+        left = x[a - 1]
+        right = x[b] if b < len(x) else None
+        for d in range(draws):
+            times = [before[-1], *planned_beats(before, after, b, rng if d else None), *after[:1]]
+            guides[d, a:b] = beat_fill(left, right, a, b, times, template, rate)
+        planned[a:b] = True
+    return guides, planned
+
+
+def _guide_weights(codec, guides: np.ndarray, planned: np.ndarray, lo: int, hi: int) -> torch.Tensor:
+    """``(draws, hi - lo, K)`` log-weights of each first-stage code at code positions ``[lo, hi)``: minus its squared
+    distance to the guide's encoder vector over ``2 GUIDE_SPREAD`` typical quantisation errors (the median over
+    the stretch); 0 where nothing was planned. Only the stretch is encoded (with the encoder's reach around it:
+    the same vectors as encoding the whole recording)."""
+    f, margin = codec.config.downsample_factor, encode_margin(codec)
+    start, end = max(0, lo - margin), min(guides.shape[1] // f, hi + margin)
+    codebook = codec.quantizer.stage_codebooks()[0].float()
+    distances = torch.stack([
+        torch.cdist(codec.latents(guide[start * f : end * f, None][None].astype(np.float32))[0], codebook) ** 2
+        for guide in guides
+    ])[:, lo - start : hi - start]  # fmt: skip
+    typical = distances[0].min(dim=1).values.median().clamp(min=1e-12)
+    steered = torch.as_tensor(planned[lo * f : hi * f].reshape(hi - lo, f).any(axis=1))
+    return torch.where(steered[None, :, None], -distances / (2 * GUIDE_SPREAD * typical), 0.0)
+
+
 def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int,
-                 choose: str, generator: torch.Generator, settings: dict) -> np.ndarray:  # fmt: skip
-    """Draws ``(draws, L, C)`` of one conditioned stream at the pipeline's rate, decoded wherever codes were drawn."""
+                 choose: str, generator: torch.Generator, settings: dict, guides=None) -> np.ndarray:  # fmt: skip
+    """Draws ``(draws, L, C)`` of one conditioned stream at the pipeline's rate, decoded wherever codes were drawn;
+    ``guides``: ``_rhythm_guides``' planned beats, which weigh the drawn codes."""
     f = codec.config.downsample_factor
     length = len(x)
     padded = np.pad(x, ((0, (-length) % f), (0, 0)), mode="edge").astype(np.float32)
@@ -136,13 +197,18 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
     left, right = int(round(LEFT_CONTEXT_S * per_second)), int(round(RIGHT_CONTEXT_S * per_second))
     drawn = np.repeat(codes[None], draws, axis=0)
     model = prior.model
+    steer = guides is not None and guides[1].any()
+    if steer:
+        signals = np.pad(guides[0], ((0, 0), (0, len(padded) - length)), mode="edge")
+        planned = np.pad(guides[1], (0, len(padded) - length))
     for a, b in true_runs(unknown):
         lo, hi = max(0, a - left), min(len(codes), b + right)
         known = torch.as_tensor(codes[lo:hi]).clone()
         known[a - lo : b - lo] = -1
         known = known[None].expand(draws * candidates, *known.shape).clone()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        run, weight, own = model.infill(known, seed=seed, **settings)
+        guide = _guide_weights(codec, signals, planned, lo, hi) if steer else None
+        run, weight, own = model.infill(known, seed=seed, guide=guide, **settings)
         run, weight = run.view(draws, candidates, *run.shape[1:]), weight.view(draws, candidates).double()
         if choose == "likeliest":  # the most probable completion, gap and what follows it together
             picks = (weight + own.view(draws, candidates).double()).argmax(dim=1)

@@ -315,6 +315,18 @@ class VQVAE(ModelMixin, ConfigMixin):
         self.train(was_training)
         return Encoded(vectors.float(), codes[..., 0] if self.config.num_quantizers == 1 else codes)
 
+    @torch.no_grad()
+    def latents(self, signals) -> torch.Tensor:
+        """``(B, L, C)`` physical units -> the encoder's vectors before quantisation ``(B, L', D)``, on the sphere
+        when codes are cosine: what each codebook vector is measured against (a guide for a prior's draws)."""
+        x = as_signal_tensor(signals, self.config.in_channels).to(self.device)
+        self._check_length(x.shape[1])
+        was_training = self.training
+        self.eval()
+        z = self.project_in(self.encoder(self.normalize(x.transpose(1, 2)))).transpose(1, 2).float()
+        self.train(was_training)
+        return torch.nn.functional.normalize(z, dim=-1) if self.config.cosine_codes else z
+
     def codes_to_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """Integer codes ``(B, L')`` or ``(B, L', Q)`` -> codebook vectors ``(B, L', D)``."""
         codes = torch.as_tensor(codes, device=self.device)

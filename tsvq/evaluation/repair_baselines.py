@@ -7,26 +7,20 @@ Every filler takes the whole stretch ``segment`` (the truth inside ``[a, b)`` is
 - ``autoregressive``: an AR(64) model fitted by least squares on what comes before, run forward across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
 - ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last R
-  peak before and the first after it, on a line between the two sides' levels.
+  peak before and the first after it (found reading backwards: ``tsvq.rhythm.gap_sides``), the beats at those two
+  peaks reaching into the gap too, on a line between the two sides' levels.
 
-R peaks are found by wfdb's XQRS; ``beat_matches`` pairs found with reference beats within a tolerance.
+R peaks are found by wfdb's XQRS (``tsvq.rhythm``); ``beat_matches`` pairs found with reference beats within a
+tolerance.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from wfdb import processing
+
+from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats, r_peaks
 
 AR_ORDER = 64
-
-
-def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
-    if len(x) < rate:
-        return np.array([], dtype=int)
-    config = processing.XQRS.Conf(hr_init=75, hr_max=200, hr_min=25, qrs_width=0.1)
-    detector = processing.XQRS(x, rate, conf=config)
-    detector.detect(verbose=False, learn=True)
-    return np.asarray(detector.qrs_inds, dtype=int)
 
 
 def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
@@ -53,26 +47,12 @@ def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarra
 
 
 def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    before, after = r_peaks(segment[:a], rate), r_peaks(segment[b:], rate) + b
-    if len(before) < 3 or not len(after):
+    before, after = gap_sides(segment, a, b, rate, before_s=a / rate, after_s=(len(segment) - b) / rate)
+    template = median_beat(segment[:a], before, rate) if len(before) >= 3 and len(after) else None
+    if template is None:
         return template_copy(segment, a, b, rate)
-    half_before, half_after = int(0.25 * rate), int(0.45 * rate)
-    beats = [segment[p - half_before : p + half_after] for p in before if p - half_before >= 0 and p + half_after <= a]
-    if not beats:
-        return template_copy(segment, a, b, rate)
-    template = np.median(beats, axis=0)
-    template = template - np.linspace(template[0], template[-1], len(template))  # the beat on a flat line
-    span = after[0] - before[-1]
-    rr = np.median(np.diff(before))
-    count = max(1, int(round(span / rr)))
-    out = linear(segment, a, b, rate)
-    for k in range(1, count):
-        centre = before[-1] + k * span / count
-        for i, value in enumerate(template):
-            position = int(round(centre)) - half_before + i
-            if a <= position < b:
-                out[position - a] += value
-    return out
+    times = [before[-1], *planned_beats(before, after, b), after[0]]
+    return beat_fill(segment[a - 1], segment[b], a, b, times, template, rate)
 
 
 BASELINES = {

@@ -279,19 +279,26 @@ class WaveNet(ModelMixin, ConfigMixin):
         seed: int | None = 0,
         cached: bool = True,
         progress: bool = False,
+        guide: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Ancestral sampling where ``known`` ``(n, L[, Q])`` holds a code (>= 0), which is kept, and -1 where one is
         drawn. Returns the codes and, per row, two log-probabilities (nats, under the untempered model): of the known
         codes that come after the first drawn one (how well the drawn codes agree with what is observed after them,
         the weight that turns left-to-right draws into draws given both sides: sampling-importance-resampling), and
-        of the drawn codes themselves (with the first: how likely the whole completion is)."""
+        of the drawn codes themselves (with the first: how likely the whole completion is).
+
+        ``guide`` ``(g, L, K)``, ``n`` a multiple of ``g``: log-weights added to the first stage's logits where a
+        code is drawn (rows ``i * n / g`` to ``(i + 1) * n / g - 1`` take guide ``i``), so the draws come from the
+        prior times a likelihood of what is known of the hidden stretch (``tsvq.repair``: a planned beat)."""
         n, length = known.shape[:2]
+        per_guide = 1 if guide is None else n // guide.shape[0]
         stages = self.config.num_quantizers
         known = known.reshape(n, length, stages).to(self.device)
         generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         uniforms = torch.rand((length, stages, n), generator=generator)
         device = self.device
         labels = labels.to(device) if labels is not None else None
+        guide = guide.to(device=device, dtype=torch.float32) if guide is not None else None
         condition = self._condition(labels, n)
         codes = torch.zeros((n, length, stages), dtype=torch.long, device=device)
         agreement, own = torch.zeros(n, device=device), torch.zeros(n, device=device)
@@ -309,8 +316,9 @@ class WaveNet(ModelMixin, ConfigMixin):
             nonlocal agreement, own, drawn_before
             given = known[:, t, q]
             observed = given >= 0
+            steered = logits if guide is None or q else logits + guide[:, t].repeat_interleave(per_guide, 0)
             chosen = torch.where(
-                observed, given, self._pick(logits, uniforms[t, q].to(device), temperature, top_k, top_p)
+                observed, given, self._pick(steered, uniforms[t, q].to(device), temperature, top_k, top_p)
             )
             log_p = torch.log_softmax(logits.float(), dim=-1).gather(1, chosen[:, None])[:, 0]
             agreement = agreement + torch.where(observed & drawn_before, log_p, 0.0)

@@ -1,0 +1,99 @@
+"""Beat timing inside a gap (tsvq.rhythm) and the rhythm-guided gap filling of Pipeline.impute that uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import wfdb
+from scipy import signal as sps
+
+from tests.conftest import shared_data
+from tsvq.data.synthetic import random_subjects, synthesize
+from tsvq.errors import ConfigError
+from tsvq.evaluation.repair_baselines import beat_matches, template_both_sides
+from tsvq.pipeline import Pipeline
+from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats, r_peaks
+
+RATE = 250.0
+TOLERANCE = int(0.075 * RATE)  # the +-75 ms of the gap benchmark
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Pipeline:
+    torch.manual_seed(0)
+    return Pipeline.from_pretrained("ecg-single-lead")
+
+
+def regular_ecg(seconds: float = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic ECG band-passed as the shipped pipeline conditions it, and its true R peaks."""
+    x, peaks = synthesize(random_subjects(4, seed=2)[seed], seconds, RATE, seed=seed)
+    return sps.sosfiltfilt(sps.butter(4, [0.5, 40], "bandpass", fs=RATE, output="sos"), x), peaks
+
+
+def f1(found: np.ndarray, truth: np.ndarray) -> float:
+    return 2 * len(beat_matches(found, truth, TOLERANCE)) / max(len(found) + len(truth), 1)
+
+
+def test_planned_beats_space_evenly_and_drawn_timings_still_meet_both_sides():
+    before, after = np.array([0, 200, 400, 600]), np.array([1400, 1600])
+    np.testing.assert_allclose(planned_beats(before, after, 1400), [800, 1000, 1200])
+    rng = np.random.default_rng(0)
+    np.testing.assert_allclose(planned_beats(before, after, 1400, rng), [800, 1000, 1200])  # a steady rhythm: no spread
+    np.testing.assert_allclose(planned_beats(before, np.array([], dtype=int), 1000), [800, 1000, 1200])  # forecast
+    irregular = np.array([0, 180, 420, 590, 830])
+    draws = [planned_beats(irregular, np.array([1700]), 1700, rng) for _ in range(6)]
+    assert all(len(d) == len(draws[0]) == 3 for d in draws)  # the count the sides allow, in every draw
+    assert all((np.diff([830, *d, 1700]) > 0).all() for d in draws) and np.ptp([d[0] for d in draws]) > 10
+
+
+def test_gap_sides_find_the_beats_that_time_a_gap_and_beat_fill_rebuilds_it():
+    x, peaks = regular_ecg()
+    a, b = 3000, 3500
+    before, after = gap_sides(x, a, b, RATE)
+    truth_before, truth_after = peaks[(peaks >= a - 2000) & (peaks < a)], peaks[(peaks >= b) & (peaks < b + 1000)]
+    assert f1(before, truth_before) == 1.0 and abs(after[0] - truth_after[0]) <= 5  # the first beat after: found
+    template = median_beat(x[a - 2000 : a], before - (a - 2000), RATE)
+    inside = peaks[(peaks > before[-1]) & (peaks < after[0])]
+    fill = beat_fill(x[a - 1], x[b], a, b, [before[-1], *inside, after[0]], template, RATE)
+    prdn = np.linalg.norm(fill - x[a:b]) / np.linalg.norm(x[a:b] - x[a:b].mean())
+    assert prdn < 0.35, prdn  # the true timing and the median beat: close to the truth
+    assert abs(fill[0] - x[a - 1]) < 0.05 and abs(fill[-1] - x[b]) < 0.05  # no step at either side
+    assert len(r_peaks(x[:100], RATE)) == 0  # under a second: nothing to find
+
+
+def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
+    x, peaks = regular_ecg(seconds=24, seed=0)
+    holed = x.copy()
+    gaps = [(2500, 3000), (4000, 4500)]
+    for a, b in gaps:
+        holed[a:b] = np.nan
+    out = shipped.impute(holed, RATE, draws=3, seed=0, candidates=4)
+    for a, b in gaps:
+        truth = peaks[(peaks >= a) & (peaks < b)]
+        found = r_peaks(out.signals[0, :, 0], RATE)
+        assert f1(found[(found >= a) & (found < b)], truth) >= 0.9
+    assert (out.spread[out.filled] > 0).any()  # later draws draw their timing too
+    with pytest.raises(ConfigError, match="rhythm must be one of auto, ecg, none"):
+        shipped.impute(holed, RATE, rhythm="sinus")
+
+
+def test_impute_on_a_real_record_times_beats_like_the_two_sided_template(shipped):
+    record = wfdb.rdrecord(str(shared_data() / "100"), channels=[0], sampto=360 * 120)
+    beats = wfdb.rdann(str(shared_data() / "100"), "atr", sampto=360 * 120).sample
+    x = shipped.preprocessing.condition(record.p_signal, 360.0)[:, 0]
+    beats = np.round(beats * RATE / 360).astype(int)
+    hits = {"tsvq": 0.0, "template": 0.0}
+    starts = np.random.default_rng(0).integers(3000, len(x) - 2000, 6)
+    for k, a in enumerate(starts):
+        b = a + 500  # 2 s
+        holed = x.copy()
+        holed[a:b] = np.nan
+        filled = {"tsvq": shipped.impute(holed, RATE, seed=k, candidates=4).signals[0, :, 0]}
+        filled["template"] = x.copy()
+        filled["template"][a:b] = template_both_sides(x, a, b, RATE)
+        truth = beats[(beats >= a) & (beats < b)]
+        for name, y in filled.items():
+            found = r_peaks(y[a - 2000 : b + 1000], RATE) + a - 2000
+            hits[name] += f1(found[(found >= a) & (found < b)], truth) / len(starts)
+    assert hits["tsvq"] >= 0.85 and hits["tsvq"] >= hits["template"] - 0.1, hits

@@ -1,0 +1,96 @@
+"""Where the beats of an ECG go inside a gap, and a beat to put there: the timing half of filling a gap.
+
+Why a module of its own: a prior over codes alone times beats poorly. The WaveNet's likelihood prefers fewer
+beats (a flat stretch is cheaper to code than a QRS complex), so the likeliest completion of a gap drops beats.
+Timing is a rhythm question, and the R peaks on both sides of the gap answer it: measured on MIT-BIH DS2 (2-s
+gaps), beats spaced evenly between the last R peak before the gap and the first after it, their number set by
+the median RR interval before, place more beats within 75 ms than interpolating the RR intervals of either side
+or continuing the last one to four RR intervals as a pattern. ``tsvq.repair`` turns this plan into a guide for the
+prior (a template beat at each planned time) and lets the prior draw the codes.
+
+R peaks are found by wfdb's XQRS, which learns its thresholds from the start of what it reads: after a gap it
+reads the signal backwards, so the first beats after the gap, the ones that time it, come last (forwards it missed
+or misplaced them: 0.68 against 0.74 R-peak F1 inside 2-s DS2 gaps for the template beat so placed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from wfdb import processing
+
+BEAT_BEFORE_S, BEAT_AFTER_S = 0.25, 0.45  # a template beat: this much signal before and after its R peak
+
+
+def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
+    """Sample indices of the R peaks in ``x`` (1-D), none when it is shorter than a second."""
+    if len(x) < rate:
+        return np.array([], dtype=int)
+    config = processing.XQRS.Conf(hr_init=75, hr_max=200, hr_min=25, qrs_width=0.1)
+    detector = processing.XQRS(np.asarray(x, dtype=np.float64), rate, conf=config)
+    detector.detect(verbose=False, learn=True)
+    return np.asarray(detector.qrs_inds, dtype=int)
+
+
+def gap_sides(x: np.ndarray, a: int, b: int, rate: float, before_s: float = 8.0, after_s: float = 4.0):
+    """R peaks (indices into ``x``) in the ``before_s`` seconds before a gap ``[a, b)`` and the ``after_s`` after
+    it; the latter found on the time-reversed signal (see the module's note)."""
+    lo, hi = max(0, a - int(round(before_s * rate))), min(len(x), b + int(round(after_s * rate)))
+    before = r_peaks(x[lo:a], rate) + lo
+    after = hi - 1 - r_peaks(np.ascontiguousarray(x[b:hi][::-1]), rate)
+    return before, np.sort(after)
+
+
+def median_beat(x: np.ndarray, peaks: np.ndarray, rate: float) -> np.ndarray | None:
+    """The median of the beats around ``peaks`` that lie wholly inside ``x``, tilted onto a flat line (its first
+    and last samples 0, so it adds to a line between the gap's sides without a step); None if there is none."""
+    before, after = int(BEAT_BEFORE_S * rate), int(BEAT_AFTER_S * rate)
+    beats = [x[p - before : p + after] for p in peaks if p - before >= 0 and p + after <= len(x)]
+    if not beats:
+        return None
+    template = np.median(beats, axis=0)
+    return template - np.linspace(template[0], template[-1], len(template))
+
+
+def planned_beats(
+    before: np.ndarray, after: np.ndarray, end: int, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """R-peak times after the last of ``before`` and before the first of ``after`` (or, with no ``after``, up to
+    ``end``: a forecast continues the median RR interval). ``before`` needs at least two peaks.
+
+    With ``rng``, one draw of the timing instead of the best guess: each RR interval is scaled by a log-normal
+    factor as variable as the successive RR intervals before the gap, then all are rescaled to span the gap as
+    before (so the draws agree with both sides, and spread as far as the rhythm does: little in sinus rhythm,
+    much in atrial fibrillation)."""
+    intervals = np.diff(before)
+    rr = float(np.median(intervals))
+    start = float(before[-1])
+    if len(after):
+        span = float(after[0]) - start
+        count = max(1, int(round(span / rr)))
+    else:
+        span, count = None, int((end - start) // rr) + 1
+    if rng is None or len(intervals) < 3:
+        return start + np.arange(1, count) * span / count if span is not None else start + np.arange(1, count + 1) * rr
+    spread = float(np.std(np.diff(np.log(intervals)))) / np.sqrt(2)  # one interval's own log-variability
+    steps = rr * np.exp(spread * rng.standard_normal(count))
+    if span is not None:
+        return start + np.cumsum(steps * span / steps.sum())[:-1]
+    return start + np.cumsum(steps)
+
+
+def beat_fill(before_value: float, after_value: float | None, a: int, b: int, times, template: np.ndarray,
+              rate: float) -> np.ndarray:  # fmt: skip
+    """``b - a`` samples for a gap ``[a, b)``: ``template`` at each R peak of ``times`` (sample indices; include the
+    peaks on either side, whose beats reach into the gap), on a line between the levels the samples either side
+    of the gap (``before_value`` at ``a - 1``, ``after_value`` at ``b``) leave once those beats are taken away.
+    ``after_value`` None (a forecast): the level before the gap, held."""
+    positions = np.arange(a - 1, b + 1)
+    beats = np.zeros(len(positions))
+    offset = int(BEAT_BEFORE_S * rate)
+    for centre in times:
+        index = positions - (int(round(centre)) - offset)
+        inside = (index >= 0) & (index < len(template))
+        beats[inside] += template[index[inside]]
+    left = before_value - beats[0]
+    line = np.interp(positions, [a - 1, b], [left, left if after_value is None else after_value - beats[-1]])
+    return (line + beats)[1:-1]
