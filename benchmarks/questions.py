@@ -540,15 +540,16 @@ QUESTIONS = [
     ),
     Question(
         "gaps",
-        "Gaps of 0.5, 2 and 5 s in MIT-BIH DS2 filled by the shipped pipeline's WaveNet prior, beside linear, AR and "
-        "template baselines: PRDN and R peaks inside the gap",
+        "Gaps of 0.5, 2 and 5 s in MIT-BIH DS2 filled by the shipped pipeline's WaveNet prior guided by the rhythm, "
+        "beside linear, AR and template baselines: PRDN and R peaks inside the gap",
         "python -m benchmarks.gaps",
         gap_filling,
         "../shared/data/mitdb",
     ),
     Question(
         "forecast",
-        "2 and 5 s of MIT-BIH DS2 continued by the shipped pipeline's WaveNet prior, beside AR and template copy",
+        "2 and 5 s of MIT-BIH DS2 continued by the shipped pipeline's WaveNet prior guided by the rhythm, beside AR "
+        "and template copy",
         "python -m benchmarks.forecast",
         forecasting,
         "../shared/data/mitdb",

@@ -104,11 +104,18 @@ def _eeg() -> tuple[str, str]:
     )
 
 
+def _bold_higher(ours: float, theirs: float) -> tuple[str, str]:
+    """Markdown marks for two F1 figures: the higher in bold, neither where they print alike (two decimals)."""
+    if f"{ours:.2f}" == f"{theirs:.2f}":
+        return "", ""
+    return ("**", "") if ours > theirs else ("", "**")
+
+
 def _gaps() -> tuple[str, str]:
     by = load("gaps")["by_gap"]["2.0"]
     best = max((m for m in by if m != "tsvq"), key=lambda m: by[m]["r_peak_f1"])
     ours, theirs = by["tsvq"]["r_peak_f1"], by[best]["r_peak_f1"]
-    mark = ("**", "") if ours >= theirs else ("", "**")  # the better one in bold
+    mark = _bold_higher(ours, theirs)
     return (
         f"R-peak F1 {mark[0]}{ours:.2f}{mark[0]}, PRDN median {by['tsvq']['prdn_median']:.0f}%",
         f"{best.replace('_', ' ')}: {mark[1]}{theirs:.2f}{mark[1]}, {by[best]['prdn_median']:.0f}%",
