@@ -11,7 +11,7 @@ import torch
 from tests.conftest import ecg_like, shared_data, tiny_training, write_record
 from tsvq.cli import main
 from tsvq.codec import VQVAE
-from tsvq.codec.denoising import DenoisingEncoder
+from tsvq.codec.denoising import DenoisingEncoder, keep_input
 from tsvq.data.noise import NoiseBank, noise_power, noise_source, qrs_power, scaled_to_snr
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
@@ -90,6 +90,21 @@ def test_denoiser_stage_trains_and_records_what_it_saw(denoiser, tiny_runs):
     assert np.mean(losses[-2:]) < losses[0]  # it learns
     evaluations = [m for m in read_metrics(denoiser.parent / "logs") if "val/prdn" in m]
     assert len(evaluations) == 2 and all(m["val/prdn_noisy_input"] > 0 for m in evaluations)
+    assert 0 < model.config.clean_error_share < 5  # measured on the clean validation windows when saved
+
+
+def test_keep_input_keeps_a_clean_input_and_not_the_noise():
+    rng = np.random.default_rng(0)
+    t = np.arange(2496) / 250.0
+    clean = (np.exp(-(((t % 0.8) - 0.4) ** 2) / 0.0005) + 0.2 * np.sin(2 * np.pi * 1.3 * t))[:, None]
+    decoded = clean + 0.2 * clean.std() * rng.standard_normal(clean.shape)  # the codes' own error: 4% of the power
+    keep = np.zeros((len(t) // 8, 1))
+    error = np.linalg.norm(decoded - clean)
+    np.testing.assert_array_equal(keep_input(decoded, keep, clean, 8), decoded)  # no share: the learnt keep alone
+    assert np.linalg.norm(keep_input(decoded, keep, clean, 8, 0.04) - clean) < 0.3 * error  # clean: kept
+    noisy = clean + 1.0 * clean.std() * rng.standard_normal(clean.shape)  # noise 25x the codes' error
+    out = keep_input(decoded, keep, noisy, 8, 0.04)
+    assert np.linalg.norm(out - clean) < 1.1 * error < 0.3 * np.linalg.norm(noisy - clean)  # noisy: dropped
 
 
 def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path):
@@ -214,3 +229,5 @@ def test_shipped_denoiser_beats_the_band_pass_on_electrode_motion_of_an_unseen_p
         return 10 * np.log10(np.sum(reference**2) / np.sum((reference - y) ** 2))
 
     assert snr(denoised) > snr(bandpassed) + 3.0
+    as_it_was = pipe.preprocessing.condition(pipe.denoise(clean, rate)[:, None], rate)[:, 0]
+    assert snr(as_it_was) > 25  # a clean input comes back nearer as it was (28 dB; 19.6 without the Wiener gain)

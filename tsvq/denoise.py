@@ -77,6 +77,7 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
             latent, keep = _estimate(pipeline, padded)
             clean = decode_long(codec, latent)[:length].astype(np.float64)
             if pass_through:
-                clean = keep_input(clean, keep, conditioned, f)
+                share = pipeline.denoiser.config.clean_error_share
+                clean = keep_input(clean, keep, conditioned, f, share, rate)
             out[start:end, stream] = at_length(resample(clean, rate, sampling_rate_hz), end - start)
     return out.reshape(shape)

@@ -136,20 +136,43 @@ class DenoiserTask(ModelFolderTask):
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
 
     @torch.no_grad()
+    def save(self, model, folder) -> None:
+        """Saved with ``clean_error_share`` measured on the clean validation windows (``keep_input``'s gain)."""
+        model.register_to_config(clean_error_share=clean_error_share(model, self.codec, self.val_clean))
+        super().save(model, folder)
+
+    @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         codec = self.codec.to(next(model.parameters()).device)
         projected, denoised = [], []
+        share = clean_error_share(model, codec, self.val_clean)
         for i in range(0, len(self.val_noisy), 64):
             noisy = self.val_noisy[i : i + 64]
             encoded, keep = model.estimate(codec, noisy)
             decoded = codec.decode(encoded.codes).cpu().numpy()
             projected.append(decoded)
-            denoised.append(keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor))
+            denoised.append(keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor, share,
+                                       self.rate))  # fmt: skip
         return {
             "prdn": float(prdn(self.val_clean, np.concatenate(denoised)).mean()),
             "prdn_projected": float(prdn(self.val_clean, np.concatenate(projected)).mean()),
             "prdn_noisy_input": float(prdn(self.val_clean, self.val_noisy).mean()),
         }
+
+
+@torch.no_grad()
+def clean_error_share(model: DenoisingEncoder, codec, clean: np.ndarray, batch_size: int = 64) -> float:
+    """The power ``model``'s decoded codes miss on a typical clean window of ``clean`` ``(N, L, C)``, as a share of
+    their own power: the median over windows, since some windows a store calls clean carry noise of their own."""
+    codec = codec.to(next(model.parameters()).device)
+    shares = []
+    for i in range(0, len(clean), batch_size):
+        windows = clean[i : i + batch_size]
+        encoded, _ = model.estimate(codec, windows)
+        decoded = codec.decode(encoded.codes).cpu().numpy().astype(np.float64)
+        missed = ((windows - decoded) ** 2).sum(axis=(1, 2))
+        shares.append(missed / np.maximum((decoded**2).sum(axis=(1, 2)), 1e-20))
+    return float(np.median(np.concatenate(shares)))
 
 
 def train_denoiser(config: DenoiserStageConfig) -> Path:
