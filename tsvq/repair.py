@@ -130,6 +130,8 @@ def repair(
     baseline = bridged - at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
     if rhythm == "auto":
         rhythm = "ecg" if codec.config.in_channels == 1 and all(u.lower() == "mv" for u in pipeline.units) else "none"
+    if rhythm == "ecg" and codec.config.in_channels != 1:
+        raise ConfigError(f"rhythm 'ecg' plans one lead's beats; this codec codes {codec.config.in_channels} together")
     rng = np.random.default_rng(seed)
     for stream in streams:
         gaps = at_rate[:, stream].any(axis=1)
@@ -151,7 +153,7 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
     planned = np.zeros(len(x), dtype=bool)
     for a, b in true_runs(missing):
         before, after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
-        lo = max(0, a - int(RHYTHM_BEFORE_S * rate))
+        lo = max(0, a - int(round(RHYTHM_BEFORE_S * rate)))
         template = median_beat(x[lo:a], before - lo, rate) if len(before) >= 3 else None
         if template is None:
             continue
