@@ -4,9 +4,10 @@ Why a module of its own: a prior over codes alone times beats poorly. The WaveNe
 beats (a flat stretch is cheaper to code than a QRS complex), so the likeliest completion of a gap drops beats.
 Timing is a rhythm question, and the R peaks on both sides of the gap answer it: measured on MIT-BIH DS2 (2-s
 gaps), beats spaced evenly between the last R peak before the gap and the first after it, their number set by
-the median RR interval before, place more beats within 75 ms than interpolating the RR intervals of either side
-or continuing the last one to four RR intervals as a pattern. ``tsvq.repair`` turns this plan into a guide for the
-prior (a template beat at each planned time) and lets the prior draw the codes.
+the median RR interval of both sides, place more beats within 75 ms than interpolating the RR intervals of either
+side or continuing the last one to four RR intervals as a pattern (or the median RR interval before alone).
+``tsvq.repair`` turns this plan into a guide for the prior (a template beat at each planned time) and lets the
+prior draw the codes.
 
 R peaks are found by wfdb's XQRS, which learns its thresholds from the start of what it reads: after a gap it
 reads the signal backwards, so the first beats after the gap, the ones that time it, come last (forwards it missed
@@ -55,14 +56,15 @@ def planned_beats(
     before: np.ndarray, after: np.ndarray, end: int, rng: np.random.Generator | None = None
 ) -> np.ndarray:
     """R-peak times after the last of ``before`` and before the first of ``after`` (or, with no ``after``, up to
-    ``end``: a forecast continues the median RR interval). ``before`` needs at least two peaks.
+    ``end``: a forecast continues the median RR interval), as many as the median RR interval of both sides fits.
+    ``before`` needs at least two peaks.
 
     With ``rng``, one draw of the timing instead of the best guess: each RR interval is scaled by a log-normal
     factor as variable as the successive RR intervals before the gap, then all are rescaled to span the gap as
     before (so the draws agree with both sides, and spread as far as the rhythm does: little in sinus rhythm,
     much in atrial fibrillation)."""
     intervals = np.diff(before)
-    rr = float(np.median(intervals))
+    rr = float(np.median(np.concatenate([intervals, np.diff(after)])))  # both sides' RR intervals
     start = float(before[-1])
     if len(after):
         span = float(after[0]) - start
