@@ -105,6 +105,13 @@ def test_impute_refuses_what_it_cannot_do(shipped):
         shipped.impute(gappy, RATE, prior="diffusion")
     clean = ecg_like(10, RATE)
     assert np.array_equal(shipped.impute(clean, RATE).signals[0, :, 0], clean.astype(np.float32))
+    long_gap = ecg_like(20, RATE)
+    long_gap[1000:2000] = np.nan  # 4 s
+    with pytest.raises(DataError, match=r"signal: channel 0 has a gap of 4.0 s at 4.0 s, longer than max_gap_s=3"):
+        shipped.impute(long_gap, RATE, max_gap_s=3)
+    with pytest.raises(DataError, match="longer than max_gap_s=1"):
+        shipped.forecast(clean, RATE, 2.0, max_gap_s=1)
+    assert np.isfinite(shipped.impute(long_gap, RATE, max_gap_s=None, candidates=2).signals).all()
 
 
 def test_the_commands_write_the_repaired_record(tmp_path, capsys):

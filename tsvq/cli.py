@@ -431,6 +431,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         "prior": args.prior,
         "seed": args.seed,
         "rhythm": args.rhythm,
+        "max_gap_s": args.max_gap,
         "top_p": args.top_p,
         "temperature": args.temperature,
     }
@@ -635,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
             choices=["auto", "ecg", "none"],
             default="auto",
             help="ecg: beats planned from the R peaks around each gap guide the prior; auto: ecg for an mV codec",
+        )
+        p.add_argument(
+            "--max-gap", type=float, default=60.0, help="seconds: a longer NaN stretch (or forecast) is refused"
         )
         p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
         p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same seed, the same fill)")

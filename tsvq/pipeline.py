@@ -397,17 +397,18 @@ class Pipeline:
 
     def impute(
         self, signal, sampling_rate_hz: float, *, draws: int = 1, candidates: int = 16, choose: str = "sample",
-        prior: str | None = None, seed: int = 0, rhythm: str = "auto", **options,
+        prior: str | None = None, seed: int = 0, rhythm: str = "auto", max_gap_s: float | None = 60.0, **options,
     ):  # fmt: skip
         """Fill every NaN stretch of a recording ``(L,)`` or ``(L, C)`` with signal that agrees with both sides
         (``tsvq.repair``: the WaveNet prior's draws weighed by the codes after the gap, and in an ECG guided by the
         beats the R peaks on either side plan); the observed samples come back unchanged. ``draws`` fills to draw;
         their spread says how sure the model is. ``choose="likeliest"``: the candidate the prior finds most
-        probable together with the codes after the gap (a best guess). ``rhythm``: "auto", "ecg" or "none"."""
+        probable together with the codes after the gap (a best guess). ``rhythm``: "auto", "ecg" or "none".
+        ``max_gap_s``: a longer NaN stretch is refused (None: no limit)."""
         from tsvq.repair import repair
 
         return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,
-                      seed=seed, rhythm=rhythm, **options)  # fmt: skip
+                      seed=seed, rhythm=rhythm, max_gap_s=max_gap_s, **options)  # fmt: skip
 
     def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh

@@ -42,6 +42,7 @@ RHYTHM_BEFORE_S, RHYTHM_AFTER_S = 8.0, 4.0  # signal on either side of a gap who
 GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared distance), measured on MIT-BIH DS2
 # 2-s gaps: 16 and below keep the template beat as it is, 256 lets the prior move beats off their planned times
 RHYTHMS = ("auto", "ecg", "none")
+MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "tens of seconds"; longer is a new recording
 
 
 @dataclass
@@ -89,6 +90,7 @@ def repair(
     prior: str | None = None,
     seed: int = 0,
     rhythm: str = "auto",
+    max_gap_s: float | None = MAX_GAP_S,
     where: str = "signal",
     **options,
 ) -> Repaired:
@@ -97,6 +99,7 @@ def repair(
     whose codes, with those after the gap, the prior finds most probable (one best guess; the draws differ only by
     their candidates). ``rhythm``: "ecg" plans the beats of each gap from the R peaks around it and guides the
     prior by them, "none" leaves timing to the prior, "auto" is "ecg" for a single-channel codec in mV.
+    ``max_gap_s``: a longer NaN stretch is refused (None: no limit).
     ``options``: the WaveNet's sampling options (default: the pipeline's for that prior)."""
     if choose not in ("sample", "likeliest"):
         raise ConfigError(f"choose must be 'sample' or 'likeliest', got {choose!r}")
@@ -114,6 +117,15 @@ def repair(
         return Repaired(np.repeat(x[None].astype(np.float32), draws, axis=0), missing, float(sampling_rate_hz))
     if (~missing).sum(axis=0).min() < 2:
         raise DataError(f"{where}: a channel has fewer than two observed samples; there is nothing to continue from")
+    if max_gap_s is not None:
+        for c in range(x.shape[1]):
+            for start, end in true_runs(missing[:, c]):
+                if (end - start) / sampling_rate_hz > max_gap_s:
+                    raise DataError(
+                        f"{where}: channel {c} has a gap of {(end - start) / sampling_rate_hz:.1f} s at "
+                        f"{start / sampling_rate_hz:.1f} s, longer than max_gap_s={max_gap_s:g}; raise max_gap_s "
+                        "(--max-gap) to fill it anyway"
+                    )
     codec = pipeline.codec
     if codec.config.in_channels not in (1, x.shape[1]):
         raise DataError(f"{where}: the codec codes {codec.config.in_channels} channels together, got {x.shape[1]}")

@@ -140,11 +140,11 @@ def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: 
         b = a + hidden
         holed = truth.copy()
         holed[a:b] = np.nan
+        options = {"draws": config.draws, "candidates": config.candidates, "seed": k, "max_gap_s": None}  # as asked
         if config.task == "impute":
-            repaired = pipeline.impute(holed, rate, draws=config.draws, candidates=config.candidates, seed=k)
+            repaired = pipeline.impute(holed, rate, **options)
         else:
-            repaired = pipeline.forecast(holed[:a], rate, config.seconds, draws=config.draws,
-                                         candidates=config.candidates, seed=k)  # fmt: skip
+            repaired = pipeline.forecast(holed[:a], rate, config.seconds, **options)
         draws = repaired.signals[:, : len(truth), 0].astype(np.float64)
         outputs = {"tsvq": draws[0]}
         for name, fill in baselines.items():
