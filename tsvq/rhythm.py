@@ -32,7 +32,9 @@ def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
     return np.asarray(detector.qrs_inds, dtype=int)
 
 
-def gap_sides(x: np.ndarray, a: int, b: int, rate: float, before_s: float = 8.0, after_s: float = 4.0):
+def gap_sides(
+    x: np.ndarray, a: int, b: int, rate: float, before_s: float = 8.0, after_s: float = 4.0
+) -> tuple[np.ndarray, np.ndarray]:
     """R peaks (indices into ``x``) in the ``before_s`` seconds before a gap ``[a, b)`` and the ``after_s`` after
     it; the latter found on the time-reversed signal (see the module's note)."""
     lo, hi = max(0, a - int(round(before_s * rate))), min(len(x), b + int(round(after_s * rate)))
