@@ -35,6 +35,7 @@ from benchmarks.mitbih import DS2
 from tsvq.data.records import read_record
 from tsvq.evaluation.repair_baselines import BASELINES, beat_matches, r_peaks
 from tsvq.pipeline import Pipeline
+from tsvq.repair import RHYTHMS
 
 BEFORE_S, AFTER_S = 8.0, 4.0
 TOLERANCE_S = 0.075
@@ -104,7 +105,7 @@ def main() -> None:
     parser.add_argument("--choose", choices=["sample", "likeliest"], default="likeliest")
     parser.add_argument("--top-p", type=float, default=0.9, help="the WaveNet's nucleus")
     parser.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
-    parser.add_argument("--rhythm", choices=["auto", "ecg", "none"], default="auto", help="Pipeline.impute's rhythm")
+    parser.add_argument("--rhythm", choices=RHYTHMS, default="auto", help="Pipeline.impute's rhythm")
     args = parser.parse_args()
     torch.set_num_threads(2)
     pipe = Pipeline.from_pretrained(args.pipeline)

@@ -127,6 +127,9 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     before = (tmp_path / "filled.dat").read_bytes()
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "short"), "--max-gap", "1"]) == 2
+    assert "has a gap of 1.4 s at 8.3 s, longer than max_gap_s=1" in capsys.readouterr().err
+    assert not (tmp_path / "short.hea").exists()
     assert (tmp_path / "filled.dat").read_bytes() == before  # nothing overwritten without --overwrite
     forecast = ["forecast", str(tmp_path / "filled"), "--seconds", "1.5", "--choose", "likeliest", "--top-p", "0.9"]
     assert not main([*forecast, "--out", str(tmp_path / "longer")])

@@ -431,10 +431,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
         "prior": args.prior,
         "seed": args.seed,
         "rhythm": args.rhythm,
-        "max_gap_s": args.max_gap,
         "top_p": args.top_p,
         "temperature": args.temperature,
     }
+    if args.max_gap is not None:
+        options["max_gap_s"] = args.max_gap
     if args.command == "forecast":
         repaired = pipe.forecast(signal, record.sampling_rate_hz, args.seconds, **options)
     else:
@@ -638,7 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="ecg: beats planned from the R peaks around each gap guide the prior; auto: ecg for an mV codec",
         )
         p.add_argument(
-            "--max-gap", type=float, default=60.0, help="seconds: a longer NaN stretch (or forecast) is refused"
+            "--max-gap",
+            type=float,
+            help="seconds: a longer NaN stretch (or forecast) is refused (default: tsvq.repair.MAX_GAP_S, 60)",
         )
         p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
         p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same seed, the same fill)")

@@ -35,6 +35,7 @@ from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
 from tsvq.priors.base import sampling_options
 from tsvq.priors.signature import as_long
+from tsvq.repair import MAX_GAP_S
 from tsvq.safe_loading import load_model
 
 logger = logging.getLogger(__name__)
@@ -397,7 +398,7 @@ class Pipeline:
 
     def impute(
         self, signal, sampling_rate_hz: float, *, draws: int = 1, candidates: int = 16, choose: str = "sample",
-        prior: str | None = None, seed: int = 0, rhythm: str = "auto", max_gap_s: float | None = 60.0, **options,
+        prior: str | None = None, seed: int = 0, rhythm: str = "auto", max_gap_s: float | None = MAX_GAP_S, **options,
     ):  # fmt: skip
         """Fill every NaN stretch of a recording ``(L,)`` or ``(L, C)`` with signal that agrees with both sides
         (``tsvq.repair``: the WaveNet prior's draws weighed by the codes after the gap, and in an ECG guided by the
