@@ -59,7 +59,7 @@ pretrained: $(STAMP)
 	$(LAUNCH) train denoiser --config recipes/pretrained/denoiser.yaml
 	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion-labels/model \
 		runs/pretrained/wavenet/model --denoiser runs/pretrained/denoiser/model \
-		--sampling diffusion.steps=20 diffusion.sampler=dpm \
+		--sampling diffusion.steps=50 diffusion.sampler=dpm --half diffusion denoiser \
 		--description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" --out $(PRETRAINED_OUT)
 
 clean:

@@ -486,6 +486,36 @@ def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_
         Pipeline.from_pretrained(out)
 
 
+def test_assemble_half_stores_float16_weights_read_back_as_float32(tiny_runs, tmp_path):
+    """``--half``: the named components' weights take half the bytes; loaded, the model is float32 with the same
+    weights rounded to float16, and it samples as the full-precision one does, to that rounding."""
+    from safetensors import safe_open
+
+    codec, diffusion = str(tiny_runs["codec"]), str(tiny_runs["diffusion"])
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert cli_main(["assemble", "--codec", codec, "--prior", diffusion, "--out", str(full)]) == 0
+    assert (
+        cli_main(["assemble", "--codec", codec, "--prior", diffusion, "--half", "diffusion", "--out", str(half)]) == 0
+    )
+    weights = "priors/diffusion/denoiser/diffusion_pytorch_model.safetensors"
+    with safe_open(half / weights, framework="pt") as file:
+        assert {file.get_tensor(k).dtype for k in file.keys()} == {torch.float16}
+        assert file.metadata() == safe_open(full / weights, framework="pt").metadata()
+    assert (half / weights).stat().st_size < 0.6 * (full / weights).stat().st_size
+    codec_weights = sorted((full / "codec").glob("*.safetensors"))  # not named: stored as it was
+    assert codec_weights and all((half / "codec" / f.name).read_bytes() == f.read_bytes() for f in codec_weights)
+    loaded, original = Pipeline.from_pretrained(half).prior("diffusion"), Pipeline.from_pretrained(full).prior()
+    for (name, value), reference in zip(loaded.denoiser.state_dict().items(), original.denoiser.state_dict().values()):
+        assert value.dtype == torch.float32, name
+        torch.testing.assert_close(value, reference.half().float(), rtol=0, atol=0)
+    a = Pipeline.from_pretrained(half).sample(2, seed=0, steps=4, progress=False).signals
+    b = Pipeline.from_pretrained(full).sample(2, seed=0, steps=4, progress=False).signals
+    np.testing.assert_allclose(a, b, atol=0.05 * np.abs(b).max())
+    with pytest.raises(ConfigError, match=r"half: this pipeline has no component \['wavenet'\]"):
+        Pipeline.from_pretrained(full).save_pretrained(tmp_path / "x", half=["wavenet"])
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_sample_writes_numpy_wfdb_and_png(tiny_pipeline, tmp_path, capsys):
     for prior, options in (("diffusion", ["--steps", "4"]), ("wavenet", ["--temperature", "0.9"])):
         out = tmp_path / prior

@@ -206,12 +206,20 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         == 0
     )
     priors, denoiser, trained = [], [], {}  # trained: a recipe's own model folder -> where this test wrote it
-    # a stage that fine-tunes another (init_from) runs after it, from what this test trained, and replaces it
-    for path in sorted((RECIPES / recipe).glob("*.yaml"), key=lambda p: bool(load_yaml(p).get("init_from"))):
+    # a stage that fine-tunes another (init_from) runs after it (a chain in its order), from what this test
+    # trained, and replaces it
+    configs = {path: load_yaml(path) for path in sorted((RECIPES / recipe).glob("*.yaml"))}
+    made_by = {f"{c['training']['output_dir']}/model": path for path, c in configs.items() if "training" in c}
+
+    def fine_tunes(path: Path) -> int:
+        base = made_by.get(configs[path].get("init_from"))
+        return 0 if base is None else 1 + fine_tunes(base)
+
+    for path in sorted(configs, key=fine_tunes):
         stage = path.stem.split("-")[0]
         if stage in stage_names() and stage != "codec":
             output = tmp_path / path.stem
-            recipe_config = load_yaml(path)
+            recipe_config = configs[path]
             start, base = [], trained.get(recipe_config.get("init_from"))
             if base:
                 start = [f"init_from={base}"]

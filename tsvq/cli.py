@@ -295,7 +295,7 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     pipe = Pipeline.from_stages(
         args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling), denoiser=args.denoiser
     )
-    folder = pipe.save_pretrained(args.out, description=args.description, overwrite=args.overwrite)
+    folder = pipe.save_pretrained(args.out, description=args.description, overwrite=args.overwrite, half=args.half)
     print(f"pipeline: codec {args.codec} + priors {sorted(pipe.priors) or 'none'} -> {folder}")
     for name, options in pipe.sampling.items():
         print(f"  {name} samples by default with {options}")
@@ -836,6 +836,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PRIOR.OPTION=VALUE",
         help="a prior's default sampling option, saved in pipeline.json (e.g. wavenet.top_p=0.95); "
         "sample and eval use it unless told otherwise",
+    )
+    p.add_argument(
+        "--half",
+        nargs="*",
+        default=[],
+        metavar="COMPONENT",
+        help="components (codec, denoiser, prior kinds) whose weights are stored in float16: half the size, read "
+        "back as float32",
     )
     p.add_argument("--out", required=True, help="pipeline folder")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")

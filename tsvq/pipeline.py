@@ -19,11 +19,14 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
@@ -60,6 +63,14 @@ def codebook_spacing(codec: VQVAE) -> float:
     distances = torch.cdist(codebook, codebook)
     distances.fill_diagonal_(float("inf"))
     return float(distances.min(dim=1).values.mean())
+
+
+def float16_weights(path: Path) -> None:
+    """Rewrite a safetensors file with its float32 tensors in float16 (its metadata kept)."""
+    with safe_open(path, framework="pt") as file:
+        metadata = file.metadata()
+    tensors = load_file(path)
+    save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path, metadata=metadata)
 
 
 class Pipeline:
@@ -195,22 +206,36 @@ class Pipeline:
         pipe.folder = folder
         return pipe
 
-    def save_pretrained(self, folder: str | Path, description: str = "", overwrite: bool = True) -> Path:
-        """Write the pipeline folder; only a folder tsvq made is replaced, and only with ``overwrite``."""
+    def save_pretrained(
+        self, folder: str | Path, description: str = "", overwrite: bool = True, half: Iterable[str] = ()
+    ) -> Path:
+        """Write the pipeline folder; only a folder tsvq made is replaced, and only with ``overwrite``.
+
+        ``half``: components ("codec", "denoiser", prior names) whose weights are stored in float16, half the size
+        (a shipped model stays a few MB); loading reads them back as float32, so only their rounding changes.
+        """
         folder = Path(folder)
+        parts = {"codec": "codec", **({"denoiser": "denoiser"} if self.denoiser is not None else {})}
+        parts |= {name: f"priors/{name}" for name in self.priors}
+        unknown = sorted(set(half) - set(parts))
+        if unknown:
+            raise ConfigError(f"half: this pipeline has no component {unknown}; it has {sorted(parts)}")
         with atomic_directory(folder, overwrite, "pipeline folder") as tmp:
             self.codec.save_pretrained(tmp / "codec")
             if self.denoiser is not None:
                 self.denoiser.save_pretrained(tmp / "denoiser")
             for name, prior in self.priors.items():
                 prior.save_pretrained(tmp / "priors" / name)
+            for name in half:
+                for weights in sorted((tmp / parts[name]).rglob("*.safetensors")):
+                    float16_weights(weights)
             write_json(
                 tmp / "pipeline.json",
                 {
                     "format_version": PIPELINE_FORMAT_VERSION,
                     "tsvq_version": __version__,
                     "description": description,
-                    "components": {"codec": "codec", **({"denoiser": "denoiser"} if self.denoiser is not None else {})},
+                    "components": {name: path for name, path in parts.items() if name in ("codec", "denoiser")},
                     "priors": {
                         name: {
                             "kind": prior.kind,

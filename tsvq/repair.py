@@ -165,8 +165,7 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
     planned = np.zeros(len(x), dtype=bool)
     for a, b in true_runs(missing):
         before, after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
-        lo = max(0, a - int(round(RHYTHM_BEFORE_S * rate)))
-        template = median_beat(x[lo:a], before - lo, rate) if len(before) >= 3 else None
+        template = median_beat(x[:a], before, rate) if len(before) >= 3 else None
         if template is None:
             continue
         left = x[a - 1]

@@ -33,11 +33,12 @@ def r_peaks(x: np.ndarray, rate: float) -> np.ndarray:
 
 
 def gap_sides(
-    x: np.ndarray, a: int, b: int, rate: float, before_s: float = 8.0, after_s: float = 4.0
+    x: np.ndarray, a: int, b: int, rate: float, before_s: float | None = 8.0, after_s: float | None = 4.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """R peaks (indices into ``x``) in the ``before_s`` seconds before a gap ``[a, b)`` and the ``after_s`` after
-    it; the latter found on the time-reversed signal (see the module's note)."""
-    lo, hi = max(0, a - int(round(before_s * rate))), min(len(x), b + int(round(after_s * rate)))
+    it (None: all of ``x`` on that side); the latter found on the time-reversed signal (see the module's note)."""
+    lo = 0 if before_s is None else max(0, a - int(round(before_s * rate)))
+    hi = len(x) if after_s is None else min(len(x), b + int(round(after_s * rate)))
     before = r_peaks(x[lo:a], rate) + lo
     after = hi - 1 - r_peaks(np.ascontiguousarray(x[b:hi][::-1]), rate)
     return before, np.sort(after)

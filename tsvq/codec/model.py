@@ -286,6 +286,14 @@ class VQVAE(ModelMixin, ConfigMixin):
                 f"{self.config.downsample_factor}"
             )
 
+    def _encoder_output(self, signals) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised input ``(B, C, L)`` and the encoder's output before quantisation ``(B, D, L')``: where
+        ``encode`` quantises and ``latents`` stops."""
+        x = as_signal_tensor(signals, self.config.in_channels).to(self.device)
+        self._check_length(x.shape[1])
+        normalized = self.normalize(x.transpose(1, 2))
+        return normalized, self.project_in(self.encoder(normalized))
+
     @torch.no_grad()
     def encode(self, signals, search: int = 0, sweeps: int = 2) -> Encoded:
         """``(B, L, C)`` physical units -> vectors ``(B, L', D)`` and codes ``(B, L')`` (``(B, L', Q)`` for
@@ -299,12 +307,9 @@ class VQVAE(ModelMixin, ConfigMixin):
         """
         if search < 0 or sweeps < 1:
             raise ConfigError(f"search must be >= 0 and sweeps >= 1, got search={search}, sweeps={sweeps}")
-        x = as_signal_tensor(signals, self.config.in_channels).to(self.device)
-        self._check_length(x.shape[1])
         was_training = self.training
         self.eval()
-        normalized = self.normalize(x.transpose(1, 2))
-        z = self.project_in(self.encoder(normalized))
+        normalized, z = self._encoder_output(signals)
         b, d, length = z.shape
         summary, _ = self.quantizer(z.transpose(1, 2).reshape(-1, d))
         codes = summary.codes.view(b, length, -1)
@@ -319,11 +324,9 @@ class VQVAE(ModelMixin, ConfigMixin):
     def latents(self, signals) -> torch.Tensor:
         """``(B, L, C)`` physical units -> the encoder's vectors before quantisation ``(B, L', D)``, on the sphere
         when codes are cosine: what each codebook vector is measured against (a guide for a prior's draws)."""
-        x = as_signal_tensor(signals, self.config.in_channels).to(self.device)
-        self._check_length(x.shape[1])
         was_training = self.training
         self.eval()
-        z = self.project_in(self.encoder(self.normalize(x.transpose(1, 2)))).transpose(1, 2).float()
+        z = self._encoder_output(signals)[1].transpose(1, 2).float()
         self.train(was_training)
         return torch.nn.functional.normalize(z, dim=-1) if self.config.cosine_codes else z
 

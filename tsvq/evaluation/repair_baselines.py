@@ -47,7 +47,7 @@ def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarra
 
 
 def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    before, after = gap_sides(segment, a, b, rate, before_s=a / rate, after_s=(len(segment) - b) / rate)
+    before, after = gap_sides(segment, a, b, rate, before_s=None, after_s=None)
     template = median_beat(segment[:a], before, rate) if len(before) >= 3 and len(after) else None
     if template is None:
         return template_copy(segment, a, b, rate)

@@ -29,7 +29,7 @@ from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.safe_loading import load_model
 from tsvq.training.augment import AugmentConfig, augment
-from tsvq.training.loop import ModelFolderTask, TrainingConfig, train
+from tsvq.training.loop import ModelFolderTask, TrainingConfig, state_hash, train
 from tsvq.training.stages import Stage
 
 
@@ -109,6 +109,7 @@ class DenoiserTask(ModelFolderTask):
         clean = self.store.load(self.store.validation_split(), config.val_max_windows, config.training.seed)
         rng = np.random.default_rng(config.training.seed)
         self.val_clean = clean
+        self._share: tuple[str, float] | None = None  # (weights' hash, their clean_error_share)
         self.val_noisy = add_noise(clean, self.bank, rng, config.snr_db, 0.0, 0.0, self.rate)
 
     def loss(self, model, batch):
@@ -138,14 +139,22 @@ class DenoiserTask(ModelFolderTask):
     @torch.no_grad()
     def save(self, model, folder) -> None:
         """Saved with ``clean_error_share`` measured on the clean validation windows (``keep_input``'s gain)."""
-        model.register_to_config(clean_error_share=clean_error_share(model, self.codec, self.val_clean))
+        model.register_to_config(clean_error_share=self.measured_share(model))
         super().save(model, folder)
+
+    def measured_share(self, model) -> float:
+        """``clean_error_share`` of these weights, measured once: saving the best model right after evaluating it
+        reuses the evaluation's."""
+        weights = state_hash(model)
+        if self._share is None or self._share[0] != weights:
+            self._share = (weights, clean_error_share(model, self.codec, self.val_clean))
+        return self._share[1]
 
     @torch.no_grad()
     def evaluate(self, model) -> dict[str, float]:
         codec = self.codec.to(next(model.parameters()).device)
         projected, denoised = [], []
-        share = clean_error_share(model, codec, self.val_clean)
+        share = self.measured_share(model)
         for i in range(0, len(self.val_noisy), 64):
             noisy = self.val_noisy[i : i + 64]
             encoded, keep = model.estimate(codec, noisy)
