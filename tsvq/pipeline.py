@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
@@ -68,8 +68,7 @@ def codebook_spacing(codec: VQVAE) -> float:
 def float16_weights(path: Path) -> None:
     """Rewrite a safetensors file with its float32 tensors in float16 (its metadata kept)."""
     with safe_open(path, framework="pt") as file:
-        metadata = file.metadata()
-    tensors = load_file(path)
+        metadata, tensors = file.metadata(), {name: file.get_tensor(name) for name in file.keys()}
     save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path, metadata=metadata)
 
 
@@ -215,8 +214,8 @@ class Pipeline:
         (a shipped model stays a few MB); loading reads them back as float32, so only their rounding changes.
         """
         folder = Path(folder)
-        parts = {"codec": "codec", **({"denoiser": "denoiser"} if self.denoiser is not None else {})}
-        parts |= {name: f"priors/{name}" for name in self.priors}
+        components = {"codec": "codec", **({"denoiser": "denoiser"} if self.denoiser is not None else {})}
+        parts = components | {name: f"priors/{name}" for name in self.priors}  # each one's folder in the pipeline
         unknown = sorted(set(half) - set(parts))
         if unknown:
             raise ConfigError(f"half: this pipeline has no component {unknown}; it has {sorted(parts)}")
@@ -225,7 +224,7 @@ class Pipeline:
             if self.denoiser is not None:
                 self.denoiser.save_pretrained(tmp / "denoiser")
             for name, prior in self.priors.items():
-                prior.save_pretrained(tmp / "priors" / name)
+                prior.save_pretrained(tmp / parts[name])
             for name in half:
                 for weights in sorted((tmp / parts[name]).rglob("*.safetensors")):
                     float16_weights(weights)
@@ -235,12 +234,12 @@ class Pipeline:
                     "format_version": PIPELINE_FORMAT_VERSION,
                     "tsvq_version": __version__,
                     "description": description,
-                    "components": {name: path for name, path in parts.items() if name in ("codec", "denoiser")},
+                    "components": components,
                     "priors": {
                         name: {
                             "kind": prior.kind,
                             "models": prior.models,
-                            "folder": f"priors/{name}",
+                            "folder": parts[name],
                             **({"sampling": self.sampling[name]} if name in self.sampling else {}),
                         }
                         for name, prior in self.priors.items()
