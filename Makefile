@@ -57,8 +57,9 @@ pretrained: $(STAMP)
 	$(LAUNCH) train diffusion --config recipes/pretrained/diffusion-labels.yaml
 	$(LAUNCH) train wavenet --config recipes/pretrained/wavenet.yaml
 	$(LAUNCH) train denoiser --config recipes/pretrained/denoiser.yaml
+	$(LAUNCH) train denoiser --config recipes/pretrained/denoiser-refiner.yaml
 	$(BIN)/tsvq assemble --codec runs/pretrained/codec/model --prior runs/pretrained/diffusion-labels/model \
-		runs/pretrained/wavenet/model --denoiser runs/pretrained/denoiser/model \
+		runs/pretrained/wavenet/model --denoiser runs/pretrained/denoiser-refiner/model \
 		--sampling diffusion.steps=50 diffusion.sampler=dpm --half diffusion denoiser \
 		--description "single-lead ECG, 250 Hz, 0.5-40 Hz, 312.5 bit/s" --out $(PRETRAINED_OUT)
 

@@ -116,7 +116,7 @@ def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path)
         codec=str(tiny_runs["codec"]),
         noise=[str(plain)],
         noise_span=(0.0, 0.5),
-        init=str(denoiser),
+        init_from=str(denoiser),
         output_loss="relative",
         training=tiny_training(tmp_path / "run", 2),
     )
@@ -130,6 +130,47 @@ def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path)
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(task.model.state_dict()[name], value)  # starts where the other stopped
     assert list(task.model.config.noise) == ["noise/noise"] and list(task.model.config.noise_span) == [0.0, 0.5]
+
+
+def test_a_refiner_trains_on_the_frozen_encoder_and_corrects_the_output(denoiser, tiny_runs, tmp_path):
+    from tsvq.training.denoiser import DenoiserStageConfig, train_denoiser, with_refiner
+
+    plain, _, _ = _noise_records(tmp_path / "noise")
+    settings = dict(store=str(tiny_runs["store"]), codec=str(tiny_runs["codec"]), noise=[str(plain)])
+    config = DenoiserStageConfig(**settings, init_from=str(denoiser), refiner_channels=8, freeze_encoder=True,
+                                 training=tiny_training(tmp_path / "run", 6, eval_every=3))  # fmt: skip
+    folder = train_denoiser(config)
+    before, after = load_model(DenoisingEncoder, denoiser), load_model(DenoisingEncoder, folder)
+    assert before.refiner is None and after.config.refiner_channels == 8
+    for name, value in before.state_dict().items():
+        torch.testing.assert_close(after.state_dict()[name], value)  # the encoder, its codes and its keep: frozen
+    assert after.refiner.project_out.weight.abs().sum() > 0  # the refiner learnt (it starts at zero)
+    pipe, refined = (Pipeline.from_stages(tiny_runs["codec"], denoiser=d) for d in (denoiser, folder))
+    rate = 125.0
+    x = ecg_like(20, rate, seed=4) + np.random.default_rng(1).normal(0, 0.2, int(20 * rate))
+    out = refined.denoise(x, rate)
+    assert out.shape == x.shape and np.isfinite(out).all() and not np.allclose(out, pipe.denoise(x, rate))
+    np.testing.assert_array_equal(
+        refined.denoise(x, rate, pass_through=False), pipe.denoise(x, rate, pass_through=False)
+    )
+    with pytest.raises(ConfigError, match="freeze_encoder trains the refiner alone"):
+        DenoiserStageConfig(**settings, refiner_channels=8, freeze_encoder=True)
+    with pytest.raises(ConfigError, match="has a refiner of 8 channels; refiner_channels asks for 4"):
+        with_refiner(after, 4, "denoiser")
+
+
+def test_the_refiner_over_a_long_recording_gives_what_one_pass_would(monkeypatch, tiny_runs):
+    import tsvq.codec.denoising as denoising
+
+    codec = load_model(VQVAE, tiny_runs["codec"])
+    model = DenoisingEncoder.for_codec(codec, refiner_channels=4).eval()
+    torch.nn.init.normal_(model.refiner.project_out.weight)  # a correction that is not zero
+    rng = np.random.default_rng(0)
+    noisy, decoded, blended = (rng.normal(0, 1, (5000, 1)) for _ in range(3))
+    whole = model.refine(codec, noisy, decoded, blended)
+    assert not np.allclose(whole, blended)
+    monkeypatch.setattr(denoising, "REFINE_CHUNK", 777)  # chunks far shorter than the refiner's reach
+    np.testing.assert_allclose(model.refine(codec, noisy, decoded, blended), whole, atol=1e-5)
 
 
 def test_pipeline_denoises_any_rate_keeps_gaps_and_saves_the_denoiser(denoiser, tiny_runs, tmp_path):

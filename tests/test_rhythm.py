@@ -47,6 +47,15 @@ def test_planned_beats_space_evenly_and_drawn_timings_still_meet_both_sides():
     assert all((np.diff([830, *d, 1700]) > 0).all() for d in draws) and np.ptp([d[0] for d in draws]) > 10
 
 
+def test_planned_beats_carry_a_bigeminal_pattern_through_the_gap():
+    before = np.array([0, 150, 400, 550, 800, 950, 1200])  # short, long, ...: a premature beat every other beat
+    after = np.array([2000, 2150, 2400])
+    np.testing.assert_allclose(planned_beats(before, after, 2000), [1350, 1600, 1750])  # the phase carried on
+    np.testing.assert_allclose(planned_beats(before, after, 2000, pattern=False), [1400, 1600, 1800])  # evenly
+    jittered = np.array([0, 205, 395, 610, 800, 1003, 1200])  # sinus rhythm with a little variability
+    np.testing.assert_allclose(planned_beats(jittered, np.array([1800, 2000]), 1800), [1400, 1600])
+
+
 def test_gap_sides_find_the_beats_that_time_a_gap_and_beat_fill_rebuilds_it():
     x, peaks = regular_ecg()
     a, b = 3000, 3500

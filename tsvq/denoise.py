@@ -5,8 +5,9 @@ below the band goes here, as with any band-pass), the denoising encoder gives th
 what noise is left, and the codec decodes them: the output is a signal the codec can draw, so what the codec has
 never seen in clean ECG (muscle bursts, electrode-motion swings inside the band) has no codes to come back as.
 Where the denoiser finds the input clean it keeps a share of it (learnt per code position), so a clean stretch is
-not reduced to what the codes can draw. Whole recordings are coded in overlapping chunks (``tsvq.codec.streaming``)
-and brought back to the input's rate; NaN gaps stay NaN, each finite stretch is denoised on its own.
+not reduced to what the codes can draw; a denoiser with a refiner then corrects that blend with a learnt filter.
+Whole recordings are coded in overlapping chunks (``tsvq.codec.streaming``) and brought back to the input's rate;
+NaN gaps stay NaN, each finite stretch is denoised on its own.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
             clean = decode_long(codec, latent)[:length].astype(np.float64)
             if pass_through:
                 share = pipeline.denoiser.config.clean_error_share
-                clean = keep_input(clean, keep, conditioned, f, share, rate)
+                blended = keep_input(clean, keep, conditioned, f, share, rate)
+                clean = pipeline.denoiser.refine(codec, conditioned, clean, blended)
             out[start:end, stream] = at_length(resample(clean, rate, sampling_rate_hz), end - start)
     return out.reshape(shape)

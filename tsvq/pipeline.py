@@ -447,8 +447,8 @@ class Pipeline:
     def denoise(self, signal, sampling_rate_hz: float, pass_through: bool = True) -> np.ndarray:
         """A recording ``(L,)`` or ``(L, C)`` with its noise removed, same shape, band-limited to the pipeline's band
         (``tsvq.denoise``: the denoising encoder's codes for the clean signal decoded by the codec, plus the share
-        of the input it keeps where it finds the input clean); NaN stays NaN. ``pass_through=False``: the decoded
-        codes alone."""
+        of the input it keeps where it finds the input clean, corrected by its refiner if it has one); NaN stays NaN.
+        ``pass_through=False``: the decoded codes alone."""
         from tsvq.denoise import denoise
 
         return denoise(self, signal, sampling_rate_hz, pass_through=pass_through)

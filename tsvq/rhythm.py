@@ -5,7 +5,11 @@ beats (a flat stretch is cheaper to code than a QRS complex), so the likeliest c
 Timing is a rhythm question, and the R peaks on both sides of the gap answer it: measured on MIT-BIH DS2 (2-s
 gaps), beats spaced evenly between the last R peak before the gap and the first after it, their number set by
 the median RR interval of both sides, place more beats within 75 ms than interpolating the RR intervals of either
-side or continuing the last one to four RR intervals as a pattern (or the median RR interval before alone).
+side or continuing the last one to four RR intervals before it as a pattern (or the median RR interval before
+alone). A pattern pays once both sides vote on it: a repeating pattern of one to four intervals fitted to the
+intervals before and after the gap with its phase carried through it, kept only when it fits clearly better than
+one interval (``repeating_intervals``), raised the beats placed within 75 ms in MIT-BIH DS1 gaps (F1 0.80 -> 0.83
+at 2 s; with a V beat near the gap 0.49 -> 0.56), where its one setting was chosen.
 ``tsvq.repair`` turns this plan into a guide for the prior (a template beat at each planned time) and lets the
 prior draw the codes.
 
@@ -55,12 +59,45 @@ def median_beat(x: np.ndarray, peaks: np.ndarray, rate: float) -> np.ndarray | N
     return template - np.linspace(template[0], template[-1], len(template))
 
 
+MAX_PATTERN = 4  # longest repeating pattern of RR intervals a gap's plan considers (quadrigeminy)
+PATTERN_PENALTY = 0.03  # per observed interval and step beyond one (the best of 0.02-0.12 on MIT-BIH DS1 gaps)
+
+
+def repeating_intervals(before: np.ndarray, after: np.ndarray, penalty: float = PATTERN_PENALTY) -> np.ndarray | None:
+    """The RR intervals of a gap between R peaks ``before`` and ``after`` (their sum not yet fitted to the gap;
+    None with fewer than three peaks before it) as a repeating pattern of 1 to ``MAX_PATTERN`` intervals (bigeminy:
+    short, long), its phase carried from the last interval before the gap through the gap to the intervals after
+    it. Each pattern length and count of beats is scored by how far both sides' intervals stray from the pattern,
+    plus how far the gap's intervals miss its span, plus ``penalty`` per observed interval for each step beyond
+    one; the cheapest wins. One step is the median RR interval of both sides, evenly spaced: sinus rhythm keeps
+    that plan unless a longer pattern clearly fits better."""
+    left, right = np.diff(before).astype(float), np.diff(after).astype(float)
+    span, scale = float(after[0] - before[-1]), float(np.median(np.concatenate([left, right])))
+    observed, best = len(left) + len(right), (np.inf, None)
+    for period in range(1, MAX_PATTERN + 1):
+        if len(left) < 2 * period:
+            break
+        for count in range(1, int(span / (0.4 * scale)) + 2):
+            left_step = np.arange(len(left)) % period
+            right_step = (len(left) + count + np.arange(len(right))) % period
+            pattern = np.array([np.median(np.concatenate([left[left_step == k], right[right_step == k]]))
+                                for k in range(period)])  # fmt: skip
+            inside = pattern[(len(left) + np.arange(count)) % period]
+            stray = np.abs(left - pattern[left_step]).sum() + np.abs(right - pattern[right_step]).sum()
+            cost = (stray + 2 * abs(inside.sum() - span)) / scale + penalty * (period - 1) * observed
+            if cost < best[0]:
+                best = (cost, inside)
+    return best[1]
+
+
 def planned_beats(
-    before: np.ndarray, after: np.ndarray, end: int, rng: np.random.Generator | None = None
+    before: np.ndarray, after: np.ndarray, end: int, rng: np.random.Generator | None = None, pattern: bool = True
 ) -> np.ndarray:
     """R-peak times after the last of ``before`` and before the first of ``after`` (or, with no ``after``, up to
-    ``end``: a forecast continues the median RR interval), as many as the median RR interval of both sides fits.
-    ``before`` needs at least two peaks.
+    ``end``: a forecast continues the median RR interval). ``before`` needs at least two peaks. With ``pattern``
+    and two peaks after the gap, the intervals repeat the rhythm's pattern (``repeating_intervals``); otherwise
+    they are the median RR interval of both sides, as many as fit, spaced evenly. Either way they are stretched
+    to span the gap exactly.
 
     With ``rng``, one draw of the timing instead of the best guess: each RR interval is scaled by a log-normal
     factor as variable as the successive RR intervals before the gap, then all are rescaled to span the gap as
@@ -71,16 +108,17 @@ def planned_beats(
     start = float(before[-1])
     if len(after):
         span = float(after[0]) - start
-        count = max(1, int(round(span / rr)))
+        steps = repeating_intervals(before, after) if pattern and len(after) >= 2 else None  # None: even spacing
+        if steps is None:
+            steps = np.full(max(1, int(round(span / rr))), rr)
     else:
-        span, count = None, int((end - start) // rr) + 1
-    if rng is None or len(intervals) < 3:
-        return start + np.arange(1, count) * span / count if span is not None else start + np.arange(1, count + 1) * rr
-    spread = float(np.std(np.diff(np.log(intervals)))) / np.sqrt(2)  # one interval's own log-variability
-    steps = rr * np.exp(spread * rng.standard_normal(count))
-    if span is not None:
-        return start + np.cumsum(steps * span / steps.sum())[:-1]
-    return start + np.cumsum(steps)
+        span, steps = None, np.full(int((end - start) // rr) + 1, rr)
+    if rng is not None and len(intervals) >= 3:
+        spread = float(np.std(np.diff(np.log(intervals)))) / np.sqrt(2)  # one interval's own log-variability
+        steps = steps * np.exp(spread * rng.standard_normal(len(steps)))
+    if span is None:
+        return start + np.cumsum(steps)
+    return start + np.cumsum(steps * span / steps.sum())[:-1]
 
 
 def beat_fill(before_value: float, after_value: float | None, a: int, b: int, times, template: np.ndarray,

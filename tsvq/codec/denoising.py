@@ -10,12 +10,19 @@ denoising autoencoders do the same with a model of clean signals; here the model
 
 It may be larger than the codec's encoder (denoising needs more context than coding a clean signal), and it is
 tied to one codebook: its folder records the codec's signature and a pipeline refuses another codec's.
+
+An optional *refiner* (``refiner_channels`` > 0) corrects the output last. Why: the decoded codes and the share of the
+input kept with them (``keep_input``) are one gain per stretch between two signals, while noise and the codes' own
+error differ by time and frequency (the codes miss QRS detail; electrode motion is slow, muscle noise broad); a small
+dilated convolution over the input, the decoded codes and their blend learns that filter (trained last, on the
+frozen encoder: ``tsvq train denoiser`` with ``refiner_channels`` and ``freeze_encoder``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
@@ -44,11 +51,13 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         noise_span: tuple[float, float] = (0.0, 1.0),
         snr_db: tuple[float, float] = (-6.0, 24.0),
         clean_error_share: float | None = None,
+        refiner_channels: int = 0,
     ):
         """``codebook_signature``: the codec whose codes it gives; ``noise``, ``noise_span``, ``snr_db``: what it was
         trained on (which part of each noise record, at which signal-to-noise ratios), so a benchmark can measure
         on the rest. ``clean_error_share``: the power its decoded codes miss on clean validation windows, as a share
-        of their own power (measured when it is saved): what ``keep_input`` expects the codes' own error to be."""
+        of their own power (measured when it is saved): what ``keep_input`` expects the codes' own error to be.
+        ``refiner_channels``: width of the refiner (0: none, the output is ``keep_input``'s)."""
         super().__init__()
         self.encoder = Encoder(in_channels, hidden_channels, latent_dim, downsample_factor, num_res_blocks)
         self.project_in = nn.Conv1d(latent_dim, code_dim, 1) if code_dim != latent_dim else nn.Identity()
@@ -57,6 +66,7 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         self.pass_through = nn.Conv1d(latent_dim, in_channels, 3, padding=1)
         nn.init.zeros_(self.pass_through.weight)
         nn.init.constant_(self.pass_through.bias, -3.0)
+        self.refiner = Refiner(in_channels, refiner_channels) if refiner_channels else None
 
     @classmethod
     def for_codec(cls, codec, hidden_channels: int | None = None, num_res_blocks: int | None = None, **settings):
@@ -101,7 +111,56 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         encoded = Encoded(vectors, codes[..., 0] if codes.shape[-1] == 1 else codes)
         return encoded, keep.transpose(1, 2).float()
 
+    @torch.no_grad()
+    def refine(self, codec, noisy: np.ndarray, decoded: np.ndarray, blended: np.ndarray) -> np.ndarray:
+        """The refiner's output for one recording ``(L, C)`` in physical units, given its noisy input, decoded codes
+        and their blend (``keep_input``); in chunks of ``REFINE_CHUNK`` samples overlapping by the refiner's reach,
+        which give what one pass would (a day-long Holter recording does not fit one pass)."""
+        if self.refiner is None:
+            return blended
+        device = next(self.parameters()).device
 
+        def normalized(x: np.ndarray) -> torch.Tensor:
+            return codec.normalize(torch.as_tensor(np.asarray(x, np.float32)).to(device).T[None])
+
+        out = np.empty(blended.shape, dtype=np.float64)
+        reach, length = self.refiner.reach, len(blended)
+        for start in range(0, length, REFINE_CHUNK):
+            end = min(length, start + REFINE_CHUNK)
+            lo, hi = max(0, start - reach), min(length, end + reach)
+            part = self.refiner(*(normalized(x[lo:hi]) for x in (noisy, decoded, blended)))
+            out[start:end] = codec.denormalize(part)[0].T.cpu().numpy()[start - lo : end - lo]
+        return out
+
+
+class Refiner(nn.Module):
+    """``(noisy, decoded, blended)``, each ``(B, C, L)`` on the codec's normalised scale -> ``blended`` plus a learnt
+    correction. Residual blocks of dilated convolutions (reach ``reach`` samples each side); the last layer starts at
+    zero, so an untrained refiner changes nothing."""
+
+    dilations = (1, 2, 4, 8, 16, 32, 1)
+    kernel_size = 7
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        k = self.kernel_size
+        self.project_in = nn.Conv1d(4 * channels, width, k, padding=k // 2)
+        self.blocks = nn.ModuleList(
+            nn.Conv1d(width, width, k, padding=(k // 2) * d, dilation=d) for d in self.dilations
+        )
+        self.project_out = nn.Conv1d(width, channels, 1)
+        nn.init.zeros_(self.project_out.weight)
+        nn.init.zeros_(self.project_out.bias)
+        self.reach = (k // 2) * (1 + sum(self.dilations))
+
+    def forward(self, noisy: torch.Tensor, decoded: torch.Tensor, blended: torch.Tensor) -> torch.Tensor:
+        h = self.project_in(torch.cat([noisy, decoded, noisy - decoded, blended], dim=1))
+        for block in self.blocks:
+            h = h + block(F.gelu(h))
+        return blended + self.project_out(F.gelu(h))
+
+
+REFINE_CHUNK = 2**16  # samples per pass of the refiner over a long recording
 BLEND_WINDOW_S = 5.0  # the stretch over which keep_input compares what the codes leave out with their own error
 
 

@@ -51,7 +51,7 @@ def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.
     template = median_beat(segment[:a], before, rate) if len(before) >= 3 and len(after) else None
     if template is None:
         return template_copy(segment, a, b, rate)
-    times = [before[-1], *planned_beats(before, after, b), after[0]]
+    times = [before[-1], *planned_beats(before, after, b, pattern=False), after[0]]
     return beat_fill(segment[a - 1], segment[b], a, b, times, template, rate)
 
 

@@ -5,7 +5,8 @@ source at a random signal-to-noise ratio; some windows stay clean, so clean inpu
 denoising encoder for the latent the codec's own encoder gives the clean window, for codes that decode to the clean
 window through the codec's frozen decoder, and for the share of the input to keep at each code position (the output
 is the decoded codes plus that share of what they leave out) that brings the output closest to the clean window.
-The codec does not change: the pipeline's codes, priors and compressed files stay valid.
+The codec does not change: the pipeline's codes, priors and compressed files stay valid. A refiner
+(``refiner_channels``) trains on the mean output SNR in dB of its windows, with the rest or alone (``freeze_encoder``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class DenoiserStageConfig:
     hidden_channels: int = 64
     num_res_blocks: int = 2
     latent_weight: float = 1.0  # weight of the latent-matching term beside the decoded error
-    init: str | None = None  # a trained denoiser folder to start from (fine-tuning, e.g. on other noise)
+    init_from: str | None = None  # a trained denoiser folder to start from (fine-tuning, e.g. on other noise)
+    refiner_channels: int = 0  # > 0: add (or keep training) a refiner of this width (tsvq.codec.denoising.Refiner)
+    freeze_encoder: bool = False  # train the refiner alone, on the codes and blend of init_from's encoder
     output_loss: str = "mse"  # relative: each window's output error over its clean energy (clean windows weigh more)
     val_max_windows: int = 256
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -63,6 +66,12 @@ class DenoiserStageConfig:
             raise ConfigError(f"denoiser stage: snr_db {list(self.snr_db)} must be (low, high)")
         if self.output_loss not in ("mse", "relative"):
             raise ConfigError(f"denoiser stage: output_loss must be 'mse' or 'relative', got {self.output_loss!r}")
+        if self.refiner_channels < 0:
+            raise ConfigError(f"denoiser stage: refiner_channels must be >= 0, got {self.refiner_channels}")
+        if self.freeze_encoder and not (self.init_from and self.refiner_channels):
+            raise ConfigError(
+                "denoiser stage: freeze_encoder trains the refiner alone: give init_from and refiner_channels"
+            )
         for name in ("clean_fraction", "second_source"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"denoiser stage: {name} must lie in [0, 1], got {getattr(self, name)}")
@@ -99,12 +108,19 @@ class DenoiserTask(ModelFolderTask):
         self.bank = NoiseBank(config.noise, Preprocessing.from_dict(self.codec.config.preprocessing), config.noise_span)
         noise = tuple(portable_name(spec) for spec in config.noise)
         seen = {"noise": noise, "noise_span": config.noise_span, "snr_db": config.snr_db}
-        if config.init:
-            self.model = load_model(DenoisingEncoder, config.init)
-            self.model.check_codec(self.codec, config.init)
+        if config.init_from:
+            self.model = with_refiner(load_model(DenoisingEncoder, config.init_from), config.refiner_channels,
+                                      config.init_from)  # fmt: skip
+            self.model.check_codec(self.codec, config.init_from)
             self.model.register_to_config(**seen)  # what it was trained on last
         else:
-            self.model = DenoisingEncoder.for_codec(self.codec, config.hidden_channels, config.num_res_blocks, **seen)
+            self.model = DenoisingEncoder.for_codec(self.codec, config.hidden_channels, config.num_res_blocks,
+                                                    refiner_channels=config.refiner_channels, **seen)  # fmt: skip
+        if config.freeze_encoder:
+            for name, parameter in self.model.named_parameters():
+                parameter.requires_grad_(name.startswith("refiner."))
+        if self.model.refiner is not None:  # kept by the figure it trains on, not by PRDN (which the noisiest sway)
+            self.best_metric = "error_db"
         self.train_dataset = self.store.dataset("train", balance_groups=True, balance_sources=True)
         clean = self.store.load(self.store.validation_split(), config.val_max_windows, config.training.seed)
         rng = np.random.default_rng(config.training.seed)
@@ -132,9 +148,26 @@ class DenoiserTask(ModelFolderTask):
         latent = F.mse_loss(z.float(), target.float()) / target.float().var().clamp(min=1e-8)
         kept = keep.float().repeat_interleave(codec.config.downsample_factor, dim=-1)
         output = reconstruction_error(decoded + kept * (x_noisy.float() - decoded), x_clean.float(), c.output_loss)
-        loss = reconstruction + c.latent_weight * latent + output
         logs = {"reconstruction_loss": reconstruction, "latent_loss": latent, "output_loss": output, "kept": keep}
+        loss = 0.0 if c.freeze_encoder else reconstruction + c.latent_weight * latent + output
+        if model.refiner is not None:
+            logs["refiner_loss"] = refiner = log_error_ratio(self._refined(model, x_noisy, decoded, keep), x_clean)
+            loss = loss + refiner
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
+
+    def _refined(self, model, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """The refiner's output ``(B, C, L)`` (normalised) on what it sees when denoising: the input, the decoded
+        codes and their blend by ``keep_input`` (with the Wiener gain of the share the denoiser was saved with),
+        the last two as data (no gradient reaches the encoder through them)."""
+        codec = self.codec
+
+        def physical(x: torch.Tensor) -> np.ndarray:
+            return codec.denormalize(x.detach().float()).transpose(1, 2).cpu().numpy().astype(np.float64)
+
+        blended = keep_input(physical(decoded), keep.detach().transpose(1, 2).cpu().numpy(), physical(x_noisy),
+                             codec.config.downsample_factor, model.config.clean_error_share, self.rate)  # fmt: skip
+        blended = codec.normalize(torch.as_tensor(blended, dtype=torch.float32, device=x_noisy.device).transpose(1, 2))
+        return model.refiner(x_noisy.float(), decoded.detach().float(), blended)
 
     @torch.no_grad()
     def save(self, model, folder) -> None:
@@ -160,10 +193,12 @@ class DenoiserTask(ModelFolderTask):
             encoded, keep = model.estimate(codec, noisy)
             decoded = codec.decode(encoded.codes).cpu().numpy()
             projected.append(decoded)
-            denoised.append(keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor, share,
-                                       self.rate))  # fmt: skip
+            blended = keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor, share, self.rate)
+            denoised.append(np.stack([model.refine(codec, *window) for window in zip(noisy, decoded, blended)]))
+        denoised = torch.from_numpy(np.concatenate(denoised))
         return {
-            "prdn": float(prdn(self.val_clean, np.concatenate(denoised)).mean()),
+            "prdn": float(prdn(self.val_clean, denoised.numpy()).mean()),
+            "error_db": 10 * float(log_error_ratio(denoised, torch.from_numpy(self.val_clean))),  # -mean output SNR
             "prdn_projected": float(prdn(self.val_clean, np.concatenate(projected)).mean()),
             "prdn_noisy_input": float(prdn(self.val_clean, self.val_noisy).mean()),
         }
@@ -182,6 +217,30 @@ def clean_error_share(model: DenoisingEncoder, codec, clean: np.ndarray, batch_s
         missed = ((windows - decoded) ** 2).sum(axis=(1, 2))
         shares.append(missed / np.maximum((decoded**2).sum(axis=(1, 2)), 1e-20))
     return float(np.median(np.concatenate(shares)))
+
+
+def log_error_ratio(output: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Mean over windows of log10(error energy / clean energy + 1e-4): minus the output SNR in bels (tens of dB),
+    capped at 40 dB. Why not the MSE: it weighs the noisiest windows most, and a refiner so trained gives up the
+    near-clean ones, where the input itself is the answer; in dB every window counts alike, as the figures do."""
+    error = ((output.float() - clean.float()) ** 2).mean(dim=(1, 2))
+    energy = (clean.float() ** 2).mean(dim=(1, 2)).clamp(min=1e-8)
+    return torch.log10(error / energy + 1e-4).mean()
+
+
+def with_refiner(model: DenoisingEncoder, width: int, where: str) -> DenoisingEncoder:
+    """``model`` with a refiner of ``width`` channels added (its weights kept), or as it is if it has one or none
+    is asked for."""
+    have = model.config.refiner_channels
+    if not width or have == width:
+        return model
+    if have:
+        raise ConfigError(f"{where}: has a refiner of {have} channels; refiner_channels asks for {width}")
+    settings = {k: v for k, v in model.config.items() if not k.startswith("_")}  # not diffusers' own bookkeeping
+    grown = DenoisingEncoder(**(settings | {"refiner_channels": width}))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(name.startswith("refiner.") for name in missing)
+    return grown
 
 
 def train_denoiser(config: DenoiserStageConfig) -> Path:
