@@ -187,8 +187,9 @@ def main() -> None:
         },  # fmt: skip
         "seconds": time.perf_counter() - started,
     }
+    saved = save("denoise", payload)  # before the plot, so the commit it records is not marked dirty by it
     plot(payload["by_noise"], example, RESULTS / "denoise.png")
-    print(f"-> {save('denoise', payload)}")
+    print(f"-> {saved}")
 
 
 if __name__ == "__main__":
