@@ -77,8 +77,8 @@ def repeating_intervals(before: np.ndarray, after: np.ndarray, penalty: float = 
     for period in range(1, MAX_PATTERN + 1):
         if len(left) < 2 * period:
             break
+        left_step = np.arange(len(left)) % period  # the same for every count; the steps after the gap are not
         for count in range(1, int(span / (0.4 * scale)) + 2):
-            left_step = np.arange(len(left)) % period
             right_step = (len(left) + count + np.arange(len(right))) % period
             pattern = np.array([np.median(np.concatenate([left[left_step == k], right[right_step == k]]))
                                 for k in range(period)])  # fmt: skip

@@ -195,10 +195,11 @@ class DenoiserTask(ModelFolderTask):
             projected.append(decoded)
             blended = keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor, share, self.rate)
             denoised.append(np.stack([model.refine(codec, *window) for window in zip(noisy, decoded, blended)]))
-        denoised = torch.from_numpy(np.concatenate(denoised))
+        denoised = np.concatenate(denoised)
+        error_db = 10 * float(log_error_ratio(torch.from_numpy(denoised), torch.from_numpy(self.val_clean)))
         return {
-            "prdn": float(prdn(self.val_clean, denoised.numpy()).mean()),
-            "error_db": 10 * float(log_error_ratio(denoised, torch.from_numpy(self.val_clean))),  # -mean output SNR
+            "prdn": float(prdn(self.val_clean, denoised).mean()),
+            "error_db": error_db,  # minus the mean output SNR
             "prdn_projected": float(prdn(self.val_clean, np.concatenate(projected)).mean()),
             "prdn_noisy_input": float(prdn(self.val_clean, self.val_noisy).mean()),
         }
