@@ -3,7 +3,9 @@ the filters a specialist tries first, on MIT-BIH DS2 (MLII) with nstdb noise.
 
     .venv/bin/python -m benchmarks.denoise         # rewrites results/denoise.{json,png}
 
-For each DS2 record, ``--per-record`` stretches of ``--seconds`` get noise the way nstdb's ``nst`` adds it (SNR on
+For each DS2 record, ``--per-record`` stretches of ``--seconds``, drawn where the annotators did not mark MLII noisy
+or unreadable (MIT-BIH's ``~`` signal-quality annotations: a reference that carries its own noise scores a method by
+how much of that noise it keeps), get noise the way nstdb's ``nst`` adds it (SNR on
 the stretch's annotated QRS amplitudes, ``tsvq.data.noise``) at 0, 6, 12 and 24 dB: baseline wander (``bw``),
 muscle artefact (``ma``) and electrode motion (``em``: ``118e00 - 118``), drawn from the part of each noise record
 the denoiser did not train on (its ``noise_span``'s complement). Methods, on the noisy recording at 360 Hz:
@@ -19,10 +21,10 @@ the denoiser did not train on (its ``noise_span``'s complement). Methods, on the
 - ``tsvq_codes_only``: ``Pipeline.denoise(pass_through=False)`` (the decoded codes alone: the pure projection).
 
 Scores against the clean stretch conditioned the same way (250 Hz, 0.5-40 Hz), the first and last 2 s left out:
-output SNR (dB, clean mean-removed power over error power), PRDN (%), and R peaks found by wfdb's XQRS on the output
-against the annotated beats (F1 within +-75 ms), per noise type and input SNR, and again by the beats in the stretch
-(normal only; with a V beat; with an S beat; other); the clean stretch's own scores (no noise) say how much each
-method costs a clean signal.
+output SNR (dB, clean mean-removed power over error power; mean and median over stretches), PRDN (%), and R peaks
+found by wfdb's XQRS on the output against the annotated beats (F1 within +-75 ms), per noise type and input SNR, and
+again by the beats in the stretch (normal only; with a V beat; with an S beat; other); the clean stretch's own scores
+(no noise) say how much each method costs a clean signal.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import wfdb
 
 from benchmarks.common import RESULTS, save
 from benchmarks.gaps import AAMI, beats_label
-from benchmarks.mitbih import DS2
+from benchmarks.mitbih import DS2, noisy_episodes, overlaps
 from tsvq.codec.streaming import decode_long, encode_long
 from tsvq.data.noise import NoiseBank, qrs_power, scaled_to_snr
 from tsvq.data.records import read_record
@@ -45,6 +47,7 @@ from tsvq.evaluation.tasks import repair_scores, summarise_scores, wavelet_thres
 from tsvq.pipeline import Pipeline
 
 EDGE_S = 2.0
+MAX_DRAWS = 1000  # candidate starts tried per record before giving up on finding clean stretches
 NOISES = {"bw": "nstdb/bw", "ma": "nstdb/ma", "em": "nstdb/118e00 - mitdb/118"}
 
 
@@ -74,6 +77,17 @@ def methods(pipe: Pipeline, clean: np.ndarray, noisy: np.ndarray, rate: float) -
         "tsvq": at_pipeline_rate(pipe.denoise(noisy, rate)),
         "tsvq_codes_only": at_pipeline_rate(pipe.denoise(noisy, rate, pass_through=False)),
     }
+
+
+def clean_starts(rng: np.random.Generator, low: int, high: int, count: int, length: int, noisy: np.ndarray) -> list:
+    """``count`` starts in ``[low, high)`` of stretches of ``length`` that meet none of the ``noisy`` episodes."""
+    starts = []
+    for start in rng.integers(low, high, MAX_DRAWS):
+        if not overlaps(noisy, int(start), int(start) + length):
+            starts.append(int(start))
+        if len(starts) == count:
+            return starts
+    raise SystemExit(f"found {len(starts)} of {count} stretches clear of annotated noise in {MAX_DRAWS} draws")
 
 
 def plot(by_noise: dict, example: dict, path: Path) -> None:
@@ -138,7 +152,9 @@ def main() -> None:
         keep = np.isin(annotation.symbol, list(AAMI))
         rng = np.random.default_rng([int(name), 59])
         length = int(args.seconds * rate)
-        for start in rng.integers(int(10 * rate), len(record.signal) - int(10 * rate) - length, args.per_record):
+        noisy_lead = noisy_episodes(annotation, lead)
+        low, high = int(10 * rate), len(record.signal) - int(10 * rate) - length
+        for start in clean_starts(rng, low, high, args.per_record, length, noisy_lead):
             clean = record.signal[start : start + length, lead].astype(np.float64)
             inside = keep & (annotation.sample >= start) & (annotation.sample < start + length)
             beats = annotation.sample[inside] - start
@@ -171,6 +187,7 @@ def main() -> None:
         "pipeline": args.pipeline,
         "records": args.records,
         "stretch_s": args.seconds,
+        "stretches_from": "parts of MLII the annotators did not mark noisy or unreadable (`~` annotations)",
         "per_record": args.per_record,
         "noise": {kind: {"spec": spec, "span": list(held_out)} for kind, spec in NOISES.items()},
         "denoiser_trained_on": {"noise": list(pipe.denoiser.config.noise), "span": list(trained)},

@@ -154,3 +154,27 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def noisy_episodes(annotation: wfdb.Annotation, channel: int) -> np.ndarray:
+    """``(K, 2)`` sample ranges where the annotators marked ``channel`` noisy or unreadable: MIT-BIH's signal
+    quality annotations (``~``) carry a bit mask per signal in their subtype (bit ``c`` noisy, bit ``c + 4``
+    unreadable), each holding until the next ``~``."""
+    episodes, start = [], None
+    for sample, symbol, subtype in zip(annotation.sample, annotation.symbol, annotation.subtype):
+        if symbol != "~":
+            continue
+        noisy = subtype == -1 or bool(subtype & (1 << channel | 1 << (channel + 4)))
+        if noisy and start is None:
+            start = int(sample)
+        elif not noisy and start is not None:
+            episodes.append((start, int(sample)))
+            start = None
+    if start is not None:
+        episodes.append((start, np.iinfo(np.int64).max))
+    return np.asarray(episodes, dtype=np.int64).reshape(-1, 2)
+
+
+def overlaps(episodes: np.ndarray, start: int, end: int) -> bool:
+    """Whether ``[start, end)`` meets any of ``episodes`` (``noisy_episodes``)."""
+    return bool(np.any((episodes[:, 0] < end) & (episodes[:, 1] > start)))

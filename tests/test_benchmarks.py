@@ -85,3 +85,20 @@ def test_pretrained_generation_draws_with_the_pipelines_saved_sampling_defaults(
     asked = Namespace(pipeline="ecg-single-lead", steps=8, sampler=None, guidance=1.0)
     assert sampling_settings(pipe, "diffusion", asked) == {"steps": 8, "sampler": "dpm", "guidance": 1.0}
     assert "guidance" not in sampling_settings(pipe, "wavenet", asked)  # a WaveNet has no guidance to set
+
+
+def test_mitbih_noise_annotations_mark_the_lead_they_name():
+    """``~`` subtypes are bit masks per signal (bit c noisy, bit c + 4 unreadable, -1 both unreadable), each holding
+    until the next ``~``; the denoise benchmark draws its clean references clear of them."""
+    import numpy as np
+    import wfdb
+
+    from benchmarks.mitbih import noisy_episodes, overlaps
+
+    marks = wfdb.Annotation("r", "atr", sample=np.array([100, 200, 300, 400, 500, 600]),
+                            symbol=["~", "N", "~", "~", "~", "~"], subtype=np.array([2, 0, 0, 1, 16, -1]))  # fmt: skip
+    assert noisy_episodes(marks, 1).tolist() == [[100, 300], [600, np.iinfo(np.int64).max]]
+    ends = np.iinfo(np.int64).max
+    assert noisy_episodes(marks, 0).tolist() == [[400, ends]]  # noisy (1), then unreadable (16), then both (-1)
+    episodes = noisy_episodes(marks, 1)
+    assert overlaps(episodes, 250, 260) and overlaps(episodes, 299, 301) and not overlaps(episodes, 300, 600)

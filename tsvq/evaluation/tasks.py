@@ -100,13 +100,14 @@ def repair_scores(truth: np.ndarray, output: np.ndarray, a: int, b: int, rate: f
 
 
 def summarise_scores(rows: list[dict]) -> dict:
-    """Mean and median PRDN, mean SNR and the R-peak F1 of all beats together, over ``repair_scores`` rows."""
+    """Mean and median PRDN and SNR, and the R-peak F1 of all beats together, over ``repair_scores`` rows."""
     hits, found, reference = (sum(r[k] for r in rows) for k in ("hits", "found", "reference"))
     return {
         "stretches": len(rows),
         "prdn_mean": float(np.mean([r["prdn"] for r in rows])),
         "prdn_median": float(np.median([r["prdn"] for r in rows])),
         "snr_db": float(np.mean([r["snr_db"] for r in rows])),
+        "snr_db_median": float(np.median([r["snr_db"] for r in rows])),
         "r_peak_f1": 2 * hits / max(found + reference, 1),
     }
 
