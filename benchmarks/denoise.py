@@ -47,6 +47,7 @@ from tsvq.evaluation.tasks import repair_scores, summarise_scores, wavelet_thres
 from tsvq.pipeline import Pipeline
 
 EDGE_S = 2.0
+PER_RECORD = ("bandpass", "wavelet", "tsvq")  # methods whose output SNR is kept per stretch, record by record
 MAX_DRAWS = 1000  # candidate starts tried per record before giving up on finding clean stretches
 NOISES = {"bw": "nstdb/bw", "ma": "nstdb/ma", "em": "nstdb/118e00 - mitdb/118"}
 
@@ -141,6 +142,7 @@ def main() -> None:
         for kind, spec in NOISES.items()
     }
     rows: dict = {}
+    by_record: dict = {}  # record -> noise -> SNR -> method -> output SNR of each stretch (dB)
     by_rhythm: dict = {}  # noise -> SNR -> the stretch's beats (N only; with V; with S; other) -> method -> scores
     example: dict = {}
     started = time.perf_counter()
@@ -180,6 +182,9 @@ def main() -> None:
                 for method, output in outputs.items():
                     score = repair_scores(reference, output, edge, end, pipe.sampling_rate_hz, beats_out)
                     by_method.setdefault(method, []).append(score)
+                    if method in PER_RECORD:
+                        per = by_record.setdefault(name, {}).setdefault(kind, {}).setdefault(snr, {})
+                        per.setdefault(method, []).append(round(score["snr_db"], 2))
                     by_class.setdefault(method, []).append(score)
         summary = {k: {m: round(summarise_scores(r)["snr_db"], 1) for m, r in rows[k]["6"].items()} for k in banks}
         print(f"{name} ({time.perf_counter() - started:.0f} s): SNR out at 6 dB {summary}", flush=True)
@@ -202,6 +207,7 @@ def main() -> None:
             }
             for kind, snrs in by_rhythm.items()
         },  # fmt: skip
+        "snr_db_by_record": by_record,
         "seconds": time.perf_counter() - started,
     }
     saved = save("denoise", payload)  # before the plot, so the commit it records is not marked dirty by it
