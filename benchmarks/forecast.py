@@ -7,7 +7,7 @@ As in `benchmarks/gaps.py` (same records, conditioning and scores), but the stre
 8 s of signal, with nothing after it: ``tsvq`` is `Pipeline.forecast` (the median RR interval before continued
 as planned beats that guide the WaveNet prior, drawn with top_p 0.9; the likeliest of 8 candidates), beside the
 AR(64) model and the last cycle repeated (template copy). PRDN and R peaks (F1 within +-75 ms, RR error) are scored
-inside the forecast stretch.
+inside the forecast stretch, per horizon and by the rhythm the annotators marked where the forecast starts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import save
-from benchmarks.gaps import annotated_lead, scores, summarise
+from benchmarks.gaps import annotated_lead, scores, summarise, summarise_groups
 from benchmarks.mitbih import DS2
 from tsvq.evaluation.repair_baselines import FORECAST_BASELINES as BASELINES
 from tsvq.pipeline import Pipeline
@@ -43,9 +43,11 @@ def main() -> None:
     options = {"candidates": args.candidates, "choose": "likeliest", "top_p": args.top_p}
     methods = ["tsvq", *BASELINES]
     rows: dict = {str(h): {m: [] for m in methods} for h in args.horizons}
+    rhythms: dict = {str(h): {} for h in args.horizons}  # horizon -> annotated rhythm at its start -> method -> rows
     started = time.perf_counter()
     for name in args.records:
-        signal, beat_at, _ = annotated_lead(pipe, args.source, name)
+        lead = annotated_lead(pipe, args.source, name)
+        signal, beat_at = lead.signal, lead.beat_at
         rng = np.random.default_rng([int(name), 56])
         for horizon_s in args.horizons:
             horizon, before = int(horizon_s * rate), int(BEFORE_S * rate)
@@ -59,8 +61,11 @@ def main() -> None:
                 for method, fill in BASELINES.items():
                     filled[method] = truth.copy()
                     filled[method][a:b] = fill(truth, a, b, rate)
+                by_method = rhythms[str(horizon_s)].setdefault(lead.rhythm_at(start), {m: [] for m in methods})
                 for method in methods:
-                    rows[str(horizon_s)][method].append(scores(truth, filled[method], a, b, beats, rate))
+                    row = scores(truth, filled[method], a, b, beats, rate)
+                    rows[str(horizon_s)][method].append(row)
+                    by_method[method].append(row)
         line = {h: {m: round(summarise(r)["r_peak_f1"], 2) for m, r in by.items()} for h, by in rows.items()}
         print(f"{name} ({time.perf_counter() - started:.0f} s): R-peak F1 {line}", flush=True)
     payload = {
@@ -70,6 +75,7 @@ def main() -> None:
         "forecast_options": options,
         "context_s": BEFORE_S,
         "by_horizon": {h: {m: summarise(r) for m, r in by.items()} for h, by in rows.items()},
+        "by_annotated_rhythm": summarise_groups(rhythms),
         "seconds": time.perf_counter() - started,
     }
     print(f"-> {save('forecast', payload)}")

@@ -17,7 +17,8 @@ at seeded random places (at least 10 s from the ends). Every method sees the sam
 
 Scores inside each gap: PRDN against the true signal (mean removed), and R peaks found by wfdb's XQRS on the filled
 stretch against the annotated beats (`.atr`) inside the gap: F1 within +-75 ms and the mean absolute error of the
-RR intervals that have both ends matched. Per gap length, and by the AAMI class of the beats around the gap.
+RR intervals that have both ends matched. Per gap length, by the AAMI class of the beats around the gap, and by
+the rhythm the annotators marked at the gap (sinus, AF/flutter, bigeminy/trigeminy, other: ``RHYTHM_GROUPS``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -41,6 +43,11 @@ BEFORE_S, AFTER_S = 8.0, 4.0
 TOLERANCE_S = 0.075
 AAMI = {"N": "N", "L": "N", "R": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J": "S", "S": "S", "V": "V", "E": "V",
         "F": "F", "/": "Q", "f": "Q", "Q": "Q"}  # fmt: skip
+
+
+# The rhythm annotations (aux notes of "+") a gap is reported under; every other rhythm counts as "other".
+RHYTHM_GROUPS = {"(N": "sinus", "(SBR": "sinus", "(AFIB": "AF/flutter", "(AFL": "AF/flutter",
+                 "(B": "bigeminy/trigeminy", "(T": "bigeminy/trigeminy"}  # fmt: skip
 
 
 def beats_label(classes) -> str:
@@ -70,16 +77,33 @@ def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats:
     }
 
 
-def annotated_lead(pipe: Pipeline, source: str, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Record ``name``'s MLII conditioned as the pipeline conditions it, its annotated beats at the pipeline's rate
-    and their AAMI classes."""
+class AnnotatedLead(NamedTuple):
+    """A record's MLII conditioned as the pipeline conditions it, with its annotations at the pipeline's rate."""
+
+    signal: np.ndarray
+    beat_at: np.ndarray  # annotated beats (samples)
+    beat_class: np.ndarray  # their AAMI classes
+    rhythm_from: np.ndarray  # where each annotated rhythm starts (samples)
+    rhythm: np.ndarray  # its group (RHYTHM_GROUPS)
+
+    def rhythm_at(self, sample: int) -> str:
+        """The rhythm group in force at ``sample`` ("other" before the first rhythm annotation)."""
+        k = int(np.searchsorted(self.rhythm_from, sample, side="right")) - 1
+        return str(self.rhythm[k]) if k >= 0 else "other"
+
+
+def annotated_lead(pipe: Pipeline, source: str, name: str) -> AnnotatedLead:
+    """Record ``name``'s MLII as the pipeline conditions it, its annotated beats and rhythms (``AnnotatedLead``)."""
     record = read_record(Path(source) / name)
     lead = record.channel_names.index("MLII") if "MLII" in record.channel_names else 0
     signal = pipe.preprocessing.condition(record.signal[:, [lead]], record.sampling_rate_hz)[:, 0]
     annotation = wfdb.rdann(str(Path(source) / name), "atr")
     keep = np.isin(annotation.symbol, list(AAMI))
-    beat_at = np.round(annotation.sample[keep] * pipe.sampling_rate_hz / record.sampling_rate_hz).astype(int)
-    return signal, beat_at, np.array([AAMI[s] for s in np.asarray(annotation.symbol)[keep]])
+    at_rate = np.round(annotation.sample * pipe.sampling_rate_hz / record.sampling_rate_hz).astype(int)
+    rhythms = np.asarray(annotation.symbol) == "+"
+    groups = [RHYTHM_GROUPS.get(note.strip("\x00"), "other") for note in np.asarray(annotation.aux_note)[rhythms]]
+    return AnnotatedLead(signal, at_rate[keep], np.array([AAMI[s] for s in np.asarray(annotation.symbol)[keep]]),
+                         at_rate[rhythms], np.array(groups, dtype=str))  # fmt: skip
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -91,6 +115,13 @@ def summarise(rows: list[dict]) -> dict:
         "prdn_median": float(np.median([r["prdn"] for r in rows])),
         "r_peak_f1": 2 * hits / max(found + annotated, 1),
         "rr_error_ms": float(np.mean(rr)) if rr else None,
+    }
+
+
+def summarise_groups(groups: dict) -> dict:
+    """``{length: {group: {method: rows}}}`` -> the same with each method's rows summarised."""
+    return {
+        g: {label: {m: summarise(r) for m, r in by.items()} for label, by in per.items()} for g, per in groups.items()
     }
 
 
@@ -120,9 +151,11 @@ def main() -> None:
     }
     rows: dict = {str(g): {m: [] for m in methods} for g in args.gaps}
     classes: dict = {str(g): {} for g in args.gaps}
+    rhythms: dict = {str(g): {} for g in args.gaps}
     started = time.perf_counter()
     for name in args.records:
-        signal, beat_at, beat_class = annotated_lead(pipe, args.source, name)
+        lead = annotated_lead(pipe, args.source, name)
+        signal, beat_at, beat_class = lead.signal, lead.beat_at, lead.beat_class
         rng = np.random.default_rng([int(name), 55])
         for gap_s in args.gaps:
             gap, before, after = int(gap_s * rate), int(BEFORE_S * rate), int(AFTER_S * rate)
@@ -132,7 +165,7 @@ def main() -> None:
                 truth = signal[lo:hi]
                 beats = beat_at[(beat_at >= lo) & (beat_at < hi)] - lo
                 near = beat_class[(beat_at >= start - int(2 * rate)) & (beat_at < start + gap + int(2 * rate))]
-                label = beats_label(near)
+                label, rhythm = beats_label(near), lead.rhythm_at(start + gap // 2)
                 a, b = before, before + gap
                 holed = truth.copy()
                 holed[a:b] = np.nan
@@ -144,6 +177,7 @@ def main() -> None:
                     row = scores(truth, filled[method], a, b, beats, rate)
                     rows[str(gap_s)][method].append(row)
                     classes[str(gap_s)].setdefault(label, {m: [] for m in methods})[method].append(row)
+                    rhythms[str(gap_s)].setdefault(rhythm, {m: [] for m in methods})[method].append(row)
         line = {g: {m: round(summarise(r)["prdn_mean"], 1) for m, r in by.items()} for g, by in rows.items()}
         print(f"{name} ({time.perf_counter() - started:.0f} s): PRDN {line}", flush=True)
     payload = {
@@ -153,10 +187,8 @@ def main() -> None:
         "impute_options": options,
         "context_s": {"before": BEFORE_S, "after": AFTER_S},
         "by_gap": {g: {m: summarise(r) for m, r in by.items()} for g, by in rows.items()},
-        "by_rhythm_around_gap": {
-            g: {label: {m: summarise(r) for m, r in by.items()} for label, by in per.items()}
-            for g, per in classes.items()
-        },
+        "by_rhythm_around_gap": summarise_groups(classes),
+        "by_annotated_rhythm": summarise_groups(rhythms),
         "seconds": time.perf_counter() - started,
     }
     print(f"-> {save('gaps', payload)}")

@@ -102,3 +102,14 @@ def test_mitbih_noise_annotations_mark_the_lead_they_name():
     assert noisy_episodes(marks, 0).tolist() == [[400, ends]]  # noisy (1), then unreadable (16), then both (-1)
     episodes = noisy_episodes(marks, 1)
     assert overlaps(episodes, 250, 260) and overlaps(episodes, 299, 301) and not overlaps(episodes, 300, 600)
+
+
+def test_gap_benchmarks_report_each_gap_under_the_rhythm_annotated_at_it():
+    import numpy as np
+
+    from benchmarks.gaps import RHYTHM_GROUPS, AnnotatedLead
+
+    lead = AnnotatedLead(np.zeros(1000), np.array([]), np.array([]), np.array([100, 400, 700]),
+                         np.array(["sinus", "AF/flutter", "other"]))  # fmt: skip
+    assert [lead.rhythm_at(t) for t in (0, 100, 399, 400, 999)] == ["other", "sinus", "sinus", "AF/flutter", "other"]
+    assert RHYTHM_GROUPS["(AFL"] == RHYTHM_GROUPS["(AFIB"] == "AF/flutter" and "(VT" not in RHYTHM_GROUPS
