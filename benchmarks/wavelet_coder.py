@@ -3,7 +3,9 @@
 PyWavelets' ``bior4.4`` over ``levels`` levels; one dead-zone uniform quantiser step for every subband
 (``q = sign(c) floor(|c| / step)``, reconstructed at the middle of its bin); each subband's integers range-coded
 (constriction) with that subband's own histogram, which is stored in the file. The bytes are the whole file:
-a small header, the compressed histograms and the range-coded words.
+a small header, the compressed histograms and the range-coded words. Several channels (a 12-lead ECG's eight
+independent leads) share each subband's histogram: one table per subband rather than per lead and subband, which on
+a 10-s ECG would cost more than the coefficients.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ def _subbands(n: int, levels: int) -> list[int]:
 
 
 def encode(x: np.ndarray, step: float, levels: int = LEVELS) -> bytes:
-    """A finite 1-D signal -> the coded bytes at quantiser ``step``."""
-    coefficients = pywt.wavedec(np.asarray(x, np.float64), WAVELET, level=levels, mode="periodization")
-    parts = [struct.pack("<Iff", len(x), step, 0.0)]
-    for band in coefficients:
+    """A finite signal ``(L,)`` or ``(L, C)`` -> the coded bytes at quantiser ``step``."""
+    x = np.asarray(x, np.float64)
+    channels = x[:, None] if x.ndim == 1 else x
+    transforms = [pywt.wavedec(channel, WAVELET, level=levels, mode="periodization") for channel in channels.T]
+    parts = [struct.pack("<IfI", len(x), step, len(transforms))]
+    for bands in zip(*transforms):
+        band = np.concatenate(bands)
         q = (np.sign(band) * np.floor(np.abs(band) / step)).astype(np.int64)
         low, high = int(q.min()), int(q.max())
         counts = np.bincount(q - low, minlength=high - low + 1).astype(np.uint32)
@@ -43,8 +48,8 @@ def encode(x: np.ndarray, step: float, levels: int = LEVELS) -> bytes:
 
 
 def decode(data: bytes, levels: int = LEVELS) -> np.ndarray:
-    """The inverse of ``encode`` (proves the bytes hold the signal)."""
-    n, step, _ = struct.unpack_from("<Iff", data, 0)
+    """The inverse of ``encode`` (proves the bytes hold the signal): ``(L,)`` for one channel, else ``(L, C)``."""
+    n, step, channels = struct.unpack_from("<IfI", data, 0)
     at, bands = 12, []
     for size in _subbands(n, levels):
         low, table_length, words_length = struct.unpack_from("<iII", data, at)
@@ -52,19 +57,20 @@ def decode(data: bytes, levels: int = LEVELS) -> np.ndarray:
         counts = np.frombuffer(zlib.decompress(data[at : at + table_length]), np.uint32)
         at += table_length
         if len(counts) == 1:
-            q = np.full(size, low)
+            q = np.full(size * channels, low)
         else:
             words = np.frombuffer(data[at : at + words_length], "<u4").astype(np.uint32)
             model = constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
-            q = constriction.stream.queue.RangeDecoder(words).decode(model, size).astype(np.int64) + low
+            q = constriction.stream.queue.RangeDecoder(words).decode(model, size * channels).astype(np.int64) + low
         at += words_length
-        bands.append(np.sign(q) * (np.abs(q) + 0.5) * step)
-    return pywt.waverec(bands, WAVELET, mode="periodization")[:n]
+        bands.append(np.split(np.sign(q) * (np.abs(q) + 0.5) * step, channels))
+    signals = [pywt.waverec([band[c] for band in bands], WAVELET, mode="periodization")[:n] for c in range(channels)]
+    return signals[0] if channels == 1 else np.column_stack(signals)
 
 
 def at_rate(x: np.ndarray, bits: float, levels: int = LEVELS) -> tuple[bytes, np.ndarray]:
     """The finest step whose file fits ``bits`` (bisection on the step's logarithm), its bytes and the decoded
-    signal."""
+    signal (shaped as ``x``)."""
     low, high = 1e-6 * np.std(x), 10.0 * np.abs(x).max()
     best = encode(x, high, levels)
     for _ in range(30):

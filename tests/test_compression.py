@@ -326,6 +326,12 @@ def test_the_wavelet_baseline_decodes_its_own_bytes_at_the_rate_asked():
         np.testing.assert_array_equal(wavelet_coder.decode(data), y)
         errors.append(prdn_per_channel(x[:, None], y[:, None])[0])
     assert errors[1] < 0.5 * errors[0] < 50  # more bits, less error
+    leads = np.column_stack([ecg_like(10, 100.0, seed=s) for s in range(3)])  # a short multi-lead ECG
+    data = wavelet_coder.encode(leads, 0.01)
+    alone = [wavelet_coder.encode(leads[:, c], 0.01) for c in range(3)]
+    # each lead decodes as if coded alone, in fewer bytes: the leads share the tables
+    np.testing.assert_array_equal(wavelet_coder.decode(data), np.column_stack([wavelet_coder.decode(a) for a in alone]))
+    assert len(data) < sum(map(len, alone)) and max(prdn_per_channel(leads, wavelet_coder.decode(data))) < 5
 
 
 def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
@@ -358,3 +364,41 @@ def test_a_short_record_keeps_fixed_width_codes_when_that_is_the_smaller_file():
         assert written.size_bytes() <= fixed.size_bytes()
     assert pipe.compress(long, 250.0).entropy is not None  # a long repetitive record: entropy-coded, smaller
     assert CompressedRecord.from_bytes(pipe.compress(short, 250.0).to_bytes()).codes[0][0].shape[0] > 0
+
+
+def test_a_12_lead_ecg_coded_as_its_eight_independent_leads_decompresses_to_twelve(tmp_path, capsys):
+    """III, aVR, aVL and aVF follow from I and II: a codec of I, II, V1-V6 gives all twelve, the four derived
+    exactly from the decoded I and II (on a real PTB-XL ECG the identities hold to its ADC step)."""
+    from tsvq.cli import main
+    from tsvq.data.leads import INDEPENDENT_LEADS, codes_independent_leads, with_derived_limb_leads
+
+    eight = list(INDEPENDENT_LEADS)
+    prep = Preprocessing(sampling_rate_hz=100, window_length=240)
+    pipe = Pipeline(VQVAE(in_channels=8, hidden_channels=8, num_res_blocks=1, latent_dim=8, num_codes=16,
+                          num_quantizers=2, downsample_factor=4, window_length=240, sampling_rate_hz=100,
+                          channel_names=tuple(eight), units=("mV",) * 8, norm_mean=(0.0,) * 8, norm_std=(1.0,) * 8,
+                          preprocessing=prep.to_dict()))  # fmt: skip
+    names = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]  # PTB-XL's spelling
+    lead_i, lead_ii = ecg_like(10, 100.0, seed=1), 1.5 * ecg_like(10, 100.0, seed=2)
+    limbs = [lead_ii - lead_i, -(lead_i + lead_ii) / 2, lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    signal = np.column_stack([lead_i, lead_ii, *limbs, *(ecg_like(10, 100.0, seed=s) for s in range(3, 9))])
+    record = tmp_path / "ecg"
+    write_record(tmp_path, "ecg", signal, 100.0, sig_names=names)
+    pipe.save_pretrained(tmp_path / "pipe")
+    assert main(["compress", str(record), "--pipeline", str(tmp_path / "pipe"), "--out", f"{record}.tsvqz"]) == 0
+    decoded = pipe.decompress(f"{record}.tsvqz")
+    assert decoded.channel_names == [*eight, "III", "aVR", "aVL", "aVF"] and decoded.signal.shape == (1000, 12)
+    i, ii = decoded.signal[:, 0].astype(np.float64), decoded.signal[:, 1].astype(np.float64)
+    np.testing.assert_allclose(decoded.signal[:, 8:], np.column_stack([ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2]),
+                               atol=1e-5)  # fmt: skip
+    assert pipe.decompress(f"{record}.tsvqz", derive_leads=False).signal.shape == (1000, 8)
+    back = ["decompress", f"{record}.tsvqz", "--pipeline", str(tmp_path / "pipe"), "--out", str(tmp_path / "back")]
+    assert main(back) == 0 and "aVF" in capsys.readouterr().out
+    assert wfdb.rdheader(str(tmp_path / "back")).sig_name[8:] == ["III", "aVR", "aVL", "aVF"]
+    assert codes_independent_leads(eight) and not codes_independent_leads([*eight, "III"])
+    with pytest.raises(ValueError, match="needs leads I and II"):
+        with_derived_limb_leads(signal[:, 6:], names[6:])
+    if (real := Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl").is_dir():
+        ecg = read_record(real / "records100" / "00000" / "00001_lr")
+        twelve, _ = with_derived_limb_leads(ecg.signal[:, [0, 1, *range(6, 12)]], eight)
+        assert np.abs(twelve[:, 8:] - ecg.signal[:, 2:6]).max() <= 0.0015 + 1e-9  # the stored leads, to the ADC step

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_CODEC, free_port
+from tests.conftest import TINY_CODEC, free_port, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).parent / "accelerate"
@@ -57,12 +57,24 @@ def _training(output: Path) -> dict:
 
 @pytest.mark.slow
 def test_every_stage_runs_on_two_processes_with_identical_ranks(tiny_runs, tmp_path):
+    import numpy as np
+
     store, codec = str(tiny_runs["store"]), str(tiny_runs["codec"])
+    write_record(tmp_path, "noise", np.random.default_rng(0).normal(0, 0.2, (125 * 60, 1)), 125.0)
     stages = {
         "codec": {"store": store, "model": TINY_CODEC},
         "diffusion": {"store": store, "codec": codec, "model": {"block_out_channels": [16, 32]}},
         "wavenet": {"store": store, "codec": codec, "model": {"residual_channels": 16, "skip_channels": 16}},
         "maskgit": {"store": store, "codec": codec, "model": {"width": 32, "depth": 1, "heads": 2}},
+        # the encoder and its refiner from one forward call (DDP syncs only what that call used)
+        "denoiser": {
+            "store": store,
+            "codec": codec,
+            "noise": [str(tmp_path / "noise")],
+            "hidden_channels": 16,
+            "num_res_blocks": 1,
+            "refiner_channels": 4,
+        },
     }
     for stage, config in stages.items():
         output = tmp_path / stage

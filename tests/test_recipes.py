@@ -304,3 +304,38 @@ def test_dataset_recipe_trains_every_stage_on_real_records(recipe, tmp_path, cap
         assert (report / "eeg_figures.png").is_file()
         for section in written["per_class"]["diffusion"].values():  # one held-out segment per set: no two halves
             assert "1 record: too few for two halves of whole records" in section["skipped"]
+
+
+def test_the_ptbxl_12_lead_compression_recipe_codes_eight_leads_and_gives_back_twelve(tmp_path):
+    """recipes/ptbxl/prepare-8lead.yaml and codec-8lead.yaml as written (steps and folders overridden) on 60 real
+    PTB-XL ECGs; the codec compresses a 12-lead ECG it never saw and decompresses all twelve leads."""
+    import numpy as np
+
+    from tsvq.cli import main
+    from tsvq.data import WindowStore, read_record
+    from tsvq.pipeline import Pipeline
+
+    config = from_dict(PrepareConfig, load_yaml(RECIPES / "ptbxl" / "prepare-8lead.yaml")["data"], "prepare-8lead")
+    assert config.channels == ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    if not (REAL_DATA / "ptbxl").is_dir():
+        pytest.skip(f"real recordings not found at {REAL_DATA / 'ptbxl'} (they live in ../shared/data)")
+    store, codec = tmp_path / "store", tmp_path / "codec"
+    prepare = [
+        "prepare",
+        "--config",
+        str(RECIPES / "ptbxl" / "prepare-8lead.yaml"),
+        "--source",
+        str(REAL_DATA / "ptbxl"),
+    ]
+    assert main([*prepare, "--out", str(store), "--set", *FEW_RECORDS["ptbxl"][1]]) == 0
+    assert WindowStore(store).num_channels == 8
+    quick = ["training.max_steps=2", "training.batch_size=4", "training.eval_every=2", "training.checkpoint_every=2",
+             "training.warmup_steps=1", "training.progress=false", f"training.output_dir={codec}"]  # fmt: skip
+    train = ["train", "codec", "--config", str(RECIPES / "ptbxl" / "codec-8lead.yaml"), "--store", str(store)]
+    assert main([*train, "--set", *quick]) == 0
+    assert main(["assemble", "--codec", str(codec / "model"), "--out", str(tmp_path / "pipeline")]) == 0
+    pipe = Pipeline.from_pretrained(tmp_path / "pipeline")
+    ecg = read_record(REAL_DATA / "ptbxl" / "records100" / "00000" / "00099_lr")  # not among the 60
+    decoded = pipe.decompress(pipe.compress(ecg, quantizers=2))
+    assert decoded.signal.shape == (1000, 12) and np.isfinite(decoded.signal).all()
+    assert {"III", "aVR", "aVL", "aVF"} <= set(decoded.channel_names)

@@ -382,7 +382,9 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         check_output_path(target, [args.file], "decompressed record")
         check_output_file(target, args.overwrite)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
-    decoded = pipe.decompress(args.file, rate=args.rate)
+    decoded = pipe.decompress(
+        args.file, rate=args.rate, derive_leads={"auto": None, "yes": True, "no": False}[args.derive_leads]
+    )
     path = write_record(
         decoded,
         args.out,
@@ -895,6 +897,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write at the recording's rate or the pipeline's",
     )
     p.add_argument("--format", choices=["16", "212"], default="16", help="WFDB sample format")
+    p.add_argument(
+        "--derive-leads",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="add III, aVR, aVL, aVF from the decoded I and II (auto: when the file holds I, II, V1-V6 only)",
+    )
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--out", required=True, help="WFDB record path without extension (writes .hea and .dat)")
     p.add_argument("--overwrite", action="store_true", help="replace an output tsvq made before (never anything else)")

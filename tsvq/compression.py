@@ -33,6 +33,7 @@ import numpy as np
 from tsvq import entropy
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
+from tsvq.data.leads import codes_independent_leads, lead_label, with_derived_limb_leads
 from tsvq.data.preprocess import finite_stretches, real_array, resample
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_file, check_output_file
@@ -611,9 +612,29 @@ def _pad_to_multiple(x: np.ndarray, f: int) -> np.ndarray:
     return np.pad(x, ((0, missing), (0, 0)), mode="reflect" if len(x) > 1 else "edge") if missing else x
 
 
-def decompress(pipeline: Pipeline, compressed: CompressedRecord | str | Path, rate: str = "native") -> DecodedRecord:
+def _with_derived_leads(signal: np.ndarray, names: list[str], units: list[str], where: str):
+    """``signal`` with the limb leads that follow from its I and II appended, and their names and units."""
+    labels = [lead_label(name) for name in names]
+    if "I" not in labels or "II" not in labels:
+        raise DataError(f"{where}: deriving limb leads needs leads I and II; the file holds {', '.join(names)}")
+    unit = units[labels.index("I")]
+    if units[labels.index("II")] != unit:
+        raise DataError(f"{where}: leads I and II are in different units ({unit}, {units[labels.index('II')]})")
+    derived, all_names = with_derived_limb_leads(signal, names)
+    return derived, all_names, units + [unit] * (len(all_names) - len(names))
+
+
+def decompress(
+    pipeline: Pipeline,
+    compressed: CompressedRecord | str | Path,
+    rate: str = "native",
+    derive_leads: bool | None = None,
+) -> DecodedRecord:
     """A ``CompressedRecord`` (or its file) -> ``DecodedRecord``: each segment decoded and placed, at the record's
-    native rate or (``rate="pipeline"``) the pipeline's, NaN where it had gaps. Only the codec that wrote it may."""
+    native rate or (``rate="pipeline"``) the pipeline's, NaN where it had gaps. Only the codec that wrote it may.
+    ``derive_leads``: append III, aVR, aVL and aVF computed from the decoded I and II
+    (``tsvq.data.leads.with_derived_limb_leads``); None: when the file holds the eight independent leads of a
+    12-lead ECG (I, II, V1-V6) and none of those four."""
     where = "compressed record"
     if not isinstance(compressed, CompressedRecord):
         where = str(compressed)
@@ -646,11 +667,14 @@ def decompress(pipeline: Pipeline, compressed: CompressedRecord | str | Path, ra
                 at = int(round(segment.start * scale))
             usable = min(len(decoded), length - at)
             out[at : at + usable, stream] = decoded[:usable] / np.array([compressed.unit_scales[i] for i in stream])
+    names, units = list(compressed.channel_names), list(compressed.units)
+    if derive_leads or (derive_leads is None and codes_independent_leads(names)):
+        out, names, units = _with_derived_leads(out, names, units, where)
     return DecodedRecord(
         out,
         out_rate,
-        list(compressed.channel_names),
-        list(compressed.units),
+        names,
+        units,
         compressed.start_sample if native else int(round(compressed.start_sample * scale)),
         compressed.record,
         compressed.base_date,
@@ -704,7 +728,7 @@ def compression_prdn(
     else:
         signal, rate = np.asarray(signal_or_record), float(sampling_rate_hz or compressed.native_rate_hz)
     reference = pipeline.preprocess(signal * np.array(compressed.unit_scales), rate)
-    decoded = decompress(pipeline, compressed, rate="pipeline").signal * np.array(compressed.unit_scales)
+    decoded = decompress(pipeline, compressed, "pipeline", derive_leads=False).signal * np.array(compressed.unit_scales)
     return dict(zip(compressed.channel_names, prdn_per_channel(reference, decoded)))
 
 

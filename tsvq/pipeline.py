@@ -346,10 +346,14 @@ class Pipeline:
         """PRDN (%) of each coded channel against the input conditioned the same way (``tsvq.compression``)."""
         return compression.compression_prdn(self, compressed, signal_or_record, sampling_rate_hz)
 
-    def decompress(self, compressed: CompressedRecord | str | Path, rate: str = "native") -> DecodedRecord:
+    def decompress(
+        self, compressed: CompressedRecord | str | Path, rate: str = "native", derive_leads: bool | None = None
+    ) -> DecodedRecord:
         """A ``CompressedRecord`` (or its file) -> ``DecodedRecord``: one continuous ``(T, C)`` signal in the
-        recording's units at its native rate (``rate="pipeline"``: at the pipeline's), NaN where it had gaps."""
-        return compression.decompress(self, compressed, rate)
+        recording's units at its native rate (``rate="pipeline"``: at the pipeline's), NaN where it had gaps.
+        ``derive_leads``: add III, aVR, aVL and aVF from the decoded I and II (None: when the file holds I, II and
+        V1-V6 without them, the eight leads a 12-lead codec codes)."""
+        return compression.decompress(self, compressed, rate, derive_leads)
 
     # ----- codec ---------------------------------------------------------------------------------------
     def _at_codec_rate(self, signals, sampling_rate_hz: float | None, resample: bool) -> torch.Tensor:

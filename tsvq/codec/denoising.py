@@ -20,6 +20,10 @@ frozen encoder: ``tsvq train denoiser`` with ``refiner_channels`` and ``freeze_e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,15 @@ from torch import nn
 from tsvq.codec.model import Encoded, as_signal_tensor
 from tsvq.codec.modules import Encoder
 from tsvq.priors.signature import check_signature, codec_signature
+
+
+class DenoiserOutput(NamedTuple):
+    """What one call of a ``DenoisingEncoder`` gives (all ``(B, channels, length)``, normalised scale)."""
+
+    latent: torch.Tensor  # before quantization, (B, code_dim, L')
+    keep: torch.Tensor  # share of the input to keep, (B, C, L')
+    decoded: torch.Tensor | None = None  # the latent's codes decoded (when asked to decode)
+    refined: torch.Tensor | None = None  # the refiner's output (when it has one and was given a blend)
 
 
 class DenoisingEncoder(ModelMixin, ConfigMixin):
@@ -90,11 +103,24 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
     def check_codec(self, codec, where: str = "denoiser") -> None:
         check_signature(self.config.codebook_signature or {}, codec, where, "denoiser")
 
-    def forward(self, normalized: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, C, L)`` on the codec's normalised scale -> the latent before quantization ``(B, code_dim, L')`` and
-        the share of the input to keep ``(B, C, L')`` in [0, 1]."""
-        features = self.encoder(normalized)
-        return self.project_in(features), torch.sigmoid(self.pass_through(features))
+    def forward(self, normalized: torch.Tensor, decode: Callable | None = None, blend: Callable | None = None):
+        """``(B, C, L)`` on the codec's normalised scale -> ``DenoiserOutput``: the latent before quantization
+        ``(B, code_dim, L')`` and the share of the input to keep ``(B, C, L')`` in [0, 1]. Training a refiner also
+        passes ``decode`` (latent -> decoded codes, through the codebook) and ``blend`` ((decoded, keep) -> their
+        blend, ``keep_input``) and gets the decoded codes and the refiner's output from the same call: a model
+        wrapped for data-parallel training keeps its ranks in step only over what one forward call used. An encoder
+        frozen for the refiner's training runs without gradients."""
+        frozen = not any(parameter.requires_grad for parameter in self.encoder.parameters())
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            features = self.encoder(normalized)
+            out = DenoiserOutput(self.project_in(features), torch.sigmoid(self.pass_through(features)))
+        if decode is None:
+            return out
+        decoded = decode(out.latent)
+        refined = None
+        if self.refiner is not None and blend is not None:
+            refined = self.refiner(normalized, decoded.detach(), blend(decoded.detach(), out.keep.detach()))
+        return out._replace(decoded=decoded, refined=refined)
 
     @torch.no_grad()
     def estimate(self, codec, signals) -> tuple[Encoded, torch.Tensor]:
@@ -102,8 +128,8 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         input to keep ``(B, L', C)``. Code search is not offered: it would pick the codes that decode closest to
         the noisy input, noise and all."""
         x = as_signal_tensor(signals, self.config.in_channels).to(codec.device)
-        z, keep = self(codec.normalize(x.transpose(1, 2)))
-        z = z.transpose(1, 2)
+        out = self(codec.normalize(x.transpose(1, 2)))
+        z, keep = out.latent.transpose(1, 2), out.keep
         b, length, d = z.shape
         summary, _ = codec.quantizer(z.reshape(-1, d))
         codes = summary.codes.view(b, length, -1)

@@ -7,6 +7,8 @@ unspecified chest lead ``V``, a handheld device's ``ECG``) gets no label unless 
 
 from __future__ import annotations
 
+import numpy as np
+
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _BY_UPPER = {lead.upper(): lead for lead in STANDARD_LEADS}
 _PREFIXES = ("ECG ", "LEAD ", "ML")  # "ECG II", "Lead II", MIT-BIH's modified limb leads MLI, MLII, MLIII
@@ -24,3 +26,27 @@ def lead_label(channel_name: str, names: dict[str, str] | None = None) -> str:
         if upper.startswith(prefix) and upper[len(prefix) :].strip() in _BY_UPPER:
             return _BY_UPPER[upper[len(prefix) :].strip()]
     return ""
+
+
+INDEPENDENT_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")  # the other four follow from I and II
+LIMB_LEADS_FROM_I_II = {"III": (-1.0, 1.0), "aVR": (-0.5, -0.5), "aVL": (1.0, -0.5), "aVF": (-0.5, 1.0)}
+
+
+def with_derived_limb_leads(signal: np.ndarray, channel_names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """``signal`` ``(L, C)`` with III, aVR, aVL and aVF appended, computed from its leads I and II (Einthoven's
+    and Goldberger's identities: III = II - I, aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2). Why: a
+    12-lead ECG holds eight independent leads; a codec that codes those eight gives the other four exactly as the
+    electrodes would, for no bits. Leads the recording already has are not added again."""
+    labels = [lead_label(name) for name in channel_names]
+    if "I" not in labels or "II" not in labels:
+        raise ValueError(f"deriving limb leads needs leads I and II, got {list(channel_names)}")
+    lead_i, lead_ii = signal[:, labels.index("I")], signal[:, labels.index("II")]
+    added = [lead for lead in LIMB_LEADS_FROM_I_II if lead not in labels]
+    columns = [a * lead_i + b * lead_ii for a, b in (LIMB_LEADS_FROM_I_II[lead] for lead in added)]
+    return np.column_stack([signal, *columns]).astype(signal.dtype), [*channel_names, *added]
+
+
+def codes_independent_leads(channel_names: list[str]) -> bool:
+    """Whether ``channel_names`` are the eight independent leads of a 12-lead ECG and none of the four derived."""
+    labels = {lead_label(name) for name in channel_names}
+    return set(INDEPENDENT_LEADS) <= labels and not labels & set(LIMB_LEADS_FROM_I_II)

@@ -12,6 +12,7 @@ The codec does not change: the pipeline's codes, priors and compressed files sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -136,38 +137,43 @@ class DenoiserTask(ModelFolderTask):
         c = self.config
         noisy = add_noise(clean.cpu().numpy(), self.bank, rng, c.snr_db, c.clean_fraction, c.second_source, self.rate)
         x_clean = codec.normalize(clean.transpose(1, 2))
-        x_noisy = codec.normalize(torch.from_numpy(noisy).to(clean.device).transpose(1, 2))
-        with torch.no_grad():
-            target = codec.project_in(codec.encoder(x_clean))
-        z, keep = model(x_noisy)
-        b, d, length = z.shape
-        summary, _ = codec.quantizer(z.transpose(1, 2).reshape(-1, d))
-        quantized = summary.quantized.view(b, length, d).transpose(1, 2)  # straight-through: gradients reach z
-        decoded = codec.decoder(codec.project_out(quantized)).float()
-        reconstruction = F.mse_loss(decoded, x_clean.float())
-        latent = F.mse_loss(z.float(), target.float()) / target.float().var().clamp(min=1e-8)
+        x_noisy = codec.normalize(torch.from_numpy(noisy).to(clean.device).transpose(1, 2)).float()
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            b, d, length = z.shape
+            summary, _ = codec.quantizer(z.transpose(1, 2).reshape(-1, d))
+            quantized = summary.quantized.view(b, length, d).transpose(1, 2)  # straight-through: gradients reach z
+            return codec.decoder(codec.project_out(quantized)).float()
+
+        share = getattr(model, "module", model).config.clean_error_share  # the model may come wrapped for DDP
+        z, keep, decoded, refined = model(x_noisy, decode, partial(self._blend, share, x_noisy))
         kept = keep.float().repeat_interleave(codec.config.downsample_factor, dim=-1)
-        output = reconstruction_error(decoded + kept * (x_noisy.float() - decoded), x_clean.float(), c.output_loss)
-        logs = {"reconstruction_loss": reconstruction, "latent_loss": latent, "output_loss": output, "kept": keep}
-        loss = 0.0 if c.freeze_encoder else reconstruction + c.latent_weight * latent + output
-        if model.refiner is not None:
-            logs["refiner_loss"] = refiner = log_error_ratio(self._refined(model, x_noisy, decoded, keep), x_clean)
+        output = reconstruction_error(decoded + kept * (x_noisy - decoded), x_clean.float(), c.output_loss)
+        reconstruction = F.mse_loss(decoded, x_clean.float())
+        logs = {"reconstruction_loss": reconstruction, "output_loss": output, "kept": keep}
+        loss = 0.0
+        if not c.freeze_encoder:  # a frozen encoder's latent error is a constant: not worth an encoder pass a step
+            with torch.no_grad():
+                target = codec.project_in(codec.encoder(x_clean)).float()
+            logs["latent_loss"] = latent = F.mse_loss(z.float(), target) / target.var().clamp(min=1e-8)
+            loss = reconstruction + c.latent_weight * latent + output
+        if refined is not None:
+            logs["refiner_loss"] = refiner = log_error_ratio(refined, x_clean)
             loss = loss + refiner
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
 
-    def _refined(self, model, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """The refiner's output ``(B, C, L)`` (normalised) on what it sees when denoising: the input, the decoded
-        codes and their blend by ``keep_input`` (with the Wiener gain of the share the denoiser was saved with),
-        the last two as data (no gradient reaches the encoder through them)."""
+    def _blend(self, share: float | None, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor):
+        """What the refiner corrects when denoising: ``keep_input``'s blend of the input and the decoded codes
+        (normalised, as data: no gradient), with the Wiener gain of ``share``, the ``clean_error_share`` the
+        denoiser was last saved with (None until then: the learnt share alone)."""
         codec = self.codec
 
         def physical(x: torch.Tensor) -> np.ndarray:
             return codec.denormalize(x.detach().float()).transpose(1, 2).cpu().numpy().astype(np.float64)
 
         blended = keep_input(physical(decoded), keep.detach().transpose(1, 2).cpu().numpy(), physical(x_noisy),
-                             codec.config.downsample_factor, model.config.clean_error_share, self.rate)  # fmt: skip
-        blended = codec.normalize(torch.as_tensor(blended, dtype=torch.float32, device=x_noisy.device).transpose(1, 2))
-        return model.refiner(x_noisy.float(), decoded.detach().float(), blended)
+                             codec.config.downsample_factor, share, self.rate)  # fmt: skip
+        return codec.normalize(torch.as_tensor(blended, dtype=torch.float32, device=x_noisy.device).transpose(1, 2))
 
     @torch.no_grad()
     def save(self, model, folder) -> None:
