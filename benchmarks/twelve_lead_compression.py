@@ -14,7 +14,9 @@ bytes, then `decompress`, which adds III, aVR, aVL and aVF. Wavelet coder (`benc
 leads in one file (one quantiser step for all, each subband's histogram shared by the leads), the four derived the
 same way. PRDN per lead (mean
 removed, whole 10-s ECG), averaged over the twelve leads and then over ECGs; bit/s of the whole file(s) per second
-of ECG. Each curve is read at 500, 1000 and 2500 bit/s by interpolating log PRDN against log rate.
+of ECG. At every tsvq operating point the wavelet coder is also given each ECG's tsvq file size
+(``wavelet_at_tsvq_rate``); each curve is read at 500, 1000 and 2500 bit/s by interpolating log PRDN against log
+rate (None outside the rates it covers).
 """
 
 from __future__ import annotations
@@ -48,7 +50,17 @@ def measure_record(pipe: Pipeline, path: Path, stages: list[int]) -> dict:
     record = read_record(path, annotation_extensions=())
     rate, seconds = record.sampling_rate_hz, len(record.signal) / record.sampling_rate_hz
     reference = in_standard_order(pipe.preprocessing.condition(record.signal, rate), record.channel_names)
-    row: dict = {"seconds": seconds, "tsvq": {}, "wavelet": {}}
+    independent = [STANDARD_LEADS.index(lead) for lead in INDEPENDENT_LEADS]
+
+    def wavelet(bits: float) -> dict:
+        """The wavelet coder given ``bits`` for the eight leads, the four derived: its file and PRDN."""
+        data, coded = wavelet_coder.at_rate(reference[:, independent], bits)
+        twelve, names = with_derived_limb_leads(coded, list(INDEPENDENT_LEADS))
+        per_lead = prdn_per_channel(reference, in_standard_order(twelve, names))
+        return {"bits_per_second": 8 * len(data) / seconds, "prdn": float(np.mean(per_lead)),
+                "prdn_by_lead": [float(v) for v in per_lead]}  # fmt: skip
+
+    row: dict = {"seconds": seconds, "tsvq": {}, "wavelet_at_tsvq_rate": {}, "wavelet": {}}
     for q in stages:
         started = time.perf_counter()
         data = pipe.compress(record, quantizers=q).to_bytes()
@@ -62,13 +74,9 @@ def measure_record(pipe: Pipeline, path: Path, stages: list[int]) -> dict:
             "prdn_by_lead": [float(v) for v in per_lead],
             "real_time_factor": seconds / elapsed,
         }
-    independent = [STANDARD_LEADS.index(lead) for lead in INDEPENDENT_LEADS]
+        row["wavelet_at_tsvq_rate"][str(q)] = wavelet(8 * len(data))
     for total in GRID:
-        data, coded = wavelet_coder.at_rate(reference[:, independent], total * seconds)
-        twelve, names = with_derived_limb_leads(coded, list(INDEPENDENT_LEADS))
-        per_lead = prdn_per_channel(reference, in_standard_order(twelve, names))
-        row["wavelet"][str(total)] = {"bits_per_second": 8 * len(data) / seconds, "prdn": float(np.mean(per_lead)),
-                                      "prdn_by_lead": [float(v) for v in per_lead]}  # fmt: skip
+        row["wavelet"][str(total)] = wavelet(total * seconds)
     return row
 
 
@@ -138,7 +146,10 @@ def main() -> None:
         rows[name] = row = measure_record(pipe, source / name, stages)
         print(f"{name}: tsvq " + ", ".join(f"{p['bits_per_second']:.0f} bit/s {p['prdn']:.1f}%"
                                            for p in list(row["tsvq"].values())[::3]), flush=True)  # fmt: skip
-    summary = {"tsvq": curve(rows, "tsvq"), "wavelet": curve(rows, "wavelet")}
+    summary = {coder: curve(rows, coder) for coder in ("tsvq", "wavelet_at_tsvq_rate", "wavelet")}
+    summary["prdn_tsvq_over_wavelet"] = {
+        q: point["prdn"] / summary["wavelet_at_tsvq_rate"][q]["prdn"] for q, point in summary["tsvq"].items()
+    }
     summary["at_rate"] = {
         str(rate): {coder: read_at(summary[coder], rate) for coder in ("tsvq", "wavelet")} for rate in READ_AT
     }

@@ -113,3 +113,16 @@ def test_gap_benchmarks_report_each_gap_under_the_rhythm_annotated_at_it():
                          np.array(["sinus", "AF/flutter", "other"]))  # fmt: skip
     assert [lead.rhythm_at(t) for t in (0, 100, 399, 400, 999)] == ["other", "sinus", "sinus", "AF/flutter", "other"]
     assert RHYTHM_GROUPS["(AFL"] == RHYTHM_GROUPS["(AFIB"] == "AF/flutter" and "(VT" not in RHYTHM_GROUPS
+
+
+def test_twelve_lead_curves_are_read_between_their_points_only():
+    import numpy as np
+
+    from benchmarks.twelve_lead_compression import in_standard_order, read_at
+
+    points = {"1": {"bits_per_second": 500.0, "prdn": 40.0}, "2": {"bits_per_second": 2000.0, "prdn": 10.0}}
+    assert read_at(points, 1000.0) == pytest.approx(20.0)  # halfway on log-log axes
+    assert read_at(points, 400.0) is None and read_at(points, 2500.0) is None
+    names = ["V1", "V2", "V3", "V4", "V5", "V6", "AVF", "AVL", "AVR", "III", "II", "I"]
+    ordered = in_standard_order(np.arange(12.0)[None].repeat(3, 0), names)
+    assert ordered[0].tolist() == [11, 10, 9, 8, 7, 6, 0, 1, 2, 3, 4, 5]
