@@ -7,8 +7,8 @@ saw, every byte of each file counted. One scenario per database:
 Both coders see the same input: each record's lead conditioned as the pipeline's training data (250 Hz,
 0.5-40 Hz zero-phase band-pass). PRDN is tsvq's (`tsvq.compression.prdn_per_channel`: the whole record, mean
 removed); PRD keeps the mean, as most papers report it; CR counts the record's own stored samples (MIT-BIH: 11
-bits at 360 Hz) against the whole file. tsvq is measured as it writes files (format 2, entropy-coded) and with
-fixed-width codes (format 1); the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each
+bits at 360 Hz) against the whole file. tsvq is measured as it writes files (entropy-coded where that makes the smaller
+file) and with fixed-width codes; the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each
 record and on a grid of rates.
 Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
 """
@@ -104,7 +104,7 @@ def measure(pipe: Pipeline, stored: float, *recording, **options) -> dict:
     at_pipeline_rate = pipe.decompress(compressed, rate="pipeline").signal[: len(reference), 0]
     fixed = pipe.compress(*recording, entropy_coding=False, **options)
     tsvq = point(reference, at_pipeline_rate, len(data), seconds, stored) | {
-        "format": 1 if compressed.entropy is None else 2,
+        "entropy_coded": compressed.entropy is not None,
         "bits_per_code": compressed.bits_per_code(),
         "model_bits_per_code": None if compressed.model_bits is None else compressed.model_bits / compressed.num_codes,
         "compress_real_time_factor": seconds / compress_s,
@@ -140,7 +140,7 @@ def summarise(rows: dict) -> dict:
         for name in ("tsvq", "tsvq_fixed_width", "wavelet_at_tsvq_rate")
     }
     summary["tsvq"]["bits_per_code"] = mean("tsvq", "bits_per_code")
-    coded = [r["tsvq"]["model_bits_per_code"] for r in rows.values() if r["tsvq"]["format"] == 2]
+    coded = [r["tsvq"]["model_bits_per_code"] for r in rows.values() if r["tsvq"]["entropy_coded"]]
     summary["tsvq"] |= {
         "entropy_coded_records": len(coded),
         "records": len(rows),

@@ -3,7 +3,9 @@ forgery, one run per output folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import hashlib
 import json
 import shutil
 import socket
@@ -18,7 +20,7 @@ import wfdb
 from conftest import ecg_like
 
 from tsvq.cli import main
-from tsvq.compression import MAGIC, CompressedRecord
+from tsvq.compression import MAGIC, CompressedRecord, deflate_header, inflate_header
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import OWNER_MARKER, atomic_directory, claim_workspace, is_tsvq_output, output_lock
 from tsvq.pipeline import Pipeline
@@ -42,7 +44,7 @@ def pack(header: dict, payload: bytes, version: int | None = None) -> bytes:
     """A file laid out as tsvq writes it, with a valid checksum: what a forger can make."""
     version = version or header.get("format_version", 2)
     version = version if isinstance(version, int) and 0 <= version < 256 else 2
-    packed = zlib.compress(json.dumps(header).encode())
+    packed = deflate_header(header, version)
     body = (
         MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed + struct.pack("<I", len(payload)) + payload
     )
@@ -52,7 +54,7 @@ def pack(header: dict, payload: bytes, version: int | None = None) -> bytes:
 def parts(data: bytes) -> tuple[dict, bytes]:
     at = len(MAGIC) + 1
     (length,) = struct.unpack_from("<I", data, at)
-    header = json.loads(zlib.decompress(data[at + 4 : at + 4 + length]))
+    header = inflate_header(data[at + 4 : at + 4 + length], data[len(MAGIC)], "file")
     at += 4 + length
     (payload_length,) = struct.unpack_from("<I", data, at)
     return header, data[at + 4 : at + 4 + payload_length]
@@ -303,3 +305,25 @@ def test_processes_claiming_one_folder_at_once_all_succeed(tmp_path):
     folders = [tmp_path / f"run{i}" for i in range(200) for _ in range(2)]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         assert all(pool.map(_claim, folders, chunksize=1))
+
+
+def test_files_of_formats_1_and_2_still_decode_and_format_3_headers_are_small(shipped, compressed):
+    """Format 3 only deflates the header against a preset dictionary; files written as formats 1 (fixed-width
+    codes, plain zlib header) and 2 (entropy-coded) by earlier versions decode to the same signal."""
+    from tsvq.compression import HEADER_DICTIONARY
+
+    current = compressed.to_bytes()
+    header, payload = parts(current)
+    assert current[len(MAGIC)] == 3 and header["format_version"] == 3
+    expected = shipped.decompress(compressed).signal
+    as_format_2 = pack(header | {"format_version": 2}, payload)
+    np.testing.assert_array_equal(shipped.decompress(CompressedRecord.from_bytes(as_format_2)).signal, expected)
+    fixed = dataclasses.replace(compressed, entropy=None, model_bits=None)
+    fixed_header, fixed_payload = parts(fixed.to_bytes())
+    old = {k: v for k, v in fixed_header.items() if k not in ("entropy", "model_bits")} | {"format_version": 1}
+    np.testing.assert_array_equal(shipped.decompress(CompressedRecord.from_bytes(pack(old, fixed_payload))).signal,
+                                  expected)  # fmt: skip
+    plain = len(zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9))
+    assert len(deflate_header(header)) < 0.6 * plain  # the dictionary pays on every file
+    # format 3 files inflate with exactly these bytes: a changed dictionary would break every file written
+    assert hashlib.sha256(HEADER_DICTIONARY).hexdigest()[:12] == "abd4b560f1c3"
