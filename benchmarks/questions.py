@@ -53,6 +53,15 @@ def rate_distortion(data: dict) -> str:
     )
 
 
+def twelve_lead(data: dict) -> str:
+    s = data["summary"]
+    rows = []
+    for q in ("1", "3", str(len(s["tsvq"]))):
+        ours, theirs = s["tsvq"][q], s["wavelet_at_tsvq_rate"][q]
+        rows.append(f"{ours['bits_per_second']:.0f} bit/s: tsvq {ours['prdn']:.1f}%, wavelet {theirs['prdn']:.1f}%")
+    return "; ".join(rows)
+
+
 def whole_record(data: dict) -> str:
     s = data["summary"]
     return (
@@ -250,6 +259,13 @@ QUESTIONS = [
         "python -m benchmarks.rate_distortion --scenario ptbxl-fold10",
         rate_distortion,
         "../shared/data/ptbxl",
+    ),
+    Question(
+        "rate-distortion-ptbxl-12lead",
+        "12-lead ECGs of PTB-XL fold 10 coded as I, II, V1-V6 (the rest derived) beside the wavelet coder on the same",
+        "python -m benchmarks.twelve_lead_compression",
+        twelve_lead,
+        "recipes/ptbxl: prepare-8lead.yaml, train codec-8lead.yaml, assemble runs/ptbxl-8lead/pipeline",
     ),
     Question(
         "compress-pretrained-ds2",
