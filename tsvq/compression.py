@@ -14,7 +14,7 @@ a multi-lead codec codes its channels together.
 File layout (little-endian): ``TSVQZ`` | format byte | header length u32 | deflated JSON header | payload length u32 |
 payload (range-coded 32-bit words, or bit-packed codes when the header names no entropy model) | CRC-32 of everything
 before it. Format 3 deflates the header against a fixed preset dictionary (``HEADER_DICTIONARY``: the header's field
-names and common values), 50-110 bytes where plain zlib took about 290: on a 10-s ECG that was half the file at the
+names and common values): 100-150 bytes where plain zlib took 280-300, on a 10-s ECG half the file at the
 lowest rate. Formats 1 (fixed-width codes) and 2 (entropy-coded), plain zlib headers, still decode. A
 damaged or truncated file fails the CRC or a length check, a forged one the header's field-by-field check, each
 refused with its name; a file made with another codec is refused by its codec id.
