@@ -2,7 +2,8 @@
 
 Databases name one lead differently (MIT-BIH's modified limb lead ``MLII`` is lead II; PTB-XL writes ``AVR`` for
 aVR); a lead-conditional prior needs one name for each. A channel whose placement is not a standard lead (BIDMC's
-unspecified chest lead ``V``, a handheld device's ``ECG``) gets no label unless the recipe names it.
+unspecified chest lead ``V``, a handheld device's ``ECG``) gets no label unless the recipe names it. Four limb leads
+are sums of I and II (``with_derived_limb_leads``): a 12-lead codec codes eight leads and derives the rest.
 """
 
 from __future__ import annotations
