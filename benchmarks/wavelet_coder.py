@@ -70,7 +70,7 @@ def decode(data: bytes, levels: int = LEVELS) -> np.ndarray:
 
 def at_rate(x: np.ndarray, bits: float, levels: int = LEVELS) -> tuple[bytes, np.ndarray]:
     """The finest step whose file fits ``bits`` (bisection on the step's logarithm), its bytes and the decoded
-    signal (shaped as ``x``)."""
+    signal (``(L,)`` for one channel, else ``(L, C)``, as ``decode`` gives it)."""
     low, high = 1e-6 * np.std(x), 10.0 * np.abs(x).max()
     best = encode(x, high, levels)
     for _ in range(30):
