@@ -8,8 +8,10 @@ Both coders see the same input: each record's lead conditioned as the pipeline's
 0.5-40 Hz zero-phase band-pass). PRDN is tsvq's (`tsvq.compression.prdn_per_channel`: the whole record, mean
 removed); PRD keeps the mean, as most papers report it; CR counts the record's own stored samples (MIT-BIH: 11
 bits at 360 Hz) against the whole file. tsvq is measured as it writes files (entropy-coded where that makes the smaller
-file) and with fixed-width codes; the wavelet coder (`benchmarks.wavelet_coder`) at tsvq's own bit rate on each
-record and on a grid of rates.
+file) and with fixed-width codes, and as `tsvq compress --bitrate B` writes them for the rates of ``DETAIL_GRID``
+(the codes plus a detail layer, `tsvq.detail`, filling the rate); the wavelet coder (`benchmarks.wavelet_coder`) at
+tsvq's own bit rate on each record and on a grid of rates. Where a record's codes alone take more than a rate
+(a 10-s ECG's header), tsvq has no point there: null.
 Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
 """
 
@@ -27,9 +29,11 @@ from benchmarks.common import RESULTS, save
 from benchmarks.mitbih import DS2
 from tsvq.compression import CompressedRecord, prdn_per_channel
 from tsvq.data import read_record
+from tsvq.errors import DataError
 from tsvq.pipeline import Pipeline
 
 GRID = (100.0, 200.0, 312.5, 625.0, 937.5)  # bit/s of the wavelet coder's curve
+DETAIL_GRID = (312.5, 625.0, 937.5)  # bit/s asked of `tsvq compress --bitrate` (codes + detail layer)
 
 
 def ptbxl_fold(source: Path, fold: int = 10) -> list[str]:
@@ -111,6 +115,18 @@ def measure(pipe: Pipeline, stored: float, *recording, **options) -> dict:
         "decompress_real_time_factor": seconds / decompress_s,
         "decoded_samples": int(len(decoded.signal)),
     }
+    at_rates = {}
+    for rate in DETAIL_GRID:
+        try:
+            chosen, _ = pipe.compress_at(*recording, bitrate=rate, **options)
+        except DataError:  # the codes alone are over this rate
+            at_rates[str(rate)] = None
+            continue
+        written = chosen.to_bytes()
+        restored = pipe.decompress(CompressedRecord.from_bytes(written), rate="pipeline").signal[: len(reference), 0]
+        at_rates[str(rate)] = point(reference, restored, len(written), seconds, stored) | {
+            "detail_step": None if chosen.detail is None else chosen.detail["step"]
+        }
     wavelet_bytes, wavelet = wavelet_coder.at_rate(reference, 8 * len(data))
     grid = {}
     for rate in GRID:
@@ -120,6 +136,7 @@ def measure(pipe: Pipeline, stored: float, *recording, **options) -> dict:
         "seconds": seconds,
         "tsvq": tsvq,
         "tsvq_fixed_width": point(reference, at_pipeline_rate, fixed.size_bytes(), seconds, stored),
+        "tsvq_at_rate": at_rates,
         "wavelet_at_tsvq_rate": point(reference, wavelet, len(wavelet_bytes), seconds, stored),
         "wavelet": grid,
     }
@@ -152,6 +169,21 @@ def summarise(rows: dict) -> dict:
         rate: {k: mean("wavelet", rate, k) for k in ("bits_per_second", "prdn", "prd")} for rate in map(str, GRID)
     }
     summary["prdn_tsvq_over_wavelet"] = summary["tsvq"]["prdn"] / summary["wavelet_at_tsvq_rate"]["prdn"]
+    summary["tsvq_at_rate"] = {}
+    for rate in map(str, DETAIL_GRID):  # over the records where tsvq has a point at this rate
+        coded = [r for r in rows.values() if r["tsvq_at_rate"][rate] is not None]
+        if not coded:
+            summary["tsvq_at_rate"][rate] = None
+            continue
+        figures = {
+            k: float(np.mean([r["tsvq_at_rate"][rate][k] for r in coded])) for k in ("bits_per_second", "prdn", "prd")
+        }
+        wavelet_prdn = float(np.mean([r["wavelet"][rate]["prdn"] for r in coded]))
+        summary["tsvq_at_rate"][rate] = figures | {
+            "records": len(coded),
+            "wavelet_prdn": wavelet_prdn,
+            "prdn_over_wavelet": figures["prdn"] / wavelet_prdn,
+        }
     return summary
 
 
@@ -169,6 +201,14 @@ def plot(summary: dict, path: Path, title: str) -> None:
         "o-",
         color="0.4",
         label=f"wavelet coder ({wavelet_coder.WAVELET}, entropy-coded)",
+    )
+    points = [summary["tsvq_at_rate"][r] for r in map(str, DETAIL_GRID) if summary["tsvq_at_rate"][r] is not None]
+    ax.plot(
+        [p["bits_per_second"] for p in points],
+        [p["prdn"] for p in points],
+        "D-",
+        color="tab:red",
+        label="tsvq compress --bitrate (codes + detail layer)",
     )
     for name, marker, label in (
         ("tsvq", "*", "tsvq compress (entropy-coded)"),
@@ -206,7 +246,12 @@ def main() -> None:
         print(
             f"{name}: tsvq {row['tsvq']['bits_per_second']:.1f} bit/s PRDN {row['tsvq']['prdn']:.2f}% | wavelet at "
             f"that rate {row['wavelet_at_tsvq_rate']['prdn']:.2f}% | fixed-width "
-            f"{row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s",
+            f"{row['tsvq_fixed_width']['bits_per_second']:.1f} bit/s | --bitrate: "
+            + ", ".join(
+                f"{rate}: {p['prdn']:.2f}% (wavelet {row['wavelet'][rate]['prdn']:.2f}%)"
+                for rate, p in row["tsvq_at_rate"].items()
+                if p is not None
+            ),
             flush=True,
         )
     summary = summarise(rows)
@@ -219,7 +264,7 @@ def main() -> None:
         },
     )
     plot(summary, RESULTS / f"{scenario['name']}.png", scenario["title"])
-    print({k: summary[k] for k in ("tsvq", "wavelet_at_tsvq_rate", "prdn_tsvq_over_wavelet")})
+    print({k: summary[k] for k in ("tsvq", "wavelet_at_tsvq_rate", "prdn_tsvq_over_wavelet", "tsvq_at_rate")})
 
 
 if __name__ == "__main__":

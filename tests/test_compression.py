@@ -349,10 +349,70 @@ def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
         rvq.compress_at(x, 125, bitrate=rates[0] / 2)
     chosen, point = rvq.compress_at(x, 125, max_prdn=max(prdns) + 1)
     assert point["stages"] == 1 and point["met"]  # the fewest stages that meet it
-    _, point = rvq.compress_at(x, 125, max_prdn=min(prdns) / 2)
-    assert point["stages"] == 3 and not point["met"]  # the most it does, said as not met
+    assert point["detail_step"] is None
+    # beyond every stage a detail layer codes what the codes missed: to the PRDN asked for, or the bits given
+    chosen, point = rvq.compress_at(x, 125, max_prdn=min(prdns) / 2)
+    assert point["stages"] == 3 and point["met"] and point["detail_step"] is not None
+    assert max(rvq.compression_prdn(chosen, x, 125).values()) == pytest.approx(max(point["prdn"].values()), rel=1e-3)
+    assert max(point["prdn"].values()) <= min(prdns) / 2
+    chosen, point = rvq.compress_at(x, 125, bitrate=2 * rates[2])
+    assert point["met"] and point["detail_step"] is not None and rates[2] < chosen.bits_per_second() <= 2 * rates[2]
+    assert max(point["prdn"].values()) < min(prdns)
+    _, point = rvq.compress_at(x, 125, max_prdn=1e-9)
+    assert not point["met"]  # the most it does, said as not met
     with pytest.raises(ConfigError, match="one target"):
         rvq.compress_at(x, 125, bitrate=100, max_prdn=5)
+    with pytest.raises(ConfigError, match="chooses the stages"):
+        rvq.compress_at(x, 125, bitrate=100, quantizers=1)
+
+
+def test_the_detail_layer_decodes_exactly_what_it_promised():
+    """Any number of stretches of any length (a few samples to minutes): decode gives exactly ``reconstruct``'s
+    signal; a finer step spends more bits for less error; the model's code length is the file's within a word or
+    two; a damaged layer is a DataError."""
+    from tsvq.detail import DetailLayer
+
+    rng = np.random.default_rng(0)
+    residuals = [ecg_like(60, 250.0, seed=3) * 0.05 + 0.01 * rng.standard_normal(15000), rng.standard_normal(1),
+                 0.02 * rng.standard_normal(7), 0.02 * rng.standard_normal(2500)]  # fmt: skip
+    lengths, sizes, errors = [len(r) for r in residuals], [], []
+    for step in (0.02, 0.005):
+        layer = DetailLayer.rounded(step)
+        data = layer.encode(residuals)
+        decoded = layer.decode(data, lengths, "x.tsvqz")
+        for a, b, r in zip(decoded, layer.reconstruct(residuals), residuals):
+            np.testing.assert_array_equal(a, b)
+            assert a.shape == r.shape
+        assert abs(layer.bits(residuals) - 8 * len(data)) <= 64
+        sizes.append(len(data))
+        errors.append(np.sqrt(np.mean((np.concatenate(decoded) - np.concatenate(residuals)) ** 2)))
+    assert sizes[1] > sizes[0] and errors[1] < 0.5 * errors[0] and errors[1] < 0.005
+    with pytest.raises(DataError, match="x.tsvqz: detail layer"):
+        layer.decode(data[:3], lengths, "x.tsvqz")
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2 :] = bytes(len(damaged) - len(damaged) // 2)
+    try:  # zeroed words may decode to other symbols (no checksum inside the layer: the file's CRC guards it)
+        assert layer.decode(bytes(damaged), lengths, "x.tsvqz")[0].shape == residuals[0].shape
+    except DataError as error:
+        assert "x.tsvqz: detail layer" in str(error)
+
+
+def test_a_detail_layer_rides_in_a_format_4_file_and_lowers_the_error(tmp_path):
+    pipe = Pipeline.from_pretrained("ecg-single-lead")
+    x = ecg_like(40, 360.0, seed=5)[:, None]
+    x[3000:3400] = np.nan  # two stretches
+    base = pipe.compress(x, 360.0)
+    detailed = pipe.compress(x, 360.0, detail_step=0.01)
+    assert base.to_bytes()[5] == 3 and detailed.to_bytes()[5] == 4
+    assert detailed.size_bytes() > base.size_bytes()
+    loaded = CompressedRecord.load(detailed.save(tmp_path / "x.tsvqz"))
+    assert loaded.detail == {"model": "wavelet-detail", "step": 0.01}
+    np.testing.assert_array_equal(pipe.decompress(loaded).signal, pipe.decompress(detailed).signal)
+    out = pipe.decompress(loaded).signal
+    assert np.isnan(out[3000:3400]).all() and np.isfinite(out[:3000]).all()
+    [with_layer] = pipe.compression_prdn(loaded, x, 360.0).values()
+    [without] = pipe.compression_prdn(base, x, 360.0).values()
+    assert with_layer < 0.5 * without
 
 
 def test_a_short_record_keeps_fixed_width_codes_when_that_is_the_smaller_file():

@@ -146,6 +146,49 @@ def test_fuzzed_compressed_files_never_raise_anything_but_a_data_error(shipped, 
     assert refused > 0.7 * len(cases)
 
 
+def test_forged_or_damaged_detail_layers_are_refused_with_the_file_named(shipped):
+    """Format 4 adds a detail layer after the codes: its settings are checked like every header field, its length
+    against the file's, and mutations of a real file (checksum made valid) end in a DataError or a recording."""
+    signal = ecg_like(30, 360.0, seed=2)[:, None]
+    detailed = shipped.compress(signal, 360.0, detail_step=0.01)
+    original = detailed.to_bytes()
+    header, payload = parts(original)
+    at = len(original) - 8 - len(detailed.detail_bytes)  # the layer: its length (u32) and its bytes
+    layer = original[at : len(original) - 4]
+
+    def pack4(header: dict, payload: bytes, layer: bytes) -> bytes:
+        body = pack(header, payload, 4)[:-4] + layer
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    assert pack4(header, payload, layer) == original
+    forged = [{"model": "x", "step": 0.01}, {"model": "wavelet-detail", "step": -1}, None, True]
+    forged += [{"model": "wavelet-detail", "step": 0.01, "levels": 9}, {"model": "wavelet-detail", "step": "1"}]
+    for value in forged:
+        with pytest.raises(DataError, match="forged.tsvqz: header field 'detail'"):
+            CompressedRecord.from_bytes(pack4(header | {"detail": value}, payload, layer), "forged.tsvqz")
+    with pytest.raises(DataError, match=r"forged.tsvqz: header fields missing \[\], unknown \['detail'\]"):
+        CompressedRecord.from_bytes(pack(header | {"format_version": 3}, payload, 3), "forged.tsvqz")
+    with pytest.raises(DataError, match="forged.tsvqz: header fields missing \\['detail'\\]"):
+        CompressedRecord.from_bytes(pack4({k: v for k, v in header.items() if k != "detail"}, payload, layer),
+                                    "forged.tsvqz")  # fmt: skip
+    for cut in (0, 4, len(layer) // 2, len(layer) - 1):
+        with pytest.raises(DataError, match="forged.tsvqz: (payload length|detail layer)"):
+            CompressedRecord.from_bytes(pack4(header, payload, layer[:cut]), "forged.tsvqz")
+    rng, refused, cases = np.random.default_rng(1), 0, 0
+    for _ in range(60):  # bytes of the layer changed, checksum made valid again
+        data = bytearray(layer)
+        for where in rng.integers(4, len(data), size=rng.integers(1, 4)):
+            data[where] = int(rng.integers(0, 256))
+        cases += 1
+        try:
+            decoded = shipped.decompress(CompressedRecord.from_bytes(pack4(header, payload, bytes(data)), "f.tsvqz"))
+            assert decoded.signal.shape == (len(signal), 1)
+        except DataError as error:
+            assert str(error).startswith("f.tsvqz: ")
+            refused += 1
+    assert cases == 60
+
+
 def test_a_wrong_array_to_compress_is_named(shipped):
     x = ecg_like(12, 250.0)[:, None]
     with pytest.raises(DataError, match="real-valued"):

@@ -38,6 +38,7 @@ from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.leads import codes_independent_leads, lead_label, with_derived_limb_leads
 from tsvq.data.preprocess import finite_stretches, real_array, resample
+from tsvq.detail import DetailLayer
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_file, check_output_file
 
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from tsvq.pipeline import Pipeline
 
 MAGIC = b"TSVQZ"
-COMPRESSED_FORMAT_VERSION = 3  # 1: fixed-width codes; 2: entropy-coded (tsvq.entropy); 3: either, header by dictionary
+COMPRESSED_FORMAT_VERSION = 4  # 1: fixed-width codes; 2: entropy-coded (tsvq.entropy); 3: either, header by dictionary;
+# 4: format 3 plus a detail layer (tsvq.detail). A file without a detail layer is still written as format 3
 # Format 3 headers are deflated against these bytes: never change them (a file of format 3 inflates with exactly these)
 HEADER_DICTIONARY = (
     b'{"codec_id":"","pipeline":"ecg-single-lead","sampling_rate_hz":250.0,"native_rate_hz":360.0,"start_sample":0,'
@@ -95,6 +97,8 @@ class CompressedRecord:
     base_time: str = ""
     entropy: dict | None = None  # the context model the codes are entropy-coded with (None: fixed-width, format 1)
     model_bits: float | None = None  # the model's own code length of all codes (set when the file is written)
+    detail: dict | None = None  # the detail layer's settings (tsvq.detail; format 4), None: the codes alone
+    detail_bytes: bytes = field(default=b"", repr=False)  # the coded residual of every stretch
 
     # ----- figures -------------------------------------------------------------------------------------
     @property
@@ -117,20 +121,45 @@ class CompressedRecord:
             self._bytes = self._encode()
         return self._bytes
 
+    def codes_payload(self) -> bytes:
+        """The codes as the file stores them (made once: a detail layer's step is chosen over many files that
+        share them)."""
+        if getattr(self, "_payload", None) is None:
+            if self.entropy is None:
+                flat = [c.reshape(-1) for stream in self.codes for c in stream]
+                self._payload = pack_bits(np.concatenate(flat) if flat else np.zeros(0, np.int64), self.code_bits)
+            else:
+                model = entropy.ContextModel.from_description(self.entropy, self.record)
+                self._payload, self.model_bits = entropy.encode(self.codes, model)
+        return self._payload
+
+    def detail_lengths(self) -> list[int]:
+        """Samples of each residual stretch the detail layer codes, in its order: stream, segment, channel."""
+        return [s.samples for stream, segments in zip(self.streams, self.segments) for s in segments for _ in stream]
+
+    def detail_residuals(self, where: str | None = None) -> list[np.ndarray]:
+        """The decoded detail layer: one residual per stream, segment and channel (``detail_lengths``), at the
+        pipeline rate in the pipeline's unit; empty without a layer."""
+        if self.detail is None:
+            return []
+        if getattr(self, "_residuals", None) is None:
+            layer = DetailLayer.from_description(self.detail, where or self.record)
+            self._residuals = layer.decode(self.detail_bytes, self.detail_lengths(), where or self.record)
+        return self._residuals
+
     def _encode(self) -> bytes:
-        version = COMPRESSED_FORMAT_VERSION
-        if self.entropy is None:
-            flat = [c.reshape(-1) for stream in self.codes for c in stream]
-            payload = pack_bits(np.concatenate(flat) if flat else np.zeros(0, np.int64), self.code_bits)
-        else:
-            model = entropy.ContextModel.from_description(self.entropy, self.record)
-            payload, self.model_bits = entropy.encode(self.codes, model)
+        version = 4 if self.detail is not None else 3
+        payload = self.codes_payload()
         self._payload_length = len(payload)
-        header = {key: value for key, value in asdict(self).items() if key != "codes"}
+        header = {key: value for key, value in asdict(self).items() if key not in ("codes", "detail_bytes")}
+        if self.detail is None:
+            del header["detail"]
         header["format_version"] = version
         packed = deflate_header(header, version)
         body = MAGIC + bytes([version]) + struct.pack("<I", len(packed)) + packed
         body += struct.pack("<I", len(payload)) + payload
+        if version >= 4:
+            body += struct.pack("<I", len(self.detail_bytes)) + self.detail_bytes
         return body + struct.pack("<I", zlib.crc32(body))
 
     def size_bytes(self) -> int:
@@ -183,15 +212,23 @@ class CompressedRecord:
         header = inflate_header(data[at + 4 : at + 4 + header_length], data[len(MAGIC)], where)
         at += 4 + header_length
         (payload_length,) = struct.unpack_from("<I", data, at)
-        if at + 4 + payload_length != len(data) - 4:
-            raise DataError(f"{where}: payload length {payload_length} does not match the file's size")
         payload = data[at + 4 : at + 4 + payload_length]
+        at += 4 + payload_length
+        detail_bytes = b""
+        if data[len(MAGIC)] >= 4 and at + 4 <= len(data) - 4:
+            (detail_length,) = struct.unpack_from("<I", data, at)
+            detail_bytes, at = data[at + 4 : at + 4 + detail_length], at + 4 + detail_length
+        if at != len(data) - 4:
+            raise DataError(f"{where}: payload length {payload_length} does not match the file's size")
         fields = check_header(header, where, data[len(MAGIC)])
         segments = [[Segment(**s) for s in stream] for stream in fields.pop("segments")]
         total = sum(s.codes for stream in segments for s in stream) * fields["quantizers"]
         read = _entropy_coded if fields.get("entropy") is not None else _fixed_width
-        record = cls(segments=segments, codes=read(payload, segments, total, fields, where), **fields)
+        record = cls(
+            segments=segments, codes=read(payload, segments, total, fields, where), detail_bytes=detail_bytes, **fields
+        )
         record._payload_length = payload_length
+        record.detail_residuals(where)  # a damaged detail layer is refused here, before anything is decoded
         return record
 
 
@@ -287,8 +324,10 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
     required = [
         f.name
         for f in dataclasses.fields(CompressedRecord)
-        if f.name != "codes" and f.name not in optional and (version >= 2 or f.name not in later)
-    ]
+        if f.name not in ("codes", "detail", "detail_bytes")
+        and f.name not in optional
+        and (version >= 2 or f.name not in later)
+    ] + (["detail"] if version >= 4 else [])
     missing = [name for name in required if name not in header]
     unknown = sorted(set(header) - set(required) - set(optional))
     if missing or unknown:
@@ -313,6 +352,8 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
         raise bad("quantizers", "an integer in [1, 64]")
     if not isinstance(fields["residual"], bool):
         raise bad("residual", "true or false")
+    if version >= 4:
+        DetailLayer.from_description(fields["detail"], where)
     if version >= 2 and fields["entropy"] is None and fields["model_bits"] is not None:
         raise bad("model_bits", "null: the codes are fixed-width")
     if (
@@ -539,24 +580,45 @@ def compress(
     channel_names: list[str] | None = None,
     units: list[str] | None = None,
     entropy_coding: bool = True,
+    detail_step: float | None = None,
 ) -> CompressedRecord:
     """Code a whole recording with a pipeline's codec (``Pipeline.compress``); what is coded as in ``as_recording``.
 
     ``search``: analysis-by-synthesis code search (slower encoding, lower error, same bits); ``quantizers``:
     residual-VQ stages to keep (fewer: lower bit rate); ``entropy_coding``: code the codes with the adaptive context
     model (``tsvq.entropy``, file format 2) where that makes the smaller file (long records; a few seconds may not
-    be), else a fixed number of bits each (format 1).
+    be), else a fixed number of bits each (format 1); ``detail_step``: add a detail layer (``tsvq.detail``, format 4)
+    that codes what the codes missed at this quantiser step, in the pipeline's unit (finer: more bits, less error;
+    ``compress_at`` chooses it for a bit rate or a PRDN).
     """
     recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
-    return compress_recording(pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding)
+    return compress_recording(
+        pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding,
+        detail_step=detail_step,
+    )  # fmt: skip
 
 
 def compress_recording(
     pipeline: Pipeline, recording: Recording, *, search: int = 0, quantizers: int | None = None,
-    entropy_coding: bool = True,
+    entropy_coding: bool = True, detail_step: float | None = None,
 ) -> CompressedRecord:  # fmt: skip
-    """The coding itself: each finite stretch of each stream conditioned, encoded with no window seams, kept as
-    segments of codes."""
+    """The coding itself (``compress``), with a detail layer at ``detail_step`` when one is given."""
+    compressed, conditioned = code_recording(
+        pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding
+    )
+    if detail_step is None:
+        return compressed
+    fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
+    return with_detail(compressed, DetailLayer.rounded(detail_step), fit.residuals)
+
+
+def code_recording(
+    pipeline: Pipeline, recording: Recording, *, search: int = 0, quantizers: int | None = None,
+    entropy_coding: bool = True,
+) -> tuple[CompressedRecord, list[np.ndarray]]:  # fmt: skip
+    """Each finite stretch of each stream conditioned, encoded with no window seams, kept as segments of codes.
+    Returns the record and the conditioned stretches, ``(samples, channels of the stream)`` per stream and
+    segment in order, in the pipeline's unit (what a detail layer is measured against)."""
     codec, preprocessing = pipeline.codec, pipeline.preprocessing
     record, rate_hz, channel_names, units = (
         recording.where,
@@ -588,7 +650,7 @@ def compress_recording(
     streams = [[i] for i in range(signal.shape[1])] if c.in_channels == 1 else [list(range(signal.shape[1]))]
     f = c.downsample_factor
     margin = encode_margin(codec, search)
-    all_segments, all_codes = [], []
+    all_segments, all_codes, all_conditioned = [], [], []
     for stream in streams:
         x = signal[:, stream] * np.array([scales[i] for i in stream])
         segments, codes = [], []
@@ -607,6 +669,7 @@ def compress_recording(
             seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept, margin=margin)
             segments.append(Segment(start, end, n, len(seg_codes)))
             codes.append(seg_codes)
+            all_conditioned.append(conditioned)
         all_segments.append(segments)
         all_codes.append(codes)
     compressed = CompressedRecord(
@@ -635,8 +698,27 @@ def compress_recording(
     if entropy_coding:  # a short record gives the model little to learn: fixed-width codes may make the smaller file
         fixed = dataclasses.replace(compressed, entropy=None)
         if fixed.size_bytes() <= compressed.size_bytes():
-            return fixed
-    return compressed
+            return fixed, all_conditioned
+    return compressed, all_conditioned
+
+
+def decoded_stretches(pipeline: Pipeline, compressed: CompressedRecord) -> list[np.ndarray]:
+    """What the codes alone decode to: ``(samples, channels of the stream)`` float64 per stream and segment, at the
+    pipeline rate in the pipeline's unit."""
+    margin = decode_margin(pipeline.codec)
+    return [
+        decode_long(pipeline.codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
+        for segments, codes in zip(compressed.segments, compressed.codes)
+        for segment, seg_codes in zip(segments, codes)
+    ]
+
+
+def with_detail(compressed: CompressedRecord, layer: DetailLayer, residual: list[np.ndarray]) -> CompressedRecord:
+    """The record with ``residual`` coded as its detail layer (file format 4); the codes' payload is reused."""
+    payload = compressed.codes_payload()
+    detailed = dataclasses.replace(compressed, detail=layer.describe(), detail_bytes=layer.encode(residual))
+    detailed._payload = payload
+    return detailed
 
 
 def _pad_to_multiple(x: np.ndarray, f: int) -> np.ndarray:
@@ -689,9 +771,12 @@ def decompress(
     length = compressed.length if native else int(round(compressed.length * scale))
     out = np.full((length, len(compressed.channel_names)), np.nan, dtype=np.float32)
     margin = decode_margin(codec)
+    details = iter(compressed.detail_residuals(where))
     for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes):
         for segment, seg_codes in zip(segments, codes):
             decoded = decode_long(codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
+            if compressed.detail is not None:  # what the codes missed, added where it was measured
+                decoded += np.column_stack([next(details) for _ in stream])
             if native:
                 decoded = resample(decoded, compressed.sampling_rate_hz, compressed.native_rate_hz)
                 want = segment.end - segment.start
@@ -723,21 +808,32 @@ def compress_at(
     *,
     bitrate: float | None = None,
     max_prdn: float | None = None,
+    channels: list[str] | None = None,
+    input_bits: int | list[int] | None = None,
+    channel_names: list[str] | None = None,
+    units: list[str] | None = None,
     **options,
 ) -> tuple[CompressedRecord, dict]:
-    """Compress at the operating point a user asks for: the most residual stages whose file stays within
-    ``bitrate`` (bit/s per channel, header included), or the fewest whose PRDN (%, every channel) is at most
-    ``max_prdn``. Returns the record and the point chosen (stages, bit/s, PRDN per channel, met or not)."""
+    """Compress at the operating point a user asks for: ``bitrate`` (bit/s per channel, the whole file) or
+    ``max_prdn`` (%, every channel). Residual stages first: the most whose file fits the rate, or the fewest whose
+    PRDN meets the target. Where every stage is not enough (bits left to spend, or a PRDN still above the target), a
+    detail layer (``tsvq.detail``) codes what the codes missed: at the finest step whose file still fits, or the
+    coarsest that meets the PRDN. Returns the record and the point chosen (stages, detail step or None, bit/s, PRDN
+    per channel at the pipeline rate over the coded stretches, met or not); ``options`` as for ``compress``."""
     if (bitrate is None) == (max_prdn is None):
         raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
     target = bitrate if bitrate is not None else max_prdn
     if not isinstance(target, (int, float)) or not target > 0:
         raise ConfigError(f"{'bitrate' if bitrate is not None else 'max_prdn'} = {target!r}: must be greater than 0")
+    if "quantizers" in options or "detail_step" in options:
+        raise ConfigError("compress_at chooses the stages and the detail step: give a bitrate or a max_prdn only")
+    recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
     stages = range(1, pipeline.codec.config.num_quantizers + 1)
     for kept in reversed(stages) if bitrate is not None else stages:
-        compressed = compress(pipeline, signal_or_record, sampling_rate_hz, quantizers=kept, **options)
+        compressed, conditioned = code_recording(pipeline, recording, quantizers=kept, **options)
+        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
         rate = compressed.bits_per_second() / len(compressed.channel_names)
-        prdn = compression_prdn(pipeline, compressed, signal_or_record, sampling_rate_hz)
+        prdn = fit.prdn()
         met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
         if met:
             break
@@ -746,7 +842,81 @@ def compress_at(
             f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {rate:.1f} bit/s "
             f"per channel (1 stage)"
         )
-    return compressed, {"stages": kept, "of": len(stages), "bits_per_second": rate, "prdn": prdn, "met": met}
+    step = None
+    if kept == len(stages) and (bitrate is not None or not met):  # every stage is not enough: add the details
+        layer = fit.layer_for_bitrate(bitrate) if bitrate is not None else fit.layer_for_prdn(max_prdn)
+        if layer is not None:
+            compressed, step = with_detail(compressed, layer, fit.residuals), layer.step
+            rate = compressed.bits_per_second() / len(compressed.channel_names)
+            prdn = fit.prdn(layer)
+            met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
+    chosen = {"stages": kept, "of": len(stages), "detail_step": step, "bits_per_second": rate, "prdn": prdn}
+    return compressed, chosen | {"met": met}
+
+
+class _StretchFit:
+    """One coded recording's stretches, what the codes decoded them to and their residuals: the PRDN a detail
+    layer would give, and the layer that fits a rate or meets a PRDN (bisection on the step's logarithm)."""
+
+    ITERATIONS = 14  # the step to ~0.1% (it is kept to four digits)
+
+    def __init__(self, compressed: CompressedRecord, conditioned: list[np.ndarray], decoded: list[np.ndarray]):
+        self.compressed = compressed
+        self.channel = [
+            c for stream, segs in zip(compressed.streams, compressed.segments) for _ in segs for c in stream
+        ]
+        self.targets = [t[:, k] for t in conditioned for k in range(t.shape[1])]
+        # what the codes missed, one 1-D residual per stream, segment and channel: the detail layer's order
+        self.residuals = [t[:, k] - d[:, k] for t, d in zip(conditioned, decoded) for k in range(t.shape[1])]
+        names = compressed.channel_names
+        self.spread = {}
+        for c in range(len(names)):  # each channel's energy about its mean, over all its stretches
+            x = np.concatenate([t for t, ch in zip(self.targets, self.channel) if ch == c])
+            self.spread[c] = float(np.sum((x - x.mean()) ** 2))
+
+    def prdn(self, layer: DetailLayer | None = None) -> dict[str, float]:
+        coded = layer.reconstruct(self.residuals) if layer is not None else [0.0] * len(self.residuals)
+        error = dict.fromkeys(self.spread, 0.0)
+        for r, rc, c in zip(self.residuals, coded, self.channel):
+            error[c] += float(np.sum((r - rc) ** 2))
+        names = self.compressed.channel_names
+        return {names[c]: 100 * math.sqrt(error[c] / max(self.spread[c], 1e-30)) for c in self.spread}
+
+    def _steps(self) -> tuple[float, float]:
+        # a step this coarse leaves every coefficient at 0 (a 6-level transform gains at most 8x)
+        coarsest = 16 * max(float(np.abs(r).max(initial=0)) for r in self.residuals) + 1e-12
+        return coarsest * 1e-4, coarsest
+
+    def layer_for_bitrate(self, bitrate: float) -> DetailLayer | None:
+        """The finest step whose file fits ``bitrate`` per channel; None where not even an empty layer fits."""
+        budget = bitrate * len(self.compressed.channel_names) * self.compressed.duration_s
+
+        def fits(layer):
+            return with_detail(self.compressed, layer, self.residuals).size_bytes() * 8 <= budget
+
+        fine, coarse = self._steps()
+        best = DetailLayer.rounded(coarse)
+        if not fits(best):
+            return None
+        for _ in range(self.ITERATIONS):
+            layer = DetailLayer.rounded(math.sqrt(fine * coarse))
+            if fits(layer):
+                coarse, best = layer.step, layer
+            else:
+                fine = layer.step
+        return best
+
+    def layer_for_prdn(self, max_prdn: float) -> DetailLayer:
+        """The coarsest step whose PRDN is at most ``max_prdn`` on every channel (the finest tried, if none is)."""
+        fine, coarse = self._steps()
+        best = DetailLayer.rounded(fine)
+        for _ in range(self.ITERATIONS):
+            layer = DetailLayer.rounded(math.sqrt(fine * coarse))
+            if max(self.prdn(layer).values()) <= max_prdn:
+                fine, best = layer.step, layer
+            else:
+                coarse = layer.step
+        return best
 
 
 def compression_prdn(
