@@ -47,9 +47,15 @@ def model_against_floor(data: dict, model: str | None = None) -> str:
 
 def rate_distortion(data: dict) -> str:
     s = data["summary"]
+    at_rates = [
+        f"{float(rate):g}: {point['prdn']:.2f}% (wavelet {point['wavelet_prdn']:.2f}%)"
+        for rate, point in s.get("tsvq_at_rate", {}).items()
+        if point is not None
+    ]
     return (
         f"tsvq {s['tsvq']['bits_per_second']:.0f} bit/s, PRDN {s['tsvq']['prdn']:.2f}%; "
         f"wavelet coder at that rate {s['wavelet_at_tsvq_rate']['prdn']:.2f}%"
+        + (f"; with a detail layer at bit/s {', '.join(at_rates)}" if at_rates else "")
     )
 
 

@@ -48,10 +48,13 @@ def wavelet_at(rate: float) -> float:
 
 def _compression(name: str) -> tuple[str, str]:
     s = load(name)["summary"]
+    at = (s.get("tsvq_at_rate") or {}).get("625.0")
     return (
         f"PRDN **{s['tsvq']['prdn']:.2f}%** at {s['tsvq']['bits_per_second']:.0f} bit/s "
-        f"(CR {s['tsvq']['compression_ratio']:.1f})",
-        f"wavelet coder at that rate: {s['wavelet_at_tsvq_rate']['prdn']:.2f}%",
+        f"(CR {s['tsvq']['compression_ratio']:.1f})"
+        + (f"; `--bitrate 625`: **{at['prdn']:.2f}%**" if at else ""),
+        f"wavelet coder at that rate: {s['wavelet_at_tsvq_rate']['prdn']:.2f}%"
+        + (f"; at 625 bit/s: {at['wavelet_prdn']:.2f}%" if at else ""),
     )
 
 

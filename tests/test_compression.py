@@ -457,7 +457,7 @@ def test_a_12_lead_ecg_coded_as_its_eight_independent_leads_decompresses_to_twel
     assert wfdb.rdheader(str(tmp_path / "back")).sig_name[8:] == ["III", "aVR", "aVL", "aVF"]
     assert codes_independent_leads(eight) and not codes_independent_leads([*eight, "III"])
     single = untrained_rvq_pipeline()
-    with pytest.raises(DataError, match="deriving limb leads needs leads I and II; the file holds ECG"):
+    with pytest.raises(DataError, match="deriving limb leads needs leads I and II; the recording holds ECG"):
         single.decompress(single.compress(ecg_like(10, 125)[:, None], 125), derive_leads=True)
     with pytest.raises(ValueError, match="needs leads I and II"):
         with_derived_limb_leads(signal[:, 6:], names[6:])

@@ -869,13 +869,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--bitrate",
         type=float,
         metavar="B",
-        help="choose the operating point: the most residual stages whose file stays within B bit/s per channel",
+        help="choose the operating point: the most residual stages whose file stays within B bit/s per channel, "
+        "and a detail layer filling what is left",
     )
     p.add_argument(
         "--max-prdn",
         type=float,
         metavar="P",
-        help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel",
+        help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel "
+        "(a detail layer where every stage is not enough)",
     )
     p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
     p.add_argument("--device", default="cpu", help="torch device")

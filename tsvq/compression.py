@@ -11,13 +11,17 @@ bit-packed them at ``log2(num_codes)`` bits each). NaN stretches are gaps:
 kept out of the codes, recorded in the file, restored as NaN. A single-lead codec codes each channel on its own;
 a multi-lead codec codes its channels together.
 
+Above the codes' own rate a detail layer (``tsvq.detail``) codes what they missed: ``compress_at`` (``tsvq compress
+--bitrate B`` / ``--max-prdn P``) fills any rate or PRDN the user asks for.
+
 File layout (little-endian): ``TSVQZ`` | format byte | header length u32 | deflated JSON header | payload length u32 |
-payload (range-coded 32-bit words, or bit-packed codes when the header names no entropy model) | CRC-32 of everything
-before it. Format 3 deflates the header against a fixed preset dictionary (``HEADER_DICTIONARY``: the header's field
-names and common values): 100-150 bytes where plain zlib took 280-300, on a 10-s ECG half the file at the
-lowest rate. Formats 1 (fixed-width codes) and 2 (entropy-coded), plain zlib headers, still decode. A
-damaged or truncated file fails the CRC or a length check, a forged one the header's field-by-field check, each
-refused with its name; a file made with another codec is refused by its codec id.
+payload (range-coded 32-bit words, or bit-packed codes when the header names no entropy model) | format 4 only:
+detail length u32 | detail layer | CRC-32 of everything before it. Format 3 deflates the header against a fixed
+preset dictionary (``HEADER_DICTIONARY``: the header's field names and common values): 100-150 bytes where plain
+zlib took 280-300, on a 10-s ECG half the file at the lowest rate; format 4 is format 3 with a detail layer (a file
+without one is still written as format 3). Formats 1 (fixed-width codes) and 2 (entropy-coded), plain zlib headers,
+still decode. A damaged or truncated file fails the CRC or a length check, a forged one the header's field-by-field
+check, each refused with its name; a file made with another codec is refused by its codec id.
 """
 
 from __future__ import annotations
@@ -730,13 +734,14 @@ def _pad_to_multiple(x: np.ndarray, f: int) -> np.ndarray:
 
 def _with_derived_leads(signal: np.ndarray, names: list[str], units: list[str], where: str):
     """``signal`` with the limb leads that follow from its I and II appended, and their names and units."""
+    try:
+        derived, all_names = with_derived_limb_leads(signal, names)
+    except ValueError as error:  # no I or no II
+        raise DataError(f"{where}: {error}") from error
     labels = [lead_label(name) for name in names]
-    if "I" not in labels or "II" not in labels:
-        raise DataError(f"{where}: deriving limb leads needs leads I and II; the file holds {', '.join(names)}")
     unit = units[labels.index("I")]
     if units[labels.index("II")] != unit:
         raise DataError(f"{where}: leads I and II are in different units ({unit}, {units[labels.index('II')]})")
-    derived, all_names = with_derived_limb_leads(signal, names)
     return derived, all_names, units + [unit] * (len(all_names) - len(names))
 
 

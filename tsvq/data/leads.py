@@ -40,7 +40,7 @@ def with_derived_limb_leads(signal: np.ndarray, channel_names: list[str]) -> tup
     electrodes would, for no bits. Leads the recording already has are not added again."""
     labels = [lead_label(name) for name in channel_names]
     if "I" not in labels or "II" not in labels:
-        raise ValueError(f"deriving limb leads needs leads I and II, got {list(channel_names)}")
+        raise ValueError(f"deriving limb leads needs leads I and II; the recording holds {', '.join(channel_names)}")
     lead_i, lead_ii = signal[:, labels.index("I")], signal[:, labels.index("II")]
     added = [lead for lead in LIMB_LEADS_FROM_I_II if lead not in labels]
     columns = [a * lead_i + b * lead_ii for a, b in (LIMB_LEADS_FROM_I_II[lead] for lead in added)]
