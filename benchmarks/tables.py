@@ -51,8 +51,7 @@ def _compression(name: str) -> tuple[str, str]:
     at = (s.get("tsvq_at_rate") or {}).get("625.0")
     return (
         f"PRDN **{s['tsvq']['prdn']:.2f}%** at {s['tsvq']['bits_per_second']:.0f} bit/s "
-        f"(CR {s['tsvq']['compression_ratio']:.1f})"
-        + (f"; `--bitrate 625`: **{at['prdn']:.2f}%**" if at else ""),
+        f"(CR {s['tsvq']['compression_ratio']:.1f})" + (f"; `--bitrate 625`: **{at['prdn']:.2f}%**" if at else ""),
         f"wavelet coder at that rate: {s['wavelet_at_tsvq_rate']['prdn']:.2f}%"
         + (f"; at 625 bit/s: {at['wavelet_prdn']:.2f}%" if at else ""),
     )

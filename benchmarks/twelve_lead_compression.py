@@ -16,7 +16,8 @@ same way. PRDN per lead (mean
 removed, whole 10-s ECG), averaged over the twelve leads and then over ECGs; bit/s of the whole file(s) per second
 of ECG. At every tsvq operating point the wavelet coder is also given each ECG's tsvq file size
 (``wavelet_at_tsvq_rate``); each curve is read at 500, 1000 and 2500 bit/s by interpolating log PRDN against log
-rate (None outside the rates it covers).
+rate (None outside the rates it covers). tsvq is also measured as `tsvq compress --bitrate` writes files at those
+rates (``tsvq_at_rate``: the stage count and detail layer, `tsvq.detail`, that ``Pipeline.compress_at`` chooses).
 """
 
 from __future__ import annotations
@@ -60,14 +61,17 @@ def measure_record(pipe: Pipeline, path: Path, stages: list[int]) -> dict:
         return {"bits_per_second": 8 * len(data) / seconds, "prdn": float(np.mean(per_lead)),
                 "prdn_by_lead": [float(v) for v in per_lead]}  # fmt: skip
 
-    row: dict = {"seconds": seconds, "tsvq": {}, "wavelet_at_tsvq_rate": {}, "wavelet": {}}
+    def twelve_leads(data: bytes) -> list[float]:
+        decoded = pipe.decompress(CompressedRecord.from_bytes(data), rate="pipeline")
+        ours = in_standard_order(decoded.signal[: len(reference)].astype(np.float64), decoded.channel_names)
+        return prdn_per_channel(reference, ours)
+
+    row: dict = {"seconds": seconds, "tsvq": {}, "wavelet_at_tsvq_rate": {}, "wavelet": {}, "tsvq_at_rate": {}}
     for q in stages:
         started = time.perf_counter()
         data = pipe.compress(record, quantizers=q).to_bytes()
-        decoded = pipe.decompress(CompressedRecord.from_bytes(data), rate="pipeline")
+        per_lead = twelve_leads(data)
         elapsed = time.perf_counter() - started
-        ours = in_standard_order(decoded.signal[: len(reference)].astype(np.float64), decoded.channel_names)
-        per_lead = prdn_per_channel(reference, ours)
         row["tsvq"][str(q)] = {
             "bits_per_second": 8 * len(data) / seconds,
             "prdn": float(np.mean(per_lead)),
@@ -77,6 +81,17 @@ def measure_record(pipe: Pipeline, path: Path, stages: list[int]) -> dict:
         row["wavelet_at_tsvq_rate"][str(q)] = wavelet(8 * len(data))
     for total in GRID:
         row["wavelet"][str(total)] = wavelet(total * seconds)
+    for total in READ_AT:
+        chosen, point = pipe.compress_at(record, bitrate=total / len(INDEPENDENT_LEADS))
+        data = chosen.to_bytes()
+        per_lead = twelve_leads(data)
+        row["tsvq_at_rate"][str(total)] = {
+            "bits_per_second": 8 * len(data) / seconds,
+            "prdn": float(np.mean(per_lead)),
+            "prdn_by_lead": [float(v) for v in per_lead],
+            "stages": point["stages"],
+            "detail_step": point["detail_step"],
+        }
     return row
 
 
@@ -116,13 +131,18 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for coder, style, label in (("wavelet", "o-", "wavelet coder, 8 leads + 4 derived"),
-                                ("tsvq", "*-", "tsvq 8-lead codec + 4 derived (Q stages)")):  # fmt: skip
+    for coder, style, color, label in (
+        ("wavelet", "o-", "0.4", "wavelet coder, 8 leads + 4 derived"),
+        ("tsvq", "*-", "tab:blue", "tsvq 8-lead codec + 4 derived (Q stages)"),
+        ("tsvq_at_rate", "D-", "tab:red", "tsvq compress --bitrate (stages + detail layer)"),
+    ):
         points = summary[coder]
         ax.plot([p["bits_per_second"] for p in points.values()], [p["prdn"] for p in points.values()], style,
-                color="0.4" if coder == "wavelet" else "tab:blue", label=label)  # fmt: skip
+                color=color, label=label)  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file, 12 leads)", ylabel="mean PRDN over 12 leads (%)",
            title="PTB-XL fold 10, 12-lead ECGs (unseen patients)")  # fmt: skip
+    ax.set_xticks([250, 500, 1000, 2500, 4000], ["250", "500", "1000", "2500", "4000"])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -146,13 +166,19 @@ def main() -> None:
         rows[name] = row = measure_record(pipe, source / name, stages)
         print(f"{name}: tsvq " + ", ".join(f"{p['bits_per_second']:.0f} bit/s {p['prdn']:.1f}%"
                                            for p in list(row["tsvq"].values())[::3]), flush=True)  # fmt: skip
-    summary = {coder: curve(rows, coder) for coder in ("tsvq", "wavelet_at_tsvq_rate", "wavelet")}
+    summary = {coder: curve(rows, coder) for coder in ("tsvq", "wavelet_at_tsvq_rate", "wavelet", "tsvq_at_rate")}
     summary["prdn_tsvq_over_wavelet"] = {
         q: point["prdn"] / summary["wavelet_at_tsvq_rate"][q]["prdn"] for q, point in summary["tsvq"].items()
     }
     summary["at_rate"] = {
-        str(rate): {coder: read_at(summary[coder], rate) for coder in ("tsvq", "wavelet")} for rate in READ_AT
+        str(rate): {coder: read_at(summary[coder], rate) for coder in ("tsvq", "wavelet")}
+        | {"tsvq_compress_bitrate": summary["tsvq_at_rate"][str(rate)]["prdn"]}
+        for rate in READ_AT
     }
+    for rate in map(str, READ_AT):  # which stage counts compress_at chose
+        summary["tsvq_at_rate"][rate]["stages_chosen"] = np.bincount(
+            [r["tsvq_at_rate"][rate]["stages"] for r in rows.values()], minlength=len(stages) + 1
+        )[1:].tolist()
     saved = save("rate-distortion-ptbxl-12lead", {"pipeline": args.pipeline, "ecgs": len(rows), "summary": summary,
                                                    "records": rows})  # fmt: skip
     plot(summary, RESULTS / "rate-distortion-ptbxl-12lead.png")

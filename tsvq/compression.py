@@ -820,11 +820,11 @@ def compress_at(
     **options,
 ) -> tuple[CompressedRecord, dict]:
     """Compress at the operating point a user asks for: ``bitrate`` (bit/s per channel, the whole file) or
-    ``max_prdn`` (%, every channel). Residual stages first: the most whose file fits the rate, or the fewest whose
-    PRDN meets the target. Where every stage is not enough (bits left to spend, or a PRDN still above the target), a
-    detail layer (``tsvq.detail``) codes what the codes missed: at the finest step whose file still fits, or the
-    coarsest that meets the PRDN. Returns the record and the point chosen (stages, detail step or None, bit/s, PRDN
-    per channel at the pipeline rate over the coded stretches, met or not); ``options`` as for ``compress``."""
+    ``max_prdn`` (%, every channel). Each count of residual stages is tried with a detail layer (``tsvq.detail``)
+    that codes what the codes missed: for a rate, the finest step whose file still fits, and the count whose PRDN
+    (mean over channels) is lowest wins; for a PRDN, the coarsest step that meets it (none where the codes do), and
+    the smallest file wins. Returns the record and the point chosen (stages, detail step or None, bit/s, PRDN per
+    channel at the pipeline rate over the coded stretches, met or not); ``options`` as for ``compress``."""
     if (bitrate is None) == (max_prdn is None):
         raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
     target = bitrate if bitrate is not None else max_prdn
@@ -833,30 +833,37 @@ def compress_at(
     if "quantizers" in options or "detail_step" in options:
         raise ConfigError("compress_at chooses the stages and the detail step: give a bitrate or a max_prdn only")
     recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
-    stages = range(1, pipeline.codec.config.num_quantizers + 1)
-    for kept in reversed(stages) if bitrate is not None else stages:
+    stages = pipeline.codec.config.num_quantizers
+    candidates, lowest = [], None
+    for kept in range(1, stages + 1):
         compressed, conditioned = code_recording(pipeline, recording, quantizers=kept, **options)
-        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
         rate = compressed.bits_per_second() / len(compressed.channel_names)
-        prdn = fit.prdn()
+        lowest = rate if lowest is None else min(lowest, rate)
+        if bitrate is not None and rate > bitrate:
+            continue
+        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
+        prdn, layer = fit.prdn(), None
+        if bitrate is not None:
+            layer = fit.layer_for_bitrate(bitrate)
+        elif max(prdn.values()) > max_prdn:
+            layer = fit.layer_for_prdn(max_prdn)
+        if layer is not None:
+            compressed, prdn = with_detail(compressed, layer, fit.residuals), fit.prdn(layer)
+        rate = compressed.bits_per_second() / len(compressed.channel_names)
         met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
-        if met:
-            break
-    if bitrate is not None and not met:
+        point = {"stages": kept, "of": stages, "detail_step": layer and layer.step, "bits_per_second": rate}
+        candidates.append((compressed, point | {"prdn": prdn, "met": met}))
+    if not candidates:
         raise DataError(
-            f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {rate:.1f} bit/s "
+            f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {lowest:.1f} bit/s "
             f"per channel (1 stage)"
         )
-    step = None
-    if kept == len(stages) and (bitrate is not None or not met):  # every stage is not enough: add the details
-        layer = fit.layer_for_bitrate(bitrate) if bitrate is not None else fit.layer_for_prdn(max_prdn)
-        if layer is not None:
-            compressed, step = with_detail(compressed, layer, fit.residuals), layer.step
-            rate = compressed.bits_per_second() / len(compressed.channel_names)
-            prdn = fit.prdn(layer)
-            met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
-    chosen = {"stages": kept, "of": len(stages), "detail_step": step, "bits_per_second": rate, "prdn": prdn}
-    return compressed, chosen | {"met": met}
+    if bitrate is not None:
+        return min(candidates, key=lambda c: np.mean(list(c[1]["prdn"].values())))
+    met = [c for c in candidates if c[1]["met"]]
+    if met:
+        return min(met, key=lambda c: c[1]["bits_per_second"])
+    return min(candidates, key=lambda c: max(c[1]["prdn"].values()))  # the closest it comes, said as not met
 
 
 class _StretchFit:
