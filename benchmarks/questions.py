@@ -65,7 +65,12 @@ def twelve_lead(data: dict) -> str:
     for q in ("1", "3", str(len(s["tsvq"]))):
         ours, theirs = s["tsvq"][q], s["wavelet_at_tsvq_rate"][q]
         rows.append(f"{ours['bits_per_second']:.0f} bit/s: tsvq {ours['prdn']:.1f}%, wavelet {theirs['prdn']:.1f}%")
-    return "; ".join(rows)
+    at_rates = [
+        f"{float(rate):g}: {point['prdn']:.1f}% (wavelet {s['at_rate'][rate]['wavelet']:.1f}%)"
+        for rate, point in s.get("tsvq_at_rate", {}).items()
+    ]
+    detail = f"; `compress --bitrate` (stages + detail layer) {', '.join(at_rates)}" if at_rates else ""
+    return "; ".join(rows) + detail
 
 
 def whole_record(data: dict) -> str:
