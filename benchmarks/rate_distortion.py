@@ -9,7 +9,8 @@ Both coders see the same input: each record's lead conditioned as the pipeline's
 removed); PRD keeps the mean, as most papers report it; CR counts the record's own stored samples (MIT-BIH: 11
 bits at 360 Hz) against the whole file. tsvq is measured as it writes files (entropy-coded where that makes the smaller
 file) and with fixed-width codes, and as `tsvq compress --bitrate B` writes them for the rates of ``DETAIL_GRID``
-(the codes plus a detail layer, `tsvq.detail`, filling the rate); the wavelet coder (`benchmarks.wavelet_coder`) at
+(the codes plus a detail layer, `tsvq.detail`, filling the rate, or the layer alone where that is the lower
+PRDN: ``stages`` 0); the wavelet coder (`benchmarks.wavelet_coder`) at
 tsvq's own bit rate on each record and on a grid of rates. Where a record's codes alone take more than a rate
 (a 10-s ECG's header), tsvq has no point there: null.
 Speed: seconds of ECG per second of compute on one torch thread, reading the record excluded.
@@ -118,14 +119,15 @@ def measure(pipe: Pipeline, stored: float, *recording, **options) -> dict:
     at_rates = {}
     for rate in DETAIL_GRID:
         try:
-            chosen, _ = pipe.compress_at(*recording, bitrate=rate, **options)
+            chosen, chosen_point = pipe.compress_at(*recording, bitrate=rate, **options)
         except DataError:  # the codes alone are over this rate
             at_rates[str(rate)] = None
             continue
         written = chosen.to_bytes()
         restored = pipe.decompress(CompressedRecord.from_bytes(written), rate="pipeline").signal[: len(reference), 0]
         at_rates[str(rate)] = point(reference, restored, len(written), seconds, stored) | {
-            "detail_step": None if chosen.detail is None else chosen.detail["step"]
+            "stages": chosen_point["stages"],  # 0: the detail layer alone (the codes did not pay for themselves)
+            "detail_step": chosen_point["detail_step"],
         }
     wavelet_bytes, wavelet = wavelet_coder.at_rate(reference, 8 * len(data))
     grid = {}
@@ -181,6 +183,7 @@ def summarise(rows: dict) -> dict:
         wavelet_prdn = float(np.mean([r["wavelet"][rate]["prdn"] for r in coded]))
         summary["tsvq_at_rate"][rate] = figures | {
             "records": len(coded),
+            "records_without_codes": sum(r["tsvq_at_rate"][rate]["stages"] == 0 for r in coded),
             "wavelet_prdn": wavelet_prdn,
             "prdn_over_wavelet": figures["prdn"] / wavelet_prdn,
         }

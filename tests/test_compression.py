@@ -348,7 +348,7 @@ def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
     assert point["stages"] in (1, 2) and point["met"] and chosen.quantizers == point["stages"]
     assert chosen.bits_per_second() <= (rates[1] + rates[2]) / 2 and max(point["prdn"].values()) < prdns[1]
     with pytest.raises(DataError, match="lowest operating point"):
-        rvq.compress_at(x, 125, bitrate=rates[0] / 2)
+        rvq.compress_at(x, 125, bitrate=1.0)  # not even a header fits
     chosen, point = rvq.compress_at(x, 125, max_prdn=max(prdns) + 1)
     assert point["stages"] == 1 and point["met"] and point["detail_step"] is None  # the smallest file that meets it
     # beyond what the stages give a detail layer codes what the codes missed: to the PRDN asked for, or the bits given
@@ -414,6 +414,13 @@ def test_a_detail_layer_rides_in_a_format_4_file_and_lowers_the_error(tmp_path):
     [with_layer] = pipe.compression_prdn(loaded, x, 360.0).values()
     [without] = pipe.compression_prdn(base, x, 360.0).values()
     assert with_layer < 0.5 * without
+    # no codes at all: the layer codes the signal itself (what compress_at picks where codes do not pay)
+    alone = CompressedRecord.from_bytes(pipe.compress(x, 360.0, quantizers=0, detail_step=0.01).to_bytes())
+    assert alone.quantizers == 0 and alone.num_codes == 0 and alone.entropy is None
+    out = pipe.decompress(alone).signal
+    assert np.isnan(out[3000:3400]).all() and 0 < max(pipe.compression_prdn(alone, x, 360.0).values()) < 10
+    with pytest.raises(DataError, match="give a detail_step"):
+        pipe.compress(x, 360.0, quantizers=0)
 
 
 def test_a_short_record_keeps_fixed_width_codes_when_that_is_the_smaller_file():

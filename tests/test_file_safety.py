@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import re
 import shutil
 import socket
 import struct
@@ -219,7 +220,9 @@ def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch, capsys)
     header = wfdb.rdheader("back")
     assert (header.base_time, header.base_date) == (datetime.time(10, 30, 5), datetime.date(2020, 1, 2))
     assert main(["compress", "rec", "--pipeline", "ecg-single-lead", "--out", "q.tsvqz", "--max-prdn", "50"]) == 0
-    assert "operating point: 1 of 1 stage(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    chosen = re.search(r"operating point: (1 of 1 stage\(s\)|no codes).*PRDN MLII (\d+\.\d\d)%", printed)
+    assert chosen and float(chosen.group(2)) <= 50
     # a second decompress to the same name is refused; with --overwrite it replaces what tsvq wrote
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back"]) == 2
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back", "--overwrite"]) == 0

@@ -83,7 +83,7 @@ PROBES = [
     Probe("microvolts labelled mV", f"compress rec/uv {PIPE} --out uv.tsvqz", "check its unit"),
     Probe(
         "a bit rate below the lowest point",
-        f"compress rec/100 {PIPE} --out x.tsvqz --bitrate 50",
+        f"compress rec/100 {PIPE} --out x.tsvqz --bitrate 5",
         "lowest operating point",
     ),
     Probe(

@@ -329,9 +329,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
         if args.quantizers is not None:
             raise ConfigError("--quantizers fixes the operating point; --bitrate and --max-prdn choose it: give one")
         compressed, chosen = pipe.compress_at(record, bitrate=args.bitrate, max_prdn=args.max_prdn, **options)
+        codes = f"{chosen['stages']} of {chosen['of']} stage(s)" if chosen["stages"] else "no codes"
         detail = "" if chosen["detail_step"] is None else f" + detail layer (step {chosen['detail_step']:g})"
         print(
-            f"operating point: {chosen['stages']} of {chosen['of']} stage(s){detail}, "
+            f"operating point: {codes}{detail}, "
             f"{chosen['bits_per_second']:.1f} bit/s per channel, PRDN "
             + ", ".join(f"{n} {v:.2f}%" for n, v in chosen["prdn"].items())
             + ("" if chosen["met"] else f" (the most this pipeline does; {args.max_prdn:g}% not reached)")

@@ -352,8 +352,11 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
             raise bad(name, "an integer >= 0")
     if not _is_int(fields["code_bits"]) or not 1 <= fields["code_bits"] <= 24:
         raise bad("code_bits", "an integer in [1, 24]")
-    if not _is_int(fields["quantizers"]) or not 1 <= fields["quantizers"] <= 64:
-        raise bad("quantizers", "an integer in [1, 64]")
+    fewest = 0 if version >= 4 else 1  # 0: no codes, the detail layer alone (format 4)
+    if not _is_int(fields["quantizers"]) or not fewest <= fields["quantizers"] <= 64:
+        raise bad("quantizers", f"an integer in [{fewest}, 64]")
+    if fields["quantizers"] == 0 and fields["entropy"] is not None:
+        raise bad("entropy", "null: the file holds no codes")
     if not isinstance(fields["residual"], bool):
         raise bad("residual", "true or false")
     if version >= 4:
@@ -606,7 +609,10 @@ def compress_recording(
     pipeline: Pipeline, recording: Recording, *, search: int = 0, quantizers: int | None = None,
     entropy_coding: bool = True, detail_step: float | None = None,
 ) -> CompressedRecord:  # fmt: skip
-    """The coding itself (``compress``), with a detail layer at ``detail_step`` when one is given."""
+    """The coding itself (``compress``), with a detail layer at ``detail_step`` when one is given (``quantizers=0``:
+    no codes, the layer alone)."""
+    if quantizers == 0 and detail_step is None:
+        raise DataError("quantizers=0 keeps no codes: give a detail_step for the detail layer to code the signal")
     compressed, conditioned = code_recording(
         pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding
     )
@@ -640,11 +646,11 @@ def code_recording(
             f"{record}: {len(signal) / rate_hz:.3g} s long, shorter than one window of the pipeline "
             f"({window_s:g} s): too short to code"
         )
-    if c.num_quantizers == 1 and quantizers not in (None, 1):
+    if c.num_quantizers == 1 and quantizers not in (None, 0, 1):
         raise DataError(f"quantizers={quantizers}: this codec has one codebook")
-    kept = min(quantizers or c.num_quantizers, c.num_quantizers)
-    if kept < 1:
-        raise DataError(f"quantizers must be at least 1, got {quantizers}")
+    kept = c.num_quantizers if quantizers is None else min(quantizers, c.num_quantizers)
+    if kept < 0:
+        raise DataError(f"quantizers must be at least 1 (0: no codes, a detail layer alone), got {quantizers}")
     if c.in_channels > 1 and signal.shape[1] != c.in_channels:
         raise DataError(f"{record}: the codec codes {c.in_channels} channels together, got {signal.shape[1]}")
     scales = [
@@ -670,8 +676,11 @@ def code_recording(
         for start, end, conditioned in stretches:
             n = len(conditioned)
             padded = _pad_to_multiple(conditioned, f)
-            seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept, margin=margin)
-            segments.append(Segment(start, end, n, len(seg_codes)))
+            if kept:
+                seg_codes = encode_long(codec, padded.astype(np.float32), search=search, quantizers=kept, margin=margin)
+            else:  # no codes: a detail layer codes the stretch itself
+                seg_codes = np.zeros((0, 0) if c.num_quantizers > 1 else 0, np.int64)
+            segments.append(Segment(start, end, n, len(padded) // f))
             codes.append(seg_codes)
             all_conditioned.append(conditioned)
         all_segments.append(segments)
@@ -688,7 +697,7 @@ def code_recording(
         unit_scales=scales,
         input_bits=[int(b) for b in recording.input_bits],
         streams=streams,
-        quantizers=kept if c.num_quantizers > 1 else 1,
+        quantizers=kept if c.num_quantizers > 1 else min(kept, 1),
         code_bits=int(math.ceil(math.log2(c.num_codes))),
         segments=all_segments,
         codes=all_codes,
@@ -697,9 +706,9 @@ def code_recording(
         record=Path(record).name,  # the name, not the sender's folders
         base_date=recording.base_date,
         base_time=recording.base_time,
-        entropy=entropy.ContextModel(int(c.num_codes)).describe() if entropy_coding else None,
+        entropy=entropy.ContextModel(int(c.num_codes)).describe() if entropy_coding and kept else None,
     )
-    if entropy_coding:  # a short record gives the model little to learn: fixed-width codes may make the smaller file
+    if compressed.entropy is not None:  # a short record gives the model little to learn: fixed-width may be smaller
         fixed = dataclasses.replace(compressed, entropy=None)
         if fixed.size_bytes() <= compressed.size_bytes():
             return fixed, all_conditioned
@@ -712,7 +721,9 @@ def decoded_stretches(pipeline: Pipeline, compressed: CompressedRecord) -> list[
     margin = decode_margin(pipeline.codec)
     return [
         decode_long(pipeline.codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
-        for segments, codes in zip(compressed.segments, compressed.codes)
+        if compressed.quantizers
+        else np.zeros((segment.samples, len(stream)))  # no codes: the detail layer holds it all
+        for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes)
         for segment, seg_codes in zip(segments, codes)
     ]
 
@@ -779,7 +790,10 @@ def decompress(
     details = iter(compressed.detail_residuals(where))
     for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes):
         for segment, seg_codes in zip(segments, codes):
-            decoded = decode_long(codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
+            if compressed.quantizers:
+                decoded = decode_long(codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
+            else:  # a detail layer alone
+                decoded = np.zeros((segment.samples, len(stream)))
             if compressed.detail is not None:  # what the codes missed, added where it was measured
                 decoded += np.column_stack([next(details) for _ in stream])
             if native:
@@ -834,14 +848,16 @@ def compress_at(
         raise ConfigError("compress_at chooses the stages and the detail step: give a bitrate or a max_prdn only")
     recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
     stages = pipeline.codec.config.num_quantizers
-    candidates, lowest = [], None
-    for kept in range(1, stages + 1):
+    candidates, lowest = [], math.inf
+    for kept in range(0, stages + 1):  # 0: the detail layer alone (where the codes do not pay for themselves)
         compressed, conditioned = code_recording(pipeline, recording, quantizers=kept, **options)
+        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
+        if not kept:  # a file needs the layer: its smallest is the coarsest step's
+            compressed = with_detail(compressed, fit.coarsest(), fit.residuals)
         rate = compressed.bits_per_second() / len(compressed.channel_names)
-        lowest = rate if lowest is None else min(lowest, rate)
+        lowest = min(lowest, rate)
         if bitrate is not None and rate > bitrate:
             continue
-        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
         prdn, layer = fit.prdn(), None
         if bitrate is not None:
             layer = fit.layer_for_bitrate(bitrate)
@@ -855,8 +871,7 @@ def compress_at(
         candidates.append((compressed, point | {"prdn": prdn, "met": met}))
     if not candidates:
         raise DataError(
-            f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {lowest:.1f} bit/s "
-            f"per channel (1 stage)"
+            f"bitrate {bitrate:g} bit/s: the lowest operating point of this pipeline is {lowest:.1f} bit/s per channel"
         )
     if bitrate is not None:
         return min(candidates, key=lambda c: np.mean(list(c[1]["prdn"].values())))
@@ -899,6 +914,10 @@ class _StretchFit:
         coarsest = 16 * max(float(np.abs(r).max(initial=0)) for r in self.residuals) + 1e-12
         return coarsest * 1e-4, coarsest
 
+    def coarsest(self) -> DetailLayer:
+        """The step that leaves every coefficient at 0: the smallest layer."""
+        return DetailLayer.rounded(self._steps()[1])
+
     def layer_for_bitrate(self, bitrate: float) -> DetailLayer | None:
         """The finest step whose file fits ``bitrate`` per channel; None where not even an empty layer fits."""
         budget = bitrate * len(self.compressed.channel_names) * self.compressed.duration_s
@@ -907,7 +926,7 @@ class _StretchFit:
             return with_detail(self.compressed, layer, self.residuals).size_bytes() * 8 <= budget
 
         fine, coarse = self._steps()
-        best = DetailLayer.rounded(coarse)
+        best = self.coarsest()
         if not fits(best):
             return None
         for _ in range(self.ITERATIONS):

@@ -26,9 +26,10 @@ LEVELS = 6  # subband classes: 0 the approximation, j = 1..LEVELS the details (1
 ORDER = (0, *range(LEVELS, 0, -1))  # coded coarse to fine: each parent is decoded before its children
 ROUNDING = 0.3  # q = sign(c) floor(|c| / step + ROUNDING): a dead zone of 1.4 steps, reconstructed at the bin's middle
 BLOCK = 16  # symbols coded with one set of counts; the decoder updates its counts after each block
+WARMUP = 1024  # ... except the first symbols of each subband class, counted one by one (most of a 10-s ECG)
 GAIN = 8  # count added per observed symbol (against 1 for the unseen): adapts within the first beats
 PARENT_EDGES = (1, 3, 6)  # |p[k-1]| + 2|p[k]| + |p[k+1]| of the parent subband -> 4 contexts
-CHUNK = 256 * BLOCK  # symbols whose frequencies are made at once
+CHUNK = 256 * BLOCK  # symbols whose frequencies are made at once (a multiple of BLOCK, as WARMUP is)
 MAX_MAGNITUDE = 2**15  # largest |q|: a finer step would code noise far below any ECG's resolution
 
 
@@ -213,7 +214,8 @@ def _block_frequencies(symbols: np.ndarray, contexts: np.ndarray, size: int):
     counts = np.ones((len(PARENT_EDGES) + 1, size), np.int64)
     for start in range(0, len(symbols), CHUNK):
         s, c = symbols[start : start + CHUNK], contexts[start : start + CHUNK]
-        block = np.arange(len(s)) // BLOCK
+        block = _block_ids(np.arange(start, start + len(s)))
+        block -= block[0]
         seen = np.zeros((block[-1] + 2, *counts.shape), np.int64)
         np.add.at(seen, (block + 1, c, s), GAIN)
         before = counts + np.cumsum(seen, axis=0)  # before[b]: counts after the blocks ahead of b
@@ -221,17 +223,23 @@ def _block_frequencies(symbols: np.ndarray, contexts: np.ndarray, size: int):
         counts = before[-1]
 
 
+def _block_ids(positions: np.ndarray) -> np.ndarray:
+    """Which block each position of a class's sequence is in: one per symbol for the first WARMUP, then BLOCK."""
+    return np.where(positions < WARMUP, positions, WARMUP + (positions - WARMUP) // BLOCK)
+
+
 def _decode_blocks(decoder, family, contexts: np.ndarray, size: int, where: str) -> np.ndarray:
     counts = np.ones((len(PARENT_EDGES) + 1, size), np.int64)
     out = np.zeros(len(contexts), np.int64)
-    for start in range(0, len(contexts), BLOCK):
-        ctx = contexts[start : start + BLOCK]
+    starts = [*range(min(WARMUP, len(contexts))), *range(WARMUP, len(contexts), BLOCK), len(contexts)]
+    for start, end in zip(starts[:-1], starts[1:]):
+        ctx = contexts[start:end]
         try:
             symbols = np.asarray(decoder.decode(family, counts[ctx].astype(np.float64)), np.int64)
         except Exception as error:  # constriction refuses data no encoder wrote
             raise DataError(f"{where}: detail layer is damaged ({error})") from error
         np.add.at(counts, (ctx, symbols), GAIN)
-        out[start : start + BLOCK] = symbols
+        out[start:end] = symbols
     return out
 
 
