@@ -33,8 +33,8 @@ from tsvq.data import read_record
 from tsvq.errors import DataError
 from tsvq.pipeline import Pipeline
 
-GRID = (100.0, 200.0, 312.5, 625.0, 937.5)  # bit/s of the wavelet coder's curve
-DETAIL_GRID = (312.5, 625.0, 937.5)  # bit/s asked of `tsvq compress --bitrate` (codes + detail layer)
+GRID = (100.0, 150.0, 200.0, 312.5, 625.0, 937.5)  # bit/s of the wavelet coder's curve
+DETAIL_GRID = (150.0, 312.5, 625.0, 937.5)  # bit/s asked of `tsvq compress --bitrate` (codes + detail layer)
 
 
 def ptbxl_fold(source: Path, fold: int = 10) -> list[str]:
