@@ -354,6 +354,9 @@ def test_compress_chooses_the_operating_point_for_a_bit_rate_or_a_quality():
     # beyond what the stages give a detail layer codes what the codes missed: to the PRDN asked for, or the bits given
     chosen, point = rvq.compress_at(x, 125, max_prdn=min(prdns) / 2)
     assert point["met"] and point["detail_step"] is not None and chosen.quantizers == point["stages"]
+    # a residual-VQ file without codes (the layer alone) reads back and decodes too
+    alone = CompressedRecord.from_bytes(rvq.compress(x, 125, quantizers=0, detail_step=0.05).to_bytes())
+    assert alone.quantizers == 0 and rvq.decompress(alone).signal.shape == x.shape
     assert max(rvq.compression_prdn(chosen, x, 125).values()) == pytest.approx(max(point["prdn"].values()), rel=1e-3)
     assert max(point["prdn"].values()) <= min(prdns) / 2
     chosen, point = rvq.compress_at(x, 125, bitrate=2 * rates[2])

@@ -993,7 +993,7 @@ def check_codes_fit(codec, compressed: CompressedRecord, where: str | None = Non
                     f"{where}: a segment of {segment.samples} samples holds {segment.codes} codes; this "
                     f"codec makes {-(-segment.samples // c.downsample_factor)}"
                 )
-            if len(seg_codes) and int(seg_codes.max()) >= c.num_codes:
+            if seg_codes.size and int(seg_codes.max()) >= c.num_codes:
                 raise DataError(f"{where}: code index {int(seg_codes.max())} is beyond the codebook's {c.num_codes}")
 
 
