@@ -211,7 +211,7 @@ def plot(summary: dict, path: Path, title: str) -> None:
         [p["prdn"] for p in points],
         "D-",
         color="tab:red",
-        label="tsvq compress --bitrate (codes + detail layer)",
+        label="tsvq compress --bitrate (codes + detail layer, or the layer alone)",
     )
     for name, marker, label in (
         ("tsvq", "*", "tsvq compress (entropy-coded)"),
@@ -226,10 +226,12 @@ def plot(summary: dict, path: Path, title: str) -> None:
             label=label,
         )
     ax.set(xscale="log", yscale="log", xlabel="bit/s (whole file)", ylabel="mean PRDN (%)", title=title)
+    ax.set_xticks(GRID, [f"{rate:g}" for rate in GRID])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log-axis minor labels overlap
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)  # below: clear of the curves
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

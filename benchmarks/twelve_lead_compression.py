@@ -175,10 +175,10 @@ def main() -> None:
         | {"tsvq_compress_bitrate": summary["tsvq_at_rate"][str(rate)]["prdn"]}
         for rate in READ_AT
     }
-    for rate in map(str, READ_AT):  # which stage counts compress_at chose
+    for rate in map(str, READ_AT):  # how many ECGs compress_at coded with 0 (the detail layer alone), 1, ... stages
         summary["tsvq_at_rate"][rate]["stages_chosen"] = np.bincount(
             [r["tsvq_at_rate"][rate]["stages"] for r in rows.values()], minlength=len(stages) + 1
-        )[1:].tolist()
+        ).tolist()
     saved = save("rate-distortion-ptbxl-12lead", {"pipeline": args.pipeline, "ecgs": len(rows), "summary": summary,
                                                    "records": rows})  # fmt: skip
     plot(summary, RESULTS / "rate-distortion-ptbxl-12lead.png")

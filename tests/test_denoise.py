@@ -171,6 +171,10 @@ def test_the_refiner_over_a_long_recording_gives_what_one_pass_would(monkeypatch
     assert not np.allclose(whole, blended)
     monkeypatch.setattr(denoising, "REFINE_CHUNK", 777)  # chunks far shorter than the refiner's reach
     np.testing.assert_allclose(model.refine(codec, noisy, decoded, blended), whole, atol=1e-5)
+    # windows in one batch (training's validation) give what each would alone
+    windows = [rng.normal(0, 1, (3, 700, 1)) for _ in range(3)]
+    alone = np.stack([model.refine(codec, *window) for window in zip(*windows)])
+    np.testing.assert_allclose(model.refine_windows(codec, *windows), alone, atol=1e-5)
 
 
 def test_pipeline_denoises_any_rate_keeps_gaps_and_saves_the_denoiser(denoiser, tiny_runs, tmp_path):

@@ -158,6 +158,22 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
             out[start:end] = codec.denormalize(part)[0].T.cpu().numpy()[start - lo : end - lo]
         return out
 
+    @torch.no_grad()
+    def refine_windows(self, codec, noisy: np.ndarray, decoded: np.ndarray, blended: np.ndarray) -> np.ndarray:
+        """``refine`` for a batch of windows ``(B, L, C)`` of at most ``REFINE_CHUNK`` samples, in one pass (what
+        ``refine`` gives each of them: one chunk each)."""
+        if self.refiner is None:
+            return blended
+        if noisy.shape[1] > REFINE_CHUNK:
+            raise ValueError(f"windows of {noisy.shape[1]} samples: refine_windows takes at most {REFINE_CHUNK}")
+        device = next(self.parameters()).device
+
+        def normalized(x: np.ndarray) -> torch.Tensor:
+            return codec.normalize(torch.as_tensor(np.asarray(x, np.float32)).to(device).transpose(1, 2))
+
+        refined = self.refiner(*(normalized(x) for x in (noisy, decoded, blended)))
+        return codec.denormalize(refined).transpose(1, 2).cpu().numpy().astype(np.float64)
+
 
 class Refiner(nn.Module):
     """``(noisy, decoded, blended)``, each ``(B, C, L)`` on the codec's normalised scale -> ``blended`` plus a learnt

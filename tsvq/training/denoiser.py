@@ -200,7 +200,7 @@ class DenoiserTask(ModelFolderTask):
             decoded = codec.decode(encoded.codes).cpu().numpy()
             projected.append(decoded)
             blended = keep_input(decoded, keep.cpu().numpy(), noisy, codec.config.downsample_factor, share, self.rate)
-            denoised.append(np.stack([model.refine(codec, *window) for window in zip(noisy, decoded, blended)]))
+            denoised.append(model.refine_windows(codec, noisy, decoded, blended))
         denoised = np.concatenate(denoised)
         error_db = 10 * float(log_error_ratio(torch.from_numpy(denoised), torch.from_numpy(self.val_clean)))
         return {
