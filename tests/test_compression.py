@@ -185,6 +185,14 @@ def test_cli_compress_and_decompress_write_a_wfdb_record(pipe, tiny_pipeline, tm
     reduced = tmp_path / "out" / "r16"
     restored = read_record(reduced).signal[:, 0]
     assert np.isfinite(restored).all()
+    # --bitrate above the codes' own rate: a detail layer fills it, said in the report; the file decompresses
+    rate = 2 * CompressedRecord.load(tmp_path / "100.tsvqz").bits_per_second()
+    args = ["--pipeline", str(tiny_pipeline)]
+    assert main(["compress", str(source), *args, "--out", str(tmp_path / "d.tsvqz"), "--bitrate", f"{rate:g}"]) == 0
+    printed = capsys.readouterr().out
+    assert "+ detail layer (step" in printed and "  detail layer (step" in printed
+    assert main(["decompress", str(tmp_path / "d.tsvqz"), *args, "--out", str(tmp_path / "out" / "d")]) == 0
+    assert np.isfinite(read_record(tmp_path / "out" / "d").signal).all()
 
 
 def corrupt_copies(path, tmp_path):

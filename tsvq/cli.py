@@ -349,14 +349,21 @@ def cmd_compress(args: argparse.Namespace) -> int:
         f"{compressed.native_rate_hz:g} Hz -> {out} ({size:,} bytes)"
     )
     print(
-        f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all "
-        f"(codes at a fixed width: {codes_rate:.1f} bit/s)"
+        f"  bit rate: {compressed.bits_per_second() / channels:.1f} bit/s per channel, file and all"
+        + (f" (codes at a fixed width: {codes_rate:.1f} bit/s)" if compressed.quantizers else "")
     )
-    if compressed.entropy is None:
+    if compressed.detail is not None:
+        detail_rate = 8 * len(compressed.detail_bytes) / compressed.duration_s / channels
+        print(
+            f"  detail layer (step {compressed.detail['step']:g} {pipe.units[0]}): {len(compressed.detail_bytes):,} "
+            f"bytes, {detail_rate:.1f} bit/s per channel"
+            + ("" if compressed.quantizers else "; no codes: the layer codes the signal itself")
+        )
+    if compressed.quantizers and compressed.entropy is None:
         print(
             f"  fixed-width codes ({compressed.code_bits} bits each): entropy coding would not make this file smaller"
         )
-    else:
+    elif compressed.quantizers:
         print(
             f"  entropy coding: {compressed.bits_per_code():.3f} bit/code written, the context model's own code length "
             f"{compressed.model_bits / max(compressed.num_codes, 1):.3f} (fixed width: {compressed.code_bits})"
