@@ -144,18 +144,13 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
         which give what one pass would (a day-long Holter recording does not fit one pass)."""
         if self.refiner is None:
             return blended
-        device = next(self.parameters()).device
-
-        def normalized(x: np.ndarray) -> torch.Tensor:
-            return codec.normalize(torch.as_tensor(np.asarray(x, np.float32)).to(device).T[None])
-
         out = np.empty(blended.shape, dtype=np.float64)
         reach, length = self.refiner.reach, len(blended)
         for start in range(0, length, REFINE_CHUNK):
             end = min(length, start + REFINE_CHUNK)
             lo, hi = max(0, start - reach), min(length, end + reach)
-            part = self.refiner(*(normalized(x[lo:hi]) for x in (noisy, decoded, blended)))
-            out[start:end] = codec.denormalize(part)[0].T.cpu().numpy()[start - lo : end - lo]
+            part = self.refiner(*(codec.normalized_tensor(x[None, lo:hi]) for x in (noisy, decoded, blended)))
+            out[start:end] = codec.physical_array(part)[0, start - lo : end - lo]
         return out
 
     @torch.no_grad()
@@ -166,13 +161,7 @@ class DenoisingEncoder(ModelMixin, ConfigMixin):
             return blended
         if noisy.shape[1] > REFINE_CHUNK:
             raise ValueError(f"windows of {noisy.shape[1]} samples: refine_windows takes at most {REFINE_CHUNK}")
-        device = next(self.parameters()).device
-
-        def normalized(x: np.ndarray) -> torch.Tensor:
-            return codec.normalize(torch.as_tensor(np.asarray(x, np.float32)).to(device).transpose(1, 2))
-
-        refined = self.refiner(*(normalized(x) for x in (noisy, decoded, blended)))
-        return codec.denormalize(refined).transpose(1, 2).cpu().numpy().astype(np.float64)
+        return codec.physical_array(self.refiner(*(codec.normalized_tensor(x) for x in (noisy, decoded, blended))))
 
 
 class Refiner(nn.Module):

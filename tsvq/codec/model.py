@@ -256,6 +256,16 @@ class VQVAE(ModelMixin, ConfigMixin):
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         return x * self._std + self._mean
 
+    def normalized_tensor(self, windows: np.ndarray) -> torch.Tensor:
+        """``(B, L, C)`` physical-unit NumPy windows -> ``(B, C, L)`` float32 on the codec's device and unit scale:
+        how the denoiser hands NumPy signals to its networks."""
+        x = torch.as_tensor(np.asarray(windows, np.float32), device=self._mean.device)
+        return self.normalize(x.transpose(1, 2))
+
+    def physical_array(self, x: torch.Tensor) -> np.ndarray:
+        """The inverse of ``normalized_tensor``: ``(B, C, L)`` on unit scale -> ``(B, L, C)`` float64 NumPy."""
+        return self.denormalize(x.detach().float()).transpose(1, 2).cpu().numpy().astype(np.float64)
+
     # ----- training --------------------------------------------------------------------------------------
     def forward(self, signals: torch.Tensor) -> CodecOutput:
         """Training pass on ``(B, L, C)`` physical-unit windows; the loss is on the normalised scale."""

@@ -167,13 +167,10 @@ class DenoiserTask(ModelFolderTask):
         (normalised, as data: no gradient), with the Wiener gain of ``share``, the ``clean_error_share`` the
         denoiser was last saved with (None until then: the learnt share alone)."""
         codec = self.codec
-
-        def physical(x: torch.Tensor) -> np.ndarray:
-            return codec.denormalize(x.detach().float()).transpose(1, 2).cpu().numpy().astype(np.float64)
-
-        blended = keep_input(physical(decoded), keep.detach().transpose(1, 2).cpu().numpy(), physical(x_noisy),
+        keep = keep.detach().transpose(1, 2).cpu().numpy()
+        blended = keep_input(codec.physical_array(decoded), keep, codec.physical_array(x_noisy),
                              codec.config.downsample_factor, share, self.rate)  # fmt: skip
-        return codec.normalize(torch.as_tensor(blended, dtype=torch.float32, device=x_noisy.device).transpose(1, 2))
+        return codec.normalized_tensor(blended).to(x_noisy.device)
 
     @torch.no_grad()
     def save(self, model, folder) -> None:
