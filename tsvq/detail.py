@@ -127,16 +127,12 @@ class DetailLayer:
         (varint), then the range-coded words."""
         import constriction
 
-        quantised = self._quantised(residuals)
-        largest = [0] * (LEVELS + 1)
-        for bands, r in zip(quantised, residuals):
-            for c, q in zip(_classes(len(r)), bands):
-                largest[c] = max(largest[c], int(np.abs(q).max(initial=0)))
+        largest, sequences = self._coded(residuals)
         if max(largest) >= MAX_MAGNITUDE:
             raise ConfigError(f"detail step {self.step:g} is too fine for this signal (|q| up to {max(largest)})")
         encoder = constriction.stream.queue.RangeEncoder()
         family = constriction.stream.model.Categorical(perfect=False)
-        for c, symbols, contexts in self._sequences(quantised, [len(r) for r in residuals]):
+        for c, symbols, contexts in sequences:
             if largest[c] == 0:
                 continue  # every symbol is 0: the header's magnitude says it all
             symbols = (symbols + largest[c]).astype(np.int32)
@@ -148,19 +144,18 @@ class DetailLayer:
     def bits(self, residuals: list[np.ndarray]) -> float:
         """The model's code length of ``residuals`` (what ``encode`` writes, give or take a word): to choose a step
         without coding every candidate."""
-        quantised = self._quantised(residuals)
-        total = 0.0
-        for _, symbols, contexts in self._sequences(quantised, [len(r) for r in residuals]):
-            largest = int(np.abs(symbols).max(initial=0))
-            total += 8 * len(_varint(largest))
-            shifted = symbols + largest
-            for start, end, rows in _block_frequencies(shifted, contexts, 2 * largest + 1) if largest else ():
+        largest, sequences = self._coded(residuals)
+        total = 8.0 * sum(len(_varint(m)) for m in largest)
+        for c, symbols, contexts in sequences:
+            shifted = symbols + largest[c]
+            for start, end, rows in _block_frequencies(shifted, contexts, 2 * largest[c] + 1) if largest[c] else ():
                 total -= float(np.sum(np.log2(rows[np.arange(end - start), shifted[start:end]] / rows.sum(axis=1))))
         return total
 
     def decode(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
         """The inverse of ``encode`` for stretches of ``lengths`` samples; damage is a DataError naming ``where``."""
         import constriction
+        import pywt
 
         largest, at = [], 0
         for _ in range(LEVELS + 1):
@@ -172,39 +167,45 @@ class DetailLayer:
             raise DataError(f"{where}: detail layer of {len(data) - at} bytes is not whole 32-bit words")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[at:], "<u4").astype(np.uint32))
         family = constriction.stream.model.Categorical(perfect=False)
-        import pywt
-
         shapes = [[len(b) for b in pywt.wavedec(np.zeros(n), WAVELET, level=_levels(n), mode="periodization")]
                   for n in lengths]  # fmt: skip
         quantised = [[np.zeros(size, np.int64) for size in sizes] for sizes in shapes]
         for c in ORDER:
-            members = [(i, b) for i, n in enumerate(lengths) for b, cls in enumerate(_classes(n)) if cls == c]
+            members = _members(lengths, c)
             if not members or largest[c] == 0:
                 continue
-            contexts = np.concatenate([self._parent_contexts(quantised[i], b, lengths[i]) for i, b in members])
+            contexts = np.concatenate([_parent_contexts(quantised[i], b) for i, b in members])
             symbols = _decode_blocks(decoder, family, contexts, 2 * largest[c] + 1, where) - largest[c]
             bounds = np.cumsum([0] + [shapes[i][b] for i, b in members])
             for (i, b), start, end in zip(members, bounds[:-1], bounds[1:]):
                 quantised[i][b] = symbols[start:end]
         return self._synthesised(quantised, lengths)
 
-    @staticmethod
-    def _parent_contexts(bands: list[np.ndarray], b: int, n: int) -> np.ndarray:
-        """Contexts of subband ``b`` of one stretch: its parent is the detail one level coarser (the coarsest detail
-        and the approximation have none)."""
-        parent = bands[b - 1] if b >= 2 else None
-        return _contexts(parent, len(bands[b]))
-
-    def _sequences(self, quantised: list[list[np.ndarray]], lengths: list[int]):
-        """Per subband class, coarse to fine: the symbols of every stretch in order and their contexts."""
+    def _coded(self, residuals: list[np.ndarray]) -> tuple[list[int], list[tuple[int, np.ndarray, np.ndarray]]]:
+        """What ``encode`` writes, before range coding: each subband class's largest magnitude (0 for a class no
+        stretch has) and, per class present, coarse to fine, the symbols of every stretch in order and their
+        contexts."""
+        quantised, lengths = self._quantised(residuals), [len(r) for r in residuals]
+        largest, sequences = [0] * (LEVELS + 1), []
         for c in ORDER:
-            members = [(i, b) for i, n in enumerate(lengths) for b, cls in enumerate(_classes(n)) if cls == c]
+            members = _members(lengths, c)
             if members:
-                yield (
-                    c,
-                    np.concatenate([quantised[i][b] for i, b in members]),
-                    np.concatenate([self._parent_contexts(quantised[i], b, lengths[i]) for i, b in members]),
-                )
+                symbols = np.concatenate([quantised[i][b] for i, b in members])
+                contexts = np.concatenate([_parent_contexts(quantised[i], b) for i, b in members])
+                largest[c] = int(np.abs(symbols).max(initial=0))
+                sequences.append((c, symbols, contexts))
+        return largest, sequences
+
+
+def _members(lengths: list[int], c: int) -> list[tuple[int, int]]:
+    """``(stretch, subband)`` of every stretch's subband of class ``c``, in order."""
+    return [(i, b) for i, n in enumerate(lengths) for b, cls in enumerate(_classes(n)) if cls == c]
+
+
+def _parent_contexts(bands: list[np.ndarray], b: int) -> np.ndarray:
+    """Contexts of subband ``b`` of one stretch: its parent is the detail one level coarser (the coarsest detail and
+    the approximation have none)."""
+    return _contexts(bands[b - 1] if b >= 2 else None, len(bands[b]))
 
 
 def _block_frequencies(symbols: np.ndarray, contexts: np.ndarray, size: int):
