@@ -877,15 +877,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--bitrate",
         type=float,
         metavar="B",
-        help="choose the operating point: the most residual stages whose file stays within B bit/s per channel, "
-        "and a detail layer filling what is left",
+        help="choose the operating point: of every stage count (0: none) with a detail layer filling B bit/s per "
+        "channel, the lowest PRDN",
     )
     p.add_argument(
         "--max-prdn",
         type=float,
         metavar="P",
-        help="choose the operating point: the fewest residual stages whose PRDN is at most P%% on every channel "
-        "(a detail layer where every stage is not enough)",
+        help="choose the operating point: the smallest file whose PRDN is at most P%% on every channel (stages, "
+        "a detail layer, or both)",
     )
     p.add_argument("--no-prdn", action="store_true", help="skip decoding to measure PRDN")
     p.add_argument("--device", default="cpu", help="torch device")

@@ -31,6 +31,7 @@ import json
 import math
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -715,17 +716,16 @@ def code_recording(
     return compressed, all_conditioned
 
 
-def decoded_stretches(pipeline: Pipeline, compressed: CompressedRecord) -> list[np.ndarray]:
+def decoded_stretches(pipeline: Pipeline, compressed: CompressedRecord) -> Iterator[np.ndarray]:
     """What the codes alone decode to: ``(samples, channels of the stream)`` float64 per stream and segment, at the
-    pipeline rate in the pipeline's unit."""
+    pipeline rate in the pipeline's unit, one at a time (a day-long record's stretches need not sit in memory)."""
     margin = decode_margin(pipeline.codec)
-    return [
-        decode_long(pipeline.codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
-        if compressed.quantizers
-        else np.zeros((segment.samples, len(stream)))  # no codes: the detail layer holds it all
-        for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes)
-        for segment, seg_codes in zip(segments, codes)
-    ]
+    for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes):
+        for segment, seg_codes in zip(segments, codes):
+            if compressed.quantizers:
+                yield decode_long(pipeline.codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
+            else:  # no codes: the detail layer holds it all
+                yield np.zeros((segment.samples, len(stream)))
 
 
 def with_detail(compressed: CompressedRecord, layer: DetailLayer, residual: list[np.ndarray]) -> CompressedRecord:
@@ -786,14 +786,11 @@ def decompress(
     scale = compressed.sampling_rate_hz / compressed.native_rate_hz
     length = compressed.length if native else int(round(compressed.length * scale))
     out = np.full((length, len(compressed.channel_names)), np.nan, dtype=np.float32)
-    margin = decode_margin(codec)
     details = iter(compressed.detail_residuals(where))
-    for stream, segments, codes in zip(compressed.streams, compressed.segments, compressed.codes):
-        for segment, seg_codes in zip(segments, codes):
-            if compressed.quantizers:
-                decoded = decode_long(codec, seg_codes, margin=margin)[: segment.samples].astype(np.float64)
-            else:  # a detail layer alone
-                decoded = np.zeros((segment.samples, len(stream)))
+    stretches = decoded_stretches(pipeline, compressed)
+    for stream, segments in zip(compressed.streams, compressed.segments):
+        for segment in segments:
+            decoded = next(stretches)
             if compressed.detail is not None:  # what the codes missed, added where it was measured
                 decoded += np.column_stack([next(details) for _ in stream])
             if native:
@@ -892,13 +889,13 @@ class _StretchFit:
         self.channel = [
             c for stream, segs in zip(compressed.streams, compressed.segments) for _ in segs for c in stream
         ]
-        self.targets = [t[:, k] for t in conditioned for k in range(t.shape[1])]
+        targets = [t[:, k] for t in conditioned for k in range(t.shape[1])]
         # what the codes missed, one 1-D residual per stream, segment and channel: the detail layer's order
         self.residuals = [t[:, k] - d[:, k] for t, d in zip(conditioned, decoded) for k in range(t.shape[1])]
         names = compressed.channel_names
         self.spread = {}
         for c in range(len(names)):  # each channel's energy about its mean, over all its stretches
-            x = np.concatenate([t for t, ch in zip(self.targets, self.channel) if ch == c])
+            x = np.concatenate([t for t, ch in zip(targets, self.channel) if ch == c])
             self.spread[c] = float(np.sum((x - x.mean()) ** 2))
 
     def prdn(self, layer: DetailLayer | None = None) -> dict[str, float]:
