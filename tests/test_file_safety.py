@@ -190,6 +190,48 @@ def test_forged_or_damaged_detail_layers_are_refused_with_the_file_named(shipped
     assert cases == 60
 
 
+def test_forged_or_damaged_beat_templates_are_refused_with_the_file_named(shipped):
+    """Format 5: a detail layer that subtracts beat templates says so in its header (and only format 5 may); its
+    positions, template choices and templates come ahead of the residual: cut or changed, a DataError or a
+    recording, never a crash."""
+    signal = ecg_like(30, 360.0, seed=2)[:, None]
+    templated = shipped.compress(signal, 360.0, quantizers=0, detail_step=0.02, beats=True)
+    original = templated.to_bytes()
+    assert original[len(MAGIC)] == 5 and templated.detail == {"model": "wavelet-detail", "step": 0.02, "beats": True}
+    header, payload = parts(original)
+    layer = original[len(original) - 8 - len(templated.detail_bytes) : len(original) - 4]
+
+    def packed(header: dict, layer: bytes, version: int) -> bytes:
+        body = pack(header | {"format_version": version}, payload, version)[:-4] + layer
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    assert packed(header, layer, 5) == original
+    plain = {"model": "wavelet-detail", "step": 0.02}
+    for version, value in (
+        (5, plain),
+        (5, plain | {"beats": False}),
+        (5, plain | {"beats": 1}),
+        (4, plain | {"beats": True}),
+    ):
+        with pytest.raises(DataError, match="forged.tsvqz: header field 'detail'"):
+            CompressedRecord.from_bytes(packed(header | {"detail": value}, layer, version), "forged.tsvqz")
+    for cut in (0, 1, 3, len(layer) // 3, len(layer) - 1):
+        with pytest.raises(DataError, match="forged.tsvqz: (payload length|detail layer)"):
+            CompressedRecord.from_bytes(packed(header, layer[:cut], 5), "forged.tsvqz")
+    rng, refused = np.random.default_rng(2), 0
+    for _ in range(60):  # bytes of the side information and templates changed, checksum made valid again
+        data = bytearray(layer)
+        for where in rng.integers(4, min(len(data), 200), size=rng.integers(1, 4)):
+            data[where] = int(rng.integers(0, 256))
+        try:
+            decoded = shipped.decompress(CompressedRecord.from_bytes(packed(header, bytes(data), 5), "f.tsvqz"))
+            assert decoded.signal.shape == (len(signal), 1)
+        except DataError as error:
+            assert str(error).startswith("f.tsvqz: ")
+            refused += 1
+    assert refused > 0
+
+
 def test_a_wrong_array_to_compress_is_named(shipped):
     x = ecg_like(12, 250.0)[:, None]
     with pytest.raises(DataError, match="real-valued"):

@@ -330,7 +330,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
             raise ConfigError("--quantizers fixes the operating point; --bitrate and --max-prdn choose it: give one")
         compressed, chosen = pipe.compress_at(record, bitrate=args.bitrate, max_prdn=args.max_prdn, **options)
         codes = f"{chosen['stages']} of {chosen['of']} stage(s)" if chosen["stages"] else "no codes"
-        detail = "" if chosen["detail_step"] is None else f" + detail layer (step {chosen['detail_step']:g})"
+        templates = " with beat templates" if chosen["beats"] else ""
+        detail = "" if chosen["detail_step"] is None else f" + detail layer{templates} (step {chosen['detail_step']:g})"
         print(
             f"operating point: {codes}{detail}, "
             f"{chosen['bits_per_second']:.1f} bit/s per channel, PRDN "
@@ -355,7 +356,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
     if compressed.detail is not None:
         detail_rate = 8 * len(compressed.detail_bytes) / compressed.duration_s / channels
         print(
-            f"  detail layer (step {compressed.detail['step']:g} {pipe.units[0]}): {len(compressed.detail_bytes):,} "
+            f"  detail layer{' with beat templates' if compressed.detail.get('beats') else ''} "
+            f"(step {compressed.detail['step']:g} {pipe.units[0]}): {len(compressed.detail_bytes):,} "
             f"bytes, {detail_rate:.1f} bit/s per channel"
             + ("" if compressed.quantizers else "; no codes: the layer codes the signal itself")
         )

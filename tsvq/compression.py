@@ -19,13 +19,15 @@ payload (range-coded 32-bit words, or bit-packed codes when the header names no 
 detail length u32 | detail layer | CRC-32 of everything before it. Format 3 deflates the header against a fixed
 preset dictionary (``HEADER_DICTIONARY``: the header's field names and common values): 100-150 bytes where plain
 zlib took 280-300, on a 10-s ECG half the file at the lowest rate; format 4 is format 3 with a detail layer (a file
-without one is still written as format 3). Formats 1 (fixed-width codes) and 2 (entropy-coded), plain zlib headers,
+without one is still written as format 3); format 5 is format 4 whose detail layer subtracts beat templates
+(``tsvq.beats``) first. Formats 1 (fixed-width codes) and 2 (entropy-coded), plain zlib headers,
 still decode. A damaged or truncated file fails the CRC or a length check, a forged one the header's field-by-field
 check, each refused with its name; a file made with another codec is refused by its codec id.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tsvq import beats as beat_templates
 from tsvq import entropy
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
@@ -51,8 +54,9 @@ if TYPE_CHECKING:
     from tsvq.pipeline import Pipeline
 
 MAGIC = b"TSVQZ"
-COMPRESSED_FORMAT_VERSION = 4  # 1: fixed-width codes; 2: entropy-coded (tsvq.entropy); 3: either, header by dictionary;
-# 4: format 3 plus a detail layer (tsvq.detail). A file without a detail layer is still written as format 3
+COMPRESSED_FORMAT_VERSION = 5  # 1: fixed-width codes; 2: entropy-coded (tsvq.entropy); 3: either, header by dictionary;
+# 4: format 3 plus a detail layer (tsvq.detail); 5: a detail layer with beat templates (tsvq.beats). A file is written
+# in the oldest format that holds it
 # Format 3 headers are deflated against these bytes: never change them (a file of format 3 inflates with exactly these)
 HEADER_DICTIONARY = (
     b'{"codec_id":"","pipeline":"ecg-single-lead","sampling_rate_hz":250.0,"native_rate_hz":360.0,"start_sample":0,'
@@ -148,12 +152,12 @@ class CompressedRecord:
         if self.detail is None:
             return []
         if getattr(self, "_residuals", None) is None:
-            layer = DetailLayer.from_description(self.detail, where or self.record)
+            layer = DetailLayer.from_description(self.detail, where or self.record, beats="beats" in self.detail)
             self._residuals = layer.decode(self.detail_bytes, self.detail_lengths(), where or self.record)
         return self._residuals
 
     def _encode(self) -> bytes:
-        version = 4 if self.detail is not None else 3
+        version = 3 if self.detail is None else 5 if self.detail.get("beats") else 4
         payload = self.codes_payload()
         self._payload_length = len(payload)
         header = {key: value for key, value in asdict(self).items() if key not in ("codes", "detail_bytes")}
@@ -361,7 +365,7 @@ def check_header(header: dict, where: str, version: int = COMPRESSED_FORMAT_VERS
     if not isinstance(fields["residual"], bool):
         raise bad("residual", "true or false")
     if version >= 4:
-        DetailLayer.from_description(fields["detail"], where)
+        DetailLayer.from_description(fields["detail"], where, beats=version >= 5)
     if version >= 2 and fields["entropy"] is None and fields["model_bits"] is not None:
         raise bad("model_bits", "null: the codes are fixed-width")
     if (
@@ -589,6 +593,7 @@ def compress(
     units: list[str] | None = None,
     entropy_coding: bool = True,
     detail_step: float | None = None,
+    beats: bool = False,
 ) -> CompressedRecord:
     """Code a whole recording with a pipeline's codec (``Pipeline.compress``); what is coded as in ``as_recording``.
 
@@ -597,30 +602,37 @@ def compress(
     model (``tsvq.entropy``, file format 2) where that makes the smaller file (long records; a few seconds may not
     be), else a fixed number of bits each (format 1); ``detail_step``: add a detail layer (``tsvq.detail``, format 4)
     that codes what the codes missed at this quantiser step, in the pipeline's unit (finer: more bits, less error;
-    ``compress_at`` chooses it for a bit rate or a PRDN).
+    ``compress_at`` chooses it for a bit rate or a PRDN); ``beats``: the layer subtracts beat templates at the R
+    peaks of an ECG first (``tsvq.beats``, format 5; an ECG pipeline's, in mV).
     """
     recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
     return compress_recording(
         pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding,
-        detail_step=detail_step,
+        detail_step=detail_step, beats=beats,
     )  # fmt: skip
 
 
 def compress_recording(
     pipeline: Pipeline, recording: Recording, *, search: int = 0, quantizers: int | None = None,
-    entropy_coding: bool = True, detail_step: float | None = None,
+    entropy_coding: bool = True, detail_step: float | None = None, beats: bool = False,
 ) -> CompressedRecord:  # fmt: skip
     """The coding itself (``compress``), with a detail layer at ``detail_step`` when one is given (``quantizers=0``:
     no codes, the layer alone)."""
     if quantizers == 0 and detail_step is None:
         raise DataError("quantizers=0 keeps no codes: give a detail_step for the detail layer to code the signal")
+    if beats and detail_step is None:
+        raise DataError("beats=True subtracts beat templates in the detail layer: give a detail_step")
     compressed, conditioned = code_recording(
         pipeline, recording, search=search, quantizers=quantizers, entropy_coding=entropy_coding
     )
     if detail_step is None:
         return compressed
     fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
-    return with_detail(compressed, DetailLayer.rounded(detail_step), fit.residuals)
+    if beats:
+        fit = fit.with_beats(pipeline, conditioned)
+        if fit.beats is None:
+            raise DataError(f"{recording.where}: no beats to make templates of (an ECG pipeline, in mV, finds R peaks)")
+    return with_detail(compressed, DetailLayer.rounded(detail_step, fit.beats is not None), fit.residuals, fit.beats)
 
 
 def code_recording(
@@ -728,10 +740,16 @@ def decoded_stretches(pipeline: Pipeline, compressed: CompressedRecord) -> Itera
                 yield np.zeros((segment.samples, len(stream)))
 
 
-def with_detail(compressed: CompressedRecord, layer: DetailLayer, residual: list[np.ndarray]) -> CompressedRecord:
-    """The record with ``residual`` coded as its detail layer (file format 4); the codes' payload is reused."""
+def with_detail(
+    compressed: CompressedRecord,
+    layer: DetailLayer,
+    residual: list[np.ndarray],
+    beats: beat_templates.BeatFit | None = None,
+) -> CompressedRecord:
+    """The record with ``residual`` coded as its detail layer (file format 4; with ``beats``, 5); the codes'
+    payload is reused."""
     payload = compressed.codes_payload()
-    detailed = dataclasses.replace(compressed, detail=layer.describe(), detail_bytes=layer.encode(residual))
+    detailed = dataclasses.replace(compressed, detail=layer.describe(), detail_bytes=layer.encode(residual, beats))
     detailed._payload = payload
     return detailed
 
@@ -846,11 +864,9 @@ def compress_at(
     recording = as_recording(pipeline, signal_or_record, sampling_rate_hz, channels, input_bits, channel_names, units)
     stages = pipeline.codec.config.num_quantizers
     candidates, lowest = [], math.inf
-    for kept in range(0, stages + 1):  # 0: the detail layer alone (where the codes do not pay for themselves)
-        compressed, conditioned = code_recording(pipeline, recording, quantizers=kept, **options)
-        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
+    for kept, fit, compressed in _operating_points(pipeline, recording, stages, options):
         if not kept:  # a file needs the layer: its smallest is the coarsest step's
-            compressed = with_detail(compressed, fit.coarsest(), fit.residuals)
+            compressed = with_detail(compressed, fit.coarsest(), fit.residuals, fit.beats)
         rate = compressed.bits_per_second() / len(compressed.channel_names)
         lowest = min(lowest, rate)
         if bitrate is not None and rate > bitrate:
@@ -861,10 +877,16 @@ def compress_at(
         elif max(prdn.values()) > max_prdn:
             layer = fit.layer_for_prdn(max_prdn)
         if layer is not None:
-            compressed, prdn = with_detail(compressed, layer, fit.residuals), fit.prdn(layer)
+            compressed, prdn = with_detail(compressed, layer, fit.residuals, fit.beats), fit.prdn(layer)
         rate = compressed.bits_per_second() / len(compressed.channel_names)
         met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
-        point = {"stages": kept, "of": stages, "detail_step": layer and layer.step, "bits_per_second": rate}
+        point = {
+            "stages": kept,
+            "of": stages,
+            "detail_step": layer and layer.step,
+            "beats": bool(layer and layer.beats),
+        }
+        point["bits_per_second"] = rate
         candidates.append((compressed, point | {"prdn": prdn, "met": met}))
     if not candidates:
         raise DataError(
@@ -878,6 +900,34 @@ def compress_at(
     return min(candidates, key=lambda c: max(c[1]["prdn"].values()))  # the closest it comes, said as not met
 
 
+def _operating_points(pipeline: Pipeline, recording: Recording, stages: int, options: dict):
+    """``(stages kept, fit, record of the codes)`` for every count of stages, and for none also with beat templates
+    (only without codes do they pay: on MIT-BIH the codes' residual repeats too little from beat to beat)."""
+    for kept in range(0, stages + 1):  # 0: the detail layer alone (where the codes do not pay for themselves)
+        compressed, conditioned = code_recording(pipeline, recording, quantizers=kept, **options)
+        fit = _StretchFit(compressed, conditioned, decoded_stretches(pipeline, compressed))
+        yield kept, fit, compressed
+        if not kept:
+            with_beats = fit.with_beats(pipeline, conditioned)
+            if with_beats.beats is not None:
+                yield kept, with_beats, compressed
+
+
+def beat_anchors(pipeline: Pipeline, compressed: CompressedRecord, conditioned: list[np.ndarray]) -> list | None:
+    """R peaks for the beat templates, one array per residual stretch of the detail layer (the leads of one stream
+    share their stream's: found on its largest lead), or None for a pipeline that does not code ECG (in mV)."""
+    from tsvq.rhythm import r_peaks
+
+    if pipeline.codec.config.units[0].strip().lower() != "mv":
+        return None
+    anchors = []
+    for target in conditioned:
+        lead = int(np.argmax(np.std(target, axis=0)))
+        peaks = r_peaks(target[:, lead], compressed.sampling_rate_hz)
+        anchors += [peaks] * target.shape[1]
+    return anchors
+
+
 class _StretchFit:
     """One coded recording's stretches, what the codes decoded them to and their residuals: the PRDN a detail
     layer would give, and the layer that fits a rate or meets a PRDN (bisection on the step's logarithm)."""
@@ -886,6 +936,7 @@ class _StretchFit:
 
     def __init__(self, compressed: CompressedRecord, conditioned: list[np.ndarray], decoded: list[np.ndarray]):
         self.compressed = compressed
+        self.beats: beat_templates.BeatFit | None = None  # templates the layer subtracts first (with_beats)
         self.channel = [
             c for stream, segs in zip(compressed.streams, compressed.segments) for _ in segs for c in stream
         ]
@@ -898,8 +949,19 @@ class _StretchFit:
             x = np.concatenate([t for t, ch in zip(targets, self.channel) if ch == c])
             self.spread[c] = float(np.sum((x - x.mean()) ** 2))
 
+    def with_beats(self, pipeline: Pipeline, conditioned: list[np.ndarray]) -> _StretchFit:
+        """This fit with beat templates fitted to its residuals (its ``beats`` None where no stretch has beats)."""
+        other = copy.copy(self)
+        anchors = beat_anchors(pipeline, self.compressed, conditioned)
+        if anchors is not None:
+            other.beats = beat_templates.fit(self.residuals, anchors, self.compressed.sampling_rate_hz)
+        return other
+
+    def _layer(self, step: float) -> DetailLayer:
+        return DetailLayer.rounded(step, self.beats is not None)
+
     def prdn(self, layer: DetailLayer | None = None) -> dict[str, float]:
-        coded = layer.reconstruct(self.residuals) if layer is not None else [0.0] * len(self.residuals)
+        coded = layer.reconstruct(self.residuals, self.beats) if layer is not None else [0.0] * len(self.residuals)
         error = dict.fromkeys(self.spread, 0.0)
         for r, rc, c in zip(self.residuals, coded, self.channel):
             error[c] += float(np.sum((r - rc) ** 2))
@@ -913,21 +975,21 @@ class _StretchFit:
 
     def coarsest(self) -> DetailLayer:
         """The step that leaves every coefficient at 0: the smallest layer."""
-        return DetailLayer.rounded(self._steps()[1])
+        return self._layer(self._steps()[1])
 
     def layer_for_bitrate(self, bitrate: float) -> DetailLayer | None:
         """The finest step whose file fits ``bitrate`` per channel; None where not even an empty layer fits."""
         budget = bitrate * len(self.compressed.channel_names) * self.compressed.duration_s
 
         def fits(layer):
-            return with_detail(self.compressed, layer, self.residuals).size_bytes() * 8 <= budget
+            return with_detail(self.compressed, layer, self.residuals, self.beats).size_bytes() * 8 <= budget
 
         fine, coarse = self._steps()
         best = self.coarsest()
         if not fits(best):
             return None
         for _ in range(self.ITERATIONS):
-            layer = DetailLayer.rounded(math.sqrt(fine * coarse))
+            layer = self._layer(math.sqrt(fine * coarse))
             if fits(layer):
                 coarse, best = layer.step, layer
             else:
@@ -937,9 +999,9 @@ class _StretchFit:
     def layer_for_prdn(self, max_prdn: float) -> DetailLayer:
         """The coarsest step whose PRDN is at most ``max_prdn`` on every channel (the finest tried, if none is)."""
         fine, coarse = self._steps()
-        best = DetailLayer.rounded(fine)
+        best = self._layer(fine)
         for _ in range(self.ITERATIONS):
-            layer = DetailLayer.rounded(math.sqrt(fine * coarse))
+            layer = self._layer(math.sqrt(fine * coarse))
             if max(self.prdn(layer).values()) <= max_prdn:
                 fine, best = layer.step, layer
             else:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsvq.adaptive_coding import block_frequencies, decode_blocks, read_varint, varint
+from tsvq.beats import BeatFit, decode_side
 from tsvq.errors import ConfigError, DataError
 
 MODEL_NAME = "wavelet-detail"
@@ -25,11 +27,8 @@ WAVELET = "bior4.4"
 LEVELS = 6  # subband classes: 0 the approximation, j = 1..LEVELS the details (1 finest)
 ORDER = (0, *range(LEVELS, 0, -1))  # coded coarse to fine: each parent is decoded before its children
 ROUNDING = 0.3  # q = sign(c) floor(|c| / step + ROUNDING): a dead zone of 1.4 steps, reconstructed at the bin's middle
-BLOCK = 16  # symbols coded with one set of counts; the decoder updates its counts after each block
-WARMUP = 1024  # ... except the first symbols of each subband class, counted one by one (most of a 10-s ECG)
-GAIN = 8  # count added per observed symbol (against 1 for the unseen): adapts within the first beats
 PARENT_EDGES = (1, 3, 6)  # |p[k-1]| + 2|p[k]| + |p[k+1]| of the parent subband -> 4 contexts
-CHUNK = 256 * BLOCK  # symbols whose frequencies are made at once (a multiple of BLOCK, as WARMUP is)
+CONTEXTS = len(PARENT_EDGES) + 1
 MAX_MAGNITUDE = 2**15  # largest |q|: a finer step would code noise far below any ECG's resolution
 
 
@@ -64,38 +63,43 @@ def _contexts(parent: np.ndarray | None, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DetailLayer:
-    """The residual coder at one quantiser ``step`` (in the pipeline's unit, e.g. mV)."""
+    """The residual coder at one quantiser ``step`` (in the pipeline's unit, e.g. mV); ``beats``: beat templates
+    (``tsvq.beats``) are subtracted before the wavelet coding (file format 5)."""
 
     step: float
+    beats: bool = False
 
     def __post_init__(self):
         if not (isinstance(self.step, (int, float)) and np.isfinite(self.step) and self.step > 0):
             raise ConfigError(f"detail step = {self.step!r}: must be a number greater than 0")
 
     @classmethod
-    def rounded(cls, step: float) -> DetailLayer:
+    def rounded(cls, step: float, beats: bool = False) -> DetailLayer:
         """A step with four significant digits, so that the header stores it in a few bytes."""
-        return cls(float(f"{step:.4g}"))
+        return cls(float(f"{step:.4g}"), beats)
 
     def describe(self) -> dict:
-        return {"model": MODEL_NAME, "step": self.step}
+        return {"model": MODEL_NAME, "step": self.step} | ({"beats": True} if self.beats else {})
 
     @classmethod
-    def from_description(cls, description, where: str) -> DetailLayer:
-        """The layer a file was written with, checked (a forged description is a DataError)."""
+    def from_description(cls, description, where: str, beats: bool = False) -> DetailLayer:
+        """The layer a file was written with, checked (a forged description is a DataError); ``beats``: the file's
+        format says it has beat templates."""
+        keys = {"model", "step"} | ({"beats"} if beats else set())
         if (
             not isinstance(description, dict)
-            or set(description) != {"model", "step"}
+            or set(description) != keys
             or description["model"] != MODEL_NAME
             or isinstance(description["step"], bool)
             or not isinstance(description["step"], (int, float))
             or not (np.isfinite(description["step"]) and description["step"] > 0)
+            or (beats and description["beats"] is not True)
         ):
             raise DataError(
-                f"{where}: header field 'detail' = {str(description)[:80]!r}: expected the '{MODEL_NAME}' model "
-                "and a quantiser step above 0"
+                f"{where}: header field 'detail' = {str(description)[:80]!r}: expected the '{MODEL_NAME}' model, "
+                f"a quantiser step above 0{' and beats true' if beats else ''}"
             )
-        return cls(float(description["step"]))
+        return cls(float(description["step"]), beats)
 
     # ----- the transform ------------------------------------------------------------------------------
     def _quantised(self, residuals: list[np.ndarray]) -> list[list[np.ndarray]]:
@@ -117,14 +121,55 @@ class DetailLayer:
             for bands, n in zip(quantised, lengths)
         ]
 
-    def reconstruct(self, residuals: list[np.ndarray]) -> list[np.ndarray]:
-        """What ``decode(encode(residuals))`` gives, without coding (to choose a step)."""
+    def reconstruct(self, residuals: list[np.ndarray], beats: BeatFit | None = None) -> list[np.ndarray]:
+        """What ``decode(encode(residuals, beats))`` gives, without coding (to choose a step)."""
+        self._check_beats(beats)
+        if beats is None:
+            return self._reconstructed(residuals)
+        predictions = beats.predictions(self._reconstructed(beats.templates()), [len(r) for r in residuals])
+        rest = self._reconstructed([r - p for r, p in zip(residuals, predictions)])
+        return [r + p for r, p in zip(rest, predictions)]
+
+    def _reconstructed(self, residuals: list[np.ndarray]) -> list[np.ndarray]:
         return self._synthesised(self._quantised(residuals), [len(r) for r in residuals])
 
+    def _check_beats(self, beats: BeatFit | None) -> None:
+        if self.beats != (beats is not None):
+            raise ConfigError(f"a detail layer {'with' if self.beats else 'without'} beat templates was given "
+                              f"{'none' if beats is None else 'some'}")  # fmt: skip
+
     # ----- coding --------------------------------------------------------------------------------------
-    def encode(self, residuals: list[np.ndarray]) -> bytes:
-        """Residual stretches (1-D, any lengths) -> the layer's bytes: each subband class's largest magnitude
-        (varint), then the range-coded words."""
+    def encode(self, residuals: list[np.ndarray], beats: BeatFit | None = None) -> bytes:
+        """Residual stretches (1-D, any lengths) -> the layer's bytes. With ``beats``: their side information and
+        the wavelet-coded templates (each with its length as a varint) ahead of the wavelet-coded rest."""
+        self._check_beats(beats)
+        if beats is None:
+            return self._encoded(residuals)
+        templates = beats.templates()
+        predictions = beats.predictions(self._reconstructed(templates), [len(r) for r in residuals])
+        side, coded_templates = beats.side_bytes(), self._encoded(templates)
+        rest = self._encoded([r - p for r, p in zip(residuals, predictions)])
+        return varint(len(side)) + side + varint(len(coded_templates)) + coded_templates + rest
+
+    def decode(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
+        """The inverse of ``encode`` for stretches of ``lengths`` samples; damage is a DataError naming ``where``."""
+        if not self.beats:
+            return self._decoded(data, lengths, where)
+        parts, at = [], 0
+        for _ in range(2):
+            size, at = read_varint(data, at, where)
+            if at + size > len(data):
+                raise DataError(f"{where}: detail layer is cut short")
+            parts.append(data[at : at + size])
+            at += size
+        plan = decode_side(parts[0], lengths, where)
+        templates = self._decoded(parts[1], [plan.length] * plan.template_count(), where)
+        predictions = plan.predictions(templates, lengths)
+        return [r + p for r, p in zip(self._decoded(data[at:], lengths, where), predictions)]
+
+    def _encoded(self, residuals: list[np.ndarray]) -> bytes:
+        """The wavelet coding of stretches: each subband class's largest magnitude (varint), then the range-coded
+        words."""
         import constriction
 
         largest, sequences = self._coded(residuals)
@@ -136,30 +181,31 @@ class DetailLayer:
             if largest[c] == 0:
                 continue  # every symbol is 0: the header's magnitude says it all
             symbols = (symbols + largest[c]).astype(np.int32)
-            for start, end, rows in _block_frequencies(symbols, contexts, 2 * largest[c] + 1):
+            for start, end, rows in block_frequencies(symbols, contexts, 2 * largest[c] + 1, CONTEXTS):
                 encoder.encode(symbols[start:end], family, rows)
         words = encoder.get_compressed().astype("<u4").tobytes()
-        return b"".join(_varint(m) for m in largest) + words
+        return b"".join(varint(m) for m in largest) + words
 
     def bits(self, residuals: list[np.ndarray]) -> float:
         """The model's code length of ``residuals`` (what ``encode`` writes, give or take a word): to choose a step
         without coding every candidate."""
         largest, sequences = self._coded(residuals)
-        total = 8.0 * sum(len(_varint(m)) for m in largest)
+        total = 8.0 * sum(len(varint(m)) for m in largest)
         for c, symbols, contexts in sequences:
             shifted = symbols + largest[c]
-            for start, end, rows in _block_frequencies(shifted, contexts, 2 * largest[c] + 1) if largest[c] else ():
+            for start, end, rows in (
+                block_frequencies(shifted, contexts, 2 * largest[c] + 1, CONTEXTS) if largest[c] else ()
+            ):
                 total -= float(np.sum(np.log2(rows[np.arange(end - start), shifted[start:end]] / rows.sum(axis=1))))
         return total
 
-    def decode(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
-        """The inverse of ``encode`` for stretches of ``lengths`` samples; damage is a DataError naming ``where``."""
+    def _decoded(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
         import constriction
         import pywt
 
         largest, at = [], 0
         for _ in range(LEVELS + 1):
-            value, at = _read_varint(data, at, where)
+            value, at = read_varint(data, at, where)
             if value >= MAX_MAGNITUDE:
                 raise DataError(f"{where}: detail layer claims coefficients up to {value}; the file is damaged")
             largest.append(value)
@@ -175,7 +221,7 @@ class DetailLayer:
             if not members or largest[c] == 0:
                 continue
             contexts = np.concatenate([_parent_contexts(quantised[i], b) for i, b in members])
-            symbols = _decode_blocks(decoder, family, contexts, 2 * largest[c] + 1, where) - largest[c]
+            symbols = decode_blocks(decoder, family, contexts, 2 * largest[c] + 1, CONTEXTS, where) - largest[c]
             bounds = np.cumsum([0] + [shapes[i][b] for i, b in members])
             for (i, b), start, end in zip(members, bounds[:-1], bounds[1:]):
                 quantised[i][b] = symbols[start:end]
@@ -206,60 +252,3 @@ def _parent_contexts(bands: list[np.ndarray], b: int) -> np.ndarray:
     """Contexts of subband ``b`` of one stretch: its parent is the detail one level coarser (the coarsest detail and
     the approximation have none)."""
     return _contexts(bands[b - 1] if b >= 2 else None, len(bands[b]))
-
-
-def _block_frequencies(symbols: np.ndarray, contexts: np.ndarray, size: int):
-    """Chunks ``(start, end, rows)`` of the ``(n, size)`` float64 frequencies (exact integers) each symbol is coded
-    with: 1 + GAIN x how often each value occurred in the same context in earlier blocks. Chunked, so that a
-    long record's rows never sit in memory at once."""
-    counts = np.ones((len(PARENT_EDGES) + 1, size), np.int64)
-    for start in range(0, len(symbols), CHUNK):
-        s, c = symbols[start : start + CHUNK], contexts[start : start + CHUNK]
-        block = _block_ids(np.arange(start, start + len(s)))
-        block -= block[0]
-        seen = np.zeros((block[-1] + 2, *counts.shape), np.int64)
-        np.add.at(seen, (block + 1, c, s), GAIN)
-        before = counts + np.cumsum(seen, axis=0)  # before[b]: counts after the blocks ahead of b
-        yield start, start + len(s), before[block, c].astype(np.float64)
-        counts = before[-1]
-
-
-def _block_ids(positions: np.ndarray) -> np.ndarray:
-    """Which block each position of a class's sequence is in: one per symbol for the first WARMUP, then BLOCK."""
-    return np.where(positions < WARMUP, positions, WARMUP + (positions - WARMUP) // BLOCK)
-
-
-def _decode_blocks(decoder, family, contexts: np.ndarray, size: int, where: str) -> np.ndarray:
-    counts = np.ones((len(PARENT_EDGES) + 1, size), np.int64)
-    out = np.zeros(len(contexts), np.int64)
-    starts = [*range(min(WARMUP, len(contexts))), *range(WARMUP, len(contexts), BLOCK), len(contexts)]
-    for start, end in zip(starts[:-1], starts[1:]):
-        ctx = contexts[start:end]
-        try:
-            symbols = np.asarray(decoder.decode(family, counts[ctx].astype(np.float64)), np.int64)
-        except Exception as error:  # constriction refuses data no encoder wrote
-            raise DataError(f"{where}: detail layer is damaged ({error})") from error
-        np.add.at(counts, (ctx, symbols), GAIN)
-        out[start:end] = symbols
-    return out
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, at: int, where: str) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if at >= len(data) or shift > 28:
-            raise DataError(f"{where}: detail layer is cut short")
-        byte = data[at]
-        value |= (byte & 0x7F) << shift
-        at, shift = at + 1, shift + 7
-        if not byte & 0x80:
-            return value, at
