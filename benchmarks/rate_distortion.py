@@ -219,7 +219,7 @@ def plot(summary: dict, path: Path, title: str) -> None:
         [p["prdn"] for p in points],
         "D-",
         color="tab:red",
-        label="tsvq compress --bitrate (codes + detail layer, or the layer alone)",
+        label="tsvq compress --bitrate (codes + detail layer, or the layer alone with beat templates)",
     )
     for name, marker, label in (
         ("tsvq", "*", "tsvq compress (entropy-coded)"),

@@ -22,15 +22,16 @@ def block_frequencies(symbols: np.ndarray, contexts: np.ndarray, size: int, num_
     """Chunks ``(start, end, rows)`` of the ``(n, size)`` float64 frequencies (exact integers) each symbol is coded
     with: 1 + GAIN x how often each value occurred in the same context in earlier blocks. Chunked, so that a
     long record's rows never sit in memory at once."""
-    counts = np.ones((num_contexts, size), np.int64)
+    counts = np.ones((num_contexts, size))  # float64 holds these integers exactly (far below 2**53)
     for start in range(0, len(symbols), CHUNK):
         s, c = symbols[start : start + CHUNK], contexts[start : start + CHUNK]
         block = block_ids(np.arange(start, start + len(s)))
         block -= block[0]
-        seen = np.zeros((block[-1] + 2, *counts.shape), np.int64)
-        np.add.at(seen, (block + 1, c, s), GAIN)
-        before = counts + np.cumsum(seen, axis=0)  # before[b]: counts after the blocks ahead of b
-        yield start, start + len(s), before[block, c].astype(np.float64)
+        before = np.zeros((block[-1] + 2, *counts.shape))
+        np.add.at(before, (block + 1, c, s), GAIN)
+        np.cumsum(before, axis=0, out=before)
+        before += counts  # before[b]: counts after the blocks ahead of b
+        yield start, start + len(s), before[block, c]
         counts = before[-1]
 
 

@@ -221,35 +221,12 @@ def _encode_adaptive(encoder, symbols, contexts, num_contexts: int, size: int) -
         encoder.encode(symbols[start:end].astype(np.int32), family, rows)
 
 
-@dataclass
-class SidePlan:
-    """What ``decode_side`` read: the window and, per stretch, its positions, choices and template count."""
-
-    before: int
-    length: int
-    stretches: list[tuple[np.ndarray, np.ndarray, int] | None]
-
-    def template_count(self) -> int:
-        return sum(s[2] for s in self.stretches if s is not None)
-
-    def predictions(self, coded_templates: list[np.ndarray], lengths: list[int]) -> list[np.ndarray]:
-        out, at = [], 0
-        for s, n in zip(self.stretches, lengths):
-            if s is None:
-                out.append(np.zeros(n))
-                continue
-            positions, which, k = s
-            out.append(predict(n, positions, which, coded_templates[at : at + k], self.before))
-            at += k
-        return out
-
-
 MAX_TEMPLATE_LENGTH = 1 << 16  # samples: a template of a few seconds at any rate a pipeline runs at
 
 
-def decode_side(data: bytes, lengths: list[int], where: str) -> SidePlan:
-    """The inverse of ``encode_side`` for stretches of ``lengths`` samples; anything inconsistent is a DataError
-    naming ``where``."""
+def decode_side(data: bytes, lengths: list[int], where: str) -> BeatFit:
+    """The inverse of ``encode_side`` for stretches of ``lengths`` samples: the beats with templates of zeros (the
+    detail layer decodes them next); anything inconsistent is a DataError naming ``where``."""
     import constriction
 
     def damaged(what: str) -> DataError:
@@ -275,7 +252,7 @@ def decode_side(data: bytes, lengths: list[int], where: str) -> SidePlan:
             if not MIN_BEATS <= count <= n:
                 raise damaged(f"{count} beats in a stretch of {n} samples")
             counts.append(count)
-        modes.append((mode, k, n, count if mode == OWN else modes[-1][3]))
+        modes.append((mode, k, n, modes[-1][3] if mode == SHARED else count))
     if (len(data) - at) % 4:
         raise damaged("not whole 32-bit words")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[at:], "<u4").astype(np.uint32))
@@ -296,23 +273,22 @@ def decode_side(data: bytes, lengths: list[int], where: str) -> SidePlan:
         values = _unzigzag(u)
     beat_counts = [m[3] for m in modes if m[0] != NONE]
     which = _decode_which(decoder, sum(beat_counts), where)
-    plan, v_at, w_at, previous = [], 0, 0, None
+    stretches, v_at, w_at, positions = [], 0, 0, None
     for mode, k, n, count in modes:
         if mode == NONE:
-            plan.append(None)
+            stretches.append(None)
             continue
         if mode == OWN:
             positions = _positions(values[v_at : v_at + count])
             v_at += count
             if np.any(np.diff(positions) <= 0) or positions[0] < 0 or positions[-1] >= n:
                 raise damaged("beat positions out of order or outside their stretch")
-            previous = positions
         w = which[w_at : w_at + count] - 1
         w_at += count
         if np.any(w >= k):
             raise damaged(f"a beat's template beyond the stretch's {k}")
-        plan.append((previous, w, k))
-    return SidePlan(before, length, plan)
+        stretches.append(StretchBeats(positions, w, np.zeros((k, length)), shared=mode == SHARED))
+    return BeatFit(before, length, stretches)
 
 
 def _decode_which(decoder, count: int, where: str) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsvq.adaptive_coding import block_frequencies, decode_blocks, read_varint, varint
+from tsvq.adaptive_coding import GAIN, block_frequencies, decode_blocks, read_varint, varint
 from tsvq.beats import BeatFit, decode_side
 from tsvq.errors import ConfigError, DataError
 
@@ -162,9 +162,9 @@ class DetailLayer:
                 raise DataError(f"{where}: detail layer is cut short")
             parts.append(data[at : at + size])
             at += size
-        plan = decode_side(parts[0], lengths, where)
-        templates = self._decoded(parts[1], [plan.length] * plan.template_count(), where)
-        predictions = plan.predictions(templates, lengths)
+        beats = decode_side(parts[0], lengths, where)
+        templates = self._decoded(parts[1], [beats.length] * len(beats.templates()), where)
+        predictions = beats.predictions(templates, lengths)
         return [r + p for r, p in zip(self._decoded(data[at:], lengths, where), predictions)]
 
     def _encoded(self, residuals: list[np.ndarray]) -> bytes:
@@ -186,18 +186,32 @@ class DetailLayer:
         words = encoder.get_compressed().astype("<u4").tobytes()
         return b"".join(varint(m) for m in largest) + words
 
-    def bits(self, residuals: list[np.ndarray]) -> float:
-        """The model's code length of ``residuals`` (what ``encode`` writes, give or take a word): to choose a step
-        without coding every candidate."""
+    def estimated_bits(self, residuals: list[np.ndarray], beats: BeatFit | None = None) -> float:
+        """About what ``encode`` writes, in bits, from each context's counts alone (the code length of counts
+        updated after every symbol, order aside): a step for a rate is found on this, then checked by coding."""
+        self._check_beats(beats)
+        if beats is None:
+            return self._estimated(residuals)
+        templates = beats.templates()
+        predictions = beats.predictions(self._reconstructed(templates), [len(r) for r in residuals])
+        rest = self._estimated([r - p for r, p in zip(residuals, predictions)])
+        return 8 * (len(beats.side_bytes()) + 4) + self._estimated(templates) + rest
+
+    def _estimated(self, residuals: list[np.ndarray]) -> float:
+        from scipy.special import gammaln
+
         largest, sequences = self._coded(residuals)
-        total = 8.0 * sum(len(varint(m)) for m in largest)
+        nats, prior = 0.0, 1.0 / GAIN  # a count of 1 against GAIN per symbol: a Dirichlet prior of 1/GAIN
         for c, symbols, contexts in sequences:
-            shifted = symbols + largest[c]
-            for start, end, rows in (
-                block_frequencies(shifted, contexts, 2 * largest[c] + 1, CONTEXTS) if largest[c] else ()
-            ):
-                total -= float(np.sum(np.log2(rows[np.arange(end - start), shifted[start:end]] / rows.sum(axis=1))))
-        return total
+            size = 2 * largest[c] + 1
+            if size == 1:
+                continue
+            counts = np.bincount(contexts * size + symbols + largest[c], minlength=CONTEXTS * size)
+            counts = counts.reshape(CONTEXTS, size)
+            seen = counts.sum(axis=1)
+            nats += float(np.sum(gammaln(seen + size * prior) - gammaln(size * prior)))
+            nats -= float(np.sum(gammaln(counts + prior) - gammaln(prior)))
+        return 8.0 * (sum(len(varint(m)) for m in largest) + 4) + nats / np.log(2)
 
     def _decoded(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
         import constriction
