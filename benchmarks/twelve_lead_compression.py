@@ -17,7 +17,8 @@ removed, whole 10-s ECG), averaged over the twelve leads and then over ECGs; bit
 of ECG. At every tsvq operating point the wavelet coder is also given each ECG's tsvq file size
 (``wavelet_at_tsvq_rate``); each curve is read at 500, 1000 and 2500 bit/s by interpolating log PRDN against log
 rate (None outside the rates it covers). tsvq is also measured as `tsvq compress --bitrate` writes files at those
-rates (``tsvq_at_rate``: the stage count and detail layer, `tsvq.detail`, that ``Pipeline.compress_at`` chooses).
+rates (``tsvq_at_rate``: the stage count and detail layer, `tsvq.detail`, with or without beat templates, that
+``Pipeline.compress_at`` chooses).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def measure_record(pipe: Pipeline, path: Path, stages: list[int]) -> dict:
             "prdn_by_lead": [float(v) for v in per_lead],
             "stages": point["stages"],
             "detail_step": point["detail_step"],
+            "beats": point["beats"],  # the layer subtracted beat templates (tsvq.beats)
         }
     return row
 
@@ -179,6 +181,9 @@ def main() -> None:
         summary["tsvq_at_rate"][rate]["stages_chosen"] = np.bincount(
             [r["tsvq_at_rate"][rate]["stages"] for r in rows.values()], minlength=len(stages) + 1
         ).tolist()
+        summary["tsvq_at_rate"][rate]["ecgs_with_beat_templates"] = sum(
+            r["tsvq_at_rate"][rate]["beats"] for r in rows.values()
+        )
     saved = save("rate-distortion-ptbxl-12lead", {"pipeline": args.pipeline, "ecgs": len(rows), "summary": summary,
                                                    "records": rows})  # fmt: skip
     plot(summary, RESULTS / "rate-distortion-ptbxl-12lead.png")
