@@ -48,12 +48,16 @@ def wavelet_at(rate: float) -> float:
 
 def _compression(name: str) -> tuple[str, str]:
     s = load(name)["summary"]
-    at = (s.get("tsvq_at_rate") or {}).get("625.0")
+    at = s.get("tsvq_at_rate") or {}
+    rates = [rate for rate in ("150.0", "312.5", "625.0") if at.get(rate)]
+    label = " / ".join(f"{float(rate):g}" for rate in rates)
+    ours = " / ".join(f"{at[rate]['prdn']:.2f}" for rate in rates)
+    theirs = " / ".join(f"{at[rate]['wavelet_prdn']:.2f}" for rate in rates)
     return (
         f"PRDN **{s['tsvq']['prdn']:.2f}%** at {s['tsvq']['bits_per_second']:.0f} bit/s "
-        f"(CR {s['tsvq']['compression_ratio']:.1f})" + (f"; `--bitrate 625`: **{at['prdn']:.2f}%**" if at else ""),
+        f"(CR {s['tsvq']['compression_ratio']:.1f})" + (f"; `--bitrate {label}`: **{ours}%**" if rates else ""),
         f"wavelet coder at that rate: {s['wavelet_at_tsvq_rate']['prdn']:.2f}%"
-        + (f"; at 625 bit/s: {at['wavelet_prdn']:.2f}%" if at else ""),
+        + (f"; at {label} bit/s: {theirs}%" if rates else ""),
     )
 
 

@@ -934,6 +934,8 @@ class _StretchFit:
 
     ITERATIONS = 14  # the step to ~0.1% (it is kept to four digits)
     NEAR, REFINE = 1.01, 2  # a step for a rate is refined by coding within 1% of the estimate's, in 2 bisections
+    SHORT = 2**16  # samples up to which the step is bisected on the coded size alone (a 10-s ECG's layer is a few
+    # dozen bytes at 150 bit/s: a percent of it is a coefficient or two)
 
     def __init__(self, compressed: CompressedRecord, conditioned: list[np.ndarray], decoded: list[np.ndarray]):
         self.compressed = compressed
@@ -998,29 +1000,29 @@ class _StretchFit:
         empty = self.record(self.coarsest())
         if empty.size_bytes() * 8 > budget:
             return None
+        fine, coarse = self._steps()
+        if sum(len(r) for r in self.residuals) <= self.SHORT:  # coded in milliseconds: bisect the file's size itself
+            return self._finest(fine, coarse, fits, self.ITERATIONS)
         outside = 8 * (empty.size_bytes() - len(empty.detail_bytes))  # the header and the codes
 
         def estimated_fits(layer):
             return outside + layer.estimated_bits(self.residuals, self.beats) <= budget
 
-        fine, coarse = self._steps()
-        best = self.coarsest()
-        for _ in range(self.ITERATIONS):
-            layer = self._layer(math.sqrt(fine * coarse))
-            if estimated_fits(layer):
-                coarse, best = layer.step, layer
-            else:
-                fine = layer.step
-        near = self._layer(min(best.step * self.NEAR, self.coarsest().step))
-        iterations = self.REFINE
-        if not fits(near):  # the estimate was off (a file of a few hundred bytes): search all the way up
-            near, iterations = self.coarsest(), self.ITERATIONS
-        elif fits(finer := self._layer(best.step / self.NEAR)):
+        estimated = self._finest(fine, coarse, estimated_fits, self.ITERATIONS)
+        near = self._layer(min(estimated.step * self.NEAR, coarse))
+        if not fits(near):  # the estimate was off: search all the way up
+            return self._finest(estimated.step / self.NEAR, coarse, fits, self.ITERATIONS)
+        if fits(finer := self._layer(estimated.step / self.NEAR)):
             return finer
-        best, fine, coarse = near, best.step / self.NEAR, near.step
+        return self._finest(finer.step, near.step, fits, self.REFINE, near)
+
+    def _finest(self, fine: float, coarse: float, accepts, iterations: int, best: DetailLayer | None = None):
+        """Bisection on the step's logarithm between ``fine`` and ``coarse``: the finest step ``accepts`` takes
+        (``best``, default the coarsest layer, where it takes none)."""
+        best = best or self.coarsest()
         for _ in range(iterations):
             layer = self._layer(math.sqrt(fine * coarse))
-            if fits(layer):
+            if accepts(layer):
                 coarse, best = layer.step, layer
             else:
                 fine = layer.step
