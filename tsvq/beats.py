@@ -6,8 +6,8 @@ coder only what changes from beat to beat. The file pays for the templates (up t
 wavelet-coded by the layer itself), each beat's position (the change of its RR interval, in a few bits) and its
 template (or none, for a beat no template fits), range-coded under adaptive models (no table in the file). Beats
 come from the encoder (``tsvq.compression`` finds R peaks with wfdb's XQRS); the decoder needs no detector, only
-the positions the file gives. Measured on MIT-BIH DS2 and PTB-XL (``benchmarks.rate_distortion``): at 150-312.5
-bit/s the same rate buys a far lower PRDN with the templates than without.
+the positions the file gives. Measured on MIT-BIH DS2 (``benchmarks.rate_distortion``): at 150 and 312.5 bit/s
+the shipped pipeline's files reach 5.16 and 2.11% PRDN with them, 7.32 and 2.54% without.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from tsvq.adaptive_coding import BLOCK, GAIN, WARMUP, block_frequencies, decode_blocks, read_varint, varint
 from tsvq.errors import DataError
 
-MAX_TEMPLATES = 4  # templates per stretch: normal beats, ventricular beats, ... (a 5th changed no DS2 figure)
+MAX_TEMPLATES = 4  # templates per stretch: normal beats, ventricular beats, ...
 MIN_BEATS = 4  # fewer beats in a stretch: no templates (they would cost more than they save)
 BEFORE_S, AFTER_S = 0.24, 0.46  # a template: from the P wave to past the T wave of the beat at its R peak
 CLUSTER_ROUNDS = 3  # assign each beat to its nearest template (or none), re-estimate the medians, again
