@@ -3,13 +3,14 @@
 The codes of a VQ codec buy one operating point per stage; a user who asks for 1% PRDN or 625 bit/s wants a file
 that gets there. The detail layer codes the residual ``x - decode(codes)`` of each coded stretch with a wavelet
 transform (PyWavelets ``bior4.4``, 6 levels), one dead-zone quantiser ``step`` for every subband, and constriction's
-range coder under an adaptive model: per subband and *parent context* (how large the coarser subband's quantised
-coefficients are at the same time: the residual is large around each QRS complex at every scale), counts that start
-at one and grow by ``GAIN`` per symbol, updated every ``BLOCK`` symbols so that decoding runs a block at a time. The
-model needs no table in the file (a 10-s ECG cannot afford one) and uses integers only: decoding is bit-exact on any
-machine and thread count, as the codec's own floats never enter it. On MIT-BIH's unseen patients the codes plus this
-layer reach a given PRDN with fewer bits than the same wavelet coder applied to the signal itself (the codes carry
-the beats; the layer only their details): ``benchmarks.rate_distortion``.
+range coder under an adaptive model (``tsvq.adaptive_coding``): per subband and *parent context* (how large the
+coarser subband's quantised coefficients are at the same time: the residual is large around each QRS complex at
+every scale), counts that start at one and grow with every symbol. The model needs no table in the file (a 10-s
+ECG cannot afford one) and uses integer counts only: decoding is bit-exact on any machine and thread count, as the
+codec's own floats never enter it. Without codes, an ECG's layer can subtract beat templates first
+(``tsvq.beats``, file format 5): the wavelet coder then codes only what changes from beat to beat. On MIT-BIH's
+unseen patients the codes plus this layer, or the templates plus this layer at low rates, reach a given PRDN with
+fewer bits than the same wavelet coder applied to the signal itself: ``benchmarks.rate_distortion``.
 """
 
 from __future__ import annotations
