@@ -7,7 +7,7 @@ wavelet-coded by the layer itself), each beat's position (the change of its RR i
 template (or none, for a beat no template fits), range-coded under adaptive models (no table in the file). Beats
 come from the encoder (``tsvq.compression`` finds R peaks with wfdb's XQRS); the decoder needs no detector, only
 the positions the file gives. Measured on MIT-BIH DS2 (``benchmarks.rate_distortion``): at 150 and 312.5 bit/s
-the shipped pipeline's files reach 5.16 and 2.11% PRDN with them, 7.32 and 2.54% without.
+the shipped pipeline's files reach 5.15 and 2.11% PRDN with them, 7.32 and 2.54% without.
 """
 
 from __future__ import annotations
