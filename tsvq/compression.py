@@ -849,11 +849,12 @@ def compress_at(
     **options,
 ) -> tuple[CompressedRecord, dict]:
     """Compress at the operating point a user asks for: ``bitrate`` (bit/s per channel, the whole file) or
-    ``max_prdn`` (%, every channel). Each count of residual stages is tried with a detail layer (``tsvq.detail``)
-    that codes what the codes missed: for a rate, the finest step whose file still fits, and the count whose PRDN
-    (mean over channels) is lowest wins; for a PRDN, the coarsest step that meets it (none where the codes do), and
-    the smallest file wins. Returns the record and the point chosen (stages, detail step or None, bit/s, PRDN per
-    channel at the pipeline rate over the coded stretches, met or not); ``options`` as for ``compress``."""
+    ``max_prdn`` (%, every channel). Each count of residual stages (0: none) is tried with a detail layer
+    (``tsvq.detail``) that codes what the codes missed, and no codes also with beat templates (``tsvq.beats``): for
+    a rate, the finest step whose file still fits, and the point whose PRDN (mean over channels) is lowest wins; for
+    a PRDN, the coarsest step that meets it (none where the codes do), and the smallest file wins. Returns the
+    record and the point chosen (stages, detail step or None, beats, bit/s, PRDN per channel at the pipeline rate
+    over the coded stretches, met or not); ``options`` as for ``compress``."""
     if (bitrate is None) == (max_prdn is None):
         raise ConfigError("give one target: bitrate (bit/s per channel) or max_prdn (%)")
     target = bitrate if bitrate is not None else max_prdn
