@@ -15,7 +15,7 @@ Above the codes' own rate a detail layer (``tsvq.detail``) codes what they misse
 --bitrate B`` / ``--max-prdn P``) fills any rate or PRDN the user asks for.
 
 File layout (little-endian): ``TSVQZ`` | format byte | header length u32 | deflated JSON header | payload length u32 |
-payload (range-coded 32-bit words, or bit-packed codes when the header names no entropy model) | format 4 only:
+payload (range-coded 32-bit words, or bit-packed codes when the header names no entropy model) | formats 4-5:
 detail length u32 | detail layer | CRC-32 of everything before it. Format 3 deflates the header against a fixed
 preset dictionary (``HEADER_DICTIONARY``: the header's field names and common values): 100-150 bytes where plain
 zlib took 280-300, on a 10-s ECG half the file at the lowest rate; format 4 is format 3 with a detail layer (a file
