@@ -40,8 +40,20 @@ def block_ids(positions: np.ndarray) -> np.ndarray:
     return np.where(positions < WARMUP, positions, WARMUP + (positions - WARMUP) // BLOCK)
 
 
-def decode_blocks(decoder, family, contexts: np.ndarray, size: int, num_contexts: int, where: str) -> np.ndarray:
-    """The inverse of coding ``block_frequencies``' symbols: ``contexts`` known ahead (the parent subband)."""
+def encode_blocks(encoder, symbols: np.ndarray, contexts: np.ndarray, size: int, num_contexts: int) -> None:
+    """Range-code ``symbols`` (each in ``[0, size)``, in its context) under ``block_frequencies``' counts."""
+    import constriction
+
+    family = constriction.stream.model.Categorical(perfect=False)
+    for start, end, rows in block_frequencies(symbols, contexts, size, num_contexts):
+        encoder.encode(symbols[start:end].astype(np.int32), family, rows)
+
+
+def decode_blocks(decoder, contexts: np.ndarray, size: int, num_contexts: int, where: str) -> np.ndarray:
+    """The inverse of ``encode_blocks``: ``contexts`` known ahead (the parent subband)."""
+    import constriction
+
+    family = constriction.stream.model.Categorical(perfect=False)
     counts = np.ones((num_contexts, size), np.int64)
     out = np.zeros(len(contexts), np.int64)
     starts = [*range(min(WARMUP, len(contexts))), *range(WARMUP, len(contexts), BLOCK), len(contexts)]

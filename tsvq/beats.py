@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsvq.adaptive_coding import BLOCK, GAIN, WARMUP, block_frequencies, decode_blocks, read_varint, varint
+from tsvq.adaptive_coding import BLOCK, GAIN, WARMUP, decode_blocks, encode_blocks, read_varint, varint
 from tsvq.errors import DataError
 
 MAX_TEMPLATES = 4  # templates per stretch: normal beats, ventricular beats, ... (6: the same PRDN on DS1)
@@ -193,7 +193,7 @@ def encode_side(beats: BeatFit) -> bytes:
     if values:
         u = _zigzag(np.concatenate(values))
         categories = np.array([int(v).bit_length() for v in u], np.int64)
-        _encode_adaptive(encoder, categories, np.zeros(len(u), np.int64), 1, CATEGORIES)
+        encode_blocks(encoder, categories, np.zeros(len(u), np.int64), CATEGORIES, 1)
         mantissas = u - np.where(categories > 0, 1 << np.maximum(categories - 1, 0), 0)
         for chosen, shift, bits in _mantissa_chunks(categories):
             if not len(bits):
@@ -202,7 +202,7 @@ def encode_side(beats: BeatFit) -> bytes:
             encoder.encode(chunk.astype(np.int32), constriction.stream.model.Uniform(), (1 << bits).astype(np.int32))
     symbols = np.concatenate(which)
     contexts = np.concatenate([[0], symbols[:-1]])
-    _encode_adaptive(encoder, symbols, contexts, MAX_TEMPLATES + 1, MAX_TEMPLATES + 1)
+    encode_blocks(encoder, symbols, contexts, MAX_TEMPLATES + 1, MAX_TEMPLATES + 1)
     return head + encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -212,14 +212,6 @@ def _mantissa_chunks(categories: np.ndarray) -> list[tuple[np.ndarray, int, np.n
     below = np.maximum(categories - 1, 0)
     low = np.minimum(below, MANTISSA_CHUNK)
     return [(low > 0, 0, low[low > 0]), (below > low, MANTISSA_CHUNK, (below - low)[below > low])]
-
-
-def _encode_adaptive(encoder, symbols, contexts, num_contexts: int, size: int) -> None:
-    import constriction
-
-    family = constriction.stream.model.Categorical(perfect=False)
-    for start, end, rows in block_frequencies(symbols, contexts, size, num_contexts):
-        encoder.encode(symbols[start:end].astype(np.int32), family, rows)
 
 
 MAX_TEMPLATE_LENGTH = 1 << 16  # samples: a template of a few seconds at any rate a pipeline runs at
@@ -260,8 +252,7 @@ def decode_side(data: bytes, lengths: list[int], where: str) -> BeatFit:
     total = sum(counts)
     values = np.zeros(0, np.int64)
     if total:
-        family = constriction.stream.model.Categorical(perfect=False)
-        categories = decode_blocks(decoder, family, np.zeros(total, np.int64), CATEGORIES, 1, where)
+        categories = decode_blocks(decoder, np.zeros(total, np.int64), CATEGORIES, 1, where)
         mantissas = np.zeros(total, np.int64)
         for chosen, shift, bits in _mantissa_chunks(categories):
             if len(bits):

@@ -881,13 +881,8 @@ def compress_at(
             compressed, prdn = fit.record(layer), fit.prdn(layer)
         rate = compressed.bits_per_second() / len(compressed.channel_names)
         met = rate <= bitrate if bitrate is not None else max(prdn.values()) <= max_prdn
-        point = {
-            "stages": kept,
-            "of": stages,
-            "detail_step": layer and layer.step,
-            "beats": bool(layer and layer.beats),
-        }
-        point["bits_per_second"] = rate
+        step, beats = (layer.step, layer.beats) if layer is not None else (None, False)
+        point = {"stages": kept, "of": stages, "detail_step": step, "beats": beats, "bits_per_second": rate}
         candidates.append((compressed, point | {"prdn": prdn, "met": met}))
     if not candidates:
         raise DataError(

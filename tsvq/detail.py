@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsvq.adaptive_coding import GAIN, block_frequencies, decode_blocks, read_varint, varint
+from tsvq.adaptive_coding import GAIN, decode_blocks, encode_blocks, read_varint, varint
 from tsvq.beats import BeatFit, decode_side
 from tsvq.errors import ConfigError, DataError
 
@@ -127,12 +127,16 @@ class DetailLayer:
         self._check_beats(beats)
         if beats is None:
             return self._reconstructed(residuals)
-        predictions = beats.predictions(self._reconstructed(beats.templates()), [len(r) for r in residuals])
-        rest = self._reconstructed([r - p for r, p in zip(residuals, predictions)])
-        return [r + p for r, p in zip(rest, predictions)]
+        predictions, rest = self._predicted(residuals, beats)
+        return [r + p for r, p in zip(self._reconstructed(rest), predictions)]
 
     def _reconstructed(self, residuals: list[np.ndarray]) -> list[np.ndarray]:
         return self._synthesised(self._quantised(residuals), [len(r) for r in residuals])
+
+    def _predicted(self, residuals: list[np.ndarray], beats: BeatFit) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """What the templates, as this step codes them, predict of each stretch, and what is left to wavelet-code."""
+        predictions = beats.predictions(self._reconstructed(beats.templates()), [len(r) for r in residuals])
+        return predictions, [r - p for r, p in zip(residuals, predictions)]
 
     def _check_beats(self, beats: BeatFit | None) -> None:
         if self.beats != (beats is not None):
@@ -146,10 +150,8 @@ class DetailLayer:
         self._check_beats(beats)
         if beats is None:
             return self._encoded(residuals)
-        templates = beats.templates()
-        predictions = beats.predictions(self._reconstructed(templates), [len(r) for r in residuals])
-        side, coded_templates = beats.side_bytes(), self._encoded(templates)
-        rest = self._encoded([r - p for r, p in zip(residuals, predictions)])
+        side, coded_templates = beats.side_bytes(), self._encoded(beats.templates())
+        rest = self._encoded(self._predicted(residuals, beats)[1])
         return varint(len(side)) + side + varint(len(coded_templates)) + coded_templates + rest
 
     def decode(self, data: bytes, lengths: list[int], where: str) -> list[np.ndarray]:
@@ -177,13 +179,10 @@ class DetailLayer:
         if max(largest) >= MAX_MAGNITUDE:
             raise ConfigError(f"detail step {self.step:g} is too fine for this signal (|q| up to {max(largest)})")
         encoder = constriction.stream.queue.RangeEncoder()
-        family = constriction.stream.model.Categorical(perfect=False)
         for c, symbols, contexts in sequences:
             if largest[c] == 0:
                 continue  # every symbol is 0: the header's magnitude says it all
-            symbols = (symbols + largest[c]).astype(np.int32)
-            for start, end, rows in block_frequencies(symbols, contexts, 2 * largest[c] + 1, CONTEXTS):
-                encoder.encode(symbols[start:end], family, rows)
+            encode_blocks(encoder, symbols + largest[c], contexts, 2 * largest[c] + 1, CONTEXTS)
         words = encoder.get_compressed().astype("<u4").tobytes()
         return b"".join(varint(m) for m in largest) + words
 
@@ -193,10 +192,8 @@ class DetailLayer:
         self._check_beats(beats)
         if beats is None:
             return self._estimated(residuals)
-        templates = beats.templates()
-        predictions = beats.predictions(self._reconstructed(templates), [len(r) for r in residuals])
-        rest = self._estimated([r - p for r, p in zip(residuals, predictions)])
-        return 8 * (len(beats.side_bytes()) + 4) + self._estimated(templates) + rest
+        rest = self._estimated(self._predicted(residuals, beats)[1])
+        return 8 * (len(beats.side_bytes()) + 4) + self._estimated(beats.templates()) + rest
 
     def _estimated(self, residuals: list[np.ndarray]) -> float:
         from scipy.special import gammaln
@@ -227,7 +224,6 @@ class DetailLayer:
         if (len(data) - at) % 4:
             raise DataError(f"{where}: detail layer of {len(data) - at} bytes is not whole 32-bit words")
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[at:], "<u4").astype(np.uint32))
-        family = constriction.stream.model.Categorical(perfect=False)
         shapes = [[len(b) for b in pywt.wavedec(np.zeros(n), WAVELET, level=_levels(n), mode="periodization")]
                   for n in lengths]  # fmt: skip
         quantised = [[np.zeros(size, np.int64) for size in sizes] for sizes in shapes]
@@ -236,7 +232,7 @@ class DetailLayer:
             if not members or largest[c] == 0:
                 continue
             contexts = np.concatenate([_parent_contexts(quantised[i], b) for i, b in members])
-            symbols = decode_blocks(decoder, family, contexts, 2 * largest[c] + 1, CONTEXTS, where) - largest[c]
+            symbols = decode_blocks(decoder, contexts, 2 * largest[c] + 1, CONTEXTS, where) - largest[c]
             bounds = np.cumsum([0] + [shapes[i][b] for i, b in members])
             for (i, b), start, end in zip(members, bounds[:-1], bounds[1:]):
                 quantised[i][b] = symbols[start:end]
