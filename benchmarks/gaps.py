@@ -7,8 +7,11 @@ Each record is conditioned as the pipeline conditions it (250 Hz, 0.5-40 Hz), an
 at seeded random places (at least 10 s from the ends). Every method sees the same stretch, 8 s before the gap and
 4 s after it, and fills the gap (the baselines: `tsvq.evaluation.repair_baselines`):
 
-- ``tsvq``: `Pipeline.impute` (beats planned from the R peaks on either side guide the WaveNet prior, drawn with
-  top_p 0.9; the likeliest of 8 candidates given the codes after the gap);
+- ``tsvq``: `Pipeline.impute`'s first draw (beats planned from the R peaks on either side guide the WaveNet
+  prior, drawn with top_p 0.9; the likeliest of 8 candidates given the codes after the gap);
+- ``tsvq_mean``: the mean of its 16 draws (`Repaired.mean`; the first at the best-guess timing, the others at drawn
+  timings): the fill with the least expected squared error, the one to read PRDN from (a draw's PRDN pays twice for
+  every beat a few tens of ms off; the mean's R peaks blur where the draws disagree);
 - ``linear``: a straight line between the samples on either side;
 - ``autoregressive``: an AR(64) model fitted by least squares on the 8 s before, run forward across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
@@ -132,6 +135,7 @@ def main() -> None:
     parser.add_argument("--records", nargs="+", default=DS2)
     parser.add_argument("--gaps", type=float, nargs="+", default=[0.5, 2.0, 5.0], help="gap lengths in seconds")
     parser.add_argument("--per-record", type=int, default=23, help="gaps per record and length (23 x 22 = 506)")
+    parser.add_argument("--draws", type=int, default=16, help="draws per gap (tsvq_mean is their mean)")
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--choose", choices=["sample", "likeliest"], default="likeliest")
     parser.add_argument("--top-p", type=float, default=0.9, help="the WaveNet's nucleus")
@@ -141,8 +145,9 @@ def main() -> None:
     torch.set_num_threads(2)
     pipe = Pipeline.from_pretrained(args.pipeline)
     rate = pipe.sampling_rate_hz
-    methods = ["tsvq", *BASELINES]
+    methods = ["tsvq", "tsvq_mean", *BASELINES]
     options = {
+        "draws": args.draws,
         "candidates": args.candidates,
         "choose": args.choose,
         "top_p": args.top_p,
@@ -169,7 +174,11 @@ def main() -> None:
                 a, b = before, before + gap
                 holed = truth.copy()
                 holed[a:b] = np.nan
-                filled = {"tsvq": pipe.impute(holed, rate, seed=k, **options).signals[0, :, 0].astype(float)}
+                repaired = pipe.impute(holed, rate, seed=k, **options)
+                filled = {
+                    "tsvq": repaired.signals[0, :, 0].astype(float),
+                    "tsvq_mean": repaired.mean[:, 0].astype(float),
+                }
                 for method, fill in BASELINES.items():
                     filled[method] = truth.copy()
                     filled[method][a:b] = fill(truth, a, b, rate)

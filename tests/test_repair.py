@@ -77,6 +77,18 @@ def test_impute_fills_gaps_and_leaves_observed_samples_unchanged(shipped):
     assert at_360.sampling_rate_hz == 360.0 and np.isfinite(at_360.signals).all()
 
 
+def test_a_fill_is_put_at_the_isoelectric_level_around_its_gap():
+    from tsvq.repair import _joined
+
+    x = ecg_like(12, RATE, seed=4)
+    missing = np.zeros(len(x), dtype=bool)
+    missing[1000:1500] = True
+    raised = x + 0.4  # a fill with the right beats decoded 0.4 mV too high
+    joined = _joined(np.where(missing, np.nan, x), raised, missing, np.zeros(len(x)), RATE)
+    assert np.abs(joined[missing] - x[missing]).max() < 0.1  # back where the recording sits, beats kept
+    assert np.isnan(joined).sum() == 0 and np.array_equal(joined[~missing], x[~missing])
+
+
 def test_forecast_continues_the_recording(shipped):
     x = ecg_like(12, RATE, seed=2)
     out = shipped.forecast(x, RATE, 2.0, draws=2)
@@ -123,7 +135,9 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     import wfdb
 
     filled = wfdb.rdrecord(str(tmp_path / "filled"))
-    assert filled.sig_name == ["MLII", "MLII_draw2"] and not np.isnan(filled.p_signal).any()
+    assert filled.sig_name == ["MLII", "MLII_draw2", "MLII_mean"] and not np.isnan(filled.p_signal).any()
+    draws, mean = filled.p_signal[3000:3500, :2], filled.p_signal[3000:3500, 2]
+    assert np.allclose(mean, draws.mean(axis=1), atol=2e-3) and not np.allclose(draws[:, 0], draws[:, 1], atol=2e-3)
     before = (tmp_path / "filled.dat").read_bytes()
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err

@@ -428,7 +428,7 @@ def _record_to_repair(args: argparse.Namespace, what: str):
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """``tsvq impute`` and ``tsvq forecast``: a WFDB record in, the repaired record out (the first draw on the
-    record's own channels, further draws as channels NAME_draw2, ...)."""
+    record's own channels, further draws as channels NAME_draw2, ..., and their mean as NAME_mean)."""
     import numpy as np
 
     from tsvq.compression import DecodedRecord
@@ -454,11 +454,14 @@ def cmd_repair(args: argparse.Namespace) -> int:
         repaired = pipe.impute(signal, record.sampling_rate_hz, **options)
     names = [record.channel_names[i] for i in picked]
     units = [record.units[i] for i in picked]
+    several = args.draws > 1  # then their mean too: the fill with the least expected squared error
     out = DecodedRecord(
-        np.concatenate(list(repaired.signals), axis=1),
+        np.concatenate([*repaired.signals, *([repaired.mean] if several else [])], axis=1),
         record.sampling_rate_hz,
-        names + [f"{n}_draw{d + 1}" for d in range(1, args.draws) for n in names],
-        units * args.draws,
+        names
+        + [f"{n}_draw{d + 1}" for d in range(1, args.draws) for n in names]
+        + ([f"{n}_mean" for n in names] if several else []),
+        units * (args.draws + several),
         0,
         base_date=record.base_date,
         base_time=record.base_time,
@@ -633,7 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="WFDB record to write (no extension)")
         if command == "forecast":
             p.add_argument("--seconds", type=float, required=True, help="how much to add after the record's end")
-        p.add_argument("--draws", type=int, default=1, help="fills to draw (after the first: channels NAME_drawK)")
+        p.add_argument(
+            "--draws",
+            type=int,
+            default=1,
+            help="fills to draw (further draws: channels NAME_drawK; their mean: NAME_mean)",
+        )
         p.add_argument("--candidates", type=int, default=16, help="draws weighed by the signal after each gap")
         p.add_argument(
             "--choose",

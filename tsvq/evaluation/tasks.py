@@ -35,7 +35,7 @@ class TaskConfig:
     n: int = 100  # stretches scored
     stretch_s: float = 12.0  # consecutive windows joined into one stretch of about this long
     seconds: float = 0.5  # impute: the gap; forecast: the horizon
-    draws: int = 3  # impute/forecast: the pipeline's draws (the first is scored, all are drawn in the plot)
+    draws: int = 3  # impute/forecast: the pipeline's draws (the first scored as tsvq, their mean as tsvq_mean)
     candidates: int = 16
     noise: list[str] = field(default_factory=list)  # denoise: noise records ("RECORD" or "NOISY - CLEAN")
     snr_db: list[float] = field(default_factory=lambda: [0.0, 6.0, 12.0, 24.0])
@@ -148,6 +148,8 @@ def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: 
             repaired = pipeline.forecast(holed[:a], rate, config.seconds, **options)
         draws = repaired.signals[:, : len(truth), 0].astype(np.float64)
         outputs = {"tsvq": draws[0]}
+        if config.draws > 1:  # the draws' mean: PRDN's own point estimate (a draw is the one to look at)
+            outputs["tsvq_mean"] = draws.mean(axis=0)
         for name, fill in baselines.items():
             outputs[name] = truth.copy()
             outputs[name][a:b] = fill(truth, a, b, rate)
