@@ -87,6 +87,10 @@ def test_a_fill_is_put_at_the_isoelectric_level_around_its_gap():
     joined = _joined(np.where(missing, np.nan, x), raised, missing, np.zeros(len(x)), RATE)
     assert np.abs(joined[missing] - x[missing]).max() < 0.1  # back where the recording sits, beats kept
     assert np.isnan(joined).sum() == 0 and np.array_equal(joined[~missing], x[~missing])
+    short = np.zeros(len(x), dtype=bool)
+    short[1000:1030] = True  # 0.12 s: its median is wherever in the beat it falls, not a level to move
+    joined = _joined(np.where(short, np.nan, x), raised, short, np.zeros(len(x)), RATE)
+    np.testing.assert_allclose(joined[short], raised[short])
 
 
 def test_forecast_continues_the_recording(shipped):

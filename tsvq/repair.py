@@ -42,6 +42,8 @@ RHYTHM_BEFORE_S, RHYTHM_AFTER_S = 8.0, 4.0  # signal on either side of a gap who
 GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared distance), measured on MIT-BIH DS2
 # 2-s gaps: 16 and below keep the template beat as it is, 256 lets the prior move beats off their planned times
 LEVEL_CONTEXT_S = 2.0  # observed signal on each side whose median sets a fill's isoelectric level
+LEVEL_MIN_S = 0.4  # gaps shorter than this keep their level: a fill's median is not yet an isoelectric level
+# (MIT-BIH DS1, PRDN of a draw with / without the shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117)
 RHYTHMS = ("auto", "ecg", "none")
 MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "tens of seconds"; longer is a new recording
 
@@ -250,13 +252,14 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
 def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baseline: np.ndarray, rate: float):
     """``observed`` with each missing run taken from ``fill`` (conditioned: band-limited like the codec's output),
     plus the recording's own low-frequency level there (``baseline``: recording minus its conditioned self), a
-    line between its means over ``EDGE_S`` on either side; then shifted so that its median is the median of the
-    observed samples within ``LEVEL_CONTEXT_S`` on either side. Why the shift: an ECG sits at its isoelectric
-    level most of the time, and that level runs on across a gap, while drawn codes may decode a little above or
-    below it (MIT-BIH DS1, 2-s gaps: PRDN inside the gap 118 -> 110 for a draw, 107 -> 98 for the mean of 16)."""
+    line between its means over ``EDGE_S`` on either side; then, for a run of at least ``LEVEL_MIN_S``, shifted
+    so that its median is the median of the observed samples within ``LEVEL_CONTEXT_S`` on either side. Why the
+    shift: an ECG sits at its isoelectric level most of the time, and that level runs on across a gap, while a
+    long fill may come out above or below it (MIT-BIH DS1, 2-s gaps: PRDN inside the gap 118 -> 110 for a draw,
+    107 -> 98 for the mean of 16). A short run's median is wherever in the beat it falls, so it keeps its level."""
     out = observed.copy()
     edge = max(1, int(round(EDGE_S * rate)))
-    width = max(1, int(round(LEVEL_CONTEXT_S * rate)))
+    width, shortest = max(1, int(round(LEVEL_CONTEXT_S * rate))), LEVEL_MIN_S * rate
     for start, end in true_runs(missing):
         levels = []
         for lo, hi in ((max(0, start - edge), start), (end, min(len(out), end + edge))):
@@ -266,6 +269,6 @@ def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baselin
         out[start:end] = fill[start:end] + np.linspace(first, last, end - start)
         around = np.r_[max(0, start - width) : start, end : min(len(out), end + width)]
         around = around[~missing[around]]
-        if len(around):
+        if len(around) and end - start >= shortest:
             out[start:end] += np.median(observed[around]) - np.median(out[start:end])
     return out
