@@ -104,11 +104,16 @@ def prepare_speed(data: dict) -> str:
     return "; ".join(parts) + " (1 -> 2 workers), stores identical"
 
 
+def repair_leaders(by: dict) -> tuple[str, str]:
+    """Of a gap or forecast summary's baselines (every method but tsvq's), the one that places beats best (R-peak
+    F1) and the one with the least squared error (mean PRDN)."""
+    baselines = [m for m in by if not m.startswith("tsvq")]
+    return max(baselines, key=lambda m: by[m]["r_peak_f1"]), min(baselines, key=lambda m: by[m]["prdn_mean"])
+
+
 def _repair_line(by: dict) -> str:
     """A draw's R-peak F1 beside the baseline that places beats best; the draws' mean PRDN beside the lowest."""
-    baselines = [m for m in by if not m.startswith("tsvq")]
-    timing = max(baselines, key=lambda m: by[m]["r_peak_f1"])
-    level = min(baselines, key=lambda m: by[m]["prdn_mean"])
+    timing, level = repair_leaders(by)
     line = f"R-peak F1 {by['tsvq']['r_peak_f1']:.2f} ({timing} {by[timing]['r_peak_f1']:.2f})"
     if "tsvq_mean" in by:
         line += f", PRDN of the draws' mean {by['tsvq_mean']['prdn_mean']:.0f}% ({level} {by[level]['prdn_mean']:.0f}%)"

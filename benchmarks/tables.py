@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import RESULTS
-from benchmarks.questions import QUESTIONS, _mean
+from benchmarks.questions import QUESTIONS, _mean, repair_leaders
 
 ROOT = RESULTS.parents[1]
 
@@ -121,9 +121,7 @@ def _bold_higher(ours: float, theirs: float) -> tuple[str, str]:
 def _gaps() -> tuple[str, str]:
     data = load("gaps")
     by, draws = data["by_gap"]["2.0"], data["impute_options"]["draws"]
-    baselines = [m for m in by if not m.startswith("tsvq")]
-    timing = max(baselines, key=lambda m: by[m]["r_peak_f1"])  # the baseline that places beats best
-    level = min(baselines, key=lambda m: by[m]["prdn_mean"])  # and the one with the least squared error
+    timing, level = repair_leaders(by)
     f1, prdn = by["tsvq"]["r_peak_f1"], by["tsvq_mean"]["prdn_mean"]
     f1_mark = _bold_higher(f1, by[timing]["r_peak_f1"])
     prdn_mark = _bold_higher(-round(prdn), -round(by[level]["prdn_mean"]))

@@ -267,8 +267,10 @@ def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baselin
             levels.append(float(np.mean(baseline[lo:hi][seen])) if seen.any() else None)
         first, last = (v if v is not None else (levels[1 - i] or 0.0) for i, v in enumerate(levels))
         out[start:end] = fill[start:end] + np.linspace(first, last, end - start)
+        if end - start < shortest:
+            continue
         around = np.r_[max(0, start - width) : start, end : min(len(out), end + width)]
         around = around[~missing[around]]
-        if len(around) and end - start >= shortest:
+        if len(around):
             out[start:end] += np.median(observed[around]) - np.median(out[start:end])
     return out
