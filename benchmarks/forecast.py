@@ -6,8 +6,8 @@ specialist tries first, on MIT-BIH DS2 (MLII).
 As in `benchmarks/gaps.py` (same records, conditioning and scores), but the stretch to fill is the 2 or 5 s after
 8 s of signal, with nothing after it: ``tsvq`` is `Pipeline.forecast` (the median RR interval before continued
 as planned beats that guide the WaveNet prior, drawn with top_p 0.9; the likeliest of 8 candidates; its first
-draw) and ``tsvq_mean`` (the mean of its 16 draws, the others at drawn timings), beside the AR(64) model and the
-last cycle repeated (template copy). PRDN and R peaks (F1 within +-75 ms, RR error) are scored
+draw) and ``tsvq_mean`` (the mean of its 16 draws, the others at drawn timings, `Repaired.mean`), beside the
+AR(64) model and the last cycle repeated (template copy). PRDN and R peaks (F1 within +-75 ms, RR error) are scored
 inside the forecast stretch, per horizon and by the rhythm the annotators marked where the forecast starts.
 """
 

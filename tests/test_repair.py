@@ -13,6 +13,7 @@ from tsvq.cli import main
 from tsvq.errors import ConfigError, DataError
 from tsvq.pipeline import Pipeline
 from tsvq.priors.wavenet import WaveNet
+from tsvq.repair import Repaired
 
 RATE = 250.0
 
@@ -88,9 +89,28 @@ def test_a_fill_is_put_at_the_isoelectric_level_around_its_gap():
     assert np.abs(joined[missing] - x[missing]).max() < 0.1  # back where the recording sits, beats kept
     assert np.isnan(joined).sum() == 0 and np.array_equal(joined[~missing], x[~missing])
     short = np.zeros(len(x), dtype=bool)
-    short[1000:1030] = True  # 0.12 s: its median is wherever in the beat it falls, not a level to move
-    joined = _joined(np.where(short, np.nan, x), raised, short, np.zeros(len(x)), RATE)
-    np.testing.assert_allclose(joined[short], raised[short])
+    short[1000:1030] = True  # 0.12 s: its median is wherever in the beat it falls; its ends meet the recording
+    tilted = raised + np.linspace(0.0, 0.2, len(x))  # decoded too high, and more so to the right
+    joined = _joined(np.where(short, np.nan, x), tilted, short, np.zeros(len(x)), RATE)
+    np.testing.assert_allclose(joined[short], x[short], atol=0.01)
+
+
+def test_the_mean_of_the_draws_is_pulled_to_the_level_where_they_disagree():
+    rng = np.random.default_rng(0)
+    filled = np.zeros((2000, 1), dtype=bool)
+    filled[800:1200] = True
+    observed = np.full((2000, 1), 0.3)  # the level around the gap
+    agree = np.repeat(observed[None], 16, axis=0)
+    agree[:, 800:1200, 0] = 1.0 + 0.01 * rng.standard_normal((16, 400))  # sure of a 1 mV plateau
+    mean = Repaired(agree, filled, RATE).mean
+    np.testing.assert_allclose(mean[800:1200, 0], agree[:, 800:1200, 0].mean(axis=0), atol=1e-3)
+    disagree = agree.copy()
+    disagree[:, 800:1200, 0] = 0.3 + rng.standard_normal((16, 400))  # noise about the level: the mean of 16 is too
+    mean = Repaired(disagree, filled, RATE).mean
+    raw = disagree.mean(axis=0)
+    assert np.abs(mean[800:1200, 0] - 0.3).mean() < 0.2 * np.abs(raw[800:1200, 0] - 0.3).mean()
+    np.testing.assert_array_equal(mean[~filled[:, 0]], raw[~filled[:, 0]])  # observed samples as they are
+    assert np.array_equal(Repaired(disagree[:1], filled, RATE).mean, disagree[0])  # one draw is its own mean
 
 
 def test_forecast_continues_the_recording(shipped):
@@ -140,8 +160,9 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
 
     filled = wfdb.rdrecord(str(tmp_path / "filled"))
     assert filled.sig_name == ["MLII", "MLII_draw2", "MLII_mean"] and not np.isnan(filled.p_signal).any()
-    draws, mean = filled.p_signal[3000:3500, :2], filled.p_signal[3000:3500, 2]
-    assert np.allclose(mean, draws.mean(axis=1), atol=2e-3) and not np.allclose(draws[:, 0], draws[:, 1], atol=2e-3)
+    draws, mean = filled.p_signal[:, :2].T[..., None], filled.p_signal[:, 2]
+    expected = Repaired(draws, np.isnan(x)[:, None], 360.0).mean[:, 0]  # the draws' (shrunk) mean
+    assert np.allclose(mean, expected, atol=5e-3) and not np.allclose(draws[0], draws[1], atol=2e-3)
     before = (tmp_path / "filled.dat").read_bytes()
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err
