@@ -44,10 +44,11 @@ MEET_S = 0.01  # how much observed signal at each end a short fill is tilted to 
 RHYTHM_BEFORE_S, RHYTHM_AFTER_S = 8.0, 4.0  # signal on either side of a gap whose R peaks plan its beats
 GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared distance), measured on MIT-BIH DS2
 # 2-s gaps: 16 and below keep the template beat as it is, 256 lets the prior move beats off their planned times
-SHORT_GAP_S = 0.4  # a shorter gap is planned closely enough to follow its guide, and too short to have a level:
-SHORT_GUIDE_SPREAD = 8.0  # MIT-BIH DS1, PRDN of a draw with 64 / 8: 0.05 s 107 / 92, 0.15 s 99 / 90, 0.5 s 100 / 104
 LEVEL_CONTEXT_S = 2.0  # observed signal on each side whose median sets a fill's isoelectric level
-# (MIT-BIH DS1, PRDN of a draw with / without the shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117)
+SHORT_GAP_S = 0.4  # a shorter gap has no level of its own (MIT-BIH DS1, PRDN of a draw with / without the median
+# shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117), so it meets the recording at its ends instead, and
+SHORT_GUIDE_SPREAD = 8.0  # its plan is sure enough to follow closely (DS1, PRDN of a draw with a guide spread of
+# 64 / 8: 0.05 s 107 / 92, 0.15 s 99 / 90, 0.3 s 91 / 90; 0.5 s 100 / 104)
 SHRINK, SHRINK_SMOOTH_S = 4.0, 0.1  # Repaired.mean: the draws' spread counted 4 times (they share one rhythm plan,
 # so they disagree less than the truth does); MIT-BIH DS1, PRDN of the mean of 16 at 0.5 / 2 / 5-s gaps
 # 89.1 / 97.9 / 105.0 -> 88.3 / 96.7 / 101.1 (forecasts of 2 / 5 s: 95.0 / 101.2 -> 92.8 / 97.9); 1, 2, 8 tried
