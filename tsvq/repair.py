@@ -47,8 +47,8 @@ GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared
 LEVEL_CONTEXT_S = 2.0  # observed signal on each side whose median sets a fill's isoelectric level
 SHORT_GAP_S = 0.4  # a shorter gap has no level of its own (MIT-BIH DS1, PRDN of a draw with / without the median
 # shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117), so it meets the recording at its ends instead, and
-SHORT_GUIDE_SPREAD = 8.0  # its plan is sure enough to follow closely (DS1, PRDN of a draw with a guide spread of
-# 64 / 8: 0.05 s 107 / 92, 0.15 s 99 / 90, 0.3 s 91 / 90; 0.5 s 100 / 104)
+SHORT_GUIDE_SPREAD = 4.0  # its plan is sure enough to follow closely (DS1, PRDN of a draw with a guide spread of
+# 64 / 8 / 4: 0.05 s 107 / 92 / 92, 0.15 s 99 / 90 / 86, 0.3 s 91 / 90 / 84; 0.5 s 100 / 104 with 64 / 8)
 SHRINK, SHRINK_SMOOTH_S = 4.0, 0.1  # Repaired.mean: the draws' spread counted 4 times (they share one rhythm plan,
 # so they disagree less than the truth does); MIT-BIH DS1, PRDN of the mean of 16 at 0.5 / 2 / 5-s gaps
 # 89.1 / 97.9 / 105.0 -> 88.3 / 96.7 / 101.1 (forecasts of 2 / 5 s: 95.0 / 101.2 -> 92.8 / 97.9); 1, 2, 8 tried
