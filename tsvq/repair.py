@@ -85,8 +85,7 @@ class Repaired:
         smooth = max(1, int(round(SHRINK_SMOOTH_S * self.sampling_rate_hz)))
         for c in range(mean.shape[1]):
             for start, end in true_runs(self.filled[:, c]):
-                around = np.r_[max(0, start - width) : start, end : min(len(mean), end + width)]
-                around = around[~self.filled[around, c]]
+                around = _observed_around(self.filled[:, c], start, end, width)
                 if not len(around):
                     continue
                 level = float(mean[around, c].mean())
@@ -301,11 +300,16 @@ def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baselin
         if end - start < shortest:
             out[start:end] += np.linspace(*_sides(miss, missing, start, end, meet), end - start)
             continue
-        around = np.r_[max(0, start - width) : start, end : min(len(out), end + width)]
-        around = around[~missing[around]]
+        around = _observed_around(missing, start, end, width)
         if len(around):
             out[start:end] += np.median(observed[around]) - np.median(out[start:end])
     return out
+
+
+def _observed_around(missing: np.ndarray, start: int, end: int, width: int) -> np.ndarray:
+    """Indices of the observed samples within ``width`` before and after the run ``[start, end)``."""
+    around = np.r_[max(0, start - width) : start, end : min(len(missing), end + width)]
+    return around[~missing[around]]
 
 
 def _sides(values: np.ndarray, missing: np.ndarray, start: int, end: int, width: int) -> tuple[float, float]:
