@@ -11,7 +11,7 @@ import torch
 from tests.conftest import ecg_like, shared_data, tiny_training, write_record
 from tsvq.cli import main
 from tsvq.codec import VQVAE
-from tsvq.codec.denoising import DenoisingEncoder, keep_input
+from tsvq.codec.denoising import BLEND_BANDS_HZ, DenoisingEncoder, frequency_bands, keep_input
 from tsvq.data.noise import NoiseBank, noise_power, noise_source, qrs_power, scaled_to_snr
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
@@ -90,7 +90,8 @@ def test_denoiser_stage_trains_and_records_what_it_saw(denoiser, tiny_runs):
     assert np.mean(losses[-2:]) < losses[0]  # it learns
     evaluations = [m for m in read_metrics(denoiser.parent / "logs") if "val/prdn" in m]
     assert len(evaluations) == 2 and all(m["val/prdn_noisy_input"] > 0 for m in evaluations)
-    assert 0 < model.config.clean_error_share < 5  # measured on the clean validation windows when saved
+    shares = model.config.clean_error_share  # measured on the clean validation windows when saved, per band
+    assert len(shares) == len(BLEND_BANDS_HZ) + 1 and all(0 < share < 5 for share in shares)
 
 
 def test_keep_input_keeps_a_clean_input_and_not_the_noise():
@@ -105,6 +106,28 @@ def test_keep_input_keeps_a_clean_input_and_not_the_noise():
     noisy = clean + 1.0 * clean.std() * rng.standard_normal(clean.shape)  # noise 25x the codes' error
     out = keep_input(decoded, keep, noisy, 8, 0.04)
     assert np.linalg.norm(out - clean) < 1.1 * error < 0.3 * np.linalg.norm(noisy - clean)  # noisy: dropped
+
+
+def test_keep_input_weighs_each_band_so_wander_goes_and_qrs_detail_stays():
+    """Codes that miss the QRS detail (high frequencies) under baseline wander (low): one gain for the whole band
+    keeps both or neither; a gain per band keeps the input's detail and drops its wander."""
+    t = np.arange(5000) / 250.0
+    clean = np.exp(-(((t % 0.8) - 0.4) ** 2) / 0.0002)[:, None]  # narrow beats: mostly high frequencies
+    bands = frequency_bands(clean, 250.0)
+    decoded = bands[0] + 0.6 * sum(bands[1:])  # the codes keep the lowest band, 60% of what lies above it
+    wander = 0.4 * np.sin(2 * np.pi * 0.6 * t)[:, None]
+    shares = [
+        float((missed**2).sum() / max((codes**2).sum(), 1e-20))
+        for missed, codes in zip(frequency_bands(clean - decoded, 250.0), frequency_bands(decoded, 250.0))
+    ]
+    keep = np.zeros((len(t) // 8, 1))
+    whole = np.linalg.norm(clean - decoded) ** 2 / np.linalg.norm(decoded) ** 2
+    per_band = np.linalg.norm(keep_input(decoded, keep, clean + wander, 8, shares) - clean)
+    one_band = np.linalg.norm(keep_input(decoded, keep, clean + wander, 8, whole) - clean)
+    assert per_band < 0.3 * one_band and per_band < 0.3 * np.linalg.norm(clean - decoded)
+    np.testing.assert_allclose(keep_input(decoded, keep, clean, 8, shares), clean, atol=0.01)  # clean: kept
+    with pytest.raises(ValueError, match=f"{len(BLEND_BANDS_HZ) + 2} shares"):
+        keep_input(decoded, keep, clean, 8, [0.1] * (len(BLEND_BANDS_HZ) + 2))
 
 
 def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from accelerate.utils import set_seed
 
 from tsvq.codec import VQVAE
-from tsvq.codec.denoising import DenoisingEncoder, keep_input
+from tsvq.codec.denoising import DenoisingEncoder, frequency_bands, keep_input
 from tsvq.codec.metrics import prdn
 from tsvq.codec.model import reconstruction_error
 from tsvq.config import as_config
@@ -126,8 +126,10 @@ class DenoiserTask(ModelFolderTask):
         clean = self.store.load(self.store.validation_split(), config.val_max_windows, config.training.seed)
         rng = np.random.default_rng(config.training.seed)
         self.val_clean = clean
-        self._share: tuple[str, float] | None = None  # (weights' hash, their clean_error_share)
+        self._share: tuple[str, list[float]] | None = None  # (weights' hash, their clean_error_share)
         self.val_noisy = add_noise(clean, self.bank, rng, config.snr_db, 0.0, 0.0, self.rate)
+        if config.freeze_encoder:  # its codes stay: the refiner learns to correct the blend of their measured shares
+            self.model.register_to_config(clean_error_share=self.measured_share(self.model))
 
     def loss(self, model, batch):
         clean = augment(batch["signal"], self.config.augment)
@@ -162,7 +164,7 @@ class DenoiserTask(ModelFolderTask):
             loss = loss + refiner
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
 
-    def _blend(self, share: float | None, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor):
+    def _blend(self, share: float | list[float] | None, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor):
         """What the refiner corrects when denoising: ``keep_input``'s blend of the input and the decoded codes
         (normalised, as data: no gradient), with the Wiener gain of ``share``, the ``clean_error_share`` the
         denoiser was last saved with (None until then: the learnt share alone)."""
@@ -178,12 +180,12 @@ class DenoiserTask(ModelFolderTask):
         model.register_to_config(clean_error_share=self.measured_share(model))
         super().save(model, folder)
 
-    def measured_share(self, model) -> float:
+    def measured_share(self, model) -> list[float]:
         """``clean_error_share`` of these weights, measured once: saving the best model right after evaluating it
         reuses the evaluation's."""
         weights = state_hash(model)
         if self._share is None or self._share[0] != weights:
-            self._share = (weights, clean_error_share(model, self.codec, self.val_clean))
+            self._share = (weights, clean_error_share(model, self.codec, self.val_clean, self.rate))
         return self._share[1]
 
     @torch.no_grad()
@@ -209,18 +211,19 @@ class DenoiserTask(ModelFolderTask):
 
 
 @torch.no_grad()
-def clean_error_share(model: DenoisingEncoder, codec, clean: np.ndarray, batch_size: int = 64) -> float:
-    """The power ``model``'s decoded codes miss on a typical clean window of ``clean`` ``(N, L, C)``, as a share of
-    their own power: the median over windows, since some windows a store calls clean carry noise of their own."""
+def clean_error_share(model: DenoisingEncoder, codec, clean: np.ndarray, rate: float, batch_size: int = 64) -> list[float]:
+    """The power ``model``'s decoded codes miss on a typical clean window of ``clean`` ``(N, L, C)`` at ``rate`` Hz,
+    as a share of their own power, in each band of ``frequency_bands`` (``keep_input``'s gains): the median over
+    windows, since some windows a store calls clean carry noise of their own."""
     codec = codec.to(next(model.parameters()).device)
     shares = []
     for i in range(0, len(clean), batch_size):
-        windows = clean[i : i + batch_size]
+        windows = clean[i : i + batch_size].astype(np.float64)
         encoded, _ = model.estimate(codec, windows)
         decoded = codec.decode(encoded.codes).cpu().numpy().astype(np.float64)
-        missed = ((windows - decoded) ** 2).sum(axis=(1, 2))
-        shares.append(missed / np.maximum((decoded**2).sum(axis=(1, 2)), 1e-20))
-    return float(np.median(np.concatenate(shares)))
+        bands = zip(frequency_bands(windows - decoded, rate), frequency_bands(decoded, rate))
+        shares.append([(m**2).sum(axis=(1, 2)) / np.maximum((d**2).sum(axis=(1, 2)), 1e-20) for m, d in bands])
+    return [float(s) for s in np.median(np.concatenate(shares, axis=1), axis=1)]
 
 
 def log_error_ratio(output: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
