@@ -164,7 +164,8 @@ class DenoiserTask(ModelFolderTask):
             loss = loss + refiner
         return loss, {name: float(value.detach().mean()) for name, value in logs.items()}
 
-    def _blend(self, share: float | list[float] | None, x_noisy: torch.Tensor, decoded: torch.Tensor, keep: torch.Tensor):
+    def _blend(self, share: float | list[float] | None, x_noisy: torch.Tensor, decoded: torch.Tensor,
+               keep: torch.Tensor):  # fmt: skip
         """What the refiner corrects when denoising: ``keep_input``'s blend of the input and the decoded codes
         (normalised, as data: no gradient), with the Wiener gain of ``share``, the ``clean_error_share`` the
         denoiser was last saved with (None until then: the learnt share alone)."""
@@ -211,7 +212,9 @@ class DenoiserTask(ModelFolderTask):
 
 
 @torch.no_grad()
-def clean_error_share(model: DenoisingEncoder, codec, clean: np.ndarray, rate: float, batch_size: int = 64) -> list[float]:
+def clean_error_share(
+    model: DenoisingEncoder, codec, clean: np.ndarray, rate: float, batch_size: int = 64
+) -> list[float]:
     """The power ``model``'s decoded codes miss on a typical clean window of ``clean`` ``(N, L, C)`` at ``rate`` Hz,
     as a share of their own power, in each band of ``frequency_bands`` (``keep_input``'s gains): the median over
     windows, since some windows a store calls clean carry noise of their own."""
