@@ -12,10 +12,10 @@ It may be larger than the codec's encoder (denoising needs more context than cod
 tied to one codebook: its folder records the codec's signature and a pipeline refuses another codec's.
 
 An optional *refiner* (``refiner_channels`` > 0) corrects the output last. Why: the decoded codes and the share of the
-input kept with them (``keep_input``) are one gain per stretch between two signals, while noise and the codes' own
-error differ by time and frequency (the codes miss QRS detail; electrode motion is slow, muscle noise broad); a small
-dilated convolution over the input, the decoded codes and their blend learns that filter (trained last, on the
-frozen encoder: ``tsvq train denoiser`` with ``refiner_channels`` and ``freeze_encoder``).
+input kept with them (``keep_input``) are one gain per stretch and band (two bands) between two signals, while noise
+and the codes' own error differ finely by time and frequency (the codes miss QRS detail; electrode motion is slow,
+muscle noise broad); a small dilated convolution over the input, the decoded codes and their blend learns that
+filter (trained last, on the frozen encoder: ``tsvq train denoiser`` with ``refiner_channels`` and ``freeze_encoder``).
 """
 
 from __future__ import annotations
@@ -220,8 +220,8 @@ def keep_input(decoded: np.ndarray, keep: np.ndarray, noisy: np.ndarray, downsam
     all their own error, which the input does not have. Over ``BLEND_WINDOW_S``, with the codes' error expected at
     ``clean_error_share`` of their power, the gain error / (error + noise) keeps nearly all of a clean input and
     little of a noisy one. A list of shares, one per band of ``frequency_bands``, weighs each band on its own: the
-    codes miss QRS detail at high frequencies while baseline wander and electrode motion sit low, so one stretch
-    keeps the input's detail and drops its wander (one gain for the whole band must choose)."""
+    codes miss mostly QRS detail, which lies high, while noise is often elsewhere too (muscle noise is broad, wander
+    low), so one stretch can keep the input's detail and drop the rest of its noise (one gain for all must choose)."""
     per_sample = np.repeat(keep, downsample_factor, axis=-2)[..., : decoded.shape[-2], :]
     left_out = noisy - decoded
     if clean_error_share is None:
