@@ -128,6 +128,8 @@ def test_keep_input_weighs_each_band_so_wander_goes_and_qrs_detail_stays():
     np.testing.assert_allclose(keep_input(decoded, keep, clean, 8, shares), clean, atol=0.01)  # clean: kept
     with pytest.raises(ValueError, match=f"{len(BLEND_BANDS_HZ) + 2} shares"):
         keep_input(decoded, keep, clean, 8, [0.1] * (len(BLEND_BANDS_HZ) + 2))
+    slow = frequency_bands(clean, 2 * min(BLEND_BANDS_HZ))  # a rate with no room for a split: one band, the signal
+    assert len(slow) == 1 and np.array_equal(slow[0], clean)
 
 
 def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path):

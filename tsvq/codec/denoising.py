@@ -197,13 +197,18 @@ BLEND_WINDOW_S = 5.0  # the stretch over which keep_input compares what the code
 BLEND_BANDS_HZ = (16.0,)  # where keep_input splits the spectrum to weigh each band on its own
 
 
+def band_edges(rate: float) -> tuple[float, ...]:
+    """The edges of ``BLEND_BANDS_HZ`` a signal at ``rate`` Hz has room for (below its Nyquist frequency)."""
+    return tuple(edge for edge in BLEND_BANDS_HZ if edge < rate / 2)
+
+
 def frequency_bands(x: np.ndarray, rate: float) -> list[np.ndarray]:
-    """``x`` ``(..., L, C)`` split at ``BLEND_BANDS_HZ`` into ``len(BLEND_BANDS_HZ) + 1`` bands, lowest first, that add
-    up to ``x`` exactly (differences of zero-phase Butterworth low-passes)."""
+    """``x`` ``(..., L, C)`` split at ``band_edges(rate)`` into bands, lowest first, that add up to ``x`` exactly
+    (differences of zero-phase Butterworth low-passes)."""
     from scipy.signal import butter, sosfiltfilt
 
     bands, below = [], np.zeros_like(x)
-    for edge in BLEND_BANDS_HZ:
+    for edge in band_edges(rate):
         sos = butter(4, edge, fs=rate, output="sos")
         low = sosfiltfilt(sos, x, axis=-2, padlen=min(3 * (2 * len(sos) + 1), x.shape[-2] - 1))
         bands.append(low - below)
@@ -231,10 +236,10 @@ def keep_input(decoded: np.ndarray, keep: np.ndarray, noisy: np.ndarray, downsam
     shares = np.atleast_1d(np.asarray(clean_error_share, dtype=np.float64))
     if len(shares) == 1:
         pairs = [(decoded, left_out)]
-    elif len(shares) == len(BLEND_BANDS_HZ) + 1:
+    elif len(shares) == len(band_edges(rate)) + 1:
         pairs = zip(frequency_bands(decoded, rate), frequency_bands(left_out, rate))
     else:
-        raise ValueError(f"clean_error_share: {len(shares)} shares, expected 1 or {len(BLEND_BANDS_HZ) + 1} (bands)")
+        raise ValueError(f"clean_error_share: {len(shares)} shares, expected {len(band_edges(rate)) + 1} (bands) or 1")
     width = max(1, min(int(BLEND_WINDOW_S * rate), decoded.shape[-2]))
     out = decoded.astype(np.float64, copy=True)
     for share, (codes_band, left_band) in zip(shares, pairs):
