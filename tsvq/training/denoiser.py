@@ -183,8 +183,9 @@ class DenoiserTask(ModelFolderTask):
 
     def measured_share(self, model) -> list[float]:
         """``clean_error_share`` of these weights, measured once: saving the best model right after evaluating it
-        reuses the evaluation's."""
-        weights = state_hash(model)
+        reuses the evaluation's, and a refiner training on a frozen encoder reuses the first (the shares come from
+        the encoder's codes alone, so the refiner's weights are left out of the key)."""
+        weights = state_hash(model, leave_out="refiner.")
         if self._share is None or self._share[0] != weights:
             self._share = (weights, clean_error_share(model, self.codec, self.val_clean, self.rate))
         return self._share[1]

@@ -370,10 +370,13 @@ def _train(task: Task, config: TrainingConfig, output_dir: Path) -> Path:
     return output_dir / "model"
 
 
-def state_hash(model: torch.nn.Module) -> str:
-    """Hash of every parameter and buffer: equal on all ranks when distributed training kept them in sync."""
+def state_hash(model: torch.nn.Module, leave_out: str | None = None) -> str:
+    """Hash of every parameter and buffer (but those whose name starts with ``leave_out``): equal on all ranks when
+    distributed training kept them in sync."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
+        if leave_out is not None and name.startswith(leave_out):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
