@@ -60,6 +60,17 @@ def beats_label(classes) -> str:
     return "N" if classes <= {"N"} else ("V" if "V" in classes else ("S" if "S" in classes else "other"))
 
 
+def gap_starts(name: str, length: int, rate: float, gaps: list[float], per_record: int) -> dict[float, np.ndarray]:
+    """Where record ``name``'s gaps of each length in ``gaps`` start (seeded by the record: every benchmark of gaps
+    cuts the same ones), ``per_record`` of each, at least 10 s from the ends with the context around them inside."""
+    rng = np.random.default_rng([int(name), 55])
+    starts = {}
+    for gap_s in gaps:
+        gap, before, after = int(gap_s * rate), int(BEFORE_S * rate), int(AFTER_S * rate)
+        starts[gap_s] = rng.integers(int(10 * rate) + before, length - int(10 * rate) - gap - after, per_record)
+    return starts
+
+
 def scores(truth_segment: np.ndarray, filled: np.ndarray, a: int, b: int, beats: np.ndarray, rate: float) -> dict:
     """PRDN inside the gap, and R peaks of the filled stretch inside the gap against the annotated ones."""
     truth = truth_segment[a:b]
@@ -162,10 +173,8 @@ def main() -> None:
     for name in args.records:
         lead = annotated_lead(pipe, args.source, name)
         signal, beat_at, beat_class = lead.signal, lead.beat_at, lead.beat_class
-        rng = np.random.default_rng([int(name), 55])
-        for gap_s in args.gaps:
+        for gap_s, starts in gap_starts(name, len(signal), rate, args.gaps, args.per_record).items():
             gap, before, after = int(gap_s * rate), int(BEFORE_S * rate), int(AFTER_S * rate)
-            starts = rng.integers(int(10 * rate) + before, len(signal) - int(10 * rate) - gap - after, args.per_record)
             for k, start in enumerate(starts):
                 lo, hi = start - before, start + gap + after
                 truth = signal[lo:hi]

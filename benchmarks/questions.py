@@ -124,6 +124,19 @@ def gap_filling(data: dict) -> str:
     return "; ".join(f"{float(gap):g} s: {_repair_line(by)}" for gap, by in data["by_gap"].items())
 
 
+def gap_timing(data: dict) -> str:
+    """The plan's R-peak F1 beside the oracle that knows the beat count, per gap length (all gaps; normal beats)."""
+    parts = []
+    for gap, by in data["by_gap"].items():
+        normal = data["by_rhythm_around_gap"][gap]["N"]
+        parts.append(
+            f"{float(gap):g} s: plan {by['tsvq_plan']['r_peak_f1']:.2f}, knowing the beat count "
+            f"{by['knowing_the_count']['r_peak_f1']:.2f} (normal beats around: {normal['tsvq_plan']['r_peak_f1']:.2f}, "
+            f"{normal['knowing_the_count']['r_peak_f1']:.2f})"
+        )
+    return "; ".join(parts)
+
+
 def forecasting(data: dict) -> str:
     return "; ".join(f"{float(h):g} s: {_repair_line(by)}" for h, by in data["by_horizon"].items())
 
@@ -576,6 +589,14 @@ QUESTIONS = [
         "beside linear, AR and template baselines: PRDN and R peaks inside the gap",
         "python -m benchmarks.gaps",
         gap_filling,
+        "../shared/data/mitdb",
+    ),
+    Question(
+        "gap-timing",
+        "How well the beats inside those gaps can be timed from either side at all: tsvq's plan, the same from the "
+        "annotated beats, and an oracle told the beat count (R-peak F1 of the planned times)",
+        "python -m benchmarks.gap_timing",
+        gap_timing,
         "../shared/data/mitdb",
     ),
     Question(

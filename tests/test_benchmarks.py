@@ -126,3 +126,27 @@ def test_twelve_lead_curves_are_read_between_their_points_only():
     names = ["V1", "V2", "V3", "V4", "V5", "V6", "AVF", "AVL", "AVR", "III", "II", "I"]
     ordered = in_standard_order(np.arange(12.0)[None].repeat(3, 0), names)
     assert ordered[0].tolist() == [11, 10, 9, 8, 7, 6, 0, 1, 2, 3, 4, 5]
+
+
+def test_gap_timing_oracle_knows_the_count_of_beats_in_a_gap_but_not_their_times():
+    import numpy as np
+
+    from benchmarks.gap_timing import PLANS, plans
+    from tsvq.data.preprocess import Preprocessing
+    from tsvq.data.synthetic import random_subjects, synthesize
+
+    rate = 250.0
+    ecg, beats = synthesize(random_subjects(1, seed=3)[0], 20.0, rate, seed=1)
+    x = Preprocessing(sampling_rate_hz=rate).condition(ecg[:, None], rate)[:, 0]
+    a, b = int(10 * rate), int(12 * rate)
+    inside = beats[(beats >= a) & (beats < b)]
+    timed = plans(x, beats, a, b, rate)
+    assert set(timed) == set(PLANS)
+    for plan, times in timed.items():  # steady synthetic sinus rhythm: every plan lands each beat within 75 ms
+        placed = times[(times >= a) & (times < b)]
+        assert len(placed) == len(inside) and np.abs(placed - inside).max() < 0.075 * rate, plan
+    early = beats.copy()
+    early[np.flatnonzero(beats == inside[0])] -= int(0.3 * rate)  # a premature beat inside the gap
+    oracle = plans(x, early, a, b, rate)["knowing_the_count"]
+    assert len(oracle[(oracle > a) & (oracle < b)]) == len(inside)  # the count it is told ...
+    assert np.abs(oracle - inside[0] + int(0.3 * rate)).min() > 0.075 * rate  # ... but not where the early beat fell
