@@ -258,7 +258,7 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
         known[a - lo : b - lo] = -1
         known = known[None].expand(draws * candidates, *known.shape).clone()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        short = missing[a * f : b * f].sum() < SHORT_GAP_S * codec.config.sampling_rate_hz
+        short = _is_short(int(missing[a * f : b * f].sum()), codec.config.sampling_rate_hz)
         spread = SHORT_GUIDE_SPREAD if short else GUIDE_SPREAD
         guide = _guide_weights(codec, signals, planned, lo, hi, spread) if steer else None
         run, weight, own = model.infill(known, seed=seed, guide=guide, **settings)
@@ -292,18 +292,25 @@ def _joined(observed: np.ndarray, fill: np.ndarray, missing: np.ndarray, baselin
     ``MEET_S`` of observed samples at each end is taken off along a line (DS1, 0.05-s gaps: 180 -> 107%)."""
     out = observed.copy()
     edge, meet = max(1, int(round(EDGE_S * rate))), max(1, int(round(MEET_S * rate)))
-    width, shortest = max(1, int(round(LEVEL_CONTEXT_S * rate))), SHORT_GAP_S * rate
+    width = max(1, int(round(LEVEL_CONTEXT_S * rate)))
     miss = observed - fill - baseline  # the decoded signal's error on the observed samples
     for start, end in true_runs(missing):
         ramp = np.linspace(*_sides(baseline, missing, start, end, edge), end - start)
         out[start:end] = fill[start:end] + ramp
-        if end - start < shortest:
+        if _is_short(end - start, rate):
             out[start:end] += np.linspace(*_sides(miss, missing, start, end, meet), end - start)
             continue
         around = _observed_around(missing, start, end, width)
         if len(around):
             out[start:end] += np.median(observed[around]) - np.median(out[start:end])
     return out
+
+
+def _is_short(samples: int, rate: float) -> bool:
+    """Whether a gap of ``samples`` missing samples is short (under ``SHORT_GAP_S``): its plan is surer, so its draws
+    follow the guide more closely, and it is tilted to meet the recording instead of shifted to the level around it.
+    One rule for both, so a gap is treated alike whether counted by code positions or by samples."""
+    return samples < SHORT_GAP_S * rate
 
 
 def _observed_around(missing: np.ndarray, start: int, end: int, width: int) -> np.ndarray:
