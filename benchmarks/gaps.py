@@ -10,11 +10,14 @@ at seeded random places (at least 10 s from the ends). Every method sees the sam
 - ``tsvq``: `Pipeline.impute`'s first draw (beats planned from the R peaks on either side guide the WaveNet
   prior, drawn with top_p 0.9; the likeliest of 8 candidates given the codes after the gap);
 - ``tsvq_mean``: the mean of its 16 draws (`Repaired.mean`; the first at the best-guess timing, the others at drawn
-  timings; pulled toward the level around the gap where they disagree): the fill with the least expected squared
+  timings; pulled toward the two-sided AR prediction where they disagree, and that prediction alone where the plan
+  fails to time the beats before the gap): the fill with the least expected squared
   error, the one to read PRDN from (a draw's PRDN pays twice for every beat a few tens of ms off; the mean's R peaks
   blur where the draws disagree);
 - ``linear``: a straight line between the samples on either side;
 - ``autoregressive``: an AR(64) model fitted by least squares on the 8 s before, run forward across the gap;
+- ``autoregressive_both_sides``: the same, and one fitted on the 4 s after run backward, weighed linearly from one
+  to the other across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
 - ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last
   R peak before and the first after the gap (found reading backwards), on a line between the two sides' levels.

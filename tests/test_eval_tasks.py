@@ -35,7 +35,7 @@ def test_eval_task_scores_the_pipeline_beside_the_baselines(task, tiny_pipeline,
     assert main([*argv, "--out", str(out), "--n", "3", "--stretch-seconds", "6", "--draws", "2"]) == 0
     report = json.loads((out / "report.json").read_text())
     expected = {"tsvq", "tsvq_mean", "autoregressive", "template_copy"}  # tsvq_mean: the mean of the two draws
-    expected |= {"linear", "template_both_sides"} if task == "impute" else set()
+    expected |= {"linear", "autoregressive_both_sides", "template_both_sides"} if task == "impute" else set()
     assert set(report["methods"]) == expected and report["stretches"] == 3
     assert all(0 <= m["r_peak_f1"] <= 1 and m["prdn_mean"] > 0 for m in report["methods"].values())
     assert (out / "task.png").stat().st_size > 10_000

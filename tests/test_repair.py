@@ -113,6 +113,39 @@ def test_the_mean_of_the_draws_is_pulled_to_the_level_where_they_disagree():
     assert np.array_equal(Repaired(disagree[:1], filled, RATE).mean, disagree[0])  # one draw is its own mean
 
 
+def test_linear_prediction_continues_a_wave_and_meets_both_sides():
+    from tsvq.linear_prediction import ar_bridge, ar_continue
+
+    t = np.arange(3000) / RATE
+    wave = 1.5 + np.sin(2 * np.pi * 1.3 * t) + 0.3 * np.sin(2 * np.pi * 7 * t)  # on a 1.5 mV offset
+    np.testing.assert_allclose(ar_continue(wave[:2000], 250, 16), wave[2000:2250], atol=1e-3)
+    noise = 2.0 + np.random.default_rng(0).standard_normal(2000)  # nothing to predict: its level
+    assert abs(ar_continue(noise, 500, 16)[-100:].mean() - 2.0) < 0.2
+    left, right = np.full(1000, -1.0), np.full(1000, 3.0)
+    bridge = ar_bridge(left, right, 400, 16)  # each side's level at its own edge
+    assert abs(bridge[0] + 1.0) < 0.05 and abs(bridge[-1] - 3.0) < 0.05 and np.all(np.diff(bridge) > 0)
+    np.testing.assert_allclose(ar_bridge(left, None, 50, 16), -1.0)  # a continuation: the left side alone
+
+
+def test_the_mean_is_the_linear_prediction_where_the_timing_is_unsure():
+    from tsvq.linear_prediction import ar_bridge, ar_order
+
+    rng = np.random.default_rng(1)
+    x = ecg_like(12, RATE, seed=3)
+    filled = np.zeros((len(x), 1), dtype=bool)
+    filled[1500:2000] = True
+    draws = np.repeat(x[None, :, None], 8, axis=0).astype(np.float32)
+    draws[:, 1500:2000, 0] = 1.0 + 0.01 * rng.standard_normal((8, 500))  # draws that agree on a wrong plateau
+    unsure = filled.copy()
+    mean = Repaired(draws, filled, RATE, unsure).mean[:, 0]
+    after = x[2000:3000]
+    expected = ar_bridge(x[:1500].astype(np.float32)[-2000:], after.astype(np.float32), 500, ar_order(RATE))
+    np.testing.assert_allclose(mean[1500:2000], expected, atol=1e-4)
+    sure = Repaired(draws, filled, RATE, np.zeros_like(filled)).mean[:, 0]
+    np.testing.assert_allclose(sure[1500:2000], draws[:, 1500:2000, 0].mean(axis=0), atol=1e-3)  # trusted draws
+    np.testing.assert_array_equal(mean[~filled[:, 0]], draws[0, ~filled[:, 0], 0])
+
+
 def test_forecast_continues_the_recording(shipped):
     x = ecg_like(12, RATE, seed=2)
     out = shipped.forecast(x, RATE, 2.0, draws=2)

@@ -13,7 +13,7 @@ from tsvq.data.synthetic import random_subjects, synthesize
 from tsvq.errors import ConfigError
 from tsvq.evaluation.repair_baselines import beat_matches, template_both_sides
 from tsvq.pipeline import Pipeline
-from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats, r_peaks
+from tsvq.rhythm import beat_fill, gap_sides, median_beat, plan_times_the_sides, planned_beats, r_peaks
 
 RATE = 250.0
 TOLERANCE = int(0.075 * RATE)  # the +-75 ms of the gap benchmark
@@ -56,6 +56,18 @@ def test_planned_beats_carry_a_bigeminal_pattern_through_the_gap():
     np.testing.assert_allclose(planned_beats(jittered, np.array([1800, 2000]), 1800), [1400, 1600])
 
 
+def test_a_plan_is_trusted_only_where_it_times_the_beats_it_can_see():
+    steady = np.arange(0, 2000, 200)  # every 0.8 s
+    assert plan_times_the_sides(steady, RATE)
+    assert plan_times_the_sides(np.array([0, 205, 395, 610, 800, 1003, 1200, 1390, 1610]), RATE)  # a little jitter
+    premature = steady.copy()
+    premature[6] -= 60  # one beat 240 ms early: no plan from its neighbours puts a beat there
+    assert not plan_times_the_sides(premature, RATE)
+    fibrillation = np.cumsum(np.random.default_rng(0).uniform(100, 260, 12)).astype(int)
+    assert not plan_times_the_sides(fibrillation, RATE)
+    assert plan_times_the_sides(premature[:5], RATE)  # too few beats to check: trusted as before
+
+
 def test_gap_sides_find_the_beats_that_time_a_gap_and_beat_fill_rebuilds_it():
     x, peaks = regular_ecg()
     a, b = 3000, 3500
@@ -83,6 +95,13 @@ def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
         found = r_peaks(out.signals[0, :, 0], RATE)
         assert f1(found[(found >= a) & (found < b)], truth) >= 0.9
     assert (out.spread[out.filled] > 0).any()  # later draws draw their timing too
+    assert out.timing_unsure is not None and not out.timing_unsure.any()  # a steady rhythm: the draws are trusted
+    early = holed.copy()
+    for a, _ in gaps:  # every other beat before the gaps 200 ms early: no plan times them
+        for p in peaks[(peaks > a - 1500) & (peaks < a - 100)][::2]:
+            early[p - 120 : p + 120] = holed[p - 70 : p + 170]
+    unsure = shipped.impute(early, RATE, draws=2, seed=0, candidates=2).timing_unsure
+    np.testing.assert_array_equal(unsure, np.isnan(early)[:, None])
     with pytest.raises(ConfigError, match="rhythm must be one of auto, ecg, none"):
         shipped.impute(holed, RATE, rhythm="sinus")
 

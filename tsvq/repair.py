@@ -20,6 +20,10 @@ The codes are decoded and only the missing samples are replaced: the observed on
 codec sees signals conditioned as in training (the pipeline's rate and band), while a recording may carry baseline
 wander the codec never reproduces; the fill gets the recording's own low-frequency level (the recording minus its
 conditioned self) as a line between its values on either side, so it sits where the recording does.
+
+The mean of several draws (``Repaired.mean``) is the fill to score squared error on: the draws' mean pulled toward a
+linear prediction of the gap where they disagree, and the prediction alone in a gap whose rhythm plan failed to
+time the beats observed before it (``timing_unsure``).
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from scipy.ndimage import uniform_filter1d
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.preprocess import at_length, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
+from tsvq.linear_prediction import ar_bridge, ar_order
 from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
-from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats
+from tsvq.rhythm import beat_fill, gap_sides, median_beat, plan_times_the_sides, planned_beats
 
 LEFT_CONTEXT_S = 4.096  # codes before a gap the prior reads (its receptive field on the demo's models)
 RIGHT_CONTEXT_S = 2.0  # codes after a gap that weigh each draw: about two beats
@@ -52,6 +57,7 @@ SHORT_GUIDE_SPREAD = 4.0  # its plan is sure enough to follow closely (DS1, PRDN
 SHRINK, SHRINK_SMOOTH_S = 4.0, 0.1  # Repaired.mean: the draws' spread counted 4 times (they share one rhythm plan,
 # so they disagree less than the truth does); MIT-BIH DS1, PRDN of the mean of 16 at 0.5 / 2 / 5-s gaps
 # 89.1 / 97.9 / 105.0 -> 88.3 / 96.7 / 101.1 (forecasts of 2 / 5 s: 95.0 / 101.2 -> 92.8 / 97.9); 1, 2, 8 tried
+# (shrinking toward the level; toward the linear prediction since, where 8, 16, 64 measured worse on 2-s gaps)
 RHYTHMS = ("auto", "ecg", "none")
 MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "tens of seconds"; longer is a new recording
 
@@ -59,11 +65,14 @@ MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "ten
 @dataclass
 class Repaired:
     """Draws of a repaired recording: ``signals`` ``(draws, L, C)`` at the input's rate, observed samples unchanged;
-    ``filled`` ``(L, C)`` True where a sample was missing; ``spread`` the draws' standard deviation there."""
+    ``filled`` ``(L, C)`` True where a sample was missing; ``spread`` the draws' standard deviation there;
+    ``timing_unsure`` ``(L, C)`` True in the gaps whose rhythm plan failed to time the beats observed before them
+    (``tsvq.rhythm.plan_times_the_sides``), where ``mean`` does not follow the draws (None: no gap was planned)."""
 
     signals: np.ndarray
     filled: np.ndarray
     sampling_rate_hz: float
+    timing_unsure: np.ndarray | None = None
 
     @property
     def spread(self) -> np.ndarray:
@@ -71,30 +80,50 @@ class Repaired:
 
     @property
     def mean(self) -> np.ndarray:
-        """The point estimate ``(L, C)`` with the least expected squared error: the draws' mean, pulled toward the
-        level around each gap (the mean of the observed samples within ``LEVEL_CONTEXT_S``) wherever the draws
-        disagree more than their mean departs from it (a positive-part James-Stein estimate, ``SHRINK`` times the
-        mean's sampling variance, both over ``SHRINK_SMOOTH_S``): a mean of finitely many draws keeps their
-        disagreement as noise that the mean of many would average away. Smooth where the draws disagree, so not
-        a signal to look at (a draw is): score PRDN on this, R peaks on a draw."""
+        """The point estimate ``(L, C)`` with the least expected squared error: in each gap, the draws' mean pulled
+        toward a linear prediction of the gap from the observed signal on either side (``ar_bridge``) wherever the
+        draws disagree more than their mean departs from it (a positive-part James-Stein estimate, ``SHRINK`` times
+        the mean's sampling variance, both over ``SHRINK_SMOOTH_S``): a mean of finitely many draws keeps their
+        disagreement as noise that the mean of many would average away. In a gap whose timing is unsure
+        (``timing_unsure``) it is the prediction alone: the draws there share a plan that could not time the beats
+        before the gap, and agree on beats the truth does not have. Smooth where the draws disagree, so not a signal
+        to look at (a draw is): score PRDN on this, R peaks on a draw."""
         draws = len(self.signals)
         mean = self.signals.mean(axis=0, dtype=np.float64)
         if draws < 2:
             return mean.astype(self.signals.dtype)
-        width = max(1, int(round(LEVEL_CONTEXT_S * self.sampling_rate_hz)))
-        smooth = max(1, int(round(SHRINK_SMOOTH_S * self.sampling_rate_hz)))
+        rate = self.sampling_rate_hz
+        before, after = int(round(RHYTHM_BEFORE_S * rate)), int(round(RHYTHM_AFTER_S * rate))
+        smooth, order = max(1, int(round(SHRINK_SMOOTH_S * rate))), ar_order(rate)
         for c in range(mean.shape[1]):
-            for start, end in true_runs(self.filled[:, c]):
-                around = _observed_around(self.filled[:, c], start, end, width)
-                if not len(around):
+            filled = self.filled[:, c]
+            for start, end in true_runs(filled):
+                left = _observed_run(mean[:, c], filled, start, -before)
+                right = _observed_run(mean[:, c], filled, end, after)
+                if not len(left) and not len(right):
                     continue
-                level = float(mean[around, c].mean())
-                departure = uniform_filter1d((mean[start:end, c] - level) ** 2, smooth, mode="nearest")
+                target = ar_bridge(left, right, end - start, order)
+                if self.timing_unsure is not None and self.timing_unsure[start:end, c].any():
+                    mean[start:end, c] = target
+                    continue
+                departure = uniform_filter1d((mean[start:end, c] - target) ** 2, smooth, mode="nearest")
                 unsure = uniform_filter1d(self.signals[:, start:end, c].var(axis=0, ddof=1) / draws, smooth,
                                           mode="nearest")  # fmt: skip
                 kept = np.clip(1 - SHRINK * unsure / np.maximum(departure, 1e-12), 0.0, 1.0)
-                mean[start:end, c] = level + kept * (mean[start:end, c] - level)
+                mean[start:end, c] = target + kept * (mean[start:end, c] - target)
         return mean.astype(self.signals.dtype)
+
+
+def _observed_run(values: np.ndarray, filled: np.ndarray, edge: int, reach: int) -> np.ndarray:
+    """The observed samples of ``values`` next to a gap edge, up to ``|reach|`` of them and up to the next missing
+    one: before ``edge`` (exclusive) for a negative ``reach``, from ``edge`` on for a positive one."""
+    if reach < 0:
+        lo = max(0, edge + reach)
+        gaps = np.flatnonzero(filled[lo:edge])
+        return values[lo + (gaps[-1] + 1 if len(gaps) else 0) : edge]
+    hi = min(len(values), edge + reach)
+    gaps = np.flatnonzero(filled[edge:hi])
+    return values[edge : edge + gaps[0] if len(gaps) else hi]
 
 
 def _wavenet(pipeline, prior: str | None) -> tuple[str, WaveNetPrior]:
@@ -183,6 +212,7 @@ def repair(
     if rhythm == "ecg" and codec.config.in_channels != 1:
         raise ConfigError(f"rhythm 'ecg' plans one lead's beats; this codec codes {codec.config.in_channels} together")
     rng = np.random.default_rng(seed)
+    timing_unsure = np.zeros(x.shape, dtype=bool) if rhythm == "ecg" else None
     for stream in streams:
         gaps = at_rate[:, stream].any(axis=1)
         guides = _rhythm_guides(conditioned[:, stream[0]], gaps, rate, draws, rng) if rhythm == "ecg" else None
@@ -192,15 +222,20 @@ def repair(
             back = at_length(resample(fills[d], rate, sampling_rate_hz), len(x))
             for i, c in enumerate(stream):
                 out[d, :, c] = _joined(x[:, c], back[:, i], missing[:, c], baseline[:, c], sampling_rate_hz)
-    return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz))
+        for c in stream if guides is not None else ():
+            for start, end in true_runs(missing[:, c]):  # each gap takes its plan's verdict, read at its middle
+                middle = min(len(gaps) - 1, int((start + end) / 2 * rate / sampling_rate_hz))
+                timing_unsure[start:end, c] = guides[2][middle]
+    return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz), timing_unsure)
 
 
 def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, rng: np.random.Generator):
     """Per draw, ``x`` (one conditioned channel, bridged across its gaps) with each gap's planned beats in place
-    ``(draws, L)``, and where a plan was made ``(L,)``: gaps with fewer than three R peaks in the
-    ``RHYTHM_BEFORE_S`` before them get none (the prior alone times them). Draw 0 takes the best-guess timing."""
+    ``(draws, L)``, where a plan was made ``(L,)`` and where that plan failed to time the R peaks before its gap
+    ``(L,)`` (``plan_times_the_sides``): gaps with fewer than three R peaks in the ``RHYTHM_BEFORE_S`` before them
+    get none (the prior alone times them). Draw 0 takes the best-guess timing."""
     guides = np.repeat(x[None].astype(np.float64), draws, axis=0)
-    planned = np.zeros(len(x), dtype=bool)
+    planned, unsure = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     for a, b in true_runs(missing):
         before, after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
         template = median_beat(x[:a], before, rate) if len(before) >= 3 else None
@@ -212,7 +247,8 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
             times = [before[-1], *planned_beats(before, after, b, rng if d else None), *after[:1]]
             guides[d, a:b] = beat_fill(left, right, a, b, times, template, rate)
         planned[a:b] = True
-    return guides, planned
+        unsure[a:b] = not plan_times_the_sides(before, rate)
+    return guides, planned, unsure
 
 
 def _guide_weights(codec, guides: np.ndarray, planned: np.ndarray, lo: int, hi: int, spread: float) -> torch.Tensor:

@@ -121,6 +121,25 @@ def planned_beats(
     return start + np.cumsum(steps * span / steps.sum())[:-1]
 
 
+PLAN_CHECK_S = 0.075  # how near a left-out R peak the plan must put a beat to time it (the benchmarks' tolerance)
+
+
+def plan_times_the_sides(before: np.ndarray, rate: float) -> bool:
+    """Whether ``planned_beats`` times the R peaks it can see: each peak ``before`` a gap from the fourth on, left
+    out in turn, with the peaks before it as one side and the next two as the other, must get a planned beat within
+    ``PLAN_CHECK_S``. A rhythm whose observed beats the plan cannot time (premature beats, atrial fibrillation, a
+    pause; bigeminy too, whose pattern the first checks have too few intervals to see) it will not time inside the
+    gap either: on MIT-BIH DS1 2-s gaps, where every peak passed (349 of 506), the mean of 16 draws scored PRDN 83
+    against 98 for a linear prediction from both sides; where one failed, 102 against 99 (starting the checks at
+    the fifth or sixth peak measured no better). True when there are too few peaks to check (under six)."""
+    tolerance = PLAN_CHECK_S * rate
+    for i in range(3, len(before) - 2):
+        planned = planned_beats(before[:i], before[i + 1 : i + 3], 0)
+        if not len(planned) or np.abs(planned - before[i]).min() > tolerance:
+            return False
+    return True
+
+
 def beat_fill(before_value: float, after_value: float | None, a: int, b: int, times, template: np.ndarray,
               rate: float) -> np.ndarray:  # fmt: skip
     """``b - a`` samples for a gap ``[a, b)``: ``template`` at each R peak of ``times`` (sample indices; include the

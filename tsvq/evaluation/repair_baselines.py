@@ -4,7 +4,10 @@ Every filler takes the whole stretch ``segment`` (the truth inside ``[a, b)`` is
 ``b - a`` samples it puts there:
 
 - ``linear``: a straight line between the samples on either side;
-- ``autoregressive``: an AR(64) model fitted by least squares on what comes before, run forward across the gap;
+- ``autoregressive``: an AR(64) model (at 250 Hz; 0.256 s at any rate) fitted by least squares on what comes
+  before, run forward across the gap (``tsvq.linear_prediction``);
+- ``autoregressive_both_sides``: the same run forward from the signal before the gap and backward from the signal
+  after it (a model fitted on it reversed), weighed linearly from one to the other across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
 - ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last R
   peak before and the first after it (found reading backwards: ``tsvq.rhythm.gap_sides``), the beats at those two
@@ -18,9 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsvq.linear_prediction import ar_bridge, ar_continue, ar_order
 from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats, r_peaks
-
-AR_ORDER = 64
 
 
 def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
@@ -28,13 +30,11 @@ def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
 
 
 def autoregressive(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    past = segment[:a]
-    rows = np.lib.stride_tricks.sliding_window_view(past, AR_ORDER + 1)
-    coefficients, *_ = np.linalg.lstsq(rows[:, :-1], rows[:, -1], rcond=None)
-    history = list(past[-AR_ORDER:])
-    for _ in range(b - a):
-        history.append(float(np.dot(coefficients, history[-AR_ORDER:])))
-    return np.array(history[AR_ORDER:])
+    return ar_continue(segment[:a], b - a, ar_order(rate))
+
+
+def autoregressive_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
+    return ar_bridge(segment[:a], segment[b:], b - a, ar_order(rate))
 
 
 def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
@@ -58,6 +58,7 @@ def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.
 BASELINES = {
     "linear": linear,
     "autoregressive": autoregressive,
+    "autoregressive_both_sides": autoregressive_both_sides,
     "template_copy": template_copy,
     "template_both_sides": template_both_sides,
 }
