@@ -57,7 +57,7 @@ SHORT_GUIDE_SPREAD = 4.0  # its plan is sure enough to follow closely (DS1, PRDN
 SHRINK, SHRINK_SMOOTH_S = 4.0, 0.1  # Repaired.mean: the draws' spread counted 4 times (they share one rhythm plan,
 # so they disagree less than the truth does); MIT-BIH DS1, PRDN of the mean of 16 at 0.5 / 2 / 5-s gaps
 # 89.1 / 97.9 / 105.0 -> 88.3 / 96.7 / 101.1 (forecasts of 2 / 5 s: 95.0 / 101.2 -> 92.8 / 97.9); 1, 2, 8 tried
-# (shrinking toward the level; toward the linear prediction since, where 8, 16, 64 measured worse on 2-s gaps)
+# (toward the level then; toward the linear prediction since: DS1 2-s gaps 89.4 -> 89.0; 8, 16, 64 still worse)
 RHYTHMS = ("auto", "ecg", "none")
 MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "tens of seconds"; longer is a new recording
 
