@@ -32,17 +32,15 @@ from benchmarks.mitbih import DS2
 from tsvq.evaluation.repair_baselines import beat_matches
 from tsvq.pipeline import Pipeline
 from tsvq.repair import RHYTHM_AFTER_S, RHYTHM_BEFORE_S
-from tsvq.rhythm import gap_sides, planned_beats
+from tsvq.rhythm import gap_plan_sides, planned_beats
 
 PLANS = ("tsvq_plan", "plan_from_annotated_sides", "even_from_annotated_sides", "knowing_the_count")
 
 
 def plans(x: np.ndarray, beats: np.ndarray, a: int, b: int, rate: float) -> dict[str, np.ndarray]:
     """Each plan's R-peak times for a gap ``[a, b)`` of ``x`` (samples of ``x``), given its annotated ``beats``."""
-    found_before, found_after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
-    out = {"tsvq_plan": np.array([])}
-    if len(found_before) >= 3:
-        out["tsvq_plan"] = planned_beats(found_before, found_after, b)
+    sides = gap_plan_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
+    out = {"tsvq_plan": np.array([]) if sides is None else planned_beats(sides.before, sides.after, b)}
     before = beats[(beats < a) & (beats >= a - RHYTHM_BEFORE_S * rate)]
     after = beats[(beats >= b) & (beats < b + RHYTHM_AFTER_S * rate)]
     out["plan_from_annotated_sides"] = planned_beats(before, after, b)

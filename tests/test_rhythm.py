@@ -13,7 +13,15 @@ from tsvq.data.synthetic import random_subjects, synthesize
 from tsvq.errors import ConfigError
 from tsvq.evaluation.repair_baselines import beat_matches, template_both_sides
 from tsvq.pipeline import Pipeline
-from tsvq.rhythm import beat_fill, gap_sides, median_beat, plan_times_the_sides, planned_beats, r_peaks
+from tsvq.rhythm import (
+    beat_fill,
+    gap_plan_sides,
+    gap_sides,
+    median_beat,
+    plan_times_the_sides,
+    planned_beats,
+    r_peaks,
+)
 
 RATE = 250.0
 TOLERANCE = int(0.075 * RATE)  # the +-75 ms of the gap benchmark
@@ -81,6 +89,22 @@ def test_gap_sides_find_the_beats_that_time_a_gap_and_beat_fill_rebuilds_it():
     assert prdn < 0.35, prdn  # the true timing and the median beat: close to the truth
     assert abs(fill[0] - x[a - 1]) < 0.05 and abs(fill[-1] - x[b]) < 0.05  # no step at either side
     assert len(r_peaks(x[:100], RATE)) == 0  # under a second: nothing to find
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_peaks_a_gap_cuts_are_found_and_aligned_to_the_template(seed):
+    x, peaks = regular_ecg(seed=seed)
+    a, b = int(peaks[10]) + 1, int(peaks[11]) + 1  # the gap starts just after one R peak and ends just after the next
+    holed = x.copy()
+    holed[a:b] = np.interp(np.arange(a, b), [a - 1, b], [x[a - 1], x[b]])  # bridged, as impute's encoder sees it
+    found_before, found_after = gap_sides(holed, a, b, RATE)
+    assert found_before[-1] < peaks[10] - 100 and abs(found_after[0] - peaks[11]) > 3  # XQRS: missed, and off
+    sides = gap_plan_sides(holed, a, b, RATE)
+    assert abs(sides.before[-1] - peaks[10]) <= 3 and abs(sides.after[0] - peaks[11]) <= 3
+    assert f1(sides.before[:-1], peaks[(peaks >= a - 2000) & (peaks < peaks[10])]) == 1.0  # the others kept
+    fill = beat_fill(x[a - 1], x[b], a, b, [sides.before[-1], sides.after[0]], sides.template, RATE)
+    prdn = np.linalg.norm(fill - x[a:b]) / np.linalg.norm(x[a:b] - x[a:b].mean())
+    assert prdn < 0.6, prdn  # on the level: no ramp from a cut QRS complex (above 3 with XQRS's peaks)
 
 
 def test_impute_places_beats_where_the_rhythm_puts_them(shipped):

@@ -40,7 +40,7 @@ from tsvq.errors import ConfigError, DataError
 from tsvq.linear_prediction import ar_bridge, ar_order
 from tsvq.priors.base import sampling_options
 from tsvq.priors.wavenet import WaveNetPrior
-from tsvq.rhythm import beat_fill, gap_sides, median_beat, plan_times_the_sides, planned_beats
+from tsvq.rhythm import beat_fill, gap_plan_sides, plan_times_the_sides, planned_beats
 
 LEFT_CONTEXT_S = 4.096  # codes before a gap the prior reads (its receptive field on the demo's models)
 RIGHT_CONTEXT_S = 2.0  # codes after a gap that weigh each draw: about two beats
@@ -237,10 +237,10 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
     guides = np.repeat(x[None].astype(np.float64), draws, axis=0)
     planned, unsure = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     for a, b in true_runs(missing):
-        before, after = gap_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
-        template = median_beat(x[:a], before, rate) if len(before) >= 3 else None
-        if template is None:
+        sides = gap_plan_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
+        if sides is None:
             continue
+        before, after, template = sides
         left = x[a - 1]
         right = x[b] if b < len(x) else None
         for d in range(draws):

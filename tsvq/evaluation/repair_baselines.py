@@ -10,8 +10,9 @@ Every filler takes the whole stretch ``segment`` (the truth inside ``[a, b)`` is
   after it (a model fitted on it reversed), weighed linearly from one to the other across the gap;
 - ``template_copy``: the last beat-to-beat cycle before the gap repeated from the last R peak;
 - ``template_both_sides``: the median beat before the gap placed at beat times spaced evenly between the last R
-  peak before and the first after it (found reading backwards: ``tsvq.rhythm.gap_sides``), the beats at those two
-  peaks reaching into the gap too, on a line between the two sides' levels.
+  peak before and the first after it (found reading backwards and aligned to the template at the gap's edges:
+  ``tsvq.rhythm.gap_plan_sides``), the beats at those two peaks reaching into the gap too, on a line between the
+  two sides' levels.
 
 R peaks are found by wfdb's XQRS (``tsvq.rhythm``); ``beat_matches`` pairs found with reference beats within a
 tolerance.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsvq.linear_prediction import ar_bridge, ar_continue, ar_order
-from tsvq.rhythm import beat_fill, gap_sides, median_beat, planned_beats, r_peaks
+from tsvq.rhythm import beat_fill, gap_plan_sides, planned_beats, r_peaks
 
 
 def linear(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
@@ -47,10 +48,10 @@ def template_copy(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarra
 
 
 def template_both_sides(segment: np.ndarray, a: int, b: int, rate: float) -> np.ndarray:
-    before, after = gap_sides(segment, a, b, rate, before_s=None, after_s=None)
-    template = median_beat(segment[:a], before, rate) if len(before) >= 3 and len(after) else None
-    if template is None:
+    sides = gap_plan_sides(segment, a, b, rate, before_s=None, after_s=None)
+    if sides is None or not len(sides.after):
         return template_copy(segment, a, b, rate)
+    before, after, template = sides
     times = [before[-1], *planned_beats(before, after, b, pattern=False), after[0]]
     return beat_fill(segment[a - 1], segment[b], a, b, times, template, rate)
 
