@@ -50,12 +50,17 @@ def versions() -> dict[str, str]:
 
 
 def commit() -> str:
-    """``git describe --always --dirty`` of the checkout the figure came from ('-dirty': uncommitted changes)."""
+    """The short commit of the checkout the figure came from, '-dirty' when code differs from it (results files
+    rewritten by an earlier benchmark of the same run do not count: they are not code)."""
     try:
-        described = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=RESULTS.parent, check=True
-        )
-        return described.stdout.strip()
+
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent, check=True).stdout
+
+        head = git("rev-parse", "--short", "HEAD").strip()
+        results = f":(top,exclude){RESULTS.relative_to(RESULTS.parents[1]).as_posix()}"
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", results)
+        return head + ("-dirty" if changed.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 

@@ -107,6 +107,18 @@ def test_peaks_a_gap_cuts_are_found_and_aligned_to_the_template(seed):
     assert prdn < 0.6, prdn  # on the level: no ramp from a cut QRS complex (above 3 with XQRS's peaks)
 
 
+def test_a_short_gap_through_one_qrs_complex_gets_that_beat_once():
+    x, peaks = regular_ecg()
+    a, b = int(peaks[10]), int(peaks[10]) + 4  # 16 ms from the R peak on
+    holed = x.copy()
+    holed[a:b] = np.interp(np.arange(a, b), [a - 1, b], [x[a - 1], x[b]])
+    sides = gap_plan_sides(holed, a, b, RATE)
+    assert abs(sides.before[-1] - peaks[10]) <= 2 and abs(sides.after[0] - peaks[11]) <= 2  # not the same beat twice
+    times = [sides.before[-1], *planned_beats(sides.before, sides.after, b), sides.after[0]]
+    fill = beat_fill(x[a - 1], x[b], a, b, times, sides.template, RATE)
+    assert np.abs(fill - x[a:b]).max() < 0.1
+
+
 def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
     x, peaks = regular_ecg(seconds=24, seed=0)
     holed = x.copy()

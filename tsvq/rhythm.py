@@ -72,7 +72,8 @@ def aligned_at_edges(x: np.ndarray, before: np.ndarray, after: np.ndarray, a: in
     peaks next to the gap put where ``template``'s QRS complex (``QRS_HALF_S`` either side of its peak) fits the
     observed samples of ``x`` best, up to a level: the last before and the first after moved within
     ``EDGE_SNAP_S`` (into the gap, if the fit puts them there), and a peak XQRS missed between them and the gap,
-    half of its QRS complex or more observed, added where the template fits it (``QRS_FIT``). Why: XQRS places a
+    more than half of its QRS complex observed, added where the template fits it (``QRS_FIT``); a beat both sides
+    found (a short gap through one QRS complex) counts once, before the gap. Why: XQRS places a
     peak that the gap cuts or nearly cuts a few samples off or misses it (its filters run out of signal there), and
     a QRS complex is steep: on MIT-BIH DS1 0.5-s gaps a peak 5 samples early at the edge put the fill's line 1 mV
     off the level, a ramp across the gap."""
@@ -94,14 +95,16 @@ def aligned_at_edges(x: np.ndarray, before: np.ndarray, after: np.ndarray, a: in
 
     before, after = before.copy(), after.copy()
     before[-1] = best(range(before[-1] - reach, before[-1] + reach + 1))[1]
-    fit, peak = best(range(max(before[-1] + spacing, a - half), a))
+    fit, peak = best(range(max(before[-1] + spacing, a - half), a + half))
     if fit < QRS_FIT:
         before = np.append(before, peak)
     if len(after):
         after[0] = best(range(after[0] - reach, after[0] + reach + 1))[1]
-        fit, peak = best(range(b, min(after[0] - spacing, b + half) + 1))
+        fit, peak = best(range(b - half, min(after[0] - spacing, b + half) + 1))
         if fit < QRS_FIT:
             after = np.insert(after, 0, peak)
+        if after[0] - before[-1] < 2 * half:  # one beat seen from both sides of a short gap
+            after = after[1:]
     return before, after
 
 
