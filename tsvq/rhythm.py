@@ -93,13 +93,17 @@ def aligned_at_edges(x: np.ndarray, before: np.ndarray, after: np.ndarray, a: in
     def best(candidates) -> tuple[float, int]:
         return min(((misfit(p), p) for p in candidates), default=(np.inf, -1))
 
+    def snapped(peak: int) -> int:
+        fit, where = best(range(peak - reach, peak + reach + 1))
+        return where if np.isfinite(fit) else peak
+
     before, after = before.copy(), after.copy()
-    before[-1] = best(range(before[-1] - reach, before[-1] + reach + 1))[1]
+    before[-1] = snapped(before[-1])
     fit, peak = best(range(max(before[-1] + spacing, a - half), a + half))
     if fit < QRS_FIT:
         before = np.append(before, peak)
     if len(after):
-        after[0] = best(range(after[0] - reach, after[0] + reach + 1))[1]
+        after[0] = snapped(after[0])
         fit, peak = best(range(b - half, min(after[0] - spacing, b + half) + 1))
         if fit < QRS_FIT:
             after = np.insert(after, 0, peak)
