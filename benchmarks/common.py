@@ -49,17 +49,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent, check=True).stdout
+
+
 def commit() -> str:
     """The short commit of the checkout the figure came from, '-dirty' when code differs from it (results files
     rewritten by an earlier benchmark of the same run do not count: they are not code)."""
     try:
-
-        def git(*args: str) -> str:
-            return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent, check=True).stdout
-
-        head = git("rev-parse", "--short", "HEAD").strip()
+        head = _git("rev-parse", "--short", "HEAD").strip()
         results = f":(top,exclude){RESULTS.relative_to(RESULTS.parents[1]).as_posix()}"
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", results)
+        changed = _git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", results)
         return head + ("-dirty" if changed.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"

@@ -73,10 +73,10 @@ def aligned_at_edges(x: np.ndarray, before: np.ndarray, after: np.ndarray, a: in
     observed samples of ``x`` best, up to a level: the last before and the first after moved within
     ``EDGE_SNAP_S`` (into the gap, if the fit puts them there), and a peak XQRS missed between them and the gap,
     more than half of its QRS complex observed, added where the template fits it (``QRS_FIT``); a beat both sides
-    found (a short gap through one QRS complex) counts once, before the gap. Why: XQRS places a
-    peak that the gap cuts or nearly cuts a few samples off or misses it (its filters run out of signal there), and
-    a QRS complex is steep: on MIT-BIH DS1 0.5-s gaps a peak 5 samples early at the edge put the fill's line 1 mV
-    off the level, a ramp across the gap."""
+    found (a short gap through one QRS complex) counts once, before the gap. Why: XQRS places a peak that the gap
+    cuts or nearly cuts a few samples off or misses it (its filters run out of signal there), and a QRS complex is
+    steep: on MIT-BIH DS1 0.5-s gaps a peak 5 samples early at the edge put the fill's line 1 mV off the level, a
+    ramp across the gap."""
     offset, half, reach = int(BEAT_BEFORE_S * rate), int(QRS_HALF_S * rate), int(round(EDGE_SNAP_S * rate))
     shape = template[offset - half : offset + half + 1]
     spacing = int(0.5 * np.median(np.diff(before)))  # no second beat this close to one found
