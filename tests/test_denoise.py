@@ -260,7 +260,7 @@ def test_denoise_command_writes_a_record_and_never_the_input(denoiser, tiny_runs
     x = ecg_like(20, rate, seed=1) + np.random.default_rng(0).normal(0, 0.1, int(20 * rate))
     record = write_record(tmp_path, "noisy", x, rate, ["ECG"])
     assert main(["denoise", str(record), "--pipeline", str(folder), "--out", str(tmp_path / "clean")]) == 0
-    assert "denoised; removed (RMS)" in capsys.readouterr().out
+    assert "pipe): ECG); removed (RMS) ECG" in capsys.readouterr().out
     import wfdb
 
     written = wfdb.rdrecord(str(tmp_path / "clean"))

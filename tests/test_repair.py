@@ -186,14 +186,22 @@ def test_impute_refuses_what_it_cannot_do(shipped):
 def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     x = ecg_like(20, 360.0, seed=3)
     x[3000:3500] = np.nan
-    write_record(tmp_path, "gappy", x, 360.0, ["MLII"])
+    other = 0.5 * ecg_like(20, 360.0, seed=4)
+    other[:100] = np.nan  # a lead the pipeline does not repair: carried as recorded, gaps and all
+    write_record(tmp_path, "gappy", np.stack([x, other], axis=1), 360.0, ["MLII", "V1"])
     assert not main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled"), "--draws", "2"])
-    assert "1.39 s filled in 1 stretch(es), 2 draw(s); spread" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "(imputed by tsvq (ecg-single-lead): MLII; V1 as recorded): 1.39 s filled in 1 stretch(es)" in said
+    assert "2 draw(s); spread" in said
     import wfdb
 
     filled = wfdb.rdrecord(str(tmp_path / "filled"))
-    assert filled.sig_name == ["MLII", "MLII_draw2", "MLII_mean"] and not np.isnan(filled.p_signal).any()
-    draws, mean = filled.p_signal[:, :2].T[..., None], filled.p_signal[:, 2]
+    gappy = wfdb.rdrecord(str(tmp_path / "gappy"))
+    assert filled.sig_name == ["MLII", "V1", "MLII_draw2", "MLII_mean"]
+    assert filled.comments[0] == "imputed by tsvq (ecg-single-lead): MLII; V1 as recorded"
+    assert np.allclose(filled.p_signal[:, 1], gappy.p_signal[:, 1], atol=1e-4, equal_nan=True)
+    assert not np.isnan(np.delete(filled.p_signal, 1, axis=1)).any()
+    draws, mean = filled.p_signal[:, [0, 2]].T[..., None], filled.p_signal[:, 3]
     expected = Repaired(draws, np.isnan(x)[:, None], 360.0).mean[:, 0]  # the draws' (shrunk) mean
     assert np.allclose(mean, expected, atol=5e-3) and not np.allclose(draws[0], draws[1], atol=2e-3)
     before = (tmp_path / "filled.dat").read_bytes()
@@ -207,3 +215,7 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     assert not main([*forecast, "--out", str(tmp_path / "longer")])
     longer = wfdb.rdrecord(str(tmp_path / "longer"))
     assert longer.sig_len == filled.sig_len + 540 and math.isclose(longer.fs, 360.0)
+    assert longer.sig_name == filled.sig_name and np.isnan(longer.p_signal[-540:, 1:]).all()
+    assert main([*forecast, "--draws", "2", "--out", str(tmp_path / "twice")]) == 2
+    assert "filled: the record already has channel(s) MLII_draw2, MLII_mean" in capsys.readouterr().err
+    assert not (tmp_path / "twice.hea").exists()

@@ -426,16 +426,50 @@ def _record_to_repair(args: argparse.Namespace, what: str):
     return pipe, record, picked, record.signal[:, picked]
 
 
-def cmd_repair(args: argparse.Namespace) -> int:
-    """``tsvq impute`` and ``tsvq forecast``: a WFDB record in, the repaired record out (the first draw on the
-    record's own channels, further draws as channels NAME_draw2, ..., and their mean as NAME_mean)."""
+def _repaired_record(record, picked: list[int], repaired, note: str, extra=(), extra_names=()):
+    """The record to write ``(DecodedRecord, header comment)``: every channel of ``record`` in its place, those
+    ``picked`` replaced by ``repaired`` ``(L', len(picked))`` and the rest as recorded (NaN past their end where a
+    forecast made the record longer: a user's other leads are never dropped), then the ``extra`` channels (further
+    draws, their mean) of the picked ones. The comment, ``note`` and which channels tsvq changed, goes in the
+    header and on the console."""
     import numpy as np
 
     from tsvq.compression import DecodedRecord
+
+    signal = np.full((len(repaired), record.signal.shape[1]), np.nan)
+    signal[: len(record.signal)] = record.signal[: len(repaired)]
+    signal[:, picked] = repaired
+    names = list(record.channel_names)
+    kept = [n for i, n in enumerate(names) if i not in picked]
+    comment = f"{note}: {', '.join(names[i] for i in picked)}" + (f"; {', '.join(kept)} as recorded" if kept else "")
+    out = DecodedRecord(
+        np.concatenate([signal, *extra], axis=1),
+        record.sampling_rate_hz,
+        names + list(extra_names),
+        list(record.units) + [record.units[i] for i in picked] * (len(extra_names) // len(picked)),
+        0,
+        base_date=record.base_date,
+        base_time=record.base_time,
+    )
+    return out, comment
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """``tsvq impute`` and ``tsvq forecast``: a WFDB record in, the repaired record out (the first draw on the
+    record's own channels, further draws as channels NAME_draw2, ..., and their mean as NAME_mean)."""
     from tsvq.data.preprocess import true_runs
     from tsvq.sample_writer import write_record
 
     pipe, record, picked, signal = _record_to_repair(args, "repaired record")
+    names = [record.channel_names[i] for i in picked]
+    several = args.draws > 1  # then their mean too: the fill with the least expected squared error
+    extra_names = [f"{n}_draw{d}" for d in range(2, args.draws + 1) for n in names]
+    extra_names += [f"{n}_mean" for n in names] if several else []
+    if clash := [n for n in extra_names if n in record.channel_names]:
+        raise DataError(
+            f"{args.record}: the record already has channel(s) {', '.join(clash)} (an earlier repair?); repair the "
+            "original record, or draw once (--draws 1)"
+        )
     options = {
         "draws": args.draws,
         "candidates": args.candidates,
@@ -452,28 +486,22 @@ def cmd_repair(args: argparse.Namespace) -> int:
         repaired = pipe.forecast(signal, record.sampling_rate_hz, args.seconds, **options)
     else:
         repaired = pipe.impute(signal, record.sampling_rate_hz, **options)
-    names = [record.channel_names[i] for i in picked]
-    units = [record.units[i] for i in picked]
-    several = args.draws > 1  # then their mean too: the fill with the least expected squared error
-    out = DecodedRecord(
-        np.concatenate([*repaired.signals, *([repaired.mean] if several else [])], axis=1),
-        record.sampling_rate_hz,
-        names
-        + [f"{n}_draw{d + 1}" for d in range(1, args.draws) for n in names]
-        + ([f"{n}_mean" for n in names] if several else []),
-        units * (args.draws + several),
-        0,
-        base_date=record.base_date,
-        base_time=record.base_time,
+    out, comment = _repaired_record(
+        record,
+        picked,
+        repaired.signals[0],
+        f"{'forecast' if args.command == 'forecast' else 'imputed'} by tsvq ({pipe.name})",
+        [*repaired.signals[1:], *([repaired.mean] if several else [])],
+        extra_names,
     )
-    what = "forecast" if args.command == "forecast" else "imputed"
-    path = write_record(out, args.out, overwrite=args.overwrite, comments=[f"{what} by tsvq ({pipe.name})"])
+    path = write_record(out, args.out, overwrite=args.overwrite, comments=[comment])
     filled = repaired.filled.any(axis=1)
     spread = float(repaired.spread[repaired.filled].mean()) if args.draws > 1 and filled.any() else None
     print(
-        f"{args.record} -> {path}.hea: {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
+        f"{args.record} -> {path}.hea ({comment}): {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
         f"{len(true_runs(filled))} stretch(es), {args.draws} "
-        "draw(s)" + (f"; spread of the draws in the filled stretches {spread:.3g} {units[0]}" if spread else "")
+        "draw(s)"
+        + (f"; spread of the draws in the filled stretches {spread:.3g} {record.units[picked[0]]}" if spread else "")
     )
     return 0
 
@@ -482,21 +510,18 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     """``tsvq denoise``: a WFDB record in, its denoised channels out (band-limited to the pipeline's band)."""
     import numpy as np
 
-    from tsvq.compression import DecodedRecord
     from tsvq.denoise import denoise
     from tsvq.sample_writer import write_record
 
     pipe, record, picked, signal = _record_to_repair(args, "denoised record")
     clean = denoise(pipe, signal, record.sampling_rate_hz, where=str(args.record))
     names, units = [record.channel_names[i] for i in picked], [record.units[i] for i in picked]
-    out = DecodedRecord(
-        clean, record.sampling_rate_hz, names, units, 0, base_date=record.base_date, base_time=record.base_time
-    )
-    path = write_record(out, args.out, overwrite=args.overwrite, comments=[f"denoised by tsvq ({pipe.name})"])
+    out, comment = _repaired_record(record, picked, clean, f"denoised by tsvq ({pipe.name})")
+    path = write_record(out, args.out, overwrite=args.overwrite, comments=[comment])
     removed = np.sqrt(np.nanmean((signal - clean) ** 2, axis=0))
     print(
-        f"{args.record} -> {path}.hea: {', '.join(names)} denoised; removed (RMS) "
-        + ", ".join(f"{r:.3g} {u}" for r, u in zip(removed, units))
+        f"{args.record} -> {path}.hea ({comment}); removed (RMS) "
+        + ", ".join(f"{n} {r:.3g} {u}" for n, r, u in zip(names, removed, units))
     )
     return 0
 
