@@ -1,7 +1,8 @@
 """Filling gaps in ECGs of patients the models never saw: the shipped pipeline's WaveNet prior against the
 baselines a specialist tries first, on MIT-BIH DS2 (MLII).
 
-    .venv/bin/python -m benchmarks.gaps            # rewrites results/gaps.json
+    .venv/bin/python -m benchmarks.gaps                     # rewrites results/gaps.json
+    .venv/bin/python -m benchmarks.gaps --prior diffusion   # the diffusion prior fills: results/gaps-diffusion.json
 
 Each record is conditioned as the pipeline conditions it (250 Hz, 0.5-40 Hz), and gaps of 0.5, 2 and 5 s are cut
 at seeded random places (at least 10 s from the ends). Every method sees the same stretch, 8 s before the gap and
@@ -156,6 +157,9 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, default=0.9, help="the WaveNet's nucleus")
     parser.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
     parser.add_argument("--rhythm", choices=RHYTHMS, default="auto", help="Pipeline.impute's rhythm")
+    parser.add_argument(
+        "--prior", help="the prior that fills (default: the pipeline's WaveNet); results go to gaps-PRIOR.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     pipe = Pipeline.from_pretrained(args.pipeline)
@@ -165,9 +169,10 @@ def main() -> None:
         "draws": args.draws,
         "candidates": args.candidates,
         "choose": args.choose,
-        "top_p": args.top_p,
+        "top_p": args.top_p if args.prior is None or pipe.prior(args.prior).kind == "wavenet" else None,
         "temperature": args.temperature,
         "rhythm": args.rhythm,
+        "prior": args.prior,
     }
     rows: dict = {str(g): {m: [] for m in methods} for g in args.gaps}
     classes: dict = {str(g): {} for g in args.gaps}
@@ -213,7 +218,7 @@ def main() -> None:
         "by_annotated_rhythm": summarise_groups(rhythms),
         "seconds": time.perf_counter() - started,
     }
-    print(f"-> {save('gaps', payload)}")
+    print(f"-> {save('gaps' if args.prior is None else f'gaps-{args.prior}', payload)}")
 
 
 if __name__ == "__main__":

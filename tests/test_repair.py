@@ -168,10 +168,10 @@ def test_impute_refuses_what_it_cannot_do(shipped):
     with pytest.raises(DataError, match="expected one recording"):
         shipped.impute(np.zeros((2, 3, 4)), RATE)
     gappy = np.where(np.arange(3000) < 100, np.nan, ecg_like(12, RATE))
-    with pytest.raises(ConfigError, match="needs a WaveNet prior"):
-        Pipeline(shipped.codec, {"diffusion": shipped.prior("diffusion")}).impute(gappy, RATE)
-    with pytest.raises(ConfigError, match="is a diffusion prior"):
-        shipped.impute(gappy, RATE, prior="diffusion")
+    with pytest.raises(ConfigError, match="filling gaps needs a WaveNet, MaskGIT or diffusion prior in the pipeline"):
+        Pipeline(shipped.codec, {}).impute(gappy, RATE)
+    with pytest.raises(ConfigError, match="impute: diffusion options: unknown key"):
+        shipped.impute(gappy, RATE, prior="diffusion", top_p=0.9)  # a WaveNet option
     clean = ecg_like(10, RATE)
     assert np.array_equal(shipped.impute(clean, RATE).signals[0, :, 0], clean.astype(np.float32))
     long_gap = ecg_like(20, RATE)

@@ -479,6 +479,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         "rhythm": args.rhythm,
         "top_p": args.top_p,
         "temperature": args.temperature,
+        "steps": args.steps,
     }
     if args.max_gap is not None:
         options["max_gap_s"] = args.max_gap
@@ -676,7 +677,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--top-p", type=float, help="the WaveNet's nucleus (default: the pipeline's)")
         p.add_argument("--temperature", type=float, help="the WaveNet's temperature (default: the pipeline's)")
-        p.add_argument("--prior", help="the WaveNet prior of the pipeline to draw from (default: its first)")
+        p.add_argument("--steps", type=int, help="a diffusion or MaskGIT prior's steps (default: the pipeline's)")
+        p.add_argument(
+            "--prior",
+            help="the pipeline's prior that fills, by name: a WaveNet, MaskGIT or diffusion prior (default: its "
+            "first WaveNet)",
+        )
         p.add_argument(
             "--rhythm",
             choices=["auto", "ecg", "none"],

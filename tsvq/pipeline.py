@@ -434,7 +434,9 @@ class Pipeline:
         beats the R peaks on either side plan); the observed samples come back unchanged. ``draws`` fills to draw;
         their spread says how sure the model is. ``choose="likeliest"``: the candidate the prior finds most
         probable together with the codes after the gap (a best guess). ``rhythm``: "auto", "ecg" or "none".
-        ``max_gap_s``: a longer NaN stretch is refused (None: no limit)."""
+        ``max_gap_s``: a longer NaN stretch is refused (None: no limit). ``prior``: the prior that fills, by name
+        (default: the first WaveNet; a MaskGIT or diffusion prior reads both sides at once, ``tsvq.infill``;
+        ``candidates`` and ``choose`` are the WaveNet's); ``options``: its sampling options."""
         from tsvq.repair import repair
 
         return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,

@@ -1,4 +1,5 @@
-"""Filling gaps and continuing recordings with a pipeline's codec and WaveNet prior.
+"""Filling gaps and continuing recordings with a pipeline's codec and a prior: the WaveNet here, MaskGIT and
+diffusion in windows that read both sides at once (``tsvq.infill``), all guided by the same rhythm plan.
 
 A gap (a NaN stretch) becomes a run of unknown codes: every code whose span holds a missing sample. The
 WaveNet prior draws that run left to right from the codes before it, and each draw is weighed by the likelihood
@@ -37,8 +38,11 @@ from scipy.ndimage import uniform_filter1d
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.preprocess import at_length, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
+from tsvq.infill import INPAINT_SAMPLER, draw_run
 from tsvq.linear_prediction import ar_bridge, ar_order
 from tsvq.priors.base import sampling_options
+from tsvq.priors.diffusion import DiffusionPrior
+from tsvq.priors.maskgit import MaskGITPrior
 from tsvq.priors.wavenet import WaveNetPrior
 from tsvq.rhythm import beat_fill, gap_plan_sides, plan_times_the_sides, planned_beats
 
@@ -126,14 +130,22 @@ def _observed_run(values: np.ndarray, filled: np.ndarray, edge: int, reach: int)
     return values[edge : edge + gaps[0] if len(gaps) else hi]
 
 
-def _wavenet(pipeline, prior: str | None) -> tuple[str, WaveNetPrior]:
-    names = [prior] if prior else [n for n, p in pipeline.priors.items() if isinstance(p, WaveNetPrior)]
-    if not names:
-        raise ConfigError("filling gaps needs a WaveNet prior in the pipeline (it weighs draws by both sides)")
-    chosen = pipeline.prior(names[0])
-    if not isinstance(chosen, WaveNetPrior):
-        raise ConfigError(f"prior '{names[0]}' is a {chosen.kind} prior; filling gaps needs a WaveNet prior")
-    return names[0], chosen
+def _filling_prior(pipeline, prior: str | None):
+    """``(name, prior)`` that fills the gaps: ``prior`` by name, else the pipeline's first WaveNet prior (it weighs
+    draws by both sides, and the rhythm guide was measured with it), else its first MaskGIT, else diffusion prior."""
+    fillers = (WaveNetPrior, MaskGITPrior, DiffusionPrior)
+    if prior:
+        chosen = pipeline.prior(prior)
+        if not isinstance(chosen, fillers):
+            raise ConfigError(
+                f"prior '{prior}' is a {chosen.kind} prior; WaveNet, MaskGIT or diffusion priors fill gaps"
+            )
+        return prior, chosen
+    for kind in fillers:
+        for name, candidate in pipeline.priors.items():
+            if isinstance(candidate, kind):
+                return name, pipeline.prior(name)
+    raise ConfigError("filling gaps needs a WaveNet, MaskGIT or diffusion prior in the pipeline")
 
 
 def _bridged(x: np.ndarray, missing: np.ndarray) -> np.ndarray:
@@ -196,8 +208,10 @@ def repair(
     codec = pipeline.codec
     if codec.config.in_channels not in (1, x.shape[1]):
         raise DataError(f"{where}: the codec codes {codec.config.in_channels} channels together, got {x.shape[1]}")
-    name, chosen = _wavenet(pipeline, prior)
-    settings = asdict(sampling_options(WaveNetPrior, pipeline.sampling_for(name, options), "impute: WaveNet options"))
+    name, chosen = _filling_prior(pipeline, prior)
+    settings = asdict(sampling_options(type(chosen), pipeline.sampling_for(name, options), f"impute: {name} options"))
+    if isinstance(chosen, DiffusionPrior) and "sampler" not in options:
+        settings["sampler"] = INPAINT_SAMPLER
     pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     rate = pipeline.sampling_rate_hz
     bridged = _bridged(x, missing)
@@ -254,24 +268,37 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
 def _guide_weights(codec, guides: np.ndarray, planned: np.ndarray, lo: int, hi: int, spread: float) -> torch.Tensor:
     """``(draws, hi - lo, K)`` log-weights of each first-stage code at code positions ``[lo, hi)``: minus its squared
     distance to the guide's encoder vector over ``2 spread`` typical quantisation errors (the median over
-    the stretch); 0 where nothing was planned. Only the stretch is encoded (with the encoder's reach around it:
-    the same vectors as encoding the whole recording)."""
-    f, margin = codec.config.downsample_factor, encode_margin(codec)
-    start, end = max(0, lo - margin), min(guides.shape[1] // f, hi + margin)
+    the stretch); 0 where nothing was planned."""
+    f = codec.config.downsample_factor
     codebook = codec.quantizer.stage_codebooks()[0].float()
-    distances = torch.stack([
-        torch.cdist(codec.latents(guide[start * f : end * f, None][None].astype(np.float32))[0], codebook) ** 2
-        for guide in guides
-    ])[:, lo - start : hi - start]  # fmt: skip
+    latents, inside = _guide_latents(codec, guides, lo, hi)
+    distances = torch.stack([torch.cdist(one, codebook) ** 2 for one in latents])[:, inside]
     typical = distances[0].min(dim=1).values.median().clamp(min=1e-12)
     steered = torch.as_tensor(planned[lo * f : hi * f].reshape(hi - lo, f).any(axis=1))
     return torch.where(steered[None, :, None], -distances / (2 * spread * typical), 0.0)
 
 
-def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int,
-                 choose: str, generator: torch.Generator, settings: dict, guides=None) -> np.ndarray:  # fmt: skip
+def _guide_latents(codec, guides: np.ndarray, lo: int, hi: int) -> tuple[list[torch.Tensor], slice]:
+    """Per guide, its encoder vectors ``(l, D)`` over code positions ``[lo, hi)`` and the encoder's reach around
+    them (the same vectors as encoding the whole recording), and the slice of them that is ``[lo, hi)``."""
+    f, margin = codec.config.downsample_factor, encode_margin(codec)
+    start, end = max(0, lo - margin), min(guides.shape[1] // f, hi + margin)
+    stretch = guides[:, start * f : end * f, None].astype(np.float32)
+    return [codec.latents(guide[None])[0] for guide in stretch], slice(lo - start, hi - start)
+
+
+def _guide_vectors(codec, guides: np.ndarray, lo: int, hi: int) -> torch.Tensor:
+    """``(draws, hi - lo, D)`` codebook vectors nearest the guides' encoder vectors: the planned beats as codes."""
+    latents, inside = _guide_latents(codec, guides, lo, hi)
+    return codec.snap(torch.stack(latents))[0][:, inside].float().cpu()
+
+
+def _fill_stream(codec, prior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int, choose: str,
+                 generator: torch.Generator, settings: dict, guides=None) -> np.ndarray:  # fmt: skip
     """Draws ``(draws, L, C)`` of one conditioned stream at the pipeline's rate, decoded wherever codes were drawn;
-    ``guides``: ``_rhythm_guides``' planned beats, which weigh the drawn codes."""
+    ``guides``: ``_rhythm_guides``' planned beats, which weigh the drawn codes (the diffusion prior starts from
+    them). A WaveNet draws each gap left to right, weighing ``candidates`` by the codes after it; MaskGIT and
+    diffusion read both sides at once (``tsvq.infill``)."""
     f = codec.config.downsample_factor
     length = len(x)
     padded = np.pad(x, ((0, (-length) % f), (0, 0)), mode="edge").astype(np.float32)
@@ -283,21 +310,28 @@ def _fill_stream(codec, prior: WaveNetPrior, x: np.ndarray, missing: np.ndarray,
     per_second = codec.config.sampling_rate_hz / f  # code positions per second
     left, right = int(round(LEFT_CONTEXT_S * per_second)), int(round(RIGHT_CONTEXT_S * per_second))
     drawn = np.repeat(codes[None], draws, axis=0)
-    model = prior.model
     steer = guides is not None and guides[1].any()
     if steer:
         signals = np.pad(guides[0], ((0, 0), (0, len(padded) - length)), mode="edge")
         planned = np.pad(guides[1], (0, len(padded) - length))
+    hidden = unknown.copy()
     for a, b in true_runs(unknown):
+        short = _is_short(int(missing[a * f : b * f].sum()), codec.config.sampling_rate_hz)
+        spread = SHORT_GUIDE_SPREAD if short else GUIDE_SPREAD
+        if not isinstance(prior, WaveNetPrior):
+            run_planned = steer and planned[a * f : b * f].any()
+            draw_run(prior, codec, drawn, hidden, a, b, settings,
+                     lambda: int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
+                     (lambda lo, hi, s=spread: _guide_weights(codec, signals, planned, lo, hi, s)) if steer else None,
+                     (lambda lo, hi: _guide_vectors(codec, signals, lo, hi)) if run_planned else None)  # fmt: skip
+            continue
         lo, hi = max(0, a - left), min(len(codes), b + right)
         known = torch.as_tensor(codes[lo:hi]).clone()
         known[a - lo : b - lo] = -1
         known = known[None].expand(draws * candidates, *known.shape).clone()
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        short = _is_short(int(missing[a * f : b * f].sum()), codec.config.sampling_rate_hz)
-        spread = SHORT_GUIDE_SPREAD if short else GUIDE_SPREAD
         guide = _guide_weights(codec, signals, planned, lo, hi, spread) if steer else None
-        run, weight, own = model.infill(known, seed=seed, guide=guide, **settings)
+        run, weight, own = prior.model.infill(known, seed=seed, guide=guide, **settings)
         run, weight = run.view(draws, candidates, *run.shape[1:]), weight.view(draws, candidates).double()
         if choose == "likeliest":  # the most probable completion, gap and what follows it together
             picks = (weight + own.view(draws, candidates).double()).argmax(dim=1)

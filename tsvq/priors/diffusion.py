@@ -191,21 +191,88 @@ class DiffusionPrior:
             shape = (count, config.latent_channels, config.latent_length)
             x = torch.randn(shape, generator=generator).to(self.device) * scheduler.init_noise_sigma
             cond = label_ids[start : start + count].to(self.device) if label_ids is not None else None
-            for t in tqdm(scheduler.timesteps, desc=f"sample {sampler}", leave=False, disable=not progress):
-                model_input = scheduler.scale_model_input(x, t)
-                if cond is not None and guidance != 1.0:
-                    null = torch.full_like(cond, self.denoiser.null_class)
-                    both = self.denoiser(torch.cat([model_input, model_input]), t, torch.cat([cond, null]))
-                    conditional, unconditional = both.chunk(2)
-                    prediction = unconditional + guidance * (conditional - unconditional)
-                else:
-                    prediction = self.denoiser(model_input, t, cond)
-                if sampler in STOCHASTIC_SAMPLERS:  # the step's noise comes from the CPU generator, on any device
-                    x = scheduler.step(prediction.cpu(), t, x.cpu(), generator=generator).prev_sample.to(self.device)
-                else:
-                    x = scheduler.step(prediction, t, x).prev_sample
+            x = self._denoise(x, scheduler, scheduler.timesteps, sampler, generator, cond, guidance, progress)
             out.append(self.unstandardize(x))
         return torch.cat(out)
+
+    def _denoise(self, x, scheduler, timesteps, sampler, generator, cond=None, guidance=1.0, progress=False,
+                 after_step=None) -> torch.Tensor:  # fmt: skip
+        """Run the sampler over ``timesteps`` from ``x`` (standardised, channels-first); ``after_step(x, i)``, if
+        given, may change ``x`` after step ``i`` (inpainting puts the observed latents back)."""
+        for i, t in enumerate(tqdm(timesteps, desc=f"sample {sampler}", leave=False, disable=not progress)):
+            model_input = scheduler.scale_model_input(x, t)
+            if cond is not None and guidance != 1.0:
+                null = torch.full_like(cond, self.denoiser.null_class)
+                both = self.denoiser(torch.cat([model_input, model_input]), t, torch.cat([cond, null]))
+                conditional, unconditional = both.chunk(2)
+                prediction = unconditional + guidance * (conditional - unconditional)
+            else:
+                prediction = self.denoiser(model_input, t, cond)
+            if sampler in STOCHASTIC_SAMPLERS:  # the step's noise comes from the CPU generator, on any device
+                x = scheduler.step(prediction.cpu(), t, x.cpu(), generator=generator).prev_sample.to(self.device)
+            else:
+                x = scheduler.step(prediction, t, x).prev_sample
+            if after_step is not None:
+                x = after_step(x, i)
+        return x
+
+    def standardize(self, vectors: torch.Tensor) -> torch.Tensor:
+        """(B, L', D) -> (B, D, L'), the denoiser's standardised latents (``unstandardize`` undoes it)."""
+        vectors = vectors.transpose(1, 2).float()
+        return (vectors - self.latent_mean.to(vectors.device)) / self.latent_std.to(vectors.device)
+
+    @torch.no_grad()
+    def inpaint_vectors(
+        self,
+        known: torch.Tensor,
+        keep: torch.Tensor,
+        steps: int = 20,
+        sampler: str = "dpm",
+        seed: int | None = 0,
+        start: torch.Tensor | None = None,
+        strength: float = 1.0,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Latents ``(n, L', D)`` (unsnapped) that keep ``known`` ``(n, L', D)`` where ``keep`` ``(n, L')`` is True
+        and draw the rest given them: after every step the kept positions are set to their vectors noised to the
+        next step's level (the replacement of RePaint, Lugmayr et al. 2022, without its resampling), so each step
+        of the model sees the observed latents at the noise level it expects. ``start`` ``(n, L', D)``: a guess at
+        the whole sequence (the rhythm's planned beats in ``tsvq.repair``), noised to ``strength`` of the schedule
+        and denoised from there (SDEdit, Meng et al. 2022): the draw keeps its coarse shape and the prior redraws
+        the detail. ``L'`` is the denoiser's ``latent_length``."""
+        config = self.denoiser.config
+        if known.ndim != 3 or known.shape[1:] != (config.latent_length, config.latent_channels):
+            raise DataError(
+                f"diffusion prior: known vectors must have shape (n, {config.latent_length}, {config.latent_channels})"
+                f", got {tuple(known.shape)}"
+            )
+        if not 0.0 < strength <= 1.0:
+            raise ConfigError(f"strength must lie in (0, 1], got {strength}")
+        generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed())
+        self.denoiser.eval()
+        scheduler = sampling_scheduler(sampler, self.scheduler_config)
+        scheduler.set_timesteps(steps, device=self.device)
+        observed = self.standardize(known.to(self.device))
+        keep = keep.to(self.device)[:, None, :]
+        skip = 0 if start is None else min(steps - 1, int(round(steps * (1.0 - strength))))
+        timesteps = scheduler.timesteps[skip:]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(skip * scheduler.order)
+        noise = torch.randn(observed.shape, generator=generator).to(self.device)
+        if start is None:
+            x = noise * scheduler.init_noise_sigma
+        else:
+            x = scheduler.add_noise(self.standardize(start.to(self.device)), noise, timesteps[:1].repeat(len(noise)))
+
+        def put_back(x: torch.Tensor, i: int) -> torch.Tensor:
+            if i + 1 == len(timesteps):
+                return torch.where(keep, observed, x)
+            fresh = torch.randn(observed.shape, generator=generator).to(self.device)
+            level = timesteps[i + 1 : i + 2].repeat(len(x))
+            return torch.where(keep, scheduler.add_noise(observed, fresh, level), x)
+
+        x = self._denoise(x, scheduler, timesteps, sampler, generator, after_step=put_back, progress=progress)
+        return self.unstandardize(x)
 
     def save_pretrained(self, folder: str | Path) -> None:
         with atomic_directory(folder) as tmp:

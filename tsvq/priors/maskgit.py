@@ -193,13 +193,40 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
     ) -> torch.Tensor:
         """``(n, L')`` codes by iterative parallel decoding (module docstring). Noise is drawn on the CPU from
         ``seed``, so a draw is the same on every device."""
-        length, device = self.config.latent_length, self.device
+        hidden = torch.full((n, self.config.latent_length), -1, dtype=torch.long)
+        return self.infill(hidden, steps, labels, temperature, confidence_noise, guidance, seed, progress)
+
+    @torch.no_grad()
+    def infill(
+        self,
+        known: torch.Tensor,
+        steps: int = 12,
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        confidence_noise: float = 4.5,
+        guidance: float = 1.0,
+        seed: int | None = 0,
+        progress: bool = False,
+        guide: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``known`` ``(n, L')`` with a code (>= 0), which is kept, or -1 where one is drawn -> ``(n, L')`` codes:
+        the decoding of ``generate`` over the hidden positions only, each pass reading every known code on both
+        sides (the task the model trained on). ``guide`` ``(n, L', K)``: log-weights added to the logits (a
+        likelihood from outside, as the rhythm's planned beats in ``tsvq.repair``)."""
+        device = self.device
+        n, length = known.shape
         generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         labels = labels.to(device) if labels is not None else None
-        codes = torch.full((n, length), self.mask_id, dtype=torch.long, device=device)
+        known = known.to(device)
+        codes = torch.where(known >= 0, known, torch.full_like(known, self.mask_id))
+        unknown = (known < 0).sum(1)  # positions to decide per row
         for step in tqdm(range(steps), desc="sample maskgit", leave=False, disable=not progress):
             hidden = codes == self.mask_id
+            if not hidden.any():
+                break
             logits = self._guided_logits(codes, labels, guidance) / max(temperature, 1e-6)
+            if guide is not None:
+                logits = logits + guide.to(device=device, dtype=logits.dtype)
             # one categorical draw per position (Gumbel-max)
             drawn = (logits + gumbel_noise(logits.shape, generator).to(device)).argmax(-1)
             drawn = torch.where(hidden, drawn, codes)
@@ -207,14 +234,16 @@ class MaskedCodeTransformer(ModelMixin, ConfigMixin):
             noise = gumbel_noise((n, length), generator).to(device)
             confidence = confidence + confidence_noise * (1 - (step + 1) / steps) * noise
             confidence = confidence.masked_fill(~hidden, float("inf"))  # decided codes stay
-            still_hidden = int(math.floor(length * float(masked_fraction((step + 1) / steps))))
-            if step < steps - 1:  # at least one position is decided per pass, and one stays for the next
-                still_hidden = max(1, min(int(hidden.sum(1).min()) - 1, still_hidden))
-            if still_hidden <= 0:
-                codes = drawn
-                break
-            threshold = confidence.sort(dim=1).values[:, still_hidden - 1 : still_hidden]
-            codes = torch.where(confidence <= threshold, torch.full_like(drawn, self.mask_id), drawn)
+            # per row, how many of its hidden positions stay hidden after this pass: at least one is decided per
+            # pass, and until the last pass one stays for the next
+            still = torch.floor(unknown * masked_fraction((step + 1) / steps)).long()
+            count = hidden.sum(1)
+            if step < steps - 1:
+                still = torch.where(count > 0, torch.minimum(still, count - 1).clamp(min=1), 0)
+            order = confidence.sort(dim=1).values
+            threshold = order.gather(1, (still - 1).clamp(min=0)[:, None])
+            rehide = (confidence <= threshold) & (still > 0)[:, None]
+            codes = torch.where(rehide, torch.full_like(drawn, self.mask_id), drawn)
         return codes
 
 
