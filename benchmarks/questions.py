@@ -592,6 +592,14 @@ QUESTIONS = [
         "../shared/data/mitdb",
     ),
     Question(
+        "gaps-diffusion",
+        "The same gaps filled by the shipped pipeline's diffusion prior instead (latent inpainting started from the "
+        "planned beats)",
+        "python -m benchmarks.gaps --prior diffusion",
+        gap_filling,
+        "../shared/data/mitdb",
+    ),
+    Question(
         "gap-timing",
         "How well the beats inside those gaps can be timed from either side at all: tsvq's plan, the same from the "
         "annotated beats, and an oracle told the beat count (R-peak F1 of the planned times)",

@@ -127,9 +127,12 @@ def _gaps() -> tuple[str, str]:
     ceiling = load("gap-timing")["by_gap"]["2.0"]["knowing_the_count"]["r_peak_f1"]
     f1_mark = _bold_higher(f1, by[timing]["r_peak_f1"])
     prdn_mark = _bold_higher(-round(prdn), -round(by[level]["prdn_mean"]))
+    diffusion = load("gaps-diffusion")["by_gap"]["2.0"]
     return (
         f"R-peak F1 {f1_mark[0]}{f1:.2f}{f1_mark[0]} (a draw); "
-        f"PRDN {prdn_mark[0]}{prdn:.0f}%{prdn_mark[0]} (mean of {draws} draws)",
+        f"PRDN {prdn_mark[0]}{prdn:.0f}%{prdn_mark[0]} (mean of {draws} draws); the diffusion prior instead "
+        f"([`gaps-diffusion`](benchmarks/results/gaps-diffusion.json)): {diffusion['tsvq']['r_peak_f1']:.2f}, "
+        f"{diffusion['tsvq_mean']['prdn_mean']:.0f}%",
         f"{timing.replace('_', ' ')}: F1 {f1_mark[1]}{by[timing]['r_peak_f1']:.2f}{f1_mark[1]}; "
         f"{level.replace('_', ' ')}: PRDN {prdn_mark[1]}{by[level]['prdn_mean']:.0f}%{prdn_mark[1]}; "
         f"beats timed by an oracle told their count: F1 {ceiling:.2f} "
