@@ -70,6 +70,8 @@ def test_diffusion_inpainting_keeps_the_observed_latents(shipped):
         prior.inpaint_vectors(vectors[:, :64], keep[:, :64])
     with pytest.raises(ConfigError, match="strength must lie in"):
         prior.inpaint_vectors(vectors, keep, start=vectors, strength=0.0)
+    with pytest.raises(ConfigError, match=r"steps must lie in \[1, 1000\]"):
+        prior.inpaint_vectors(vectors, keep, steps=5000)
 
 
 def test_impute_with_a_maskgit_prior_fills_every_gap_and_keeps_the_rest(shipped):

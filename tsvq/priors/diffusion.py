@@ -172,11 +172,7 @@ class DiffusionPrior:
         progress: bool = True,
     ) -> torch.Tensor:
         """``n`` latents ``(n, L', D)`` (unsnapped). ``guidance`` > 1 applies classifier-free guidance to ``labels``."""
-        if not 1 <= steps <= self.max_steps:
-            raise ConfigError(
-                f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got "
-                f"{steps}"
-            )
+        self._check_steps(steps)
         label_ids = as_long(labels, n, self.labels, "diffusion prior")
         if label_ids is not None and self.denoiser.class_embedding is None:
             raise DataError("diffusion prior: labels given, but this prior was trained without class conditioning")
@@ -194,6 +190,13 @@ class DiffusionPrior:
             x = self._denoise(x, scheduler, scheduler.timesteps, sampler, generator, cond, guidance, progress)
             out.append(self.unstandardize(x))
         return torch.cat(out)
+
+    def _check_steps(self, steps: int) -> None:
+        if not 1 <= steps <= self.max_steps:
+            raise ConfigError(
+                f"steps must lie in [1, {self.max_steps}] (the schedule has {self.max_steps} training steps), got "
+                f"{steps}"
+            )
 
     def _denoise(self, x, scheduler, timesteps, sampler, generator, cond=None, guidance=1.0, progress=False,
                  after_step=None) -> torch.Tensor:  # fmt: skip
@@ -248,6 +251,7 @@ class DiffusionPrior:
             )
         if not 0.0 < strength <= 1.0:
             raise ConfigError(f"strength must lie in (0, 1], got {strength}")
+        self._check_steps(steps)
         generator = torch.Generator(device="cpu").manual_seed(seed if seed is not None else torch.seed())
         self.denoiser.eval()
         scheduler = sampling_scheduler(sampler, self.scheduler_config)
