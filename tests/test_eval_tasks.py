@@ -42,6 +42,17 @@ def test_eval_task_scores_the_pipeline_beside_the_baselines(task, tiny_pipeline,
     assert "template_copy" in capsys.readouterr().out
 
 
+def test_eval_task_fills_with_the_prior_it_is_told(tiny_pipeline, tiny_runs, tmp_path):
+    argv = ["eval", "--task", "impute", "--pipeline", str(tiny_pipeline), "--data", str(tiny_runs["store"])]
+    argv += ["--n", "2", "--stretch-seconds", "6", "--draws", "2", "--prior", "diffusion", "--steps", "4"]
+    assert main([*argv, "--out", str(tmp_path / "diffusion")]) == 0
+    report = json.loads((tmp_path / "diffusion" / "report.json").read_text())
+    assert report["config"]["prior"] == "diffusion" and report["config"]["sampling"] == {"steps": 4}
+    assert 0 <= report["methods"]["tsvq"]["r_peak_f1"] <= 1 and report["methods"]["tsvq"]["prdn_mean"] > 0
+    assert main([*argv, "--top-p", "0.9", "--out", str(tmp_path / "wrong")]) == 2  # a WaveNet option: refused
+    assert not (tmp_path / "wrong").exists()  # nothing half-written
+
+
 def test_eval_task_denoise_adds_recorded_noise(tiny_runs, tmp_path, capsys):
     from tsvq.pipeline import Pipeline
     from tsvq.training.denoiser import DenoiserStageConfig, train_denoiser

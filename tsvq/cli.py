@@ -254,6 +254,8 @@ def _eval_task(args: argparse.Namespace) -> int:
         noise=args.noise or [],
         snr_db=args.snr,
         seed=args.seed,
+        prior=args.prior,
+        sampling=_prior_options(args),
     )
     store = WindowStore(args.data)
     pipeline = Pipeline.from_pretrained(args.pipeline, device=args.device)

@@ -40,6 +40,8 @@ class TaskConfig:
     noise: list[str] = field(default_factory=list)  # denoise: noise records ("RECORD" or "NOISY - CLEAN")
     snr_db: list[float] = field(default_factory=lambda: [0.0, 6.0, 12.0, 24.0])
     seed: int = 0
+    prior: str | None = None  # impute/forecast: the pipeline's prior that fills (default: its first WaveNet)
+    sampling: dict = field(default_factory=dict)  # impute/forecast: that prior's sampling options
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -142,6 +144,7 @@ def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: 
         holed = truth.copy()
         holed[a:b] = np.nan
         options = {"draws": config.draws, "candidates": config.candidates, "seed": k, "max_gap_s": None}  # as asked
+        options |= {"prior": config.prior, **config.sampling}
         if config.task == "impute":
             repaired = pipeline.impute(holed, rate, **options)
         else:
