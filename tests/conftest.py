@@ -29,6 +29,14 @@ def _seed_and_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TSVQ_CACHE", str(tmp_path_factory.getbasetemp() / "tsvq-cache"))
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped pipeline, loaded once per test module (every test is reseeded by ``_seed_and_cache``)."""
+    from tsvq.pipeline import Pipeline
+
+    return Pipeline.from_pretrained("ecg-single-lead")
+
+
 def free_port() -> int:
     """A port no one listens on, so that concurrent test workers' process groups do not collide."""
     with socket.socket() as s:

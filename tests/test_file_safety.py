@@ -28,11 +28,6 @@ from tsvq.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
-def shipped() -> Pipeline:
-    return Pipeline.from_pretrained("ecg-single-lead")
-
-
-@pytest.fixture(scope="module")
 def compressed(shipped) -> CompressedRecord:
     signal = ecg_like(90, 360.0, seed=1)[:, None]
     signal[1000:1400] = np.nan  # a gap: two segments

@@ -20,12 +20,6 @@ from tsvq.rhythm import r_peaks
 RATE = 250.0
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Pipeline:
-    torch.manual_seed(0)
-    return Pipeline.from_pretrained("ecg-single-lead")
-
-
 def test_maskgit_infill_keeps_known_codes_decides_the_rest_and_follows_a_guide():
     torch.manual_seed(0)
     model = MaskedCodeTransformer(num_codes=16, latent_length=32, width=32, depth=1, heads=2).eval()

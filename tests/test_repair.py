@@ -18,12 +18,6 @@ from tsvq.repair import Repaired
 RATE = 250.0
 
 
-@pytest.fixture(scope="module")
-def shipped() -> Pipeline:
-    torch.manual_seed(0)
-    return Pipeline.from_pretrained("ecg-single-lead")
-
-
 def test_infill_keeps_what_is_known_and_weighs_draws_by_what_follows():
     torch.manual_seed(0)
     model = WaveNet(num_codes=12, latent_length=24, residual_channels=8, skip_channels=8).eval()

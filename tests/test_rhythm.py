@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import wfdb
 from scipy import signal as sps
 
@@ -12,7 +11,6 @@ from tests.conftest import shared_data
 from tsvq.data.synthetic import random_subjects, synthesize
 from tsvq.errors import ConfigError
 from tsvq.evaluation.repair_baselines import beat_matches, template_both_sides
-from tsvq.pipeline import Pipeline
 from tsvq.rhythm import (
     beat_fill,
     gap_plan_sides,
@@ -25,12 +23,6 @@ from tsvq.rhythm import (
 
 RATE = 250.0
 TOLERANCE = int(0.075 * RATE)  # the +-75 ms of the gap benchmark
-
-
-@pytest.fixture(scope="module")
-def shipped() -> Pipeline:
-    torch.manual_seed(0)
-    return Pipeline.from_pretrained("ecg-single-lead")
 
 
 def regular_ecg(seconds: float = 30, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
