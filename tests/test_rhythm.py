@@ -112,7 +112,7 @@ def test_a_short_gap_through_one_qrs_complex_gets_that_beat_once():
 
 
 def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
-    x, peaks = regular_ecg(seconds=24, seed=0)
+    x, peaks = regular_ecg(seconds=30, seed=0)
     holed = x.copy()
     gaps = [(2500, 3000), (4000, 4500)]
     for a, b in gaps:
@@ -125,11 +125,15 @@ def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
     assert (out.spread[out.filled] > 0).any()  # later draws draw their timing too
     assert out.timing_unsure is not None and not out.timing_unsure.any()  # a steady rhythm: the draws are trusted
     early = holed.copy()
-    for a, _ in gaps:  # every other beat before the gaps 200 ms early: no plan times them
+    short = (6900, 6975)  # 0.3 s, shorter than a beat interval: it holds at most one beat, which both sides place
+    for a, _ in [*gaps, short]:  # every other beat before the gaps 200 ms early: no plan times them
         for p in peaks[(peaks > a - 1500) & (peaks < a - 100)][::2]:
             early[p - 120 : p + 120] = holed[p - 70 : p + 170]
+    early[short[0] : short[1]] = np.nan
     unsure = shipped.impute(early, RATE, draws=2, seed=0, candidates=2).timing_unsure
-    np.testing.assert_array_equal(unsure, np.isnan(early)[:, None])
+    expected = np.isnan(early)
+    expected[short[0] : short[1]] = False
+    np.testing.assert_array_equal(unsure, expected[:, None])
     with pytest.raises(ConfigError, match="rhythm must be one of auto, ecg, none"):
         shipped.impute(holed, RATE, rhythm="sinus")
 

@@ -23,8 +23,8 @@ wander the codec never reproduces; the fill gets the recording's own low-frequen
 conditioned self) as a line between its values on either side, so it sits where the recording does.
 
 The mean of several draws (``Repaired.mean``) is the fill to score squared error on: the draws' mean pulled toward a
-linear prediction of the gap where they disagree, and the prediction alone in a gap whose rhythm plan failed to
-time the beats observed before it (``timing_unsure``).
+linear prediction of the gap where they disagree, and the prediction alone in a gap a beat interval long or longer
+whose rhythm plan failed to time the beats observed before it (``timing_unsure``).
 """
 
 from __future__ import annotations
@@ -70,8 +70,9 @@ MAX_GAP_S = 60.0  # the longest stretch impute fills unless told otherwise: "ten
 class Repaired:
     """Draws of a repaired recording: ``signals`` ``(draws, L, C)`` at the input's rate, observed samples unchanged;
     ``filled`` ``(L, C)`` True where a sample was missing; ``spread`` the draws' standard deviation there;
-    ``timing_unsure`` ``(L, C)`` True in the gaps whose rhythm plan failed to time the beats observed before them
-    (``tsvq.rhythm.plan_times_the_sides``), where ``mean`` does not follow the draws (None: no gap was planned)."""
+    ``timing_unsure`` ``(L, C)`` True in the gaps, a beat interval long or longer, whose rhythm plan failed to time
+    the beats observed before them (``tsvq.rhythm.plan_times_the_sides``), where ``mean`` does not follow the draws
+    (None: no gap was planned)."""
 
     signals: np.ndarray
     filled: np.ndarray
@@ -246,8 +247,9 @@ def repair(
 def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, rng: np.random.Generator):
     """Per draw, ``x`` (one conditioned channel, bridged across its gaps) with each gap's planned beats in place
     ``(draws, L)``, where a plan was made ``(L,)`` and where that plan failed to time the R peaks before its gap
-    ``(L,)`` (``plan_times_the_sides``): gaps with fewer than three R peaks in the ``RHYTHM_BEFORE_S`` before them
-    get none (the prior alone times them). Draw 0 takes the best-guess timing."""
+    ``(L,)`` (``plan_times_the_sides``; only gaps at least one median beat interval long are checked): gaps with fewer
+    than three R peaks in the ``RHYTHM_BEFORE_S`` before them get none (the prior alone times them). Draw 0 takes the
+    best-guess timing."""
     guides = np.repeat(x[None].astype(np.float64), draws, axis=0)
     planned, unsure = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     for a, b in true_runs(missing):
@@ -261,7 +263,9 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
             times = [before[-1], *planned_beats(before, after, b, rng if d else None), *after[:1]]
             guides[d, a:b] = beat_fill(left, right, a, b, times, template, rate)
         planned[a:b] = True
-        unsure[a:b] = not plan_times_the_sides(before, rate)
+        # a gap shorter than a beat interval holds at most one beat, which both sides place (MIT-BIH DS1 0.5-s gaps,
+        # PRDN of the mean of 16: 85.0 with every gap checked, 82.6 with only those a beat interval long or longer)
+        unsure[a:b] = b - a >= np.median(np.diff(before)) and not plan_times_the_sides(before, rate)
     return guides, planned, unsure
 
 
