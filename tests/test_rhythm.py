@@ -8,6 +8,7 @@ import wfdb
 from scipy import signal as sps
 
 from tests.conftest import shared_data
+from tsvq import repair
 from tsvq.data.synthetic import random_subjects, synthesize
 from tsvq.errors import ConfigError
 from tsvq.evaluation.repair_baselines import beat_matches, template_both_sides
@@ -136,6 +137,29 @@ def test_impute_places_beats_where_the_rhythm_puts_them(shipped):
     np.testing.assert_array_equal(unsure, expected[:, None])
     with pytest.raises(ConfigError, match="rhythm must be one of auto, ecg, none"):
         shipped.impute(holed, RATE, rhythm="sinus")
+
+
+def test_a_plan_that_times_the_beats_before_a_gap_is_followed_closely(shipped, monkeypatch):
+    x, peaks = regular_ecg(seconds=30, seed=0)
+    gap = np.zeros(len(x), dtype=bool)
+    gap[4000:4500] = True
+    guides = repair._rhythm_guides(np.where(gap, 0.0, x), gap, RATE, 1, np.random.default_rng(0))
+    assert guides.sure[gap].all() and not guides.unsure.any() and not guides.sure[~gap].any()
+    end = np.zeros(len(x), dtype=bool)
+    end[-500:] = True  # a forecast: no beats after it to check the plan's last beats against
+    assert not repair._rhythm_guides(np.where(end, 0.0, x), end, RATE, 1, np.random.default_rng(0)).sure.any()
+    early = x.copy()
+    for p in peaks[(peaks > 2500) & (peaks < 3900)][::2]:  # every other beat before the gap 200 ms early
+        early[p - 120 : p + 120] = x[p - 70 : p + 170]
+    missed = repair._rhythm_guides(np.where(gap, 0.0, early), gap, RATE, 1, np.random.default_rng(0))
+    assert not missed.sure.any() and missed.unsure[gap].all()
+    spreads = []
+    weights = repair._guide_weights
+    monkeypatch.setattr(repair, "_guide_weights", lambda *a: spreads.append(a[-1]) or weights(*a))
+    for signal, expected in ((x, repair.SURE_GUIDE_SPREAD), (early, repair.GUIDE_SPREAD)):
+        spreads.clear()
+        shipped.impute(np.where(gap, np.nan, signal), RATE, seed=0, candidates=2)
+        assert spreads == [expected]
 
 
 def test_impute_on_a_real_record_times_beats_like_the_two_sided_template(shipped):

@@ -12,10 +12,10 @@ In an ECG the prior alone times beats poorly (its likelihood prefers fewer beats
 (``tsvq.rhythm``): beats spaced evenly between the R peaks on either side, the median beat before the gap placed at
 each. That guide signal is encoded, and every drawn code is weighed by how near its codebook vector lies to the
 guide's encoder vector there (a Gaussian likelihood ``GUIDE_SPREAD`` typical quantisation errors wide, narrower
-for a gap under ``SHORT_GAP_S``, whose plan is surer): the draws come from the prior times that likelihood, so beats
-land where the rhythm puts them and take the shape the prior gives them. The first draw follows the best-guess
-timing; further draws draw their timing too (each RR interval as variable as those before the gap), so their spread
-says how sure the timing is.
+where the plan is surer: a gap under ``SHORT_GAP_S``, or one whose plan times the R peaks before it): the draws
+come from the prior times that likelihood, so beats land where the rhythm puts them and take the shape the prior
+gives them. The first draw follows the best-guess timing; further draws draw their timing too (each RR interval as
+variable as those before the gap), so their spread says how sure the timing is.
 
 The codes are decoded and only the missing samples are replaced: the observed ones come back unchanged. The
 codec sees signals conditioned as in training (the pipeline's rate and band), while a recording may carry baseline
@@ -30,6 +30,7 @@ whose rhythm plan failed to time the beats observed before it (``timing_unsure``
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -56,8 +57,10 @@ GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared
 LEVEL_CONTEXT_S = 2.0  # observed signal on each side whose median sets a fill's isoelectric level
 SHORT_GAP_S = 0.4  # a shorter gap has no level of its own (MIT-BIH DS1, PRDN of a draw with / without the median
 # shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117), so it meets the recording at its ends instead, and
-SHORT_GUIDE_SPREAD = 4.0  # its plan is sure enough to follow closely (DS1, PRDN of a draw with a guide spread of
-# 64 / 8 / 4: 0.05 s 107 / 92 / 92, 0.15 s 99 / 90 / 86, 0.3 s 91 / 90 / 84; 0.5 s 100 / 104 with 64 / 8)
+SURE_GUIDE_SPREAD = 4.0  # its plan is sure enough to follow closely (DS1, PRDN of a draw with a guide spread of
+# 64 / 8 / 4: 0.05 s 107 / 92 / 92, 0.15 s 99 / 90 / 86, 0.3 s 91 / 90 / 84; 0.5 s 100 / 104 with 64 / 8), and so is
+# the plan of a gap with beats after it that times the R peaks before it (``plan_times_the_sides``; DS1 0.5-s gaps,
+# PRDN of a draw 97.4 -> 95.8, of the mean of 16 82.6 -> 81.6; 2-s gaps the same: 99.1 -> 99.2, 85.8 -> 85.7)
 SHRINK, SHRINK_SMOOTH_S = 4.0, 0.1  # Repaired.mean: the draws' spread counted 4 times (they share one rhythm plan,
 # so they disagree less than the truth does); MIT-BIH DS1, PRDN of the mean of 16 at 0.5 / 2 / 5-s gaps
 # 89.1 / 97.9 / 105.0 -> 88.3 / 96.7 / 101.1 (forecasts of 2 / 5 s: 95.0 / 101.2 -> 92.8 / 97.9); 1, 2, 8 tried
@@ -240,18 +243,27 @@ def repair(
         for c in stream if guides is not None else ():
             for start, end in true_runs(missing[:, c]):  # each gap takes its plan's verdict, read at its middle
                 middle = min(len(gaps) - 1, int((start + end) / 2 * rate / sampling_rate_hz))
-                timing_unsure[start:end, c] = guides[2][middle]
+                timing_unsure[start:end, c] = guides.unsure[middle]
     return Repaired(out.astype(np.float32), missing, float(sampling_rate_hz), timing_unsure)
 
 
-def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, rng: np.random.Generator):
-    """Per draw, ``x`` (one conditioned channel, bridged across its gaps) with each gap's planned beats in place
-    ``(draws, L)``, where a plan was made ``(L,)`` and where that plan failed to time the R peaks before its gap
-    ``(L,)`` (``plan_times_the_sides``; only gaps at least one median beat interval long are checked): gaps with fewer
-    than three R peaks in the ``RHYTHM_BEFORE_S`` before them get none (the prior alone times them). Draw 0 takes the
-    best-guess timing."""
+class RhythmGuides(NamedTuple):
+    """The rhythm plan of one conditioned channel's gaps (``_rhythm_guides``)."""
+
+    signals: np.ndarray  # (draws, L): the channel with each gap's planned beats in place; draw 0 at the best guess
+    planned: np.ndarray  # (L,): the gaps that got a plan
+    sure: np.ndarray  # (L,): planned gaps with beats after them whose plan times the R peaks before them
+    unsure: np.ndarray  # (L,): gaps a beat interval long or longer whose plan does not (Repaired.timing_unsure)
+
+
+def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int,
+                   rng: np.random.Generator) -> RhythmGuides:  # fmt: skip
+    """Per draw, ``x`` (one conditioned channel, bridged across its gaps) with each gap's planned beats in place,
+    and whether each plan times the R peaks before its gap (``plan_times_the_sides``): gaps with fewer than three R
+    peaks in the ``RHYTHM_BEFORE_S`` before them get none (the prior alone times them). Draw 0 takes the best-guess
+    timing."""
     guides = np.repeat(x[None].astype(np.float64), draws, axis=0)
-    planned, unsure = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
+    planned, sure, unsure = (np.zeros(len(x), dtype=bool) for _ in range(3))
     for a, b in true_runs(missing):
         sides = gap_plan_sides(x, a, b, rate, RHYTHM_BEFORE_S, RHYTHM_AFTER_S)
         if sides is None:
@@ -263,10 +275,12 @@ def _rhythm_guides(x: np.ndarray, missing: np.ndarray, rate: float, draws: int, 
             times = [before[-1], *planned_beats(before, after, b, rng if d else None), *after[:1]]
             guides[d, a:b] = beat_fill(left, right, a, b, times, template, rate)
         planned[a:b] = True
+        timed = plan_times_the_sides(before, rate)
+        sure[a:b] = timed and len(after) > 0  # a forecast runs on past the last beat the check could see
         # a gap shorter than a beat interval holds at most one beat, which both sides place (MIT-BIH DS1 0.5-s gaps,
         # PRDN of the mean of 16: 85.0 with every gap checked, 82.6 with only those a beat interval long or longer)
-        unsure[a:b] = b - a >= np.median(np.diff(before)) and not plan_times_the_sides(before, rate)
-    return guides, planned, unsure
+        unsure[a:b] = b - a >= np.median(np.diff(before)) and not timed
+    return RhythmGuides(guides, planned, sure, unsure)
 
 
 def _guide_weights(codec, guides: np.ndarray, planned: np.ndarray, lo: int, hi: int, spread: float) -> torch.Tensor:
@@ -298,7 +312,8 @@ def _guide_vectors(codec, guides: np.ndarray, lo: int, hi: int) -> torch.Tensor:
 
 
 def _fill_stream(codec, prior, x: np.ndarray, missing: np.ndarray, draws: int, candidates: int, choose: str,
-                 generator: torch.Generator, settings: dict, guides=None) -> np.ndarray:  # fmt: skip
+                 generator: torch.Generator, settings: dict,
+                 guides: RhythmGuides | None = None) -> np.ndarray:  # fmt: skip
     """Draws ``(draws, L, C)`` of one conditioned stream at the pipeline's rate, decoded wherever codes were drawn;
     ``guides``: ``_rhythm_guides``' planned beats, which weigh the drawn codes (the diffusion prior starts from
     them). A WaveNet draws each gap left to right, weighing ``candidates`` by the codes after it; MaskGIT and
@@ -314,14 +329,15 @@ def _fill_stream(codec, prior, x: np.ndarray, missing: np.ndarray, draws: int, c
     per_second = codec.config.sampling_rate_hz / f  # code positions per second
     left, right = int(round(LEFT_CONTEXT_S * per_second)), int(round(RIGHT_CONTEXT_S * per_second))
     drawn = np.repeat(codes[None], draws, axis=0)
-    steer = guides is not None and guides[1].any()
+    steer = guides is not None and guides.planned.any()
     if steer:
-        signals = np.pad(guides[0], ((0, 0), (0, len(padded) - length)), mode="edge")
-        planned = np.pad(guides[1], (0, len(padded) - length))
+        signals = np.pad(guides.signals, ((0, 0), (0, len(padded) - length)), mode="edge")
+        planned = np.pad(guides.planned, (0, len(padded) - length))
     hidden = unknown.copy()
     for a, b in true_runs(unknown):
         short = _is_short(int(missing[a * f : b * f].sum()), codec.config.sampling_rate_hz)
-        spread = SHORT_GUIDE_SPREAD if short else GUIDE_SPREAD
+        sure = steer and guides.sure[a * f : b * f].any()
+        spread = SURE_GUIDE_SPREAD if short or sure else GUIDE_SPREAD
         if not isinstance(prior, WaveNetPrior):
             run_planned = steer and planned[a * f : b * f].any()
             draw_run(prior, codec, drawn, hidden, a, b, settings,
