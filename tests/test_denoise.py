@@ -225,6 +225,10 @@ def test_pipeline_denoises_any_rate_keeps_gaps_and_saves_the_denoiser(denoiser, 
         pipe.denoise(np.full(1000, np.nan), rate)
     with pytest.raises(DataError, match="expected one recording"):
         pipe.denoise(np.zeros((2, 3, 4)), rate)
+    with pytest.raises(DataError, match=r"^signal: 1 s long, shorter than one window of the pipeline \(2.048 s\)"):
+        pipe.denoise(x[:360], rate)
+    with pytest.raises(DataError, match=r"^signal: channel 1 is flat \(every sample 0\): a disconnected lead"):
+        pipe.denoise(np.stack([x, np.where(np.isnan(x), np.nan, 0.0)], axis=1), rate)
     with pytest.raises(ConfigError, match="no denoiser"):
         Pipeline.from_stages(tiny_runs["codec"]).denoise(x, rate)
 

@@ -175,6 +175,16 @@ def test_impute_refuses_what_it_cannot_do(shipped):
     with pytest.raises(DataError, match="longer than max_gap_s=1"):
         shipped.forecast(clean, RATE, 2.0, max_gap_s=1)
     assert np.isfinite(shipped.impute(long_gap, RATE, max_gap_s=None, candidates=2).signals).all()
+    # a disconnected lead, or too little observed signal to continue from: named, before any drawing
+    flat = np.where(np.arange(3000) < 100, np.nan, 0.25)
+    with pytest.raises(DataError, match=r"^100: channel 0 is flat \(every observed sample 0.25\): a disconnected lead"):
+        shipped.impute(flat, RATE, where="100")
+    with pytest.raises(DataError, match=r"^100: channel 0 is flat"):
+        shipped.forecast(flat[100:], RATE, 1.0, where="100")
+    with pytest.raises(DataError, match=r"^signal: 3 s observed, shorter than one window of the pipeline \(4.096 s\)"):
+        shipped.forecast(clean[:750], RATE, 1.0)
+    with pytest.raises(DataError, match="too short to continue from"):
+        shipped.impute(np.where(np.arange(2500) < 1600, np.nan, clean), RATE)  # 10 s, of which 3.6 s observed
 
 
 def test_the_commands_write_the_repaired_record(tmp_path, capsys):
@@ -202,7 +212,8 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "short"), "--max-gap", "1"]) == 2
-    assert "has a gap of 1.4 s at 8.3 s, longer than max_gap_s=1" in capsys.readouterr().err
+    said = capsys.readouterr().err  # the record named, not "signal"
+    assert f"{tmp_path / 'gappy'}: channel 0 has a gap of 1.4 s at 8.3 s, longer than max_gap_s=1" in said
     assert not (tmp_path / "short.hea").exists()
     assert (tmp_path / "filled.dat").read_bytes() == before  # nothing overwritten without --overwrite
     forecast = ["forecast", str(tmp_path / "filled"), "--seconds", "1.5", "--choose", "likeliest", "--top-p", "0.9"]

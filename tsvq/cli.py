@@ -482,6 +482,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         "top_p": args.top_p,
         "temperature": args.temperature,
         "steps": args.steps,
+        "where": str(args.record),
     }
     if args.max_gap is not None:
         options["max_gap_s"] = args.max_gap

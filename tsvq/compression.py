@@ -45,7 +45,7 @@ from tsvq import entropy
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.leads import codes_independent_leads, lead_label, with_derived_limb_leads
-from tsvq.data.preprocess import finite_stretches, real_array, resample
+from tsvq.data.preprocess import finite_stretches, flat_channel, real_array, resample
 from tsvq.detail import DetailLayer
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_file, check_output_file
@@ -474,15 +474,15 @@ def check_recording(signal: np.ndarray, channel_names: list[str], where: str) ->
             f"{where}: expected a signal of shape (L, C >= 1) with one name per channel, got {signal.shape}"
         )
     for c, name in enumerate(channel_names):
-        finite = signal[np.isfinite(signal[:, c]), c]
-        if not len(finite):
+        if not np.isfinite(signal[:, c]).any():
             kinds = " and ".join(k for k, f in (("NaN", np.isnan), ("Inf", np.isinf)) if f(signal[:, c]).any())
             raise DataError(f"{where}: channel '{name}' holds no finite sample (all {kinds})")
-        if float(finite.max() - finite.min()) == 0.0:
-            raise DataError(
-                f"{where}: channel '{name}' is flat (every sample {finite[0]:g}): a disconnected lead has "
-                "nothing to code; leave it out (--channels)"
-            )
+    flat = flat_channel(signal)
+    if flat is not None:
+        raise DataError(
+            f"{where}: channel '{channel_names[flat[0]]}' is flat (every sample {flat[1]:g}): a disconnected lead has "
+            "nothing to code; leave it out (--channels)"
+        )
 
 
 AMPLITUDE_FACTOR = 20.0  # a recording this many times louder or quieter than the codec's training data is refused
@@ -653,12 +653,7 @@ def code_recording(
     check_recording(signal, channel_names, record)
     preprocessing.check_rate(rate_hz, record)
     c = codec.config
-    window_s = preprocessing.window_length / preprocessing.sampling_rate_hz
-    if len(signal) / rate_hz < window_s:
-        raise DataError(
-            f"{record}: {len(signal) / rate_hz:.3g} s long, shorter than one window of the pipeline "
-            f"({window_s:g} s): too short to code"
-        )
+    preprocessing.check_length(len(signal), rate_hz, record, "code")
     if c.num_quantizers == 1 and quantizers not in (None, 0, 1):
         raise DataError(f"quantizers={quantizers}: this codec has one codebook")
     kept = c.num_quantizers if quantizers is None else min(quantizers, c.num_quantizers)

@@ -20,7 +20,15 @@ import torch
 from tsvq.codec.denoising import keep_input
 from tsvq.codec.search import encoder_reach
 from tsvq.codec.streaming import decode_long, map_long
-from tsvq.data.preprocess import CLIPPED, at_length, finite_stretches, quality_mask, real_array, resample
+from tsvq.data.preprocess import (
+    CLIPPED,
+    at_length,
+    finite_stretches,
+    flat_channel,
+    quality_mask,
+    real_array,
+    resample,
+)
 from tsvq.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -59,6 +67,11 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
     pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     if not np.isfinite(x).any():
         raise DataError(f"{where}: every sample is NaN; there is nothing to denoise")
+    pipeline.preprocessing.check_length(len(x), sampling_rate_hz, where, "denoise")
+    flat = flat_channel(x)
+    if flat is not None:
+        raise DataError(f"{where}: channel {flat[0]} is flat (every sample {flat[1]:g}): a disconnected lead has "
+                        "nothing to denoise")  # fmt: skip
     clipped = (quality_mask(x, sampling_rate_hz) == CLIPPED).sum() / sampling_rate_hz
     if clipped:
         logger.warning(

@@ -427,7 +427,8 @@ class Pipeline:
 
     def impute(
         self, signal, sampling_rate_hz: float, *, draws: int = 1, candidates: int = 16, choose: str = "sample",
-        prior: str | None = None, seed: int = 0, rhythm: str = "auto", max_gap_s: float | None = MAX_GAP_S, **options,
+        prior: str | None = None, seed: int = 0, rhythm: str = "auto", max_gap_s: float | None = MAX_GAP_S,
+        where: str = "signal", **options,
     ):  # fmt: skip
         """Fill every NaN stretch of a recording ``(L,)`` or ``(L, C)`` with signal that agrees with both sides
         (``tsvq.repair``: the WaveNet prior's draws weighed by the codes after the gap, and in an ECG guided by the
@@ -436,16 +437,17 @@ class Pipeline:
         probable together with the codes after the gap (a best guess). ``rhythm``: "auto", "ecg" or "none".
         ``max_gap_s``: a longer NaN stretch is refused (None: no limit). ``prior``: the prior that fills, by name
         (default: the first WaveNet; a MaskGIT or diffusion prior reads both sides at once, ``tsvq.infill``;
-        ``candidates`` and ``choose`` are the WaveNet's); ``options``: its sampling options."""
+        ``candidates`` and ``choose`` are the WaveNet's); ``where`` names the recording in errors; ``options``: its
+        sampling options."""
         from tsvq.repair import repair
 
         return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,
-                      seed=seed, rhythm=rhythm, max_gap_s=max_gap_s, **options)  # fmt: skip
+                      seed=seed, rhythm=rhythm, max_gap_s=max_gap_s, where=where, **options)  # fmt: skip
 
     def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
         the draws by, so they come from the prior given what came before)."""
-        x = np.asarray(real_array(signal, "signal"), dtype=np.float64)
+        x = np.asarray(real_array(signal, options.get("where", "signal")), dtype=np.float64)
         if not seconds > 0:
             raise ConfigError(f"seconds must be positive, got {seconds!r}")
         extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)

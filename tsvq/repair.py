@@ -37,7 +37,7 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
-from tsvq.data.preprocess import at_length, real_array, resample, true_runs
+from tsvq.data.preprocess import at_length, flat_channel, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
 from tsvq.infill import INPAINT_SAMPLER, draw_run
 from tsvq.linear_prediction import ar_bridge, ar_order
@@ -200,6 +200,13 @@ def repair(
         return Repaired(np.repeat(x[None].astype(np.float32), draws, axis=0), missing, float(sampling_rate_hz))
     if (~missing).sum(axis=0).min() < 2:
         raise DataError(f"{where}: a channel has fewer than two observed samples; there is nothing to continue from")
+    pipeline.preprocessing.check_rate(sampling_rate_hz, where)
+    observed = int((~missing).sum(axis=0).min())
+    pipeline.preprocessing.check_length(observed, sampling_rate_hz, where, "continue from", what="observed")
+    flat = flat_channel(x)
+    if flat is not None:
+        raise DataError(f"{where}: channel {flat[0]} is flat (every observed sample {flat[1]:g}): a disconnected "
+                        "lead has nothing to continue from")  # fmt: skip
     if max_gap_s is not None:
         for c in range(x.shape[1]):
             for start, end in true_runs(missing[:, c]):
@@ -216,7 +223,6 @@ def repair(
     settings = asdict(sampling_options(type(chosen), pipeline.sampling_for(name, options), f"impute: {name} options"))
     if isinstance(chosen, DiffusionPrior) and "sampler" not in options:
         settings["sampler"] = INPAINT_SAMPLER
-    pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     rate = pipeline.sampling_rate_hz
     bridged = _bridged(x, missing)
     conditioned = pipeline.preprocessing.condition(bridged, sampling_rate_hz)

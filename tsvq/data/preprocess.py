@@ -135,6 +135,16 @@ def bandpass(
     return sps.sosfiltfilt(sos, signal, axis=0, padlen=padlen)
 
 
+def flat_channel(signal: np.ndarray) -> tuple[int, float] | None:
+    """The first channel of ``signal`` ``(L, C)`` whose finite samples are all one value, and that value: a
+    disconnected lead, which holds nothing to code, denoise or continue."""
+    for c in range(signal.shape[1]):
+        finite = signal[np.isfinite(signal[:, c]), c]
+        if len(finite) and float(finite.max() - finite.min()) == 0.0:
+            return c, float(finite[0])
+    return None
+
+
 def finite_stretches(signal: np.ndarray) -> list[tuple[int, int]]:
     """Start/end of the runs of samples where every channel of an ``(L, C)`` signal is finite (NaN/Inf: gaps)."""
     return true_runs(np.isfinite(signal).all(axis=1))
@@ -195,6 +205,17 @@ class Preprocessing:
             raise DataError(
                 f"{where}: recorded at {rate_hz:g} Hz, which holds nothing above {rate_hz / 2:g} Hz, but the "
                 f"pipeline codes {self.describe()}; use a pipeline trained at this rate"
+            )
+
+    def check_length(self, samples: int, rate_hz: float, where: str, task: str, what: str = "long") -> None:
+        """A recording (or its observed part, ``what``) shorter than one of the pipeline's windows: the codec and
+        priors learnt from windows, and the band-pass needs seconds to settle, so a shorter one would come back as
+        filter edges and guesses."""
+        window_s = self.window_length / self.sampling_rate_hz
+        if samples / rate_hz < window_s:
+            raise DataError(
+                f"{where}: {samples / rate_hz:.3g} s {what}, shorter than one window of the pipeline "
+                f"({window_s:g} s): too short to {task}"
             )
 
     def condition(self, signal: np.ndarray, rate_hz: float) -> np.ndarray:

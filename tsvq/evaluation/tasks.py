@@ -128,17 +128,18 @@ def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: 
     """impute / forecast: every method's scores inside the hidden part, and a few examples for the plot."""
     hidden = int(round(config.seconds * rate))
     margin = int(round(1.0 * rate))
+    window = pipeline.preprocessing.window_length / pipeline.preprocessing.sampling_rate_hz
+    least = config.seconds + max(2.0 if config.task == "impute" else 1.0, window)  # what impute needs observed
     rows: dict = {}
     examples = []
     baselines = BASELINES if config.task == "impute" else FORECAST_BASELINES
     for k, truth in enumerate(truths):
+        if len(truth) < least * rate:
+            what = "gap" if config.task == "impute" else "forecast"
+            raise DataError(f"a {config.seconds:g}-s {what} needs stretches of at least {least:g} s")
         if config.task == "impute":
-            if len(truth) < hidden + 2 * margin:
-                raise DataError(f"a {config.seconds:g}-s gap needs stretches of at least {config.seconds + 2:g} s")
             a = int(rng.integers(margin, len(truth) - hidden - margin + 1))
         else:
-            if len(truth) < hidden + margin:
-                raise DataError(f"a {config.seconds:g}-s forecast needs stretches of at least {config.seconds + 1:g} s")
             a = len(truth) - hidden
         b = a + hidden
         holed = truth.copy()
