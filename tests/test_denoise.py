@@ -227,6 +227,8 @@ def test_pipeline_denoises_any_rate_keeps_gaps_and_saves_the_denoiser(denoiser, 
         pipe.denoise(np.zeros((2, 3, 4)), rate)
     with pytest.raises(DataError, match=r"^signal: 1 s long, shorter than one window of the pipeline \(2.048 s\)"):
         pipe.denoise(x[:360], rate)
+    with pytest.raises(DataError, match=r"^signal: channel '0' has a band-passed spread of .* check its unit$"):
+        pipe.denoise(1000 * x, rate)  # microvolts given to a pipeline in mV
     with pytest.raises(DataError, match=r"^signal: channel 1 is flat \(every sample 0\): a disconnected lead"):
         pipe.denoise(np.stack([x, np.where(np.isnan(x), np.nan, 0.0)], axis=1), rate)
     with pytest.raises(ConfigError, match="no denoiser"):
@@ -274,6 +276,19 @@ def test_denoise_command_writes_a_record_and_never_the_input(denoiser, tiny_runs
     assert (tmp_path / "noisy.dat").read_bytes() == before
     assert main(["denoise", str(record), "--pipeline", str(folder), "--out", str(tmp_path / "clean")]) == 2
     assert "exists" in capsys.readouterr().err
+    # the same in microvolts: denoised as millivolts, written back in microvolts; labelled mV, refused
+    as_read = wfdb.rdrecord(str(record)).p_signal
+    for name, unit in (("in_uv", "uV"), ("mislabelled", "mV")):
+        wfdb.wrsamp(name, fs=rate, units=[unit], sig_name=["ECG"], p_signal=1000 * as_read, fmt=["32"],
+                    adc_gain=[1000.0], baseline=[0], write_dir=str(tmp_path))  # fmt: skip
+    assert main(["denoise", str(tmp_path / "in_uv"), "--pipeline", str(folder), "--out", str(tmp_path / "uv")]) == 0
+    in_uv = wfdb.rdrecord(str(tmp_path / "uv"))
+    assert in_uv.units == ["uV"] and np.allclose(in_uv.p_signal / 1000, written.p_signal, atol=1e-4)
+    capsys.readouterr()
+    mislabelled = ["denoise", str(tmp_path / "mislabelled"), "--pipeline", str(folder)]
+    assert main([*mislabelled, "--out", str(tmp_path / "no")]) == 2
+    assert "mislabelled: channel '0' has a band-passed spread of" in capsys.readouterr().err
+    assert not (tmp_path / "no.hea").exists()
 
 
 def test_shipped_denoiser_beats_the_band_pass_on_electrode_motion_of_an_unseen_patient():

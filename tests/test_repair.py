@@ -183,6 +183,8 @@ def test_impute_refuses_what_it_cannot_do(shipped):
         shipped.forecast(flat[100:], RATE, 1.0, where="100")
     with pytest.raises(DataError, match=r"^signal: 3 s observed, shorter than one window of the pipeline \(4.096 s\)"):
         shipped.forecast(clean[:750], RATE, 1.0)
+    with pytest.raises(DataError, match=r"^100: channel '0' has a band-passed spread of .* check its unit$"):
+        shipped.impute(1000 * gappy, RATE, where="100")  # microvolts given to a pipeline in mV
     with pytest.raises(DataError, match="too short to continue from"):
         shipped.impute(np.where(np.arange(2500) < 1600, np.nan, clean), RATE)  # 10 s, of which 3.6 s observed
 
@@ -208,6 +210,14 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     draws, mean = filled.p_signal[:, [0, 2]].T[..., None], filled.p_signal[:, 3]
     expected = Repaired(draws, np.isnan(x)[:, None], 360.0).mean[:, 0]  # the draws' (shrunk) mean
     assert np.allclose(mean, expected, atol=5e-3) and not np.allclose(draws[0], draws[1], atol=2e-3)
+    # the same record in microvolts: filled as millivolts, written back in microvolts
+    wfdb.wrsamp("gappy_uv", fs=360.0, units=["uV", "mV"], sig_name=["MLII", "V1"], fmt=["32", "16"],
+                p_signal=gappy.p_signal * [1000, 1], adc_gain=[1000.0, 1000.0], baseline=[0, 0],
+                write_dir=str(tmp_path))  # fmt: skip
+    assert not main(["impute", str(tmp_path / "gappy_uv"), "--out", str(tmp_path / "filled_uv"), "--draws", "2"])
+    in_uv = wfdb.rdrecord(str(tmp_path / "filled_uv"))
+    assert in_uv.units == ["uV", "mV", "uV", "uV"] and "draws in the filled stretches" in capsys.readouterr().out
+    assert np.allclose(in_uv.p_signal[:, [0, 2, 3]] / 1000, filled.p_signal[:, [0, 2, 3]], atol=1e-4)
     before = (tmp_path / "filled.dat").read_bytes()
     assert main(["impute", str(tmp_path / "gappy"), "--out", str(tmp_path / "filled")]) == 2
     assert "filled.hea: already exists; pass --overwrite" in capsys.readouterr().err

@@ -413,8 +413,12 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 def _record_to_repair(args: argparse.Namespace, what: str):
     """``impute``/``forecast``/``denoise``: refuse an ``--out`` record that is the input or exists (before any
-    work), then the pipeline, the record and its channels to repair ``(pipeline, record, picked, signal)``."""
-    from tsvq.compression import recording_channels
+    work), then the pipeline, the record, its channels to repair and their signal in the pipeline's units with the
+    factors that took them there ``(pipeline, record, picked, signal, scales)`` (a record in microvolts is
+    repaired by an mV pipeline as millivolts, and written back in microvolts)."""
+    import numpy as np
+
+    from tsvq.compression import recording_channels, unit_scale
     from tsvq.data import read_record
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
@@ -425,7 +429,13 @@ def _record_to_repair(args: argparse.Namespace, what: str):
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
     picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
-    return pipe, record, picked, record.signal[:, picked]
+    config = pipe.codec.config
+    scales = np.array([
+        unit_scale(record.units[i], config.units[0 if config.in_channels == 1 else k],
+                   f"{record.path}: channel '{record.channel_names[i]}'")
+        for k, i in enumerate(picked)
+    ])  # fmt: skip
+    return pipe, record, picked, record.signal[:, picked] * scales, scales
 
 
 def _repaired_record(record, picked: list[int], repaired, note: str, extra=(), extra_names=()):
@@ -462,7 +472,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     from tsvq.data.preprocess import true_runs
     from tsvq.sample_writer import write_record
 
-    pipe, record, picked, signal = _record_to_repair(args, "repaired record")
+    pipe, record, picked, signal, scales = _record_to_repair(args, "repaired record")
     names = [record.channel_names[i] for i in picked]
     several = args.draws > 1  # then their mean too: the fill with the least expected squared error
     extra_names = [f"{n}_draw{d}" for d in range(2, args.draws + 1) for n in names]
@@ -493,14 +503,14 @@ def cmd_repair(args: argparse.Namespace) -> int:
     out, comment = _repaired_record(
         record,
         picked,
-        repaired.signals[0],
+        repaired.signals[0] / scales,
         f"{'forecast' if args.command == 'forecast' else 'imputed'} by tsvq ({pipe.name})",
-        [*repaired.signals[1:], *([repaired.mean] if several else [])],
+        [*(repaired.signals[1:] / scales), *([repaired.mean / scales] if several else [])],
         extra_names,
     )
     path = write_record(out, args.out, overwrite=args.overwrite, comments=[comment])
     filled = repaired.filled.any(axis=1)
-    spread = float(repaired.spread[repaired.filled].mean()) if args.draws > 1 and filled.any() else None
+    spread = float((repaired.spread / scales)[repaired.filled].mean()) if args.draws > 1 and filled.any() else None
     print(
         f"{args.record} -> {path}.hea ({comment}): {filled.sum() / record.sampling_rate_hz:.2f} s filled in "
         f"{len(true_runs(filled))} stretch(es), {args.draws} "
@@ -517,12 +527,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     from tsvq.denoise import denoise
     from tsvq.sample_writer import write_record
 
-    pipe, record, picked, signal = _record_to_repair(args, "denoised record")
-    clean = denoise(pipe, signal, record.sampling_rate_hz, where=str(args.record))
+    pipe, record, picked, signal, scales = _record_to_repair(args, "denoised record")
+    clean = denoise(pipe, signal, record.sampling_rate_hz, where=str(args.record)) / scales
     names, units = [record.channel_names[i] for i in picked], [record.units[i] for i in picked]
     out, comment = _repaired_record(record, picked, clean, f"denoised by tsvq ({pipe.name})")
     path = write_record(out, args.out, overwrite=args.overwrite, comments=[comment])
-    removed = np.sqrt(np.nanmean((signal - clean) ** 2, axis=0))
+    removed = np.sqrt(np.nanmean((record.signal[:, picked] - clean) ** 2, axis=0))
     print(
         f"{args.record} -> {path}.hea ({comment}); removed (RMS) "
         + ", ".join(f"{n} {r:.3g} {u}" for n, r, u in zip(names, removed, units))

@@ -20,6 +20,7 @@ import torch
 from tsvq.codec.denoising import keep_input
 from tsvq.codec.search import encoder_reach
 from tsvq.codec.streaming import decode_long, map_long
+from tsvq.compression import check_amplitude
 from tsvq.data.preprocess import (
     CLIPPED,
     at_length,
@@ -84,8 +85,13 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
     out = np.full(x.shape, np.nan, dtype=np.float32)
     for stream in streams:
         part = x[:, stream]
-        for start, end in finite_stretches(part):
-            conditioned = pipeline.preprocessing.condition(part[start:end], sampling_rate_hz)
+        stretches = [
+            (start, end, pipeline.preprocessing.condition(part[start:end], sampling_rate_hz))
+            for start, end in finite_stretches(part)
+        ]
+        names = [str(c) for c in stream]
+        check_amplitude(codec, stream, names, [""] * len(stream), np.concatenate([s[2] for s in stretches]), where)
+        for start, end, conditioned in stretches:
             length = len(conditioned)
             padded = np.pad(conditioned, ((0, (-length) % f), (0, 0)), mode="edge").astype(np.float32)
             latent, keep = _estimate(pipeline, padded)

@@ -37,6 +37,7 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
+from tsvq.compression import check_amplitude
 from tsvq.data.preprocess import at_length, flat_channel, real_array, resample, true_runs
 from tsvq.errors import ConfigError, DataError
 from tsvq.infill import INPAINT_SAMPLER, draw_run
@@ -228,6 +229,8 @@ def repair(
     conditioned = pipeline.preprocessing.condition(bridged, sampling_rate_hz)
     at_rate = resample(missing.astype(np.float64), sampling_rate_hz, rate)[: len(conditioned)] > 0.01
     streams = [[c] for c in range(x.shape[1])] if codec.config.in_channels == 1 else [list(range(x.shape[1]))]
+    for stream in streams:  # a wrong unit (microvolts read as mV) would be filled at the wrong scale
+        check_amplitude(codec, stream, [str(c) for c in stream], [""] * len(stream), conditioned[:, stream], where)
     out = np.repeat(x[None], draws, axis=0)
     generator = torch.Generator().manual_seed(seed)
     baseline = bridged - at_length(resample(conditioned, rate, sampling_rate_hz), len(x))
