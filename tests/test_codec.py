@@ -119,6 +119,8 @@ def test_bad_input_to_encode_and_decode_is_named():
         model.encode(np.zeros((1, 60, 1)))
     with pytest.raises(DataError, match=r"code indices must lie in \[0, 16\)"):
         model.decode(torch.tensor([[0, 16]]))
+    with pytest.raises(DataError, match=r"vectors must have shape \(B, L', 16\), got \(1, 2\); codes must be integers"):
+        model.decode(np.array([[1.0, 2.0]]))  # codes given as floats
     with pytest.raises(DataError, match="expected a NumPy array"):
         model.encode([[0.0]])
 

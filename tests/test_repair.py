@@ -146,8 +146,9 @@ def test_forecast_continues_the_recording(shipped):
     assert out.signals.shape == (2, len(x) + 500, 1) and np.isfinite(out.signals).all()
     np.testing.assert_array_equal(out.signals[0, : len(x), 0], x.astype(np.float32))
     assert not np.array_equal(out.signals[0, len(x) :], out.signals[1, len(x) :])
-    with pytest.raises(ConfigError, match="seconds must be positive"):
-        shipped.forecast(x, RATE, 0)
+    for seconds in (0, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="seconds must be positive and finite"):
+            shipped.forecast(x, RATE, seconds)
 
 
 def test_impute_refuses_what_it_cannot_do(shipped):
@@ -174,6 +175,8 @@ def test_impute_refuses_what_it_cannot_do(shipped):
         shipped.impute(long_gap, RATE, max_gap_s=3)
     with pytest.raises(DataError, match="longer than max_gap_s=1"):
         shipped.forecast(clean, RATE, 2.0, max_gap_s=1)
+    with pytest.raises(DataError, match=r"^signal: a forecast of 1e\+09 s is longer than max_gap_s=60"):
+        shipped.forecast(clean, RATE, 1e9)  # refused before 2 TB of NaN are allocated
     assert np.isfinite(shipped.impute(long_gap, RATE, max_gap_s=None, candidates=2).signals).all()
     # a disconnected lead, or too little observed signal to continue from: named, before any drawing
     flat = np.where(np.arange(3000) < 100, np.nan, 0.25)

@@ -447,9 +447,16 @@ class Pipeline:
     def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
         the draws by, so they come from the prior given what came before)."""
-        x = np.asarray(real_array(signal, options.get("where", "signal")), dtype=np.float64)
-        if not seconds > 0:
-            raise ConfigError(f"seconds must be positive, got {seconds!r}")
+        where = options.get("where", "signal")
+        x = np.asarray(real_array(signal, where), dtype=np.float64)
+        if not 0 < seconds < np.inf:
+            raise ConfigError(f"seconds must be positive and finite, got {seconds!r}")
+        limit = options.get("max_gap_s", MAX_GAP_S)
+        if limit is not None and seconds > limit:  # refused before the continuation is allocated
+            raise DataError(
+                f"{where}: a forecast of {seconds:g} s is longer than max_gap_s={limit:g}; raise max_gap_s "
+                "(--max-gap) to continue that far"
+            )
         extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)
         return self.impute(np.concatenate([x, extra]), sampling_rate_hz, **options)
 

@@ -369,7 +369,10 @@ class VQVAE(ModelMixin, ConfigMixin):
         if not latent.is_floating_point():
             latent = self.codes_to_vectors(latent)
         elif latent.ndim != 3 or latent.shape[-1] != self.code_dim:
-            raise DataError(f"vectors must have shape (B, L', {self.code_dim}), got {tuple(latent.shape)}")
+            raise DataError(
+                f"vectors must have shape (B, L', {self.code_dim}), got {tuple(latent.shape)}; codes must be "
+                f"integers, got {latent.dtype}"
+            )
         was_training = self.training
         self.eval()
         out = self.decoder(self.project_out(latent.float().transpose(1, 2)))
