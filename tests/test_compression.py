@@ -248,8 +248,10 @@ def test_nan_only_channel_and_wrong_shape_are_named(pipe):
     x = np.stack([ecg_like(20, 250), np.full(5000, np.nan)], axis=1)
     with pytest.raises(DataError, match="channel 'ch1' holds no finite sample"):
         pipe.compress(x, 250)
-    with pytest.raises(DataError, match=r"shape \(L, C\)"):
+    with pytest.raises(DataError, match=r"shape \(L,\) or \(L, C\)"):
         pipe.compress(np.zeros((2, 100, 1)), 250)
+    one = ecg_like(20, 250)  # one lead as (L,): coded as (L, 1)
+    assert pipe.compress(one, 250).to_bytes() == pipe.compress(one[:, None], 250).to_bytes()
     with pytest.raises(DataError, match="needs its sampling_rate_hz"):
         pipe.compress(np.zeros((100, 1)))
 

@@ -549,7 +549,7 @@ def as_recording(
     units: list[str] | None = None,
 ) -> Recording:
     """A ``tsvq.data.Record`` (channels chosen by name: ``channels``, default the pipeline's own) or a signal
-    ``(L, C)`` at ``sampling_rate_hz`` (named ``channel_names`` in ``units``, default the pipeline's) as a
+    ``(L,)`` or ``(L, C)`` at ``sampling_rate_hz`` (named ``channel_names`` in ``units``, default the pipeline's) as a
     ``Recording``. ``input_bits`` default: the record's ADC resolution, else the codec's ``input_bits``."""
     from tsvq.data.records import Record
 
@@ -566,8 +566,9 @@ def as_recording(
         if sampling_rate_hz is None:
             raise DataError("compress: a signal array needs its sampling_rate_hz")
         signal = np.asarray(signal_or_record)
+        signal = signal[:, None] if signal.ndim == 1 else signal
         if signal.ndim != 2:
-            raise DataError(f"compress: expected one recording of shape (L, C), got {signal.shape}")
+            raise DataError(f"compress: expected one recording of shape (L,) or (L, C), got {signal.shape}")
         count = signal.shape[1]
         own = pipeline.channel_names if count == len(pipeline.channel_names) else [f"ch{c}" for c in range(count)]
         names = list(channel_names or own)

@@ -328,10 +328,10 @@ class Pipeline:
         )
 
     def compress(self, signal_or_record, sampling_rate_hz: float | None = None, **options) -> CompressedRecord:
-        """Code a whole recording: a ``tsvq.data.Record`` or a signal ``(L, C)`` at ``sampling_rate_hz``. Returns a
-        ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``); options as in
-        ``tsvq.compression.compress`` (``channels``, ``search``, ``quantizers``, ``input_bits``, ``entropy_coding``,
-        ``detail_step``, ``beats``)."""
+        """Code a whole recording: a ``tsvq.data.Record`` or a signal ``(L,)`` or ``(L, C)`` at ``sampling_rate_hz``.
+        Returns a ``CompressedRecord`` (``.save(path)``, ``.bits_per_second()``, ``.compression_ratio()``); options
+        as in ``tsvq.compression.compress`` (``channels``, ``search``, ``quantizers``, ``input_bits``,
+        ``entropy_coding``, ``detail_step``, ``beats``)."""
         return compression.compress(self, signal_or_record, sampling_rate_hz, **options)
 
     def compress_at(
