@@ -265,6 +265,31 @@ def test_decompress_keeps_the_start_date_and_time(tmp_path, monkeypatch, capsys)
     assert main(["decompress", "rec.tsvqz", "--pipeline", "ecg-single-lead", "--out", "back", "--overwrite"]) == 0
 
 
+def test_files_tsvq_did_not_write_are_never_replaced_even_with_overwrite(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    x = ecg_like(12, 360.0)[:, None]
+    wfdb.wrsamp("rec", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x, fmt=["16"])
+    wfdb.wrsamp("mine", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x / 2, fmt=["16"])  # the user's record
+    (tmp_path / "notes.tsvqz").write_text("the user's notes")
+    (tmp_path / "lone.dat").write_bytes(b"a data file without a header: nothing says tsvq wrote it")
+    users = {name: (tmp_path / name).read_bytes() for name in ("mine.hea", "mine.dat", "notes.tsvqz", "lone.dat")}
+    shipped = ["--pipeline", "ecg-single-lead"]
+    assert main(["compress", "rec", *shipped, "--out", "notes.tsvqz", "--no-prdn", "--overwrite"]) == 2
+    assert "notes.tsvqz: exists and is not a file tsvq wrote" in capsys.readouterr().err
+    assert main(["compress", "rec", *shipped, "--out", "rec.tsvqz", "--no-prdn"]) == 0
+    for command in (["decompress", "rec.tsvqz"], ["denoise", "rec"], ["forecast", "rec", "--seconds", "1"]):
+        assert main([*command, *shipped, "--out", "mine", "--overwrite"]) == 2
+        assert "mine.hea: exists and is not a file tsvq wrote; choose another output" in capsys.readouterr().err
+    assert main(["decompress", "rec.tsvqz", *shipped, "--out", "lone", "--overwrite"]) == 2
+    with pytest.raises(DataError, match="not a file tsvq wrote"):
+        CompressedRecord.load("rec.tsvqz").save(tmp_path / "notes.tsvqz", overwrite=True)
+    assert {name: (tmp_path / name).read_bytes() for name in users} == users
+    # what tsvq wrote is replaced with --overwrite (a record by its header's comment, a compressed file by its magic)
+    assert main(["decompress", "rec.tsvqz", *shipped, "--out", "back"]) == 0
+    assert main(["decompress", "rec.tsvqz", *shipped, "--out", "back", "--overwrite"]) == 0
+    assert main(["compress", "rec", *shipped, "--out", "rec.tsvqz", "--no-prdn", "--overwrite"]) == 0
+
+
 def test_outputs_tsvq_made_are_replaced_only_with_overwrite(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     args = ["sample", "--pipeline", "ecg-single-lead", "--n", "2", "--steps", "2", "--no-wfdb", "--out", "s"]

@@ -54,7 +54,7 @@ PROBES = [
     Probe(
         "compress over its own signal file", f"compress rec/100 {PIPE} --out rec/100.dat --overwrite", "is the input"
     ),
-    Probe("decompress over an existing record", f"decompress kept.tsvqz {PIPE} --out rec/100", "already exists"),
+    Probe("decompress over an existing record", f"decompress kept.tsvqz {PIPE} --out rec/100", "not a file tsvq wrote"),
     Probe("decompress to a non-ASCII name", f"decompress kept.tsvqz {PIPE} --out rec/dé", "ASCII"),
     Probe("output under a file, not a folder", f"sample {PIPE} --n 2 --steps 2 --out user/thesis.txt/s", "thesis.txt"),
     # forged or inconsistent inputs

@@ -318,12 +318,13 @@ def _sampling_defaults(settings: list[str]) -> dict[str, dict]:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
+    from tsvq.compression import is_compressed_file
     from tsvq.data import read_record
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
 
     check_output_path(args.out, record_files(args.record), "compressed file")
-    check_output_file(args.out, args.overwrite)
+    check_output_file(args.out, args.overwrite, is_compressed_file)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
     options = {"channels": args.channels, "search": args.search}
@@ -387,12 +388,12 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     from tsvq.pipeline import Pipeline
-    from tsvq.sample_writer import write_record
+    from tsvq.sample_writer import is_tsvq_record_file, write_record
 
     targets = [f"{args.out}.hea", f"{args.out}.dat"]
     for target in targets:
         check_output_path(target, [args.file], "decompressed record")
-        check_output_file(target, args.overwrite)
+        check_output_file(target, args.overwrite, is_tsvq_record_file)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     decoded = pipe.decompress(
         args.file, rate=args.rate, derive_leads={"auto": None, "yes": True, "no": False}[args.derive_leads]
@@ -422,10 +423,11 @@ def _record_to_repair(args: argparse.Namespace, what: str):
     from tsvq.data import read_record
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
+    from tsvq.sample_writer import is_tsvq_record_file
 
     for target in (f"{args.out}.hea", f"{args.out}.dat"):
         check_output_path(target, record_files(args.record), what)
-        check_output_file(target, args.overwrite)
+        check_output_file(target, args.overwrite, is_tsvq_record_file)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
     picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))

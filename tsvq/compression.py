@@ -185,9 +185,10 @@ class CompressedRecord:
 
     # ----- files ---------------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the file atomically; an existing file is replaced only with ``overwrite``."""
+        """Write the file atomically; an existing file is replaced only with ``overwrite``, and only if it is a
+        compressed file (tsvq never replaces a user's)."""
         path = Path(path)
-        check_output_file(path, overwrite)
+        check_output_file(path, overwrite, is_compressed_file)
         with atomic_file(path, "wb") as handle:
             handle.write(self.to_bytes())
         return path
@@ -441,6 +442,16 @@ def unpack_bits(data: np.ndarray, bits: int, count: int, where: str = "payload")
     words = np.zeros((count, 32), dtype=np.uint8)
     words[:, 32 - bits :] = unpacked
     return np.packbits(words, axis=1).view(">u4").reshape(-1).astype(np.int64)
+
+
+def is_compressed_file(path: str | Path) -> bool:
+    """Whether ``path`` is a file ``tsvq compress`` wrote (it starts with ``MAGIC``): the one kind of file
+    ``--overwrite`` may replace as a compressed output."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
 
 
 def unit_scale(unit: str, pipeline_unit: str, where: str) -> float:

@@ -10,7 +10,7 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,18 @@ def check_output_path(out: str | os.PathLike, inputs=(), what: str = "output", r
             raise DataError(f"{out}: the {what} {relation} the input {item}; choose a path apart from the inputs")
 
 
-def check_output_file(path: str | os.PathLike, overwrite: bool) -> None:
-    """A file output (a compressed record, a WFDB record's files) replaces an existing file only with ``overwrite``."""
+def check_output_file(path: str | os.PathLike, overwrite: bool, made_by_tsvq: Callable[[Path], bool]) -> None:
+    """A file output (a compressed record, a WFDB record's files) replaces an existing file only with ``overwrite``,
+    and only a file tsvq wrote (``made_by_tsvq``, which reads what tsvq puts in its files): a user's is never
+    replaced, whatever the flags."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a folder; name the file to write")
-    if path.exists() and not overwrite:
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not made_by_tsvq(path):
+        raise DataError(f"{path}: exists and is not a file tsvq wrote; choose another output (it is never replaced)")
+    if not overwrite:
         raise DataError(f"{path}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 

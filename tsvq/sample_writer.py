@@ -109,13 +109,27 @@ def _start_of(decoded) -> dict:
     return {"base_time": start.time(), **({"base_date": start.date()} if date else {})}
 
 
+TSVQ_HEADER_MARK = " by tsvq "  # every header tsvq writes says what it did: "imputed by tsvq (PIPELINE): MLII"
+
+
+def is_tsvq_record_file(path: str | Path) -> bool:
+    """Whether ``path``, a WFDB record's ``.hea`` or ``.dat``, belongs to a record tsvq wrote: its header carries
+    tsvq's comment (``TSVQ_HEADER_MARK``). The one kind of record ``--overwrite`` may replace."""
+    try:
+        lines = Path(path).with_suffix(".hea").read_text(errors="replace").splitlines()
+    except OSError:
+        return False
+    return any(line.startswith("#") and TSVQ_HEADER_MARK in line for line in lines)
+
+
 def write_record(
     decoded, path: str | Path, fmt: str = "16", comments: list[str] | None = None, overwrite: bool = False
 ) -> Path:
     """A decompressed recording (``tsvq.compression.DecodedRecord``) as the WFDB record ``path`` (no extension):
     ``path.hea`` + ``path.dat`` in format 16 or 212, NaN gaps as WFDB's invalid-sample value. Written beside the
     target and moved into place, data file first, so a reader never finds a header without its data. Existing
-    files are replaced only with ``overwrite``."""
+    files are replaced only with ``overwrite``, and only those of a record tsvq wrote (``comments`` should say
+    what tsvq did, e.g. "denoised by tsvq (PIPELINE)", so that a later ``overwrite`` finds it tsvq's)."""
     import os
     import re
     import tempfile
@@ -128,7 +142,7 @@ def write_record(
     if not re.fullmatch(r"[-A-Za-z0-9_]+", path.name):
         raise DataError(f"{path}: a WFDB record name may hold only ASCII letters, digits, '_' and '-'")
     for extension in (".hea", ".dat"):
-        check_output_file(path.with_name(path.name + extension), overwrite)
+        check_output_file(path.with_name(path.name + extension), overwrite, is_tsvq_record_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
         wfdb.wrsamp(
