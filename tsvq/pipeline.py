@@ -444,21 +444,22 @@ class Pipeline:
         return repair(self, signal, sampling_rate_hz, draws=draws, candidates=candidates, choose=choose, prior=prior,
                       seed=seed, rhythm=rhythm, max_gap_s=max_gap_s, where=where, **options)  # fmt: skip
 
-    def forecast(self, signal, sampling_rate_hz: float, seconds: float, **options):
+    def forecast(
+        self, signal, sampling_rate_hz: float, seconds: float, *, max_gap_s: float | None = MAX_GAP_S,
+        where: str = "signal", **options,
+    ):  # fmt: skip
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
-        the draws by, so they come from the prior given what came before)."""
-        where = options.get("where", "signal")
+        the draws by, so they come from the prior given what came before); ``options`` as ``impute``'s."""
         x = np.asarray(real_array(signal, where), dtype=np.float64)
         if not 0 < seconds < np.inf:
             raise ConfigError(f"seconds must be positive and finite, got {seconds!r}")
-        limit = options.get("max_gap_s", MAX_GAP_S)
-        if limit is not None and seconds > limit:  # refused before the continuation is allocated
+        if max_gap_s is not None and seconds > max_gap_s:  # refused before the continuation is allocated
             raise DataError(
-                f"{where}: a forecast of {seconds:g} s is longer than max_gap_s={limit:g}; raise max_gap_s "
+                f"{where}: a forecast of {seconds:g} s is longer than max_gap_s={max_gap_s:g}; raise max_gap_s "
                 "(--max-gap) to continue that far"
             )
         extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)
-        return self.impute(np.concatenate([x, extra]), sampling_rate_hz, **options)
+        return self.impute(np.concatenate([x, extra]), sampling_rate_hz, max_gap_s=max_gap_s, where=where, **options)
 
     def denoise(self, signal, sampling_rate_hz: float, pass_through: bool = True) -> np.ndarray:
         """A recording ``(L,)`` or ``(L, C)`` with its noise removed, same shape, band-limited to the pipeline's band

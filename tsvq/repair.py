@@ -199,10 +199,10 @@ def repair(
     missing = ~np.isfinite(x)
     if not missing.any():
         return Repaired(np.repeat(x[None].astype(np.float32), draws, axis=0), missing, float(sampling_rate_hz))
-    if (~missing).sum(axis=0).min() < 2:
+    observed = int((~missing).sum(axis=0).min())  # samples of the channel with the fewest
+    if observed < 2:
         raise DataError(f"{where}: a channel has fewer than two observed samples; there is nothing to continue from")
     pipeline.preprocessing.check_rate(sampling_rate_hz, where)
-    observed = int((~missing).sum(axis=0).min())
     pipeline.preprocessing.check_length(observed, sampling_rate_hz, where, "continue from", what="observed")
     flat = flat_channel(x)
     if flat is not None:
