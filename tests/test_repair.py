@@ -147,8 +147,41 @@ def test_forecast_continues_the_recording(shipped):
     np.testing.assert_array_equal(out.signals[0, : len(x), 0], x.astype(np.float32))
     assert not np.array_equal(out.signals[0, len(x) :], out.signals[1, len(x) :])
     for seconds in (0, float("inf"), float("nan")):
-        with pytest.raises(ConfigError, match="seconds must be positive and finite"):
+        with pytest.raises(ConfigError, match="seconds must be a positive, finite number"):
             shipped.forecast(x, RATE, seconds)
+
+
+def test_the_api_names_wrong_types_and_a_transposed_recording_in_one_line(shipped):
+    """What a Python user gets wrong first: a recording passed as (C, L), a rate or seed of the wrong type, a
+    forecast shorter than a sample; one named error each, not a TypeError from deep inside (or, transposed, thousands
+    of one-sample leads that each fail for another reason)."""
+    x = ecg_like(12, RATE, seed=4)
+    gappy = x.copy()
+    gappy[1000:1100] = np.nan
+    transposed = r"signal: shape \(1, 3000\) has more channels \(3000\) than samples \(1\); .* transpose it"
+    for call in (shipped.impute, shipped.denoise, shipped.forecast, shipped.compress):
+        args = (gappy[None], RATE, 1.0) if call == shipped.forecast else (gappy[None], RATE)
+        with pytest.raises(
+            DataError, match=transposed.replace("signal", "compress" if call == shipped.compress else "signal")
+        ):
+            call(*args)
+    rate = r"sampling rate must be a positive number of Hz, got '250'"
+    for call in (shipped.impute, shipped.denoise, shipped.compress):
+        with pytest.raises(DataError, match=rate):
+            call(gappy, "250")
+    with pytest.raises(DataError, match=rate):
+        shipped.encode(x[None, :2048, None].astype(np.float32), sampling_rate_hz="250")
+    for seed in ("a", -1, 1.5):
+        with pytest.raises(ConfigError, match=f"seed must be an integer of at least 0, got {seed!r}"):
+            shipped.impute(gappy, RATE, seed=seed)
+        with pytest.raises(ConfigError, match=f"seed must be an integer of at least 0, got {seed!r}"):
+            shipped.sample(1, seed=seed)
+    with pytest.raises(ConfigError, match="signal: a forecast of 0.0001 s is shorter than one sample at 250 Hz"):
+        shipped.forecast(x, RATE, 1e-4)
+    with pytest.raises(ConfigError, match="seconds must be a positive, finite number, got '2'"):
+        shipped.forecast(x, RATE, "2")
+    counted = shipped.impute(gappy, RATE, draws=np.int64(2), seed=np.int64(1))  # counts read out of arrays
+    assert counted.signals.shape == (2, 3000, 1) and np.isfinite(counted.signals).all()
 
 
 def test_impute_refuses_what_it_cannot_do(shipped):

@@ -45,7 +45,7 @@ from tsvq import entropy
 from tsvq.codec.metrics import prdn
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.data.leads import codes_independent_leads, lead_label, with_derived_limb_leads
-from tsvq.data.preprocess import finite_stretches, flat_channel, real_array, resample
+from tsvq.data.preprocess import finite_stretches, flat_channel, one_recording, real_array, resample
 from tsvq.detail import DetailLayer
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import atomic_file, check_output_file
@@ -576,10 +576,8 @@ def as_recording(
     else:
         if sampling_rate_hz is None:
             raise DataError("compress: a signal array needs its sampling_rate_hz")
-        signal = np.asarray(signal_or_record)
-        signal = signal[:, None] if signal.ndim == 1 else signal
-        if signal.ndim != 2:
-            raise DataError(f"compress: expected one recording of shape (L,) or (L, C), got {signal.shape}")
+        signal = one_recording(signal_or_record, "compress")
+        pipeline.preprocessing.check_rate(sampling_rate_hz, "compress")
         count = signal.shape[1]
         own = pipeline.channel_names if count == len(pipeline.channel_names) else [f"ch{c}" for c in range(count)]
         names = list(channel_names or own)

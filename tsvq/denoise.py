@@ -26,8 +26,8 @@ from tsvq.data.preprocess import (
     at_length,
     finite_stretches,
     flat_channel,
+    one_recording,
     quality_mask,
-    real_array,
     resample,
 )
 from tsvq.errors import ConfigError, DataError
@@ -57,11 +57,8 @@ def denoise(pipeline, signal, sampling_rate_hz: float, pass_through: bool = True
             f"{pipeline.name}: this pipeline has no denoiser; train one (tsvq train denoiser) and add it "
             "(tsvq assemble --denoiser FOLDER)"
         )
-    x = np.asarray(real_array(signal, where), dtype=np.float64)
-    shape = x.shape
-    x = x[:, None] if x.ndim == 1 else x
-    if x.ndim != 2 or not len(x):
-        raise DataError(f"{where}: expected one recording of shape (L,) or (L, C), got {shape}")
+    x = one_recording(signal, where)
+    shape = x.shape if np.ndim(signal) == 2 else (len(x),)
     codec = pipeline.codec
     if codec.config.in_channels not in (1, x.shape[1]):
         raise DataError(f"{where}: the codec codes {codec.config.in_channels} channels together, got {x.shape[1]}")

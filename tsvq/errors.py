@@ -1,5 +1,7 @@
 """Errors a user can act on: each message names the file and the problem."""
 
+import numbers
+
 
 class TsvqError(Exception):
     """Base class for every error tsvq raises on purpose."""
@@ -15,3 +17,11 @@ class CheckpointError(TsvqError, ValueError):
 
 class ConfigError(TsvqError, ValueError):
     """A configuration value is invalid or comes from an incompatible version."""
+
+
+def check_count(name: str, value, least: int) -> int:
+    """``value`` as a Python int when it is a whole number (Python's or NumPy's, not a bool) of at least ``least``,
+    else a ConfigError naming it: a count read from an array (``np.int64``) is as good as a literal."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"{name} must be an integer of at least {least}, got {value!r}")
+    return int(value)

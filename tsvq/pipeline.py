@@ -32,8 +32,8 @@ from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
 from tsvq.codec.denoising import DenoisingEncoder
 from tsvq.compression import CompressedRecord, DecodedRecord
-from tsvq.data.preprocess import Preprocessing, real_array
-from tsvq.errors import CheckpointError, ConfigError, DataError
+from tsvq.data.preprocess import Preprocessing, is_number, one_recording
+from tsvq.errors import CheckpointError, ConfigError, DataError, check_count
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
 from tsvq.priors.base import sampling_options
@@ -359,6 +359,8 @@ class Pipeline:
     # ----- codec ---------------------------------------------------------------------------------------
     def _at_codec_rate(self, signals, sampling_rate_hz: float | None, resample: bool) -> torch.Tensor:
         x = as_signal_tensor(signals, self.codec.config.in_channels)
+        if sampling_rate_hz is not None and (not is_number(sampling_rate_hz) or not 0 < sampling_rate_hz < np.inf):
+            raise DataError(f"signals: sampling rate must be a positive number of Hz, got {sampling_rate_hz!r}")
         if sampling_rate_hz is None or math.isclose(sampling_rate_hz, self.sampling_rate_hz):
             return x
         if not resample:
@@ -407,10 +409,8 @@ class Pipeline:
         A vector prior's samples are snapped to the nearest codebook vectors before decoding (``snap=False``
         decodes them as drawn); the snap distance, in units of the codebook's spacing, says how far off they were.
         """
-        if not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n must be an integer of at least 1, got {n!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        n, batch_size = check_count("n", n, 1), check_count("batch_size", batch_size, 1)
+        seed = None if seed is None else check_count("seed", seed, 0)
         name = prior or next(iter(self.priors), None)
         chosen = self.prior(prior)
         options = self.sampling_for(name, options)
@@ -450,15 +450,21 @@ class Pipeline:
     ):  # fmt: skip
         """Continue a recording by ``seconds``: ``impute`` of a gap appended at its end (nothing after it to weigh
         the draws by, so they come from the prior given what came before); ``options`` as ``impute``'s."""
-        x = np.asarray(real_array(signal, where), dtype=np.float64)
-        if not 0 < seconds < np.inf:
-            raise ConfigError(f"seconds must be positive and finite, got {seconds!r}")
+        x = one_recording(signal, where)
+        self.preprocessing.check_rate(sampling_rate_hz, where)
+        if not is_number(seconds) or not 0 < seconds < np.inf:
+            raise ConfigError(f"seconds must be a positive, finite number, got {seconds!r}")
         if max_gap_s is not None and seconds > max_gap_s:  # refused before the continuation is allocated
             raise DataError(
                 f"{where}: a forecast of {seconds:g} s is longer than max_gap_s={max_gap_s:g}; raise max_gap_s "
                 "(--max-gap) to continue that far"
             )
-        extra = np.full((int(round(seconds * sampling_rate_hz)), *x.shape[1:]), np.nan)
+        samples = int(round(seconds * sampling_rate_hz))
+        if samples < 1:
+            raise ConfigError(
+                f"{where}: a forecast of {seconds:g} s is shorter than one sample at {sampling_rate_hz:g} Hz"
+            )
+        extra = np.full((samples, x.shape[1]), np.nan)
         return self.impute(np.concatenate([x, extra]), sampling_rate_hz, max_gap_s=max_gap_s, where=where, **options)
 
     def denoise(self, signal, sampling_rate_hz: float, pass_through: bool = True) -> np.ndarray:

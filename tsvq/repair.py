@@ -38,8 +38,8 @@ from scipy.ndimage import uniform_filter1d
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
 from tsvq.compression import check_amplitude
-from tsvq.data.preprocess import at_length, flat_channel, real_array, resample, true_runs
-from tsvq.errors import ConfigError, DataError
+from tsvq.data.preprocess import at_length, flat_channel, one_recording, resample, true_runs
+from tsvq.errors import ConfigError, DataError, check_count
 from tsvq.infill import INPAINT_SAMPLER, draw_run
 from tsvq.linear_prediction import ar_bridge, ar_order
 from tsvq.priors.base import sampling_options
@@ -189,20 +189,16 @@ def repair(
         raise ConfigError(f"choose must be 'sample' or 'likeliest', got {choose!r}")
     if rhythm not in RHYTHMS:
         raise ConfigError(f"rhythm must be one of {', '.join(RHYTHMS)}, got {rhythm!r}")
-    for name, value, least in (("draws", draws, 1), ("candidates", candidates, 1)):
-        if not isinstance(value, int) or value < least:
-            raise ConfigError(f"{name} must be an integer of at least {least}, got {value!r}")
-    x = np.asarray(real_array(signal, where), dtype=np.float64)
-    x = x[:, None] if x.ndim == 1 else x
-    if x.ndim != 2 or not len(x):
-        raise DataError(f"{where}: expected one recording of shape (L,) or (L, C), got {np.shape(signal)}")
+    draws, candidates = check_count("draws", draws, 1), check_count("candidates", candidates, 1)
+    seed = check_count("seed", seed, 0)
+    x = one_recording(signal, where)
+    pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     missing = ~np.isfinite(x)
     if not missing.any():
         return Repaired(np.repeat(x[None].astype(np.float32), draws, axis=0), missing, float(sampling_rate_hz))
     observed = int((~missing).sum(axis=0).min())  # samples of the channel with the fewest
     if observed < 2:
         raise DataError(f"{where}: a channel has fewer than two observed samples; there is nothing to continue from")
-    pipeline.preprocessing.check_rate(sampling_rate_hz, where)
     pipeline.preprocessing.check_length(observed, sampling_rate_hz, where, "continue from", what="observed")
     flat = flat_channel(x)
     if flat is not None:

@@ -7,6 +7,7 @@ becomes a list of clean segments, each resampled and filtered on its own so no f
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -36,6 +37,27 @@ def real_array(values, what: str = "signals") -> np.ndarray:
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
         raise DataError(f"{what}: expected numbers, got an array of dtype {array.dtype}")
     return array
+
+
+def one_recording(values, where: str) -> np.ndarray:
+    """``values`` ``(L,)`` or ``(L, C)`` as a float64 ``(L, C)`` array. Samples run along the first axis: a
+    recording passed transposed, ``(C, L)``, would otherwise be read as thousands of one-sample leads."""
+    x = np.asarray(real_array(values, where), dtype=np.float64)
+    shape = x.shape
+    x = x[:, None] if x.ndim == 1 else x
+    if x.ndim != 2 or not len(x):
+        raise DataError(f"{where}: expected one recording of shape (L,) or (L, C), got {shape}")
+    if x.shape[1] > x.shape[0]:
+        raise DataError(
+            f"{where}: shape {shape} has more channels ({x.shape[1]}) than samples ({x.shape[0]}); a recording is "
+            "(L,) or (L, C) with samples along the first axis: transpose it (.T)"
+        )
+    return x
+
+
+def is_number(value) -> bool:
+    """A real number (Python's or NumPy's), not a bool or a string that reads as one."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -198,8 +220,8 @@ class Preprocessing:
     def check_rate(self, rate_hz: float, where: str) -> None:
         """A recording whose Nyquist frequency is below the pipeline's low-pass edge lacks part of the band the
         codec was trained on: upsampling cannot put it back, and the codec would add beats' high frequencies."""
-        if rate_hz <= 0 or not np.isfinite(rate_hz):
-            raise DataError(f"{where}: sampling rate must be positive, got {rate_hz}")
+        if not is_number(rate_hz) or rate_hz <= 0 or not np.isfinite(rate_hz):
+            raise DataError(f"{where}: sampling rate must be a positive number of Hz, got {rate_hz!r}")
         band_top = self.lowpass_hz or self.sampling_rate_hz / 2
         if rate_hz / 2 < band_top:
             raise DataError(
