@@ -270,3 +270,31 @@ def test_the_commands_write_the_repaired_record(tmp_path, capsys):
     assert main([*forecast, "--draws", "2", "--out", str(tmp_path / "twice")]) == 2
     assert "filled: the record already has channel(s) MLII_draw2, MLII_mean" in capsys.readouterr().err
     assert not (tmp_path / "twice.hea").exists()
+
+
+def test_a_bedside_record_is_repaired_on_its_first_ecg_lead_not_its_respiration(tmp_path, capsys):
+    """BIDMC-style headers list respiration (pm) and PPG (NU) before the ECG leads; a pipeline whose lead has no
+    name in the record (the shipped one codes any lead, 'signal') takes the first channel in its unit, not the
+    first channel (which it then refused: "in 'pm', but the pipeline codes 'mV'")."""
+    import wfdb
+
+    from tsvq.data import read_record
+
+    rate = 125.0
+    ecg = ecg_like(12, rate, seed=5)
+    holed = ecg.copy()
+    holed[700:760] = np.nan
+    rng = np.random.default_rng(0)
+    others = np.stack([np.sin(np.arange(len(ecg)) / 60), 0.5 + 0.1 * rng.standard_normal(len(ecg))], axis=1)
+    wfdb.wrsamp("bedside", fs=rate, units=["pm", "NU", "mV"], sig_name=["RESP", "PLETH", "II"], fmt=["16"] * 3,
+                p_signal=np.column_stack([others, holed]), adc_gain=[1000.0] * 3, baseline=[0] * 3,
+                write_dir=str(tmp_path))  # fmt: skip
+    assert not main(["impute", str(tmp_path / "bedside"), "--out", str(tmp_path / "filled")])
+    assert "imputed by tsvq (ecg-single-lead): II; RESP, PLETH as recorded" in capsys.readouterr().out
+    filled = wfdb.rdrecord(str(tmp_path / "filled"))
+    assert np.isfinite(filled.p_signal).all() and filled.units == ["pm", "NU", "mV"]
+    np.testing.assert_allclose(filled.p_signal[:, :2], others, atol=1e-3)  # the other channels as recorded
+    from tsvq.pipeline import Pipeline
+
+    compressed = Pipeline.from_pretrained("ecg-single-lead").compress(read_record(tmp_path / "filled"))
+    assert compressed.channel_names == ["II"]

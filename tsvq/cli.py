@@ -430,7 +430,7 @@ def _record_to_repair(args: argparse.Namespace, what: str):
         check_output_file(target, args.overwrite, is_tsvq_record_file)
     pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
     record = read_record(args.record, annotation_extensions=())
-    picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path))
+    picked = recording_channels(pipe, record.channel_names, args.channels, str(record.path), record.units)
     config = pipe.codec.config
     scales = np.array([
         unit_scale(record.units[i], config.units[0 if config.in_channels == 1 else k],
@@ -709,7 +709,11 @@ def build_parser() -> argparse.ArgumentParser:
             type=float,
             help="seconds: a longer NaN stretch (or forecast) is refused (default: tsvq.repair.MAX_GAP_S, 60)",
         )
-        p.add_argument("--channels", nargs="+", help="channels to repair (default: the pipeline's own lead)")
+        p.add_argument(
+            "--channels",
+            nargs="+",
+            help="channels to repair (default: the pipeline's lead, else the first in its unit)",
+        )
         p.add_argument("--seed", type=int, default=0, help="seed of the draws (the same seed, the same fill)")
         p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
         p.add_argument("--overwrite", action="store_true", help="replace files tsvq wrote before")
@@ -723,7 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record", help="WFDB record path (no extension)")
     p.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
     p.add_argument("--out", required=True, help="WFDB record to write (no extension)")
-    p.add_argument("--channels", nargs="+", help="channels to denoise (default: the pipeline's own lead)")
+    p.add_argument(
+        "--channels", nargs="+", help="channels to denoise (default: the pipeline's lead, else the first in its unit)"
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.add_argument("--overwrite", action="store_true", help="replace files tsvq wrote before")
     p.set_defaults(func=cmd_denoise)
@@ -923,7 +929,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record", help="WFDB record path (with or without .hea)")
     p.add_argument("--pipeline", required=True, help="pipeline folder")
     p.add_argument(
-        "--channels", nargs="+", help="channels to code ('all': every one; default: the pipeline's, by alias)"
+        "--channels",
+        nargs="+",
+        help="channels to code ('all': every one; default: the pipeline's by alias, else the first in its unit)",
     )
     p.add_argument(
         "--search", type=int, default=0, metavar="K", help="code search over K candidates per position (slower, closer)"

@@ -530,9 +530,13 @@ class Recording:
     base_time: str = ""
 
 
-def recording_channels(pipeline: Pipeline, available: list[str], wanted: list[str] | None, where: str) -> list[int]:
+def recording_channels(
+    pipeline: Pipeline, available: list[str], wanted: list[str] | None, where: str, units: list[str] | None = None
+) -> list[int]:
     """Indices of the channels to code: ``wanted`` by name (``["all"]``: every one), else the pipeline's own
-    channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first."""
+    channels matched with aliases; a single-lead pipeline whose lead the recording lacks codes its first channel
+    in a unit it reads (``units``: the channels' units; a bedside record such as BIDMC's starts with respiration
+    and PPG before its ECG leads)."""
     from tsvq.data.records import select_channels
 
     in_channels = pipeline.codec.config.in_channels
@@ -546,8 +550,17 @@ def recording_channels(pipeline: Pipeline, available: list[str], wanted: list[st
         return select_channels(available, pipeline.channel_names, use_aliases=True, where=where)
     except DataError:
         if in_channels == 1 and available:
-            return [0]
+            readable = [i for i, unit in enumerate(units or []) if _reads_unit(unit, pipeline.units[0])]
+            return readable[:1] or [0]
         raise
+
+
+def _reads_unit(unit: str, pipeline_unit: str) -> bool:
+    try:
+        unit_scale(unit, pipeline_unit, "")
+    except DataError:
+        return False
+    return True
 
 
 def as_recording(
@@ -566,7 +579,7 @@ def as_recording(
 
     if isinstance(signal_or_record, Record):
         record = signal_or_record
-        picked = recording_channels(pipeline, record.channel_names, channels, str(record.path))
+        picked = recording_channels(pipeline, record.channel_names, channels, str(record.path), record.units)
         names = [record.channel_names[i] for i in picked]
         bits = [record.adc_bits[i] if record.adc_bits and record.adc_bits[i] else None for i in picked]
         recording = Recording(
