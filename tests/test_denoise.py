@@ -151,6 +151,9 @@ def test_a_denoiser_fine_tunes_from_a_trained_one(denoiser, tiny_runs, tmp_path)
     assert torch.isfinite(loss) and 0 < logs["output_loss"] and 0 <= logs["kept"] <= 1
     with pytest.raises(ConfigError, match="output_loss must be 'mse' or 'relative'"):
         DenoiserStageConfig(noise=["x"], output_loss="l1")
+    for snr_db in ((float("nan"), 24.0), (-6.0, 1e9), (24.0, -6.0), (0.0,)):  # NaN noise, an overflow, reversed
+        with pytest.raises(ConfigError, match="denoiser stage: (snr_db: SNR|snr_db .* must be \\(low, high\\))"):
+            DenoiserStageConfig(noise=["x"], snr_db=snr_db)
     trained = load_model(DenoisingEncoder, denoiser)
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(task.model.state_dict()[name], value)  # starts where the other stopped

@@ -140,6 +140,16 @@ PROBES = [
     Probe("eval --samples of text", "eval --samples text.npy --data {store} --out r --n 4", "expected numbers"),
     Probe("eval --samples empty", "eval --samples empty.npy --data {store} --out r --n 4", "expected samples of shape"),
     Probe("eval --samples .npz", "eval --samples two.npz --data {store} --out r --n 4", ".npz archive"),
+    Probe(
+        "eval --task denoise --snr nan",
+        "eval --task denoise --pipeline {pipeline} --data {store} --noise rec/100 --snr 6 nan --out r",
+        "--snr: SNR nan dB: each must be a number of dB in [-100, 100]",
+    ),
+    Probe(
+        "eval --task denoise --snr 1e9 (overflowed)",
+        "eval --task denoise --pipeline {pipeline} --data {store} --noise rec/100 --snr 1e9 --out r",
+        "SNR 1000000000.0 dB",
+    ),
 ]
 
 

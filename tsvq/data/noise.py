@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tsvq.data.preprocess import Preprocessing, true_runs
+from tsvq.data.preprocess import Preprocessing, is_number, true_runs
 from tsvq.data.records import read_record
-from tsvq.errors import DataError
+from tsvq.errors import ConfigError, DataError
 
 
 def noise_source(spec: str | os.PathLike) -> tuple[np.ndarray, float]:
@@ -64,6 +64,19 @@ def qrs_power(signal: np.ndarray, beats: np.ndarray, rate_hz: float) -> float:
         raise DataError("no beat lies far enough from the ends to measure its QRS amplitude")
     cut = len(amplitudes) // 20
     return float(amplitudes[cut : len(amplitudes) - cut].mean() ** 2 / 8)
+
+
+# Beyond: noise 10^5 times the signal's amplitude, or 10^-5 of it (and 10^(SNR/10) overflows a float).
+SNR_RANGE_DB = (-100.0, 100.0)
+
+
+def check_snr_db(values, where: str) -> list[float]:
+    """SNRs in dB as floats, or a ConfigError naming ``where``: each a finite number within ``SNR_RANGE_DB``."""
+    low, high = SNR_RANGE_DB
+    for value in values:
+        if not is_number(value) or not low <= value <= high:
+            raise ConfigError(f"{where}: SNR {value!r} dB: each must be a number of dB in [{low:g}, {high:g}]")
+    return [float(v) for v in values]
 
 
 def scaled_to_snr(noise: np.ndarray, signal_power: float, snr_db: float, rate_hz: float) -> np.ndarray:

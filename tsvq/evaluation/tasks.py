@@ -19,7 +19,7 @@ import numpy as np
 import pywt
 
 from tsvq.data import WindowStore
-from tsvq.data.noise import NoiseBank, qrs_power, scaled_to_snr
+from tsvq.data.noise import NoiseBank, check_snr_db, qrs_power, scaled_to_snr
 from tsvq.errors import ConfigError, DataError
 from tsvq.evaluation.repair_baselines import BASELINES, FORECAST_BASELINES, beat_matches, r_peaks
 from tsvq.io import atomic_directory, check_output_path, claim_output_folder, write_json
@@ -50,6 +50,7 @@ class TaskConfig:
             raise ConfigError(f"n must be an integer of at least 1, got {self.n!r}")
         if not self.seconds > 0 or not self.stretch_s > 0:
             raise ConfigError("seconds and stretch_s must be positive")
+        self.snr_db = check_snr_db(self.snr_db, "--snr")
         if self.task == "denoise" and not self.noise:
             raise ConfigError("--task denoise needs --noise RECORD... (e.g. nstdb's ma, bw, '118e00 - 118')")
 

@@ -26,7 +26,7 @@ from tsvq.codec.metrics import prdn
 from tsvq.codec.model import reconstruction_error
 from tsvq.config import as_config
 from tsvq.data import WindowStore
-from tsvq.data.noise import NoiseBank, portable_name, scaled_to_snr
+from tsvq.data.noise import NoiseBank, check_snr_db, portable_name, scaled_to_snr
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.safe_loading import load_model
@@ -63,7 +63,8 @@ class DenoiserStageConfig:
         self.noise_span, self.snr_db = tuple(self.noise_span), tuple(self.snr_db)
         if not self.noise:
             raise ConfigError("denoiser stage: 'noise' lists no noise record")
-        if self.snr_db[0] > self.snr_db[1]:
+        check_snr_db(self.snr_db, "denoiser stage: snr_db")
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
             raise ConfigError(f"denoiser stage: snr_db {list(self.snr_db)} must be (low, high)")
         if self.output_loss not in ("mse", "relative"):
             raise ConfigError(f"denoiser stage: output_loss must be 'mse' or 'relative', got {self.output_loss!r}")
