@@ -135,6 +135,8 @@ PROBES = [
     ),
     Probe("sample --top-p 2", f"sample {PIPE} --prior wavenet --n 2 --top-p 2 --out s", "top_p = 2"),
     Probe("sample --guidance -3", f"sample {PIPE} --n 2 --guidance -3 --out s", "guidance = -3"),
+    Probe("sample --device cuda:99", f"sample {PIPE} --n 2 --device cuda:99 --out s", "device 'cuda:99': this machine"),
+    Probe("denoise --device bogus", f"denoise rec/100 {PIPE} --device bogus --out d", "device 'bogus': not a torch"),
     Probe("eval --n -1", "eval --pipeline {pipeline} --data {store} --out r --n -1", "n = -1"),
     Probe("eval --n 0", "eval --pipeline {pipeline} --data {store} --out r --n 0", "n = 0"),
     Probe("eval --samples of text", "eval --samples text.npy --data {store} --out r --n 4", "expected numbers"),

@@ -72,6 +72,26 @@ def float16_weights(path: Path) -> None:
     save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path, metadata=metadata)
 
 
+def checked_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` this machine has, or a ConfigError saying what it lacks (torch's own
+    errors are an assertion from deep inside, or a list of every device type torch knows)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"device {device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from error
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ConfigError(f"device {device!r}: this machine's torch sees no CUDA GPU; use cpu")
+        if (parsed.index or 0) >= count:
+            raise ConfigError(f"device {device!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r}: this machine's torch has no MPS (Apple GPU) backend; use cpu")
+    elif parsed.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"device {device!r}: tsvq runs on cpu, cuda or mps")
+    return parsed
+
+
 class Pipeline:
     """Codec + priors by name. Every public method takes and returns ``(B, L, C)`` signals in physical units."""
 
@@ -147,6 +167,7 @@ class Pipeline:
         """
         from tsvq.pretrained import list_pretrained, shipped_or_local
 
+        device = checked_device(device)
         name = os.fspath(folder)
         folder = shipped_or_local(name)
         if not folder.exists() and len(folder.parts) == 1:
