@@ -50,6 +50,13 @@ PROBES = [
     Probe("assemble into a user's folder", "assemble --codec {codec} --out user", "was not made by tsvq"),
     Probe("assemble over its own codec", "assemble --codec {codec} --out {codec}", "is the input"),
     Probe("train into a user's folder", "train codec --store {store} --output-dir user", "was not made by tsvq"),
+    # a refused run leaves no output folder behind (it was left holding only tsvq's marker and lock)
+    Probe("train a prior on no codec", "train wavenet --store {store} --codec gone --output-dir run", "gone"),
+    Probe(
+        "train with a batch past the split",
+        "train codec --store {store} --output-dir run --set training.batch_size=100000",
+        "fewer than one batch",
+    ),
     Probe("compress over an existing file", f"compress rec/100 {PIPE} --out kept.tsvqz", "already exists"),
     Probe(
         "compress over its own signal file", f"compress rec/100 {PIPE} --out rec/100.dat --overwrite", "is the input"

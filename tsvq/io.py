@@ -197,6 +197,22 @@ def claim_workspace(folder: str | os.PathLike, what: str = "output folder") -> P
     return folder
 
 
+@contextlib.contextmanager
+def removed_if_refused(folder: str | os.PathLike) -> Iterator[None]:
+    """A run refused before it wrote anything (a missing codec, too few windows for a batch) leaves no folder: when
+    the block raises, ``folder`` goes if the block made it and it holds only the marker and lock that claiming it
+    put there. A folder that was there before is left as it was; only the main process removes (``RANK``)."""
+    folder = Path(folder)
+    existed = folder.exists() or folder.is_symlink()
+    try:
+        yield
+    except BaseException:
+        claimed_only = folder.is_dir() and {p.name for p in folder.iterdir()} <= {OWNER_MARKER, ".tsvq-lock"}
+        if not existed and claimed_only and os.environ.get("RANK", "0") == "0":
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def _temporary_prefix(path: Path) -> str:
     return f".{path.name}.tmp-{socket.gethostname()}-"
 

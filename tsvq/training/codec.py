@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate.utils import set_seed
 
 from tsvq.codec import VQVAE, CodecModelConfig
 from tsvq.codec.metrics import codebook_report, prdn
@@ -15,7 +14,7 @@ from tsvq.data import WindowStore
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.training.augment import AugmentConfig, augment
-from tsvq.training.loop import ModelFolderTask, TrainingConfig, train
+from tsvq.training.loop import ModelFolderTask, TrainingConfig, train_stage
 from tsvq.training.stages import Stage
 
 
@@ -96,8 +95,7 @@ class CodecTask(ModelFolderTask):
 
 def train_codec(config: CodecStageConfig) -> Path:
     """Train the codec stage; returns the folder of the best codec."""
-    set_seed(config.training.seed)  # before the model exists, so its initial weights are reproducible
-    return train(CodecTask(config), config.training)
+    return train_stage(CodecTask, config)
 
 
 STAGE = Stage(CodecStageConfig, train_codec)

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 
 from tsvq.codec import VQVAE
 from tsvq.codec.denoising import DenoisingEncoder, frequency_bands, keep_input
@@ -31,7 +30,7 @@ from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import ConfigError
 from tsvq.safe_loading import load_model
 from tsvq.training.augment import AugmentConfig, augment
-from tsvq.training.loop import ModelFolderTask, TrainingConfig, state_hash, train
+from tsvq.training.loop import ModelFolderTask, TrainingConfig, state_hash, train_stage
 from tsvq.training.stages import Stage
 
 
@@ -257,8 +256,7 @@ def with_refiner(model: DenoisingEncoder, width: int, where: str) -> DenoisingEn
 
 def train_denoiser(config: DenoiserStageConfig) -> Path:
     """Train the denoiser stage; returns the folder of the best denoising encoder."""
-    set_seed(config.training.seed)
-    return train(DenoiserTask(config), config.training)
+    return train_stage(DenoiserTask, config)
 
 
 STAGE = Stage(DenoiserStageConfig, train_denoiser)

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 from diffusers.training_utils import EMAModel, compute_snr
 
 from tsvq.codec.quantizer import stage_vectors
@@ -19,7 +18,7 @@ from tsvq.pretrained import pipeline_part
 from tsvq.priors.denoiser import DenoiserConfig, build_denoiser
 from tsvq.priors.diffusion import DiffusionPrior, NoiseScheduleConfig, training_scheduler
 from tsvq.priors.signature import codec_signature
-from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.loop import TrainingConfig, train_stage
 from tsvq.training.prior_data import check_balance_groups, drop_labels, load_stage_data
 from tsvq.training.stages import Stage
 
@@ -226,8 +225,7 @@ def warm_start(
 
 def train_diffusion(config: DiffusionStageConfig) -> Path:
     """Train the diffusion prior stage; returns the folder of the best prior (EMA weights)."""
-    set_seed(config.training.seed)
-    return train(DiffusionTask(config), config.training)
+    return train_stage(DiffusionTask, config)
 
 
 STAGE = Stage(DiffusionStageConfig, train_diffusion)

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from tsvq import plots
 from tsvq.config import check_ranges
 from tsvq.errors import CheckpointError, ConfigError, DataError
-from tsvq.io import check_output_path, claim_workspace, output_lock, write_json
+from tsvq.io import check_output_path, claim_workspace, output_lock, removed_if_refused, write_json
 from tsvq.training.trackers import JSONLinesTracker, read_metrics
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
@@ -205,6 +206,14 @@ def train(task: Task, config: TrainingConfig) -> Path:
     # the launcher's RANK, not accelerate's state: that is made by the Accelerator below, with its settings
     with output_lock(output_dir) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
         return _train(task, config, output_dir)
+
+
+def train_stage(make_task: Callable[[Any], Task], config: Any) -> Path:
+    """Seed, build a stage's task from its config and train it (every ``train_<stage>``); a run refused before it
+    wrote anything leaves no output folder behind."""
+    set_seed(config.training.seed)  # before the model exists, so its initial weights are reproducible
+    with removed_if_refused(config.training.output_dir):
+        return train(make_task(config), config.training)
 
 
 def claim_output_dir(config: TrainingConfig, *inputs) -> Path:

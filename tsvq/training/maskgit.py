@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate.utils import set_seed
 
 from tsvq.config import as_config
 from tsvq.priors.maskgit import (
@@ -18,7 +17,7 @@ from tsvq.priors.maskgit import (
     masked_fraction,
 )
 from tsvq.priors.signature import codec_signature
-from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.loop import TrainingConfig, train_stage
 from tsvq.training.prior_data import CodePriorTask, check_balance_groups, drop_labels
 from tsvq.training.stages import Stage
 
@@ -100,8 +99,7 @@ class MaskGITTask(CodePriorTask):
 
 def train_maskgit(config: MaskGITStageConfig) -> Path:
     """Train the MaskGIT prior stage; returns the folder of the best prior (by validation bits per hidden code)."""
-    set_seed(config.training.seed)
-    return train(MaskGITTask(config), config.training)
+    return train_stage(MaskGITTask, config)
 
 
 STAGE = Stage(MaskGITStageConfig, train_maskgit)

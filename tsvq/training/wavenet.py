@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate.utils import set_seed
 
 from tsvq.codec.metrics import codebook_report
 from tsvq.config import as_config
 from tsvq.priors.signature import codec_signature
 from tsvq.priors.wavenet import WaveNet, WaveNetConfig, WaveNetPrior
-from tsvq.training.loop import TrainingConfig, train
+from tsvq.training.loop import TrainingConfig, train_stage
 from tsvq.training.prior_data import CodePriorTask, check_balance_groups
 from tsvq.training.stages import Stage
 
@@ -89,8 +88,7 @@ class WaveNetTask(CodePriorTask):
 
 def train_wavenet(config: WaveNetStageConfig) -> Path:
     """Train the WaveNet prior stage; returns the folder of the best prior (by validation bits per code)."""
-    set_seed(config.training.seed)
-    return train(WaveNetTask(config), config.training)
+    return train_stage(WaveNetTask, config)
 
 
 STAGE = Stage(WaveNetStageConfig, train_wavenet)
