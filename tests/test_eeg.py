@@ -56,6 +56,33 @@ def test_bad_text_files_are_named_with_what_is_wrong(tmp_path):
         open_source(SourceConfig(path=str(folder / "setA"), exclude=["Z001", "Z002", "Z003"], text=text)).references()
 
 
+def test_a_header_row_names_the_columns_and_channel_names_pick_among_them(tmp_path):
+    """Tables exported from a recorder or a spreadsheet start with a row of names, often with a time column."""
+    rows = "\n".join(f"{t / 250:.3f},{np.sin(t / 20):.4f},{0.1 * np.cos(t / 7):.4f}" for t in range(1000))
+    (tmp_path / "p1.csv").write_text('\ufefftime,ECG,"EMG"\n' + rows + "\n")  # a BOM and a quoted name, as Excel writes
+    (tmp_path / "p2.csv").write_text("time,ECG\n" + rows + "\n")  # two names over three columns
+    picked = open_source(
+        SourceConfig(
+            path=str(tmp_path), group_by="record", text=TextConfig(sampling_rate_hz=250, channel_names=["ECG"])
+        )
+    )
+    refs = {r.name: r for r in picked.references()}
+    record = picked.read(refs["p1"], ReadOptions())
+    assert record.channel_names == ["ECG"] and record.signal.shape == (1000, 1)
+    np.testing.assert_allclose(record.signal[:3, 0], np.round(np.sin(np.arange(3) / 20), 4))
+    with pytest.raises(DataError, match=r"p2.csv: a header of 2 name\(s\) over 3 column\(s\)"):
+        picked.read(refs["p2"], ReadOptions())
+    every = open_source(SourceConfig(path=str(tmp_path / "p1.csv"), text=TextConfig(sampling_rate_hz=250)))
+    assert every.read(every.references()[0], ReadOptions()).channel_names == ["time", "ECG", "EMG"]
+    wrong = open_source(
+        SourceConfig(path=str(tmp_path / "p1.csv"), text=TextConfig(sampling_rate_hz=250, channel_names=["EEG"]))
+    )
+    with pytest.raises(
+        DataError, match=r"p1.csv: no channel named 'EEG'; available channels: \['time', 'ECG', 'EMG'\]"
+    ):
+        wrong.read(wrong.references()[0], ReadOptions())
+
+
 def test_a_stratified_split_cuts_every_class_by_the_fractions():
     groups = [f"{c}{i}" for c in "ABCDE" for i in range(10)]
     strata = {g: g[0] for g in groups}

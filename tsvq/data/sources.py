@@ -82,12 +82,13 @@ class TableConfig:
 
 @dataclass
 class TextConfig:
-    """Headerless text or CSV signal files: one column per channel, one row per sample, what the files do not say
-    given here. Bonn EEG: ``{sampling_rate_hz: 173.61, unit: uV, channel_names: [EEG], folder_label: set}``."""
+    """Text or CSV signal files: one column per channel, one row per sample, what the files do not say given here.
+    Bonn EEG: ``{sampling_rate_hz: 173.61, unit: uV, channel_names: [EEG], folder_label: set}``. A first row of
+    names (``time,ECG``) names the columns, and ``channel_names`` then picks among them (``[ECG]``)."""
 
     sampling_rate_hz: float
     unit: str = "mV"
-    channel_names: list[str] | None = None  # default: ch0, ch1, ...
+    channel_names: list[str] | None = None  # default: the header's names, else ch0, ch1, ...
     extensions: list[str] = field(default_factory=lambda: [".txt", ".csv"])  # matched in any case (.TXT)
     folder_label: str | None = None  # a record label whose value is the file's folder name (e.g. set: setE)
 
@@ -114,7 +115,7 @@ class SourceConfig:
     exclude: list[str] = field(default_factory=list)
     table: TableConfig | None = None
     label_values: dict[str, list] = field(default_factory=dict)
-    text: TextConfig | None = None  # headerless text/CSV files instead of WFDB records
+    text: TextConfig | None = None  # text/CSV files (a header row optional) instead of WFDB records
 
 
 def _names(values) -> list[str]:
@@ -388,7 +389,7 @@ class ArraySource:
 
 
 class TextSource:
-    """A folder of headerless text or CSV signal files (``TextConfig``): one record per file, a patient per file or
+    """A folder of text or CSV signal files (``TextConfig``): one record per file, a patient per file or
     per folder as ``group_by`` says, the folder name as a label where ``folder_label`` asks."""
 
     def __init__(self, config: SourceConfig):
@@ -435,13 +436,23 @@ class TextSource:
 
     def read(self, ref: RecordRef, options: ReadOptions) -> Record:
         path = self._paths[ref.name]
+        delimiter = "," if path.suffix.lower() == ".csv" else None
         try:
-            signal = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
+            header = _header_row(path, delimiter)
+            signal = np.loadtxt(
+                path, delimiter=delimiter, ndmin=2, skiprows=int(header is not None), encoding="utf-8-sig"
+            )
         except (ValueError, OSError) as error:
             raise DataError(f"{path}: not a table of numbers, one column per channel ({error})") from error
         if not signal.size:
             raise DataError(f"{path}: holds no sample")
-        names = list(self.text.channel_names or [f"ch{c}" for c in range(signal.shape[1])])
+        if header is not None:  # the header names the columns; the source's channel_names pick among them
+            if len(header) != signal.shape[1]:
+                raise DataError(f"{path}: a header of {len(header)} name(s) over {signal.shape[1]} column(s)")
+            chosen = select_channels(header, self.text.channel_names, where=str(path))
+            names, signal = [header[i] for i in chosen], signal[:, chosen]
+        else:
+            names = list(self.text.channel_names or [f"ch{c}" for c in range(signal.shape[1])])
         if len(names) != signal.shape[1]:
             raise DataError(
                 f"{path}: {signal.shape[1]} column(s), but the source names {len(names)} channel(s) {names}"
@@ -466,6 +477,18 @@ class TextSource:
     def fingerprint(self) -> list:
         self.references()
         return [[name, p.stat().st_size, int(p.stat().st_mtime)] for name, p in sorted(self._paths.items())]
+
+
+def _header_row(path: Path, delimiter: str | None) -> list[str] | None:
+    """The column names of a text table whose first row is names rather than numbers (``time,ECG``), else None."""
+    with open(path, encoding="utf-8-sig") as handle:
+        first = handle.readline()
+    fields = [f.strip().strip('"') for f in first.split(delimiter)]
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        return fields
+    return None
 
 
 def open_source(spec: str | dict | SourceConfig, default_group_by: str = "auto") -> WFDBSource | TextSource:
