@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -269,11 +270,18 @@ def test_denoise_command_writes_a_record_and_never_the_input(denoiser, tiny_runs
     x = ecg_like(20, rate, seed=1) + np.random.default_rng(0).normal(0, 0.1, int(20 * rate))
     record = write_record(tmp_path, "noisy", x, rate, ["ECG"])
     assert main(["denoise", str(record), "--pipeline", str(folder), "--out", str(tmp_path / "clean")]) == 0
-    assert "pipe): ECG); removed (RMS) ECG" in capsys.readouterr().out
+    said = re.search(r"pipe\): ECG\); removed \(RMS\) ECG (\S+) mV; beyond what a (.+) band-pass removes: ECG (\S+) mV",
+                     capsys.readouterr().out)  # fmt: skip
     import wfdb
 
     written = wfdb.rdrecord(str(tmp_path / "clean"))
     assert written.p_signal.shape == (len(x), 1) and written.sig_name == ["ECG"]
+    pipe = Pipeline.from_pretrained(folder)
+    assert said and said[2] == pipe.preprocessing.describe_band()
+    recorded = wfdb.rdrecord(str(record)).p_signal
+    band_only = pipe.preprocessing.band_limited(recorded, rate)  # the share a band-pass alone removes is told apart
+    np.testing.assert_allclose(float(said[3]), np.sqrt(np.mean((band_only - written.p_signal) ** 2)), rtol=0.01)
+    np.testing.assert_allclose(float(said[1]), np.sqrt(np.mean((recorded - written.p_signal) ** 2)), rtol=0.01)
     before = (tmp_path / "noisy.dat").read_bytes()
     assert main(["denoise", str(record), "--pipeline", str(folder), "--out", str(record)]) == 2
     assert (tmp_path / "noisy.dat").read_bytes() == before

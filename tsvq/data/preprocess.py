@@ -212,10 +212,20 @@ class Preprocessing:
         return dataclasses.asdict(self) | {"channel_names": list(self.channel_names)}
 
     def describe(self) -> str:
-        band = (
-            f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz" if self.lowpass_hz else f"above {self.highpass_hz:g} Hz"
+        return (
+            f"{self.sampling_rate_hz:g} Hz, {self.describe_band()} zero-phase Butterworth (order {self.filter_order})"
         )
-        return f"{self.sampling_rate_hz:g} Hz, {band} zero-phase Butterworth (order {self.filter_order})"
+
+    def describe_band(self) -> str:
+        if self.lowpass_hz:
+            return f"{self.highpass_hz or 0:g}-{self.lowpass_hz:g} Hz"
+        return f"above {self.highpass_hz:g} Hz" if self.highpass_hz else "full-band"
+
+    def band_limited(self, signal: np.ndarray, rate_hz: float) -> np.ndarray:
+        """One finite stretch filtered to the pipeline's band at its own rate: what a band-pass alone does to it."""
+        return bandpass(
+            np.asarray(signal, dtype=np.float64), rate_hz, self.highpass_hz, self.lowpass_hz, self.filter_order
+        )
 
     def check_rate(self, rate_hz: float, where: str) -> None:
         """A recording whose Nyquist frequency is below the pipeline's low-pass edge lacks part of the band the
