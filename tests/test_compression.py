@@ -195,6 +195,18 @@ def test_cli_compress_and_decompress_write_a_wfdb_record(pipe, tiny_pipeline, tm
     assert re.search(r"  detail layer( with beat templates)? \(step", printed)
     assert main(["decompress", str(tmp_path / "d.tsvqz"), *args, "--out", str(tmp_path / "out" / "d")]) == 0
     assert np.isfinite(read_record(tmp_path / "out" / "d").signal).all()
+    # without --pipeline: the pipeline the file names, when it is here; else the user is told to name it
+    assert main(["decompress", str(tmp_path / "d.tsvqz"), "--out", str(tmp_path / "out" / "named")]) == 0
+    np.testing.assert_array_equal(
+        read_record(tmp_path / "out" / "named").signal, read_record(tmp_path / "out" / "d").signal
+    )
+    moved = CompressedRecord.load(tmp_path / "d.tsvqz")
+    moved.pipeline = str(tmp_path / "gone")
+    moved.save(tmp_path / "moved.tsvqz")
+    assert main(["decompress", str(tmp_path / "moved.tsvqz"), "--out", str(tmp_path / "out" / "moved")]) == 2
+    said = capsys.readouterr().err
+    assert f"moved.tsvqz: made by the pipeline '{tmp_path / 'gone'}', which is not here; name its folder" in said
+    assert not (tmp_path / "out" / "moved.hea").exists()
 
 
 def corrupt_copies(path, tmp_path):

@@ -394,7 +394,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     for target in targets:
         check_output_path(target, [args.file], "decompressed record")
         check_output_file(target, args.overwrite, is_tsvq_record_file)
-    pipe = Pipeline.from_pretrained(args.pipeline, device=args.device)
+    pipe = Pipeline.from_pretrained(args.pipeline or _compressing_pipeline(args.file), device=args.device)
     decoded = pipe.decompress(
         args.file, rate=args.rate, derive_leads={"auto": None, "yes": True, "no": False}[args.derive_leads]
     )
@@ -410,6 +410,18 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         f"{', '.join(decoded.channel_names)}, format {args.format})"
     )
     return 0
+
+
+def _compressing_pipeline(file: str) -> str:
+    """The pipeline a compressed file names (a shipped name, or the folder it was loaded from), when it is here:
+    decompressing needs that very codec, and the file says which."""
+    from tsvq.compression import CompressedRecord
+    from tsvq.pretrained import list_pretrained
+
+    named = CompressedRecord.load(file).pipeline
+    if named in list_pretrained() or (Path(named) / "pipeline.json").is_file():
+        return named
+    raise DataError(f"{file}: made by the pipeline '{named}', which is not here; name its folder with --pipeline")
 
 
 def _record_to_repair(args: argparse.Namespace, what: str):
@@ -970,7 +982,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("file", help="compressed file made by `tsvq compress`")
-    p.add_argument("--pipeline", required=True, help="the pipeline folder that compressed it")
+    p.add_argument(
+        "--pipeline", help="the pipeline that compressed it (default: the one the file names, when it is here)"
+    )
     p.add_argument(
         "--rate",
         choices=["native", "pipeline"],
