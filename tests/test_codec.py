@@ -123,6 +123,11 @@ def test_bad_input_to_encode_and_decode_is_named():
         model.decode(np.array([[1.0, 2.0]]))  # codes given as floats
     with pytest.raises(DataError, match="expected a NumPy array"):
         model.encode([[0.0]])
+    for empty in ((0, 64, 1), (2, 0, 1)):  # torch's own errors: a reshape, a kernel larger than the input
+        with pytest.raises(
+            DataError, match=rf"at least one window of at least one sample, got \({empty[0]}, {empty[1]}, 1\)"
+        ):
+            model.encode(np.zeros(empty, dtype=np.float32))
 
 
 def _fit_sines(steps: int, num_quantizers: int = 1) -> tuple[VQVAE, list[float]]:

@@ -61,6 +61,8 @@ def as_signal_tensor(signals, channels: int, what: str = "signals") -> torch.Ten
         )
     if signals.ndim != 3:
         raise DataError(f"{what}: expected shape (B, L, C), got {tuple(signals.shape)}")
+    if not signals.shape[0] or not signals.shape[1]:
+        raise DataError(f"{what}: expected at least one window of at least one sample, got {tuple(signals.shape)}")
     if signals.shape[-1] != channels:
         raise DataError(
             f"{what}: the codec expects C = {channels} channel(s) in the last axis, got shape {tuple(signals.shape)}"
