@@ -165,6 +165,9 @@ def test_the_api_names_wrong_types_and_a_transposed_recording_in_one_line(shippe
             DataError, match=transposed.replace("signal", "compress" if call == shipped.compress else "signal")
         ):
             call(*args)
+    with pytest.raises(DataError, match=transposed.replace("signal", "preprocess")):
+        shipped.preprocess(gappy[None], RATE)
+    assert shipped.preprocess(x, RATE).shape == (3000, 1)  # one lead as (L,), as impute and compress take it
     rate = r"sampling rate must be a positive number of Hz, got '250'"
     for call in (shipped.impute, shipped.denoise, shipped.compress):
         with pytest.raises(DataError, match=rate):

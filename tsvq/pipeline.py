@@ -331,17 +331,16 @@ class Pipeline:
 
     # ----- preprocessing and whole recordings ----------------------------------------------------------
     def preprocess(self, signal, sampling_rate_hz: float) -> np.ndarray:
-        """A recording ``(L, C)`` in physical units at ``sampling_rate_hz`` -> ``(L', C)`` float32 conditioned like
-        the codec's training data (resampled to ``self.sampling_rate_hz``, band-passed); NaN gaps stay NaN.
+        """A recording ``(L, C)`` (or one lead ``(L,)``) in physical units at ``sampling_rate_hz`` -> ``(L', C)``
+        float32 conditioned like the codec's training data (resampled to ``self.sampling_rate_hz``, band-passed); NaN
+        gaps stay NaN.
 
         A single-lead codec treats each channel as its own recording (its gaps are its own); a multi-lead codec
         conditions its channels together. ``encode`` the result (any length that is a multiple of the downsample
         factor), or ``compress`` the recording instead.
         """
-        signal = np.asarray(signal, dtype=np.float64)
+        signal = one_recording(signal, "preprocess")
         prep = self.preprocessing
-        if signal.ndim != 2:
-            raise DataError(f"preprocess: expected one recording of shape (L, C), got {signal.shape}")
         if self.codec.config.in_channels > 1:
             return prep.apply(signal, sampling_rate_hz)
         return np.concatenate(

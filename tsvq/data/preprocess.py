@@ -259,11 +259,10 @@ class Preprocessing:
         return int(round(length * (self.sampling_rate_hz / rate_hz)))  # as prepare has always placed segments
 
     def apply(self, signal: np.ndarray, rate_hz: float, where: str = "signal") -> np.ndarray:
-        """A whole recording ``(L, C)`` at ``rate_hz`` -> ``(L', C)`` float32 at the pipeline rate, each finite
-        stretch resampled and filtered on its own (no filter runs across a gap); NaN gaps stay NaN."""
-        signal = np.asarray(signal)
-        if signal.ndim != 2:
-            raise DataError(f"{where}: expected one recording of shape (L, C), got {signal.shape}")
+        """A whole recording ``(L, C)`` (or one channel ``(L,)``) at ``rate_hz`` -> ``(L', C)`` float32 at the
+        pipeline rate, each finite stretch resampled and filtered on its own (no filter runs across a gap); NaN gaps
+        stay NaN."""
+        signal = one_recording(signal, where)
         self.check_rate(rate_hz, where)
         out = np.full((self.output_length(len(signal), rate_hz), signal.shape[1]), np.nan, dtype=np.float32)
         for start, end in finite_stretches(signal):
