@@ -435,3 +435,35 @@ def test_files_of_formats_1_and_2_still_decode_and_format_3_headers_are_small(sh
     assert len(deflate_header(header)) < 0.6 * plain  # the dictionary pays on every file
     # format 3 files inflate with exactly these bytes: a changed dictionary would break every file written
     assert hashlib.sha256(HEADER_DICTIONARY).hexdigest()[:12] == "abd4b560f1c3"
+
+
+def test_write_wfdb_never_writes_into_a_users_folder_and_checks_what_it_writes(tmp_path):
+    """`write_wfdb` wrote its records and a RECORDS file into any folder it was given: a user's database folder lost
+    its RECORDS list, and a bad call left an empty folder after wfdb's own error."""
+    from tsvq.sample_writer import write_wfdb
+
+    windows = np.stack([ecg_like(1, 250.0, seed=i)[:, None] for i in range(2)])
+    database = tmp_path / "db"
+    database.mkdir()
+    (database / "RECORDS").write_text("100\n")
+    with pytest.raises(DataError, match="db: exists and was not made by tsvq"):
+        write_wfdb(windows, 250, database, ["ECG"], ["mV"])
+    assert sorted(p.name for p in database.iterdir()) == ["RECORDS"] and (database / "RECORDS").read_text() == "100\n"
+    paths = write_wfdb(windows, 250, tmp_path / "generated", ["ECG"], ["mV"])
+    np.testing.assert_allclose(wfdb.rdrecord(str(paths[1])).p_signal, windows[1], atol=1e-3)
+    with pytest.raises(DataError, match="already there; pass --overwrite"):
+        write_wfdb(windows, 250, tmp_path / "generated", ["ECG"], ["mV"])
+    write_wfdb(windows[:1], 250, tmp_path / "generated", ["ECG"], ["mV"], overwrite=True)  # replaced whole
+    assert (tmp_path / "generated" / "RECORDS").read_text() == "sample_0000\n"
+    assert not (tmp_path / "generated" / "sample_0001.hea").exists()
+    holed = windows.copy()
+    holed[1] = np.nan
+    for bad, says in (
+        ((holed, 250, ["ECG"], ["mV"]), "window 1 holds no finite sample"),
+        ((windows, 250, ["I", "II"], ["mV"]), r"1 channel\(s\), but 2 name\(s\) and 1 unit\(s\)"),
+        ((windows[0], 250, ["ECG"], ["mV"]), r"expected windows of shape \(n, L, C\), got \(250, 1\)"),
+        ((windows, 0, ["ECG"], ["mV"]), "sampling rate must be a positive number of Hz, got 0"),
+    ):
+        with pytest.raises(DataError, match=says):
+            write_wfdb(bad[0], bad[1], tmp_path / "refused", bad[2], bad[3])
+        assert not (tmp_path / "refused").exists()

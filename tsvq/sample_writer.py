@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,27 +21,47 @@ def write_wfdb(
     units: list[str],
     prefix: str = "sample",
     comments: list[str] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
-    """Each window ``(L, C)`` of ``signals`` as a WFDB record (format 16, gain chosen per record by wfdb)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """Each window ``(L, C)`` of ``signals`` ``(n, L, C)`` as a WFDB record ``folder/PREFIX_0000`` (format 16, gain
+    chosen per record by wfdb), listed in ``folder/RECORDS``. The folder is tsvq's own: new, empty, or one tsvq
+    wrote (replaced whole, only with ``overwrite``), written beside it and moved into place; a user's folder (a
+    database whose RECORDS file this would replace) is never written into."""
+    from tsvq.data.preprocess import is_number, real_array
+    from tsvq.errors import DataError
+
+    signals = np.asarray(real_array(signals, "signals"), dtype=np.float64)
+    if signals.ndim != 3 or not signals.shape[0] or not signals.shape[1]:
+        raise DataError(f"signals: expected windows of shape (n, L, C), got {signals.shape}")
+    if not (len(channel_names) == len(units) == signals.shape[2]):
+        raise DataError(
+            f"signals: {signals.shape[2]} channel(s), but {len(channel_names)} name(s) and {len(units)} unit(s)"
+        )
+    if not is_number(rate_hz) or not 0 < rate_hz < np.inf:
+        raise DataError(f"signals: sampling rate must be a positive number of Hz, got {rate_hz!r}")
+    if not re.fullmatch(r"[-A-Za-z0-9_]+", prefix):
+        raise DataError(f"prefix {prefix!r}: a WFDB record name may hold only ASCII letters, digits, '_' and '-'")
+    empty = np.flatnonzero(~np.isfinite(signals).any(axis=(1, 2)))
+    if len(empty):
+        raise DataError(f"signals: window {empty[0]} holds no finite sample; a WFDB record needs at least one")
     names = []
     width = max(4, len(str(len(signals) - 1)))
-    for i, window in enumerate(signals):
-        name = f"{prefix}_{i:0{width}d}"
-        wfdb.wrsamp(
-            name,
-            fs=float(rate_hz),
-            units=list(units),
-            sig_name=list(channel_names),
-            p_signal=np.asarray(window, dtype=np.float64),
-            fmt=["16"] * window.shape[1],
-            comments=list(comments or []),
-            write_dir=str(folder),
-        )
-        names.append(name)
-    (folder / "RECORDS").write_text("".join(f"{n}\n" for n in names))
-    return [folder / n for n in names]
+    with atomic_directory(folder, overwrite, "WFDB folder") as tmp:
+        for i, window in enumerate(signals):
+            name = f"{prefix}_{i:0{width}d}"
+            wfdb.wrsamp(
+                name,
+                fs=float(rate_hz),
+                units=list(units),
+                sig_name=list(channel_names),
+                p_signal=window,
+                fmt=["16"] * window.shape[1],
+                comments=list(comments or []),
+                write_dir=str(tmp),
+            )
+            names.append(name)
+        (tmp / "RECORDS").write_text("".join(f"{n}\n" for n in names))
+    return [Path(folder) / n for n in names]
 
 
 def write_samples(
@@ -131,7 +152,6 @@ def write_record(
     files are replaced only with ``overwrite``, and only those of a record tsvq wrote (``comments`` should say
     what tsvq did, e.g. "denoised by tsvq (PIPELINE)", so that a later ``overwrite`` finds it tsvq's)."""
     import os
-    import re
     import tempfile
 
     from tsvq.errors import DataError
