@@ -25,7 +25,7 @@ import torch
 from benchmarks.common import save
 from benchmarks.mitbih import BEAT_AFTER_S, BEAT_BEFORE_S, DS2
 from tsvq.codec.metrics import codebook_report, prdn
-from tsvq.compression import CompressedRecord
+from tsvq.compressed_file import CompressedRecord
 from tsvq.data import read_record
 from tsvq.data.windows import AAMI_CLASSES
 from tsvq.pipeline import Pipeline

@@ -29,7 +29,8 @@ import torch
 from benchmarks import wavelet_coder
 from benchmarks.common import RESULTS, save
 from benchmarks.mitbih import DS2
-from tsvq.compression import CompressedRecord, prdn_per_channel
+from tsvq.compressed_file import CompressedRecord
+from tsvq.compression import prdn_per_channel
 from tsvq.data import read_record
 from tsvq.errors import DataError
 from tsvq.pipeline import Pipeline

@@ -33,7 +33,8 @@ import torch
 from benchmarks import wavelet_coder
 from benchmarks.common import RESULTS, save
 from benchmarks.rate_distortion import ptbxl_fold
-from tsvq.compression import CompressedRecord, prdn_per_channel
+from tsvq.compressed_file import CompressedRecord
+from tsvq.compression import prdn_per_channel
 from tsvq.data import read_record
 from tsvq.data.leads import INDEPENDENT_LEADS, STANDARD_LEADS, lead_label, with_derived_limb_leads
 from tsvq.pipeline import Pipeline

@@ -15,7 +15,8 @@ from conftest import ecg_like, write_record
 from tsvq.cli import main
 from tsvq.codec import VQVAE
 from tsvq.codec.streaming import decode_long, encode_long
-from tsvq.compression import CompressedRecord, pack_bits, prdn_per_channel, unpack_bits
+from tsvq.compressed_file import CompressedRecord, pack_bits, unpack_bits
+from tsvq.compression import prdn_per_channel
 from tsvq.data import WindowStore, read_record
 from tsvq.data.preprocess import Preprocessing
 from tsvq.errors import CheckpointError, ConfigError, DataError
@@ -302,7 +303,7 @@ np.save(sys.argv[2], np.concatenate(c.codes[0]))
 DECODE_WITH_TWO_THREADS = """
 import sys, numpy as np, torch
 torch.set_num_threads(2)
-from tsvq.compression import CompressedRecord
+from tsvq.compressed_file import CompressedRecord
 codes = np.concatenate(CompressedRecord.load(sys.argv[1]).codes[0])
 assert np.array_equal(codes, np.load(sys.argv[2])), "decoded codes differ"
 print("identical", len(codes))

@@ -21,7 +21,7 @@ import wfdb
 from conftest import ecg_like
 
 from tsvq.cli import main
-from tsvq.compression import MAGIC, CompressedRecord, deflate_header, inflate_header
+from tsvq.compressed_file import MAGIC, CompressedRecord, deflate_header, inflate_header
 from tsvq.errors import ConfigError, DataError
 from tsvq.io import OWNER_MARKER, atomic_directory, claim_workspace, is_tsvq_output, output_lock
 from tsvq.pipeline import Pipeline
@@ -418,7 +418,7 @@ def test_processes_claiming_one_folder_at_once_all_succeed(tmp_path):
 def test_files_of_formats_1_and_2_still_decode_and_format_3_headers_are_small(shipped, compressed):
     """Format 3 only deflates the header against a preset dictionary; files written as formats 1 (fixed-width
     codes, plain zlib header) and 2 (entropy-coded) by earlier versions decode to the same signal."""
-    from tsvq.compression import HEADER_DICTIONARY
+    from tsvq.compressed_file import HEADER_DICTIONARY
 
     current = compressed.to_bytes()
     header, payload = parts(current)

@@ -318,7 +318,7 @@ def _sampling_defaults(settings: list[str]) -> dict[str, dict]:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from tsvq.compression import is_compressed_file
+    from tsvq.compressed_file import is_compressed_file
     from tsvq.data import read_record
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
@@ -415,7 +415,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 def _compressing_pipeline(file: str) -> str:
     """The pipeline a compressed file names (a shipped name, or the folder it was loaded from), when it is here:
     decompressing needs that very codec, and the file says which."""
-    from tsvq.compression import CompressedRecord
+    from tsvq.compressed_file import CompressedRecord
     from tsvq.pretrained import list_pretrained
 
     named = CompressedRecord.load(file).pipeline
@@ -431,10 +431,10 @@ def _record_to_repair(args: argparse.Namespace, what: str):
     repaired by an mV pipeline as millivolts, and written back in microvolts)."""
     import numpy as np
 
-    from tsvq.compression import recording_channels, unit_scale
     from tsvq.data import read_record
     from tsvq.data.records import record_files
     from tsvq.pipeline import Pipeline
+    from tsvq.recording import recording_channels, unit_scale
     from tsvq.sample_writer import is_tsvq_record_file
 
     for target in (f"{args.out}.hea", f"{args.out}.dat"):
@@ -460,7 +460,7 @@ def _repaired_record(record, picked: list[int], repaired, note: str, extra=(), e
     header and on the console."""
     import numpy as np
 
-    from tsvq.compression import DecodedRecord
+    from tsvq.recording import DecodedRecord
 
     signal = np.full((len(repaired), record.signal.shape[1]), np.nan)
     signal[: len(record.signal)] = record.signal[: len(repaired)]

@@ -20,7 +20,6 @@ import torch
 from tsvq.codec.denoising import keep_input
 from tsvq.codec.search import encoder_reach
 from tsvq.codec.streaming import decode_long, map_long
-from tsvq.compression import check_amplitude
 from tsvq.data.preprocess import (
     CLIPPED,
     at_length,
@@ -31,6 +30,7 @@ from tsvq.data.preprocess import (
     resample,
 )
 from tsvq.errors import ConfigError, DataError
+from tsvq.recording import check_amplitude
 
 logger = logging.getLogger(__name__)
 

@@ -31,13 +31,14 @@ from safetensors.torch import save_file
 from tsvq import __version__, compression
 from tsvq.codec import VQVAE, Encoded, as_signal_tensor
 from tsvq.codec.denoising import DenoisingEncoder
-from tsvq.compression import CompressedRecord, DecodedRecord
+from tsvq.compressed_file import CompressedRecord
 from tsvq.data.preprocess import Preprocessing, is_number, one_recording
 from tsvq.errors import CheckpointError, ConfigError, DataError, check_count
 from tsvq.io import atomic_directory, read_json, write_json
 from tsvq.priors import WaveNetPrior, load_prior
 from tsvq.priors.base import sampling_options
 from tsvq.priors.signature import as_long
+from tsvq.recording import DecodedRecord
 from tsvq.repair import MAX_GAP_S
 from tsvq.safe_loading import load_model
 

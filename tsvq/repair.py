@@ -37,7 +37,6 @@ import torch
 from scipy.ndimage import uniform_filter1d
 
 from tsvq.codec.streaming import decode_long, decode_margin, encode_long, encode_margin
-from tsvq.compression import check_amplitude
 from tsvq.data.preprocess import at_length, flat_channel, one_recording, resample, true_runs
 from tsvq.errors import ConfigError, DataError, check_count
 from tsvq.infill import INPAINT_SAMPLER, draw_run
@@ -46,6 +45,7 @@ from tsvq.priors.base import sampling_options
 from tsvq.priors.diffusion import DiffusionPrior
 from tsvq.priors.maskgit import MaskGITPrior
 from tsvq.priors.wavenet import WaveNetPrior
+from tsvq.recording import check_amplitude
 from tsvq.rhythm import beat_fill, gap_plan_sides, plan_times_the_sides, planned_beats
 
 LEFT_CONTEXT_S = 4.096  # codes before a gap the prior reads (its receptive field on the demo's models)

@@ -146,7 +146,7 @@ def is_tsvq_record_file(path: str | Path) -> bool:
 def write_record(
     decoded, path: str | Path, fmt: str = "16", comments: list[str] | None = None, overwrite: bool = False
 ) -> Path:
-    """A decompressed recording (``tsvq.compression.DecodedRecord``) as the WFDB record ``path`` (no extension):
+    """A decompressed recording (``tsvq.recording.DecodedRecord``) as the WFDB record ``path`` (no extension):
     ``path.hea`` + ``path.dat`` in format 16 or 212, NaN gaps as WFDB's invalid-sample value. Written beside the
     target and moved into place, data file first, so a reader never finds a header without its data. Existing
     files are replaced only with ``overwrite``, and only those of a record tsvq wrote (``comments`` should say
