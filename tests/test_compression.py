@@ -196,6 +196,11 @@ def test_cli_compress_and_decompress_write_a_wfdb_record(pipe, tiny_pipeline, tm
     assert re.search(r"  detail layer( with beat templates)? \(step", printed)
     assert main(["decompress", str(tmp_path / "d.tsvqz"), *args, "--out", str(tmp_path / "out" / "d")]) == 0
     assert np.isfinite(read_record(tmp_path / "out" / "d").signal).all()
+    # compress without --pipeline: the shipped one, as impute and denoise; decompress reads it from the file
+    assert main(["compress", str(source), "--out", str(tmp_path / "shipped.tsvqz")]) == 0
+    assert CompressedRecord.load(tmp_path / "shipped.tsvqz").pipeline == "ecg-single-lead"
+    assert main(["decompress", str(tmp_path / "shipped.tsvqz"), "--out", str(tmp_path / "out" / "shipped")]) == 0
+    assert read_record(tmp_path / "out" / "shipped").channel_names == ["MLII"]
     # without --pipeline: the pipeline the file names, when it is here; else the user is told to name it
     assert main(["decompress", str(tmp_path / "d.tsvqz"), "--out", str(tmp_path / "out" / "named")]) == 0
     np.testing.assert_array_equal(

@@ -946,7 +946,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("record", help="WFDB record path (with or without .hea)")
-    p.add_argument("--pipeline", required=True, help="pipeline folder")
+    p.add_argument("--pipeline", default="ecg-single-lead", help="pipeline folder or shipped name")
     p.add_argument(
         "--channels",
         nargs="+",
