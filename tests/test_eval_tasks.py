@@ -11,17 +11,21 @@ from tests.conftest import tiny_training, write_record
 from tsvq.cli import main
 from tsvq.data import WindowStore
 from tsvq.errors import ConfigError, DataError
-from tsvq.evaluation.tasks import TaskConfig, stretches
+from tsvq.evaluation.tasks import TaskConfig, format_task, stretches
 
 
 def test_stretches_join_consecutive_windows_of_one_recording(tiny_runs):
     store = WindowStore(tiny_runs["store"])
     joined = stretches(store, "test", 6.0, 10, seed=0)
     per = int(np.ceil(6.0 * store.sampling_rate_hz / store.window_length))
-    assert joined and all(len(s) == per * store.window_length for s in joined)
+    assert joined and all(len(s.signal) == per * store.window_length and len(s.labels) == per for s in joined)
     first = store.split_indices("test")[:per]
     if (np.diff(store.index["start"][first]) == store.window_length).all():
-        assert any(np.array_equal(s, np.asarray(store.windows[first])[:, :, 0].reshape(-1)) for s in joined)
+        same = [s for s in joined if np.array_equal(s.signal, np.asarray(store.windows[first])[:, :, 0].reshape(-1))]
+        assert same and list(same[0].labels) == list(store.index["label"][first])
+    stretch = joined[0]  # a sample's label is its window's
+    assert stretch.label_at(0) == stretch.labels[0] and stretch.label_at(len(stretch.signal) - 1) == stretch.labels[-1]
+    assert stretch.label_at(store.window_length) == stretch.labels[1]
     with pytest.raises(DataError, match="consecutive"):
         stretches(store, "test", 3600.0, 10, seed=0)
     with pytest.raises(ConfigError, match="needs --noise"):
@@ -40,6 +44,34 @@ def test_eval_task_scores_the_pipeline_beside_the_baselines(task, tiny_pipeline,
     assert all(0 <= m["r_peak_f1"] <= 1 and m["prdn_mean"] > 0 for m in report["methods"].values())
     assert (out / "task.png").stat().st_size > 10_000
     assert "template_copy" in capsys.readouterr().out
+    by_label = report["by_label"]  # by the store's label of the window the hidden part lies in
+    assert set(by_label) <= set(WindowStore(tiny_runs["store"]).index["label"])
+    assert sum(next(iter(m.values()))["stretches"] for m in by_label.values()) == 3
+    assert all(set(m) == expected for m in by_label.values())
+    if len(by_label) == 1:
+        assert next(iter(by_label.values())) == report["methods"]
+
+
+def test_the_task_table_shows_each_label_beside_the_others():
+    def summary(prdn: float, stretches: int) -> dict:
+        return {"stretches": stretches, "prdn_mean": prdn, "prdn_median": prdn, "snr_db": 0.0, "r_peak_f1": 1.0}
+
+    report = {
+        "task": "impute", "stretches": 3, "stretch_seconds": 12.0,
+        "methods": {"tsvq": summary(90.0, 3), "linear": summary(110.0, 3)},
+        "by_label": {"N": {"tsvq": summary(80.0, 2), "linear": summary(105.0, 2)},
+                     "V": {"tsvq": summary(110.0, 1), "linear": summary(120.0, 1)}},
+    }  # fmt: skip
+    lines = format_task(report).splitlines()
+    start = lines.index("PRDN mean by the label of the window the hidden part lies in (stretches):")
+    assert lines[start + 1].split()[-4:] == ["N", "(2)", "V", "(1)"]
+    assert lines[start + 2].split() == ["tsvq", "80.0", "110.0"] and lines[start + 3].split() == [
+        "linear",
+        "105.0",
+        "120.0",
+    ]
+    report["by_label"] = {"N": report["methods"]}  # one label: nothing more to show
+    assert "by the label" not in format_task(report)
 
 
 def test_eval_task_fills_with_the_prior_it_is_told(tiny_pipeline, tiny_runs, tmp_path):
@@ -78,4 +110,7 @@ def test_eval_task_denoise_adds_recorded_noise(tiny_runs, tmp_path, capsys):
     noisy = report["by_snr_db"]["0"]["noisy"]["snr_db"]
     assert set(report["by_snr_db"]["0"]) == {"noisy", "wavelet", "tsvq"} and -12 < noisy < 0  # nst's 0 dB: QRS pp^2/8
     assert report["by_snr_db"]["12"]["noisy"]["snr_db"] > noisy + 8
+    assert set(report["by_snr_db_and_label"]) == {"0", "12"}  # and by the label most of a stretch's windows carry
+    for labels in report["by_snr_db_and_label"].values():
+        assert sum(m["noisy"]["stretches"] for m in labels.values()) == 2
     assert "dB in" in capsys.readouterr().out

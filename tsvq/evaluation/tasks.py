@@ -6,14 +6,18 @@ The held-out windows of a store are the truth. Consecutive windows of one record
 the baselines a specialist tries first (``tsvq.evaluation.repair_baselines``; band-pass and wavelet thresholding
 for noise), and every method is scored against the truth: PRDN of the repaired part, R peaks found by XQRS on
 the output against those XQRS finds on the truth (F1 within +-75 ms; a store keeps no beat positions), and for
-noise the output SNR. ``report.json`` and ``task.png`` (observed, truth, the pipeline's draws shaded) are written.
+noise the output SNR, over all stretches and by the store's window label where the repair happened (the AAMI class
+of the beats, a record's class: ``by_label``). ``report.json`` and ``task.png`` (observed, truth, the pipeline's
+draws shaded) are written.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pywt
@@ -55,8 +59,20 @@ class TaskConfig:
             raise ConfigError("--task denoise needs --noise RECORD... (e.g. nstdb's ma, bw, '118e00 - 118')")
 
 
-def stretches(store: WindowStore, split: str, seconds: float, n: int, seed: int) -> list[np.ndarray]:
-    """Up to ``n`` stretches ``(L,)`` (first channel) of consecutive windows of one recording, chosen seeded."""
+class Stretch(NamedTuple):
+    """Consecutive held-out windows of one recording, joined."""
+
+    signal: np.ndarray  # (L,) first channel
+    labels: np.ndarray  # the store's label of each of its windows (e.g. the AAMI class of its beats)
+    window_length: int
+
+    def label_at(self, sample: int) -> str:
+        """The label of the window that holds ``sample``."""
+        return str(self.labels[min(sample // self.window_length, len(self.labels) - 1)])
+
+
+def stretches(store: WindowStore, split: str, seconds: float, n: int, seed: int) -> list[Stretch]:
+    """Up to ``n`` stretches (first channel) of consecutive windows of one recording, chosen seeded."""
     indices = store.split_indices(split)
     if not len(indices):
         raise DataError(f"{store.path}: the '{split}' split holds no windows")
@@ -81,7 +97,15 @@ def stretches(store: WindowStore, split: str, seconds: float, n: int, seed: int)
             "ask for a shorter --stretch-seconds"
         )
     picked = np.random.default_rng(seed).permutation(len(runs))[:n]
-    return [np.asarray(store.windows[np.asarray(runs[i])])[:, :, 0].reshape(-1).astype(np.float64) for i in picked]
+    labels = store.index["label"]
+    return [
+        Stretch(
+            np.asarray(store.windows[np.asarray(runs[i])])[:, :, 0].reshape(-1).astype(np.float64),
+            labels[np.asarray(runs[i])],
+            length,
+        )
+        for i in picked
+    ]
 
 
 def repair_scores(truth: np.ndarray, output: np.ndarray, a: int, b: int, rate: float, beats=None) -> dict:
@@ -125,16 +149,19 @@ def wavelet_threshold(x: np.ndarray) -> np.ndarray:
     return pywt.waverec(kept, "sym8")[: len(x)]
 
 
-def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: float, rng) -> tuple[dict, list]:
-    """impute / forecast: every method's scores inside the hidden part, and a few examples for the plot."""
+def _repair_cases(pipeline, truths: list[Stretch], config: TaskConfig, rate: float, rng) -> tuple[dict, dict, list]:
+    """impute / forecast: every method's scores inside the hidden part, over all stretches and by the label of the
+    window that holds the hidden part's middle, and a few examples for the plot."""
     hidden = int(round(config.seconds * rate))
     margin = int(round(1.0 * rate))
     window = pipeline.preprocessing.window_length / pipeline.preprocessing.sampling_rate_hz
     least = config.seconds + max(2.0 if config.task == "impute" else 1.0, window)  # what impute needs observed
     rows: dict = {}
+    by_label: dict = {}
     examples = []
     baselines = BASELINES if config.task == "impute" else FORECAST_BASELINES
-    for k, truth in enumerate(truths):
+    for k, stretch in enumerate(truths):
+        truth = stretch.signal
         if len(truth) < least * rate:
             what = "gap" if config.task == "impute" else "forecast"
             raise DataError(f"a {config.seconds:g}-s {what} needs stretches of at least {least:g} s")
@@ -158,20 +185,35 @@ def _repair_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: 
         for name, fill in baselines.items():
             outputs[name] = truth.copy()
             outputs[name][a:b] = fill(truth, a, b, rate)
+        label = stretch.label_at((a + b) // 2)
         for name, output in outputs.items():
-            rows.setdefault(name, []).append(repair_scores(truth, output, a, b, rate))
+            score = repair_scores(truth, output, a, b, rate)
+            rows.setdefault(name, []).append(score)
+            by_label.setdefault(label, {}).setdefault(name, []).append(score)
         if len(examples) < 4:
             examples.append({"truth": truth, "a": a, "b": b, "draws": draws, "baseline": outputs[next(iter(baselines))],
                              "baseline_name": next(iter(baselines))})  # fmt: skip
-    return {name: summarise_scores(r) for name, r in rows.items()}, examples
+    return {name: summarise_scores(r) for name, r in rows.items()}, _summarised(by_label), examples
 
 
-def _denoise_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate: float, rng) -> tuple[dict, list]:
-    """denoise: per input SNR, every method's scores on the whole stretch, and examples at the second SNR."""
+def _summarised(by_label: dict) -> dict:
+    """``{label: {method: rows}}`` -> ``{label: {method: summary}}``, labels in order (none: ``""``, last)."""
+    return {
+        label: {name: summarise_scores(r) for name, r in methods.items()}
+        for label, methods in sorted(by_label.items(), key=lambda item: (item[0] == "", item[0]))
+    }
+
+
+def _denoise_cases(pipeline, truths: list[Stretch], config: TaskConfig, rate: float, rng) -> tuple[dict, dict, list]:
+    """denoise: per input SNR, every method's scores on the whole stretch, over all stretches and by the label most
+    of its windows carry, and examples at the second SNR."""
     bank = NoiseBank(config.noise, pipeline.preprocessing)
     by_snr: dict = {}
+    by_label: dict = {}
     examples = []
-    for truth in truths:
+    for stretch in truths:
+        truth = stretch.signal
+        label = Counter(map(str, stretch.labels)).most_common(1)[0][0]
         noise = bank.draw(rng, len(truth)).astype(np.float64)
         try:
             power = qrs_power(truth, r_peaks(truth, rate), rate)
@@ -183,9 +225,11 @@ def _denoise_cases(pipeline, truths: list[np.ndarray], config: TaskConfig, rate:
             for name, output in outputs.items():
                 score = repair_scores(truth, np.asarray(output, dtype=np.float64), 0, len(truth), rate)
                 by_snr.setdefault(f"{snr:g}", {}).setdefault(name, []).append(score)
+                by_label.setdefault(f"{snr:g}", {}).setdefault(label, {}).setdefault(name, []).append(score)
             if snr == config.snr_db[min(1, len(config.snr_db) - 1)] and len(examples) < 4:
                 examples.append({"truth": truth, "noisy": noisy, "tsvq": outputs["tsvq"], "snr": snr})
-    return {snr: {name: summarise_scores(r) for name, r in by.items()} for snr, by in by_snr.items()}, examples
+    figures = {snr: {name: summarise_scores(r) for name, r in by.items()} for snr, by in by_snr.items()}
+    return figures, {snr: _summarised(labels) for snr, labels in by_label.items()}, examples
 
 
 def _plot(task: str, examples: list[dict], rate: float, path: Path) -> None:
@@ -235,15 +279,17 @@ def evaluate_task(
     truths = stretches(store, config.split, config.stretch_s, config.n, config.seed)
     rng = np.random.default_rng(config.seed)
     cases = _denoise_cases if config.task == "denoise" else _repair_cases
-    figures, examples = cases(pipeline, truths, config, rate, rng)
+    figures, by_label, examples = cases(pipeline, truths, config, rate, rng)
     report = {
         "task": config.task,
         "config": asdict(config),
         "store": str(store.path),
         "pipeline": getattr(pipeline, "name", ""),
         "stretches": len(truths),
-        "stretch_seconds": len(truths[0]) / rate,
+        "stretch_seconds": len(truths[0].signal) / rate,
         ("by_snr_db" if config.task == "denoise" else "methods"): figures,
+        # by the store's window label (the AAMI class of the beats, a record's class, a lead): where it fails
+        ("by_snr_db_and_label" if config.task == "denoise" else "by_label"): by_label,
         "seconds": time.time() - started,
     }
     with atomic_directory(Path(out_dir), overwrite, "report folder") as tmp:
@@ -263,4 +309,22 @@ def format_task(report: dict) -> str:
             label = f"{group} dB in" if group else ""
             lines.append(f"{label:>14} {name:>22} {s['prdn_mean']:>10.1f} {s['prdn_median']:>8.1f} "
                          f"{s['snr_db']:>7.2f} {s['r_peak_f1']:>9.2f}")  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(lines + _label_table(report))
+
+
+def _label_table(report: dict) -> list[str]:
+    """PRDN mean by the store's window label, one column per label (none when the store has one label)."""
+    groups = report.get("by_snr_db_and_label") or {"": report.get("by_label", {})}
+    if all(len(labels) < 2 for labels in groups.values()):
+        return []
+    where = "stretch's windows" if "by_snr_db_and_label" in report else "window the hidden part lies in"
+    lines = [f"PRDN mean by the label of the {where} (stretches):"]
+    for group, labels in groups.items():
+        counts = {label: next(iter(methods.values()))["stretches"] for label, methods in labels.items()}
+        lines.append(
+            f"{'':>14} {'method':>22} " + " ".join(f"{f'{k or chr(8212)} ({n})':>12}" for k, n in counts.items())
+        )
+        for name in next(iter(labels.values())):
+            cells = " ".join(f"{labels[k][name]['prdn_mean']:>12.1f}" for k in labels)
+            lines.append(f"{f'{group} dB in' if group else '':>14} {name:>22} {cells}")
+    return lines
