@@ -486,6 +486,29 @@ def test_sampling_defaults_saved_with_the_pipeline_apply_unless_overridden(tiny_
         Pipeline.from_pretrained(out)
 
 
+def test_two_priors_of_one_kind_are_assembled_under_names(tiny_runs, tmp_path, capsys):
+    """Two WaveNets (say, two trainings) in one pipeline: ``--prior NAME=FOLDER``; by kind alone they clash."""
+    codec, wavenet, out = str(tiny_runs["codec"]), str(tiny_runs["wavenet"]), tmp_path / "pipe"
+    argv = ["assemble", "--codec", codec, "--prior", wavenet, f"hot={wavenet}", "--sampling", "hot.temperature=2"]
+    assert cli_main([*argv, "--out", str(out)]) == 0
+    pipe = Pipeline.from_pretrained(out)
+    assert sorted(pipe.priors) == ["hot", "wavenet"] and pipe.prior("hot").kind == "wavenet"
+    hot = pipe.sample(4, prior="hot", seed=3, progress=False)
+    assert hot.info["temperature"] == 2 and hot.info["prior"] == "hot"
+    np.testing.assert_array_equal(
+        hot.codes, pipe.sample(4, prior="wavenet", seed=3, progress=False, temperature=2).codes
+    )
+    capsys.readouterr()
+    assert cli_main(["assemble", "--codec", codec, "--prior", wavenet, wavenet, "--out", str(tmp_path / "x")]) == 2
+    assert "two priors named ['wavenet', 'wavenet']; name each as NAME=FOLDER" in capsys.readouterr().err
+    for bad in ("../codec", "a b", ".hidden"):
+        with pytest.raises(ConfigError, match="a name holds only letters"):
+            Pipeline.from_stages(codec, f"{bad}={wavenet}")
+    with pytest.raises(ConfigError, match=r"prior name '\.\./codec': letters, digits"):  # it would name a folder
+        Pipeline(pipe.codec, {"../codec": pipe.prior("hot")})
+    assert not (tmp_path / "x").exists()
+
+
 def test_assemble_half_stores_float16_weights_read_back_as_float32(tiny_runs, tmp_path):
     """``--half``: the named components' weights take half the bytes; loaded, the model is float32 with the same
     weights rounded to float16, and it samples as the full-precision one does, to that rounding."""

@@ -291,9 +291,10 @@ def _load_samples(spec: str) -> tuple[str, np.ndarray]:
 
 
 def cmd_assemble(args: argparse.Namespace) -> int:
-    from tsvq.pipeline import Pipeline
+    from tsvq.pipeline import Pipeline, named_folder
 
-    check_output_path(args.out, [args.codec, *(args.prior or []), *filter(None, [args.denoiser])], "pipeline folder")
+    priors = [named_folder(spec)[1] for spec in args.prior or []]
+    check_output_path(args.out, [args.codec, *priors, *filter(None, [args.denoiser])], "pipeline folder")
     pipe = Pipeline.from_stages(
         args.codec, *(args.prior or []), sampling=_sampling_defaults(args.sampling), denoiser=args.denoiser
     )
@@ -916,7 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--codec", required=True, help="trained codec folder (runs/<stage>/model)")
-    p.add_argument("--prior", nargs="*", help="trained prior folders, each named by its kind")
+    p.add_argument(
+        "--prior", nargs="*", help="trained prior folders, each named by its kind or as NAME=FOLDER (two of one kind)"
+    )
     p.add_argument("--denoiser", help="trained denoising encoder folder (tsvq train denoiser), for tsvq denoise")
     p.add_argument("--description", default="", help="one line saved in pipeline.json (shown by tsvq.list_pretrained)")
     p.add_argument(

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,21 @@ def float16_weights(path: Path) -> None:
     save_file({k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}, path, metadata=metadata)
 
 
+PRIOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a prior's name is its folder's in the pipeline
+
+
+def named_folder(spec: str | Path) -> tuple[str | None, Path]:
+    """A stage folder, optionally named: ``"NAME=FOLDER"`` -> ``(NAME, FOLDER)``, ``FOLDER`` -> ``(None, FOLDER)``
+    (a folder whose own path holds ``=`` and exists is taken whole)."""
+    text = os.fspath(spec)
+    name, separator, folder = text.partition("=")
+    if not separator or Path(text).exists():
+        return None, Path(text)
+    if not PRIOR_NAME.fullmatch(name):
+        raise ConfigError(f"prior {text!r}: a name holds only letters, digits, '_', '-' and '.' (NAME=FOLDER)")
+    return name, Path(folder)
+
+
 def checked_device(device: str | torch.device) -> torch.device:
     """``device`` as a ``torch.device`` this machine has, or a ConfigError saying what it lacks (torch's own
     errors are an assertion from deep inside, or a list of every device type torch knows)."""
@@ -116,6 +132,10 @@ class Pipeline:
         self.folder: Path | None = None  # the pipeline folder it was loaded from (outputs must not land in it)
         self._codec_id: str | None = None
         for prior_name, prior in self.priors.items():
+            if not isinstance(prior_name, str) or not PRIOR_NAME.fullmatch(prior_name):
+                raise ConfigError(
+                    f"prior name {prior_name!r}: letters, digits, '_', '-' and '.' (not first); it names its folder"
+                )
             try:
                 prior.check_codec(codec)
             except (CheckpointError, ConfigError) as error:
@@ -144,13 +164,13 @@ class Pipeline:
         sampling: dict[str, dict] | None = None,
         denoiser: str | Path | None = None,
     ) -> Pipeline:
-        """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind."""
-        loaded = [load_prior(folder, device) for folder in priors if folder is not None]
-        names = [prior.kind for prior in loaded]
+        """Assemble a pipeline from trained stage folders (``runs/<stage>/model``); each prior is named by its kind,
+        or by the name given as ``"NAME=FOLDER"`` (two priors of one kind, e.g. two WaveNets, need names)."""
+        specs = [named_folder(spec) for spec in priors if spec is not None]
+        loaded = [load_prior(folder, device) for _, folder in specs]
+        names = [name or prior.kind for (name, _), prior in zip(specs, loaded)]
         if len(set(names)) != len(names):
-            raise ConfigError(
-                f"two priors of one kind {names}; build Pipeline(codec, priors={{name: prior}}) to name them"
-            )
+            raise ConfigError(f"two priors named {names}; name each as NAME=FOLDER (e.g. wavenet-long=runs/w2/model)")
         return cls(
             load_model(VQVAE, codec).to(device),
             dict(zip(names, loaded)),
