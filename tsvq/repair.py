@@ -56,11 +56,11 @@ RHYTHM_BEFORE_S, RHYTHM_AFTER_S = 8.0, 4.0  # signal on either side of a gap who
 GUIDE_SPREAD = 64.0  # the guide's width in typical quantisation errors (squared distance), measured on MIT-BIH DS2
 # 2-s gaps: 16 and below keep the template beat as it is, 256 lets the prior move beats off their planned times
 LEVEL_CONTEXT_S = 2.0  # observed signal on each side whose median sets a fill's isoelectric level
-# A fill's step off the recording's own continuation at each edge is tapered away over this much (MIT-BIH DS1 draws
-# stepped 0.05 mV at the median, 6 times the recording's sample-to-sample change; tapered over 20 / 48 / 100 ms,
-# 0.5-s gaps: PRDN of a draw 95.8 -> 94.6 / 93.8 / 93.4, its R-peak F1 0.815 -> 0.825 / 0.831 / 0.824, median PRDN of
-# the mean of 16 76.4 -> 75.4 / 73.9 / 74.4; 2-s gaps, a draw 99.2 -> 99.0 / 98.9; a step to the edge sample itself,
-# not its continuation, gained half as much)
+# A fill's step off the recording's own continuation at each edge is tapered away over this much. MIT-BIH DS1 draws
+# stepped 0.05 mV at the median, 6 times the recording's sample-to-sample change. On draws dumped from DS1 (0.5-s
+# gaps), tapered over 20 / 48 / 100 ms: PRDN of a draw 95.8 -> 94.6 / 93.8 / 93.4, its R-peak F1 0.815 -> 0.825 /
+# 0.831 / 0.824 (aimed at the edge sample itself, not its continuation, half the gain). `benchmarks.gaps` on DS1, one
+# draw: 0.5-s gaps PRDN 95.7 -> 94.2, F1 0.820 -> 0.829; 2-s gaps 99.3 -> 99.0, F1 0.824 -> 0.826.
 EDGE_TAPER_S = 0.048
 SHORT_GAP_S = 0.4  # a shorter gap has no level of its own (MIT-BIH DS1, PRDN of a draw with / without the median
 # shift: 0.05 s 466 / 180, 0.3 s 124 / 90, 0.5 s 102 / 117), so it meets the recording at its ends instead, and
