@@ -320,10 +320,8 @@ def _label_table(report: dict) -> list[str]:
     where = "stretch's windows" if "by_snr_db_and_label" in report else "window the hidden part lies in"
     lines = [f"PRDN mean by the label of the {where} (stretches):"]
     for group, labels in groups.items():
-        counts = {label: next(iter(methods.values()))["stretches"] for label, methods in labels.items()}
-        lines.append(
-            f"{'':>14} {'method':>22} " + " ".join(f"{f'{k or chr(8212)} ({n})':>12}" for k, n in counts.items())
-        )
+        heads = [f"{label or 'none'} ({next(iter(by.values()))['stretches']})" for label, by in labels.items()]
+        lines.append(f"{'':>14} {'method':>22} " + " ".join(f"{head:>12}" for head in heads))
         for name in next(iter(labels.values())):
             cells = " ".join(f"{labels[k][name]['prdn_mean']:>12.1f}" for k in labels)
             lines.append(f"{f'{group} dB in' if group else '':>14} {name:>22} {cells}")
