@@ -24,7 +24,7 @@ import pywt
 
 from tsvq.data import WindowStore
 from tsvq.data.noise import NoiseBank, check_snr_db, qrs_power, scaled_to_snr
-from tsvq.errors import ConfigError, DataError
+from tsvq.errors import ConfigError, DataError, check_count
 from tsvq.evaluation.repair_baselines import BASELINES, FORECAST_BASELINES, beat_matches, r_peaks
 from tsvq.io import atomic_directory, check_output_path, claim_output_folder, write_json
 
@@ -50,8 +50,7 @@ class TaskConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {list(TASKS)}, got {self.task!r}")
-        if not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(f"n must be an integer of at least 1, got {self.n!r}")
+        self.n = check_count("n", self.n, 1)
         if not self.seconds > 0 or not self.stretch_s > 0:
             raise ConfigError("seconds and stretch_s must be positive")
         self.snr_db = check_snr_db(self.snr_db, "--snr")
